@@ -1,0 +1,406 @@
+"""The event catalogue: which fields each referral event type carries in its `data`, and the
+checks that turn a wire `data` object into the normalised, non-identifying dict that is stored.
+
+Legal basis per type is in domain.md §3; the lifecycle order is enforced by `domain.referral`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from domain.errors import InvalidEventError
+from domain.reference import ReferenceData
+
+MAX_TEXT = 200
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of an event's `data`: its kind, whether required, and what it refers to."""
+
+    name: str
+    kind: str  # text | bool | datetime | uuid | code | agency | category | enum
+    required: bool = False
+    reference: str | None = None  # code list name, or agency kinds joined by '|'
+    choices: tuple[str, ...] = ()
+    max_length: int = MAX_TEXT
+    title_vi: str = ""
+
+
+@dataclass(frozen=True)
+class EventTypeSpec:
+    """One wire event type: its name, who may emit it, and its type-specific fields."""
+
+    wire_type: str
+    title_vi: str
+    title_en: str
+    emitter: str  # holder | centre | oversight
+    fields: tuple[FieldSpec, ...]
+    legal_basis: str
+
+
+COMMON_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("person_id", "uuid", title_vi="Mã người (bí danh, ngẫu nhiên)"),
+    FieldSpec("proceedings_kind", "enum", choices=("criminal", "civil", "administrative"),
+              title_vi="Loại tố tụng"),
+    FieldSpec("eligible_category", "category", title_vi="Diện người được TGPL"),
+    FieldSpec("financial_hardship", "bool", title_vi="Có khó khăn về tài chính"),
+    FieldSpec("procedural_role", "code", reference="procedural_roles", title_vi="Tư cách tố tụng"),
+    FieldSpec("stage", "code", reference="stages", title_vi="Giai đoạn tố tụng"),
+    FieldSpec("age_band", "code", reference="age_bands", title_vi="Nhóm tuổi tại ngày sự kiện"),
+    FieldSpec("sex", "code", reference="sexes", title_vi="Giới tính"),
+    FieldSpec("official", "text", max_length=64, title_vi="Mã cán bộ thực hiện"),
+    FieldSpec("channel", "code", reference="channels", title_vi="Hình thức"),
+    FieldSpec("document_ref", "text", title_vi="Số/ký hiệu văn bản, biên bản"),
+)
+
+_CENTRE = "legal_aid_centre"
+_PROCEDURAL = "police|procuracy|court|detention_facility"
+
+EVENT_TYPES: dict[str, EventTypeSpec] = {
+    spec.wire_type: spec
+    for spec in (
+        EventTypeSpec(
+            "NOTIFICATION_ISSUED",
+            "Giải thích, thông báo về quyền được trợ giúp pháp lý (Mẫu 03)",
+            "Person told of the right to legal aid; Form 03 notice issued",
+            "holder",
+            (
+                FieldSpec("form", "enum", choices=("MAU_01", "MAU_03"), title_vi="Biểu mẫu"),
+                FieldSpec("trigger", "code", reference="notification_triggers",
+                          title_vi="Thời điểm giải thích"),
+                FieldSpec("minutes_ref", "text", title_vi="Biên bản tố tụng ghi nhận"),
+                FieldSpec("interpreter", "bool", title_vi="Có người phiên dịch"),
+            ),
+            "TTLT 10/2018 Điều 7 khoản 1; BLTTHS Điều 71",
+        ),
+        EventTypeSpec(
+            "AID_REQUESTED",
+            "Tiếp nhận yêu cầu trợ giúp pháp lý",
+            "Legal-aid request received",
+            "holder",
+            (
+                FieldSpec("request_form", "enum", choices=("written", "oral"),
+                          title_vi="Hình thức yêu cầu"),
+                FieldSpec("documents_complete", "bool", title_vi="Đủ giấy tờ chứng minh diện"),
+            ),
+            "BLTTHS Điều 71; Luật TGPL Điều 29",
+        ),
+        EventTypeSpec(
+            "REQUEST_TRANSFERRED",
+            "Chuyển yêu cầu trợ giúp pháp lý cho Trung tâm TGPL nhà nước",
+            "Request transferred to the State Legal Aid Centre",
+            "holder",
+            (FieldSpec("centre_id", "agency", required=True, reference=_CENTRE,
+                       title_vi="Trung tâm TGPL nhận yêu cầu"),),
+            "Luật TGPL Điều 31 khoản 3 (suy luận); TTLT 10/2018 Mẫu 03",
+        ),
+        EventTypeSpec(
+            "APPOINTMENT_REQUESTED",
+            "Đề nghị cử người bào chữa (chỉ định, BLTTHS Điều 76)",
+            "Appointment of defence counsel requested (CPC Art. 76)",
+            "holder",
+            (
+                FieldSpec("centre_id", "agency", required=True, reference=_CENTRE,
+                          title_vi="Trung tâm TGPL được đề nghị"),
+                FieldSpec("ground", "code", required=True, reference="appointment_grounds",
+                          title_vi="Căn cứ chỉ định"),
+            ),
+            "BLTTHS Điều 76",
+        ),
+        EventTypeSpec(
+            "CASE_TRANSFERRED",
+            "Chuyển vụ việc sang cơ quan hoặc giai đoạn tố tụng khác",
+            "Case moved to another procedural agency and/or stage",
+            "holder",
+            (
+                FieldSpec("to_agency_id", "agency", reference=_PROCEDURAL,
+                          title_vi="Cơ quan tiếp nhận"),
+                FieldSpec("to_stage", "code", reference="stages", title_vi="Giai đoạn mới"),
+            ),
+            "BLTTHS (chuyển hồ sơ giữa các giai đoạn)",
+        ),
+        EventTypeSpec(
+            "REQUEST_ACCEPTED",
+            "Trung tâm thụ lý vụ việc trợ giúp pháp lý",
+            "Centre accepted the case",
+            "centre",
+            (
+                FieldSpec("immediate", "bool", title_vi="Thụ lý ngay"),
+                FieldSpec("logbook_ref", "text", title_vi="Số thụ lý (Mẫu 01-TP-TGPL)"),
+            ),
+            "Luật TGPL Điều 30; TT 12/2018 Điều 5–6",
+        ),
+        EventTypeSpec(
+            "REQUEST_REFUSED",
+            "Trung tâm từ chối thụ lý",
+            "Centre refused the request",
+            "centre",
+            (
+                FieldSpec("reason", "code", required=True, reference="refusal_reasons",
+                          title_vi="Lý do từ chối"),
+                FieldSpec("written", "bool", required=True, title_vi="Từ chối bằng văn bản"),
+            ),
+            "Luật TGPL Điều 30 khoản 3",
+        ),
+        EventTypeSpec(
+            "AID_ASSIGNED",
+            "Cử người thực hiện trợ giúp pháp lý",
+            "Legal-aid provider assigned",
+            "centre",
+            (
+                FieldSpec("provider_id", "text", required=True, max_length=64,
+                          title_vi="Mã người thực hiện TGPL"),
+                FieldSpec("provider_type", "code", required=True, reference="provider_types",
+                          title_vi="Loại người thực hiện TGPL"),
+                FieldSpec("aid_form", "enum", required=True, choices=("DEFENCE", "PROTECTION"),
+                          title_vi="Bào chữa / bảo vệ quyền lợi"),
+            ),
+            "TTLT 10/2018 Điều 3 khoản 4; Luật TGPL",
+        ),
+        EventTypeSpec(
+            "COUNSEL_REGISTERED",
+            "Đăng ký bào chữa / bảo vệ quyền lợi",
+            "Defence (or protection) registered",
+            "holder",
+            (
+                FieldSpec("documents_complete_at", "datetime", required=True,
+                          title_vi="Thời điểm nhận đủ giấy tờ"),
+                FieldSpec("provider_id", "text", max_length=64, title_vi="Mã người thực hiện TGPL"),
+                FieldSpec("registration_ref", "text", title_vi="Số đăng ký"),
+            ),
+            "TTLT 10/2018 Điều 12; BLTTHS Điều 78",
+        ),
+        EventTypeSpec(
+            "AID_DECLINED",
+            "Người được TGPL từ chối trợ giúp pháp lý",
+            "Person declined legal aid",
+            "holder",
+            (
+                FieldSpec("three_party_record", "bool", required=True,
+                          title_vi="Có biên bản ba bên"),
+                FieldSpec("record_ref", "text", title_vi="Số biên bản"),
+            ),
+            "TTLT 29/2025 (theo dự thảo, CHƯA XÁC MINH)",
+        ),
+        EventTypeSpec(
+            "PROVIDER_CHANGED",
+            "Thay đổi người thực hiện trợ giúp pháp lý",
+            "Legal-aid provider changed",
+            "centre",
+            (
+                FieldSpec("provider_id", "text", required=True, max_length=64,
+                          title_vi="Mã người thực hiện TGPL mới"),
+                FieldSpec("provider_type", "code", required=True, reference="provider_types",
+                          title_vi="Loại người thực hiện TGPL"),
+                FieldSpec("requested_at", "datetime", required=True,
+                          title_vi="Thời điểm có yêu cầu thay đổi"),
+                FieldSpec("grounds", "code", required=True, reference="change_grounds",
+                          title_vi="Căn cứ thay đổi"),
+            ),
+            "Luật TGPL Điều 25",
+        ),
+        EventTypeSpec(
+            "AID_DISCONTINUED",
+            "Không tiếp tục thực hiện trợ giúp pháp lý",
+            "Legal aid discontinued",
+            "centre",
+            (FieldSpec("grounds", "code", required=True, reference="discontinuation_grounds",
+                       title_vi="Căn cứ"),),
+            "Luật TGPL Điều 37",
+        ),
+        EventTypeSpec(
+            "CASE_CLOSED",
+            "Kết thúc vụ việc trợ giúp pháp lý",
+            "Case closed",
+            "closer",
+            (
+                FieldSpec("close_reason", "code", required=True, reference="close_reasons",
+                          title_vi="Lý do kết thúc"),
+                FieldSpec("outcome", "enum", choices=("SUCCESSFUL", "NOT_SUCCESSFUL", "UNKNOWN"),
+                          title_vi="Kết quả"),
+            ),
+            "TT 12/2018 Điều 10",
+        ),
+        EventTypeSpec(
+            "QUALITY_ASSESSED",
+            "Đánh giá chất lượng vụ việc",
+            "Case quality assessed",
+            "oversight",
+            (
+                FieldSpec("result", "code", required=True, reference="quality_results",
+                          title_vi="Kết quả đánh giá"),
+                FieldSpec("reviewer", "text", max_length=64, title_vi="Mã người đánh giá"),
+            ),
+            "TT 12/2018 Điều 15 (sửa đổi bởi TT 03/2021)",
+        ),
+    )
+}
+
+OPENING_TYPES = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "APPOINTMENT_REQUESTED")
+OPENING_REQUIRED = ("person_id", "proceedings_kind", "procedural_role", "stage")
+
+_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def field_specs(wire_type: str) -> dict[str, FieldSpec]:
+    """Every field the type accepts in `data`, common fields included."""
+    spec = EVENT_TYPES[wire_type]
+    return {f.name: f for f in (*COMMON_FIELDS, *spec.fields)}
+
+
+def event_type_spec(wire_type: Any) -> EventTypeSpec:
+    """The spec of a wire type, or EVENT_TYPE_UNKNOWN."""
+    if not isinstance(wire_type, str) or wire_type not in EVENT_TYPES:
+        raise InvalidEventError("EVENT_TYPE_UNKNOWN", "type", value=str(wire_type)[:64])
+    return EVENT_TYPES[wire_type]
+
+
+def parse_instant(value: Any, field_name: str) -> datetime:
+    """An ISO-8601 timestamp with an explicit UTC offset; anything else is rejected."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and 10 <= len(value) <= 40:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidEventError(
+                "FIELD_INVALID", field_name,
+                rule_vi="phải là thời điểm theo ISO 8601, ví dụ 2026-01-05T09:30:00+07:00",
+                rule_en="must be an ISO 8601 instant, e.g. 2026-01-05T09:30:00+07:00",
+            ) from None
+    else:
+        raise InvalidEventError(
+            "FIELD_INVALID", field_name,
+            rule_vi="phải là chuỗi thời điểm theo ISO 8601 có múi giờ",
+            rule_en="must be an ISO 8601 string with a UTC offset",
+        )
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise InvalidEventError("TIMESTAMP_WITHOUT_OFFSET", field_name)
+    return parsed
+
+
+def clean_text(value: Any, field_name: str, max_length: int = MAX_TEXT) -> str:
+    """A short, printable, non-empty string."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEventError(
+            "FIELD_INVALID", field_name,
+            rule_vi="phải là chuỗi ký tự không rỗng", rule_en="must be a non-empty string",
+        )
+    if len(value) > max_length:
+        raise InvalidEventError(
+            "FIELD_INVALID", field_name,
+            rule_vi=f"dài tối đa {max_length} ký tự", rule_en=f"at most {max_length} characters",
+        )
+    if _UNSAFE_TEXT.search(value):
+        raise InvalidEventError(
+            "FIELD_INVALID", field_name,
+            rule_vi="chứa ký tự điều khiển hoặc Unicode hỏng",
+            rule_en="contains control characters or broken Unicode",
+        )
+    return value.strip()
+
+
+def normalise_data(
+    wire_type: str, data: Any, reference: ReferenceData
+) -> dict[str, Any]:
+    """Checks a wire `data` object field by field and returns its stored form.
+
+    Every field is named in the error it raises; unknown fields are refused rather than kept,
+    because the log is immutable and must not collect data nobody vetted (PDPL 2025, minimise).
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InvalidEventError(
+            "FIELD_INVALID", "data", rule_vi="phải là một đối tượng JSON",
+            rule_en="must be a JSON object",
+        )
+    specs = field_specs(wire_type)
+    out: dict[str, Any] = {}
+    for name in data:
+        if name not in specs:
+            raise InvalidEventError(
+                "FIELD_UNKNOWN", f"data.{str(name)[:64]}", event_type=wire_type
+            )
+    for name, spec in specs.items():
+        path = f"data.{name}"
+        value = data.get(name)
+        if value is None:
+            if spec.required:
+                raise InvalidEventError("FIELD_REQUIRED", path)
+            continue
+        out[name] = _check_value(spec, value, path, reference)
+    return out
+
+
+def _check_value(spec: FieldSpec, value: Any, path: str, reference: ReferenceData) -> Any:
+    kind = spec.kind
+    if kind == "text":
+        return clean_text(value, path, spec.max_length)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise InvalidEventError(
+                "FIELD_INVALID", path, rule_vi="phải là true hoặc false",
+                rule_en="must be true or false",
+            )
+        return value
+    if kind == "datetime":
+        return parse_instant(value, path).isoformat()
+    if kind == "uuid":
+        try:
+            return str(uuid.UUID(str(value))) if isinstance(value, str) else _bad_uuid(path)
+        except ValueError:
+            return _bad_uuid(path)
+    if kind == "enum":
+        if value not in spec.choices:
+            raise InvalidEventError(
+                "FIELD_INVALID", path,
+                rule_vi="phải là một trong " + ", ".join(spec.choices),
+                rule_en="must be one of " + ", ".join(spec.choices),
+            )
+        return value
+    if kind == "code":
+        code = clean_text(value, path, 64)
+        if code not in reference.codes(spec.reference or ""):
+            raise InvalidEventError(
+                "VALUE_NOT_IN_REFERENCE", path, value=code, reference=spec.reference
+            )
+        return code
+    if kind == "category":
+        code = clean_text(value, path, 64)
+        if code not in reference.categories:
+            raise InvalidEventError(
+                "VALUE_NOT_IN_REFERENCE", path, value=code, reference="eligible_categories"
+            )
+        return code
+    if kind == "agency":
+        agency_id = clean_text(value, path, 64)
+        agency = reference.agencies.get(agency_id)
+        if agency is None:
+            raise InvalidEventError("AGENCY_UNKNOWN", path, value=agency_id)
+        allowed = (spec.reference or "").split("|")
+        if agency.kind not in allowed:
+            from domain.reference import KIND_NAMES_VI
+
+            raise InvalidEventError(
+                "AGENCY_WRONG_KIND", path, value=agency_id, kind=agency.kind,
+                kind_vi=KIND_NAMES_VI.get(agency.kind, agency.kind),
+                expected=" or ".join(allowed),
+                expected_vi=" hoặc ".join(KIND_NAMES_VI.get(k, k) for k in allowed),
+            )
+        return agency_id
+    raise ValueError(f"unknown field kind {kind}")  # programming error in the catalogue
+
+
+def _bad_uuid(path: str) -> str:
+    raise InvalidEventError(
+        "FIELD_INVALID", path,
+        rule_vi="phải là UUID ngẫu nhiên do hệ thống của cơ quan sinh ra (không dùng số CCCD)",
+        rule_en="must be a random UUID generated by the agency's system (never an ID number)",
+    )

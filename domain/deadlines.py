@@ -1,0 +1,454 @@
+"""Legal time limits as data, and the pure functions that judge a case history against them.
+
+The legal reasoning of each limit (its article, its number, its clock, whether the basis is
+verified) lives in `infra/reference_data/time_limits.json`; this module only knows how to
+validate such a table, how to run each clock (`domain.calendar`) and how to pair the fact that
+starts a limit with the fact that meets it. Pure stdlib; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from domain.calendar import WorkingCalendar
+
+PROCEEDINGS_KINDS = ("criminal", "civil", "administrative")
+PROCEDURAL_ROLES = frozenset({
+    "DENOUNCED", "RECOMMENDED_FOR_PROSECUTION", "EMERGENCY_HELD", "ARRESTED",
+    "TEMPORARILY_DETAINED", "SUSPECT", "DEFENDANT", "VICTIM", "WITNESS", "DIVERSION",
+    "PRISONER", "LITIGANT",
+})
+CLOCKS = ("hours", "working_days", "calendar_days")
+RESPONSIBLE = ("holder", "centre")
+STATUSES = ("met", "missed", "running", "cancelled")
+
+APPOINTMENT_TYPE = "APPOINTMENT_REQUESTED"
+ACCEPTANCE_TYPE = "REQUEST_ACCEPTED"
+
+_TYPE_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+# --------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseFact:
+    """One recorded event of a case, reduced to what the time limits need."""
+
+    version: int
+    type: str
+    occurred_at: datetime
+    agency_id: str
+    holder_agency_id: str | None
+    centre_id: str | None
+    procedural_role: str | None
+    stage: str | None
+    proceedings_kind: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise ValueError(f"CaseFact.version must be an int >= 1, got {self.version!r}")
+        if not isinstance(self.type, str) or not self.type:
+            raise ValueError("CaseFact.type must be a non-empty string")
+        if (
+            not isinstance(self.occurred_at, datetime)
+            or self.occurred_at.tzinfo is None
+            or self.occurred_at.utcoffset() is None
+        ):
+            raise ValueError(f"CaseFact.occurred_at must be a timezone-aware datetime "
+                             f"(fact version {self.version})")
+        if self.proceedings_kind not in PROCEEDINGS_KINDS:
+            raise ValueError(f"CaseFact.proceedings_kind must be one of {PROCEEDINGS_KINDS}, "
+                             f"got {self.proceedings_kind!r}")
+        if not isinstance(self.data, Mapping):
+            raise ValueError("CaseFact.data must be a mapping")
+
+
+@dataclass(frozen=True)
+class TimeLimitRule:
+    """One legal time limit: what starts it, what meets it, how long, on which clock."""
+
+    rule_id: str
+    title_vi: str
+    title_en: str
+    legal_basis: str
+    trigger_types: tuple[str, ...]
+    trigger_field: str | None
+    target_types: tuple[str, ...]
+    limit: int
+    clock: str
+    conditions: Mapping[str, Any]
+    cancelled_by: tuple[str, ...]
+    responsible: str
+    verified: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class TimeLimitVerdict:
+    """How one trigger of one rule stands at the evaluation instant."""
+
+    rule_id: str
+    trigger_version: int
+    trigger_at: datetime
+    deadline: datetime
+    status: str  # met | missed | running | cancelled
+    target_version: int | None
+    met_at: datetime | None
+    outstanding: bool  # missed with no target nor cancellation yet: overdue now
+    responsible_agency_id: str | None
+    legal_basis: str
+
+
+# --------------------------------------------------------------------------------------------
+# The rules table
+# --------------------------------------------------------------------------------------------
+
+_REQUIRED = ("rule_id", "title_vi", "title_en", "legal_basis", "trigger_types", "target_types",
+             "limit", "clock", "responsible", "verified")
+_OPTIONAL = ("trigger_field", "conditions", "cancelled_by", "note")
+_CONDITION_KEYS = ("procedural_role_in", "proceedings_kind_in", "immediate")
+
+
+def _bad(rule: str, field_name: str, problem: str) -> ValueError:
+    return ValueError(f"time-limit rule {rule}: field {field_name!r} {problem}")
+
+
+def _text(rec: Mapping[str, Any], rule: str, name: str) -> str:
+    value = rec[name]
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(rule, name, "must be a non-empty string")
+    return value
+
+
+def _types(
+    rec: Mapping[str, Any],
+    rule: str,
+    name: str,
+    known: Collection[str] | None,
+    *,
+    allow_empty: bool,
+) -> tuple[str, ...]:
+    value = rec.get(name, [])
+    if not isinstance(value, (list, tuple)):
+        raise _bad(rule, name, "must be a list of event type names")
+    if not value and not allow_empty:
+        raise _bad(rule, name, "must not be empty")
+    for item in value:
+        if not isinstance(item, str) or not _TYPE_NAME.match(item):
+            raise _bad(rule, name, f"has {item!r}, not an event type name (e.g. AID_ASSIGNED)")
+        if known is not None and item not in known:
+            raise _bad(rule, name, f"has {item!r}, which is not a known event type")
+    if len(set(value)) != len(value):
+        raise _bad(rule, name, "lists a type twice")
+    return tuple(value)
+
+
+def _conditions(
+    rec: Mapping[str, Any], rule: str, known_roles: Collection[str]
+) -> Mapping[str, Any]:
+    value = rec.get("conditions", {})
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise _bad(rule, "conditions", "must be an object")
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        path = f"conditions.{key}"
+        if key not in _CONDITION_KEYS:
+            raise _bad(rule, path, f"is not a supported condition {list(_CONDITION_KEYS)}")
+        if key == "immediate":
+            if not isinstance(item, bool):
+                raise _bad(rule, path, "must be true or false")
+            out[key] = item
+            continue
+        allowed = known_roles if key == "procedural_role_in" else PROCEEDINGS_KINDS
+        if not isinstance(item, (list, tuple)) or not item:
+            raise _bad(rule, path, "must be a non-empty list")
+        for code in item:
+            if code not in allowed:
+                raise _bad(rule, path, f"has unknown value {code!r}")
+        out[key] = frozenset(item)
+    return MappingProxyType(out)
+
+
+def rule_from_record(
+    rec: Any,
+    index: int = 0,
+    *,
+    known_types: Collection[str] | None = None,
+    known_roles: Collection[str] = PROCEDURAL_ROLES,
+) -> TimeLimitRule:
+    """One validated rule; every error names the rule id (or its position) and the field."""
+    label = f"#{index}"
+    if not isinstance(rec, Mapping):
+        raise ValueError(f"time-limit rule {label}: must be an object")
+    raw_id = rec.get("rule_id")
+    if isinstance(raw_id, str) and raw_id.strip():
+        label = repr(raw_id)
+    for name in _REQUIRED:
+        if name not in rec:
+            raise _bad(label, name, "is required")
+    unknown = set(rec) - set(_REQUIRED) - set(_OPTIONAL)
+    if unknown:
+        raise _bad(label, sorted(unknown)[0], "is not a rule field")
+    rule_id = _text(rec, label, "rule_id")
+    if not re.match(r"^[A-Z][A-Z0-9_]*$", rule_id):
+        raise _bad(label, "rule_id", "must be upper-case letters, digits and '_'")
+    trigger_types = _types(rec, label, "trigger_types", known_types, allow_empty=False)
+    target_types = _types(rec, label, "target_types", known_types, allow_empty=False)
+    cancelled_by = _types(rec, label, "cancelled_by", known_types, allow_empty=True)
+    trigger_field = rec.get("trigger_field")
+    if trigger_field is not None:
+        if not isinstance(trigger_field, str) or not _FIELD_NAME.match(trigger_field):
+            raise _bad(label, "trigger_field", "must be null or a data field name")
+        if set(trigger_types) != set(target_types):
+            raise _bad(label, "trigger_types",
+                       "must equal target_types when trigger_field is set (the target fact "
+                       "carries its own trigger instant)")
+        if cancelled_by:
+            raise _bad(label, "cancelled_by",
+                       "must be empty when trigger_field is set (such a limit is met or missed)")
+    elif set(trigger_types) & set(target_types):
+        raise _bad(label, "target_types", "must not overlap trigger_types")
+    if set(cancelled_by) & (set(trigger_types) | set(target_types)):
+        raise _bad(label, "cancelled_by", "must not overlap trigger_types or target_types")
+    limit = rec["limit"]
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise _bad(label, "limit", f"must be an integer >= 0, got {limit!r}")
+    clock = rec["clock"]
+    if clock not in CLOCKS:
+        raise _bad(label, "clock", f"must be one of {list(CLOCKS)}, got {clock!r}")
+    responsible = rec["responsible"]
+    if responsible not in RESPONSIBLE:
+        raise _bad(label, "responsible", f"must be one of {list(RESPONSIBLE)}, got {responsible!r}")
+    verified = rec["verified"]
+    if not isinstance(verified, bool):
+        raise _bad(label, "verified", "must be true or false")
+    note = rec.get("note", "")
+    if not isinstance(note, str):
+        raise _bad(label, "note", "must be a string")
+    return TimeLimitRule(
+        rule_id=rule_id,
+        title_vi=_text(rec, label, "title_vi"),
+        title_en=_text(rec, label, "title_en"),
+        legal_basis=_text(rec, label, "legal_basis"),
+        trigger_types=trigger_types,
+        trigger_field=trigger_field,
+        target_types=target_types,
+        limit=limit,
+        clock=clock,
+        conditions=_conditions(rec, label, known_roles),
+        cancelled_by=cancelled_by,
+        responsible=responsible,
+        verified=verified,
+        note=note,
+    )
+
+
+def rules_from_records(
+    records: list[dict],
+    *,
+    known_types: Collection[str] | None = None,
+    known_roles: Collection[str] = PROCEDURAL_ROLES,
+) -> tuple[TimeLimitRule, ...]:
+    """Validates the `rules` list of the time-limits file and returns it as rule values.
+
+    Raises ValueError naming the rule id and the field on any bad data; rule ids are unique.
+    Pass `known_types` (e.g. the event catalogue's wire types) to also check type names.
+    """
+    if not isinstance(records, (list, tuple)):
+        raise ValueError("time-limit rules: must be a list of objects")
+    rules = []
+    seen: set[str] = set()
+    for index, rec in enumerate(records):
+        rule = rule_from_record(rec, index, known_types=known_types, known_roles=known_roles)
+        if rule.rule_id in seen:
+            raise _bad(repr(rule.rule_id), "rule_id", "is used by two rules")
+        seen.add(rule.rule_id)
+        rules.append(rule)
+    return tuple(rules)
+
+
+# --------------------------------------------------------------------------------------------
+# Judging a case history
+# --------------------------------------------------------------------------------------------
+
+
+def compute_deadline(rule: TimeLimitRule, start: datetime, calendar: WorkingCalendar) -> datetime:
+    """End of `rule`'s limit started at `start`, on the rule's clock (CPC 2015 Art. 134)."""
+    if rule.clock == "hours":
+        return calendar.deadline_in_hours(start, rule.limit)
+    if rule.clock == "working_days":
+        return calendar.deadline_in_working_days(start, rule.limit)
+    return calendar.deadline_in_calendar_days(start, rule.limit)
+
+
+def is_immediate(trigger: CaseFact, between: Sequence[CaseFact]) -> bool:
+    """Whether the Centre must act "ngay" (immediately) on this trigger.
+
+    Thụ lý ngay: a mandatory appointment (CPC 2015 Art. 76, so every APPOINTMENT_REQUESTED),
+    a notice flagged immediate, or the Centre's acceptance recorded as immediate (TT 12/2018
+    Art. 6; LAL 2017 Art. 31(3)) among the facts after the trigger and before its target.
+    """
+    if trigger.type == APPOINTMENT_TYPE or trigger.data.get("immediate") is True:
+        return True
+    return any(f.type == ACCEPTANCE_TYPE and f.data.get("immediate") is True for f in between)
+
+
+def _applies(rule: TimeLimitRule, trigger: CaseFact, immediate: bool) -> bool:
+    cond = rule.conditions
+    roles = cond.get("procedural_role_in")
+    if roles is not None and trigger.procedural_role not in roles:
+        return False
+    kinds = cond.get("proceedings_kind_in")
+    if kinds is not None and trigger.proceedings_kind not in kinds:
+        return False
+    wanted = cond.get("immediate")
+    return wanted is None or wanted == immediate
+
+
+def _instant(value: Any, where: str) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{where}: {value!r} is not an ISO-8601 instant") from None
+    else:
+        raise ValueError(f"{where}: missing or not a datetime")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError(f"{where}: must carry a UTC offset")
+    return parsed
+
+
+def _responsible_at(
+    rule: TimeLimitRule, facts: Sequence[CaseFact], cutoff: datetime, fallback: CaseFact
+) -> str | None:
+    """The holder (or addressed Centre) as of the last fact at or before `cutoff`."""
+    chosen = None
+    for fact in facts:  # in version order
+        if fact.occurred_at <= cutoff:
+            chosen = fact
+    source = chosen if chosen is not None else fallback
+    return source.centre_id if rule.responsible == "centre" else source.holder_agency_id
+
+
+def _verdict(
+    rule: TimeLimitRule,
+    facts: Sequence[CaseFact],
+    trigger_version: int,
+    trigger_at: datetime,
+    deadline: datetime,
+    target: CaseFact | None,
+    cancel: CaseFact | None,
+    at: datetime,
+    fallback: CaseFact,
+) -> TimeLimitVerdict:
+    outstanding = False
+    if target is not None:
+        status = "met" if target.occurred_at <= deadline else "missed"
+    elif cancel is not None:
+        status = "cancelled" if cancel.occurred_at <= deadline else "missed"
+    elif at <= deadline:
+        status = "running"
+    else:
+        status, outstanding = "missed", True
+    if status == "met":
+        responsible = target.agency_id  # type: ignore[union-attr]
+    else:
+        responsible = _responsible_at(rule, facts, min(deadline, at), fallback)
+    return TimeLimitVerdict(
+        rule_id=rule.rule_id,
+        trigger_version=trigger_version,
+        trigger_at=trigger_at,
+        deadline=deadline,
+        status=status,
+        target_version=target.version if target is not None else None,
+        met_at=target.occurred_at if target is not None else None,
+        outstanding=outstanding,
+        responsible_agency_id=responsible,
+        legal_basis=rule.legal_basis,
+    )
+
+
+def _pair(
+    rule: TimeLimitRule, facts: Sequence[CaseFact]
+) -> list[tuple[CaseFact, CaseFact | None, CaseFact | None]]:
+    """(trigger, target, cancellation) for every trigger of the rule's types, FIFO.
+
+    Each target answers the earliest trigger still open before it, whatever the trigger's
+    conditions (the same notice is answered once, whichever limit then applies); a
+    cancelling fact closes every trigger still open.
+    """
+    open_triggers: deque[CaseFact] = deque()
+    closed: dict[int, tuple[CaseFact | None, CaseFact | None]] = {}
+    triggers: list[CaseFact] = []
+    for fact in facts:
+        if fact.type in rule.target_types and open_triggers:
+            closed[open_triggers.popleft().version] = (fact, None)
+        if fact.type in rule.cancelled_by:
+            while open_triggers:
+                closed[open_triggers.popleft().version] = (None, fact)
+        if fact.type in rule.trigger_types:
+            open_triggers.append(fact)
+            triggers.append(fact)
+    return [(t, *closed.get(t.version, (None, None))) for t in triggers]
+
+
+def evaluate_time_limits(
+    facts: Sequence[CaseFact],
+    rules: Sequence[TimeLimitRule],
+    calendar: WorkingCalendar,
+    at: datetime,
+) -> list[TimeLimitVerdict]:
+    """Judges one case history against every rule, as it stood at the instant `at`.
+
+    Only facts with occurred_at <= at count. A trigger is met when its target comes on or
+    before the deadline, missed when it comes later (or never, once the deadline has passed:
+    then it is outstanding), cancelled when a cancelling fact comes first and in time, and
+    running otherwise. The responsible agency is the target's recorder when met, else the
+    holder (or the addressed Centre) as of the last fact at or before min(deadline, at).
+    Sorted by (trigger_version, rule_id). Clocks: CPC 2015 Art. 134; limits: the rules table.
+    """
+    if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("at must be a timezone-aware datetime")
+    known = sorted((f for f in facts if f.occurred_at <= at), key=lambda f: f.version)
+    verdicts: list[TimeLimitVerdict] = []
+    for rule in rules:
+        if rule.trigger_field is not None:
+            for fact in known:
+                if fact.type not in rule.target_types:
+                    continue
+                if not _applies(rule, fact, is_immediate(fact, ())):
+                    continue
+                start = _instant(
+                    fact.data.get(rule.trigger_field),
+                    f"fact version {fact.version} ({fact.type}) data.{rule.trigger_field}",
+                )
+                deadline = compute_deadline(rule, start, calendar)
+                verdicts.append(_verdict(rule, known, fact.version, start, deadline,
+                                         fact, None, at, fact))
+            continue
+        for trigger, target, cancel in _pair(rule, known):
+            end = target or cancel
+            between = [f for f in known
+                       if trigger.version < f.version and (end is None or f.version < end.version)]
+            if not _applies(rule, trigger, is_immediate(trigger, between)):
+                continue
+            deadline = compute_deadline(rule, trigger.occurred_at, calendar)
+            verdicts.append(_verdict(rule, known, trigger.version, trigger.occurred_at,
+                                     deadline, target, cancel, at, trigger))
+    verdicts.sort(key=lambda v: (v.trigger_version, v.rule_id))
+    return verdicts

@@ -1,0 +1,221 @@
+"""Domain errors: every rejection has a stable machine code, the field it concerns, and a
+Vietnamese message (English alongside) that a clerk can act on.
+
+The codes are part of the public contract (HTTP, Kafka dead-letter topic, `referrals load`
+reports): never rename one; add a new code instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# code -> (Vietnamese template, English template). Templates use str.format(**params).
+MESSAGES: dict[str, tuple[str, str]] = {
+    # --- input shape -----------------------------------------------------------------------
+    "FIELD_REQUIRED": (
+        "Thiếu trường bắt buộc «{field}».",
+        "Required field '{field}' is missing.",
+    ),
+    "FIELD_UNKNOWN": (
+        "Trường «{field}» không thuộc loại sự kiện {event_type}.",
+        "Field '{field}' is not part of event type {event_type}.",
+    ),
+    "FIELD_INVALID": (
+        "Giá trị của trường «{field}» không hợp lệ: {rule_vi}.",
+        "Field '{field}' is invalid: {rule_en}.",
+    ),
+    "VALUE_NOT_IN_REFERENCE": (
+        "Giá trị «{value}» của trường «{field}» không có trong danh mục {reference}.",
+        "Value '{value}' of field '{field}' is not in the {reference} reference list.",
+    ),
+    "EVENT_TYPE_UNKNOWN": (
+        "Loại sự kiện «{value}» không được hỗ trợ.",
+        "Event type '{value}' is not supported.",
+    ),
+    "TIMESTAMP_WITHOUT_OFFSET": (
+        "Thời điểm «{field}» phải ghi rõ múi giờ (ví dụ +07:00).",
+        "Timestamp '{field}' must carry a UTC offset (e.g. +07:00).",
+    ),
+    "OCCURRED_IN_FUTURE": (
+        "Thời điểm «{field}» ({value}) ở tương lai so với thời điểm ghi nhận.",
+        "Timestamp '{field}' ({value}) is in the future relative to the recording time.",
+    ),
+    "OCCURRED_TOO_EARLY": (
+        "Thời điểm «{field}» ({value}) trước ngày Luật Trợ giúp pháp lý 2017 có hiệu lực (01/01/2018).",
+        "Timestamp '{field}' ({value}) is before the Legal Aid Law 2017 took effect (2018-01-01).",
+    ),
+    "OCCURRED_BEFORE_PREVIOUS": (
+        "Thời điểm xảy ra ({value}) sớm hơn sự kiện trước đó của vụ việc ({previous}); "
+        "các sự kiện của một vụ việc phải được ghi theo trình tự thời gian.",
+        "occurred_at ({value}) is earlier than the case's previous event ({previous}); "
+        "a case's events must be recorded in time order.",
+    ),
+    # --- reference data --------------------------------------------------------------------
+    "AGENCY_UNKNOWN": (
+        "Cơ quan «{value}» (trường «{field}») không có trong danh mục cơ quan.",
+        "Agency '{value}' (field '{field}') is not in the agency register.",
+    ),
+    "AGENCY_INACTIVE": (
+        "Cơ quan «{value}» không hoạt động vào ngày {date} (hoạt động {valid}).",
+        "Agency '{value}' was not operating on {date} (operating {valid_en}).",
+    ),
+    "AGENCY_WRONG_KIND": (
+        "Cơ quan «{value}» (trường «{field}») là {kind_vi}; sự kiện này cần {expected_vi}.",
+        "Agency '{value}' (field '{field}') is a {kind}; this event needs {expected}.",
+    ),
+    "CATEGORY_NOT_VALID_ON_DATE": (
+        "Diện người được trợ giúp pháp lý «{value}» không có hiệu lực vào ngày {date} ({valid}).",
+        "Eligible category '{value}' is not in force on {date} ({valid_en}).",
+    ),
+    "CATEGORY_REQUIRES_FINANCIAL_HARDSHIP": (
+        "Diện «{value}» chỉ được trợ giúp pháp lý khi có khó khăn về tài chính "
+        "(trường «financial_hardship» phải là true) — Luật TGPL Điều 7 khoản 7.",
+        "Category '{value}' qualifies only with financial hardship "
+        "('financial_hardship' must be true) — Legal Aid Law Art. 7(7).",
+    ),
+    "CATEGORY_ROLE_MISMATCH": (
+        "Diện «{value}» không áp dụng cho tư cách tố tụng «{role}».",
+        "Category '{value}' does not apply to procedural role '{role}'.",
+    ),
+    "CATEGORY_AGE_MISMATCH": (
+        "Diện «{value}» không phù hợp với nhóm tuổi «{age_band}» tại ngày xảy ra sự kiện.",
+        "Category '{value}' does not fit age band '{age_band}' on the event date.",
+    ),
+    "PROVIDER_NOT_IN_PROCEEDINGS": (
+        "Người thực hiện TGPL loại «{value}» không được tham gia tố tụng; chỉ trợ giúp viên "
+        "pháp lý và luật sư được cử tham gia tố tụng.",
+        "Provider type '{value}' cannot act in proceedings; only legal aid officers and "
+        "lawyers can.",
+    ),
+    # --- lifecycle -------------------------------------------------------------------------
+    "FIRST_EVENT_NOT_OPENING": (
+        "Vụ việc «{case_id}» chưa có trong sổ; sự kiện đầu tiên phải là một trong: {allowed}.",
+        "Case '{case_id}' is not in the ledger; its first event must be one of: {allowed}.",
+    ),
+    "ORDER_VIOLATION": (
+        "Không thể ghi {event_type} khi vụ việc đang ở trạng thái «{status_vi}»; "
+        "chỉ được ghi khi ở trạng thái: {allowed_vi}.",
+        "{event_type} cannot be recorded while the case is '{status}'; "
+        "allowed only in: {allowed}.",
+    ),
+    "CASE_CLOSED": (
+        "Vụ việc «{case_id}» đã kết thúc; sau khi kết thúc chỉ được ghi đánh giá chất lượng.",
+        "Case '{case_id}' is closed; only a quality assessment may follow closure.",
+    ),
+    "QUALITY_ALREADY_ASSESSED": (
+        "Vụ việc «{case_id}» đã được đánh giá chất lượng; không đánh giá hai lần (TT 12/2018).",
+        "Case '{case_id}' has already been quality-assessed; a case is never assessed twice.",
+    ),
+    "AGENCY_NOT_HOLDER": (
+        "Cơ quan «{agency_id}» không thụ lý vụ việc này (cơ quan đang thụ lý: «{holder}»).",
+        "Agency '{agency_id}' does not hold this case (holder: '{holder}').",
+    ),
+    "AGENCY_NOT_ADDRESSED_CENTRE": (
+        "Sự kiện này phải do Trung tâm TGPL nhà nước được chuyển yêu cầu («{centre}») ghi.",
+        "This event must be recorded by the legal aid centre the request was sent to ('{centre}').",
+    ),
+    "PERSON_MISMATCH": (
+        "Mã người «{value}» khác với người của vụ việc («{expected}»); một vụ việc chỉ có một người.",
+        "person_id '{value}' differs from the case's person ('{expected}'); a case has one person.",
+    ),
+    "PERSON_ERASED": (
+        "Dữ liệu cá nhân của người «{value}» đã bị xoá; không thể ghi thêm thông tin định danh.",
+        "Personal data of person '{value}' has been erased; identifying data cannot be added.",
+    ),
+    "PROVIDER_MISMATCH": (
+        "Người thực hiện TGPL «{value}» không phải người đang được cử («{expected}»).",
+        "Provider '{value}' is not the currently assigned provider ('{expected}').",
+    ),
+    "SAME_PROVIDER": (
+        "Người thực hiện TGPL mới trùng với người đang được cử («{value}»).",
+        "The new provider is the same as the current one ('{value}').",
+    ),
+    "TRANSFER_TO_SELF": (
+        "Chuyển vụ việc phải sang cơ quan khác hoặc giai đoạn tố tụng khác.",
+        "A case transfer must change the agency or the stage.",
+    ),
+    # --- conflicts ---------------------------------------------------------------------------
+    "EVENT_ID_CONFLICT": (
+        "Mã sự kiện «{value}» đã được dùng cho một sự kiện có nội dung khác.",
+        "event_id '{value}' was already used for an event with different content.",
+    ),
+    "VERSION_CONFLICT": (
+        "Phiên bản vụ việc mong đợi là {expected}, nhưng phiên bản hiện tại là {actual}; "
+        "hãy đọc lại vụ việc rồi gửi lại.",
+        "Expected case version {expected}, but the current version is {actual}; "
+        "re-read the case and resend.",
+    ),
+    "CONCURRENT_WRITE": (
+        "Vụ việc vừa được cập nhật bởi một yêu cầu khác; hãy gửi lại.",
+        "The case was changed by another request at the same time; resend.",
+    ),
+    "CASE_NOT_FOUND": (
+        "Không tìm thấy vụ việc «{case_id}».",
+        "Case '{case_id}' was not found.",
+    ),
+    "PERSON_NOT_FOUND": (
+        "Không tìm thấy người «{value}» trong sổ.",
+        "Person '{value}' was not found in the ledger.",
+    ),
+    "NOT_AUTHORISED": (
+        "Không có quyền: {rule_vi}.",
+        "Not allowed: {rule_en}.",
+    ),
+}
+
+
+class DomainError(Exception):
+    """Raised when a command breaks a rule of the domain; carries code, field and messages."""
+
+    http_status = 422
+
+    def __init__(self, code: str, field: str | None = None, **params: Any) -> None:
+        self.code = code
+        self.field = field
+        self.params = {"field": field, **params}
+        vi, en = MESSAGES.get(code, ("Lỗi: {code}", "Error: {code}"))
+        self.message_vi = _render(vi, code, self.params)
+        self.message_en = _render(en, code, self.params)
+        super().__init__(f"{code}: {self.message_en}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The error as the JSON object every edge returns."""
+        return {
+            "code": self.code,
+            "field": self.field,
+            "message": self.message_vi,
+            "message_en": self.message_en,
+        }
+
+
+def _render(template: str, code: str, params: dict[str, Any]) -> str:
+    try:
+        return template.format(code=code, **params)
+    except (KeyError, IndexError):
+        return template
+
+
+class InvalidEventError(DomainError):
+    """Raised when an event's fields are missing, malformed or not in the reference data."""
+
+
+class RuleViolationError(DomainError):
+    """Raised when an event breaks the order or the actor rules the law implies."""
+
+
+class ConflictError(DomainError):
+    """Raised when an event id is reused with other content or the expected version is stale."""
+
+    http_status = 409
+
+
+class NotFoundError(DomainError):
+    """Raised when a case or person is not in the ledger."""
+
+    http_status = 404
+
+
+class NotAuthorisedError(DomainError):
+    """Raised when a principal acts outside its scope."""
+
+    http_status = 403

@@ -1,0 +1,105 @@
+"""The composition root: builds every long-lived object of a process from `Settings`.
+
+API, projection worker, Kafka ingest and relay, and the CLI all call `build_container`;
+nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from domain.calendar import WorkingCalendar
+from domain.deadlines import TimeLimitRule
+from domain.reference import ReferenceData
+from infra.keystore import PostgresKeyStore, SqliteKeyStore
+from infra.reference_data import load_calendar, load_reference, load_time_limits
+from infra.settings import Settings
+from services.personal_data import MasterKeys, PersonalDataVault, new_master_key, parse_master_keys
+from services.referrals import Clock, Referrals, system_clock
+
+
+@dataclass
+class Container:
+    """Everything a process needs, built once."""
+
+    settings: Settings
+    reference: ReferenceData
+    calendar: WorkingCalendar
+    rules: tuple[TimeLimitRule, ...]
+    vault: PersonalDataVault
+    referrals: Referrals
+    pg_pool: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Releases connections (event store, pools, key store)."""
+        for extra in self.extras.values():
+            closer = getattr(extra, "close", None)
+            if callable(closer):
+                closer()
+        self.referrals.close()
+        store = self.vault.store
+        if isinstance(store, SqliteKeyStore):
+            store.close()
+        if self.pg_pool is not None:
+            self.pg_pool.close()
+
+
+def master_keys_from(settings: Settings) -> MasterKeys:
+    """Master keys from settings, or (development only) from a generated key file."""
+    if settings.master_keys is not None:
+        keys = parse_master_keys(settings.master_keys.get_secret_value())
+        active = settings.active_master_key_id or sorted(keys)[-1]
+        return MasterKeys(keys, active)
+    path = settings.keys_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = {"active": "dev-1", "keys": {"dev-1": new_master_key()}}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle)
+    document = json.loads(Path(path).read_text())
+    keys = {k: parse_master_keys(json.dumps({k: v}))[k] for k, v in document["keys"].items()}
+    return MasterKeys(keys, settings.active_master_key_id or document["active"])
+
+
+def open_pg_pool(settings: Settings, max_size: int | None = None) -> Any:
+    """A psycopg connection pool for our own tables (keys, projections, tokens)."""
+    from psycopg_pool import ConnectionPool
+
+    pool = ConnectionPool(
+        settings.pg_conninfo(), min_size=1, max_size=max_size or settings.pg_pool_size,
+        kwargs={"autocommit": False}, open=True, name="referrals",
+    )
+    pool.wait(timeout=30)
+    return pool
+
+
+def build_container(settings: Settings, clock: Clock = system_clock) -> Container:
+    """Builds the process's container from settings."""
+    reference = load_reference(settings.reference_data_dir)
+    calendar = load_calendar(settings.reference_data_dir)
+    rules = load_time_limits(settings.reference_data_dir)
+    pg_pool = None
+    if settings.store == "postgres":
+        pg_pool = open_pg_pool(settings)
+        store: Any = PostgresKeyStore(pg_pool)
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = SqliteKeyStore(settings.data_dir / "personal-data.sqlite")
+    vault = PersonalDataVault(store, master_keys_from(settings))
+    referrals = Referrals(
+        settings.eventsourcing_env(),
+        reference=reference,
+        vault=vault,
+        rules=rules,
+        calendar=calendar,
+        clock=clock,
+        future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
+    )
+    return Container(settings, reference, calendar, rules, vault, referrals, pg_pool)

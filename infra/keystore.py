@@ -1,0 +1,192 @@
+"""Stores for wrapped personal-data keys, erasure tombstones and the personal-data access log.
+
+Kept outside the immutable event log on purpose: destroying a row here is what erases a person.
+PostgreSQL in deployments; a SQLite file on the embedded default.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from services.personal_data import AccessLogEntry, WrappedKey
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS person_data_keys (
+        person_id TEXT PRIMARY KEY,
+        master_key_id TEXT,
+        wrapped_key BYTEA,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        erased_at TIMESTAMPTZ
+    )""",
+    """CREATE TABLE IF NOT EXISTS personal_data_access_log (
+        id {serial} PRIMARY KEY,
+        at TIMESTAMPTZ NOT NULL,
+        principal_id TEXT NOT NULL,
+        principal_role TEXT NOT NULL,
+        agency_id TEXT,
+        person_id TEXT NOT NULL,
+        case_id TEXT,
+        purpose TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS personal_data_access_log_person "
+    "ON personal_data_access_log (person_id, at)",
+)
+
+
+class _SqlKeyStore:
+    """The KeyStore protocol over a DB-API connection; subclasses supply connections."""
+
+    placeholder = "%s"
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+        yield
+
+    @staticmethod
+    def _ts(value: datetime | None) -> Any:
+        return value
+
+    def _sql(self, text: str) -> str:
+        return text.replace("%s", self.placeholder)
+
+    def get(self, person_id: str) -> WrappedKey | None:
+        with self._cursor() as cur:
+            cur.execute(
+                self._sql("SELECT person_id, master_key_id, wrapped_key, erased_at "
+                          "FROM person_data_keys WHERE person_id = %s"),
+                (person_id,),
+            )
+            row = cur.fetchone()
+        return None if row is None else _key(row)
+
+    def insert_if_absent(self, key: WrappedKey) -> WrappedKey:
+        with self._cursor() as cur:
+            cur.execute(
+                self._sql("INSERT INTO person_data_keys (person_id, master_key_id, wrapped_key, "
+                          "erased_at) VALUES (%s, %s, %s, %s) ON CONFLICT (person_id) DO NOTHING"),
+                (key.person_id, key.master_key_id, key.wrapped, self._ts(key.erased_at)),
+            )
+        stored = self.get(key.person_id)
+        if stored is None:  # pragma: no cover - the row was just written
+            raise RuntimeError("data key vanished after insert")
+        return stored
+
+    def destroy(self, person_id: str, at: datetime) -> bool:
+        with self._cursor() as cur:
+            cur.execute(
+                self._sql("UPDATE person_data_keys SET wrapped_key = NULL, master_key_id = NULL, "
+                          "erased_at = %s WHERE person_id = %s AND erased_at IS NULL"),
+                (self._ts(at), person_id),
+            )
+            return bool(cur.rowcount)
+
+    def iter_live(self, batch: int = 1000) -> Iterator[WrappedKey]:
+        after = ""
+        while True:
+            with self._cursor() as cur:
+                cur.execute(
+                    self._sql("SELECT person_id, master_key_id, wrapped_key, erased_at "
+                              "FROM person_data_keys WHERE erased_at IS NULL AND person_id > %s "
+                              "ORDER BY person_id LIMIT %s"),
+                    (after, batch),
+                )
+                rows = cur.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _key(row)
+            after = rows[-1][0]
+
+    def replace_wrapping(self, person_id: str, master_key_id: str, wrapped: bytes) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                self._sql("UPDATE person_data_keys SET master_key_id = %s, wrapped_key = %s "
+                          "WHERE person_id = %s AND erased_at IS NULL"),
+                (master_key_id, wrapped, person_id),
+            )
+
+    def log_access(self, entry: AccessLogEntry) -> None:
+        with self._cursor() as cur:
+            cur.execute(
+                self._sql("INSERT INTO personal_data_access_log (at, principal_id, principal_role, "
+                          "agency_id, person_id, case_id, purpose) "
+                          "VALUES (%s, %s, %s, %s, %s, %s, %s)"),
+                (self._ts(entry.at), entry.principal_id, entry.principal_role, entry.agency_id,
+                 entry.person_id, entry.case_id, entry.purpose),
+            )
+
+    def access_log(self, person_id: str | None = None, limit: int = 1000) -> list[AccessLogEntry]:
+        where, params = ("WHERE person_id = %s", (person_id,)) if person_id else ("", ())
+        with self._cursor() as cur:
+            cur.execute(
+                self._sql("SELECT at, principal_id, principal_role, agency_id, person_id, case_id, "
+                          f"purpose FROM personal_data_access_log {where} ORDER BY id DESC "
+                          "LIMIT %s"),
+                (*params, limit),
+            )
+            rows = cur.fetchall()
+        return [
+            AccessLogEntry(_parse_ts(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows
+        ]
+
+
+class SqliteKeyStore(_SqlKeyStore):
+    """Key store in its own SQLite file (embedded default)."""
+
+    placeholder = "?"
+
+    @staticmethod
+    def _ts(value: datetime | None) -> Any:
+        return value.isoformat() if value is not None else None
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._lock = threading.Lock()
+        for ddl in _DDL:
+            self._conn.execute(ddl.format(serial="INTEGER"))
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresKeyStore(_SqlKeyStore):
+    """Key store in PostgreSQL tables beside (not inside) the event store."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        with self._cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(726354)")
+            for ddl in _DDL:
+                cur.execute(ddl.format(serial="BIGSERIAL"))
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            yield cur
+
+
+def _key(row: Any) -> WrappedKey:
+    wrapped = bytes(row[2]) if row[2] is not None else None
+    return WrappedKey(row[0], row[1], wrapped, _parse_ts(row[3]) if row[3] else None)
+
+
+def _parse_ts(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)

@@ -1,0 +1,145 @@
+"""Settings: the only reader of the environment. Every process (API, projection worker, Kafka
+ingest and relay, CLI) builds one `Settings` and hands it to `infra.bootstrap`.
+
+Environment variables are prefixed `REFERRALS_` (e.g. `REFERRALS_STORE=postgres`); a `.env`
+file in the working directory is read too. With nothing set, the ledger runs embedded: SQLite
+files under `./var`, a generated development master key, projections in process, no Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of one ledger process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REFERRALS_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("var")
+
+    # --- event store ----------------------------------------------------------------------
+    store: Literal["sqlite", "postgres"] = "sqlite"
+    sqlite_path: Path | None = None  # default: <data_dir>/ledger.sqlite
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_dbname: str = "referrals"
+    pg_user: str = "postgres"
+    pg_password: SecretStr = SecretStr("")
+    pg_schema: str = ""  # empty: the user's default schema
+    pg_pool_size: int = 8
+    pg_db_functions: bool = True  # eventsourcing's insert function: ~2x single-event posts
+
+    # --- personal data ----------------------------------------------------------------------
+    master_keys: SecretStr | None = None  # JSON {"key-id": "<base64 32 bytes>"}
+    active_master_key_id: str | None = None
+    master_keys_file: Path | None = None  # default: <data_dir>/master-keys.json (dev only)
+    retention_years: str = '{"default": 10}'  # JSON per eligible category, after closure
+
+    # --- rules and reference data -------------------------------------------------------------
+    reference_data_dir: Path | None = None  # default: the files shipped in infra/reference_data
+    future_tolerance_seconds: int = Field(default=300, ge=0, le=86400)
+
+    # --- HTTP ---------------------------------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    max_body_bytes: int = 2_000_000
+    session_secret: SecretStr | None = None
+
+    # --- projections ----------------------------------------------------------------------------
+    projections_in_process: bool = True
+    signing_key_file: Path | None = None  # Ed25519 log key; default <data_dir>/log-signing.key
+    log_origin: str = "legal-aid-ledger.example/log"
+    checkpoint_interval_seconds: int = 60
+
+    # --- Kafka ----------------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_inbound_topic: str = "referral-events-in"
+    kafka_outbound_topic: str = "referral-events"
+    kafka_dead_letter_topic: str = "referral-events-dlq"
+    kafka_group_id: str = "referral-ledger-ingest"
+    kafka_partitions: int = Field(default=3, ge=1, le=1000)
+    kafka_replication_factor: int = Field(default=1, ge=1, le=10)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.environment == "production":
+            if self.master_keys is None or self.active_master_key_id is None:
+                raise ValueError(
+                    "REFERRALS_MASTER_KEYS and REFERRALS_ACTIVE_MASTER_KEY_ID are required in "
+                    "production (the generated development key file is refused)"
+                )
+            if self.session_secret is None:
+                raise ValueError("REFERRALS_SESSION_SECRET is required in production")
+        json.loads(self.retention_years)
+        return self
+
+    @property
+    def sqlite_file(self) -> Path:
+        return self.sqlite_path or self.data_dir / "ledger.sqlite"
+
+    @property
+    def keys_file(self) -> Path:
+        return self.master_keys_file or self.data_dir / "master-keys.json"
+
+    @property
+    def log_signing_key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "log-signing.key"
+
+    def retention(self) -> dict[str, int]:
+        """Years to keep identifying data after closure, per eligible category ('default')."""
+        return {str(k): int(v) for k, v in json.loads(self.retention_years).items()}
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The environment the eventsourcing library is configured with (passed explicitly)."""
+        if self.store == "postgres":
+            env = {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": self.pg_dbname,
+                "POSTGRES_HOST": self.pg_host,
+                "POSTGRES_PORT": str(self.pg_port),
+                "POSTGRES_USER": self.pg_user,
+                "POSTGRES_PASSWORD": self.pg_password.get_secret_value(),
+                "POSTGRES_POOL_SIZE": str(self.pg_pool_size),
+                "POSTGRES_MAX_OVERFLOW": str(self.pg_pool_size),
+                "POSTGRES_ENABLE_DB_FUNCTIONS": "y" if self.pg_db_functions else "n",
+                "POSTGRES_LOCK_TIMEOUT": "5",
+            }
+            if self.pg_schema:
+                env["POSTGRES_SCHEMA"] = self.pg_schema
+            return env
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(self.sqlite_file),
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+
+    def pg_conninfo(self) -> str:
+        """libpq connection string for our own tables (projections, keys, tokens)."""
+        parts = [
+            f"host={self.pg_host}",
+            f"port={self.pg_port}",
+            f"dbname={self.pg_dbname}",
+            f"user={self.pg_user}",
+        ]
+        password = self.pg_password.get_secret_value()
+        if password:
+            parts.append(f"password={password}")
+        if self.pg_schema:
+            parts.append(f"options=-csearch_path={self.pg_schema}")
+        return " ".join(parts)

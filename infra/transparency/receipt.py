@@ -1,0 +1,171 @@
+"""Signed receipts an agency keeps for each event the ledger accepted (project format receipt/v1).
+
+A receipt is a C2SP signed note (c2sp.org/signed-note) whose text is exactly:
+
+    legal-aid-ledger receipt/v1
+    <origin>
+    seq <n>
+    leaf <base64 RFC 9162 leaf hash>
+    event <event_id>
+    time <RFC 3339 UTC, e.g. 2024-05-01T08:30:00Z or 2024-05-01T08:30:00.123456Z>
+
+The first line gives domain separation from checkpoint bodies, so the log may sign
+receipts with its checkpoint key. Parsing is strict: the body must be byte-for-byte what
+``Receipt.body()`` would produce (canonical decimal, canonical base64 of 32 bytes,
+"Z" times with no fraction, or exactly six digits when microseconds are non-zero).
+
+A receipt proves "the log promised leaf L at position seq"; checking it against a later
+checkpoint plus an RFC 9162 §2.1.3.2 inclusion proof proves the log kept that promise.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from infra.transparency.checkpoint import Checkpoint, parse_checkpoint
+from infra.transparency.merkle import HASH_SIZE, verify_inclusion
+from infra.transparency.note import NoteError, NoteSigner, NoteVerifier, check_note_text, open_note, sign_note
+
+RECEIPT_HEADER = "legal-aid-ledger receipt/v1"
+_SEQ_PATTERN = re.compile(r"0|[1-9][0-9]*")
+_TIME_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?Z")
+
+
+class MalformedReceiptError(NoteError):
+    """Raised when a note text is not a legal-aid-ledger receipt/v1 body."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The log's signed promise that event ``event_id`` is leaf ``leaf_hash`` at position ``seq``."""
+
+    origin: str
+    seq: int
+    leaf_hash: bytes
+    event_id: str
+    time: datetime
+
+    def __post_init__(self) -> None:
+        if not _is_token_line(self.origin, allow_spaces=True):
+            raise MalformedReceiptError("origin must be one non-empty line")
+        if type(self.seq) is not int or self.seq < 0:
+            raise MalformedReceiptError("seq must be a non-negative integer")
+        if not isinstance(self.leaf_hash, bytes) or len(self.leaf_hash) != HASH_SIZE:
+            raise MalformedReceiptError("leaf hash must be 32 bytes")
+        if not _is_token_line(self.event_id, allow_spaces=False):
+            raise MalformedReceiptError("event id must be non-empty, without spaces or control characters")
+        if not isinstance(self.time, datetime) or self.time.utcoffset() is None:
+            raise MalformedReceiptError("time must be a timezone-aware datetime")
+
+    def body(self) -> str:
+        """Return the receipt/v1 note text."""
+        leaf = base64.b64encode(self.leaf_hash).decode("ascii")
+        return (
+            f"{RECEIPT_HEADER}\n{self.origin}\nseq {self.seq}\nleaf {leaf}\n"
+            f"event {self.event_id}\ntime {format_rfc3339_utc(self.time)}\n"
+        )
+
+
+def format_rfc3339_utc(moment: datetime) -> str:
+    """Return ``moment`` as RFC 3339 UTC with a "Z" suffix (microseconds only when non-zero)."""
+    if moment.utcoffset() is None:
+        raise ValueError("time must be timezone-aware")
+    utc = moment.astimezone(timezone.utc)
+    fraction = f".{utc.microsecond:06d}" if utc.microsecond else ""
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
+def issue_receipt(
+    signer: NoteSigner, *, origin: str, seq: int, leaf_hash: bytes, event_id: str, time: datetime
+) -> str:
+    """Return a signed receipt/v1 note for one accepted event."""
+    return sign_note(Receipt(origin, seq, leaf_hash, event_id, time).body(), signer)
+
+
+def parse_receipt(body: str) -> Receipt:
+    """Parse a receipt/v1 note text (already verified) into a Receipt, or raise MalformedReceiptError."""
+    try:
+        check_note_text(body)
+    except NoteError as error:
+        raise MalformedReceiptError(str(error)) from None
+    lines = body[:-1].split("\n")
+    if len(lines) != 6 or lines[0] != RECEIPT_HEADER:
+        raise MalformedReceiptError(f"receipt must be six lines starting {RECEIPT_HEADER!r}")
+    origin = lines[1]
+    seq_text = _field(lines[2], "seq")
+    leaf_text = _field(lines[3], "leaf")
+    event_id = _field(lines[4], "event")
+    time_text = _field(lines[5], "time")
+    if not _SEQ_PATTERN.fullmatch(seq_text):
+        raise MalformedReceiptError("seq is not a canonical decimal")
+    try:
+        leaf_hash = base64.b64decode(leaf_text, validate=True)
+    except ValueError:
+        raise MalformedReceiptError("leaf is not base64") from None
+    if not _TIME_PATTERN.fullmatch(time_text):
+        raise MalformedReceiptError("time is not RFC 3339 UTC")
+    try:
+        moment = datetime.fromisoformat(time_text.replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedReceiptError("time is not a valid date") from None
+    receipt = Receipt(origin, int(seq_text), leaf_hash, event_id, moment)
+    if receipt.body() != body:
+        raise MalformedReceiptError("receipt is not in canonical form")
+    return receipt
+
+
+def open_receipt(note: str, verifiers: Iterable[NoteVerifier]) -> Receipt:
+    """Verify a receipt note's signature with trusted keys and parse it (raises NoteError)."""
+    text, _ = open_note(note, verifiers)
+    return parse_receipt(text)
+
+
+def check_receipt_against_checkpoint(
+    receipt: str,
+    checkpoint: Checkpoint | str,
+    inclusion_proof: Sequence[bytes],
+    verifiers: Iterable[NoteVerifier],
+) -> bool:
+    """Return whether a signed receipt's leaf is at its seq in the checkpoint's tree (RFC 9162 §2.1.3.2).
+
+    A checkpoint given as a Checkpoint object is taken as already verified; given as note
+    text, it must be signed by one of ``verifiers``.
+    """
+    trusted = list(verifiers)
+    try:
+        promised = open_receipt(receipt, trusted)
+        if isinstance(checkpoint, str):
+            checkpoint_text, _ = open_note(checkpoint, trusted)
+            checkpoint = parse_checkpoint(checkpoint_text)
+        if not isinstance(checkpoint, Checkpoint) or checkpoint.origin != promised.origin:
+            return False
+    except (NoteError, ValueError, TypeError):
+        return False
+    if promised.seq >= checkpoint.size:
+        return False
+    return verify_inclusion(
+        promised.leaf_hash, promised.seq, checkpoint.size, inclusion_proof, checkpoint.root_hash
+    )
+
+
+def _field(line: str, name: str) -> str:
+    prefix = name + " "
+    if not line.startswith(prefix):
+        raise MalformedReceiptError(f"expected a {name!r} line")
+    return line[len(prefix):]
+
+
+def _is_token_line(value: object, *, allow_spaces: bool) -> bool:
+    if not isinstance(value, str) or not value or any(char < " " for char in value):
+        return False
+    if not allow_spaces and any(char.isspace() for char in value):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -1,0 +1,357 @@
+"""Use cases of the referral ledger: record events (one or a batch), read cases and their
+history, replay a case as it stood at an instant, judge its legal time limits, and manage the
+personal data of the persons it names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from domain.calendar import VIETNAM_TZ, WorkingCalendar
+from domain.deadlines import CaseFact, TimeLimitRule, TimeLimitVerdict, evaluate_time_limits
+from domain.errors import (
+    ConflictError,
+    DomainError,
+    InvalidEventError,
+    NotFoundError,
+    RuleViolationError,
+)
+from domain.person import ERASURE_REASONS, PersonRecord, person_record_id
+from domain.reference import ReferenceData
+from domain.referral import Recorded, Referral, referral_id
+from services.personal_data import PersonalDataVault, age_band_on, validate_identity
+from services.wire import WireEvent, parse_wire
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    """Now, timezone-aware (UTC)."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A batch item or load line that was not recorded, with the error that says why."""
+
+    event_id: str | None
+    error: DomainError
+
+
+class Referrals(Application[UUID]):
+    """The referral ledger application (event store of cases and person records)."""
+
+    name = "Referrals"
+    snapshotting_intervals = {Referral: 100}  # noqa: RUF012 (library class variable)
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        reference: ReferenceData,
+        vault: PersonalDataVault,
+        rules: Sequence[TimeLimitRule] = (),
+        calendar: WorkingCalendar | None = None,
+        clock: Clock = system_clock,
+        future_tolerance: timedelta = timedelta(minutes=5),
+    ) -> None:
+        super().__init__(env=dict(env or {}))
+        self.reference = reference
+        self.vault = vault
+        self.rules = tuple(rules)
+        self.calendar = calendar or WorkingCalendar(frozenset())
+        self.clock = clock
+        self.future_tolerance = future_tolerance
+
+    # ---------------------------------------------------------------------------- writing
+    def record_event(self, wire: Mapping[str, Any]) -> Recorded:
+        """Records one wire event, or recognises its retry; raises DomainError otherwise."""
+        event = parse_wire(wire, self.reference)
+        referral = self._get_or_none(event.case_id)
+        outcome, pending = self._decide(event, referral)
+        if pending is None:
+            return self._with_original_time(outcome)
+        try:
+            recordings = self.save(pending)
+        except IntegrityError:
+            raise ConflictError("CONCURRENT_WRITE", "case_id") from None
+        return _recorded(outcome, recordings[-1].domain_event.timestamp)
+
+    def record_batch(self, wires: Sequence[Any]) -> list[Recorded | Rejected]:
+        """Judges every item on its own and records the accepted ones in one transaction.
+
+        Items of the same case are applied in the given order; a rejected item does not stop
+        the items after it. If the atomic save meets a concurrent writer, the batch falls back
+        to one transaction per case so that one contended case cannot sink the others.
+        """
+        results: list[Recorded | Rejected | None] = [None] * len(wires)
+        cases: dict[str, Referral | None] = {}
+        touched: dict[str, list[int]] = {}
+        for index, wire in enumerate(wires):
+            try:
+                event = parse_wire(wire, self.reference)
+                if event.case_id not in cases:
+                    cases[event.case_id] = self._get_or_none(event.case_id)
+                outcome, pending = self._decide(event, cases[event.case_id])
+                results[index] = outcome
+                if pending is not None:
+                    cases[event.case_id] = pending
+                    touched.setdefault(event.case_id, []).append(index)
+            except DomainError as error:
+                results[index] = Rejected(_event_id_of(wire), error)
+        dirty = [cases[c] for c in touched]
+        try:
+            self._save_stamped(dirty, touched, results)
+        except IntegrityError:
+            for case_id, indexes in touched.items():
+                try:
+                    self._save_stamped([cases[case_id]], {case_id: indexes}, results)
+                except IntegrityError:
+                    for i in indexes:
+                        results[i] = Rejected(
+                            _event_id_of(wires[i]), ConflictError("CONCURRENT_WRITE", "case_id")
+                        )
+        return [r for r in results if r is not None]
+
+    def _with_original_time(self, duplicate: Recorded) -> Recorded:
+        """A duplicate's answer carries the time the original was recorded."""
+        original = next(
+            iter(self.events.get(referral_id(duplicate.case_id), gt=duplicate.version - 1,
+                                 lte=duplicate.version)),
+            None,
+        )
+        return _recorded(duplicate, original.timestamp) if original is not None else duplicate
+
+    def _save_stamped(
+        self,
+        aggregates: list[Referral | None],
+        touched: Mapping[str, list[int]],
+        results: list[Any],
+    ) -> None:
+        if not aggregates:
+            return
+        pending = {a.case_id: list(a.pending_events) for a in aggregates if a is not None}
+        try:
+            self.save(*aggregates)
+        except IntegrityError:
+            for aggregate in aggregates:  # put the events back for the per-case retry
+                if aggregate is not None and not aggregate.pending_events:
+                    aggregate.pending_events.extend(pending[aggregate.case_id])
+            raise
+        for case_id, indexes in touched.items():
+            if case_id not in pending:
+                continue
+            for index, event in zip(indexes, pending[case_id], strict=True):
+                results[index] = _recorded(results[index], event.timestamp)
+
+    def _decide(
+        self, event: WireEvent, referral: Referral | None
+    ) -> tuple[Recorded, Referral | None]:
+        """Judges an event against its case: (outcome, aggregate with the pending event)."""
+        data = dict(event.data)
+        person_id = data.get("person_id") or (referral.person.get("person_id") if referral else None)
+        identity = None
+        identity_digest = None
+        if event.identity is not None:
+            if not person_id:
+                raise InvalidEventError("FIELD_REQUIRED", "data.person_id")
+            occurred_on = event.occurred_at.astimezone(VIETNAM_TZ).date()
+            identity = validate_identity(event.identity, occurred_on)
+            if "date_of_birth" in identity:
+                band = age_band_on(datetime.fromisoformat(identity["date_of_birth"]).date(),
+                                   occurred_on)
+                if data.get("age_band", band) != band:
+                    raise InvalidEventError(
+                        "FIELD_INVALID", "data.age_band",
+                        rule_vi=f"không khớp với ngày sinh (nhóm tuổi đúng: {band})",
+                        rule_en=f"does not match the date of birth (expected {band})",
+                    )
+                data["age_band"] = band
+            if self.vault.is_erased(person_id):
+                raise RuleViolationError("PERSON_ERASED", "identity", value=person_id)
+            identity_digest = self.vault.identity_digest(person_id, identity)
+        event = WireEvent(event.event_id, event.case_id, event.wire_type, event.agency_id,
+                          event.occurred_at, data, event.identity, event.expected_version)
+        if referral is not None:
+            duplicate = referral.check_not_conflicting(
+                event.event_id, event.content_digest(identity_digest)
+            )
+            if duplicate is not None:
+                return duplicate, None
+        current = referral.version if referral is not None else 0
+        if event.expected_version is not None and event.expected_version != current:
+            raise ConflictError(
+                "VERSION_CONFLICT", "expected_version", expected=event.expected_version,
+                actual=current,
+            )
+        ciphertext = None
+        if identity is not None:
+            ciphertext, identity_digest = self.vault.seal(
+                person_id, identity, event.case_id, event.event_id
+            )
+        common = {
+            "wire_type": event.wire_type,
+            "event_id": event.event_id,
+            "agency_id": event.agency_id,
+            "occurred_at": event.occurred_at,
+            "data": data,
+            "content_digest": event.content_digest(identity_digest),
+            "identity_ciphertext": ciphertext,
+            "reference": self.reference,
+            "now": self.clock(),
+            "future_tolerance": self.future_tolerance,
+        }
+        if referral is None:
+            referral = Referral.open(case_id=event.case_id, **common)
+        else:
+            referral.record(**common)
+        return Recorded(event.case_id, event.event_id, referral.version, duplicate=False), referral
+
+    # ---------------------------------------------------------------------------- reading
+    def _get_or_none(self, case_id: str) -> Referral | None:
+        try:
+            return self.repository.get(referral_id(case_id))
+        except AggregateNotFoundError:
+            return None
+
+    def get_case(self, case_id: str, version: int | None = None) -> Referral:
+        """The case as of its latest (or a given) version."""
+        try:
+            return self.repository.get(referral_id(case_id), version=version)
+        except AggregateNotFoundError:
+            raise NotFoundError("CASE_NOT_FOUND", "case_id", case_id=case_id) from None
+
+    def case_history(self, case_id: str) -> list[Referral.Event]:
+        """Every recorded event of the case, in order."""
+        events = list(self.events.get(referral_id(case_id)))
+        if not events:
+            raise NotFoundError("CASE_NOT_FOUND", "case_id", case_id=case_id)
+        return events  # type: ignore[return-value]
+
+    def case_as_of(self, case_id: str, as_of: datetime) -> tuple[Referral | None, list[Any]]:
+        """The case as the ledger knew it at `as_of` (events recorded at or before it)."""
+        history = [e for e in self.case_history(case_id) if e.timestamp <= as_of]
+        if not history:
+            return None, []
+        return self.get_case(case_id, version=history[-1].originator_version), history
+
+    def time_limits(self, case_id: str, at: datetime | None = None) -> list[TimeLimitVerdict]:
+        """The case's legal time limits judged at `at` (default now): met, missed or running."""
+        at = at or self.clock()
+        history = [e for e in self.case_history(case_id) if e.timestamp <= at]
+        return evaluate_time_limits(case_facts(history), self.rules, self.calendar, at)
+
+    # ---------------------------------------------------------------------- personal data
+    def reveal_identity(self, case_id: str) -> dict[str, Any]:
+        """The clear identity blocks of a case (latest wins), or the erased marker.
+
+        Callers decide who may see them and log the read (`services.access`).
+        """
+        referral = self.get_case(case_id)
+        person_id = referral.person.get("person_id")
+        if not person_id:
+            return {"person_id": None, "erased": False, "identity": None}
+        if self.vault.is_erased(person_id):
+            return {"person_id": person_id, "erased": True, "identity": None}
+        merged: dict[str, Any] = {}
+        for event in self.case_history(case_id):
+            if event.identity_ciphertext:
+                clear = self.vault.open(person_id, event.identity_ciphertext, event.case_id,
+                                        event.event_id)
+                if clear is None:
+                    return {"person_id": person_id, "erased": True, "identity": None}
+                merged.update(clear)
+        return {"person_id": person_id, "erased": False, "identity": merged or None}
+
+    def erase_person(self, person_id: str, reason: str, rule: str, requested_by: str) -> bool:
+        """Records the erasure as an event, then destroys the person's data key."""
+        if reason not in ERASURE_REASONS:
+            raise InvalidEventError(
+                "FIELD_INVALID", "reason", rule_vi="phải là một trong " + ", ".join(ERASURE_REASONS),
+                rule_en="must be one of " + ", ".join(ERASURE_REASONS),
+            )
+        try:
+            record = self.repository.get(person_record_id(person_id))
+        except AggregateNotFoundError:
+            record = PersonRecord.create(person_id)
+        record.erase(reason=reason, rule=rule, requested_by=requested_by)
+        if record.pending_events:
+            self.save(record)
+        return self.vault.destroy_key(person_id, self.clock())
+
+    def person_record(self, person_id: str) -> PersonRecord | None:
+        """The person's erasure record, if any."""
+        try:
+            return self.repository.get(person_record_id(person_id))
+        except AggregateNotFoundError:
+            return None
+
+    def closed_cases(self, batch: int = 1000) -> Iterable[tuple[str, datetime, str | None]]:
+        """(case id, closed at, eligible category) of every closed case, in log order."""
+        topic = Referral.CaseClosed.TOPIC
+        start = 1
+        while True:
+            notifications = self.recorder.select_notifications(
+                start=start, limit=batch, topics=[topic]
+            )
+            if not notifications:
+                return
+            for notification in notifications:
+                event = self.mapper.to_domain_event(notification)
+                referral = self.get_case(event.case_id)
+                yield event.case_id, event.occurred_at, referral.person.get("eligible_category")
+            start = notifications[-1].id + 1
+
+
+def case_facts(history: Iterable[Referral.Event]) -> list[CaseFact]:
+    """The case's events as the facts the time-limit rules judge (state folded along)."""
+    facts = []
+    holder = None
+    centre = None
+    role = stage = None
+    kind = "criminal"
+    for event in history:
+        data = event.data
+        if holder is None:
+            holder = event.agency_id
+        role = data.get("procedural_role", role)
+        stage = data.get("stage", stage)
+        kind = data.get("proceedings_kind", kind)
+        if event.WIRE_TYPE in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
+            centre = data["centre_id"]
+        if event.WIRE_TYPE == "CASE_TRANSFERRED":
+            holder = data.get("to_agency_id", holder)
+            stage = data.get("to_stage", stage)
+        facts.append(
+            CaseFact(
+                version=event.originator_version,
+                type=event.WIRE_TYPE,
+                occurred_at=event.occurred_at,
+                agency_id=event.agency_id,
+                holder_agency_id=holder,
+                centre_id=centre,
+                procedural_role=role,
+                stage=stage,
+                proceedings_kind=kind,
+                data=data,
+            )
+        )
+    return facts
+
+
+def _recorded(outcome: Any, recorded_at: datetime) -> Recorded:
+    return Recorded(outcome.case_id, outcome.event_id, outcome.version, outcome.duplicate,
+                    recorded_at)
+
+
+def _event_id_of(wire: Any) -> str | None:
+    if isinstance(wire, Mapping) and isinstance(wire.get("event_id"), str):
+        return wire["event_id"][:128]
+    return None
