@@ -161,6 +161,31 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Không có quyền: {rule_vi}.",
         "Not allowed: {rule_en}.",
     ),
+    # --- HTTP edge ---------------------------------------------------------------------------
+    "NOT_AUTHENTICATED": (
+        "Chưa xác thực: {rule_vi}.",
+        "Not authenticated: {rule_en}.",
+    ),
+    "BODY_TOO_LARGE": (
+        "Nội dung yêu cầu vượt quá giới hạn {limit} byte; hãy chia nhỏ lô sự kiện.",
+        "The request body exceeds the {limit}-byte limit; split the batch.",
+    ),
+    "ROUTE_NOT_FOUND": (
+        "Không có địa chỉ «{value}» trong API.",
+        "There is no API path '{value}'.",
+    ),
+    "METHOD_NOT_ALLOWED": (
+        "Địa chỉ «{value}» không hỗ trợ phương thức {method}.",
+        "Path '{value}' does not support method {method}.",
+    ),
+    "STORE_UNAVAILABLE": (
+        "Kho dữ liệu tạm thời không truy cập được; hãy thử lại sau.",
+        "The data store is temporarily unavailable; try again later.",
+    ),
+    "INTERNAL_ERROR": (
+        "Lỗi hệ thống; hãy báo cho quản trị viên kèm mã yêu cầu (request_id).",
+        "Internal error; report it to the administrators with the request_id.",
+    ),
 }
 
 

@@ -19,6 +19,7 @@ from domain.reference import ReferenceData
 from infra.keystore import PostgresKeyStore, SqliteKeyStore
 from infra.reference_data import load_calendar, load_reference, load_time_limits
 from infra.settings import Settings
+from infra.tokens import PostgresTokenStore, SqliteTokenStore, TokenStore
 from services.personal_data import MasterKeys, PersonalDataVault, new_master_key, parse_master_keys
 from services.referrals import Clock, Referrals, system_clock
 
@@ -34,6 +35,7 @@ class Container:
     vault: PersonalDataVault
     referrals: Referrals
     pg_pool: Any = None
+    tokens: TokenStore | None = None  # bearer tokens of the HTTP API
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -43,6 +45,8 @@ class Container:
             if callable(closer):
                 closer()
         self.referrals.close()
+        if self.tokens is not None:
+            self.tokens.close()
         store = self.vault.store
         if isinstance(store, SqliteKeyStore):
             store.close()
@@ -102,4 +106,9 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
         clock=clock,
         future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
     )
-    return Container(settings, reference, calendar, rules, vault, referrals, pg_pool)
+    tokens: TokenStore = (
+        PostgresTokenStore(pg_pool) if pg_pool is not None
+        else SqliteTokenStore(settings.data_dir / "api-tokens.sqlite")
+    )
+    return Container(settings, reference, calendar, rules, vault, referrals, pg_pool,
+                     tokens=tokens)

@@ -225,13 +225,17 @@ class Broker:
         raise last
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
-        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+        """Graceful stop; returns the exit code.
+
+        SIGINT, not SIGTERM: Tansu exits at once on SIGINT, but on SIGTERM it
+        drains open client connections for ~5 s.  SIGKILL after ``timeout``.
+        """
         proc = self.proc
         if proc is None:
             return None
         if proc.poll() is None:
             try:
-                proc.terminate()
+                proc.send_signal(signal.SIGINT)
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
@@ -386,15 +390,15 @@ def consumer_kwargs(**overrides: Any) -> dict[str, Any]:
     kafka-python's default 45 s session => ~23 s.
     ``auto_offset_reset="earliest"`` because ListOffsets(LATEST) is wrong on
     Tansu for multi-record batches (see docs/kafka-notes.md).
-    ``allow_auto_create_topics=False`` so a subscription never creates a topic
-    with the broker's default partition count.
+    (``allow_auto_create_topics=False`` is NOT included: Tansu ignores it and
+    auto-creates any topic named in a Metadata request with 4 partitions, so
+    create topics with ``admin_create_topics`` before any client touches them.)
     """
     kwargs: dict[str, Any] = {
         "session_timeout_ms": 6000,
         "heartbeat_interval_ms": 1000,
         "max_poll_interval_ms": 10000,
         "auto_offset_reset": "earliest",
-        "allow_auto_create_topics": False,
         "fetch_max_wait_ms": 100,
     }
     kwargs.update(overrides)

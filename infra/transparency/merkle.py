@@ -106,11 +106,9 @@ class InMemoryNodeStore:
     def __init__(self) -> None:
         self._nodes: dict[NodeKey, bytes] = {}
         self._size = 0
-        self.get_calls = 0
 
     def get_nodes(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
         """Return the stored hashes for ``keys``."""
-        self.get_calls += 1
         return {key: self._nodes[key] for key in keys if key in self._nodes}
 
     def put_nodes(self, nodes: Mapping[NodeKey, bytes]) -> None:

@@ -162,10 +162,7 @@ class Witness:
                     RefusalReason.SAME_SIZE_DIFFERENT_ROOT, f"fork at size {checkpoint.size}"
                 )
             return
-        proof_nodes = list(proof) if isinstance(proof, (list, tuple)) else proof
-        if not verify_consistency(
-            previous.size, checkpoint.size, previous.root_hash, checkpoint.root_hash, proof_nodes
-        ):
+        if not verify_consistency(previous.size, checkpoint.size, previous.root_hash, checkpoint.root_hash, proof):
             raise WitnessRefusal(
                 RefusalReason.INCONSISTENT,
                 f"size {checkpoint.size} is not proven consistent with cosigned size {previous.size}",

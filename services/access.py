@@ -1,0 +1,154 @@
+"""Who may do what: the access policy of the ledger's edges, as pure functions.
+
+A `Principal` is the party a bearer token stands for. Four roles:
+
+- agency: a procedural agency, Centre or oversight body posting its own events. It posts only
+  events whose `agency_id` is its own, and reads only the cases it touched (recorded an event
+  of, holds, or is the Centre addressed). It sees a case's clear identity only if it recorded
+  identity on that case.
+- inspector: reads every case of its provinces and may see the clear identity there; posts
+  nothing. A case's province is the province of the agency that opened it.
+- council: reads its province's cases, pseudonymous only (never clear identity), and the
+  statistics; posts nothing.
+- admin: manages tokens and agencies and reads the personal-data access log; reads no case.
+
+Every clear-identity read is logged by the caller (who, when, which person, why); a refused
+read is not a read and is not logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.errors import DomainError, NotAuthorisedError
+from domain.reference import ReferenceData
+
+ROLES = ("agency", "inspector", "council", "admin")
+ROLE_NAMES_VI = {
+    "agency": "cơ quan",
+    "inspector": "thanh tra, kiểm tra",
+    "council": "Hội đồng phối hợp liên ngành",
+    "admin": "quản trị",
+}
+
+
+class NotAuthenticatedError(DomainError):
+    """Raised when a request carries no valid bearer token (missing, unknown, expired, revoked)."""
+
+    http_status = 401
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The party one bearer token stands for."""
+
+    principal_id: str
+    role: str
+    display_name: str
+    agency_id: str | None = None
+    provinces: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        check_principal(self.role, self.agency_id, self.provinces)
+
+
+def check_principal(role: str, agency_id: str | None, provinces: Iterable[str]) -> None:
+    """Raises ValueError unless the role's binding is complete (a programming/CLI error)."""
+    provinces = frozenset(provinces)
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if role == "agency" and not agency_id:
+        raise ValueError("an agency principal needs its agency_id")
+    if role in ("inspector", "council") and not provinces:
+        raise ValueError(f"a {role} principal needs at least one province")
+    if role == "council" and len(provinces) != 1:
+        raise ValueError("a council principal belongs to exactly one province")
+
+
+@dataclass(frozen=True)
+class CaseScope:
+    """The facts about one case that access decisions need."""
+
+    case_id: str
+    province: str | None
+    touched_by: frozenset[str]  # agencies that recorded an event, hold it or are its Centre
+    identity_by: frozenset[str]  # agencies that recorded identifying data on it
+
+
+def case_scope(
+    case_id: str, history: Iterable[Any], reference: ReferenceData
+) -> CaseScope:
+    """The access facts of a case from its recorded events (in order)."""
+    touched: set[str] = set()
+    identity: set[str] = set()
+    opener: str | None = None
+    for event in history:
+        if opener is None:
+            opener = event.agency_id
+        touched.add(event.agency_id)
+        data: Mapping[str, Any] = event.data
+        for name in ("centre_id", "to_agency_id"):
+            if isinstance(data.get(name), str):
+                touched.add(data[name])
+        if getattr(event, "identity_ciphertext", None):
+            identity.add(event.agency_id)
+    agency = reference.agencies.get(opener) if opener else None
+    return CaseScope(case_id, agency.province if agency else None, frozenset(touched),
+                     frozenset(identity))
+
+
+def _refuse(rule_vi: str, rule_en: str, field_name: str | None = None) -> NotAuthorisedError:
+    return NotAuthorisedError("NOT_AUTHORISED", field_name, rule_vi=rule_vi, rule_en=rule_en)
+
+
+def may_post(principal: Principal, agency_id: str) -> None:
+    """Only an agency posts, and only as itself ("agency A never writes as B")."""
+    if principal.role != "agency":
+        raise _refuse(f"vai trò {ROLE_NAMES_VI[principal.role]} không được ghi sự kiện",
+                      f"the {principal.role} role cannot record events")
+    if agency_id != principal.agency_id:
+        raise _refuse(
+            f"mã truy cập của cơ quan «{principal.agency_id}» không được ghi sự kiện "
+            f"thay cho cơ quan «{agency_id}»",
+            f"a token of agency '{principal.agency_id}' cannot record events as '{agency_id}'",
+            "agency_id",
+        )
+
+
+def may_read_case(principal: Principal, scope: CaseScope) -> None:
+    """Agencies read the cases they touched; inspectors and councils their provinces' cases."""
+    if principal.role == "agency" and principal.agency_id in scope.touched_by:
+        return
+    if principal.role in ("inspector", "council") and scope.province in principal.provinces:
+        return
+    raise _refuse(f"không được xem vụ việc «{scope.case_id}»",
+                  f"case '{scope.case_id}' is outside this token's scope", "case_id")
+
+
+def may_see_identity(principal: Principal, scope: CaseScope) -> None:
+    """Clear identity: the agency that recorded it on the case, or an inspector of its province."""
+    if principal.role == "agency" and principal.agency_id in scope.identity_by:
+        return
+    if principal.role == "inspector" and scope.province in principal.provinces:
+        return
+    raise _refuse(
+        f"không được xem thông tin định danh của người trong vụ việc «{scope.case_id}»",
+        f"the clear identity of case '{scope.case_id}' is outside this token's scope",
+        "case_id",
+    )
+
+
+def may_read_access_log(principal: Principal) -> None:
+    """Inspectors (for their provinces) and administrators read the personal-data access log."""
+    if principal.role not in ("inspector", "admin"):
+        raise _refuse("chỉ thanh tra và quản trị được xem nhật ký truy cập dữ liệu cá nhân",
+                      "only inspectors and administrators read the access log")
+
+
+def access_log_visible(principal: Principal, case_province: str | None) -> bool:
+    """Whether one access-log entry (about a case of `case_province`) is shown to the principal."""
+    if principal.role == "admin":
+        return True
+    return principal.role == "inspector" and case_province in principal.provinces

@@ -1,0 +1,90 @@
+"""Helpers that build wire events for tests (the cosmicpython `random_refs` habit)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from domain.calendar import VIETNAM_TZ
+
+POLICE = "lsn-police-investigation"
+POLICE_2 = "lsn-police-commune-1"
+PROCURACY = "lsn-procuracy"
+COURT = "lsn-court"
+CENTRE = "lsn-centre"
+OTHER_CENTRE = "vlg-centre"
+DOJ = "lsn-doj"
+VLG_POLICE = "vlg-police-investigation"
+
+T0 = datetime(2026, 3, 3, 9, 0, tzinfo=VIETNAM_TZ)  # a Tuesday
+
+
+def random_case_ref() -> str:
+    return f"LSN-T-{uuid.uuid4().hex[:10]}"
+
+
+def new_person_id() -> str:
+    return str(uuid.uuid4())
+
+
+class CaseScript:
+    """Builds the wire events of one case step by step, with increasing occurred_at."""
+
+    def __init__(self, case_id: str | None = None, start: datetime = T0,
+                 holder: str = POLICE, person_id: str | None = None) -> None:
+        self.case_id = case_id or random_case_ref()
+        self.at = start
+        self.holder = holder
+        self.person_id = person_id or new_person_id()
+        self.count = 0
+
+    def event(self, wire_type: str, agency: str | None = None, after: timedelta = timedelta(hours=1),
+              data: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+        self.count += 1
+        if self.count > 1:
+            self.at += after
+        wire = {
+            "event_id": f"{self.case_id}-{self.count:03d}",
+            "case_id": self.case_id,
+            "type": wire_type,
+            "agency_id": agency or self.holder,
+            "occurred_at": self.at.isoformat(),
+            "data": data or {},
+        }
+        wire.update(extra)
+        return wire
+
+    def notification(self, role: str = "ARRESTED", category: str = "POOR_HOUSEHOLD",
+                     **data: Any) -> dict[str, Any]:
+        return self.event("NOTIFICATION_ISSUED", data={
+            "person_id": self.person_id, "proceedings_kind": "criminal",
+            "procedural_role": role, "stage": "INVESTIGATION", "eligible_category": category,
+            "form": "MAU_03", **data})
+
+    def request(self, **kw: Any) -> dict[str, Any]:
+        return self.event("AID_REQUESTED", **kw)
+
+    def transfer(self, centre: str = CENTRE, **kw: Any) -> dict[str, Any]:
+        return self.event("REQUEST_TRANSFERRED", data={"centre_id": centre}, **kw)
+
+    def accept(self, centre: str = CENTRE, **kw: Any) -> dict[str, Any]:
+        return self.event("REQUEST_ACCEPTED", agency=centre, data={"immediate": False}, **kw)
+
+    def assign(self, centre: str = CENTRE, provider: str = "tgv-001", **kw: Any) -> dict[str, Any]:
+        return self.event("AID_ASSIGNED", agency=centre, data={
+            "provider_id": provider, "provider_type": "LEGAL_AID_OFFICER", "aid_form": "DEFENCE"},
+            **kw)
+
+    def register(self, agency: str | None = None, **kw: Any) -> dict[str, Any]:
+        docs = (self.at + timedelta(minutes=30)).isoformat()
+        return self.event("COUNSEL_REGISTERED", agency=agency,
+                          data={"documents_complete_at": docs}, **kw)
+
+    def close(self, centre: str = CENTRE, **kw: Any) -> dict[str, Any]:
+        return self.event("CASE_CLOSED", agency=centre,
+                          data={"close_reason": "COMPLETED", "outcome": "SUCCESSFUL"}, **kw)
+
+    def full_history(self) -> list[dict[str, Any]]:
+        return [self.notification(), self.request(), self.transfer(), self.accept(),
+                self.assign(), self.register(), self.close()]

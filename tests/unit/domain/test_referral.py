@@ -1,0 +1,362 @@
+"""The referral aggregate: lifecycle order, who may act, dates, categories, idempotency."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain.calendar import VIETNAM_TZ
+from domain.errors import ConflictError, DomainError, InvalidEventError, RuleViolationError
+from domain.referral import TRANSITIONS, Status
+from tests.factories import (
+    CENTRE,
+    COURT,
+    DOJ,
+    OTHER_CENTRE,
+    POLICE,
+    POLICE_2,
+    PROCURACY,
+    T0,
+    CaseScript,
+)
+
+
+def codes_of(error: pytest.ExceptionInfo[DomainError]) -> tuple[str, str | None]:
+    return error.value.code, error.value.field
+
+
+def test_full_lifecycle_is_recorded_in_order_when_every_step_is_lawful(referrals):
+    case = CaseScript()
+    versions = [referrals.record_event(e).version for e in case.full_history()]
+    assert versions == [1, 2, 3, 4, 5, 6, 7]
+    state = referrals.get_case(case.case_id)
+    assert state.status == Status.CLOSED
+    assert state.centre_id == CENTRE
+    assert state.provider_id == "tgv-001"
+    assert [e.WIRE_TYPE for e in referrals.case_history(case.case_id)] == [
+        "NOTIFICATION_ISSUED", "AID_REQUESTED", "REQUEST_TRANSFERRED", "REQUEST_ACCEPTED",
+        "AID_ASSIGNED", "COUNSEL_REGISTERED", "CASE_CLOSED",
+    ]
+
+
+def test_first_event_is_refused_when_it_is_not_an_opening_event(referrals):
+    case = CaseScript()
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.transfer())
+    assert codes_of(error) == ("FIRST_EVENT_NOT_OPENING", "type")
+    assert "sự kiện đầu tiên" in error.value.message_vi
+
+
+def test_assignment_is_refused_when_the_centre_does_not_have_the_request(referrals):
+    case = CaseScript()
+    referrals.record_event(case.notification())
+    referrals.record_event(case.request())
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.assign())
+    # the centre is not yet addressed, so it is not the centre of this case at all
+    assert error.value.code in ("ORDER_VIOLATION", "AGENCY_NOT_ADDRESSED_CENTRE")
+    assert referrals.get_case(case.case_id).version == 2
+
+
+def test_centre_event_is_refused_when_posted_by_a_centre_the_request_was_not_sent_to(referrals):
+    case = CaseScript()
+    for wire in (case.notification(), case.request(), case.transfer()):
+        referrals.record_event(wire)
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.accept(centre=OTHER_CENTRE))
+    assert codes_of(error) == ("AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
+
+
+def test_agency_event_is_refused_when_the_agency_does_not_hold_the_case(referrals):
+    case = CaseScript()
+    referrals.record_event(case.notification())
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.event("AID_REQUESTED", agency=POLICE_2))
+    assert codes_of(error) == ("AGENCY_NOT_HOLDER", "agency_id")
+
+
+def test_new_holder_may_act_when_the_case_was_transferred_to_it(referrals):
+    case = CaseScript()
+    referrals.record_event(case.notification())
+    referrals.record_event(case.event("CASE_TRANSFERRED",
+                                      data={"to_agency_id": PROCURACY, "to_stage": "INDICTMENT"}))
+    referrals.record_event(case.event("AID_REQUESTED", agency=PROCURACY))
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.event("REQUEST_TRANSFERRED", agency=POLICE,
+                                          data={"centre_id": CENTRE}))
+    assert error.value.code == "AGENCY_NOT_HOLDER"
+    state = referrals.get_case(case.case_id)
+    assert state.holder_agency_id == PROCURACY
+    assert state.person["stage"] == "INDICTMENT"
+
+
+def test_only_quality_assessment_is_accepted_when_the_case_is_closed(referrals):
+    case = CaseScript()
+    for wire in case.full_history():
+        referrals.record_event(wire)
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.notification())
+    assert error.value.code == "CASE_CLOSED"
+    referrals.record_event(case.event("QUALITY_ASSESSED", agency=DOJ, data={"result": "GOOD"}))
+    with pytest.raises(RuleViolationError) as again:
+        referrals.record_event(case.event("QUALITY_ASSESSED", agency=DOJ,
+                                          data={"result": "ACHIEVED"}))
+    assert again.value.code == "QUALITY_ALREADY_ASSESSED"
+
+
+def test_quality_assessment_is_refused_when_posted_by_a_procedural_agency(referrals):
+    case = CaseScript()
+    for wire in case.full_history():
+        referrals.record_event(wire)
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.event("QUALITY_ASSESSED", agency=COURT,
+                                          data={"result": "GOOD"}))
+    assert codes_of(error) == ("AGENCY_WRONG_KIND", "agency_id")
+
+
+def test_event_is_refused_when_it_occurred_before_the_previous_one(referrals):
+    case = CaseScript()
+    referrals.record_event(case.notification())
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.request(after=timedelta(hours=-2)))
+    assert codes_of(error) == ("OCCURRED_BEFORE_PREVIOUS", "occurred_at")
+
+
+def test_event_is_refused_when_it_occurred_in_the_future(referrals, clock):
+    case = CaseScript(start=clock.now + timedelta(hours=1))
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(case.notification())
+    assert codes_of(error) == ("OCCURRED_IN_FUTURE", "occurred_at")
+
+
+def test_timestamp_is_refused_when_it_has_no_offset(referrals):
+    wire = CaseScript().notification()
+    wire["occurred_at"] = "2026-03-03T09:00:00"
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(wire)
+    assert codes_of(error) == ("TIMESTAMP_WITHOUT_OFFSET", "occurred_at")
+
+
+def test_category_is_refused_when_it_was_repealed_before_the_event_date(referrals):
+    case = CaseScript(start=datetime(2026, 1, 5, 9, tzinfo=VIETNAM_TZ))
+    wire = case.notification(role="VICTIM", category="VICTIM_16_18", financial_hardship=True,
+                             age_band="16_TO_UNDER_18")
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(wire)
+    assert codes_of(error) == ("CATEGORY_NOT_VALID_ON_DATE", "data.eligible_category")
+    assert "01/01/2026" in error.value.message_vi
+
+
+def test_category_is_accepted_when_it_was_in_force_on_the_event_date(referrals):
+    case = CaseScript(start=datetime(2025, 12, 30, 9, tzinfo=VIETNAM_TZ))
+    referrals.record_event(case.notification(
+        role="VICTIM", category="VICTIM_16_18", financial_hardship=True,
+        age_band="16_TO_UNDER_18"))
+    assert referrals.get_case(case.case_id).person["eligible_category"] == "VICTIM_16_18"
+
+
+def test_new_juvenile_category_is_refused_when_the_event_is_before_2026(referrals):
+    case = CaseScript(start=datetime(2025, 12, 31, 23, 30, tzinfo=VIETNAM_TZ))
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(case.notification(
+            role="WITNESS", category="MINOR_16_18_IN_PROCEEDINGS", age_band="16_TO_UNDER_18"))
+    assert error.value.code == "CATEGORY_NOT_VALID_ON_DATE"
+
+
+def test_validity_is_judged_in_vietnam_time_when_the_instant_is_given_in_utc(referrals):
+    # 2025-12-31T17:30Z is already 2026-01-01 00:30 in Vietnam: the new category applies.
+    case = CaseScript(start=datetime.fromisoformat("2025-12-31T17:30:00+00:00"))
+    referrals.record_event(case.notification(
+        role="WITNESS", category="MINOR_16_18_IN_PROCEEDINGS", age_band="16_TO_UNDER_18"))
+
+
+def test_hardship_category_is_refused_when_financial_hardship_is_not_declared(referrals):
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(CaseScript().notification(category="ELDERLY"))
+    assert codes_of(error) == ("CATEGORY_REQUIRES_FINANCIAL_HARDSHIP", "data.financial_hardship")
+
+
+def test_category_is_refused_when_the_procedural_role_does_not_fit(referrals):
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(CaseScript().notification(role="VICTIM",
+                                                         category="ACCUSED_NEAR_POOR"))
+    assert error.value.code == "CATEGORY_ROLE_MISMATCH"
+
+
+def test_assignment_is_refused_when_the_provider_cannot_act_in_proceedings(referrals):
+    case = CaseScript()
+    for wire in (case.notification(), case.request(), case.transfer(), case.accept()):
+        referrals.record_event(wire)
+    wire = case.assign()
+    wire["data"]["provider_type"] = "COLLABORATOR"
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(wire)
+    assert codes_of(error) == ("PROVIDER_NOT_IN_PROCEEDINGS", "data.provider_type")
+
+
+def test_unknown_data_field_is_refused_and_named(referrals):
+    wire = CaseScript().notification()
+    wire["data"]["full_name"] = "Nguyễn Văn A"
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(wire)
+    assert codes_of(error) == ("FIELD_UNKNOWN", "data.full_name")
+
+
+def test_unknown_agency_is_refused_and_named(referrals):
+    wire = CaseScript().notification()
+    wire["agency_id"] = "no-such-agency"
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(wire)
+    assert codes_of(error) == ("AGENCY_UNKNOWN", "agency_id")
+
+
+def test_district_court_is_refused_when_the_event_is_after_it_closed(referrals):
+    case = CaseScript(start=datetime(2025, 7, 2, 9, tzinfo=VIETNAM_TZ))
+    referrals.record_event(case.notification())
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(case.event(
+            "CASE_TRANSFERRED", data={"to_agency_id": "lsn-court-district-1", "to_stage": "TRIAL"}))
+    assert codes_of(error) == ("AGENCY_INACTIVE", "data.to_agency_id")
+
+
+def test_retry_is_recognised_when_the_same_event_id_and_content_are_posted_again(referrals):
+    case = CaseScript()
+    wire = case.notification()
+    first = referrals.record_event(wire)
+    again = referrals.record_event(dict(wire))
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert again.version == first.version and again.recorded_at == first.recorded_at
+    assert len(referrals.case_history(case.case_id)) == 1
+
+
+def test_retry_is_recognised_when_the_json_differs_only_in_layout(referrals):
+    case = CaseScript()
+    wire = case.notification()
+    referrals.record_event(wire)
+    reordered = {k: wire[k] for k in reversed(list(wire))}
+    reordered["data"] = {k: wire["data"][k] for k in reversed(list(wire["data"]))}
+    reordered["occurred_at"] = datetime.fromisoformat(wire["occurred_at"]).astimezone(
+        VIETNAM_TZ).astimezone(datetime.now().astimezone().tzinfo).isoformat()
+    assert referrals.record_event(reordered).duplicate is True
+
+
+def test_reused_event_id_is_a_conflict_when_the_content_differs(referrals):
+    case = CaseScript()
+    wire = case.notification()
+    referrals.record_event(wire)
+    changed = dict(wire, data=dict(wire["data"], procedural_role="SUSPECT"))
+    with pytest.raises(ConflictError) as error:
+        referrals.record_event(changed)
+    assert codes_of(error) == ("EVENT_ID_CONFLICT", "event_id")
+    assert error.value.http_status == 409
+
+
+def test_stale_expected_version_is_a_conflict_and_records_nothing(referrals):
+    case = CaseScript()
+    referrals.record_event(case.notification())
+    referrals.record_event(case.request())
+    with pytest.raises(ConflictError) as error:
+        referrals.record_event(case.transfer(expected_version=1))
+    assert codes_of(error) == ("VERSION_CONFLICT", "expected_version")
+    assert referrals.get_case(case.case_id).version == 2
+
+
+def test_batch_judges_each_item_on_its_own(referrals):
+    case = CaseScript()
+    note, request, transfer = case.notification(), case.request(), case.transfer()
+    bad = dict(transfer, event_id="x-1", data={"centre_id": "nowhere"})
+    results = referrals.record_batch([note, bad, request, request, transfer, "not json"])
+    kinds = [type(r).__name__ + (":dup" if getattr(r, "duplicate", False) else "")
+             for r in results]
+    assert kinds == ["Recorded", "Rejected", "Recorded", "Recorded:dup", "Recorded", "Rejected"]
+    assert results[1].error.code == "AGENCY_UNKNOWN"
+    assert referrals.get_case(case.case_id).version == 3
+
+
+def test_replay_as_of_shows_the_state_the_ledger_knew_then(referrals):
+    case = CaseScript()
+    referrals.record_event(case.notification())
+    referrals.record_event(case.request())
+    first, second = referrals.case_history(case.case_id)
+    between = first.timestamp + (second.timestamp - first.timestamp) / 2
+    state, events = referrals.case_as_of(case.case_id, between)
+    assert (state.version, state.status, len(events)) == (1, Status.OPEN, 1)
+    before, none = referrals.case_as_of(case.case_id, first.timestamp - timedelta(seconds=1))
+    assert before is None and none == []
+
+
+# --------------------------------------------------------------------- property-based
+WIRE_TYPES = sorted(TRANSITIONS)
+AGENCIES = [POLICE, POLICE_2, PROCURACY, COURT, CENTRE, OTHER_CENTRE, DOJ]
+
+
+def _data_for(wire_type: str, case: CaseScript, pick: int) -> dict:
+    data = {
+        "REQUEST_TRANSFERRED": {"centre_id": [CENTRE, OTHER_CENTRE][pick % 2]},
+        "APPOINTMENT_REQUESTED": {"centre_id": CENTRE, "ground": "UNDER_18"},
+        "CASE_TRANSFERRED": {"to_agency_id": [PROCURACY, COURT, POLICE][pick % 3]},
+        "REQUEST_ACCEPTED": {},
+        "REQUEST_REFUSED": {"reason": "NOT_ELIGIBLE", "written": True},
+        "AID_ASSIGNED": {"provider_id": f"p{pick}", "provider_type": "LEGAL_AID_OFFICER",
+                         "aid_form": "DEFENCE"},
+        "COUNSEL_REGISTERED": {"documents_complete_at": case.at.isoformat()},
+        "AID_DECLINED": {"three_party_record": True},
+        "PROVIDER_CHANGED": {"provider_id": f"q{pick}", "provider_type": "CONTRACTED_LAWYER",
+                             "requested_at": case.at.isoformat(), "grounds": "PERSON_REQUEST"},
+        "AID_DISCONTINUED": {"grounds": "PERSON_WITHDREW"},
+        "CASE_CLOSED": {"close_reason": "OTHER"},
+        "QUALITY_ASSESSED": {"result": "GOOD"},
+    }
+    return data.get(wire_type, {})
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(WIRE_TYPES), st.sampled_from(AGENCIES),
+                          st.integers(0, 5)), min_size=1, max_size=25))
+def test_any_sequence_keeps_the_lifecycle_invariants(referrals, steps):
+    case = CaseScript()
+    referrals.record_event(case.notification())
+    accepted = ["NOTIFICATION_ISSUED"]
+    for wire_type, agency, pick in steps:
+        case.at += timedelta(minutes=30)
+        wire = case.event(wire_type, agency=agency, after=timedelta(0),
+                          data=_data_for(wire_type, case, pick))
+        before = referrals.get_case(case.case_id).version
+        try:
+            referrals.record_event(wire)
+            accepted.append(wire_type)
+        except DomainError as error:
+            assert error.code and error.message_vi and error.message_en
+            assert referrals.get_case(case.case_id).version == before  # nothing half-recorded
+    history = [e.WIRE_TYPE for e in referrals.case_history(case.case_id)]
+    assert history == accepted
+    if "CASE_CLOSED" in history:
+        assert set(history[history.index("CASE_CLOSED") + 1:]) <= {"QUALITY_ASSESSED"}
+    assert history.count("QUALITY_ASSESSED") <= 1
+    for i, wire_type in enumerate(history):
+        if wire_type in ("AID_ASSIGNED", "REQUEST_ACCEPTED", "REQUEST_REFUSED"):
+            assert {"REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"} & set(history[:i])
+        if wire_type == "COUNSEL_REGISTERED":
+            assert "AID_ASSIGNED" in history[:i]
+    replayed = None
+    for event in referrals.case_history(case.case_id):
+        replayed = event.mutate(replayed)
+    assert replayed.version == len(history)
+    assert replayed.snapshot_view() == referrals.get_case(case.case_id).snapshot_view()
+
+
+def test_replayed_state_equals_the_state_built_while_recording(referrals):
+    case = CaseScript()
+    for wire in case.full_history()[:5]:
+        referrals.record_event(wire)
+    live = referrals.get_case(case.case_id).snapshot_view()
+    history = referrals.case_history(case.case_id)
+    rebuilt = None
+    for event in history:
+        rebuilt = event.mutate(rebuilt)
+    assert rebuilt.snapshot_view() == live
+    assert rebuilt.opened_at == T0
