@@ -106,6 +106,7 @@ class Recorded:
     version: int
     duplicate: bool
     recorded_at: datetime | None = None
+    position: int | None = None  # the event's notification id in the log (global order)
 
 
 class Referral(Aggregate):

@@ -82,7 +82,8 @@ class Referrals(Application[UUID]):
             recordings = self.save(pending)
         except IntegrityError:
             raise ConflictError("CONCURRENT_WRITE", "case_id") from None
-        return _recorded(outcome, recordings[-1].domain_event.timestamp)
+        return _recorded(outcome, recordings[-1].domain_event.timestamp,
+                         recordings[-1].notification.id)
 
     def record_batch(self, wires: Sequence[Any]) -> list[Recorded | Rejected]:
         """Judges every item on its own and records the accepted ones in one transaction.
@@ -127,7 +128,9 @@ class Referrals(Application[UUID]):
                                  lte=duplicate.version)),
             None,
         )
-        return _recorded(duplicate, original.timestamp) if original is not None else duplicate
+        if original is None:
+            return duplicate
+        return _recorded(duplicate, original.timestamp)
 
     def _save_stamped(
         self,
@@ -139,17 +142,24 @@ class Referrals(Application[UUID]):
             return
         pending = {a.case_id: list(a.pending_events) for a in aggregates if a is not None}
         try:
-            self.save(*aggregates)
+            recordings = self.save(*aggregates)
         except IntegrityError:
             for aggregate in aggregates:  # put the events back for the per-case retry
                 if aggregate is not None and not aggregate.pending_events:
                     aggregate.pending_events.extend(pending[aggregate.case_id])
             raise
+        positions = {
+            (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
+            for r in recordings
+        }
         for case_id, indexes in touched.items():
             if case_id not in pending:
                 continue
             for index, event in zip(indexes, pending[case_id], strict=True):
-                results[index] = _recorded(results[index], event.timestamp)
+                results[index] = _recorded(
+                    results[index], event.timestamp,
+                    positions.get((event.originator_id, event.originator_version)),
+                )
 
     def _decide(
         self, event: WireEvent, referral: Referral | None
@@ -346,9 +356,9 @@ def case_facts(history: Iterable[Referral.Event]) -> list[CaseFact]:
     return facts
 
 
-def _recorded(outcome: Any, recorded_at: datetime) -> Recorded:
+def _recorded(outcome: Any, recorded_at: datetime, position: int | None = None) -> Recorded:
     return Recorded(outcome.case_id, outcome.event_id, outcome.version, outcome.duplicate,
-                    recorded_at)
+                    recorded_at, position)
 
 
 def _event_id_of(wire: Any) -> str | None:
