@@ -16,6 +16,7 @@ from typing import Any
 from domain.calendar import WorkingCalendar
 from domain.deadlines import TimeLimitRule
 from domain.reference import ReferenceData
+from infra.event_reads import select_events_of
 from infra.keystore import PostgresKeyStore, SqliteKeyStore
 from infra.reference_data import load_calendar, load_reference, load_time_limits
 from infra.settings import Settings
@@ -37,9 +38,12 @@ class Container:
     pg_pool: Any = None
     tokens: TokenStore | None = None  # bearer tokens of the HTTP API
     extras: dict[str, Any] = field(default_factory=dict)
+    projections: Any = None  # projections.runtime.Projections (read models and their runner)
 
     def close(self) -> None:
         """Releases connections (event store, pools, key store)."""
+        if self.projections is not None:
+            self.projections.close()
         for extra in self.extras.values():
             closer = getattr(extra, "close", None)
             if callable(closer):
@@ -105,10 +109,17 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
         calendar=calendar,
         clock=clock,
         future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
+        bulk_reader=select_events_of,
     )
     tokens: TokenStore = (
         PostgresTokenStore(pg_pool) if pg_pool is not None
         else SqliteTokenStore(settings.data_dir / "api-tokens.sqlite")
     )
-    return Container(settings, reference, calendar, rules, vault, referrals, pg_pool,
-                     tokens=tokens)
+    container = Container(settings, reference, calendar, rules, vault, referrals, pg_pool,
+                          tokens=tokens)
+    from projections.runtime import open_projections
+
+    container.projections = open_projections(container)
+    if settings.projections_in_process and settings.store == "sqlite":
+        container.projections.start()
+    return container

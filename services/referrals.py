@@ -30,6 +30,8 @@ from services.personal_data import PersonalDataVault, age_band_on, validate_iden
 from services.wire import WireEvent, parse_wire
 
 Clock = Callable[[], datetime]
+# reads the stored events of many aggregates at once: (recorder, ids) -> {id: [stored events]}
+BulkReader = Callable[[Any, list[UUID]], Mapping[UUID, Sequence[Any]] | None]
 
 
 def system_clock() -> datetime:
@@ -61,8 +63,10 @@ class Referrals(Application[UUID]):
         calendar: WorkingCalendar | None = None,
         clock: Clock = system_clock,
         future_tolerance: timedelta = timedelta(minutes=5),
+        bulk_reader: BulkReader | None = None,
     ) -> None:
         super().__init__(env=dict(env or {}))
+        self.bulk_reader = bulk_reader
         self.reference = reference
         self.vault = vault
         self.rules = tuple(rules)
@@ -93,7 +97,10 @@ class Referrals(Application[UUID]):
         to one transaction per case so that one contended case cannot sink the others.
         """
         results: list[Recorded | Rejected | None] = [None] * len(wires)
-        cases: dict[str, Referral | None] = {}
+        cases = self._get_many(
+            [w["case_id"] for w in wires if isinstance(w, Mapping) and isinstance(
+                w.get("case_id"), str)]
+        )
         touched: dict[str, list[int]] = {}
         for index, wire in enumerate(wires):
             try:
@@ -230,6 +237,23 @@ class Referrals(Application[UUID]):
             return self.repository.get(referral_id(case_id))
         except AggregateNotFoundError:
             return None
+
+    def _get_many(self, case_ids: Sequence[str]) -> dict[str, Referral | None]:
+        """Many cases in one query (the batch path); falls back to one read per case."""
+        unique = list(dict.fromkeys(case_ids))
+        if self.bulk_reader is None or not unique:
+            return {}
+        by_id = {referral_id(c): c for c in unique}
+        stored = self.bulk_reader(self.recorder, list(by_id))
+        if stored is None:
+            return {}
+        cases: dict[str, Referral | None] = {}
+        for aggregate_id, case_id in by_id.items():
+            referral = None
+            for record in stored.get(aggregate_id, ()):
+                referral = self.mapper.to_domain_event(record).mutate(referral)
+            cases[case_id] = referral
+        return cases
 
     def get_case(self, case_id: str, version: int | None = None) -> Referral:
         """The case as of its latest (or a given) version."""
