@@ -17,9 +17,9 @@ import pytest
 from infra.bootstrap import Container, build_container
 from infra.settings import Settings
 
-import importlib.util  # noqa: E402
 
-pytest_plugins = ["tests.kafka_fixtures"] if importlib.util.find_spec("tests.kafka_fixtures") else []
+
+pytest_plugins = ["tests.kafka_fixtures"]
 
 PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("TEST_PG_PORT", "5432"))

@@ -385,9 +385,9 @@ def _kill_leftovers() -> None:  # pragma: no cover - safety net
 def consumer_kwargs(**overrides: Any) -> dict[str, Any]:
     """KafkaConsumer settings that make group joins fast against Tansu.
 
-    Tansu holds a JoinGroup for ~min(session_timeout, rebalance_timeout)/2
-    (rounded up to whole seconds) waiting for peers: 6 s sessions => ~3 s join;
-    kafka-python's default 45 s session => ~23 s.
+    Tansu holds every JoinGroup for ~session_timeout_ms/2 (rounded up to whole
+    seconds) waiting for peers: 6 s sessions => ~3.1 s join; kafka-python's
+    default 45 s session => ~23 s.
     ``auto_offset_reset="earliest"`` because ListOffsets(LATEST) is wrong on
     Tansu for multi-record batches (see docs/kafka-notes.md).
     (``allow_auto_create_topics=False`` is NOT included: Tansu ignores it and
@@ -399,7 +399,6 @@ def consumer_kwargs(**overrides: Any) -> dict[str, Any]:
         "heartbeat_interval_ms": 1000,
         "max_poll_interval_ms": 10000,
         "auto_offset_reset": "earliest",
-        "fetch_max_wait_ms": 100,
     }
     kwargs.update(overrides)
     return kwargs
