@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     signing_key_file: Path | None = None  # Ed25519 log key; default <data_dir>/log-signing.key
     log_origin: str = "legal-aid-ledger.example/log"
     checkpoint_interval_seconds: int = 60
+    log_signing_key: SecretStr | None = None  # the log key text itself (PRIVATE+KEY+...), a secret
+    log_witness_keys: str = ""  # witnesses' cosignature keys (name+id+key), comma-separated
 
     # --- Kafka ----------------------------------------------------------------------------------
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -75,6 +77,22 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None  # client certificate (SSL principal), PEM
+    kafka_ssl_keyfile: Path | None = None
+    kafka_client_id: str = "referral-ledger"
+    kafka_inbound_agencies: str = ""  # comma-separated; empty: every agency of the reference data
+    kafka_create_topics: bool = True  # create missing topics when a worker starts
+    kafka_inbound_retention_ms: int = Field(default=7 * 86_400_000, ge=-1)  # clear identity
+    kafka_dead_letter_retention_ms: int = Field(default=30 * 86_400_000, ge=-1)  # ditto
+    kafka_batch_size: int = Field(default=500, ge=1, le=10_000)  # records a batch (both workers)
+    kafka_poll_timeout_ms: int = Field(default=1000, ge=10, le=60_000)
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1000)
+    kafka_heartbeat_interval_ms: int = Field(default=3000, ge=100)
+    kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1000)
+    kafka_store_retry_attempts: int = Field(default=5, ge=1, le=100)  # event store down
+    kafka_store_retry_backoff_ms: int = Field(default=500, ge=10)
+    kafka_relay_idle_ms: int = Field(default=200, ge=10, le=60_000)  # relay: poll when caught up
+    kafka_flush_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:

@@ -1,0 +1,85 @@
+"""`referrals ingest` (agencies' inbound topics → event store) and `referrals relay`
+(event store → outbound topic). Both stop gracefully on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+
+def _configure_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        logging.getLogger(__name__).info("received %s: finishing the batch in hand",
+                                         signal.Signals(signum).name)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the Kafka area's commands to the `referrals` CLI."""
+
+    @app.command("ingest")
+    def ingest(
+        max_seconds: float | None = typer.Option(None, min=0.1, help="stop after this long"),
+    ) -> None:
+        """Records agencies' events from their inbound Kafka topics (REFERRALS_KAFKA_*)."""
+        from infra.bootstrap import build_container
+        from infra.cli import settings_from_env
+        from infra.kafka.clients import ensure_ledger_topics
+        from infra.kafka.ingest import IngestWorker
+
+        _configure_logging()
+        settings = settings_from_env()
+        container = build_container(settings)
+        try:
+            ensure_ledger_topics(settings, container.reference)
+            worker = IngestWorker.connect(settings, container.referrals)
+            _stop_on_signals(worker.stop)
+            try:
+                stats = worker.run(max_seconds=max_seconds)
+            finally:
+                worker.close()
+        finally:
+            container.close()
+        print(json.dumps({"ingest": stats.as_dict()}), flush=True)
+
+    @app.command("relay")
+    def relay(
+        max_seconds: float | None = typer.Option(None, min=0.1, help="stop after this long"),
+        until_caught_up: bool = typer.Option(False, help="stop once every event is published"),
+    ) -> None:
+        """Publishes every recorded event, in log order, to the outbound Kafka topic."""
+        from infra.bootstrap import build_container
+        from infra.cli import settings_from_env
+        from infra.kafka.clients import ensure_ledger_topics
+        from infra.kafka.relay import Relay
+
+        _configure_logging()
+        settings = settings_from_env()
+        container = build_container(settings)
+        try:
+            ensure_ledger_topics(settings, container.reference)
+            worker = Relay.connect(settings, container.referrals)
+            _stop_on_signals(worker.stop)
+            try:
+                stats = worker.run(max_seconds=max_seconds, until_caught_up=until_caught_up)
+            finally:
+                worker.close()
+        finally:
+            container.close()
+        print(json.dumps({"relay": stats.as_dict()}), flush=True)
