@@ -107,12 +107,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Case '{case_id}' has already been quality-assessed; a case is never assessed twice.",
     ),
     "AGENCY_NOT_HOLDER": (
-        "Cơ quan «{agency_id}» không thụ lý vụ việc này (cơ quan đang thụ lý: «{holder}»).",
-        "Agency '{agency_id}' does not hold this case (holder: '{holder}').",
+        "Cơ quan «{agency_id}» không phải cơ quan đang thụ lý vụ việc này.",
+        "Agency '{agency_id}' does not hold this case.",
     ),
     "AGENCY_NOT_ADDRESSED_CENTRE": (
-        "Sự kiện này phải do Trung tâm TGPL nhà nước được chuyển yêu cầu («{centre}») ghi.",
-        "This event must be recorded by the legal aid centre the request was sent to ('{centre}').",
+        "Sự kiện này phải do Trung tâm TGPL nhà nước được chuyển yêu cầu ghi.",
+        "This event must be recorded by the legal aid centre the request was sent to.",
+    ),
+    "AGENCY_OTHER_PROVINCE": (
+        "Cơ quan «{value}» không thuộc tỉnh, thành phố của vụ việc.",
+        "Agency '{value}' is not of the case's province.",
     ),
     "PERSON_MISMATCH": (
         "Mã người «{value}» khác với người của vụ việc («{expected}»); một vụ việc chỉ có một người.",

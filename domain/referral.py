@@ -9,7 +9,7 @@ client `event_id`s it has recorded so that a retry is recognised, not recorded t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -24,6 +24,9 @@ from domain.errors import (
     RuleViolationError,
 )
 from domain.reference import KIND_NAMES_VI, OVERSIGHT_KINDS, ReferenceData
+
+# called once an event has passed every rule: -> (identity ciphertext or None, content digest)
+Sealer = Callable[[], tuple[str | None, str]]
 
 CASE_NAMESPACE = uuid.UUID("7d3c2f4e-3b1a-5c9e-9a57-2f0e6f1d4b10")
 EARLIEST_OCCURRENCE = datetime(2018, 1, 1, tzinfo=VIETNAM_TZ)  # Legal Aid Law 2017 in force
@@ -244,6 +247,7 @@ class Referral(Aggregate):
         self.quality_assessed = False
         self.last_occurred_at: datetime | None = None
         self.opened_at: datetime | None = None
+        self.opened_by: str | None = None
         self.closed_at: datetime | None = None
         self.person: dict[str, Any] = {}
         self.event_ids: dict[str, tuple[int, str]] = {}
@@ -256,6 +260,7 @@ class Referral(Aggregate):
         self.last_occurred_at = event.occurred_at
         if self.status is None:
             self.opened_at = event.occurred_at
+            self.opened_by = event.agency_id
             self.holder_agency_id = event.agency_id
             self.status = Status.OPEN
         for name in _PERSON_ATTRIBUTES:
@@ -284,6 +289,11 @@ class Referral(Aggregate):
             self.status = after
 
     # ----------------------------------------------------------------------------- queries
+    def province(self, reference: ReferenceData) -> str | None:
+        """The case's province: that of the agency that opened it."""
+        opener = reference.agencies.get(self.opened_by or "")
+        return opener.province if opener is not None else None
+
     def recorded_event(self, event_id: str) -> tuple[int, str] | None:
         """(version, content digest) of an already recorded client event id, if any."""
         return self.event_ids.get(event_id)
@@ -320,13 +330,17 @@ class Referral(Aggregate):
         agency_id: str,
         occurred_at: datetime,
         data: Mapping[str, Any],
-        content_digest: str,
-        identity_ciphertext: str | None,
+        seal: Sealer,
         reference: ReferenceData,
         now: datetime,
         future_tolerance: timedelta = timedelta(minutes=5),
     ) -> Referral:
-        """Opens a case with its first event (a notification, a request or an appointment)."""
+        """Opens a case with its first event (a notification, a request or an appointment).
+
+        `seal` is called only once every rule has passed: it encrypts the identity block (if
+        any) and gives (ciphertext or None, content digest), so a refused event leaves nothing
+        behind — not even a person's data key.
+        """
         if wire_type not in OPENING_TYPES:
             raise RuleViolationError(
                 "FIRST_EVENT_NOT_OPENING", "type", case_id=case_id, allowed=", ".join(OPENING_TYPES)
@@ -346,6 +360,7 @@ class Referral(Aggregate):
         shell._id = referral_id(case_id)
         shell._version = 0
         shell._check(wire_type, agency_id, occurred_at, data, reference, now, future_tolerance)
+        identity_ciphertext, content_digest = seal()
         event_class = EVENT_CLASSES[wire_type]
         event = event_class(
             originator_id=referral_id(case_id),
@@ -371,14 +386,14 @@ class Referral(Aggregate):
         agency_id: str,
         occurred_at: datetime,
         data: Mapping[str, Any],
-        content_digest: str,
-        identity_ciphertext: str | None,
+        seal: Sealer,
         reference: ReferenceData,
         now: datetime,
         future_tolerance: timedelta = timedelta(minutes=5),
     ) -> None:
         """Records the next event of an existing case if the lifecycle allows it."""
         self._check(wire_type, agency_id, occurred_at, data, reference, now, future_tolerance)
+        identity_ciphertext, content_digest = seal()
         self.trigger_event(
             EVENT_CLASSES[wire_type],
             case_id=self.case_id,
@@ -414,8 +429,8 @@ class Referral(Aggregate):
         self._check_occurred_at(occurred_at, now, future_tolerance)
         agency = _agency(reference, agency_id, occurred_at)
         if self.status is not None:
+            self._check_actor(wire_type, agency_id, agency, reference)
             self._check_order(wire_type)
-            self._check_actor(wire_type, agency_id, agency.kind)
         self._check_person(data, occurred_at, reference)
         self._check_specific(wire_type, occurred_at, data, reference)
 
@@ -455,26 +470,31 @@ class Referral(Aggregate):
                 allowed_vi=", ".join(STATUS_NAMES_VI[s] for s in sorted(allowed)),
             )
 
-    def _check_actor(self, wire_type: str, agency_id: str, kind: str) -> None:
+    def _check_actor(
+        self, wire_type: str, agency_id: str, agency: Any, reference: ReferenceData
+    ) -> None:
+        kind = agency.kind
         emitter = EVENT_TYPES[wire_type].emitter
         if emitter == "closer":
             emitter = "centre" if self.centre_id and agency_id == self.centre_id else "holder"
         if emitter == "holder" and agency_id != self.holder_agency_id:
             raise RuleViolationError(
-                "AGENCY_NOT_HOLDER", "agency_id", agency_id=agency_id,
-                holder=self.holder_agency_id,
+                "AGENCY_NOT_HOLDER", "agency_id", agency_id=agency_id
             )
-        if emitter == "centre" and agency_id != self.centre_id:
+        # no centre addressed yet: the order rule names the problem (the request is not there)
+        if emitter == "centre" and self.centre_id is not None and agency_id != self.centre_id:
             raise RuleViolationError(
-                "AGENCY_NOT_ADDRESSED_CENTRE", "agency_id", centre=self.centre_id or "—"
-            )
-        if emitter == "oversight" and kind not in OVERSIGHT_KINDS:
-            raise RuleViolationError(
-                "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=kind,
-                kind_vi=KIND_NAMES_VI.get(kind, kind),
-                expected="the council or the Department of Justice",
-                expected_vi="Hội đồng phối hợp liên ngành hoặc Sở Tư pháp",
-            )
+"AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
+        if emitter == "oversight":
+            if kind not in OVERSIGHT_KINDS:
+                raise RuleViolationError(
+                    "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=kind,
+                    kind_vi=KIND_NAMES_VI.get(kind, kind),
+                    expected="the council or the Department of Justice",
+                    expected_vi="Hội đồng phối hợp liên ngành hoặc Sở Tư pháp",
+                )
+            if agency.province != self.province(reference):
+                raise RuleViolationError("AGENCY_OTHER_PROVINCE", "agency_id", value=agency_id)
 
     def _check_person(
         self, data: Mapping[str, Any], occurred_at: datetime, reference: ReferenceData

@@ -174,7 +174,13 @@ def _case_history(
         for kind, stage, new_role in (("procuracy", "INDICTMENT", "SUSPECT"),
                                       ("court", "TRIAL", "DEFENDANT")):
             t += timedelta(days=rng.randint(20, 90))
-            holder = rng.choice(_agencies(reference, province, kind, t.astimezone(VIETNAM_TZ).date()))
+            # an agency that stays in operation for the rest of the case (district courts ended
+            # on 01/07/2025)
+            later = (t + timedelta(days=200)).astimezone(VIETNAM_TZ).date()
+            candidates = [a for a in _agencies(reference, province, kind,
+                                               t.astimezone(VIETNAM_TZ).date())
+                          if reference.agencies[a].validity.covers(later)]
+            holder = rng.choice(candidates)
             emit("CASE_TRANSFERRED", _holder_of(out), t,
                  {"to_agency_id": holder, "to_stage": stage, "procedural_role": new_role})
             docs = t + timedelta(hours=rng.uniform(1, 72))

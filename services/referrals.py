@@ -208,19 +208,20 @@ class Referrals(Application[UUID]):
                 "VERSION_CONFLICT", "expected_version", expected=event.expected_version,
                 actual=current,
             )
-        ciphertext = None
-        if identity is not None:
-            ciphertext, identity_digest = self.vault.seal(
-                person_id, identity, event.case_id, event.event_id
-            )
+        def seal() -> tuple[str | None, str]:
+            if identity is None:
+                return None, event.content_digest(None)
+            ciphertext, digest = self.vault.seal(person_id, identity, event.case_id,
+                                                 event.event_id)
+            return ciphertext, event.content_digest(digest)
+
         common = {
             "wire_type": event.wire_type,
             "event_id": event.event_id,
             "agency_id": event.agency_id,
             "occurred_at": event.occurred_at,
             "data": data,
-            "content_digest": event.content_digest(identity_digest),
-            "identity_ciphertext": ciphertext,
+            "seal": seal,
             "reference": self.reference,
             "now": self.clock(),
             "future_tolerance": self.future_tolerance,

@@ -360,3 +360,33 @@ def test_replayed_state_equals_the_state_built_while_recording(referrals):
         rebuilt = event.mutate(rebuilt)
     assert rebuilt.snapshot_view() == live
     assert rebuilt.opened_at == T0
+
+
+def test_non_holder_learns_nothing_of_the_case_state_when_it_posts(referrals):
+    case = CaseScript()
+    referrals.record_event(case.notification())
+    # out of order AND from a non-holder: the actor rule answers first, naming no one
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.event("COUNSEL_REGISTERED", agency=PROCURACY,
+                                          data={"documents_complete_at": case.at.isoformat()}))
+    assert error.value.code == "AGENCY_NOT_HOLDER"
+    assert POLICE not in error.value.message_vi and POLICE not in error.value.message_en
+
+
+def test_quality_assessment_is_refused_when_the_assessor_is_of_another_province(referrals):
+    case = CaseScript()
+    for wire in case.full_history():
+        referrals.record_event(wire)
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.event("QUALITY_ASSESSED", agency="vlg-doj",
+                                          data={"result": "GOOD"}))
+    assert codes_of(error) == ("AGENCY_OTHER_PROVINCE", "agency_id")
+
+
+def test_refused_event_leaves_no_data_key_behind(referrals, vault):
+    case = CaseScript()
+    wire = case.notification(category="ELDERLY")  # refused: no financial hardship declared
+    wire["identity"] = {"full_name": "Phạm Văn Đức"}
+    with pytest.raises(InvalidEventError):
+        referrals.record_event(wire)
+    assert vault.store.get(case.person_id) is None
