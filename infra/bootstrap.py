@@ -42,12 +42,12 @@ class Container:
 
     def close(self) -> None:
         """Releases connections (event store, pools, key store)."""
-        if self.projections is not None:
-            self.projections.close()
-        for extra in self.extras.values():
+        for extra in list(self.extras.values()):  # the checkpointer reads the projections
             closer = getattr(extra, "close", None)
             if callable(closer):
                 closer()
+        if self.projections is not None:
+            self.projections.close()
         self.referrals.close()
         if self.tokens is not None:
             self.tokens.close()
@@ -120,6 +120,11 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     from projections.runtime import open_projections
 
     container.projections = open_projections(container)
+    from infra.transparency.service import start_checkpointer, transparency_log
+
+    if settings.environment == "production":
+        transparency_log(container).signer  # noqa: B018 - a missing log key fails at start
     if settings.projections_in_process and settings.store == "sqlite":
         container.projections.start()
+        start_checkpointer(container)
     return container

@@ -157,15 +157,19 @@ class _SqlTokenStore:
         return [_record(row) for row in rows]
 
     # ----------------------------------------------------------------------- authenticating
+    def authenticate_cached(self, token: str | None, now: datetime | None = None
+                            ) -> Principal | None:
+        """Like `authenticate` without touching the database: None when the token is not in
+        the in-memory cache (the caller then calls `authenticate`, off the event loop)."""
+        record = self._check_and_lookup(token)
+        if record is None:
+            return None
+        return _principal_if_valid(record, now)
+
     def authenticate(self, token: str | None, now: datetime | None = None) -> Principal:
         """The principal of a presented token; NotAuthenticatedError otherwise."""
-        if not token:
-            raise _unauthenticated("thiếu mã truy cập (Authorization: Bearer …)",
-                                   "no bearer token (Authorization: Bearer …)")
-        if not TOKEN_PATTERN.match(token):
-            raise _unauthenticated("mã truy cập không hợp lệ", "the token is not valid")
-        digest = token_hash(token)
-        record = self._cached(digest)
+        record = self._check_and_lookup(token)
+        digest = token_hash(token or "")
         if record is None:
             with self._cursor() as cur:
                 cur.execute(self._sql(f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = %s"),
@@ -178,12 +182,15 @@ class _SqlTokenStore:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
                 self._cache[digest] = (time.monotonic(), record)
-        status = record.status(now or _now())
-        if status == "expired":
-            raise _unauthenticated("mã truy cập đã hết hạn", "the token has expired")
-        if status == "revoked":
+        return _principal_if_valid(record, now)
+
+    def _check_and_lookup(self, token: str | None) -> TokenRecord | None:
+        if not token:
+            raise _unauthenticated("thiếu mã truy cập (Authorization: Bearer …)",
+                                   "no bearer token (Authorization: Bearer …)")
+        if not TOKEN_PATTERN.match(token):
             raise _unauthenticated("mã truy cập không hợp lệ", "the token is not valid")
-        return record.principal
+        return self._cached(token_hash(token))
 
     def _cached(self, digest: str) -> TokenRecord | None:
         with self._cache_lock:
@@ -248,6 +255,15 @@ class PostgresTokenStore(_SqlTokenStore):
 
 
 TokenStore = SqliteTokenStore | PostgresTokenStore
+
+
+def _principal_if_valid(record: TokenRecord, now: datetime | None) -> Principal:
+    status = record.status(now or _now())
+    if status == "expired":
+        raise _unauthenticated("mã truy cập đã hết hạn", "the token has expired")
+    if status == "revoked":
+        raise _unauthenticated("mã truy cập không hợp lệ", "the token is not valid")
+    return record.principal
 
 
 def _unauthenticated(rule_vi: str, rule_en: str) -> NotAuthenticatedError:

@@ -127,6 +127,13 @@ def may_read_case(principal: Principal, scope: CaseScope) -> None:
                   f"case '{scope.case_id}' is outside this token's scope", "case_id")
 
 
+def may_search_cases(principal: Principal) -> None:
+    """Agencies, inspectors and councils search cases (each within its scope); admins do not."""
+    if principal.role == "admin":
+        raise _refuse("vai trò quản trị không xem vụ việc",
+                      "the admin role does not read cases")
+
+
 def may_see_identity(principal: Principal, scope: CaseScope) -> None:
     """Clear identity: the agency that recorded it on the case, or an inspector of its province."""
     if principal.role == "agency" and principal.agency_id in scope.identity_by:

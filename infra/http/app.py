@@ -2,28 +2,71 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.util import find_spec
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import DomainError
 from infra.bootstrap import Container
+from infra.http.errors import handle_error
+from infra.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from infra.http.routes import access_log, cases, events, ops
+from infra.transparency import http as transparency_http
+from projections import http as projections_http
+
+DESCRIPTION = """
+Sổ theo dõi trợ giúp pháp lý trong tố tụng (TTLT 10/2018): các cơ quan tiến hành tố tụng, cơ
+sở giam giữ và Trung tâm TGPL ghi sự kiện; thanh tra và Hội đồng phối hợp liên ngành đọc.
+
+Xác thực bằng mã truy cập (`Authorization: Bearer …`). Mọi lỗi có dạng
+`{"code", "field", "message", "message_en", "request_id"}`.
+"""
 
 
-def create_app(container: Container) -> FastAPI:
-    """The HTTP service over one container."""
-    app = FastAPI(title="Sổ theo dõi trợ giúp pháp lý trong tố tụng", version="0.1.0")
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    return handle_error(request, exc)
+
+
+def create_app(container: Container, owns_container: bool = False) -> FastAPI:
+    """The HTTP service over one container (closed at shutdown if `owns_container`)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owns_container:
+                container.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Sổ theo dõi trợ giúp pháp lý trong tố tụng",
+        version="1.0.0",
+        description=DESCRIPTION,
+        generate_unique_id_function=_operation_id,
+    )
     app.state.container = container
+    for error_class in (DomainError, RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(error_class, _handle)
+    # the transparency routes come before the cases router: its `/v1/cases/{case_id:path}`
+    # would otherwise swallow `/v1/cases/{case_id}/bundle`
+    for router in (ops.router, events.router, transparency_http.router, cases.router,
+                   access_log.router, projections_http.router):
+        app.include_router(router)
+    if find_spec("infra.web") is not None:
+        from infra.web import install
 
-    @app.exception_handler(DomainError)
-    def domain_error(_: Request, error: DomainError) -> JSONResponse:
-        return JSONResponse(error.as_dict(), status_code=error.http_status)
-
-    @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/cases/{case_id}")
-    def read_case(case_id: str) -> dict:
-        return container.referrals.get_case(case_id).snapshot_view()
-
+        install(app, container)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=container.settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)  # outermost: ids every request and error
     return app

@@ -1,0 +1,133 @@
+"""Posting events: one at a time, or a batch judged item by item."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Body, Response
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from domain.errors import DomainError
+from domain.referral import Recorded
+from infra.http.deps import ContainerDep, CurrentPrincipal, ReferralsDep
+from infra.http.errors import validation_error
+from infra.http.routes import error_responses
+from infra.http.schemas import (
+    BatchIn,
+    BatchItemOut,
+    BatchOut,
+    ItemError,
+    RecordedOut,
+    WireEventIn,
+    wire_dict,
+)
+from infra.transparency.service import receipt_for, receipts_for
+from services.access import may_post
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+_EVENT = TypeAdapter(WireEventIn)
+_LOCATION = {"Location": {"description": "Địa chỉ của vụ việc", "schema": {"type": "string"}}}
+
+
+def case_location(case_id: str) -> str:
+    """The URL path of a case."""
+    return "/v1/cases/" + quote(case_id, safe="")
+
+
+def _recorded_out(recorded: Recorded, receipt: str | None) -> RecordedOut:
+    return RecordedOut(case_id=recorded.case_id, event_id=recorded.event_id,
+                       version=recorded.version, recorded_at=recorded.recorded_at,
+                       duplicate=recorded.duplicate, position=recorded.position,
+                       receipt=receipt)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=RecordedOut,
+    summary="Ghi một sự kiện",
+    responses={
+        201: {"description": "Đã ghi mới", "headers": _LOCATION},
+        200: {"model": RecordedOut, "headers": _LOCATION,
+              "description": "Sự kiện này đã được ghi trước đó (gửi lại): không ghi trùng"},
+        **error_responses(401, 403, 409, 413, 422, 503),
+    },
+)
+def post_event(
+    event: Annotated[WireEventIn, Body()],  # type: ignore[valid-type]
+    principal: CurrentPrincipal,
+    referrals: ReferralsDep,
+    container: ContainerDep,
+) -> Response:
+    """Records one event of the wire format. Sending the same `event_id` with the same
+    content again answers 200 with the original version (nothing new is recorded)."""
+    may_post(principal, event.agency_id)
+    recorded = referrals.record_event(wire_dict(event))
+    receipt = receipt_for(container, recorded)
+    # Answered directly (the body is built from RecordedOut): the hot path of the API skips
+    # FastAPI's second validation of the response, which would cost a thread-pool hop.
+    return Response(
+        _recorded_out(recorded, receipt).model_dump_json().encode(),
+        status_code=200 if recorded.duplicate else 201, media_type="application/json",
+        headers={"Location": case_location(recorded.case_id)},
+    )
+
+
+def _rejected(index: int, raw: Any, error: DomainError) -> BatchItemOut:
+    event_id = raw.get("event_id") if isinstance(raw, dict) else None
+    return BatchItemOut(
+        index=index, status="rejected",
+        event_id=event_id[:128] if isinstance(event_id, str) else None,
+        case_id=None, error=ItemError(**error.as_dict()),
+    )
+
+
+@router.post(
+    "/batch",
+    response_model=BatchOut,
+    summary="Ghi một lô sự kiện (tối đa 1.000)",
+    responses={
+        200: {"description": "Kết quả từng sự kiện: recorded | duplicate | rejected"},
+        **error_responses(401, 403, 413, 422, 503),
+    },
+)
+def post_batch(
+    batch: BatchIn, principal: CurrentPrincipal, referrals: ReferralsDep, container: ContainerDep
+) -> BatchOut:
+    """Judges every event on its own: a rejected item (with code, field and messages) does not
+    stop the others. Items of the same case are applied in the given order."""
+    if principal.role != "agency":
+        may_post(principal, "")  # raises: only agencies post
+    items: list[BatchItemOut | None] = [None] * len(batch.events)
+    accepted: list[int] = []
+    wires: list[dict[str, Any]] = []
+    for index, raw in enumerate(batch.events):
+        try:
+            event: BaseModel = _EVENT.validate_python(raw)
+            may_post(principal, event.agency_id)  # type: ignore[attr-defined]
+        except ValidationError as error:
+            items[index] = _rejected(index, raw, validation_error(error.errors()))
+        except DomainError as error:
+            items[index] = _rejected(index, raw, error)
+        else:
+            accepted.append(index)
+            wires.append(wire_dict(event))
+    results = referrals.record_batch(wires) if wires else []
+    receipts = receipts_for(container, results) if results else []
+    for index, wire, result, receipt in zip(accepted, wires, results, receipts, strict=True):
+        if isinstance(result, Recorded):
+            items[index] = BatchItemOut(
+                index=index, status="duplicate" if result.duplicate else "recorded",
+                event_id=result.event_id, case_id=result.case_id, version=result.version,
+                recorded_at=result.recorded_at, position=result.position, receipt=receipt,
+            )
+        else:
+            items[index] = _rejected(index, wire, result.error)
+    out = [item for item in items if item is not None]
+    return BatchOut(
+        recorded=sum(1 for i in out if i.status == "recorded"),
+        duplicates=sum(1 for i in out if i.status == "duplicate"),
+        rejected=sum(1 for i in out if i.status == "rejected"),
+        items=out,
+    )

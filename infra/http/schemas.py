@@ -1,0 +1,367 @@
+"""Wire schemas of the HTTP API (pydantic, edge only).
+
+The request models of events are generated from `domain.catalogue.EVENT_TYPES`, one model per
+event type joined in a union discriminated by `type`, so the OpenAPI document shows every
+type's `data` fields with their Vietnamese titles. They check shape only; the service does the
+real validation (reference data, validity dates, lifecycle, who may act) and names the field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StrictBool, create_model
+
+from domain.catalogue import COMMON_FIELDS, EVENT_TYPES, OPENING_TYPES, FieldSpec
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
+MAX_BATCH = 1000
+
+_KIND_HINTS = {
+    "uuid": "UUID ngẫu nhiên do hệ thống của cơ quan sinh ra (không dùng số CCCD)",
+    "datetime": "ISO 8601 có múi giờ, ví dụ 2026-01-05T09:30:00+07:00",
+    "category": "mã trong danh mục diện người được TGPL",
+}
+
+
+def _description(spec: FieldSpec) -> str:
+    text = spec.title_vi
+    if spec.kind == "code":
+        text += f" (mã trong danh mục {spec.reference})"
+    elif spec.kind == "agency":
+        text += f" (mã cơ quan, loại {spec.reference})"
+    elif spec.kind in _KIND_HINTS:
+        text += f" ({_KIND_HINTS[spec.kind]})"
+    return text
+
+
+def _annotation(spec: FieldSpec) -> Any:
+    """The field's type with its shape constraints (description added by the caller)."""
+    if spec.kind == "bool":
+        return StrictBool
+    if spec.kind == "enum":
+        return Literal[spec.choices]  # type: ignore[valid-type]
+    if spec.kind == "datetime":
+        return Annotated[str, Field(min_length=10, max_length=40,
+                                    json_schema_extra={"format": "date-time"})]
+    if spec.kind == "uuid":
+        return Annotated[str, Field(max_length=36, json_schema_extra={"format": "uuid"})]
+    if spec.kind in ("code", "category", "agency"):
+        return Annotated[str, Field(min_length=1, max_length=64)]
+    return Annotated[str, Field(min_length=1, max_length=spec.max_length)]
+
+
+def _camel(wire_type: str) -> str:
+    return "".join(part.capitalize() for part in wire_type.split("_"))
+
+
+class IdentityIn(BaseModel):
+    """Thông tin định danh của người được TGPL: được mã hoá trước khi lưu, không bao giờ lưu
+    dạng rõ trong sổ; chỉ cơ quan đã ghi và thanh tra của tỉnh được xem."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: str | None = Field(None, max_length=200, description="Họ và tên")
+    date_of_birth: str | None = Field(None, max_length=10, description="Ngày sinh (YYYY-MM-DD)",
+                                      json_schema_extra={"format": "date"})
+    id_number: str | None = Field(None, max_length=200, description="Số định danh cá nhân/CCCD")
+    address: str | None = Field(None, max_length=200, description="Nơi cư trú")
+    phone: str | None = Field(None, max_length=200, description="Số điện thoại")
+    guardian_name: str | None = Field(None, max_length=200,
+                                      description="Họ tên người đại diện/giám hộ")
+    guardian_relationship: str | None = Field(None, max_length=200,
+                                              description="Quan hệ với người được TGPL")
+    guardian_phone: str | None = Field(None, max_length=200,
+                                       description="Số điện thoại người đại diện")
+
+
+def _data_model(wire_type: str) -> type[BaseModel]:
+    spec = EVENT_TYPES[wire_type]
+    fields: dict[str, Any] = {}
+    for field_spec in (*COMMON_FIELDS, *spec.fields):
+        annotation = _annotation(field_spec)
+        description = _description(field_spec)
+        if field_spec.required:
+            fields[field_spec.name] = (annotation, Field(..., description=description))
+        else:
+            fields[field_spec.name] = (annotation | None, Field(None, description=description))
+    opening = (" Sự kiện mở vụ việc cần person_id, proceedings_kind, procedural_role, stage."
+               if wire_type in OPENING_TYPES else "")
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        f"{_camel(wire_type)}Data",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"Dữ liệu của sự kiện {wire_type}: {spec.title_vi}.{opening}",
+        **fields,
+    )
+
+
+def _event_model(wire_type: str, data_model: type[BaseModel]) -> type[BaseModel]:
+    spec = EVENT_TYPES[wire_type]
+    has_required = any(f.required for f in spec.fields)
+    data_field: Any = (
+        (data_model, Field(..., description="Dữ liệu riêng của loại sự kiện"))
+        if has_required
+        else (data_model | None, Field(None, description="Dữ liệu riêng của loại sự kiện"))
+    )
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        f"{_camel(wire_type)}Event",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"{spec.title_vi} ({spec.title_en}). Căn cứ: {spec.legal_basis}.",
+        event_id=(str, Field(..., pattern=ID_PATTERN, description=(
+            "Mã sự kiện do hệ thống của cơ quan sinh ra; gửi lại cùng mã và cùng nội dung "
+            "không ghi trùng (idempotent)"))),
+        case_id=(str, Field(..., pattern=ID_PATTERN,
+                            description="Mã vụ việc dùng chung giữa các cơ quan")),
+        type=(Literal[wire_type],  # type: ignore[valid-type]
+              Field(..., description="Loại sự kiện")),
+        agency_id=(str, Field(..., pattern=ID_PATTERN, description=(
+            "Mã cơ quan ghi sự kiện (phải là cơ quan của mã truy cập)"))),
+        occurred_at=(str, Field(..., min_length=10, max_length=40, description=(
+            "Thời điểm xảy ra, ISO 8601 có múi giờ, ví dụ 2026-01-05T09:30:00+07:00"),
+            json_schema_extra={"format": "date-time"})),
+        data=data_field,
+        identity=(IdentityIn | None, Field(None, description=(
+            "Thông tin định danh (tuỳ chọn), mã hoá trước khi lưu"))),
+        expected_version=(int | None, Field(None, ge=0, lt=2**31, description=(
+            "Phiên bản vụ việc mà cơ quan đã đọc; khác phiên bản hiện tại → 409 "
+            "VERSION_CONFLICT (0 = vụ việc chưa có)"))),
+    )
+
+
+DATA_MODELS: dict[str, type[BaseModel]] = {t: _data_model(t) for t in EVENT_TYPES}
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    t: _event_model(t, DATA_MODELS[t]) for t in EVENT_TYPES
+}
+
+WireEventIn = Annotated[
+    Union[tuple(EVENT_MODELS.values())],  # type: ignore[valid-type]  # noqa: UP007
+    Field(discriminator="type"),
+]
+
+
+def wire_dict(event: BaseModel) -> dict[str, Any]:
+    """The validated event back in wire form, exactly the fields the client sent."""
+    return event.model_dump(mode="json", exclude_unset=True)
+
+
+# ------------------------------------------------------------------------------- requests
+class BatchIn(BaseModel):
+    """Một lô tối đa 1.000 sự kiện; mỗi sự kiện được xét riêng và trả lời riêng."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Items are documented as events but judged one by one in the route, so that one bad
+    # item is answered as rejected instead of refusing the whole batch.
+    events: list[SkipValidation[WireEventIn]] = Field(  # type: ignore[valid-type]
+        ..., min_length=1, max_length=MAX_BATCH, description="Các sự kiện, theo thứ tự ghi"
+    )
+
+
+# ------------------------------------------------------------------------------ responses
+class ErrorOut(BaseModel):
+    """Mọi lỗi đều có dạng này: mã ổn định, trường liên quan, thông báo tiếng Việt và tiếng
+    Anh, mã yêu cầu để tra nhật ký."""
+
+    code: str = Field(description="Mã lỗi ổn định, ví dụ FIELD_REQUIRED")
+    field: str | None = Field(description="Trường gây lỗi, ví dụ data.person_id")
+    message: str = Field(description="Thông báo tiếng Việt")
+    message_en: str = Field(description="English message")
+    request_id: str = Field(description="Mã yêu cầu (X-Request-ID)")
+
+
+class ItemError(BaseModel):
+    """Lỗi của một sự kiện trong lô."""
+
+    code: str
+    field: str | None
+    message: str
+    message_en: str
+
+
+class RecordedOut(BaseModel):
+    """Kết quả ghi một sự kiện (ghi mới hoặc trùng lặp)."""
+
+    case_id: str
+    event_id: str
+    version: int = Field(description="Phiên bản của vụ việc sau sự kiện này")
+    recorded_at: datetime | None = Field(description="Thời điểm sổ ghi nhận sự kiện")
+    duplicate: bool = Field(description="true: sự kiện này đã được ghi trước đó, không ghi lại")
+    position: int | None = Field(default=None, description="Vị trí của sự kiện trong sổ")
+    receipt: str | None = Field(
+        default=None,
+        description="Biên nhận có chữ ký (Ed25519, signed note) để cơ quan lưu giữ và đối chiếu "
+        "với điểm kiểm tra của sổ (docs/verification.md)",
+    )
+
+
+class BatchItemOut(BaseModel):
+    """Kết quả của một sự kiện trong lô."""
+
+    index: int
+    status: Literal["recorded", "duplicate", "rejected"]
+    event_id: str | None
+    case_id: str | None = None
+    version: int | None = None
+    recorded_at: datetime | None = None
+    position: int | None = None
+    receipt: str | None = None
+    error: ItemError | None = None
+
+
+class BatchOut(BaseModel):
+    """Kết quả của lô: số ghi mới, trùng, bị từ chối và từng sự kiện."""
+
+    recorded: int
+    duplicates: int
+    rejected: int
+    items: list[BatchItemOut]
+
+
+class CaseOut(BaseModel):
+    """Tình trạng vụ việc (bí danh: người chỉ được nêu bằng person_id)."""
+
+    case_id: str
+    province: str | None = Field(description="Tỉnh của cơ quan mở vụ việc")
+    version: int
+    status: str | None
+    status_vi: str
+    holder_agency_id: str | None
+    centre_id: str | None
+    provider_id: str | None
+    provider_type: str | None
+    aid_form: str | None
+    quality_assessed: bool
+    opened_at: datetime | None
+    closed_at: datetime | None
+    last_occurred_at: datetime | None
+    person: dict[str, Any]
+
+
+class CaseSummaryOut(BaseModel):
+    """Một vụ việc trong kết quả tìm kiếm (bí danh)."""
+
+    case_id: str
+    province: str | None
+    opening_agency_id: str
+    holder_agency_id: str | None
+    centre_id: str | None
+    status: str
+    status_vi: str
+    eligible_category: str | None
+    procedural_role: str | None
+    stage: str | None
+    proceedings_kind: str | None
+    person_id: str | None
+    opened_at: datetime
+    last_occurred_at: datetime
+    closed_at: datetime | None
+    version: int
+
+
+class CaseSearchOut(BaseModel):
+    """Một trang kết quả tìm kiếm vụ việc, hoạt động gần nhất trước."""
+
+    total: int = Field(description="Tổng số vụ việc khớp điều kiện")
+    limit: int
+    offset: int
+    cases: list[CaseSummaryOut]
+
+
+class EncryptedMarker(BaseModel):
+    """Sự kiện có thông tin định danh (đã mã hoá, không hiển thị)."""
+
+    encrypted: Literal[True] = True
+
+
+class HistoryEventOut(BaseModel):
+    """Một sự kiện đã ghi của vụ việc."""
+
+    version: int
+    event_id: str
+    type: str
+    title_vi: str
+    agency_id: str
+    agency_name_vi: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+    data: dict[str, Any]
+    identity: EncryptedMarker | None
+
+
+class HistoryOut(BaseModel):
+    """Lịch sử vụ việc theo thứ tự ghi."""
+
+    case_id: str
+    events: list[HistoryEventOut]
+
+
+class AsOfOut(BaseModel):
+    """Vụ việc như sổ đã biết tại một thời điểm (các sự kiện ghi trước hoặc đúng thời điểm đó)."""
+
+    case_id: str
+    as_of: datetime
+    case: CaseOut | None
+    events: list[HistoryEventOut]
+
+
+class TimeLimitOut(BaseModel):
+    """Một thời hạn luật định của vụ việc: đã đáp ứng, quá hạn, đang chạy hoặc huỷ."""
+
+    rule_id: str
+    title_vi: str
+    title_en: str
+    legal_basis: str
+    verified: bool = Field(description="false: căn cứ chưa được xác minh với văn bản chính thức")
+    status: Literal["met", "missed", "running", "cancelled"]
+    outstanding: bool = Field(description="Quá hạn mà chưa thực hiện")
+    trigger_version: int
+    trigger_at: datetime
+    deadline: datetime
+    target_version: int | None
+    met_at: datetime | None
+    responsible_agency_id: str | None
+
+
+class TimeLimitsOut(BaseModel):
+    """Các thời hạn của vụ việc tại thời điểm `at`."""
+
+    case_id: str
+    at: datetime
+    time_limits: list[TimeLimitOut]
+
+
+class IdentityOut(BaseModel):
+    """Thông tin định danh dạng rõ (mỗi lần xem đều được ghi nhật ký truy cập)."""
+
+    case_id: str
+    person_id: str | None
+    erased: bool
+    identity: dict[str, str] | None
+
+
+class AccessLogEntryOut(BaseModel):
+    """Một lần xem dữ liệu cá nhân dạng rõ."""
+
+    at: datetime
+    principal_id: str
+    principal_role: str
+    agency_id: str | None
+    person_id: str
+    case_id: str | None
+    purpose: str
+
+
+class AccessLogOut(BaseModel):
+    """Nhật ký truy cập dữ liệu cá nhân, mới nhất trước."""
+
+    entries: list[AccessLogEntryOut]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    store: str
