@@ -1,0 +1,154 @@
+"""`referrals project | rebuild | projections status | report` (the projections area's CLI)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from datetime import date, datetime
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Adds this area's commands to the `referrals` CLI."""
+    app.command("project")(project_command)
+    app.command("rebuild")(rebuild_command)
+    app.command("report")(report_command)
+    status_app = typer.Typer(help="Các bảng tổng hợp (projections): trạng thái.")
+    status_app.command("status")(status_command)
+    app.add_typer(status_app, name="projections")
+
+
+def _container():  # type: ignore[no-untyped-def]
+    from infra.bootstrap import build_container
+    from infra.cli import settings_from_env
+
+    settings = settings_from_env()
+    # the worker and the CLI run projections themselves: never a second in-process runner
+    return build_container(settings.model_copy(update={"projections_in_process": False}))
+
+
+def project_command(
+    batch_size: int = typer.Option(2000, min=1, max=100_000, help="events per transaction"),
+    until_caught_up: bool = typer.Option(False, "--until-caught-up",
+                                         help="exit once every view has reached the log's end"),
+    pause: float = typer.Option(0.0, hidden=True, help="seconds between pages (tests)"),
+) -> None:
+    """Runs the projection worker: follows the log (LISTEN/NOTIFY on PostgreSQL, polling on
+    SQLite) and applies each page to every view, until SIGTERM/SIGINT."""
+    from infra.cli import console
+
+    container = _container()
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    projections = container.projections
+    try:
+        console.print(f"[green]Projections[/green]: {', '.join(projections.projections)} "
+                      f"(store {container.settings.store}, batch {batch_size})")
+        projections.run_forever(stop, batch_size=batch_size, pause=pause,
+                                until_caught_up=until_caught_up)
+    finally:
+        status = [s.as_dict() for s in projections.status()]
+        container.close()
+    print(json.dumps({"status": status}, ensure_ascii=False))
+
+
+def rebuild_command(
+    only: list[str] = typer.Option(None, "--only", help="rebuild only these projections"),
+    batch_size: int = typer.Option(5000, min=1, max=100_000),
+) -> None:
+    """Drops the views and rebuilds them from event zero (stop the worker first)."""
+    from infra.cli import _progress
+
+    container = _container()
+    try:
+        total = container.projections.max_notification_id()
+        with _progress() as progress:
+            task = progress.add_task("Đang dựng lại các bảng tổng hợp", total=total)
+
+            def advance(done: int, of: int) -> None:
+                progress.update(task, completed=done, total=of)
+
+            result = container.projections.rebuild(advance, names=only or None,
+                                                   batch_size=batch_size)
+    finally:
+        container.close()
+    print(json.dumps(result, ensure_ascii=False))
+
+
+def status_command() -> None:
+    """Position and lag of every projection."""
+    from rich.console import Console
+    from rich.table import Table
+
+    container = _container()
+    try:
+        status = container.projections.status()
+    finally:
+        container.close()
+    table = Table(title="Trạng thái các bảng tổng hợp")
+    for column in ("projection", "position", "max id", "lag"):
+        table.add_column(column, justify="right" if column != "projection" else "left")
+    for s in status:
+        table.add_row(s.name, str(s.position), str(s.max_notification_id), str(s.lag))
+    Console(stderr=True).print(table)
+    print(json.dumps([s.as_dict() for s in status], ensure_ascii=False))
+
+
+def report_command(
+    province: str = typer.Option(..., help="province code, e.g. LSN"),
+    year: int = typer.Option(None, help="year of a statutory period"),
+    period: str = typer.Option("full-year", help="jan-oct | full-year"),
+    date_from: str = typer.Option(None, "--from", help="custom period start (YYYY-MM-DD)"),
+    date_to: str = typer.Option(None, "--to", help="custom period end, inclusive (YYYY-MM-DD)"),
+    fmt: list[str] = typer.Option(["xlsx"], "--format", help="xlsx | csv | png (repeatable)"),
+    output: Path = typer.Option(Path("reports"), "--output", file_okay=False),
+) -> None:
+    """Writes the council report of a province for a period (XLSX, CSV, PNG charts)."""
+    from infra.cli import _progress, console
+    from projections.reports import build_report, period_dates, write_report
+
+    if date_from or date_to:
+        if not (date_from and date_to):
+            raise typer.BadParameter("--from and --to go together")
+        start, end = date.fromisoformat(date_from), date.fromisoformat(date_to)
+    else:
+        if year is None:
+            raise typer.BadParameter("give --year (with --period) or --from/--to")
+        try:
+            start, end = period_dates(year, period)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+    formats = [f for item in fmt for f in item.split(",") if f]
+    container = _container()
+    try:
+        with _progress() as progress:
+            task = progress.add_task("Cập nhật bảng tổng hợp", total=None)
+            container.projections.process_pending(
+                progress=lambda n: progress.advance(task, n))
+            progress.update(task, total=progress.tasks[task].completed or 1,
+                            completed=progress.tasks[task].completed or 1)
+            step = progress.add_task("Lập báo cáo", total=1 + len(formats))
+            try:
+                report = build_report(container, province.upper(), start, end)
+            except ValueError as error:
+                raise typer.BadParameter(str(error)) from None
+            progress.advance(step)
+            written = []
+            for item in formats:
+                written += write_report(report, [item], output)
+                progress.advance(step)
+    finally:
+        container.close()
+    for path in written:
+        console.print(f"[green]✓[/green] {path}")
+    print(json.dumps({"files": [str(p) for p in written],
+                      "generated_at": datetime.now().astimezone().isoformat()},
+                     ensure_ascii=False))

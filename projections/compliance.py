@@ -1,0 +1,345 @@
+"""Compliance with the legal time limits (the rules table `time_limits.json`; domain.md §4).
+
+When a case's events arrive, the case is judged again with `services.referrals.case_facts` and
+`domain.deadlines.evaluate_time_limits` and its verdict rows are replaced. A limit whose target
+has not come yet is stored as *open* with its deadline; whether it is *running* or *missed*
+(overdue, "outstanding") is decided when the view is asked, against the asker's `now`, so the
+figures are right whenever they are read without re-processing anything.
+
+Attribution:
+- period: a verdict belongs to the period containing its trigger's Vietnam-local date (the
+  day the limit started: e.g. the request's day for C1, the notice's day for C3, the day the
+  documents were complete for C4);
+- agency: the responsible agency of the verdict (the agency that met the limit; otherwise the
+  holder — or the addressed Centre for Centre rules — as of the deadline, or as of now while
+  it is running: a case transferred mid-limit is charged to the agency holding it when the
+  limit ran out);
+- province: the responsible agency's province; the opening agency's when there is none.
+
+The view keeps, per case, the compact facts the rules need (types, instants, agencies and the
+non-identifying fields the rules read) — never identity data. Facts are appended as events
+arrive; judging is done for every page when the follower is current, and deferred while it is
+behind (`Batch.more`: a rebuild, a catch-up) to the first page that reaches the log's end (or
+after `SETTLE_EVERY` events), so that a case is judged once per catch-up instead of once per
+page. `visible_position()` is the position of the last judged page, so `wait_for` never
+returns before a case's verdicts are current.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, ClassVar
+
+from domain.calendar import VIETNAM_TZ
+from domain.deadlines import evaluate_time_limits
+from projections.case_index import REFERRAL_TOPICS
+from projections.framework import (
+    Batch,
+    PostgresProjectionView,
+    Projection,
+    ProjectionView,
+    SQLiteProjectionView,
+    StateCache,
+)
+from services.referrals import case_facts
+
+FAR_FUTURE = datetime(9000, 1, 1, tzinfo=timezone.utc)
+SETTLE_EVERY = 200_000  # events: the most a deferred judging may lag behind
+_FACT_FIELDS = ("procedural_role", "stage", "proceedings_kind", "centre_id", "to_agency_id",
+                "to_stage", "immediate")
+VERDICT_COLUMNS = (
+    "case_id", "rule_id", "trigger_version", "trigger_at", "trigger_day", "deadline", "status",
+    "target_version", "met_at", "responsible_agency_id", "province",
+)
+STATUSES = ("met", "missed", "running", "cancelled")
+
+
+@dataclass(frozen=True)
+class StoredFact:
+    """One event of a case as kept for re-judging (what `case_facts` reads)."""
+
+    originator_version: int
+    WIRE_TYPE: str  # noqa: N815 - the attribute name `case_facts` reads
+    occurred_at: datetime
+    agency_id: str
+    data: dict[str, Any]
+
+    def encode(self) -> list[Any]:
+        return [self.originator_version, self.WIRE_TYPE, self.occurred_at.isoformat(),
+                self.agency_id, self.data]
+
+    @classmethod
+    def decode(cls, value: list[Any]) -> StoredFact:
+        version, wire, at, agency, data = value
+        return cls(version, wire, datetime.fromisoformat(at), agency, data)
+
+
+def status_now(stored: str, deadline: datetime, now: datetime) -> str:
+    """The verdict as it stands at `now`: an open limit runs until its deadline, then is missed."""
+    if stored != "open":
+        return stored
+    return "running" if now <= deadline else "missed"
+
+
+class ComplianceView(ProjectionView):
+    """Verdict rows per case and rule trigger; the compliance and overdue queries."""
+
+    TABLES: ClassVar[tuple[str, ...]] = (
+        "compliance_fact", "compliance_dirty", "compliance_settled", "compliance_verdict",
+    )
+
+    # -- writes -------------------------------------------------------------------------------
+    def add_facts(self, tx: Any, facts: list[tuple[str, StoredFact]]) -> None:
+        tx.insert("compliance_fact", ("case_id", "version", "facts"),
+                  [(case_id, f.originator_version, json.dumps(f.encode(), ensure_ascii=False,
+                                                                sort_keys=True))
+                   for case_id, f in facts])
+
+    def mark_dirty(self, tx: Any, case_ids: Sequence[str]) -> None:
+        tx.upsert("compliance_dirty", ("case_id",), [(c,) for c in case_ids],
+                  key=("case_id",), mode="ignore")
+
+    def take_dirty(self, tx: Any) -> list[str]:
+        rows = tx.execute(f"SELECT case_id FROM {self.t('compliance_dirty')}")
+        if rows:
+            tx.execute(f"DELETE FROM {self.t('compliance_dirty')}")
+        return [r["case_id"] for r in rows]
+
+    def load_facts(self, tx: Any, case_ids: Sequence[str]) -> dict[str, list[StoredFact]]:
+        out: dict[str, list[StoredFact]] = {c: [] for c in case_ids}
+        for start in range(0, len(case_ids), 1000):
+            cond, params = self.in_list("case_id", list(case_ids[start:start + 1000]))
+            for row in tx.execute(
+                f"SELECT case_id, facts FROM {self.t('compliance_fact')} WHERE {cond} "
+                "ORDER BY case_id, version", params,
+            ):
+                out[row["case_id"]].append(StoredFact.decode(json.loads(row["facts"])))
+        return out
+
+    def replace_verdicts(self, tx: Any, case_ids: Sequence[str], verdicts: list[tuple]) -> None:
+        tx.delete_in("compliance_verdict", "case_id", list(case_ids))
+        tx.insert("compliance_verdict", VERDICT_COLUMNS, verdicts)
+
+    def settled(self, tx: Any) -> int | None:
+        rows = tx.execute(f"SELECT position FROM {self.t('compliance_settled')} WHERE id = 1")
+        return rows[0]["position"] if rows else None
+
+    def set_settled(self, tx: Any, position: int) -> None:
+        tx.upsert("compliance_settled", ("id", "position"), [(1, position)], key=("id",))
+
+    def visible_position(self) -> int | None:
+        with self.read() as tx:
+            return self.settled(tx)
+
+    # -- queries ------------------------------------------------------------------------------
+    def _select(
+        self,
+        province: str | None,
+        date_from: date | None,
+        date_to: date | None,
+        rule_id: str | None = None,
+        agency_id: str | None = None,
+        open_only: bool = False,
+        case_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        where, params = [], []
+        for column, value in (("province", province), ("rule_id", rule_id),
+                              ("responsible_agency_id", agency_id), ("case_id", case_id)):
+            if value is not None:
+                where.append(f"{column} = %s")
+                params.append(value)
+        if date_from is not None:
+            where.append("trigger_day >= %s")
+            params.append(self.p_date(date_from))
+        if date_to is not None:
+            where.append("trigger_day <= %s")
+            params.append(self.p_date(date_to))
+        if open_only:
+            where.append("status = 'open'")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self.read() as tx:
+            rows = tx.execute(
+                f"SELECT {', '.join(VERDICT_COLUMNS)} FROM {self.t('compliance_verdict')}"
+                f"{clause} ORDER BY rule_id, responsible_agency_id, trigger_at, case_id",
+                params,
+            )
+        for row in rows:
+            for name in ("trigger_at", "deadline", "met_at"):
+                row[name] = self.v_ts(row[name])
+            row["trigger_day"] = self.v_date(row["trigger_day"])
+        return rows
+
+    def summary(
+        self,
+        province: str | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        now: datetime | None = None,
+        rule_id: str | None = None,
+        agency_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Per rule and responsible agency: how many limits were met, missed, cancelled or
+        are still running at `now`, with the cases behind each number.
+
+        Verdicts count in the period holding their trigger's Vietnam-local date
+        (`date_from`..`date_to` inclusive).
+        """
+        now = now or datetime.now(timezone.utc)
+        groups: dict[tuple[str, str | None], dict[str, Any]] = {}
+        for row in self._select(province, date_from, date_to, rule_id, agency_id):
+            key = (row["rule_id"], row["responsible_agency_id"])
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = {
+                    "rule_id": key[0], "responsible_agency_id": key[1],
+                    **dict.fromkeys(STATUSES, 0), "total": 0,
+                    "cases": {s: [] for s in STATUSES},
+                }
+            status = status_now(row["status"], row["deadline"], now)
+            group[status] += 1
+            group["total"] += 1
+            if row["case_id"] not in group["cases"][status]:
+                group["cases"][status].append(row["case_id"])
+        return [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1] or ""))]
+
+    def overdue(
+        self,
+        province: str | None = None,
+        agency_id: str | None = None,
+        now: datetime | None = None,
+        rule_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Limits past their deadline at `now` with neither target nor cancellation yet
+        ("outstanding"), most overdue first."""
+        now = now or datetime.now(timezone.utc)
+        rows = [
+            {**row, "overdue_hours": round((now - row["deadline"]).total_seconds() / 3600, 1)}
+            for row in self._select(province, None, None, rule_id, agency_id, open_only=True)
+            if row["deadline"] < now
+        ]
+        rows.sort(key=lambda r: (r["deadline"], r["case_id"], r["rule_id"]))
+        return rows
+
+    def verdicts(self, case_id: str, now: datetime | None = None) -> list[dict[str, Any]]:
+        """One case's verdicts as they stand at `now`."""
+        now = now or datetime.now(timezone.utc)
+        rows = self._select(None, None, None, case_id=case_id)
+        for row in rows:
+            row["status"] = status_now(row["status"], row["deadline"], now)
+        rows.sort(key=lambda r: (r["trigger_version"], r["rule_id"]))
+        return rows
+
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}compliance_fact ("
+    " case_id TEXT NOT NULL, version INTEGER NOT NULL, facts TEXT NOT NULL,"
+    " PRIMARY KEY (case_id, version))",
+    "CREATE TABLE IF NOT EXISTS {schema}compliance_dirty (case_id TEXT PRIMARY KEY)",
+    "CREATE TABLE IF NOT EXISTS {schema}compliance_settled ("
+    " id INTEGER PRIMARY KEY, position BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {schema}compliance_verdict ("
+    " case_id TEXT NOT NULL, rule_id TEXT NOT NULL, trigger_version INTEGER NOT NULL,"
+    " trigger_at %(ts)s NOT NULL, trigger_day %(date)s NOT NULL, deadline %(ts)s NOT NULL,"
+    " status TEXT NOT NULL, target_version INTEGER, met_at %(ts)s,"
+    " responsible_agency_id TEXT, province TEXT,"
+    " PRIMARY KEY (case_id, rule_id, trigger_version))",
+    "CREATE INDEX IF NOT EXISTS compliance_verdict_period ON {schema}compliance_verdict"
+    " (province, trigger_day)",
+    "CREATE INDEX IF NOT EXISTS compliance_verdict_open ON {schema}compliance_verdict"
+    " (deadline) WHERE status = 'open'",
+)
+
+
+class PostgresComplianceView(ComplianceView, PostgresProjectionView):
+    DDL = tuple(s.replace("%(ts)s", "TIMESTAMPTZ").replace("%(date)s", "DATE") for s in _DDL)
+
+
+class SQLiteComplianceView(ComplianceView, SQLiteProjectionView):
+    DDL = tuple(s.replace("%(ts)s", "TEXT").replace("%(date)s", "TEXT") for s in _DDL)
+
+
+class Compliance(Projection[ComplianceView]):
+    """Time-limit verdicts per case (projection `compliance`)."""
+
+    name = "compliance"
+    topics = REFERRAL_TOPICS
+    views: ClassVar[dict[str, type[ProjectionView]]] = {
+        "postgres": PostgresComplianceView, "sqlite": SQLiteComplianceView,
+    }
+
+    def __init__(self, view: ComplianceView, context: Any = None) -> None:
+        super().__init__(view, context)
+        rules = tuple(context.rules) if context is not None else ()
+        self.rules = rules
+        self.calendar = context.calendar if context is not None else None
+        self.agencies = context.reference.agencies if context is not None else {}
+        self.fields = tuple(sorted(set(_FACT_FIELDS) | {r.trigger_field for r in rules
+                                                         if r.trigger_field}))
+        self.known = StateCache()  # case id -> its complete facts, as committed
+
+    def forget(self) -> None:
+        self.known.clear()
+
+    def process_batch(self, batch: Batch) -> None:
+        view = self.view
+        fields = self.fields
+        new: dict[str, list[StoredFact]] = {}
+        for item in batch.items:
+            event = item.event
+            data = event.data
+            new.setdefault(event.case_id, []).append(StoredFact(
+                event.originator_version, event.WIRE_TYPE, event.occurred_at,
+                event.agency_id, {k: data[k] for k in fields if k in data},
+            ))
+        # complete histories known in memory (first seen from version 1, or loaded once)
+        cached, _ = self.known.split(list(new))
+        updated: dict[str, tuple[StoredFact, ...]] = {}
+        for case_id, facts in new.items():
+            before = cached.get(case_id)
+            if before is not None:
+                updated[case_id] = before + tuple(facts)
+            elif facts[0].originator_version == 1:
+                updated[case_id] = tuple(facts)
+        with view.transaction(batch) as tx:
+            view.add_facts(tx, [(c, f) for c, facts in new.items() for f in facts])
+            settled = view.settled(tx)
+            if batch.more and batch.position - (settled or 0) < SETTLE_EVERY:
+                view.mark_dirty(tx, list(new))
+            else:
+                cases = list(dict.fromkeys([*view.take_dirty(tx), *new]))
+                histories, _ = self.known.split(cases)
+                histories.update(updated)
+                missing = [c for c in cases if c not in histories]
+                if missing:
+                    loaded = {c: tuple(f) for c, f in view.load_facts(tx, missing).items()}
+                    histories.update(loaded)
+                    updated.update(loaded)
+                verdicts = []
+                for case_id in cases:
+                    verdicts.extend(self.judge(case_id, list(histories[case_id])))
+                view.replace_verdicts(tx, cases, verdicts)
+                view.set_settled(tx, batch.position)
+        self.known.update(updated)
+
+    def judge(self, case_id: str, facts: list[StoredFact]) -> list[tuple]:
+        """The case's verdict rows: decided ones with their status, undecided as 'open'."""
+        rows = []
+        if not facts:
+            return rows
+        opening = self.agencies.get(facts[0].agency_id)
+        province = opening.province if opening is not None else None
+        for v in evaluate_time_limits(case_facts(facts), self.rules, self.calendar, FAR_FUTURE):
+            agency = self.agencies.get(v.responsible_agency_id or "")
+            rows.append((
+                case_id, v.rule_id, v.trigger_version, self.view.p_ts(v.trigger_at),
+                self.view.p_date(v.trigger_at.astimezone(VIETNAM_TZ).date()),
+                self.view.p_ts(v.deadline), "open" if v.outstanding else v.status,
+                v.target_version, self.view.p_ts(v.met_at), v.responsible_agency_id,
+                (agency.province if agency is not None else None) or province,
+            ))
+        return rows
+
+

@@ -1,0 +1,981 @@
+"""The projection framework: materialised views of the referral log, each event applied exactly
+once, in log order, many events per transaction.
+
+- A *view* is an `eventsourcing` `TrackingRecorder` subclass that owns its tables and its own
+  tracking table (`<name>_tracking`), with one concrete class per store
+  (`PostgresProjectionView`, `SQLiteProjectionView`). Its SQL is written once, with `%s`
+  placeholders and `self.t("table")` for qualified names; the store classes translate.
+- A *projection* is an `eventsourcing.projection.Projection` subclass. Its `process_batch`
+  receives the decoded events of one page of the log and writes them through
+  `with self.view.transaction(batch) as tx:`. That transaction first checks, under a row lock,
+  that the stored position is the one the batch starts after, and last moves the position to
+  the highest notification id of the page: view rows and position commit together or not at all.
+- A `LogFollower` reads the log once per page and hands each projection the part it has not
+  yet applied. On PostgreSQL it reads gap-safely (see `PostgresLogReader`) and wakes up on
+  LISTEN/NOTIFY; on SQLite it polls.
+
+See docs/projections.md for how to add a projection and why this is exactly-once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, ClassVar, Generic, TypeVar
+
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Notification,
+    Tracking,
+    TrackingRecorder,
+    find_id_convertor,
+)
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.projection import Projection as LibraryProjection
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from eventsourcing.utils import resolve_topic
+from psycopg.rows import tuple_row
+
+log = logging.getLogger(__name__)
+
+MIGRATION_ROW = "__migration__"
+
+
+class ProjectionError(RuntimeError):
+    """Raised when a projection failed; its runner stopped and resumes from its position."""
+
+
+class PositionMismatchError(RuntimeError):
+    """Raised when a view's stored position is not the one a batch starts after.
+
+    Another runner (a second worker, a rebuild) moved it: the batch is rolled back and the
+    follower re-reads the position. Not an error of the data.
+    """
+
+
+# ------------------------------------------------------------------------------------ batches
+@dataclass(frozen=True)
+class Item:
+    """One event of the log as a projection sees it."""
+
+    position: int  # notification id
+    topic: str
+    event: Any  # the decoded domain event
+    notification: Notification  # the stored record (topic, state bytes) e.g. for hashing
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A page of the log for one projection: the events after `after`, up to `tracking`.
+
+    `items` holds only the projection's topics; `tracking.notification_id` is the highest
+    notification id of the page, whatever its topic, so positions advance past every event.
+    """
+
+    after: int | None
+    items: Sequence[Item]
+    tracking: Tracking
+    more: bool = False
+    """Whether later events were already recorded when the page was read (the follower is
+    behind): a projection may defer derived work to the first page without `more`."""
+
+    @property
+    def position(self) -> int:
+        return self.tracking.notification_id
+
+
+@dataclass(frozen=True)
+class ProjectionContext:
+    """What projections may consult besides the events: reference data, rules, calendar."""
+
+    reference: Any
+    rules: tuple[Any, ...] = ()
+    calendar: Any = None
+
+
+# ------------------------------------------------------------------------------------- views
+class Tx:
+    """A write (or read) transaction on a view's store: `%s` placeholders, dict rows."""
+
+    def __init__(self, view: ProjectionView, cursor: Any) -> None:
+        self.view = view
+        self.cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self.view._execute(self.cursor, sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.view._executemany(self.cursor, sql, rows)
+
+    def t(self, table: str) -> str:
+        return self.view.t(table)
+
+    def upsert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Sequence[str],
+        mode: str = "replace",
+    ) -> None:
+        """Writes many rows keyed by `key`: mode "replace" overwrites the other columns,
+        "add" adds them to the stored numbers, "ignore" keeps the stored row."""
+        if rows:
+            self.view._upsert(self.cursor, table, columns, rows, key, mode)
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Appends many rows (COPY on PostgreSQL)."""
+        if rows:
+            self.view._insert(self.cursor, table, columns, rows)
+
+    def delete_in(self, table: str, column: str, values: Sequence[Any]) -> None:
+        """Deletes the rows whose `column` is one of `values`."""
+        for start in range(0, len(values), 500):
+            cond, params = self.view.in_list(column, list(values[start:start + 500]))
+            self.execute(f"DELETE FROM {self.t(table)} WHERE {cond}", params)
+
+
+def _upsert_sql(target: str, source: str, columns: Sequence[str], key: Sequence[str],
+                mode: str) -> str:
+    cols = ", ".join(columns)
+    others = [c for c in columns if c not in key]
+    if mode == "ignore" or not others:
+        action = "DO NOTHING"
+    elif mode == "add":
+        action = "DO UPDATE SET " + ", ".join(f"{c} = t.{c} + excluded.{c}" for c in others)
+    else:
+        action = "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in others)
+    return f"INSERT INTO {target} AS t ({cols}) {source} ON CONFLICT ({', '.join(key)}) {action}"
+
+
+class ProjectionView(TrackingRecorder, ABC):
+    """A materialised view: its tables, its tracking table, its queries.
+
+    Subclass per projection (queries and writes, store-neutral SQL), then once per store
+    mixing in `PostgresProjectionView` or `SQLiteProjectionView` and giving `DDL`.
+    """
+
+    TABLES: ClassVar[tuple[str, ...]] = ()
+    """The view's tables, dropped by a rebuild (the tracking table is handled apart)."""
+    DDL: ClassVar[tuple[str, ...]] = ()
+    """CREATE TABLE / INDEX statements, `{schema}` is replaced by the qualified prefix."""
+    dialect: ClassVar[str] = ""
+    application_name: str = "Referrals"
+
+    name: str
+    tracking_table: str
+
+    # -- store specifics ------------------------------------------------------------------
+    @abstractmethod
+    def t(self, table: str) -> str:
+        """The qualified name of one of this view's tables."""
+
+    @abstractmethod
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Any]:
+        """A cursor in a write transaction (committed on normal exit)."""
+
+    @abstractmethod
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read-only transaction, for queries."""
+
+    @abstractmethod
+    def _execute(self, cursor: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        ...
+
+    @abstractmethod
+    def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        ...
+
+    @abstractmethod
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """A `column IN (...)` condition and its parameters."""
+
+    @abstractmethod
+    def p_ts(self, value: datetime | None) -> Any:
+        """A timestamp as a parameter."""
+
+    @abstractmethod
+    def v_ts(self, value: Any) -> datetime | None:
+        """A stored timestamp as an aware datetime (UTC)."""
+
+    @abstractmethod
+    def p_date(self, value: date | None) -> Any:
+        ...
+
+    @abstractmethod
+    def v_date(self, value: Any) -> date | None:
+        ...
+
+    @abstractmethod
+    def _create_view_tables(self) -> None:
+        ...
+
+    # -- positions --------------------------------------------------------------------------
+    def position(self) -> int | None:
+        """The highest notification id applied to this view (None: nothing yet)."""
+        return self.max_tracking_id(self.application_name)
+
+    def visible_position(self) -> int | None:
+        """The highest notification id whose effects readers see (what `wait_for` waits on).
+
+        The same as `position()` unless the projection defers derived work (see
+        `Batch.more`), in which case it is the position of its last completed page.
+        """
+        return self.position()
+
+    @contextlib.contextmanager
+    def transaction(self, batch: Batch) -> Iterator[Tx]:
+        """One atomic unit: checks the position is `batch.after`, yields, then records
+        `batch.tracking` — view rows and position commit together or not at all."""
+        with self._write() as cursor:
+            rows = self._execute(
+                cursor,
+                f"SELECT notification_id FROM {self.t(self.tracking_table)} "
+                f"WHERE application_name = %s{self._for_update}",
+                (self.application_name,),
+            )
+            stored = rows[0]["notification_id"] if rows else None
+            if stored != batch.after:
+                raise PositionMismatchError(
+                    f"{self.name}: position is {stored}, batch starts after {batch.after}"
+                )
+            if not rows:  # the first page: claim the row now (a rival waits, then fails)
+                claimed = self._execute(
+                    cursor,
+                    f"INSERT INTO {self.t(self.tracking_table)} (application_name, "
+                    "notification_id) VALUES (%s, %s) ON CONFLICT DO NOTHING "
+                    "RETURNING notification_id",
+                    (self.application_name, batch.position),
+                )
+                if not claimed:
+                    raise PositionMismatchError(f"{self.name}: another runner started it")
+            yield Tx(self, cursor)
+            self._execute(
+                cursor,
+                f"UPDATE {self.t(self.tracking_table)} SET notification_id = %s "
+                "WHERE application_name = %s",
+                (batch.position, self.application_name),
+            )
+
+    _for_update: ClassVar[str] = ""
+
+    def reset(self) -> None:
+        """Drops the view's tables and forgets its position, then recreates them empty."""
+        with self._write() as cursor:
+            for table in self.TABLES:
+                self._execute(cursor, f"DROP TABLE IF EXISTS {self.t(table)}", ())
+            self._execute(
+                cursor,
+                f"DELETE FROM {self.t(self.tracking_table)} WHERE application_name = %s",
+                (self.application_name,),
+            )
+        self._create_view_tables()
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, sorted: for comparing two builds of the view."""
+        out = {}
+        with self.read() as tx:
+            for table in self.TABLES:
+                rows = tx.execute(f"SELECT * FROM {self.t(table)}")
+                out[table] = sorted(
+                    (tuple(_comparable(v) for v in row.values()) for row in rows), key=repr
+                )
+        return out
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
+    """A view stored in PostgreSQL, in the event store's schema."""
+
+    dialect: ClassVar[str] = "postgres"
+    _for_update: ClassVar[str] = " FOR UPDATE"
+
+    def __init__(self, datastore: PostgresDatastore, *, name: str, **kwargs: Any) -> None:
+        self.name = name
+        self.tracking_table = f"{name}_tracking"
+        super().__init__(datastore, tracking_table_name=self.tracking_table, **kwargs)
+        self._schema = datastore.schema
+
+    def t(self, table: str) -> str:
+        return f'"{self._schema}"."{table}"'
+
+    def create_table(self) -> None:
+        super().create_table()  # the tracking table (library)
+        self._create_view_tables()
+
+    def _create_view_tables(self) -> None:
+        with self._write() as cursor:
+            for statement in self.DDL:
+                cursor.execute(statement.replace("{schema}", f'"{self._schema}".'))
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=True) as cursor:
+            yield cursor
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield Tx(self, cursor)
+
+    def _execute(self, cursor: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        cursor.execute(sql, tuple(params) if params else None)
+        return list(cursor.fetchall()) if cursor.description else []
+
+    def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        cursor.executemany(sql, rows)
+
+    def _insert(self, cursor: Any, table: str, columns: Sequence[str],
+                rows: Sequence[Sequence[Any]]) -> None:
+        with cursor.copy(f"COPY {self.t(table)} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _upsert(self, cursor: Any, table: str, columns: Sequence[str],
+                rows: Sequence[Sequence[Any]], key: Sequence[str], mode: str) -> None:
+        if len(rows) < 20:
+            values = f"VALUES ({', '.join('%s' for _ in columns)})"
+            cursor.executemany(_upsert_sql(self.t(table), values, columns, key, mode), rows)
+            return
+        stage = f"_stage_{table}"
+        cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" '
+                       f"(LIKE {self.t(table)}) ON COMMIT DROP")
+        cols = ", ".join(columns)
+        with cursor.copy(f'COPY "{stage}" ({cols}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(_upsert_sql(self.t(table), f'SELECT {cols} FROM "{stage}"', columns,
+                                   key, mode))
+        cursor.execute(f'DROP TABLE "{stage}"')
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(%s)", [list(values)]
+
+    def p_ts(self, value: datetime | None) -> Any:
+        return value
+
+    def v_ts(self, value: Any) -> datetime | None:
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def p_date(self, value: date | None) -> Any:
+        return value
+
+    def v_date(self, value: Any) -> date | None:
+        return value
+
+
+class SQLiteProjectionView(ProjectionView, SQLiteTrackingRecorder):
+    """A view stored in the embedded SQLite projections file.
+
+    The library's SQLite tracking recorder names its table `tracking`; this one uses
+    `<name>_tracking` so that several views share one file.
+    """
+
+    dialect: ClassVar[str] = "sqlite"
+
+    def __init__(self, datastore: SQLiteDatastore, *, name: str, **kwargs: Any) -> None:
+        self.name = name
+        self.tracking_table = f"{name}_tracking"
+        super().__init__(datastore, **kwargs)
+        table = self.tracking_table
+        self.insert_tracking_statement = (
+            f"INSERT INTO {table} VALUES (:application_name, :notification_id) "
+            "ON CONFLICT (application_name) DO UPDATE SET notification_id = :notification_id "
+            f"WHERE {table}.notification_id < :notification_id RETURNING notification_id"
+        )
+        self.select_max_tracking_id_statement = (
+            f"SELECT MAX(notification_id) FROM {table} WHERE application_name=?"
+        )
+        self.create_table_statements = [
+            f"CREATE TABLE IF NOT EXISTS {table} (application_name TEXT, notification_id "
+            "INTEGER, PRIMARY KEY (application_name)) WITHOUT ROWID",
+            *(s.replace("{schema}", "") for s in self.DDL),
+        ]
+
+    def t(self, table: str) -> str:
+        return table
+
+    def create_table(self) -> None:
+        with self._write() as cursor:
+            exists = self._execute(
+                cursor, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=%s",
+                (self.tracking_table,),
+            )
+            for statement in self.create_table_statements:
+                cursor.execute(statement)
+            if not exists:
+                self._execute(cursor, f"INSERT INTO {self.tracking_table} VALUES (%s, 1)",
+                              (MIGRATION_ROW,))
+
+    def _create_view_tables(self) -> None:
+        with self._write() as cursor:
+            for statement in self.DDL:
+                cursor.execute(statement.replace("{schema}", ""))
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Any]:
+        with self.datastore.get_connection(commit=True) as conn:
+            raw = conn._sqlite_conn  # noqa: SLF001 - BEGIN IMMEDIATE needs the raw connection
+            cursor = raw.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                raw.rollback()
+                raise
+            else:
+                raw.commit()
+            finally:
+                cursor.close()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self.datastore.get_connection(commit=False) as conn:
+            raw = conn._sqlite_conn  # noqa: SLF001
+            cursor = raw.cursor()
+            cursor.execute("BEGIN")  # one snapshot for every query of the block
+            try:
+                yield Tx(self, cursor)
+            finally:
+                raw.rollback()
+                cursor.close()
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("%s", "?")
+
+    def _execute(self, cursor: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        cursor.execute(self._sql(sql), tuple(params))
+        if cursor.description is None:
+            return []
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        cursor.executemany(self._sql(sql), rows)
+
+    def _insert(self, cursor: Any, table: str, columns: Sequence[str],
+                rows: Sequence[Sequence[Any]]) -> None:
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                           f"({', '.join('?' for _ in columns)})", rows)
+
+    def _upsert(self, cursor: Any, table: str, columns: Sequence[str],
+                rows: Sequence[Sequence[Any]], key: Sequence[str], mode: str) -> None:
+        values = f"VALUES ({', '.join('?' for _ in columns)})"
+        cursor.executemany(_upsert_sql(table, values, columns, key, mode), rows)
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        if not values:
+            return "0 = 1", []
+        return f"{column} IN ({', '.join('%s' for _ in values)})", list(values)
+
+    def p_ts(self, value: datetime | None) -> Any:
+        if value is None:
+            return None
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+    def v_ts(self, value: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if value is not None else None
+
+    def p_date(self, value: date | None) -> Any:
+        return value.isoformat() if value is not None else None
+
+    def v_date(self, value: Any) -> date | None:
+        return date.fromisoformat(value) if value is not None else None
+
+
+TView = TypeVar("TView", bound=ProjectionView)
+
+
+# ------------------------------------------------------------------------------- projections
+class Projection(LibraryProjection[TView], Generic[TView]):
+    """A read model: folds pages of the log into its view, one transaction per page.
+
+    Subclasses set `name` (table prefix), `topics` (empty: every topic), `views`
+    (store -> view class) and implement `process_batch`.
+    """
+
+    views: ClassVar[dict[str, type[ProjectionView]]] = {}
+
+    def __init__(self, view: TView, context: ProjectionContext | None = None) -> None:
+        super().__init__(view)
+        self.context = context
+
+    @abstractmethod
+    def process_batch(self, batch: Batch) -> None:
+        """Applies the page's events and records its position, in one transaction."""
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:  # type: ignore[override]
+        """The library's one-event entry point (stock `ProjectionRunner`): a batch of one."""
+        after = self.view.position()
+        item = Item(tracking.notification_id, type(domain_event).TOPIC, domain_event,
+                    None)  # type: ignore[arg-type]
+        self.process_batch(Batch(after, [item], tracking))
+
+    def wants(self, topic: str) -> bool:
+        return not self.topics or topic in self.topics
+
+    def forget(self) -> None:
+        """Drops whatever the projection caches in memory (after a failed or foreign write,
+        and before a rebuild)."""
+
+
+class StateCache:
+    """Per-key state a projection folds, kept in memory across pages.
+
+    Valid because a view has one writer at a time (the position check enforces it); a
+    projection reads misses from its view, and stores new states only after its transaction
+    committed. Cleared by `Projection.forget()`.
+    """
+
+    def __init__(self, max_size: int = 200_000) -> None:
+        self.max_size = max_size
+        self._data: dict[Any, Any] = {}
+
+    def split(self, keys: Sequence[Any]) -> tuple[dict[Any, Any], list[Any]]:
+        """(cached states, keys to load)."""
+        found, missing = {}, []
+        data = self._data
+        for key in keys:
+            value = data.get(key)
+            if value is None:
+                missing.append(key)
+            else:
+                found[key] = value
+        return found, missing
+
+    def update(self, states: dict[Any, Any]) -> None:
+        if len(self._data) + len(states) > self.max_size:
+            self._data.clear()
+        self._data.update(states)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+# ------------------------------------------------------------------------------ log readers
+@dataclass(frozen=True)
+class Page:
+    """A page of the log and the highest id recorded when it was read."""
+
+    notifications: list[Notification]
+    head: int
+
+
+class LogReader(ABC):
+    """Reads the application's notification log in pages that never skip a late commit."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    @abstractmethod
+    def read(self, after: int, limit: int) -> Page:
+        """Notifications with ids > `after`, in order, stopping before any unsettled gap;
+        with the highest id recorded when they were read."""
+
+    def max_notification_id(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+
+class SQLiteLogReader(LogReader):
+    """SQLite commits writers one at a time in id order, so the log has no unsettled gaps."""
+
+    def read(self, after: int, limit: int) -> Page:
+        recorder = self.app.recorder
+        notifications = list(recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        ))
+        return Page(notifications, recorder.max_notification_id() or 0)
+
+
+class PostgresLogReader(LogReader):
+    """Reads the PostgreSQL log without passing an id a still-running transaction holds.
+
+    The library's insert function (POSTGRES_ENABLE_DB_FUNCTIONS=y, our default) does not take
+    the table lock the plain insert path takes, so two writers can commit out of id order: a
+    follower that saw id 12 could move past id 11 committed a moment later and never see it.
+    So when a page has a gap, the reader takes the events table in SHARE mode for an instant:
+    that waits for every insert in flight (each holds ROW EXCLUSIVE from the start of its
+    statement, before it draws its id), and any later insert draws a higher id. Re-read up to
+    the highest id seen, the page is then final: an id still missing was burnt by a rolled-back
+    insert. If the lock is not granted within `lock_timeout` (a writer holding its transaction
+    open), the page stops before the gap and the gap is tried again on the next read. (The
+    Kafka relay settles gaps the same way.)
+    """
+
+    def __init__(self, app: Any, lock_timeout: float = 1.0) -> None:
+        super().__init__(app)
+        recorder = app.recorder
+        self.datastore = recorder.datastore
+        self.table = f'"{self.datastore.schema}"."{recorder.events_table_name}"'
+        self.lock_timeout = lock_timeout
+        self.gap_waits = 0
+
+    def _select(self, conn: Any, after: int, limit: int, stop: int | None) -> tuple[list, int]:
+        cursor = conn.cursor(row_factory=tuple_row, binary=True)
+        upper = " AND notification_id <= %s" if stop is not None else ""
+        params = (after, stop, limit) if stop is not None else (after, limit)
+        rows = cursor.execute(
+            f"SELECT notification_id, originator_id, originator_version, topic, state "
+            f"FROM {self.table} WHERE notification_id > %s{upper} "
+            f"ORDER BY notification_id LIMIT %s",
+            params,
+        ).fetchall()
+        head = cursor.execute(f"SELECT max(notification_id) FROM {self.table}").fetchone()[0]
+        return rows, head or 0
+
+    def read(self, after: int, limit: int) -> Page:
+        with self.datastore.get_connection() as conn:
+            rows, head = self._select(conn, after, limit, None)
+            if _gap_at(after, [r[0] for r in rows]) is not None:
+                self.gap_waits += 1
+                if self._wait_for_writers(conn):
+                    rows, head = self._select(conn, after, limit, rows[-1][0])
+                else:
+                    cut = _gap_at(after, [r[0] for r in rows])
+                    rows = rows[:cut]
+        return Page([Notification(id=nid, originator_id=originator_id, originator_version=version,
+                                  topic=topic, state=bytes(state))
+                     for nid, originator_id, version, topic, state in rows], head)
+
+    def _wait_for_writers(self, conn: Any) -> bool:
+        """Waits until no insert is in flight (a SHARE lock, released at once)."""
+        import psycopg
+
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{int(self.lock_timeout * 1000)}ms'")
+                conn.execute(f"LOCK TABLE {self.table} IN SHARE MODE")
+        except psycopg.errors.LockNotAvailable:
+            log.info("a writer holds the log open; waiting before passing a gap")
+            return False
+        return True
+
+
+def _gap_at(after: int, ids: Sequence[int]) -> int | None:
+    """Index of the first id that does not follow the one before it (None: no gap)."""
+    expected = after + 1
+    for index, nid in enumerate(ids):
+        if nid != expected:
+            return index
+        expected = nid + 1
+    return None
+
+
+# ---------------------------------------------------------------------------------- decoding
+_json_scan = json.JSONDecoder().scan_once  # C scanner, no whitespace regex
+_json_decode = json.JSONDecoder().decode
+
+
+class EventDecoder:
+    """Turns stored notifications into domain events, like the application's mapper.
+
+    Fast path (the mapper has no cipher or compressor and uses the JSON transcoder): plain
+    `json.loads` and conversion of the top-level typed values (the event's datetimes). Any
+    event with typed values deeper down, or needing an upcast, goes through the mapper, so
+    the result is always the mapper's.
+    """
+
+    def __init__(self, mapper: Any) -> None:
+        self.mapper = mapper
+        transcoder = getattr(mapper, "transcoder", None)
+        self.fast = (
+            getattr(mapper, "cipher", None) is None
+            and getattr(mapper, "compressor", None) is None
+            and isinstance(transcoder, JSONTranscoder)
+        )
+        self.names = transcoder.names if self.fast else {}
+        self._classes: dict[str, type] = {}
+
+    def decode(self, notification: Notification) -> Any:
+        if not self.fast:
+            return self.mapper.to_domain_event(notification)
+        topic = notification.topic
+        cls = self._classes.get(topic)
+        if cls is None:
+            cls = self._classes[topic] = resolve_topic(topic)
+        state = notification.state
+        text = state.decode()
+        try:
+            state_dict, end = _json_scan(text, 0)
+        except StopIteration:
+            state_dict, end = None, -1
+        if end != len(text) or type(state_dict) is not dict:
+            state_dict = _json_decode(text)
+        typed = 0
+        for key, value in state_dict.items():
+            if type(value) is dict and len(value) == 2 and "_type_" in value:
+                transcoding = self.names.get(value["_type_"])
+                if transcoding is None or "_data_" not in value:
+                    return self.mapper.to_domain_event(notification)
+                state_dict[key] = transcoding.decode(value["_data_"])
+                typed += 1
+        if state.count(b'"_type_"') != typed:
+            return self.mapper.to_domain_event(notification)
+        if state_dict.pop("class_version", 1) != getattr(cls, "class_version", 1):
+            return self.mapper.to_domain_event(notification)
+        originator_id = notification.originator_id
+        state_dict["originator_id"] = find_id_convertor(cls, type(originator_id))(originator_id)
+        state_dict["originator_version"] = notification.originator_version
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state_dict)
+        return event
+
+
+# ---------------------------------------------------------------------------------- follower
+@dataclass
+class ProjectionState:
+    """A projection's runtime state in one follower."""
+
+    projection: Projection[Any]
+    position: int | None = None
+    applied_events: int = 0
+    batches: int = 0
+    last_batch_at: datetime | None = None
+
+
+@dataclass
+class PageResult:
+    read: int
+    end: int | None
+
+
+class LogFollower:
+    """Reads the log page by page and applies each page to every projection behind it."""
+
+    def __init__(
+        self,
+        app: Any,
+        projections: Sequence[Projection[Any]],
+        reader: LogReader,
+        batch_size: int = 2000,
+    ) -> None:
+        self.app = app
+        self.reader = reader
+        self.batch_size = batch_size
+        self.states = [ProjectionState(p) for p in projections]
+        self.decoder = EventDecoder(app.mapper)
+        self._executor: ThreadPoolExecutor | None = None
+        self._prefetch: tuple[tuple[int, int], Future[tuple[Page, list[Item]]]] | None = None
+        self.reload_positions()
+
+    def reload_positions(self) -> None:
+        self._prefetch = None
+        for state in self.states:
+            state.position = state.projection.view.position()
+
+    def step(self, batch_size: int | None = None) -> PageResult:
+        """Reads one page after the lowest position and applies it; (events read, page end).
+
+        Projections apply the page concurrently (one thread and one transaction each, so one
+        projection's database round trips overlap another's work) while the next page is
+        read ahead when this one was full.
+        """
+        size = batch_size or self.batch_size
+        low = min((s.position or 0 for s in self.states), default=0)
+        page, everything = self._read(low, size)
+        notifications = page.notifications
+        if not notifications:
+            return PageResult(0, None)
+        end = notifications[-1].id
+        more = page.head > end
+        if more:  # read and decode the next page while the projections write this one
+            self._prefetch = ((end, size), self._pool().submit(self._read_page, end, size))
+        behind = [s for s in self.states if s.position is None or s.position < end]
+        topics = {i.topic for i in everything}
+        work: list[tuple[ProjectionState, Batch]] = []
+        for state in behind:
+            after = state.position or 0
+            wants = state.projection.wants
+            if after < notifications[0].id and all(wants(t) for t in topics):
+                items = everything
+            else:
+                items = [i for i in everything if i.position > after and wants(i.topic)]
+            work.append((state, Batch(state.position, items, Tracking(self.app.name, end),
+                                      more)))
+        if len(work) == 1:
+            outcomes = [self._apply(*work[0])]
+        else:
+            futures = [self._pool().submit(self._apply, state, batch) for state, batch in work]
+            outcomes = [f.result() for f in futures]
+        errors = [e for e in outcomes if e is not None]
+        if errors:
+            self._prefetch = None
+            raise errors[0]
+        return PageResult(len(notifications), end)
+
+    def _apply(self, state: ProjectionState, batch: Batch) -> BaseException | None:
+        try:
+            state.projection.process_batch(batch)
+        except PositionMismatchError as error:
+            log.info("%s; re-reading its position", error)
+            state.projection.forget()
+            state.position = state.projection.view.position()
+            self._prefetch = None
+            return None
+        except BaseException as error:  # noqa: BLE001 - handed back to step(), which raises
+            state.projection.forget()
+            return error
+        state.position = batch.position
+        state.applied_events += len(batch.items)
+        state.batches += 1
+        state.last_batch_at = datetime.now(timezone.utc)
+        return None
+
+    def _read(self, after: int, size: int) -> tuple[Page, list[Item]]:
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None:
+            key, future = prefetch
+            result = future.result()
+            if key == (after, size):
+                return result
+        return self._read_page(after, size)
+
+    def _read_page(self, after: int, size: int) -> tuple[Page, list[Item]]:
+        """A page and its events decoded once, for the topics any projection wants."""
+        page = self.reader.read(after, size)
+        wanted: dict[str, bool] = {}
+        decode = self.decoder.decode
+        items = []
+        for n in page.notifications:
+            topic = n.topic
+            keep = wanted.get(topic)
+            if keep is None:
+                keep = wanted[topic] = any(s.projection.wants(topic) for s in self.states)
+            if keep:
+                items.append(Item(n.id, topic, decode(n), n))
+        return page, items
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=len(self.states) + 1,
+                                                thread_name_prefix="projection")
+        return self._executor
+
+    def close(self) -> None:
+        self._prefetch = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def run_until_caught_up(
+        self,
+        stop: threading.Event | None = None,
+        progress: Callable[[int], None] | None = None,
+        batch_size: int | None = None,
+        pause: float = 0.0,
+    ) -> int:
+        """Applies pages until a read finds nothing new; returns the events read."""
+        total = 0
+        while stop is None or not stop.is_set():
+            result = self.step(batch_size)
+            if not result.read:
+                break
+            total += result.read
+            if progress is not None:
+                progress(result.read)
+            if pause:
+                time.sleep(pause)
+        return total
+
+
+# ----------------------------------------------------------------------------- the runner
+@dataclass
+class ProjectionStatus:
+    """Where a projection stands: its position and how far behind the log it is."""
+
+    name: str
+    position: int
+    max_notification_id: int
+    lag: int
+    running: bool
+    error: str | None = None
+    applied_events: int = 0
+    last_batch_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "position": self.position,
+            "max_notification_id": self.max_notification_id, "lag": self.lag,
+            "running": self.running, "error": self.error,
+            "applied_events": self.applied_events,
+            "last_batch_at": self.last_batch_at.isoformat() if self.last_batch_at else None,
+        }
+
+
+@dataclass
+class BackgroundRunner:
+    """Runs a follower in a daemon thread: polls (SQLite) or waits on NOTIFY (PostgreSQL).
+
+    An error stops the thread (never swallowed): it is kept in `error`, shown by `status()`
+    and raised by `catch_up`; a restart resumes from the stored positions.
+    """
+
+    follower: LogFollower
+    poll_interval: float = 0.1
+    listen: Callable[[threading.Event, float], None] | None = None
+    pause: float = 0.0
+    error: BaseException | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.error = None
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="projections", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        try:
+            self.follower.reload_positions()
+            while not self._stop.is_set():
+                self._wake.clear()
+                read = self.follower.run_until_caught_up(self._stop, pause=self.pause)
+                if read or self._stop.is_set():
+                    continue
+                if self.listen is not None:
+                    self.listen(self._wake, self.poll_interval)
+                else:
+                    self._wake.wait(self.poll_interval)
+        except BaseException as error:  # noqa: BLE001 - kept and re-raised to callers
+            log.exception("projection runner stopped")
+            self.error = error
