@@ -4,7 +4,7 @@ A receipt is a C2SP signed note (c2sp.org/signed-note) whose text is exactly:
 
     legal-aid-ledger receipt/v1
     <origin>
-    seq <n>
+    position <n>
     leaf <base64 RFC 9162 leaf hash>
     event <event_id>
     time <RFC 3339 UTC, e.g. 2024-05-01T08:30:00Z or 2024-05-01T08:30:00.123456Z>
@@ -14,8 +14,14 @@ receipts with its checkpoint key. Parsing is strict: the body must be byte-for-b
 ``Receipt.body()`` would produce (canonical decimal, canonical base64 of 32 bytes,
 "Z" times with no fraction, or exactly six digits when microseconds are non-zero).
 
-A receipt proves "the log promised leaf L at position seq"; checking it against a later
-checkpoint plus an RFC 9162 §2.1.3.2 inclusion proof proves the log kept that promise.
+`position` is the event's place in the event store's order (its notification id), known when
+the post is answered; it is *not* the leaf's index in the Merkle tree (the store's ids can have
+gaps, and the audit trail assigns tree indexes later, in log order). The leaf's canonical bytes
+contain the position (infra.transparency.leaves), so the leaf hash binds the two: a verifier
+takes the leaf index from the log's inclusion-proof answer and checks the receipt's leaf hash
+at that index. A receipt proves "the log promised leaf L for the event at position p"; checking
+it against a later checkpoint plus an RFC 9162 §2.1.3.2 inclusion proof proves the log kept
+that promise.
 """
 
 from __future__ import annotations
@@ -27,11 +33,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from infra.transparency.checkpoint import Checkpoint, parse_checkpoint
-from infra.transparency.merkle import HASH_SIZE, verify_inclusion
+from infra.transparency.merkle import HASH_SIZE, leaf_hash, verify_inclusion
 from infra.transparency.note import NoteError, NoteSigner, NoteVerifier, check_note_text, open_note, sign_note
 
 RECEIPT_HEADER = "legal-aid-ledger receipt/v1"
-_SEQ_PATTERN = re.compile(r"0|[1-9][0-9]*")
+_DECIMAL_PATTERN = re.compile(r"0|[1-9][0-9]*")
 _TIME_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?Z")
 
 
@@ -41,10 +47,10 @@ class MalformedReceiptError(NoteError):
 
 @dataclass(frozen=True)
 class Receipt:
-    """The log's signed promise that event ``event_id`` is leaf ``leaf_hash`` at position ``seq``."""
+    """The log's signed promise that event ``event_id`` at log ``position`` is leaf ``leaf_hash``."""
 
     origin: str
-    seq: int
+    position: int
     leaf_hash: bytes
     event_id: str
     time: datetime
@@ -52,8 +58,8 @@ class Receipt:
     def __post_init__(self) -> None:
         if not _is_token_line(self.origin, allow_spaces=True):
             raise MalformedReceiptError("origin must be one non-empty line")
-        if type(self.seq) is not int or self.seq < 0:
-            raise MalformedReceiptError("seq must be a non-negative integer")
+        if type(self.position) is not int or self.position < 0:
+            raise MalformedReceiptError("position must be a non-negative integer")
         if not isinstance(self.leaf_hash, bytes) or len(self.leaf_hash) != HASH_SIZE:
             raise MalformedReceiptError("leaf hash must be 32 bytes")
         if not _is_token_line(self.event_id, allow_spaces=False):
@@ -65,7 +71,7 @@ class Receipt:
         """Return the receipt/v1 note text."""
         leaf = base64.b64encode(self.leaf_hash).decode("ascii")
         return (
-            f"{RECEIPT_HEADER}\n{self.origin}\nseq {self.seq}\nleaf {leaf}\n"
+            f"{RECEIPT_HEADER}\n{self.origin}\nposition {self.position}\nleaf {leaf}\n"
             f"event {self.event_id}\ntime {format_rfc3339_utc(self.time)}\n"
         )
 
@@ -80,10 +86,11 @@ def format_rfc3339_utc(moment: datetime) -> str:
 
 
 def issue_receipt(
-    signer: NoteSigner, *, origin: str, seq: int, leaf_hash: bytes, event_id: str, time: datetime
+    signer: NoteSigner, *, origin: str, position: int, leaf_hash: bytes, event_id: str,
+    time: datetime,
 ) -> str:
     """Return a signed receipt/v1 note for one accepted event."""
-    return sign_note(Receipt(origin, seq, leaf_hash, event_id, time).body(), signer)
+    return sign_note(Receipt(origin, position, leaf_hash, event_id, time).body(), signer)
 
 
 def parse_receipt(body: str) -> Receipt:
@@ -96,12 +103,12 @@ def parse_receipt(body: str) -> Receipt:
     if len(lines) != 6 or lines[0] != RECEIPT_HEADER:
         raise MalformedReceiptError(f"receipt must be six lines starting {RECEIPT_HEADER!r}")
     origin = lines[1]
-    seq_text = _field(lines[2], "seq")
+    position_text = _field(lines[2], "position")
     leaf_text = _field(lines[3], "leaf")
     event_id = _field(lines[4], "event")
     time_text = _field(lines[5], "time")
-    if not _SEQ_PATTERN.fullmatch(seq_text):
-        raise MalformedReceiptError("seq is not a canonical decimal")
+    if not _DECIMAL_PATTERN.fullmatch(position_text):
+        raise MalformedReceiptError("position is not a canonical decimal")
     try:
         leaf_hash = base64.b64decode(leaf_text, validate=True)
     except ValueError:
@@ -112,7 +119,7 @@ def parse_receipt(body: str) -> Receipt:
         moment = datetime.fromisoformat(time_text.replace("Z", "+00:00"))
     except ValueError:
         raise MalformedReceiptError("time is not a valid date") from None
-    receipt = Receipt(origin, int(seq_text), leaf_hash, event_id, moment)
+    receipt = Receipt(origin, int(position_text), leaf_hash, event_id, moment)
     if receipt.body() != body:
         raise MalformedReceiptError("receipt is not in canonical form")
     return receipt
@@ -127,10 +134,17 @@ def open_receipt(note: str, verifiers: Iterable[NoteVerifier]) -> Receipt:
 def check_receipt_against_checkpoint(
     receipt: str,
     checkpoint: Checkpoint | str,
+    leaf_index: int,
     inclusion_proof: Sequence[bytes],
     verifiers: Iterable[NoteVerifier],
+    leaf: bytes | None = None,
 ) -> bool:
-    """Return whether a signed receipt's leaf is at its seq in the checkpoint's tree (RFC 9162 §2.1.3.2).
+    """Return whether a signed receipt's leaf is at ``leaf_index`` in the checkpoint's tree.
+
+    ``leaf_index`` and ``inclusion_proof`` come from the log's inclusion-proof answer (RFC 9162
+    §2.1.3.2); the receipt's position needs no relation to the index because the leaf bytes
+    hashed into the tree contain it. When the leaf bytes are given too, they must hash to the
+    receipt's leaf hash and carry the receipt's position and event id.
 
     A checkpoint given as a Checkpoint object is taken as already verified; given as note
     text, it must be signed by one of ``verifiers``.
@@ -143,13 +157,27 @@ def check_receipt_against_checkpoint(
             checkpoint = parse_checkpoint(checkpoint_text)
         if not isinstance(checkpoint, Checkpoint) or checkpoint.origin != promised.origin:
             return False
+        if leaf is not None and not _leaf_matches(promised, bytes(leaf)):
+            return False
     except (NoteError, ValueError, TypeError):
         return False
-    if promised.seq >= checkpoint.size:
+    if type(leaf_index) is not int or not 0 <= leaf_index < checkpoint.size:
         return False
     return verify_inclusion(
-        promised.leaf_hash, promised.seq, checkpoint.size, inclusion_proof, checkpoint.root_hash
+        promised.leaf_hash, leaf_index, checkpoint.size, inclusion_proof, checkpoint.root_hash
     )
+
+
+def _leaf_matches(promised: Receipt, leaf: bytes) -> bool:
+    from infra.transparency.leaves import LeafError, parse_leaf
+
+    if leaf_hash(leaf) != promised.leaf_hash:
+        return False
+    try:
+        record = parse_leaf(leaf)
+    except LeafError:
+        return False
+    return record["position"] == promised.position and record["event_id"] == promised.event_id
 
 
 def _field(line: str, name: str) -> str:

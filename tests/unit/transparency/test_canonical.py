@@ -8,7 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.transparency.canonical import CanonicalJsonError, canonical_json
+from infra.transparency.canonical import (
+    CanonicalJsonError,
+    canonical_json,
+    canonical_json_reference,
+)
 
 SAFE_INT = st.integers(-(2**53) + 1, 2**53 - 1)
 LEAF_VALUES = st.recursive(
@@ -42,3 +46,23 @@ def test_output_round_trips_and_ignores_key_order_when_value_is_leaf_safe(value)
 def test_canonical_json_raises_when_value_is_not_leaf_safe(value):
     with pytest.raises(CanonicalJsonError):
         canonical_json(value)
+
+
+WIDE_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
+WIDE_VALUES = st.recursive(
+    st.none() | st.booleans() | SAFE_INT | WIDE_TEXT,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(WIDE_TEXT | st.text(alphabet=st.characters(max_codepoint=127)), children,
+                      max_size=4),
+    max_leaves=20,
+)
+
+
+@given(WIDE_VALUES)
+def test_fast_path_gives_the_rfc8785_bytes_when_value_is_leaf_safe(value):
+    assert canonical_json(value) == canonical_json_reference(value)
+
+
+def test_keys_are_ordered_by_utf16_code_units_when_a_key_is_outside_the_bmp():
+    value = {"\U0001f600": 1, "\uff61": 2}  # surrogate pair 0xD83D sorts before 0xFF61
+    assert canonical_json(value) == '{"\U0001f600":1,"\uff61":2}'.encode()

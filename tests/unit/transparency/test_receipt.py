@@ -32,9 +32,13 @@ def _tree(entries: list[bytes]) -> MerkleTree:
     return tree
 
 
-def _receipt_for(seq: int, signer=LOG_SIGNER, origin: str = ORIGIN) -> str:
+POSITION_OFFSET = 100  # log positions differ from tree indexes (gaps in notification ids)
+
+
+def _receipt_for(index: int, signer=LOG_SIGNER, origin: str = ORIGIN) -> str:
     return issue_receipt(
-        signer, origin=origin, seq=seq, leaf_hash=leaf_hash(ENTRIES[seq]), event_id=f"evt-{seq}", time=ACCEPTED_AT
+        signer, origin=origin, position=index + POSITION_OFFSET, leaf_hash=leaf_hash(ENTRIES[index]),
+        event_id=f"evt-{index}", time=ACCEPTED_AT,
     )
 
 
@@ -48,10 +52,10 @@ def test_receipt_body_has_exact_layout_when_issued():
     note = _receipt_for(3)
     expected_body = (
         "legal-aid-ledger receipt/v1\n"
-        f"{ORIGIN}\nseq 3\nleaf {base64.b64encode(leaf).decode()}\nevent evt-3\ntime 2024-05-01T08:30:00Z\n"
+        f"{ORIGIN}\nposition 103\nleaf {base64.b64encode(leaf).decode()}\nevent evt-3\ntime 2024-05-01T08:30:00Z\n"
     )
     assert note.startswith(expected_body + "\n— " + ORIGIN + " ")
-    assert open_receipt(note, TRUSTED) == Receipt(ORIGIN, 3, leaf, "evt-3", ACCEPTED_AT)
+    assert open_receipt(note, TRUSTED) == Receipt(ORIGIN, 103, leaf, "evt-3", ACCEPTED_AT)
 
 
 def test_receipt_time_is_converted_to_utc_with_microseconds_when_issued_in_local_offset():
@@ -66,9 +70,9 @@ def test_receipt_verifies_when_checked_against_later_checkpoint():
     receipt = _receipt_for(3)
     log.append_leaves(ENTRIES[4:])
     proof = log.inclusion_proof(3, 30)
-    assert check_receipt_against_checkpoint(receipt, _checkpoint(log), proof, TRUSTED)
+    assert check_receipt_against_checkpoint(receipt, _checkpoint(log), 3, proof, TRUSTED)
     signed_checkpoint = sign_checkpoint(_checkpoint(log), LOG_SIGNER)
-    assert check_receipt_against_checkpoint(receipt, signed_checkpoint, proof, TRUSTED)
+    assert check_receipt_against_checkpoint(receipt, signed_checkpoint, 3, proof, TRUSTED)
 
 
 def test_receipt_stops_verifying_when_log_rewrites_its_leaf():
@@ -78,20 +82,29 @@ def test_receipt_stops_verifying_when_log_rewrites_its_leaf():
     rewritten = _tree(rewritten_entries)
     signed_checkpoint = sign_checkpoint(_checkpoint(rewritten), LOG_SIGNER)
     proof = rewritten.inclusion_proof(3, 30)
-    assert not check_receipt_against_checkpoint(receipt, signed_checkpoint, proof, TRUSTED)
+    assert not check_receipt_against_checkpoint(receipt, signed_checkpoint, 3, proof, TRUSTED)
 
 
 def test_receipt_stops_verifying_when_log_drops_the_entry():
     receipt = _receipt_for(3)
     shortened = _tree(ENTRIES[:3] + ENTRIES[4:])
     proof = shortened.inclusion_proof(3, 29)
-    assert not check_receipt_against_checkpoint(receipt, _checkpoint(shortened), proof, TRUSTED)
+    assert not check_receipt_against_checkpoint(receipt, _checkpoint(shortened), 3, proof, TRUSTED)
 
 
-def test_receipt_check_fails_when_seq_is_not_below_checkpoint_size():
+def test_receipt_check_fails_when_leaf_index_is_not_below_checkpoint_size():
     log = _tree(ENTRIES)
     receipt = _receipt_for(10)
-    assert not check_receipt_against_checkpoint(receipt, _checkpoint(log, 10), log.inclusion_proof(9, 10), TRUSTED)
+    assert not check_receipt_against_checkpoint(
+        receipt, _checkpoint(log, 10), 10, log.inclusion_proof(9, 10), TRUSTED
+    )
+
+
+def test_receipt_check_fails_when_answer_gives_another_leaf_index():
+    log = _tree(ENTRIES)
+    receipt = _receipt_for(10)
+    assert not check_receipt_against_checkpoint(receipt, _checkpoint(log), 11, log.inclusion_proof(11), TRUSTED)
+    assert check_receipt_against_checkpoint(receipt, _checkpoint(log), 10, log.inclusion_proof(10), TRUSTED)
 
 
 def test_receipt_check_fails_when_receipt_signature_is_untrusted_or_altered():
@@ -100,7 +113,7 @@ def test_receipt_check_fails_when_receipt_signature_is_untrusted_or_altered():
     forged = _receipt_for(3, signer=generate_signer(ORIGIN))
     altered = _receipt_for(3).replace("event evt-3", "event evt-X")
     for receipt in (forged, altered, "garbage", ""):
-        assert not check_receipt_against_checkpoint(receipt, _checkpoint(log), proof, TRUSTED)
+        assert not check_receipt_against_checkpoint(receipt, _checkpoint(log), 3, proof, TRUSTED)
 
 
 def test_receipt_check_fails_when_checkpoint_is_untrusted_or_for_another_origin():
@@ -108,27 +121,28 @@ def test_receipt_check_fails_when_checkpoint_is_untrusted_or_for_another_origin(
     proof = log.inclusion_proof(3, 30)
     untrusted_checkpoint = sign_checkpoint(_checkpoint(log), generate_signer(ORIGIN))
     other_origin = Checkpoint("other.example/log", 30, log.root())
-    assert not check_receipt_against_checkpoint(_receipt_for(3), untrusted_checkpoint, proof, TRUSTED)
-    assert not check_receipt_against_checkpoint(_receipt_for(3), other_origin, proof, TRUSTED)
-    assert not check_receipt_against_checkpoint(_receipt_for(3), "not a note", proof, TRUSTED)
+    assert not check_receipt_against_checkpoint(_receipt_for(3), untrusted_checkpoint, 3, proof, TRUSTED)
+    assert not check_receipt_against_checkpoint(_receipt_for(3), other_origin, 3, proof, TRUSTED)
+    assert not check_receipt_against_checkpoint(_receipt_for(3), "not a note", 3, proof, TRUSTED)
 
 
 @pytest.mark.parametrize("proof", [[], None, "x", [b"short"], [bytes(32)] * 5])
 def test_receipt_check_fails_when_proof_is_garbage(proof):
     log = _tree(ENTRIES)
-    assert not check_receipt_against_checkpoint(_receipt_for(3), _checkpoint(log), proof, TRUSTED)
+    assert not check_receipt_against_checkpoint(_receipt_for(3), _checkpoint(log), 3, proof, TRUSTED)
 
 
 GOOD_BODY = Receipt(ORIGIN, 3, leaf_hash(b"x"), "evt-3", ACCEPTED_AT).body()
+assert "\nposition 3\n" in GOOD_BODY
 
 
 @pytest.mark.parametrize(
     "body",
     [
         GOOD_BODY.replace("receipt/v1", "receipt/v2"),
-        GOOD_BODY.replace("seq 3", "seq 03"),
-        GOOD_BODY.replace("seq 3", "seq -3"),
-        GOOD_BODY.replace("seq 3", "sequence 3"),
+        GOOD_BODY.replace("position 3", "position 03"),
+        GOOD_BODY.replace("position 3", "position -3"),
+        GOOD_BODY.replace("position 3", "seq 3"),
         GOOD_BODY.replace("event evt-3", "event evt 3"),
         GOOD_BODY.replace("event evt-3", "event "),
         GOOD_BODY.replace("08:30:00Z", "08:30:00+00:00"),
@@ -153,14 +167,38 @@ def test_open_receipt_raises_note_error_when_note_is_not_a_receipt():
     "fields",
     [
         dict(origin="a\nb"),
-        dict(seq=-1),
+        dict(position=-1),
         dict(leaf_hash=b"short"),
         dict(event_id="has space"),
         dict(time=datetime(2024, 5, 1, 8, 30)),
     ],
 )
 def test_issue_receipt_raises_when_fields_are_invalid(fields):
-    arguments = dict(origin=ORIGIN, seq=1, leaf_hash=leaf_hash(b"x"), event_id="evt-1", time=ACCEPTED_AT)
+    arguments = dict(origin=ORIGIN, position=1, leaf_hash=leaf_hash(b"x"), event_id="evt-1", time=ACCEPTED_AT)
     arguments.update(fields)
     with pytest.raises(MalformedReceiptError):
         issue_receipt(LOG_SIGNER, **arguments)
+
+
+def _leaf(position: int, event_id: str) -> bytes:
+    from infra.transparency.canonical import canonical_json
+    from infra.transparency.leaves import LEAF_FIELDS
+
+    record = dict.fromkeys(LEAF_FIELDS)
+    record.update(position=position, event_id=event_id, originator_id="o", version=1, type="T",
+                  recorded_at="2024-05-01T08:30:00.000000Z", data={})
+    return canonical_json(record)
+
+
+def test_receipt_binds_its_position_through_the_leaf_bytes_when_they_are_given():
+    leaves = [_leaf(100 + 2 * n, f"evt-{n}") for n in range(5)]  # positions with gaps
+    log = MerkleTree(InMemoryNodeStore())
+    log.append_leaves(leaves)
+    receipt = issue_receipt(LOG_SIGNER, origin=ORIGIN, position=104, leaf_hash=leaf_hash(leaves[2]),
+                            event_id="evt-2", time=ACCEPTED_AT)
+    proof = log.inclusion_proof(2)
+    assert check_receipt_against_checkpoint(receipt, _checkpoint(log), 2, proof, TRUSTED, leaf=leaves[2])
+    assert not check_receipt_against_checkpoint(receipt, _checkpoint(log), 2, proof, TRUSTED, leaf=leaves[3])
+    lying = issue_receipt(LOG_SIGNER, origin=ORIGIN, position=2, leaf_hash=leaf_hash(leaves[2]),
+                          event_id="evt-2", time=ACCEPTED_AT)
+    assert not check_receipt_against_checkpoint(lying, _checkpoint(log), 2, proof, TRUSTED, leaf=leaves[2])

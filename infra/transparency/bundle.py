@@ -1,0 +1,307 @@
+"""Offline verification of an exported bundle: needs the package and public keys, no database.
+
+A bundle (JSON, format "legal-aid-ledger bundle/v1") holds:
+
+    kind             "case" (one case's events) or "province" (a province's events of a period)
+    checkpoint       the log's signed checkpoint (C2SP tlog-checkpoint note) with the witnesses'
+                     cosignature lines (c2sp.org/tlog-cosignature)
+    leaves           [{leaf_index, leaf (the canonical leaf JSON text), proof [base64 ...]}]
+    consistency      [{old_size, proof}]: RFC 9162 consistency proofs from earlier checkpoints
+    as_of            the instant the figures were evaluated at (a parameter, not a claim)
+    figures          what the ledger computed from those leaves (time-limit verdicts, counts)
+
+`verify_bundle` checks the checkpoint's signature with the log key the inspector trusts, every
+cosignature the inspector asks for, every leaf (canonical, in the tree by its inclusion proof),
+the growth from a checkpoint the inspector trusted earlier (consistency proof), and recomputes
+the figures from the leaves with the shipped rules and calendar.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from infra.transparency.checkpoint import (
+    Checkpoint,
+    cosignature_timestamp,
+    cosignature_verifier_from_key_text,
+    parse_checkpoint,
+)
+from infra.transparency.leaves import LeafError, parse_leaf, parse_rfc3339, rfc3339
+from infra.transparency.merkle import leaf_hash, verify_consistency, verify_inclusion
+from infra.transparency.note import NoteError, open_note, split_note, verifier_from_key_text
+
+BUNDLE_FORMAT = "legal-aid-ledger bundle/v1"
+
+
+def b64(data: bytes) -> str:
+    """Standard base64 text."""
+    return base64.b64encode(bytes(data)).decode("ascii")
+
+
+def unb64(text: Any) -> bytes:
+    """Bytes of strict standard base64 text (ValueError otherwise)."""
+    if not isinstance(text, str):
+        raise ValueError("expected base64 text")
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValueError("invalid base64") from None
+
+
+# ------------------------------------------------------------------------------------ figures
+def _leaf_event(record: dict[str, Any]) -> Any:
+    """A leaf as the attributes `services.referrals.case_facts` folds."""
+    return SimpleNamespace(
+        WIRE_TYPE=record["type"], data=record["data"] or {}, agency_id=record["agency_id"],
+        occurred_at=parse_rfc3339(record["occurred_at"]),
+        originator_version=record["version"], timestamp=parse_rfc3339(record["recorded_at"]),
+    )
+
+
+def case_figures(leaves: Sequence[str | bytes], rules: Sequence[Any], calendar: Any,
+                 at: datetime) -> dict[str, Any]:
+    """A case's figures from its leaves: status, events, and the legal time-limit verdicts at
+    `at` (the same folding as `Referrals.time_limits`: events recorded by `at`, judged by
+    `domain.deadlines.evaluate_time_limits`)."""
+    from domain.deadlines import evaluate_time_limits
+    from domain.referral import TRANSITIONS
+    from services.referrals import case_facts
+
+    records = sorted((parse_leaf(leaf) for leaf in leaves), key=lambda r: r["version"])
+    history = [_leaf_event(r) for r in records if r["case_id"] is not None]
+    history = [e for e in history if e.timestamp <= at]
+    status = None
+    for event in history:
+        after = TRANSITIONS.get(event.WIRE_TYPE, (None, None))[1]
+        status = after if after is not None else (status or "OPEN")
+    verdicts = evaluate_time_limits(case_facts(history), rules, calendar, at)
+    return {
+        "events": len(history), "status": status,
+        "time_limits": [_verdict(v) for v in verdicts],
+    }
+
+
+def _verdict(verdict: Any) -> dict[str, Any]:
+    return {
+        "rule_id": verdict.rule_id, "trigger_version": verdict.trigger_version,
+        "trigger_at": rfc3339(verdict.trigger_at), "deadline": rfc3339(verdict.deadline),
+        "status": verdict.status, "target_version": verdict.target_version,
+        "met_at": rfc3339(verdict.met_at) if verdict.met_at is not None else None,
+        "outstanding": verdict.outstanding,
+        "responsible_agency_id": verdict.responsible_agency_id,
+        "legal_basis": verdict.legal_basis,
+    }
+
+
+def province_figures(leaves: Sequence[str | bytes]) -> dict[str, Any]:
+    """Counts of the leaves by recording agency and event type (and per agency)."""
+    records = [parse_leaf(leaf) for leaf in leaves]
+    by_type = Counter((r["agency_id"], r["type"]) for r in records)
+    by_agency = Counter(r["agency_id"] for r in records)
+    return {
+        "events": len(records),
+        "cases": len({r["case_id"] for r in records}),
+        "by_agency": [{"agency_id": a, "events": n} for a, n in sorted(by_agency.items())],
+        "by_agency_and_type": [{"agency_id": a, "type": t, "events": n}
+                               for (a, t), n in sorted(by_type.items())],
+    }
+
+
+# ---------------------------------------------------------------------------------- verifying
+@dataclass
+class BundleReport:
+    """What an offline verification of a bundle found."""
+
+    ok: bool = True
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (vi, en)
+    checkpoint: Checkpoint | None = None
+    witnesses: list[tuple[str, int]] = field(default_factory=list)  # (name, cosigned at)
+    leaves_checked: int = 0
+    trusted_size: int | None = None
+    figures: dict[str, Any] | None = None
+    claimed_figures: dict[str, Any] | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def fail(self, vi: str, en: str) -> None:
+        self.ok = False
+        self.problems.append((vi, en))
+
+
+def verify_bundle(
+    bundle: dict[str, Any],
+    log_key: str,
+    witness_keys: Sequence[str] = (),
+    trusted_checkpoint: str | None = None,
+    at: datetime | None = None,
+    rules: Sequence[Any] | None = None,
+    calendar: Any = None,
+) -> BundleReport:
+    """Verifies a bundle with only public keys; recomputes its figures (see module docstring)."""
+    report = BundleReport()
+    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
+        report.fail("tệp không phải gói chứng cứ legal-aid-ledger bundle/v1",
+                    "the file is not a legal-aid-ledger bundle/v1")
+        return report
+    verifier = verifier_from_key_text(log_key)
+    note = bundle.get("checkpoint")
+    try:
+        text, _ = open_note(note, [verifier])
+        checkpoint = parse_checkpoint(text)
+    except (NoteError, TypeError) as error:
+        report.fail(f"chữ ký của sổ trên điểm kiểm không hợp lệ ({error})",
+                    f"the log's signature on the checkpoint does not verify ({error})")
+        return report
+    report.checkpoint = checkpoint
+    _check_witnesses(report, note, witness_keys)
+    _check_leaves(report, bundle, checkpoint)
+    if trusted_checkpoint is not None:
+        _check_growth(report, bundle, checkpoint, trusted_checkpoint, verifier)
+    if report.ok:
+        _recompute(report, bundle, at, rules, calendar)
+    return report
+
+
+def _check_witnesses(report: BundleReport, note: str, witness_keys: Sequence[str]) -> None:
+    _, signatures = split_note(note)
+    for key_text in witness_keys:
+        witness = cosignature_verifier_from_key_text(key_text)
+        try:
+            open_note(note, [witness])
+        except NoteError:
+            report.fail(f"nhân chứng «{witness.name}» chưa đồng ký (cosign) điểm kiểm này",
+                        f"witness '{witness.name}' has not cosigned this checkpoint")
+            continue
+        stamp = next(cosignature_timestamp(s) for s in signatures
+                     if s.name == witness.name and s.key_hash == witness.key_hash)
+        report.witnesses.append((witness.name, stamp))
+
+
+def _check_leaves(report: BundleReport, bundle: dict[str, Any], checkpoint: Checkpoint) -> None:
+    leaves = bundle.get("leaves")
+    if not isinstance(leaves, list):
+        report.fail("gói không có danh sách lá", "the bundle has no list of leaves")
+        return
+    for number, entry in enumerate(leaves):
+        try:
+            index = entry["leaf_index"]
+            raw = entry["leaf"].encode("utf-8")
+            proof = [unb64(h) for h in entry["proof"]]
+            record = parse_leaf(raw)
+        except (KeyError, TypeError, AttributeError, ValueError, LeafError) as error:
+            report.fail(f"lá thứ {number} của gói hỏng ({error})",
+                        f"leaf {number} of the bundle is malformed ({error})")
+            continue
+        if not verify_inclusion(leaf_hash(raw), index, checkpoint.size, proof,
+                                checkpoint.root_hash):
+            report.fail(
+                f"sự kiện ở vị trí {record['position']} (vụ việc {record['case_id']}, mã sự kiện "
+                f"{record['event_id']}, chỉ số lá {index}) KHÔNG nằm trong cây của điểm kiểm "
+                f"{checkpoint.size}: nội dung đã bị sửa hoặc bằng chứng sai",
+                f"the event at position {record['position']} (case {record['case_id']}, event "
+                f"{record['event_id']}, leaf index {index}) is NOT in the tree of checkpoint "
+                f"{checkpoint.size}: altered content or a wrong proof")
+            continue
+        report.leaves_checked += 1
+        report.records.append(record)
+    if bundle.get("kind") == "case":
+        _check_case_leaves(report, bundle)
+    elif bundle.get("kind") == "province":
+        _check_period(report, bundle)
+
+
+def _check_case_leaves(report: BundleReport, bundle: dict[str, Any]) -> None:
+    case_id = bundle.get("case_id")
+    versions = [r["version"] for r in report.records]
+    if any(r["case_id"] != case_id for r in report.records):
+        report.fail(f"gói có lá không thuộc vụ việc {case_id}",
+                    f"the bundle has leaves of another case than {case_id}")
+    if report.ok and sorted(versions) != list(range(1, len(versions) + 1)):
+        report.fail(f"các phiên bản của vụ việc không liên tục từ 1: {sorted(versions)}",
+                    f"the case's versions are not contiguous from 1: {sorted(versions)}")
+
+
+def _check_period(report: BundleReport, bundle: dict[str, Any]) -> None:
+    try:
+        start, end = parse_rfc3339(bundle["from"]), parse_rfc3339(bundle["to"])
+    except (KeyError, TypeError, ValueError):
+        report.fail("gói thiếu khoảng thời gian", "the bundle lacks its period")
+        return
+    for record in report.records:
+        occurred = record["occurred_at"]
+        if occurred is None or not start <= parse_rfc3339(occurred) < end:
+            report.fail(f"sự kiện ở vị trí {record['position']} nằm ngoài khoảng thời gian",
+                        f"the event at position {record['position']} is outside the period")
+
+
+def _check_growth(report: BundleReport, bundle: dict[str, Any], checkpoint: Checkpoint,
+                  trusted_note: str, verifier: Any) -> None:
+    try:
+        text, _ = open_note(trusted_note, [verifier])
+        trusted = parse_checkpoint(text)
+    except NoteError as error:
+        report.fail(f"điểm kiểm tin cậy không có chữ ký hợp lệ của sổ ({error})",
+                    f"the trusted checkpoint does not carry a valid log signature ({error})")
+        return
+    report.trusted_size = trusted.size
+    if trusted.origin != checkpoint.origin:
+        report.fail("điểm kiểm tin cậy thuộc sổ khác", "the trusted checkpoint is of another log")
+        return
+    if trusted.size > checkpoint.size:
+        report.fail(
+            f"gói cũ hơn điểm kiểm tin cậy ({checkpoint.size} < {trusted.size}); hãy xin gói mới",
+            f"the bundle is older than the trusted checkpoint ({checkpoint.size} < "
+            f"{trusted.size}); ask for a newer bundle")
+        return
+    if trusted.size == checkpoint.size:
+        if trusted.root_hash != checkpoint.root_hash:
+            report.fail(f"CÙNG kích thước {trusted.size} nhưng KHÁC gốc: sổ đã bị viết lại",
+                        f"SAME size {trusted.size} but a DIFFERENT root: the log was rewritten")
+        return
+    proofs = [c for c in bundle.get("consistency") or [] if c.get("old_size") == trusted.size]
+    if not proofs:
+        report.fail(
+            f"gói không có bằng chứng nhất quán từ kích thước {trusted.size}; xuất lại với "
+            f"--since {trusted.size}",
+            f"the bundle has no consistency proof from size {trusted.size}; export it again "
+            f"with --since {trusted.size}")
+        return
+    try:
+        proof = [unb64(h) for h in proofs[0]["proof"]]
+    except (KeyError, TypeError, ValueError):
+        proof = []
+    if not verify_consistency(trusted.size, checkpoint.size, trusted.root_hash,
+                              checkpoint.root_hash, proof):
+        report.fail(
+            f"sổ ở kích thước {checkpoint.size} KHÔNG nhất quán với điểm kiểm tin cậy "
+            f"{trusted.size}: lịch sử đã bị viết lại",
+            f"the log at size {checkpoint.size} is NOT consistent with the trusted checkpoint "
+            f"{trusted.size}: history was rewritten")
+
+
+def _recompute(report: BundleReport, bundle: dict[str, Any], at: datetime | None,
+               rules: Sequence[Any] | None, calendar: Any) -> None:
+    leaves = [e["leaf"] for e in bundle["leaves"]]
+    report.claimed_figures = bundle.get("figures")
+    if bundle.get("kind") == "case":
+        if rules is None or calendar is None:
+            from infra.reference_data import load_calendar, load_time_limits
+
+            rules = load_time_limits(None) if rules is None else rules
+            calendar = load_calendar(None) if calendar is None else calendar
+        instant = at or parse_rfc3339(bundle["as_of"])
+        report.figures = case_figures(leaves, rules, calendar, instant)
+        compare = at is None
+    else:
+        report.figures = province_figures(leaves)
+        compare = True
+    if compare and report.claimed_figures is not None and report.claimed_figures != report.figures:
+        report.fail("số liệu tính lại từ các lá KHÁC số liệu sổ đã xuất",
+                    "the figures recomputed from the leaves DIFFER from the ones the ledger "
+                    "exported")

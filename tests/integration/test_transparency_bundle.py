@@ -1,0 +1,161 @@
+"""Exported bundles verified OFFLINE (package + public keys, no database): a case's leaves and
+proofs, its recomputed time-limit verdicts, growth from a trusted checkpoint, province counts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from infra.transparency.bundle import _verdict, verify_bundle
+from infra.transparency.canonical import canonical_json
+from infra.transparency.checkpoint import Checkpoint
+from infra.transparency.commands import register
+from infra.transparency.leaves import parse_rfc3339
+from infra.transparency.note import sign_note
+from infra.transparency.service import transparency_log
+from tests.factories import T0, VLG_POLICE, CaseScript
+from tests.integration.test_audit_trail import cli_env, record_cases
+
+pytestmark = pytest.mark.postgres
+
+
+def _cli() -> typer.Typer:
+    cli = typer.Typer()
+    register(cli)
+    return cli
+
+
+def _offline(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """`referrals ...` in a process whose settings point at no reachable database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REFERRALS_", "PG"))}
+    env.update({"REFERRALS_STORE": "postgres", "REFERRALS_PG_HOST": "db.invalid",
+                "REFERRALS_PG_PORT": "1", "REFERRALS_DATA_DIR": str(tmp_path / "nowhere")})
+    workdir = tmp_path / "inspector"
+    workdir.mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "infra.cli", *arguments], env=env, cwd=workdir,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_verify_bundle_passes_offline_and_fails_when_a_leaf_is_edited(
+    pg_container: Any, pg_settings: Any, tmp_path: Path
+) -> None:
+    app = pg_container.referrals
+    record_cases(app, 1, identity=True)
+    case = CaseScript()
+    for wire in (case.notification() | {"identity": {"full_name": "Lò Văn Páo"}}, case.request(),
+                 case.transfer()):
+        app.record_event(wire)
+    out = tmp_path / "bundle.json"
+    exported = CliRunner().invoke(_cli(), ["export-bundle", case.case_id, "-o", str(out)],
+                                  env=cli_env(pg_settings))
+    assert exported.exit_code == 0, exported.output
+    key = transparency_log(pg_container).public_key
+    bundle = json.loads(out.read_text(encoding="utf-8"))
+    assert [json.loads(e["leaf"])["version"] for e in bundle["leaves"]] == [1, 2, 3]
+    assert json.loads(bundle["leaves"][0]["leaf"])["identity_ciphertext"].startswith("aesgcm")
+
+    at = parse_rfc3339(bundle["as_of"])
+    assert bundle["figures"]["time_limits"] == [_verdict(v) for v in app.time_limits(case.case_id,
+                                                                                    at)]
+    assert any(v["outstanding"] for v in bundle["figures"]["time_limits"])
+
+    passed = _offline(tmp_path, "verify-bundle", str(out), "--log-key", key)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "KẾT QUẢ: HỢP LỆ / RESULT: VALID" in passed.stdout
+    assert "leaves verified: 3/3" in passed.stdout
+    assert "QUÁ HẠN / OVERDUE" in passed.stdout  # the Centre never accepted: a missed limit
+
+    leaf = json.loads(bundle["leaves"][1]["leaf"])
+    leaf["occurred_at"] = leaf["occurred_at"].replace("T03", "T01")  # backdate the request
+    bundle["leaves"][1]["leaf"] = canonical_json(leaf).decode("utf-8")
+    out.write_text(json.dumps(bundle), encoding="utf-8")
+    failed = _offline(tmp_path, "verify-bundle", str(out), "--log-key", key)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert (f"the event at position {leaf['position']} (case {case.case_id}, event "
+            f"{case.case_id}-002, leaf index 8) is NOT in the tree") in failed.stdout
+    assert "KẾT QUẢ: KHÔNG HỢP LỆ / RESULT: INVALID" in failed.stdout
+
+
+def test_verify_bundle_checks_growth_from_the_checkpoint_the_inspector_trusted(
+    pg_container: Any, tmp_path: Path
+) -> None:
+    app = pg_container.referrals
+    [case] = record_cases(app, 1)
+    log = transparency_log(pg_container)
+    first = log.case_bundle(case.case_id)
+    trusted = tmp_path / "trusted-checkpoint.txt"
+    runner, cli = CliRunner(), _cli()
+    saved = runner.invoke(cli, ["verify-bundle", str(_dump(tmp_path / "a.json", first)),
+                                "--log-key", log.public_key, "--trusted-checkpoint", str(trusted),
+                                "--save-trusted"])
+    assert saved.exit_code == 0, saved.output
+    assert trusted.read_text().split("\n")[1] == "7"
+
+    record_cases(app, 2)
+    later = _dump(tmp_path / "b.json", log.case_bundle(case.case_id))
+    grown = runner.invoke(cli, ["verify-bundle", str(later), "--log-key", log.public_key,
+                                "--trusted-checkpoint", str(trusted)])
+    assert grown.exit_code == 0, grown.output
+    assert "consistent with the trusted checkpoint of size 7" in grown.stdout
+
+    forged = Checkpoint(log.origin, 7, bytes(32), ("chain-head " + "A" * 43 + "=",))
+    trusted.write_text(sign_note(forged.body(), log.signer))  # a rewritten history, same key
+    refused = runner.invoke(cli, ["verify-bundle", str(later), "--log-key", log.public_key,
+                                  "--trusted-checkpoint", str(trusted)])
+    assert refused.exit_code == 1 and "NOT consistent with the trusted checkpoint" in refused.stdout
+
+    bundle = json.loads(later.read_text())
+    bundle["consistency"] = []
+    report = verify_bundle(bundle, log.public_key, trusted_checkpoint=first["checkpoint"])
+    assert not report.ok and "--since 7" in report.problems[0][1]
+
+
+def test_province_bundle_lets_anyone_recompute_the_per_agency_counts(
+    pg_container: Any, pg_settings: Any, tmp_path: Path
+) -> None:
+    app = pg_container.referrals
+    lsn = record_cases(app, 2)
+    later = CaseScript(start=T0 + timedelta(days=10))
+    for wire in later.full_history():
+        app.record_event(wire)
+    vlg = CaseScript(holder=VLG_POLICE)
+    app.record_event(vlg.notification())
+    app.record_event(vlg.request())
+
+    out = tmp_path / "province.json"
+    exported = CliRunner().invoke(_cli(), ["export-bundle", "--province", "LSN", "--from",
+                                           "2026-03-01", "--to", "2026-03-05", "-o", str(out)],
+                                  env=cli_env(pg_settings))
+    assert exported.exit_code == 0, exported.output
+    bundle = json.loads(out.read_text(encoding="utf-8"))
+    expected: dict[tuple[str, str], int] = {}
+    for script in lsn:
+        for event in app.case_history(script.case_id):
+            key = (event.agency_id, event.WIRE_TYPE)
+            expected[key] = expected.get(key, 0) + 1
+    figures = bundle["figures"]
+    assert {(i["agency_id"], i["type"]): i["events"] for i in figures["by_agency_and_type"]} == (
+        expected)
+    assert (figures["events"], figures["cases"]) == (14, 2)
+
+    key = transparency_log(pg_container).public_key
+    report = verify_bundle(bundle, key)
+    assert report.ok, report.problems
+    assert report.figures == figures
+    bundle["figures"]["by_agency"][0]["events"] += 1  # a report that does not add up
+    report = verify_bundle(bundle, key)
+    assert not report.ok and "DIFFER" in report.problems[0][1]
+
+
+def _dump(path: Path, bundle: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    return path
