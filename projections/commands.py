@@ -41,6 +41,9 @@ def project_command(
     from infra.cli import console
 
     container = _container()
+    from infra.transparency.service import start_checkpointer
+
+    start_checkpointer(container)  # publishes signed checkpoints as the audit trail grows
     stop = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:

@@ -117,6 +117,7 @@ def read_report(
         "province": report.province, "start": start.isoformat(), "end": end.isoformat(),
         "generated_at": report.generated_at.isoformat(),
         "reference_versions": report.reference_versions, "positions": report.positions,
+        "checkpoint": report.checkpoint,
         "tables": {t: {"header": list(h), "rows": [list(r) for r in rows(report)]}
                    for t, (h, rows) in TABLES.items()},
     }

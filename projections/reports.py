@@ -13,6 +13,7 @@ Functions the HTTP API calls: `build_report(container, province, start, end)`,
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from collections.abc import Sequence
@@ -118,6 +119,16 @@ class Report:
     agencies: list[AgencyRow]
     compliance: list[ComplianceRow]
     overdue: list[dict[str, Any]] = field(default_factory=list)
+    # the signed checkpoint of the log the figures were computed from: size, root (base64), note
+    checkpoint: dict[str, Any] | None = None
+
+    @property
+    def checkpoint_vi(self) -> str:
+        """One line naming the checkpoint, printed on every output of the report."""
+        if self.checkpoint is None:
+            return "Chưa gắn với điểm kiểm (checkpoint) của sổ"
+        return (f"Điểm kiểm của sổ: {self.checkpoint['size']} sự kiện, gốc cây "
+                f"{self.checkpoint['root']}")
 
     @property
     def period_vi(self) -> str:
@@ -178,12 +189,21 @@ def build_report(
         ))
     from infra.reference_data import versions
 
+    positions = projections.positions()
+    report_position = min(positions.get(name, 0) or 0 for name in ("agency_counts", "compliance"))
+    checkpoint = None
+    if report_position > 0:
+        from infra.transparency.service import checkpoint_for_position
+
+        size, root, note = checkpoint_for_position(container, report_position)
+        checkpoint = {"size": size, "root": base64.b64encode(root).decode(), "note": note,
+                      "position": report_position}
     return Report(
         province=province, province_name_vi=reference.provinces[province].name_vi,
         start=start, end=end, generated_at=generated, judged_at=now,
         reference_versions=versions(container.settings.reference_data_dir),
-        positions=projections.positions(), agencies=agencies, compliance=compliance,
-        overdue=projections.compliance.overdue(province, now=now),
+        positions=positions, agencies=agencies, compliance=compliance,
+        overdue=projections.compliance.overdue(province, now=now), checkpoint=checkpoint,
     )
 
 
@@ -243,6 +263,8 @@ def report_csv_bytes(report: Report, table: str = "agencies") -> bytes:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
     writer.writerows(rows(report))
+    writer.writerow(())
+    writer.writerow((report.checkpoint_vi,))
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
@@ -271,6 +293,9 @@ def report_xlsx_bytes(report: Report) -> bytes:
         ("Cách tính", "Số liệu theo ngày xảy ra sự kiện (giờ Việt Nam); thời hạn tính theo ngày "
                       "bắt đầu tính thời hạn. Chỉ dùng mã vụ việc, không có thông tin định danh."),
         ("Vị trí sổ cái đã tổng hợp", ", ".join(f"{k}: {v}" for k, v in report.positions.items())),
+        ("Điểm kiểm (checkpoint) của sổ", report.checkpoint_vi),
+        ("Ghi chú đã ký của điểm kiểm",
+         report.checkpoint["note"] if report.checkpoint else "—"),
     ]
     for row, (label, value) in enumerate(lines, start=3):
         cover.cell(row=row, column=1, value=label).font = bold
@@ -344,6 +369,7 @@ def report_chart_png(report: Report, kind: str) -> bytes:
     axes.set_ylabel("Số sự kiện", fontdict=font)
     axes.set_title(f"{KIND_NAMES_VI.get(kind, kind).capitalize()} — {report.province_name_vi}\n"
                    f"{report.period_vi}", fontdict={**font, "size": 12})
+    figure.text(0.01, 0.005, report.checkpoint_vi, fontdict={**font, "size": 7})
     from matplotlib.ticker import MaxNLocator
 
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
