@@ -59,6 +59,10 @@ def run_demo(settings: Settings, serve: bool = True) -> dict[str, int]:
             report = load_events(container, _numbered(events), total=None)
             summary = report.counts()
             console.print(f"[green]Đã nạp dữ liệu mẫu[/green]: {summary}")
+        from infra.web import ensure_demo_accounts
+
+        for username, password in ensure_demo_accounts(container):
+            console.print(f"[cyan]Tài khoản trang web thử nghiệm[/cyan]: {username} / {password}")
         if serve:
             from infra.http.server import serve_container
 

@@ -16,6 +16,7 @@ AREA_COMMAND_MODULES = (
     "projections.commands",  # project, rebuild, verify, report
     "infra.kafka.commands",  # ingest, relay
     "infra.transparency.commands",  # checkpoint, witness, verify-bundle, proofs
+    "infra.web.commands",  # account
     "bench.commands",  # bench
 )
 

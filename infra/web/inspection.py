@@ -1,0 +1,204 @@
+"""The inspection pack: the checklist an inspection team works through for one agency and one
+period, with the failing cases listed (domain.md §4; the Lạng Sơn and Trà Vinh seed plans).
+
+Items:
+- FORM_03: every legal-aid request (or appointment request) the agency received was preceded by
+  a recorded explanation of the right with Form 03 (JC 10/2018 Art. 7(1); CPC Art. 71; C2);
+  notifications without the reference of the procedural minutes are counted as a remark;
+- TRANSFER: requests transferred to the Centre within the limit (rules C1_12H, C1_24H);
+- REGISTRATION: defence/protection registered within the limit (C4_CRIMINAL, C4_CIVIL_ADMIN);
+- REFUSAL: every refusal of the Centre is in writing with a reason (LAL Art. 30(3); C6);
+- ASSIGNMENT (Centres): providers assigned within the limit (C3, C3_IMMEDIATE).
+
+Limits come from the compliance read model (judged at `now`), attributed to the responsible
+agency and to the period of their trigger day; events by their Vietnam-local day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from domain.reference import Agency
+from infra.web.format import hours_text, vn_time
+from infra.web.queries import agency_events
+
+TRANSFER_RULES = ("C1_12H", "C1_24H")
+REGISTRATION_RULES = ("C4_CRIMINAL", "C4_CIVIL_ADMIN")
+ASSIGNMENT_RULES = ("C3", "C3_IMMEDIATE")
+
+
+@dataclass
+class Failing:
+    case_id: str
+    detail_vi: str
+    detail_en: str
+
+
+@dataclass
+class CheckItem:
+    key: str
+    title_vi: str
+    title_en: str
+    basis: str
+    applicable: bool = True
+    checked: int = 0
+    running: int = 0
+    failing: list[Failing] = field(default_factory=list)
+    remark_vi: str = ""
+    remark_en: str = ""
+
+    @property
+    def status(self) -> str:
+        """na | none | fail | watch | pass."""
+        if not self.applicable:
+            return "na"
+        if self.failing:
+            return "fail"
+        if self.checked == 0:
+            return "none"
+        return "watch" if self.running else "pass"
+
+
+@dataclass
+class InspectionPack:
+    agency: Agency
+    start: date
+    end: date
+    judged_at: datetime
+    items: list[CheckItem]
+
+    @property
+    def failing_cases(self) -> int:
+        return len({f.case_id for item in self.items for f in item.failing})
+
+
+def build_pack(container: Any, agency: Agency, start: date, end: date, now: datetime,
+               provinces: frozenset[str]) -> InspectionPack:
+    """The checklist of one agency for the days `start`..`end` (inclusive, Vietnam time)."""
+    procedural = agency.is_procedural
+    centre = agency.is_centre
+    events, histories = agency_events(
+        container, agency.agency_id, start, end, provinces,
+        ("AID_REQUESTED", "APPOINTMENT_REQUESTED", "NOTIFICATION_ISSUED", "REQUEST_REFUSED"))
+    items = [
+        _form_03(events, histories, procedural),
+        _limits(container, "TRANSFER", "Chuyển yêu cầu TGPL cho Trung tâm đúng thời hạn",
+                "Requests transferred to the Centre within the limit", TRANSFER_RULES, agency,
+                start, end, now, procedural),
+        _limits(container, "REGISTRATION", "Đăng ký bào chữa, bảo vệ quyền lợi đúng thời hạn",
+                "Defence or protection registered within the limit", REGISTRATION_RULES,
+                agency, start, end, now, procedural),
+        _refusals(events, centre, container.reference),
+        _limits(container, "ASSIGNMENT", "Cử người thực hiện TGPL đúng thời hạn",
+                "Legal-aid providers assigned within the limit", ASSIGNMENT_RULES, agency,
+                start, end, now, centre),
+    ]
+    if not centre:
+        items = [i for i in items if i.key != "ASSIGNMENT"]
+    return InspectionPack(agency, start, end, now, items)
+
+
+def _form_03(events: list[tuple[str, Any]], histories: dict[str, list[Any]],
+             applicable: bool) -> CheckItem:
+    item = CheckItem("FORM_03", "Giải thích, thông báo về quyền được TGPL (Mẫu 03) được ghi nhận "
+                     "trước khi tiếp nhận yêu cầu",
+                     "Form 03 notice of the right to legal aid recorded before each request",
+                     "TTLT 10/2018 Điều 7 khoản 1; BLTTHS Điều 71", applicable)
+    if not applicable:
+        return item
+    notices = without_minutes = 0
+    for case_id, event in events:
+        if event.WIRE_TYPE == "NOTIFICATION_ISSUED":
+            notices += 1
+            if not event.data.get("minutes_ref"):
+                without_minutes += 1
+            continue
+        if event.WIRE_TYPE not in ("AID_REQUESTED", "APPOINTMENT_REQUESTED"):
+            continue
+        item.checked += 1
+        before = [e for e in histories[case_id]
+                  if e.originator_version < event.originator_version]
+        forms = [e.data.get("form") for e in before if e.WIRE_TYPE == "NOTIFICATION_ISSUED"]
+        if "MAU_03" not in forms:
+            what_vi = ("có giải thích nhưng không ghi Mẫu 03" if forms
+                       else "không có giải thích, thông báo nào được ghi trước đó")
+            what_en = ("explained, but Form 03 not recorded" if forms
+                       else "no notification recorded before it")
+            item.failing.append(Failing(
+                case_id, f"Yêu cầu lúc {vn_time(event.occurred_at)}: {what_vi}",
+                f"Request at {vn_time(event.occurred_at)}: {what_en}"))
+    item.remark_vi = (f"{notices} lần giải thích, thông báo Mẫu 03 được ghi trong kỳ; "
+                      f"{without_minutes} lần chưa ghi số biên bản tố tụng.")
+    item.remark_en = (f"{notices} Form 03 notices recorded in the period; {without_minutes} "
+                      "without the reference of the procedural minutes.")
+    return item
+
+
+def _refusals(events: list[tuple[str, Any]], applicable: bool, reference: Any) -> CheckItem:
+    item = CheckItem("REFUSAL", "Từ chối thụ lý bằng văn bản, có nêu lý do",
+                     "Refusals in writing, with a reason", "Luật TGPL 2017 Điều 30 khoản 3",
+                     applicable)
+    if not applicable:
+        return item
+    reasons = reference.code_lists.get("refusal_reasons", {})
+    for case_id, event in events:
+        if event.WIRE_TYPE != "REQUEST_REFUSED":
+            continue
+        item.checked += 1
+        written = bool(event.data.get("written"))
+        reason = event.data.get("reason")
+        if not written or not reason:
+            item.failing.append(Failing(
+                case_id, f"Từ chối lúc {vn_time(event.occurred_at)}: "
+                + ("không bằng văn bản" if not written else "không nêu lý do"),
+                f"Refusal at {vn_time(event.occurred_at)}: "
+                + ("not in writing" if not written else "no reason given")))
+        elif reason not in reasons:
+            item.failing.append(Failing(case_id, f"Lý do «{reason}» không thuộc Điều 30 khoản 3",
+                                        f"Reason '{reason}' is not one of Art. 30(3)"))
+    return item
+
+
+def _limits(container: Any, key: str, title_vi: str, title_en: str, rule_ids: tuple[str, ...],
+            agency: Agency, start: date, end: date, now: datetime, applicable: bool
+            ) -> CheckItem:
+    rules = {r.rule_id: r for r in container.rules}
+    basis = "; ".join(dict.fromkeys(rules[r].legal_basis for r in rule_ids if r in rules))
+    item = CheckItem(key, title_vi, title_en, basis, applicable)
+    if not applicable or agency.province is None:
+        return item
+    compliance = container.projections.compliance
+    for rule_id in rule_ids:
+        for group in compliance.summary(agency.province, start, end, now=now, rule_id=rule_id,
+                                        agency_id=agency.agency_id):
+            item.checked += group["met"] + group["missed"] + group["running"]
+            item.running += group["running"]
+            for case_id in group["cases"]["missed"]:
+                item.failing.extend(_missed(compliance, case_id, rule_id, agency.agency_id,
+                                            start, end, now))
+    return item
+
+
+def _missed(compliance: Any, case_id: str, rule_id: str, agency_id: str, start: date,
+            end: date, now: datetime) -> list[Failing]:
+    out = []
+    for verdict in compliance.verdicts(case_id, now=now):
+        if (verdict["rule_id"] != rule_id or verdict["status"] != "missed"
+                or verdict["responsible_agency_id"] != agency_id
+                or not start <= verdict["trigger_day"] <= end):
+            continue
+        deadline = verdict["deadline"]
+        if verdict["met_at"] is not None:
+            late = (verdict["met_at"] - deadline).total_seconds() / 3600
+            vi = (f"{rule_id}: hạn {vn_time(deadline)}, thực hiện lúc "
+                  f"{vn_time(verdict['met_at'])} (muộn {hours_text(late)})")
+            en = (f"{rule_id}: due {vn_time(deadline)}, done {vn_time(verdict['met_at'])} "
+                  f"({late:.1f} h late)")
+        else:
+            late = (now - deadline).total_seconds() / 3600
+            vi = f"{rule_id}: hạn {vn_time(deadline)}, chưa thực hiện (đã quá {hours_text(late)})"
+            en = f"{rule_id}: due {vn_time(deadline)}, not done ({late:.1f} h overdue)"
+        out.append(Failing(case_id, vi, en))
+    return out

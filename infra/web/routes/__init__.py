@@ -1,0 +1,1 @@
+"""The pages' routers: sign-in, cases, figures (dashboard, report, inspection pack)."""

@@ -1,0 +1,295 @@
+"""The figures: the agency dashboard (counts, compliance, overdue, each number down to its
+cases), the council's report page with its downloads, and the inspection pack. Everything is
+pseudonymous and scoped to the principal's provinces (the rules of `projections/http.py`)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from domain.calendar import VIETNAM_TZ
+from domain.reference import KIND_NAMES_VI
+from infra.web import format as fmt
+from infra.web.deps import PREFIX, ContainerDep, SessionDep, WebError, lang_of, renderer
+from infra.web.inspection import build_pack
+from infra.web.queries import agency_events, case_rows, compliance_group
+from infra.web.routes.cases import scope_agencies, status_name
+from projections.reports import (
+    AGENCY_HEADER,
+    COMPLIANCE_HEADER,
+    EVENT_HEADINGS_VI,
+    PERIODS,
+    TABLES,
+    agency_rows,
+    build_report,
+    chart_kinds,
+    compliance_rows,
+    period_dates,
+    report_chart_png,
+    report_csv_bytes,
+    report_xlsx_bytes,
+)
+from services.access import Principal
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+Text = Annotated[str | None, Query()]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+KEY_EVENTS = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "REQUEST_TRANSFERRED",
+              "APPOINTMENT_REQUESTED", "REQUEST_ACCEPTED", "REQUEST_REFUSED", "AID_ASSIGNED",
+              "COUNSEL_REGISTERED", "CASE_CLOSED")
+STATUSES = ("met", "missed", "running", "cancelled")
+
+
+# ------------------------------------------------------------------------------- helpers
+def _now(container: Any) -> datetime:
+    return container.referrals.clock()
+
+
+def _province(principal: Principal, asked: str | None) -> str:
+    """The asked province if the principal's, its first province if none asked; 403 else."""
+    if principal.role not in ("inspector", "council"):
+        raise WebError(403, "forbidden")
+    if not asked:
+        return sorted(principal.provinces)[0]
+    if asked not in principal.provinces:
+        raise WebError(403, "forbidden")
+    return asked
+
+
+def _period(date_from: str | None, date_to: str | None, today: date) -> tuple[date, date]:
+    """The chosen days (default: the year to date); swapped when given backwards."""
+    start = fmt.parse_day(date_from) or date(today.year, 1, 1)
+    end = fmt.parse_day(date_to) or today
+    return (start, end) if start <= end else (end, start)
+
+
+def latest_statutory_period(today: date) -> tuple[int, str]:
+    """The most recent statutory period that has ended (JC 10/2018 Art. 20(5))."""
+    if today > date(today.year, 10, 31):
+        return today.year, "jan-oct"
+    return today.year - 1, "full-year"
+
+
+def _judged(value: str | None, container: Any) -> datetime:
+    """The instant limits are judged at: the one a number was shown with, else now."""
+    parsed = fmt.parse_local(value) if value else None
+    now = _now(container)
+    return parsed if parsed is not None and parsed <= now else now
+
+
+def _bar(value: int, top: int) -> float:
+    return round(100.0 * value / top, 2) if top else 0.0
+
+
+# ------------------------------------------------------------------------------ dashboard
+@router.get("/dashboard")
+def dashboard(
+    request: Request,
+    session: SessionDep,
+    container: ContainerDep,
+    province: Text = None,
+    date_from: Annotated[str | None, Query(alias="from")] = None,
+    date_to: Annotated[str | None, Query(alias="to")] = None,
+) -> Response:
+    """Per-agency counts and compliance for a period, with bars, and the overdue list."""
+    principal = session.principal
+    chosen = _province(principal, province)
+    now = _now(container)
+    today = fmt.today_vn(now)
+    start, end = _period(date_from, date_to, today)
+    report = build_report(container, chosen, start, end, now=now)
+    top = max((a.total for a in report.agencies), default=0)
+    totals = [{"agency": a, "total": a.total, "width": _bar(a.total, top)}
+              for a in report.agencies if a.total]
+    compliance = []
+    for row in report.compliance:
+        decided = row.total or 1
+        compliance.append({"row": row, "widths": {s: _bar(getattr(row, s), decided)
+                                                  for s in STATUSES}})
+    lang = lang_of(request)
+    headings = {t: (fmt.event_title(t, "en") if lang == "en" else EVENT_HEADINGS_VI[t])
+                for t in KEY_EVENTS}
+    return renderer(request).page(
+        request, "dashboard.html", session, province=chosen,
+        provinces=sorted(principal.provinces), start=start, end=end, report=report,
+        key_events=KEY_EVENTS, headings=headings, totals=totals, compliance=compliance,
+        overdue=report.overdue[:200], overdue_total=len(report.overdue),
+        judged=report.judged_at.astimezone(VIETNAM_TZ).isoformat(timespec="seconds"),
+        presets=[("preset_year", date(today.year, 1, 1), today),
+                 ("preset_jan_oct", *period_dates(today.year, "jan-oct")),
+                 ("preset_full_year", *period_dates(today.year, "full-year"))],
+        rules={r.rule_id: r for r in container.rules}, hours_text=fmt.hours_text,
+    )
+
+
+@router.get("/dashboard/cases")
+def drill_down(
+    request: Request,
+    session: SessionDep,
+    container: ContainerDep,
+    province: Text = None,
+    date_from: Annotated[str | None, Query(alias="from")] = None,
+    date_to: Annotated[str | None, Query(alias="to")] = None,
+    agency_id: Text = None,
+    event_type: Text = None,
+    rule_id: Text = None,
+    status: Text = None,
+    judged: Text = None,
+) -> Response:
+    """The cases behind one number of the dashboard: an agency's events of a type, or one
+    (rule, agency, result) cell of the compliance table."""
+    principal = session.principal
+    chosen = _province(principal, province)
+    now = _judged(judged, container)
+    start, end = _period(date_from, date_to, fmt.today_vn(now))
+    reference = container.reference
+    lang = lang_of(request)
+    context: dict[str, Any] = {"province": chosen, "start": start, "end": end,
+                               "agency_id": agency_id, "judged": judged or ""}
+    if rule_id:
+        if status not in STATUSES:
+            raise WebError(404, "not_found")
+        responsible = None if agency_id in (None, "", "-") else agency_id
+        group = compliance_group(container, chosen, start, end, rule_id, responsible, now)
+        case_ids = list(group["cases"][status]) if group else []
+        rows, hidden = case_rows(container, case_ids, principal.provinces)
+        details = {}
+        compliance = container.projections.compliance
+        for row in rows:
+            details[row["case_id"]] = [
+                v for v in compliance.verdicts(row["case_id"], now=now)
+                if v["rule_id"] == rule_id and v["status"] == status
+                and v["responsible_agency_id"] == responsible
+                and start <= v["trigger_day"] <= end]
+        rule = next((r for r in container.rules if r.rule_id == rule_id), None)
+        context.update(kind="limits", rule=rule, rule_id=rule_id, status=status,
+                       count=group[status] if group else 0, rows=rows, hidden=hidden,
+                       details=details, responsible=responsible)
+    else:
+        agency = reference.agencies.get(agency_id or "")
+        if agency is None:
+            raise WebError(404, "not_found")
+        if agency.province not in principal.provinces:
+            raise WebError(403, "forbidden")
+        types = (event_type,) if event_type else None
+        events, histories = agency_events(container, agency.agency_id, start, end,
+                                          principal.provinces, types)
+        rows, hidden = case_rows(container, [c for c, _ in events], principal.provinces)
+        context.update(kind="events", agency=agency, event_type=event_type or "",
+                       events=events, rows={r["case_id"]: r for r in rows},
+                       cases=len({c for c, _ in events}), hidden=hidden)
+    return renderer(request).page(request, "drilldown.html", session,
+                                  status_name=lambda s: status_name(s, lang), **context)
+
+
+# -------------------------------------------------------------------------------- reports
+def _report_period(year: str | None, period: str | None, date_from: str | None,
+                   date_to: str | None, today: date) -> tuple[int, str, date, date]:
+    default_year, default_period = latest_statutory_period(today)
+    chosen_year = int(year) if year and year.isdigit() and 2018 <= int(year) <= 2100 \
+        else default_year
+    chosen = period if period in (*PERIODS, "custom") else default_period
+    if chosen == "custom":
+        start, end = _period(date_from, date_to, today)
+    else:
+        start, end = period_dates(chosen_year, chosen)
+    return chosen_year, chosen, start, end
+
+
+@router.get("/reports")
+def report_page(
+    request: Request,
+    session: SessionDep,
+    container: ContainerDep,
+    province: Text = None,
+    year: Text = None,
+    period: Text = None,
+    date_from: Annotated[str | None, Query(alias="from")] = None,
+    date_to: Annotated[str | None, Query(alias="to")] = None,
+) -> Response:
+    """Pick province and period (the two statutory ones preselected); tables, charts and
+    downloads (XLSX, CSV, PNG) of `projections.reports`."""
+    principal = session.principal
+    chosen = _province(principal, province)
+    now = _now(container)
+    today = fmt.today_vn(now)
+    chosen_year, chosen_period, start, end = _report_period(year, period, date_from, date_to,
+                                                            today)
+    report = build_report(container, chosen, start, end, now=now)
+    query = {"province": chosen, "from": start.isoformat(), "to": end.isoformat()}
+    return renderer(request).page(
+        request, "report.html", session, report=report, province=chosen,
+        provinces=sorted(principal.provinces), year=chosen_year, period=chosen_period,
+        years=list(range(today.year, today.year - 5, -1)), start=start, end=end,
+        agency_header=AGENCY_HEADER, agency_rows=agency_rows(report),
+        compliance_header=COMPLIANCE_HEADER, compliance_rows=compliance_rows(report),
+        kinds=[(k, KIND_NAMES_VI.get(k, k)) for k in chart_kinds(report)],
+        tables=tuple(TABLES), download_query=query,
+    )
+
+
+@router.get("/reports/download")
+def report_download(
+    session: SessionDep,
+    container: ContainerDep,
+    province: Text = None,
+    date_from: Annotated[str | None, Query(alias="from")] = None,
+    date_to: Annotated[str | None, Query(alias="to")] = None,
+    format: Text = "xlsx",  # noqa: A002
+    table: Text = "agencies",
+    kind: Text = None,
+) -> Response:
+    """The report of a province and days as XLSX, one table as CSV, or one chart as PNG."""
+    chosen = _province(session.principal, province)
+    now = _now(container)
+    start, end = _period(date_from, date_to, fmt.today_vn(now))
+    report = build_report(container, chosen, start, end, now=now)
+    name = report.slug()
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    if format == "xlsx":
+        return Response(report_xlsx_bytes(report), media_type=XLSX, headers={
+            **headers, "Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    if format == "csv" and table in TABLES:
+        return Response(report_csv_bytes(report, table), media_type="text/csv; charset=utf-8",
+                        headers={**headers, "Content-Disposition":
+                                 f'attachment; filename="{name}-{table}.csv"'})
+    if format in ("png", "chart"):
+        kinds = chart_kinds(report)
+        chosen_kind = kind if kind in kinds else (kinds[0] if kinds else "police")
+        disposition = "attachment" if format == "png" else "inline"
+        return Response(report_chart_png(report, chosen_kind), media_type="image/png",
+                        headers={**headers, "Content-Disposition":
+                                 f'{disposition}; filename="{name}-{chosen_kind}.png"'})
+    raise WebError(404, "not_found")
+
+
+# ----------------------------------------------------------------------------- inspection
+@router.get("/inspection")
+def inspection_page(
+    request: Request,
+    session: SessionDep,
+    container: ContainerDep,
+    agency_id: Text = None,
+    date_from: Annotated[str | None, Query(alias="from")] = None,
+    date_to: Annotated[str | None, Query(alias="to")] = None,
+) -> Response:
+    """The inspection checklist of one agency and period, printable."""
+    principal = session.principal
+    _province(principal, None)
+    now = _now(container)
+    start, end = _period(date_from, date_to, fmt.today_vn(now))
+    pack = None
+    if agency_id:
+        agency = container.reference.agencies.get(agency_id)
+        if agency is None:
+            raise WebError(404, "not_found")
+        if agency.province not in principal.provinces:
+            raise WebError(403, "forbidden")
+        pack = build_pack(container, agency, start, end, now, principal.provinces)
+    return renderer(request).page(
+        request, "inspection.html", session, pack=pack, agency_id=agency_id or "",
+        agencies=scope_agencies(container, principal.provinces), start=start, end=end,
+    )
