@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     kafka_inbound_topic: str = "referral-events-in"
     kafka_outbound_topic: str = "referral-events"
     kafka_dead_letter_topic: str = "referral-events-dlq"
+    kafka_receipts_topic: str = "referral-receipts"  # <prefix>.<agency_id>: signed receipts
     kafka_group_id: str = "referral-ledger-ingest"
     kafka_partitions: int = Field(default=3, ge=1, le=1000)
     kafka_replication_factor: int = Field(default=1, ge=1, le=10)

@@ -76,6 +76,11 @@ def inbound_topic(settings: Settings, agency_id: str) -> str:
     return check_topic_name(f"{settings.kafka_inbound_topic}.{agency_id}")
 
 
+def receipts_topic(settings: Settings, agency_id: str) -> str:
+    """The topic where an agency reads the signed receipts of its streamed events."""
+    return check_topic_name(f"{settings.kafka_receipts_topic}.{agency_id}")
+
+
 def inbound_pattern(settings: Settings) -> str:
     """The regular expression the ingest worker subscribes with (every agency's topic)."""
     return "^" + re.escape(settings.kafka_inbound_topic) + r"\.[A-Za-z0-9._-]+$"
@@ -114,6 +119,10 @@ def wanted_topics(settings: Settings, reference: ReferenceData) -> dict[str, dic
         topics[inbound_topic(settings, agency_id)] = {
             "num_partitions": partitions, "replication_factor": replication,
             "configs": {"retention.ms": str(settings.kafka_inbound_retention_ms)},
+        }
+        topics[receipts_topic(settings, agency_id)] = {
+            "num_partitions": partitions, "replication_factor": replication,
+            "configs": {},
         }
     return topics
 

@@ -48,7 +48,12 @@ def register(app: typer.Typer) -> None:
         container = build_container(settings)
         try:
             ensure_ledger_topics(settings, container.reference)
-            worker = IngestWorker.connect(settings, container.referrals)
+            from infra.transparency.service import receipts_for
+
+            worker = IngestWorker.connect(
+                settings, container.referrals,
+                receipts=lambda results: receipts_for(container, results),
+            )
             _stop_on_signals(worker.stop)
             try:
                 stats = worker.run(max_seconds=max_seconds)

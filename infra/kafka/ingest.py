@@ -29,6 +29,7 @@ from infra.kafka.clients import (
     agency_of_topic,
     client_config,
     inbound_pattern,
+    receipts_topic,
 )
 from infra.settings import Settings
 from services.referrals import Referrals, Rejected
@@ -80,6 +81,7 @@ class IngestStats:
     recorded: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    receipts: int = 0
     store_retries: int = 0
     rewound_batches: int = 0
     concurrent_write_retries: int = 0
@@ -157,9 +159,11 @@ class IngestWorker:
         producer: Any,
         *,
         wait: Callable[[float], bool] | None = None,
+        receipts: Callable[[Sequence[Any]], Sequence[str | None]] | None = None,
     ) -> None:
         self.settings = settings
         self.referrals = referrals
+        self.receipts = receipts
         self.consumer = consumer
         self.producer = producer
         self.stats = IngestStats()
@@ -167,8 +171,14 @@ class IngestWorker:
         self._wait = wait or self._stop.wait
 
     @classmethod
-    def connect(cls, settings: Settings, referrals: Referrals) -> IngestWorker:
-        """A worker with its own consumer (subscribed by pattern) and dead-letter producer."""
+    def connect(
+        cls,
+        settings: Settings,
+        referrals: Referrals,
+        receipts: Callable[[Sequence[Any]], Sequence[str | None]] | None = None,
+    ) -> IngestWorker:
+        """A worker with its own consumer (subscribed by pattern) and dead-letter producer;
+        `receipts` signs a receipt for each accepted event (published per agency)."""
         from kafka import KafkaConsumer, KafkaProducer
 
         common = client_config(settings)
@@ -188,7 +198,7 @@ class IngestWorker:
             **common,
         )
         consumer.subscribe(pattern=inbound_pattern(settings))
-        return cls(settings, referrals, consumer, producer)
+        return cls(settings, referrals, consumer, producer, receipts=receipts)
 
     def stop(self) -> None:
         """Asks the loop to finish the batch in hand and return (SIGTERM handler)."""
@@ -257,6 +267,13 @@ class IngestWorker:
             else:
                 self.stats.recorded += 1
         dead = [j for j in judged if j.error is not None]
+        try:
+            self._publish_receipts(accepted, results)
+        except Exception as error:  # noqa: BLE001 - redelivery re-issues the same receipts
+            log.error("ingest: receipts topic did not take the batch (%r); "
+                      "it will be redelivered", error)
+            self._rewind(batch)
+            return False
         if dead:
             try:
                 self._dead_letter(dead)
@@ -333,6 +350,33 @@ class IngestWorker:
                 results.append(Rejected(event_id if isinstance(event_id, str) else None,
                                         DomainError("INTERNAL_ERROR")))
         return results
+
+    def _publish_receipts(self, accepted: list[Judged], results: Sequence[Any]) -> None:
+        """Sends each accepted event's signed receipt to its agency's receipts topic (a
+        duplicate gets the original's receipt again), before offsets are committed."""
+        if self.receipts is None:
+            return
+        recorded = [(item, result) for item, result in zip(accepted, results, strict=True)
+                    if not isinstance(result, Rejected)]
+        if not recorded:
+            return
+        notes = self.receipts([result for _, result in recorded])
+        futures = []
+        for (item, result), note in zip(recorded, notes, strict=True):
+            if note is None:
+                continue
+            agency = agency_of_topic(self.settings, item.record.topic) or ""
+            futures.append(self.producer.send(
+                receipts_topic(self.settings, agency), key=result.event_id.encode(),
+                value=note.encode(),
+                headers=[("event_id", result.event_id.encode()),
+                         ("case_id", result.case_id.encode()),
+                         ("position", str(result.position or "").encode())],
+            ))
+        self.producer.flush(timeout=self.settings.kafka_flush_timeout_seconds)
+        for future in futures:
+            future.get(timeout=self.settings.kafka_flush_timeout_seconds)
+        self.stats.receipts += len(futures)
 
     def _dead_letter(self, dead: list[Judged]) -> None:
         futures = []

@@ -254,3 +254,54 @@ def test_worker_killed_mid_stream_and_restarted_leaves_exactly_one_copy_of_each_
         print("\nkilled at", at_kill, "of", len(wires), "; after restart:", summary["ingest"])
     finally:
         container.close()
+
+
+def test_every_streamed_event_gets_a_signed_receipt_on_its_agency_topic(
+    ingest_settings: Settings, container: Container
+) -> None:
+    from infra.kafka.clients import receipts_topic
+    from infra.transparency.receipt import open_receipt
+    from infra.transparency.service import receipts_for, transparency_log
+
+    worker = IngestWorker.connect(ingest_settings, container.referrals,
+                                  receipts=lambda results: receipts_for(container, results))
+    thread = threading.Thread(target=worker.run, kwargs={"max_seconds": 60}, daemon=True)
+    thread.start()
+    try:
+        case = CaseScript()
+        wires = [case.notification(), case.request(), case.transfer()]
+        produce(ingest_settings.kafka_bootstrap_servers,
+                [message(ingest_settings, w) for w in wires])
+        topic = receipts_topic(ingest_settings, POLICE)
+        ours = {w["event_id"] for w in wires}  # the shared broker holds other tests' receipts
+
+        def mine(found: list[Any]) -> list[Any]:
+            return [r for r in found if headers_of(r)["event_id"] in ours]
+
+        def read_mine(count: int) -> list[Any]:
+            return wait_for(
+                lambda: (lambda found: found if len(found) >= count else None)(
+                    mine(read_topic(ingest_settings.kafka_bootstrap_servers, topic,
+                                    settle=0.2))),
+                60, message=f"{count} receipts on {topic}")
+
+        records = read_mine(3)
+        verifier = transparency_log(container).signer.verifier()
+        receipts = sorted((open_receipt(r.value.decode(), [verifier]) for r in records),
+                          key=lambda r: r.position)  # keyed by event id: many partitions
+        assert [r.event_id for r in receipts] == [w["event_id"] for w in wires]
+        assert len({r.position for r in receipts}) == 3
+        first = next(r.value for r in records
+                     if open_receipt(r.value.decode(), [verifier]).event_id == wires[0]["event_id"])
+
+        # a redelivered (re-sent) event gets the very same receipt once the trail has it
+        container.projections.process_pending()
+        produce(ingest_settings.kafka_bootstrap_servers, [message(ingest_settings, wires[0])])
+        again = read_mine(4)
+        same = [r.value for r in again
+                if open_receipt(r.value.decode(), [verifier]).event_id == wires[0]["event_id"]]
+        assert same == [first, first]
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        worker.close()
