@@ -25,6 +25,12 @@ KIND_NAMES_VI = {
     "council": "Hội đồng phối hợp liên ngành",
     "justice_department": "Sở Tư pháp",
 }
+LEVEL_NAMES_VI = {
+    "central": "trung ương",
+    "provincial": "cấp tỉnh",
+    "regional": "khu vực",
+    "commune": "cấp xã",
+}
 PROCEEDINGS_KINDS = ("criminal", "civil", "administrative")
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.calendar import VIETNAM_TZ
-from domain.reference import KIND_NAMES_VI
+from domain.reference import KIND_NAMES_VI, LEVEL_NAMES_VI
 
 PERIODS = ("jan-oct", "full-year")
 PERIOD_NAMES_VI = {"jan-oct": "Kỳ báo cáo 01/01 – 31/10", "full-year": "Kỳ báo cáo 01/01 – 31/12"}
@@ -220,7 +220,8 @@ OVERDUE_HEADER = ("Mã vụ việc", "Mã thời hạn", "Bắt đầu tính (gi
 
 
 def agency_rows(report: Report) -> list[tuple[Any, ...]]:
-    return [(a.agency_id, a.name_vi, KIND_NAMES_VI.get(a.kind, a.kind), a.level,
+    return [(a.agency_id, a.name_vi, KIND_NAMES_VI.get(a.kind, a.kind),
+             LEVEL_NAMES_VI.get(a.level, a.level),
              *(a.counts.get(t, 0) for t in EVENT_COLUMNS), a.total) for a in report.agencies]
 
 
