@@ -219,12 +219,15 @@ def test_topic_names_bind_agencies_and_the_pattern_matches_only_inbound_topics()
         inbound_topic(s, "agency/with:slash")
 
 
-def test_every_agency_of_the_register_gets_an_inbound_topic(reference: Any) -> None:
+def test_every_agency_of_the_register_gets_an_inbound_and_a_receipts_topic(reference: Any) -> None:
     topics = wanted_topics(settings(kafka_partitions=6), reference)
-    assert {f"in.{a}" for a in reference.agencies} | {"referral-events", "dlq"} == set(topics)
+    per_agency = {f"{prefix}.{a}" for a in reference.agencies
+                  for prefix in ("in", "referral-receipts")}
+    assert per_agency | {"referral-events", "dlq"} == set(topics)
     assert all(t["num_partitions"] == 6 for t in topics.values())
     configured = wanted_topics(settings(kafka_inbound_agencies=f"{POLICE}, {CENTRE}"), reference)
-    assert set(configured) == {"referral-events", "dlq", f"in.{POLICE}", f"in.{CENTRE}"}
+    assert set(configured) == {"referral-events", "dlq", f"in.{POLICE}", f"in.{CENTRE}",
+                               f"referral-receipts.{POLICE}", f"referral-receipts.{CENTRE}"}
 
 
 def test_security_settings_reach_every_client() -> None:
