@@ -6,14 +6,12 @@ PostgreSQL in deployments; a SQLite file on the embedded default.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from infra.sql_tables import PostgresTables, SqliteTables, SqlTables, parse_ts
 from services.personal_data import AccessLogEntry, WrappedKey
 
 _DDL = (
@@ -39,22 +37,8 @@ _DDL = (
 )
 
 
-class _SqlKeyStore:
-    """The KeyStore protocol over a DB-API connection; subclasses supply connections."""
-
-    placeholder = "%s"
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:  # pragma: no cover - overridden
-        raise NotImplementedError
-        yield
-
-    @staticmethod
-    def _ts(value: datetime | None) -> Any:
-        return value
-
-    def _sql(self, text: str) -> str:
-        return text.replace("%s", self.placeholder)
+class _SqlKeyStore(SqlTables):
+    """The KeyStore protocol over our own tables; the store mixin supplies connections."""
 
     def get(self, person_id: str) -> WrappedKey | None:
         with self._cursor() as cur:
@@ -133,60 +117,25 @@ class _SqlKeyStore:
             )
             rows = cur.fetchall()
         return [
-            AccessLogEntry(_parse_ts(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows
+            AccessLogEntry(parse_ts(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows
         ]
 
 
-class SqliteKeyStore(_SqlKeyStore):
+class SqliteKeyStore(_SqlKeyStore, SqliteTables):
     """Key store in its own SQLite file (embedded default)."""
 
-    placeholder = "?"
-
-    @staticmethod
-    def _ts(value: datetime | None) -> Any:
-        return value.isoformat() if value is not None else None
-
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._lock = threading.Lock()
-        for ddl in _DDL:
-            self._conn.execute(ddl.format(serial="INTEGER"))
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        with self._lock:
-            cur = self._conn.cursor()
-            try:
-                yield cur
-            finally:
-                cur.close()
-
-    def close(self) -> None:
-        self._conn.close()
+        self._open_sqlite(path, (ddl.format(serial="INTEGER") for ddl in _DDL))
 
 
-class PostgresKeyStore(_SqlKeyStore):
+class PostgresKeyStore(_SqlKeyStore, PostgresTables):
     """Key store in PostgreSQL tables beside (not inside) the event store."""
 
     def __init__(self, pool: Any) -> None:
-        self._pool = pool
-        with self._cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(726354)")
-            for ddl in _DDL:
-                cur.execute(ddl.format(serial="BIGSERIAL"))
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            yield cur
+        self._open_postgres(pool, 726354, (ddl.format(serial="BIGSERIAL") for ddl in _DDL))
 
 
 def _key(row: Any) -> WrappedKey:
     wrapped = bytes(row[2]) if row[2] is not None else None
-    return WrappedKey(row[0], row[1], wrapped, _parse_ts(row[3]) if row[3] else None)
+    return WrappedKey(row[0], row[1], wrapped, parse_ts(row[3]) if row[3] else None)
 
-
-def _parse_ts(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)

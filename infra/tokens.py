@@ -14,17 +14,16 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from domain.reference import ReferenceData
+from infra.sql_tables import PostgresTables, SqliteTables, SqlTables, parse_ts
 from services.access import NotAuthenticatedError, Principal, check_principal
 
 TOKEN_PATTERN = re.compile(r"^rlt_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
@@ -75,27 +74,13 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class _SqlTokenStore:
-    """The token store over a DB-API connection; subclasses supply connections."""
-
-    placeholder = "%s"
+class _SqlTokenStore(SqlTables):
+    """The token store over our own tables; the store mixin supplies connections."""
 
     def __init__(self, cache_seconds: float = 5.0) -> None:
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, TokenRecord]] = {}
         self._cache_lock = threading.Lock()
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:  # pragma: no cover - overridden
-        raise NotImplementedError
-        yield
-
-    @staticmethod
-    def _ts(value: datetime | None) -> Any:
-        return value
-
-    def _sql(self, text: str) -> str:
-        return text.replace("%s", self.placeholder)
 
     # ---------------------------------------------------------------------------- managing
     def create(
@@ -203,55 +188,20 @@ class _SqlTokenStore:
             return hit[1]
 
 
-class SqliteTokenStore(_SqlTokenStore):
+class SqliteTokenStore(_SqlTokenStore, SqliteTables):
     """Tokens in their own SQLite file (embedded default)."""
-
-    placeholder = "?"
-
-    @staticmethod
-    def _ts(value: datetime | None) -> Any:
-        return value.isoformat() if value is not None else None
 
     def __init__(self, path: Path, cache_seconds: float = 5.0) -> None:
         super().__init__(cache_seconds)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._lock = threading.Lock()
-        for ddl in _DDL:
-            self._conn.execute(ddl)
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        with self._lock:
-            cur = self._conn.cursor()
-            try:
-                yield cur
-            finally:
-                cur.close()
-
-    def close(self) -> None:
-        self._conn.close()
+        self._open_sqlite(path, _DDL)
 
 
-class PostgresTokenStore(_SqlTokenStore):
+class PostgresTokenStore(_SqlTokenStore, PostgresTables):
     """Tokens in a PostgreSQL table beside (not inside) the event store."""
 
     def __init__(self, pool: Any, cache_seconds: float = 5.0) -> None:
         super().__init__(cache_seconds)
-        self._pool = pool
-        with self._cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(726355)")
-            for ddl in _DDL:
-                cur.execute(ddl)
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            yield cur
-
-    def close(self) -> None:
-        """The pool belongs to the container."""
+        self._open_postgres(pool, 726355, _DDL)
 
 
 TokenStore = SqliteTokenStore | PostgresTokenStore
@@ -290,12 +240,8 @@ def _check_against_reference(
 def _record(row: Any) -> TokenRecord:
     provinces = frozenset(p for p in (row[4] or "").split(",") if p)
     principal = Principal(row[1], row[2], row[5], row[3], provinces)
-    return TokenRecord(row[0], principal, _parse_ts(row[6]), _opt_ts(row[7]), _opt_ts(row[8]))
-
-
-def _parse_ts(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return TokenRecord(row[0], principal, parse_ts(row[6]), _opt_ts(row[7]), _opt_ts(row[8]))
 
 
 def _opt_ts(value: Any) -> datetime | None:
-    return None if value is None else _parse_ts(value)
+    return None if value is None else parse_ts(value)

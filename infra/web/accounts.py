@@ -20,16 +20,14 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from domain.reference import ReferenceData
+from infra.sql_tables import PostgresTables, SqliteTables, SqlTables
 from services.access import Principal, check_principal
 
 WEB_ROLES = ("inspector", "council")
@@ -142,28 +140,14 @@ def check_new_password(password: str) -> None:
 
 
 # ----------------------------------------------------------------------------------- store
-class _SqlAccountStore:
-    """Accounts and sessions over a DB-API connection; subclasses supply connections."""
-
-    placeholder = "%s"
+class _SqlAccountStore(SqlTables):
+    """Accounts and sessions over our own tables; the store mixin supplies connections."""
 
     def __init__(self, clock: Callable[[], datetime] = _now,
                  session_ttl: timedelta = SESSION_TTL, idle_ttl: timedelta = IDLE_TTL) -> None:
         self.clock = clock
         self.session_ttl = session_ttl
         self.idle_ttl = idle_ttl
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:  # pragma: no cover - overridden
-        raise NotImplementedError
-        yield
-
-    @staticmethod
-    def _ts(value: datetime | None) -> Any:
-        return value
-
-    def _sql(self, text: str) -> str:
-        return text.replace("%s", self.placeholder)
 
     # -------------------------------------------------------------------------- accounts
     def create_account(
@@ -355,53 +339,21 @@ class _SqlAccountStore:
             cur.execute(self._sql("DELETE FROM web_sessions WHERE session_hash = %s"), (digest,))
 
 
-class SqliteAccountStore(_SqlAccountStore):
+class SqliteAccountStore(_SqlAccountStore, SqliteTables):
     """Accounts and sessions in their own SQLite file (embedded default)."""
-
-    placeholder = "?"
-
-    @staticmethod
-    def _ts(value: datetime | None) -> Any:
-        return value.astimezone(timezone.utc).isoformat() if value is not None else None
 
     def __init__(self, path: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._lock = threading.Lock()
-        for ddl in _DDL:
-            self._conn.execute(ddl)
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        with self._lock:
-            cur = self._conn.cursor()
-            try:
-                yield cur
-            finally:
-                cur.close()
-
-    def close(self) -> None:
-        self._conn.close()
+        self._open_sqlite(path, _DDL)
 
 
-class PostgresAccountStore(_SqlAccountStore):
+class PostgresAccountStore(_SqlAccountStore, PostgresTables):
     """Accounts and sessions in PostgreSQL tables beside (not inside) the event store."""
 
     def __init__(self, pool: Any, owns_pool: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._pool = pool
         self._owns_pool = owns_pool
-        with self._cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(726356)")
-            for ddl in _DDL:
-                cur.execute(ddl)
-
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            yield cur
+        self._open_postgres(pool, 726356, _DDL)
 
     def close(self) -> None:
         """Closes the pool only if this store opened it (the CLI); else it is the container's."""
