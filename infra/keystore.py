@@ -6,7 +6,7 @@ PostgreSQL in deployments; a SQLite file on the embedded default.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,8 @@ _DDL = (
         agency_id TEXT,
         person_id TEXT NOT NULL,
         case_id TEXT,
-        purpose TEXT NOT NULL
+        purpose TEXT NOT NULL,
+        province TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS personal_data_access_log_person "
     "ON personal_data_access_log (person_id, at)",
@@ -100,24 +101,40 @@ class _SqlKeyStore(SqlTables):
         with self._cursor() as cur:
             cur.execute(
                 self._sql("INSERT INTO personal_data_access_log (at, principal_id, principal_role, "
-                          "agency_id, person_id, case_id, purpose) "
-                          "VALUES (%s, %s, %s, %s, %s, %s, %s)"),
+                          "agency_id, person_id, case_id, purpose, province) "
+                          "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"),
                 (self._ts(entry.at), entry.principal_id, entry.principal_role, entry.agency_id,
-                 entry.person_id, entry.case_id, entry.purpose),
+                 entry.person_id, entry.case_id, entry.purpose, entry.province),
             )
 
-    def access_log(self, person_id: str | None = None, limit: int = 1000) -> list[AccessLogEntry]:
-        where, params = ("WHERE person_id = %s", (person_id,)) if person_id else ("", ())
+    def access_log(
+        self, person_id: str | None = None, limit: int = 1000,
+        provinces: Iterable[str] | None = None,
+    ) -> list[AccessLogEntry]:
+        """Newest first; only the given provinces' entries when `provinces` is given."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if person_id:
+            clauses.append("person_id = %s")
+            params.append(person_id)
+        if provinces is not None:
+            wanted = sorted(provinces)
+            if not wanted:
+                return []
+            clauses.append("province IN (" + ", ".join(["%s"] * len(wanted)) + ")")
+            params.extend(wanted)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         with self._cursor() as cur:
             cur.execute(
                 self._sql("SELECT at, principal_id, principal_role, agency_id, person_id, case_id, "
-                          f"purpose FROM personal_data_access_log {where} ORDER BY id DESC "
-                          "LIMIT %s"),
+                          f"purpose, province FROM personal_data_access_log {where} "
+                          "ORDER BY id DESC LIMIT %s"),
                 (*params, limit),
             )
             rows = cur.fetchall()
         return [
-            AccessLogEntry(parse_ts(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows
+            AccessLogEntry(parse_ts(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+            for r in rows
         ]
 
 

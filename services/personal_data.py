@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -57,6 +57,7 @@ class AccessLogEntry:
     person_id: str
     case_id: str | None
     purpose: str
+    province: str | None = None  # the case's province, so inspectors see their provinces' reads
 
 
 class KeyStore(Protocol):
@@ -79,7 +80,8 @@ class KeyStore(Protocol):
     def log_access(self, entry: AccessLogEntry) -> None: ...
 
     def access_log(
-        self, person_id: str | None = None, limit: int = 1000
+        self, person_id: str | None = None, limit: int = 1000,
+        provinces: Iterable[str] | None = None,
     ) -> list[AccessLogEntry]: ...
 
 

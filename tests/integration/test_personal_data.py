@@ -120,3 +120,20 @@ def test_ciphertext_cannot_be_replayed_into_another_event(pg_container):
     first = app.case_history(case.case_id)[0]
     with pytest.raises(ValueError, match="authenticate"):
         app.vault.open(case.person_id, first.identity_ciphertext, case.case_id, "other-event")
+
+
+def test_access_log_filters_provinces_before_the_limit(pg_container):
+    from datetime import datetime, timezone
+
+    from services.personal_data import AccessLogEntry
+
+    store = pg_container.vault.store
+    at = datetime.now(timezone.utc)
+    store.log_access(AccessLogEntry(at, "insp-lsn", "inspector", None, "p-1", "LSN-1", "kiểm tra",
+                                    "LSN"))
+    for n in range(3):  # newer reads of another province's cases
+        store.log_access(AccessLogEntry(at, "insp-vlg", "inspector", None, f"p-{n + 2}",
+                                        f"VLG-{n}", "kiểm tra", "VLG"))
+    assert [e.case_id for e in store.access_log(limit=1, provinces={"LSN"})] == ["LSN-1"]
+    assert store.access_log(limit=10, provinces=set()) == []
+    assert len(store.access_log(limit=10)) == 4

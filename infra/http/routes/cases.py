@@ -201,14 +201,14 @@ def read_identity(
     why); a refused read is not logged."""
     purpose = clean_text(purpose, "purpose")
     referrals = container.referrals
-    _authorised(referrals, principal, case_id, may_see_identity)
+    _, scope = _authorised(referrals, principal, case_id, may_see_identity)
     revealed = referrals.reveal_identity(case_id)
     person_id = revealed["person_id"]
     if person_id:
         container.vault.store.log_access(AccessLogEntry(
             at=datetime.now(timezone.utc), principal_id=principal.principal_id,
             principal_role=principal.role, agency_id=principal.agency_id,
-            person_id=person_id, case_id=case_id, purpose=purpose,
+            person_id=person_id, case_id=case_id, purpose=purpose, province=scope.province,
         ))
     return IdentityOut(case_id=case_id, person_id=person_id, erased=revealed["erased"],
                        identity=revealed["identity"])
