@@ -250,8 +250,14 @@ _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 def field_specs(wire_type: str) -> dict[str, FieldSpec]:
     """Every field the type accepts in `data`, common fields included."""
-    spec = EVENT_TYPES[wire_type]
-    return {f.name: f for f in (*COMMON_FIELDS, *spec.fields)}
+    return dict(_FIELD_SPECS[wire_type])
+
+
+# per type: every accepted field in catalogue order (built once; normalise_data reads it)
+_FIELD_SPECS: dict[str, dict[str, FieldSpec]] = {
+    wire_type: {f.name: f for f in (*COMMON_FIELDS, *spec.fields)}
+    for wire_type, spec in EVENT_TYPES.items()
+}
 
 
 def event_type_spec(wire_type: Any) -> EventTypeSpec:
@@ -321,21 +327,21 @@ def normalise_data(
             "FIELD_INVALID", "data", rule_vi="phải là một đối tượng JSON",
             rule_en="must be a JSON object",
         )
-    specs = field_specs(wire_type)
+    specs = _FIELD_SPECS[wire_type]
     out: dict[str, Any] = {}
     for name in data:
         if name not in specs:
             raise InvalidEventError(
                 "FIELD_UNKNOWN", f"data.{str(name)[:64]}", event_type=wire_type
             )
-    for name, spec in specs.items():
-        path = f"data.{name}"
-        value = data.get(name)
+    get = data.get
+    for name, spec in specs.items():  # catalogue order: the first bad field is named
+        value = get(name)
         if value is None:
             if spec.required:
-                raise InvalidEventError("FIELD_REQUIRED", path)
+                raise InvalidEventError("FIELD_REQUIRED", f"data.{name}")
             continue
-        out[name] = _check_value(spec, value, path, reference)
+        out[name] = _check_value(spec, value, f"data.{name}", reference)
     return out
 
 

@@ -200,11 +200,11 @@ class DomainError(Exception):
 
     def __init__(self, code: str, field: str | None = None, **params: Any) -> None:
         self.code = code
-        self.field = field
-        self.params = {"field": field, **params}
+        self.field = utf8_safe(field) if isinstance(field, str) else field
+        self.params = {"field": self.field, **params}
         vi, en = MESSAGES.get(code, ("Lỗi: {code}", "Error: {code}"))
-        self.message_vi = _render(vi, code, self.params)
-        self.message_en = _render(en, code, self.params)
+        self.message_vi = utf8_safe(_render(vi, code, self.params))
+        self.message_en = utf8_safe(_render(en, code, self.params))
         super().__init__(f"{code}: {self.message_en}")
 
     def as_dict(self) -> dict[str, Any]:
@@ -215,6 +215,17 @@ class DomainError(Exception):
             "message": self.message_vi,
             "message_en": self.message_en,
         }
+
+
+def utf8_safe(text: str) -> str:
+    """The text with what UTF-8 cannot encode (lone surrogates, which JSON escapes and
+    `json.loads` accept) replaced by U+FFFD, so an error that quotes client input can always
+    be written out (HTTP body, dead-letter header, load report)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+    return text
 
 
 def _render(template: str, code: str, params: dict[str, Any]) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate
@@ -32,6 +33,7 @@ CASE_NAMESPACE = uuid.UUID("7d3c2f4e-3b1a-5c9e-9a57-2f0e6f1d4b10")
 EARLIEST_OCCURRENCE = datetime(2018, 1, 1, tzinfo=VIETNAM_TZ)  # Legal Aid Law 2017 in force
 
 
+@lru_cache(maxsize=65_536)
 def referral_id(case_id: str) -> uuid.UUID:
     """The aggregate id every agency derives from the shared case reference (uuid5)."""
     return uuid.uuid5(CASE_NAMESPACE, case_id)
@@ -110,6 +112,9 @@ class Recorded:
     duplicate: bool
     recorded_at: datetime | None = None
     position: int | None = None  # the event's notification id in the log (global order)
+    # the stored record as this process wrote it (id, topic, state bytes), when it wrote it:
+    # receipts hash it without reading it back; not part of the outcome's value
+    stored: Any = field(default=None, compare=False, repr=False)
 
 
 class Referral(Aggregate):

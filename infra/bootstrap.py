@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -88,6 +90,29 @@ def open_pg_pool(settings: Settings, max_size: int | None = None) -> Any:
     return pool
 
 
+@contextmanager
+def _creating_tables(pg_pool: Any) -> Iterator[None]:
+    """Serialises table creation across processes starting together (uvicorn workers, a
+    rebuild's processes): the library's `CREATE OR REPLACE FUNCTION`, run by two processes at
+    once, fails with "tuple concurrently updated"."""
+    if pg_pool is None:
+        yield
+        return
+    with pg_pool.connection() as conn:
+        conn.autocommit = True
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (TABLE_CREATION_LOCK,))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (TABLE_CREATION_LOCK,))
+        finally:
+            conn.autocommit = False
+
+
+TABLE_CREATION_LOCK = 726_355
+
+
 def build_container(settings: Settings, clock: Clock = system_clock) -> Container:
     """Builds the process's container from settings."""
     reference = load_reference(settings.reference_data_dir)
@@ -101,16 +126,18 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = SqliteKeyStore(settings.data_dir / "personal-data.sqlite")
     vault = PersonalDataVault(store, master_keys_from(settings))
-    referrals = Referrals(
-        settings.eventsourcing_env(),
-        reference=reference,
-        vault=vault,
-        rules=rules,
-        calendar=calendar,
-        clock=clock,
-        future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
-        bulk_reader=select_events_of,
-    )
+    with _creating_tables(pg_pool):
+        referrals = Referrals(
+            settings.eventsourcing_env(),
+            reference=reference,
+            vault=vault,
+            rules=rules,
+            calendar=calendar,
+            clock=clock,
+            future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
+            bulk_reader=select_events_of,
+            case_cache_size=settings.case_cache_size,
+        )
     tokens: TokenStore = (
         PostgresTokenStore(pg_pool) if pg_pool is not None
         else SqliteTokenStore(settings.data_dir / "api-tokens.sqlite")
@@ -119,7 +146,8 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
                           tokens=tokens)
     from projections.runtime import open_projections
 
-    container.projections = open_projections(container)
+    with _creating_tables(pg_pool):
+        container.projections = open_projections(container)
     from infra.transparency.service import start_checkpointer, transparency_log
 
     if settings.environment == "production":

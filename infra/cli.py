@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from domain.errors import DomainError, InvalidEventError
+from domain.errors import DomainError, InvalidEventError, utf8_safe
 from infra.bootstrap import Container, build_container
 from infra.settings import Settings
 
@@ -104,10 +104,12 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
                     "FIELD_INVALID", "$", rule_vi="dòng không phải UTF-8 hợp lệ",
                     rule_en="the line is not valid UTF-8",
                 )
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
+                msg = getattr(error, "msg", None) or str(error)[:80] or type(error).__name__
+                col = getattr(error, "colno", 0)
                 yield number, InvalidEventError(
-                    "FIELD_INVALID", "$", rule_vi=f"JSON không hợp lệ ({error.msg}, cột {error.colno})",
-                    rule_en=f"invalid JSON ({error.msg}, column {error.colno})",
+                    "FIELD_INVALID", "$", rule_vi=f"JSON không hợp lệ ({msg}, cột {col})",
+                    rule_en=f"invalid JSON ({msg}, column {col})",
                 )
 
 
@@ -133,6 +135,8 @@ def load_events(
         for number, wire, result in zip(numbers, wires, results, strict=True):
             if isinstance(result, DomainError) or hasattr(result, "error"):
                 event_id = wire.get("event_id") if isinstance(wire, dict) else None
+                if isinstance(event_id, str):
+                    event_id = utf8_safe(event_id[:128])
                 report.rejected.append((number, event_id, result.error.as_dict()))
             elif result.duplicate:
                 report.duplicates += 1

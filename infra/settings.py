@@ -16,6 +16,12 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+# the event store's transcoder (byte-identical to the library's, faster) and, on PostgreSQL,
+# its recorder (the library's, with a COPY path for batches); see those modules
+TRANSCODER_TOPIC = "infra.transcoding:FastJSONTranscoder"
+POSTGRES_RECORDER_TOPIC = "infra.postgres.recorder:PostgresReferralRecorder"
+
+
 class Settings(BaseSettings):
     """Configuration of one ledger process."""
 
@@ -37,6 +43,7 @@ class Settings(BaseSettings):
     pg_schema: str = ""  # empty: the user's default schema
     pg_pool_size: int = 8
     pg_db_functions: bool = True  # eventsourcing's insert function: ~2x single-event posts
+    case_cache_size: int = Field(default=10_000, ge=0)  # cases kept in memory for recording
 
     # --- personal data ----------------------------------------------------------------------
     master_keys: SecretStr | None = None  # JSON {"key-id": "<base64 32 bytes>"}
@@ -138,6 +145,8 @@ class Settings(BaseSettings):
                 "POSTGRES_MAX_OVERFLOW": str(self.pg_pool_size),
                 "POSTGRES_ENABLE_DB_FUNCTIONS": "y" if self.pg_db_functions else "n",
                 "POSTGRES_LOCK_TIMEOUT": "5",
+                "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
+                "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
             }
             if self.pg_schema:
                 env["POSTGRES_SCHEMA"] = self.pg_schema
@@ -146,6 +155,7 @@ class Settings(BaseSettings):
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(self.sqlite_file),
             "SQLITE_LOCK_TIMEOUT": "10",
+            "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
         }
 
     def pg_conninfo(self) -> str:

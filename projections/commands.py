@@ -41,8 +41,10 @@ def project_command(
     from infra.cli import console
 
     container = _container()
+    from infra.process_tuning import tune_for_throughput
     from infra.transparency.service import start_checkpointer
 
+    tune_for_throughput()
     start_checkpointer(container)  # publishes signed checkpoints as the audit trail grows
     stop = threading.Event()
 
@@ -66,11 +68,15 @@ def project_command(
 def rebuild_command(
     only: list[str] = typer.Option(None, "--only", help="rebuild only these projections"),
     batch_size: int = typer.Option(5000, min=1, max=100_000),
+    processes: bool = typer.Option(True, "--processes/--in-process", help=(
+        "PostgreSQL: one process per view (every core works); --in-process: one process")),
 ) -> None:
     """Drops the views and rebuilds them from event zero (stop the worker first)."""
     from infra.cli import _progress
+    from infra.process_tuning import tune_for_throughput
 
     container = _container()
+    tune_for_throughput()
     try:
         total = container.projections.max_notification_id()
         with _progress() as progress:
@@ -80,7 +86,7 @@ def rebuild_command(
                 progress.update(task, completed=done, total=of)
 
             result = container.projections.rebuild(advance, names=only or None,
-                                                   batch_size=batch_size)
+                                                   batch_size=batch_size, processes=processes)
     finally:
         container.close()
     print(json.dumps(result, ensure_ascii=False))

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, ClassVar
 
+import orjson
+
 from domain.calendar import VIETNAM_TZ
 from domain.deadlines import evaluate_time_limits
 from projections.case_index import REFERRAL_TOPICS
@@ -77,6 +79,11 @@ class StoredFact:
         return cls(version, wire, datetime.fromisoformat(at), agency, data)
 
 
+def _fact_json(value: list[Any]) -> str:
+    """A fact as stored: compact JSON with sorted keys (read back with `json.loads`)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
 def status_now(stored: str, deadline: datetime, now: datetime) -> str:
     """The verdict as it stands at `now`: an open limit runs until its deadline, then is missed."""
     if stored != "open":
@@ -94,8 +101,7 @@ class ComplianceView(ProjectionView):
     # -- writes -------------------------------------------------------------------------------
     def add_facts(self, tx: Any, facts: list[tuple[str, StoredFact]]) -> None:
         tx.insert("compliance_fact", ("case_id", "version", "facts"),
-                  [(case_id, f.originator_version, json.dumps(f.encode(), ensure_ascii=False,
-                                                                sort_keys=True))
+                  [(case_id, f.originator_version, _fact_json(f.encode()))
                    for case_id, f in facts])
 
     def mark_dirty(self, tx: Any, case_ids: Sequence[str]) -> None:

@@ -20,7 +20,6 @@ See docs/projections.md for how to add a projection and why this is exactly-once
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, ClassVar, Generic, TypeVar
 
+import orjson
 from eventsourcing.persistence import (
     JSONTranscoder,
     Notification,
@@ -685,15 +685,21 @@ def _gap_at(after: int, ids: Sequence[int]) -> int | None:
 
 
 # ---------------------------------------------------------------------------------- decoding
-_json_scan = json.JSONDecoder().scan_once  # C scanner, no whitespace regex
-_json_decode = json.JSONDecoder().decode
+
+
+def _holds_float(value: Any) -> bool:
+    for item in (value.values() if type(value) is dict else value):
+        kind = type(item)
+        if kind is float or ((kind is dict or kind is list) and _holds_float(item)):
+            return True
+    return False
 
 
 class EventDecoder:
     """Turns stored notifications into domain events, like the application's mapper.
 
     Fast path (the mapper has no cipher or compressor and uses the JSON transcoder): plain
-    `json.loads` and conversion of the top-level typed values (the event's datetimes). Any
+    `orjson.loads` and conversion of the top-level typed values (the event's datetimes). Any
     event with typed values deeper down, or needing an upcast, goes through the mapper, so
     the result is always the mapper's.
     """
@@ -717,13 +723,13 @@ class EventDecoder:
         if cls is None:
             cls = self._classes[topic] = resolve_topic(topic)
         state = notification.state
-        text = state.decode()
         try:
-            state_dict, end = _json_scan(text, 0)
-        except StopIteration:
-            state_dict, end = None, -1
-        if end != len(text) or type(state_dict) is not dict:
-            state_dict = _json_decode(text)
+            state_dict = orjson.loads(state)
+        except orjson.JSONDecodeError:  # JSON that orjson refuses (NaN, huge integers): json's
+            return self.mapper.to_domain_event(notification)
+        if type(state_dict) is not dict or _holds_float(state_dict):
+            # orjson reads an integer beyond 64 bits as a float: numbers go to the mapper
+            return self.mapper.to_domain_event(notification)
         typed = 0
         for key, value in state_dict.items():
             if type(value) is dict and len(value) == 2 and "_type_" in value:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, Query, Response
 from domain.errors import InvalidEventError, NotAuthorisedError
 from infra.http.deps import ContainerDep, CurrentPrincipal
 from infra.http.routes import error_responses
+from infra.http.schemas import ID_PATTERN  # an agency id: never NUL or control bytes
 from projections.agency_counts import DIMENSIONS
 from projections.reports import (
     PERIODS,
@@ -133,7 +134,7 @@ def read_agency_counts(
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
     group_by: Annotated[str, Query(pattern=r"^[a-z_,]{1,200}$")] = "agency_id,event_type",
-    agency_id: Annotated[str | None, Query(max_length=64)] = None,
+    agency_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
 ) -> dict[str, Any]:
     """Sums of recorded events, grouped by any of agency_id, event_type, province, category,
     procedural_role, stage, day (Vietnam-local day of occurrence, `from`..`to` inclusive)."""
@@ -157,7 +158,7 @@ def read_compliance(
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
     rule_id: Annotated[str | None, Query(pattern=r"^[A-Z][A-Z0-9_]{0,40}$")] = None,
-    agency_id: Annotated[str | None, Query(max_length=64)] = None,
+    agency_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
 ) -> dict[str, Any]:
     """Per rule and responsible agency: met, missed, running and cancelled limits (judged now)
     with the case ids behind each number; a limit counts in the period of its trigger day."""
@@ -174,7 +175,7 @@ def read_overdue(
     principal: CurrentPrincipal,
     container: ContainerDep,
     province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$")] = None,
-    agency_id: Annotated[str | None, Query(max_length=64)] = None,
+    agency_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     """Limits past their deadline now with nothing done yet, most overdue first."""

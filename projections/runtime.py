@@ -297,11 +297,17 @@ class Projections:
         progress: Callable[[int, int], None] | None = None,
         names: Sequence[str] | None = None,
         batch_size: int = REBUILD_BATCH_SIZE,
+        processes: bool = False,
     ) -> dict[str, Any]:
         """Drops the views (all, or `names`) and rebuilds them from event zero.
 
         `progress(done, total)` is called after every page. The in-process runner is stopped
         during the rebuild and restarted after it.
+
+        With `processes` (PostgreSQL, more than one view), each view is rebuilt by its own
+        process reading the log itself, so the views' Python work runs on every core instead
+        of sharing one interpreter; each still applies pages exactly once through its own
+        position (the same follower, the same transactions).
         """
         was_running = self.runner.running
         self.stop()
@@ -311,6 +317,13 @@ class Projections:
             view.reset()
             self.projections[name].forget()
         target = self.max_notification_id()
+        if processes and self.store == "postgres" and len(chosen) > 1:
+            try:
+                return self._rebuild_in_processes(chosen, target, batch_size, progress)
+            finally:
+                self.follower.reload_positions()
+                if was_running:
+                    self.start()
         done = 0
         started = time.perf_counter()
 
@@ -336,6 +349,76 @@ class Projections:
             self.start()
         return {"projections": chosen, "events": done, "seconds": elapsed,
                 "events_per_second": done / elapsed if elapsed else 0.0}
+
+
+    def _rebuild_in_processes(
+        self, chosen: list[str], target: int, batch_size: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> dict[str, Any]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        started = time.perf_counter()
+        context = multiprocessing.get_context("spawn")  # no threads or pools carried over
+        settings = self.settings.model_copy(update={"projections_in_process": False})
+        with ProcessPoolExecutor(len(chosen), mp_context=context) as pool:
+            futures = {name: pool.submit(_rebuild_view, settings, name, target, batch_size)
+                       for name in chosen}
+            for _ in range(1_000_000):  # bounded: every wait is a second or the futures end
+                pending = [f for f in futures.values() if not f.done()]
+                if not pending:
+                    break
+                if progress is not None:
+                    position = min(self.projections[n].view.visible_position() or 0
+                                   for n in chosen)
+                    progress(min(position, target), target)
+                _wait_any(pending, 1.0)
+            by_view = {name: f.result() for name, f in futures.items()}
+        elapsed = time.perf_counter() - started
+        if progress is not None:
+            progress(target, target)
+        done = max((r["events"] for r in by_view.values()), default=0)
+        return {"projections": chosen, "events": done, "seconds": elapsed,
+                "events_per_second": done / elapsed if elapsed else 0.0,
+                "processes": len(chosen), "by_view": by_view}
+
+
+def _wait_any(futures: Sequence[Any], timeout: float) -> None:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+
+
+def _rebuild_view(settings: Any, name: str, target: int, batch_size: int) -> dict[str, Any]:
+    """One view's rebuild, in its own process: follows the log until the view has applied
+    everything up to `target` (the log's end when the rebuild started)."""
+    from infra.bootstrap import build_container
+    from infra.process_tuning import tune_for_throughput
+
+    container = build_container(settings)
+    tune_for_throughput()
+    try:
+        projections = container.projections
+        projection = projections.projections[name]
+        follower = LogFollower(container.referrals, [projection], projections._reader(),
+                               batch_size)
+        started = time.perf_counter()
+        read = 0
+        try:
+            for _ in range(100_000_000):  # bounded by the target (an unsettled gap waits)
+                if (projection.view.visible_position() or 0) >= target:
+                    break
+                got = follower.run_until_caught_up()
+                read += got
+                if not got:
+                    time.sleep(0.05)
+        finally:
+            follower.close()
+        seconds = time.perf_counter() - started
+    finally:
+        container.close()
+    return {"events": read, "seconds": seconds,
+            "events_per_second": read / seconds if seconds else 0.0}
 
 
 def open_projections(container: Any, **kwargs: Any) -> Projections:

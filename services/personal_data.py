@@ -193,6 +193,10 @@ class PersonalDataVault:
         stored = self.store.get(person_id)
         return stored is not None and stored.erased_at is not None
 
+    def session(self, defer_new_keys: bool = False) -> KeySession:
+        """The keys one recording (an event or a batch) works with, each read once."""
+        return KeySession(self, defer_new_keys)
+
     # -- encryption -----------------------------------------------------------------------
     def seal(
         self, person_id: str, identity: Mapping[str, str], case_id: str, event_id: str
@@ -201,6 +205,12 @@ class PersonalDataVault:
         key = self._data_key(person_id, create=True)
         if key is None:
             raise RuleViolationError("PERSON_ERASED", "identity", value=person_id)
+        return self._seal_with(key, person_id, identity, case_id, event_id)
+
+    def _seal_with(
+        self, key: bytes, person_id: str, identity: Mapping[str, str], case_id: str,
+        event_id: str,
+    ) -> tuple[str, str]:
         clear = _canonical(identity)
         nonce = os.urandom(12)
         sealed = AESGCM(key).encrypt(nonce, clear, _aad(person_id, case_id, event_id))
@@ -257,6 +267,108 @@ class PersonalDataVault:
             self.store.replace_wrapping(stored.person_id, key_id, wrapped)
             moved += 1
         return moved
+
+
+class KeySession:
+    """The data keys of one recording: each person's stored key read once (or all of a batch's
+    in one query), unwrapped once.
+
+    With `defer_new_keys` (the batch path) a person's first key is generated when an event
+    that passed every rule is sealed, as always, but written by `flush()` together with the
+    batch's other new keys, before the events are saved (a key is always stored before any
+    ciphertext under it). `flush()` names the persons for whom another writer stored a key (or
+    an erasure tombstone) first: events sealed under our key must then be judged again.
+    """
+
+    def __init__(self, vault: PersonalDataVault, defer_new_keys: bool = False) -> None:
+        self.vault = vault
+        self.defer_new_keys = defer_new_keys
+        self._stored: dict[str, WrappedKey | None] = {}
+        self._clear: dict[str, bytes | None] = {}
+        self._new: dict[str, WrappedKey] = {}
+
+    def prefetch(self, person_ids: Iterable[str]) -> None:
+        """Reads the stored keys of these persons (one query when the store can)."""
+        wanted = [p for p in dict.fromkeys(person_ids) if p not in self._stored]
+        if not wanted:
+            return
+        get_many = getattr(self.vault.store, "get_many", None)
+        if get_many is None:
+            for person_id in wanted:
+                self._stored[person_id] = self.vault.store.get(person_id)
+            return
+        found = get_many(wanted)
+        for person_id in wanted:
+            self._stored[person_id] = found.get(person_id)
+
+    def stored(self, person_id: str) -> WrappedKey | None:
+        if person_id not in self._stored:
+            self._stored[person_id] = self.vault.store.get(person_id)
+        return self._stored[person_id]
+
+    def is_erased(self, person_id: str) -> bool:
+        stored = self.stored(person_id)
+        return stored is not None and stored.erased_at is not None
+
+    def _key(self, person_id: str, create: bool) -> bytes | None:
+        if person_id in self._clear and (self._clear[person_id] is not None or not create):
+            return self._clear[person_id]
+        stored = self.stored(person_id)
+        if stored is None and create:
+            master = self.vault.master_keys
+            clear = os.urandom(32)
+            key_id, wrapped = master.wrap(person_id, clear)
+            fresh = WrappedKey(person_id, key_id, wrapped, None)
+            if self.defer_new_keys:
+                self._new[person_id] = self._stored[person_id] = fresh
+                self._clear[person_id] = clear
+                return clear
+            stored = self._stored[person_id] = self.vault.store.insert_if_absent(fresh)
+        if stored is None or stored.erased_at is not None or stored.wrapped is None:
+            key = None
+        else:
+            key = self.vault.master_keys.unwrap(person_id, stored.master_key_id or "",
+                                                stored.wrapped)
+        self._clear[person_id] = key
+        return key
+
+    def identity_digest(self, person_id: str, identity: Mapping[str, str]) -> str | None:
+        """As `PersonalDataVault.identity_digest` (None when there is no usable key)."""
+        key = self._key(person_id, create=False)
+        return None if key is None else self.vault._digest(key, _canonical(identity))
+
+    def seal(
+        self, person_id: str, identity: Mapping[str, str], case_id: str, event_id: str
+    ) -> tuple[str, str]:
+        """As `PersonalDataVault.seal`."""
+        key = self._key(person_id, create=True)
+        if key is None:
+            raise RuleViolationError("PERSON_ERASED", "identity", value=person_id)
+        return self.vault._seal_with(key, person_id, identity, case_id, event_id)
+
+    def new_key_holders(self) -> set[str]:
+        """Persons whose key this session generated and has not written yet."""
+        return set(self._new)
+
+    def flush(self) -> set[str]:
+        """Writes the deferred new keys; returns the persons another writer got to first."""
+        if not self._new:
+            return set()
+        keys = list(self._new.values())
+        self._new.clear()
+        insert_many = getattr(self.vault.store, "insert_many_if_absent", None)
+        if insert_many is not None:
+            stored = insert_many(keys)
+        else:
+            stored = {k.person_id: self.vault.store.insert_if_absent(k) for k in keys}
+        lost = set()
+        for key in keys:
+            kept = stored.get(key.person_id)
+            if kept is None or kept.wrapped != key.wrapped or kept.erased_at is not None:
+                lost.add(key.person_id)
+            self._stored[key.person_id] = kept
+            self._clear.pop(key.person_id, None)
+        return lost
 
 
 def _canonical(identity: Mapping[str, str]) -> bytes:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from infra.bootstrap import Container
 from infra.http.app import create_app
 from infra.http.middleware import logging_config
+from infra.process_tuning import tune_for_throughput
 
 DEMO_TOKEN_PREFIX = "demo-"
 DEMO_AGENCY = "lsn-police-investigation"
@@ -33,7 +34,9 @@ def serve(container: Container, host: str | None = None, port: int | None = None
     if workers > 1:
         uvicorn.run("infra.http.server:app_from_env", factory=True, workers=workers, **options)
     else:
-        uvicorn.run(create_app(container), **options)
+        app = create_app(container)
+        tune_for_throughput()
+        uvicorn.run(app, **options)
 
 
 def app_from_env() -> FastAPI:
@@ -41,7 +44,9 @@ def app_from_env() -> FastAPI:
     from infra.bootstrap import build_container
     from infra.settings import Settings
 
-    return create_app(build_container(Settings()), owns_container=True)
+    app = create_app(build_container(Settings()), owns_container=True)
+    tune_for_throughput()
+    return app
 
 
 def create_demo_tokens(container: Container) -> dict[str, str]:

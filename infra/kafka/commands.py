@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Records agencies' events from their inbound Kafka topics (REFERRALS_KAFKA_*)."""
         from infra.bootstrap import build_container
+        from infra.process_tuning import tune_for_throughput
         from infra.cli import settings_from_env
         from infra.kafka.clients import ensure_ledger_topics
         from infra.kafka.ingest import IngestWorker
@@ -46,6 +47,7 @@ def register(app: typer.Typer) -> None:
         _configure_logging()
         settings = settings_from_env()
         container = build_container(settings)
+        tune_for_throughput()
         try:
             ensure_ledger_topics(settings, container.reference)
             from infra.transparency.service import receipts_for
@@ -70,6 +72,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Publishes every recorded event, in log order, to the outbound Kafka topic."""
         from infra.bootstrap import build_container
+        from infra.process_tuning import tune_for_throughput
         from infra.cli import settings_from_env
         from infra.kafka.clients import ensure_ledger_topics
         from infra.kafka.relay import Relay
@@ -77,6 +80,7 @@ def register(app: typer.Typer) -> None:
         _configure_logging()
         settings = settings_from_env()
         container = build_container(settings)
+        tune_for_throughput()
         try:
             ensure_ledger_topics(settings, container.reference)
             worker = Relay.connect(settings, container.referrals)

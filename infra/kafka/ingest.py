@@ -23,7 +23,7 @@ import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
 
-from domain.errors import DomainError, InvalidEventError, NotAuthorisedError
+from domain.errors import DomainError, InvalidEventError, NotAuthorisedError, utf8_safe
 from infra.kafka.clients import (
     MAX_MESSAGE_BYTES,
     agency_of_topic,
@@ -103,7 +103,7 @@ def decode_value(value: bytes | None) -> Any:
                                  rule_en="the message is not valid UTF-8")
     try:
         return json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
         msg, col = getattr(error, "msg", "invalid"), getattr(error, "colno", 0)
         return InvalidEventError("FIELD_INVALID", "$", rule_vi=f"JSON không hợp lệ ({msg}, cột {col})",
                                  rule_en=f"invalid JSON ({msg}, column {col})")
@@ -142,7 +142,7 @@ def dead_letter_headers(judged: Judged) -> list[tuple[str, bytes]]:
         (H_TIMESTAMP, str(record.timestamp)),
     ]
     if isinstance(judged.wire, Mapping) and isinstance(judged.wire.get("event_id"), str):
-        headers.append((H_EVENT_ID, judged.wire["event_id"][:128]))
+        headers.append((H_EVENT_ID, utf8_safe(judged.wire["event_id"][:128])))
     encoded = [(name, value.encode("utf-8")) for name, value in headers]
     encoded += [(H_ORIGINAL_PREFIX + name, value or b"") for name, value in record.headers or ()]
     return encoded

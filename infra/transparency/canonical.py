@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import rfc8785
 
 _MAX_SAFE_INT = 2**53 - 1
@@ -31,12 +32,39 @@ class CanonicalJsonError(ValueError):
 
 def canonical_json(value: Any) -> bytes:
     """Return the RFC 8785 JCS encoding of ``value``, refusing floats and non-JSON types."""
+    if _plain_ascii_keys(value):
+        # the common case, checked without building error paths; orjson writes the same
+        # bytes as the stdlib fast path for these values (same escapes, sorted ASCII keys)
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # e.g. a lone surrogate: the stdlib path below raises the usual error
     if _refuse_unsupported(value, path="$"):
         try:
             return _FAST.encode(value).encode("utf-8")
         except UnicodeEncodeError as error:
             raise CanonicalJsonError(str(error)) from None
     return canonical_json_reference(value)
+
+
+def _plain_ascii_keys(value: Any) -> bool:
+    """Whether `value` holds only str, bool, None, safe ints, lists and dicts with ASCII str
+    keys (exact types): then the fast path applies and nothing needs refusing."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            if type(item) is not str and not _plain_ascii_keys(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_plain_ascii_keys(item) for item in value)
+    return False
 
 
 def canonical_json_reference(value: Any) -> bytes:

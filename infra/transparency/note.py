@@ -21,6 +21,7 @@ import binascii
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
@@ -166,7 +167,7 @@ class Signer:
 
     def sign(self, message: bytes) -> bytes:
         """Return the 64-byte Ed25519 signature of ``message``."""
-        return Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
+        return _private_key(self.seed).sign(message)
 
 
 def key_hash(name: str, signature_type: int, public_key: bytes) -> bytes:
@@ -175,13 +176,19 @@ def key_hash(name: str, signature_type: int, public_key: bytes) -> bytes:
     return hashlib.sha256(material).digest()[:KEY_HASH_SIZE]
 
 
-def is_valid_key_name(name: object) -> bool:
-    """Return whether ``name`` is a legal key name: non-empty, no Unicode spaces, no "+"."""
-    if not isinstance(name, str) or not name or "+" in name:
+@lru_cache(maxsize=256)
+def _valid_key_name(name: str) -> bool:
+    if not name or "+" in name:
         return False
     if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in name):
         return False
     return _is_utf8_encodable(name)
+
+
+def is_valid_key_name(name: object) -> bool:
+    """Return whether ``name`` is a legal key name: non-empty, no Unicode spaces, no "+"."""
+    # checked for every signature line: the answer for a name is computed once
+    return isinstance(name, str) and _valid_key_name(str(name))
 
 
 def generate_signer(name: str) -> Signer:
@@ -190,10 +197,17 @@ def generate_signer(name: str) -> Signer:
     return Signer(name, private_key.private_bytes_raw())
 
 
+@lru_cache(maxsize=64)
 def ed25519_public_key(seed: bytes) -> bytes:
     """Return the RFC 8032 public key for a 32-byte Ed25519 seed."""
-    public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+    public = _private_key(seed).public_key()
     return public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+@lru_cache(maxsize=64)
+def _private_key(seed: bytes) -> Ed25519PrivateKey:
+    """The key object of a seed, built once (building it costs as much as a signature)."""
+    return Ed25519PrivateKey.from_private_bytes(seed)
 
 
 def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:

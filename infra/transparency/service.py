@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -99,7 +100,10 @@ def load_log_signer(settings: Any) -> Signer:
                     f"the log signing key file {path} does not exist; in production set "
                     "REFERRALS_LOG_SIGNING_KEY or REFERRALS_SIGNING_KEY_FILE "
                     "(`referrals log-keygen` makes one)")
-            write_log_key(path, generate_signer(settings.log_origin))
+            try:
+                write_log_key(path, generate_signer(settings.log_origin))
+            except FileExistsError:
+                pass  # another thread or process made it first: everyone uses that one
         text = path.read_text(encoding="utf-8")
     try:
         signer = signer_from_key_text(text.strip())
@@ -112,11 +116,19 @@ def load_log_signer(settings: Any) -> Signer:
 
 
 def write_log_key(path: Path, signer: Signer) -> None:
-    """Writes a private key file (mode 0600, never overwritten) and its public `.pub` beside it."""
+    """Writes a private key file (mode 0600, never overwritten) and its public `.pub` beside it.
+
+    The key appears at `path` complete or not at all (written aside, then linked), so a
+    concurrent reader never sees half a key; FileExistsError if `path` already exists.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(signer.key_text + "\n")
+    fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(signer.key_text + "\n")
+        os.link(aside, path)  # atomic and never replaces an existing key
+    finally:
+        os.unlink(aside)
     path.with_name(path.name + ".pub").write_text(signer.verifier().key_text + "\n",
                                                   encoding="utf-8")
 
@@ -270,9 +282,17 @@ class TransparencyLog:
         fresh = [r for r in recorded
                  if isinstance(r, Recorded) and not r.duplicate and r.position is not None]
         stored: dict[int, Any] = {}
-        if fresh:
-            low = min(r.position for r in fresh)  # type: ignore[type-var]
-            high = max(r.position for r in fresh)  # type: ignore[type-var]
+        # the records this process just wrote carry their stored bytes (`Recorded.stored`,
+        # exactly what the insert sent): only the others are read back from the log
+        unread = []
+        for r in fresh:
+            if r.stored is not None and getattr(r.stored, "id", None) == r.position:
+                stored[r.position] = r.stored  # type: ignore[index]
+            else:
+                unread.append(r)
+        if unread:
+            low = min(r.position for r in unread)  # type: ignore[type-var]
+            high = max(r.position for r in unread)  # type: ignore[type-var]
             for n in self.app.recorder.select_notifications(
                 start=low, limit=high - low + 1, stop=high
             ):

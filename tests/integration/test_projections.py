@@ -43,6 +43,7 @@ from domain.errors import InvalidEventError
 from infra.bootstrap import Container, build_container
 from infra.settings import Settings
 from tests.conftest import IN_CI, PG_HOST, PG_PORT, PG_USER
+from tests.factories import CaseScript
 
 pytestmark = pytest.mark.postgres
 
@@ -325,6 +326,18 @@ def test_views_are_identical_whatever_the_batch_size_and_after_a_rebuild(
     result = ledger.projections.rebuild()
     assert result["events"] == len(interleaved())
     assert dump_all(ledger) == paged
+    assert all(s.lag == 0 for s in ledger.projections.status())
+
+
+def test_views_are_identical_when_rebuilt_by_one_process_per_view(ledger: Container) -> None:
+    paged = dump_all(ledger)
+    result = ledger.projections.rebuild(processes=True)
+    assert result["processes"] == len(ledger.projections.projections)
+    assert result["events"] == len(interleaved())
+    assert dump_all(ledger) == paged
+    assert all(s.lag == 0 for s in ledger.projections.status())
+    ledger.referrals.record_event(CaseScript().notification())  # the parent follows on
+    ledger.projections.process_pending()
     assert all(s.lag == 0 for s in ledger.projections.status())
 
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Body, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from domain.errors import DomainError
+from domain.errors import DomainError, utf8_safe
 from domain.referral import Recorded
 from infra.http.deps import ContainerDep, CurrentPrincipal, ReferralsDep
 from infra.http.errors import validation_error
@@ -24,6 +24,7 @@ from infra.http.schemas import (
 )
 from infra.transparency.service import receipt_for, receipts_for
 from services.access import may_post
+from services.group_recording import GroupRecorder
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 _EVENT = TypeAdapter(WireEventIn)
@@ -63,7 +64,7 @@ def post_event(
     """Records one event of the wire format. Sending the same `event_id` with the same
     content again answers 200 with the original version (nothing new is recorded)."""
     may_post(principal, event.agency_id)
-    recorded = referrals.record_event(wire_dict(event))
+    recorded = _group_recorder(container).record(wire_dict(event))
     receipt = receipt_for(container, recorded)
     # Answered directly (the body is built from RecordedOut): the hot path of the API skips
     # FastAPI's second validation of the response, which would cost a thread-pool hop.
@@ -74,11 +75,20 @@ def post_event(
     )
 
 
+def _group_recorder(container: Any) -> GroupRecorder:
+    """The container's group recorder: posts arriving together share one commit."""
+    found = container.extras.get("group_recorder")
+    if found is None:
+        found = container.extras.setdefault("group_recorder",
+                                            GroupRecorder(container.referrals))
+    return found
+
+
 def _rejected(index: int, raw: Any, error: DomainError) -> BatchItemOut:
     event_id = raw.get("event_id") if isinstance(raw, dict) else None
     return BatchItemOut(
         index=index, status="rejected",
-        event_id=event_id[:128] if isinstance(event_id, str) else None,
+        event_id=utf8_safe(event_id[:128]) if isinstance(event_id, str) else None,
         case_id=None, error=ItemError(**error.as_dict()),
     )
 
