@@ -150,10 +150,25 @@ def ensure_dataset(
         conn.execute(f'CREATE TABLE "{DATASET_SCHEMA}".bench_meta (meta TEXT NOT NULL)')
         conn.execute(f'INSERT INTO "{DATASET_SCHEMA}".bench_meta VALUES (%s)',
                      (json.dumps(meta),))
-        conn.execute(f'ANALYZE "{DATASET_SCHEMA}".referrals_events')
+    _analyze(target)
     log(f"dataset: {loaded:,} events recorded in {seconds:,.0f} s "
         f"({loaded / seconds:,.0f} events/s), {rejected} rejected {codes}")
     return Dataset(seed, events, cases, loaded, seconds, processes, rejected, False)
+
+
+LOADER_CASE_CACHE = 50_000
+"""Cases each loader keeps in memory: about four times the cases running at any moment of the
+dataset's history per loader (a larger cache only makes each full garbage collection longer)."""
+ANALYZE_AFTER_BATCHES = frozenset({20, 100, 400, 1500})
+"""Batches (of the first loader) after which the loaded tables are analysed: this server runs
+with autovacuum off, and without statistics the planner misjudges the event store's reads as
+the log grows (a DBA analyses during a bulk load)."""
+
+
+def _analyze(target: Target) -> None:
+    with target.connect() as conn:
+        conn.execute(f'ANALYZE "{DATASET_SCHEMA}".referrals_events')
+        conn.execute(f'ANALYZE "{DATASET_SCHEMA}".person_data_keys')
 
 
 def _prepare(settings: Settings) -> None:
@@ -176,7 +191,7 @@ def _load_part(
 
     from infra.process_tuning import tune_for_throughput
 
-    settings = target.settings(DATASET_SCHEMA, case_cache_size=200_000)
+    settings = target.settings(DATASET_SCHEMA, case_cache_size=LOADER_CASE_CACHE)
     container = build_container(settings)
     tune_for_throughput()
     recorded = rejected = 0
@@ -185,7 +200,9 @@ def _load_part(
         share = events // parts + (1 if part < events % parts else 0)
         stream = islice(stream_events(seed, cases, container.reference, part=part, parts=parts),
                         share)
-        for batch in batches(stream, LOAD_BATCH):
+        for number, batch in enumerate(batches(stream, LOAD_BATCH)):
+            if part == 0 and number in ANALYZE_AFTER_BATCHES:
+                _analyze(target)
             for result in container.referrals.record_batch(batch):
                 if isinstance(result, Rejected):
                     rejected += 1

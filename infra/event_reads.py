@@ -33,11 +33,14 @@ def select_events_of(
         if len(ids) == 1:  # a single post: plain parameters, a prepared statement
             return _select_one(recorder, ids[0], after.get(ids[0], 0))
         if after:
+            # LATERAL: one primary-key range scan per aggregate, whatever the table's size
+            # (a plain join lets the planner merge-join against the whole table)
             statement = SQL(
                 "SELECT e.originator_id, e.originator_version, e.topic, e.state "
-                "FROM unnest(%s::uuid[], %s::int8[]) AS u(id, v) JOIN {schema}.{table} e "
-                "ON e.originator_id = u.id AND e.originator_version > u.v "
-                "ORDER BY e.originator_id, e.originator_version"
+                "FROM unnest(%s::uuid[], %s::int8[]) AS u(id, v) CROSS JOIN LATERAL ("
+                "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
+                "WHERE originator_id = u.id AND originator_version > u.v "
+                "ORDER BY originator_version) e"
             ).format(schema=Identifier(recorder.datastore.schema),
                      table=Identifier(recorder.events_table_name))
             params: tuple[Any, ...] = (list(ids), [after.get(i, 0) for i in ids])

@@ -104,7 +104,7 @@ def _rejected(index: int, raw: Any, error: DomainError) -> BatchItemOut:
 )
 def post_batch(
     batch: BatchIn, principal: CurrentPrincipal, referrals: ReferralsDep, container: ContainerDep
-) -> BatchOut:
+) -> Response:
     """Judges every event on its own: a rejected item (with code, field and messages) does not
     stop the others. Items of the same case are applied in the given order."""
     if principal.role != "agency":
@@ -135,9 +135,12 @@ def post_batch(
         else:
             items[index] = _rejected(index, wire, result.error)
     out = [item for item in items if item is not None]
-    return BatchOut(
+    answer = BatchOut(
         recorded=sum(1 for i in out if i.status == "recorded"),
         duplicates=sum(1 for i in out if i.status == "duplicate"),
         rejected=sum(1 for i in out if i.status == "rejected"),
         items=out,
     )
+    # Answered directly, as the single post is: FastAPI would validate the 1,000 items of the
+    # response model a second time before serialising them (the same JSON).
+    return Response(answer.model_dump_json().encode(), media_type="application/json")
