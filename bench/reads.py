@@ -13,7 +13,7 @@ from datetime import date, datetime, timezone
 from eventsourcing.persistence import StoredEvent
 
 from bench.measure import Figure, Stopwatch, latencies, percentile
-from bench.store import BASELINE_SCHEMA, DATASET_SCHEMA, Target
+from bench.store import BASELINE_SCHEMA, Target
 
 EVENTS_TABLE = "referrals_events"
 
@@ -46,7 +46,7 @@ def rebuild(
     """`Projections.rebuild()` of every view from event zero."""
     from infra.bootstrap import build_container
 
-    container = build_container(target.settings(DATASET_SCHEMA))
+    container = build_container(target.settings(target.dataset))
     try:
         total = container.projections.max_notification_id()
         last = [time.monotonic()]
@@ -61,12 +61,12 @@ def rebuild(
     finally:
         container.close()
     with target.connect() as conn:  # autovacuum is off on this server: statistics for the
-        conn.execute(f'ANALYZE "{DATASET_SCHEMA}".case_index')  # report's and replay's plans
-        conn.execute(f'ANALYZE "{DATASET_SCHEMA}".agency_counts')
-        conn.execute(f'ANALYZE "{DATASET_SCHEMA}".compliance_verdict')
+        conn.execute(f'ANALYZE "{target.dataset}".case_index')  # report's and replay's plans
+        conn.execute(f'ANALYZE "{target.dataset}".agency_counts')
+        conn.execute(f'ANALYZE "{target.dataset}".compliance_verdict')
     log(f"rebuild: {result['events']:,} events in {result['seconds']:.0f}s "
         f"({result['events_per_second']:,.0f}/s) {result.get('by_view', '')}")
-    baseline = copy_rate(target, DATASET_SCHEMA, count, log)
+    baseline = copy_rate(target, target.dataset, count, log)
     return [Figure(
         row="projection rebuild from zero (all views)", store="postgres",
         what=f"rebuild of {', '.join(result['projections'])} over {total:,} events"
@@ -85,20 +85,20 @@ def replay(
     for random cases and instants, against a primary-key read of one stored event."""
     from infra.bootstrap import build_container
 
-    container = build_container(target.settings(DATASET_SCHEMA))
+    container = build_container(target.settings(target.dataset))
     rng = random.Random(5)
     try:
         with target.connect() as conn:
             stored = conn.execute(
                 f'SELECT count(*), min(notification_id), max(notification_id) '
-                f'FROM "{DATASET_SCHEMA}".{EVENTS_TABLE}').fetchone()
+                f'FROM "{target.dataset}".{EVENTS_TABLE}').fetchone()
             # random stored events: their case, and an instant around when it was recorded
             picks = []
             for _ in range(samples):
                 position = rng.randint(stored[1], stored[2])
                 row = conn.execute(
                     f'SELECT originator_id, originator_version, topic, state FROM '
-                    f'"{DATASET_SCHEMA}".{EVENTS_TABLE} WHERE notification_id >= %s '
+                    f'"{target.dataset}".{EVENTS_TABLE} WHERE notification_id >= %s '
                     "ORDER BY notification_id LIMIT 1", (position,)).fetchone()
                 picks.append(row)
         app = container.referrals
@@ -122,7 +122,7 @@ def replay(
 
         replay_ms = latencies(one, len(cases), max_seconds)
         with target.connect() as conn:
-            statement = (f'SELECT * FROM "{DATASET_SCHEMA}".{EVENTS_TABLE} '
+            statement = (f'SELECT * FROM "{target.dataset}".{EVENTS_TABLE} '
                          "WHERE originator_id = %s AND originator_version = %s")
             for _, _, originator_id, version in cases[:50]:
                 conn.execute(statement, (originator_id, version), prepare=True).fetchone()
@@ -156,7 +156,7 @@ def report(
     from infra.bootstrap import build_container
     from projections.reports import build_report, report_xlsx_bytes
 
-    container = build_container(target.settings(DATASET_SCHEMA))
+    container = build_container(target.settings(target.dataset))
     try:
         pending = container.projections.process_pending(timeout=3600)
         if pending:

@@ -46,9 +46,17 @@ def table(figures: Sequence[Figure]) -> str:
     return "\n".join(lines)
 
 
+def _run_line(info: dict[str, Any]) -> str:
+    return (f"run of {info.get('date', '?')}, commit `{info.get('commit', '?')}`"
+            + (" (with uncommitted changes)" if info.get("dirty") else "")
+            + f", `{info.get('command', '?')}`, {info.get('seconds', '?')} s, load average at "
+            f"start {info.get('load_average_at_start', '?')}, at end "
+            f"{info.get('load_average_at_end', '?')}")
+
+
 def generated_section(
     figures: Sequence[Figure], info: dict[str, Any], dataset: Any, failures: Sequence[str],
-    options: Any,
+    options: Any, earlier_runs: Sequence[dict[str, Any]] = (),
 ) -> str:
     pg = info.get("postgres_settings", {})
     lines = [
@@ -65,11 +73,15 @@ def generated_section(
         "(the machine is shared: other test suites may run beside the benchmark).",
         "",
     ]
+    if earlier_runs:
+        lines += ["Figures marked \"from the run of …\" were measured by an earlier run: "
+                  + "; ".join(_run_line(r) for r in earlier_runs) + ".", ""]
     if dataset is not None:
         lines += [
             f"Dataset: {dataset.loaded_events:,} events of {dataset.cases:,} generated cases "
             f"(seed {dataset.seed}; two provinces, 2019-01 to 2026-06, half the cases with an "
-            f"identity block) in database `referrals_bench`, schema `dataset`"
+            f"identity block) in database `referrals_bench`, schema "
+            f"`{info.get('dataset_schema', 'dataset')}`"
             + (" — reused from an earlier run." if dataset.reused else ", loaded by this run.")
             + (f" {dataset.rejected} events rejected while loading." if dataset.rejected else
                " Every event passed every rule."),
@@ -87,9 +99,9 @@ def generated_section(
 
 def write_results(
     path: Path, figures: Sequence[Figure], info: dict[str, Any], dataset: Any,
-    failures: Sequence[str], options: Any,
+    failures: Sequence[str], options: Any, earlier_runs: Sequence[dict[str, Any]] = (),
 ) -> Path:
-    section = generated_section(figures, info, dataset, failures, options)
+    section = generated_section(figures, info, dataset, failures, options, earlier_runs)
     if path.exists():
         text = path.read_text(encoding="utf-8")
         if BEGIN in text and END in text:

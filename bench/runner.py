@@ -13,10 +13,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.machine import load_average, machine_info
 from bench.measure import Figure
-from bench.store import Dataset, Target, ensure_dataset
+from bench.store import Dataset, Target, dataset_schema, ensure_dataset, wait_for_database
 
 FULL_EVENTS = 5_000_000
 ROWS = ("load", "batch", "single", "kafka", "rebuild", "replay", "report", "sqlite")
@@ -46,22 +47,28 @@ class Options:
 
 def run(options: Options, log: Callable[[str], None] = print) -> tuple[list[Figure], Path]:
     """Runs the rows; returns the figures and the results file written."""
+    import dataclasses
+
     from infra.process_tuning import tune_for_throughput
 
     tune_for_throughput()
-    target = options.target
+    target = options.target = dataclasses.replace(options.target,
+                                                  dataset=dataset_schema(options.events))
     target.ensure_database()
     with target.connect() as conn:
         info = machine_info(conn)
     info["command"] = _command_line(options)
+    info["dataset_schema"] = target.dataset
     started = time.perf_counter()
     figures: list[Figure] = []
     failures: list[str] = []
+    ran: set[str] = set()
 
     def attempt(row: str, call: Callable[[], list[Figure]]) -> None:
         if not options.wants(row):
             return
         log(f"--- {row} (load average {load_average()})")
+        wait_for_database(target)
         row_started = time.perf_counter()
         try:
             got = call()
@@ -72,13 +79,19 @@ def run(options: Options, log: Callable[[str], None] = print) -> tuple[list[Figu
         for figure in got:
             figure.details.setdefault("load_average_after", load_average())
             figure.details.setdefault("row_seconds", round(time.perf_counter() - row_started, 1))
+            figure.details["bench_row"] = row
+            figure.details["run"] = info["date"]
         figures.extend(got)
+        ran.add(row)
 
     events = options.events
     dataset: list[Dataset] = []
     needs_dataset = any(options.wants(r) for r in ("load", "rebuild", "replay", "report"))
-    if needs_dataset:
+    if options.wants("load"):
         attempt("load", lambda: _load(options, dataset, log))
+    elif needs_dataset:  # the reading rows alone: the dataset as it is (loaded if missing)
+        dataset.append(ensure_dataset(target, events, options.seed, True,
+                                      options.load_processes, log))
     small = max(20_000, min(200_000, events // 25))
     if options.wants("batch"):
         from bench.api import batch_posts
@@ -107,15 +120,53 @@ def run(options: Options, log: Callable[[str], None] = print) -> tuple[list[Figu
         attempt("sqlite", lambda: sqlite_rows(options, min(events, 100_000), log))
     info["seconds"] = round(time.perf_counter() - started)
     info["load_average_at_end"] = load_average()
+    earlier_runs: list[dict[str, Any]] = []
+    if options.only:  # the other rows' figures stay as the last run that measured them left them
+        figures = [*_earlier_figures(options.output.with_suffix(".json"), ran), *figures]
+        order = {row: index for index, row in enumerate(ROWS)}
+        figures.sort(key=lambda f: order.get(f.details.get("bench_row", ""), len(ROWS)))
+        earlier_runs = _earlier_runs(options.output.with_suffix(".json"),
+                                     {f.details.get("run") for f in figures} - {info["date"]})
     from bench.results import write_results
 
     path = write_results(options.output, figures, info, dataset[0] if dataset else None,
-                         failures, options)
+                         failures, options, earlier_runs)
     (options.output.with_suffix(".json")).write_text(json.dumps(
-        {"machine": info, "figures": [asdict(f) | {"ratio": f.ratio} for f in figures],
+        {"machine": info, "earlier_runs": earlier_runs,
+         "figures": [asdict(f) | {"ratio": f.ratio} for f in figures],
          "failures": failures}, indent=1, default=str, ensure_ascii=False))
     log(f"results: {path} ({info['seconds']} s)")
     return figures, path
+
+
+def _earlier_figures(path: Path, ran: set[str]) -> list[Figure]:
+    """The figures of the rows not run now, from the previous results (marked with their run)."""
+    if not path.exists():
+        return []
+    kept = []
+    for item in json.loads(path.read_text()).get("figures", []):
+        item.pop("ratio", None)
+        figure = Figure(**item)
+        if figure.details.get("bench_row") not in ran:
+            if "from the run of" not in figure.note:
+                figure.note = (figure.note + "; " if figure.note else "") + (
+                    f"from the run of {figure.details.get('run', '?')}")
+            kept.append(figure)
+    return kept
+
+
+def _earlier_runs(path: Path, dates: set[Any]) -> list[dict[str, Any]]:
+    """The machine/run records of the earlier runs whose figures are kept."""
+    if not path.exists():
+        return []
+    saved = json.loads(path.read_text())
+    runs = [saved.get("machine", {}), *saved.get("earlier_runs", [])]
+    seen, out = set(), []
+    for run in runs:
+        if run.get("date") in dates and run.get("date") not in seen:
+            seen.add(run.get("date"))
+            out.append(run)
+    return out
 
 
 def _load(options: Options, out: list[Dataset], log: Callable[[str], None]) -> list[Figure]:

@@ -3,7 +3,7 @@
 later runs (`--reuse`) as long as it was loaded with the same seed and size.
 
 Schemas in the `referrals_bench` database (never the application's database):
-- `dataset`: the big log, its views (rebuilt by the rebuild row), keys, a `bench_meta` row;
+- `dataset` (`dataset_<events>` at other sizes): the log, its views (rebuilt by the rebuild row), keys, a `bench_meta` row;
 - `writes`: dropped and created again by every run, for the rows that record events (HTTP,
   Kafka), so the dataset stays what `bench_meta` says it is;
 - `baseline`: the plain-`eventsourcing` application of the batch baseline (dropped likewise).
@@ -25,6 +25,12 @@ from infra.settings import Settings
 
 DATABASE = "referrals_bench"
 DATASET_SCHEMA = "dataset"
+FULL_SIZE = 5_000_000
+
+
+def dataset_schema(events: int) -> str:
+    """The schema of a dataset of this size: a quick run never drops the full one."""
+    return DATASET_SCHEMA if events == FULL_SIZE else f"{DATASET_SCHEMA}_{events}"
 WRITES_SCHEMA = "writes"
 BASELINE_SCHEMA = "baseline"
 LOAD_BATCH = 1000
@@ -39,6 +45,7 @@ class Target:
     user: str = "postgres"
     database: str = DATABASE
     data_dir: Path = Path("var/bench")
+    dataset: str = DATASET_SCHEMA  # the dataset's schema (one per size: see dataset_schema)
 
     def connect(self, dbname: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(host=self.host, port=self.port, user=self.user,
@@ -104,10 +111,10 @@ def stored_dataset(target: Target) -> dict[str, Any] | None:
     with target.connect() as conn:
         exists = conn.execute(
             "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND "
-            "table_name = 'bench_meta'", (DATASET_SCHEMA,)).fetchone()
+            "table_name = 'bench_meta'", (target.dataset,)).fetchone()
         if not exists:
             return None
-        row = conn.execute(f'SELECT meta FROM "{DATASET_SCHEMA}".bench_meta').fetchone()
+        row = conn.execute(f'SELECT meta FROM "{target.dataset}".bench_meta').fetchone()
     return json.loads(row[0]) if row else None
 
 
@@ -125,11 +132,11 @@ def ensure_dataset(
         log(f"dataset: reusing {meta['loaded_events']:,} events loaded {meta['loaded_at']}")
         return Dataset(seed, events, meta["cases"], meta["loaded_events"], meta["seconds"],
                        meta["processes"], meta["rejected"], True)
-    target.fresh_schema(DATASET_SCHEMA)
+    target.fresh_schema(target.dataset)
     cases = cases_for(events)
     log(f"dataset: generating and loading {events:,} events ({cases:,} cases, seed {seed}) "
         f"with {processes} process(es)")
-    settings = target.settings(DATASET_SCHEMA)
+    settings = target.settings(target.dataset)
     _prepare(settings)
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
@@ -147,8 +154,8 @@ def ensure_dataset(
             "rejected": rejected, "rejected_codes": codes, "seconds": seconds,
             "processes": processes, "loaded_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     with target.connect() as conn:
-        conn.execute(f'CREATE TABLE "{DATASET_SCHEMA}".bench_meta (meta TEXT NOT NULL)')
-        conn.execute(f'INSERT INTO "{DATASET_SCHEMA}".bench_meta VALUES (%s)',
+        conn.execute(f'CREATE TABLE "{target.dataset}".bench_meta (meta TEXT NOT NULL)')
+        conn.execute(f'INSERT INTO "{target.dataset}".bench_meta VALUES (%s)',
                      (json.dumps(meta),))
     _analyze(target)
     log(f"dataset: {loaded:,} events recorded in {seconds:,.0f} s "
@@ -167,8 +174,38 @@ the log grows (a DBA analyses during a bulk load)."""
 
 def _analyze(target: Target) -> None:
     with target.connect() as conn:
-        conn.execute(f'ANALYZE "{DATASET_SCHEMA}".referrals_events')
-        conn.execute(f'ANALYZE "{DATASET_SCHEMA}".person_data_keys')
+        conn.execute(f'ANALYZE "{target.dataset}".referrals_events')
+        conn.execute(f'ANALYZE "{target.dataset}".person_data_keys')
+
+
+def _record_batch_retrying(container: Any, batch: list[dict[str, Any]]) -> list[Any]:
+    """`record_batch`, again after a lost connection (the server restarting): the batch is
+    judged again, and what had been committed comes back as duplicates (counted recorded)."""
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    for attempt in range(60):  # bounded: about two minutes of a database away
+        try:
+            return container.referrals.record_batch(batch)
+        except (OperationalError, InterfaceError, psycopg.OperationalError,
+                psycopg.InterfaceError):
+            if attempt == 59:
+                raise
+            time.sleep(2)
+    raise RuntimeError("unreachable")  # pragma: no cover
+
+
+def wait_for_database(target: Target, seconds: float = 120.0) -> None:
+    """Returns once the server accepts connections (it may be restarting)."""
+    deadline = time.monotonic() + seconds
+    for _ in range(10_000):  # bounded by the deadline too
+        try:
+            with target.connect("postgres") as conn:
+                conn.execute("SELECT 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def _prepare(settings: Settings) -> None:
@@ -191,7 +228,7 @@ def _load_part(
 
     from infra.process_tuning import tune_for_throughput
 
-    settings = target.settings(DATASET_SCHEMA, case_cache_size=LOADER_CASE_CACHE)
+    settings = target.settings(target.dataset, case_cache_size=LOADER_CASE_CACHE)
     container = build_container(settings)
     tune_for_throughput()
     recorded = rejected = 0
@@ -203,7 +240,7 @@ def _load_part(
         for number, batch in enumerate(batches(stream, LOAD_BATCH)):
             if part == 0 and number in ANALYZE_AFTER_BATCHES:
                 _analyze(target)
-            for result in container.referrals.record_batch(batch):
+            for result in _record_batch_retrying(container, batch):
                 if isinstance(result, Rejected):
                     rejected += 1
                     codes[result.error.code] = codes.get(result.error.code, 0) + 1

@@ -185,9 +185,10 @@ class ComplianceView(ProjectionView):
         date_to: date | None,
         rule_id: str | None,
         agency_id: str | None,
-    ) -> list[dict[str, Any]]:
-        """What `summary` needs of the rows `_select` gives, in the same order, unconverted
-        (a province-year holds hundreds of thousands of verdicts)."""
+    ) -> list[tuple[Any, ...]]:
+        """What `summary` needs of the rows `_select` gives, in the same order, unconverted,
+        as tuples (a province-year holds hundreds of thousands of verdicts): rule id,
+        responsible agency, stored status, deadline, case id."""
         where, params = [], []
         for column, value in (("province", province), ("rule_id", rule_id),
                               ("responsible_agency_id", agency_id)):
@@ -202,7 +203,7 @@ class ComplianceView(ProjectionView):
             params.append(self.p_date(date_to))
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         with self.read() as tx:
-            return tx.execute(
+            return tx.rows(
                 f"SELECT rule_id, responsible_agency_id, status, deadline, case_id FROM "
                 f"{self.t('compliance_verdict')}{clause} "
                 "ORDER BY rule_id, responsible_agency_id, trigger_at, case_id",
@@ -227,8 +228,9 @@ class ComplianceView(ProjectionView):
         now = now or datetime.now(timezone.utc)
         groups: dict[tuple[str, str | None], dict[str, Any]] = {}
         cases: dict[tuple[str, str | None], dict[str, dict[str, None]]] = {}
-        for row in self._select_for_summary(province, date_from, date_to, rule_id, agency_id):
-            key = (row["rule_id"], row["responsible_agency_id"])
+        rows = self._select_for_summary(province, date_from, date_to, rule_id, agency_id)
+        for rule, agency, stored, deadline, case_id in rows:
+            key = (rule, agency)
             group = groups.get(key)
             if group is None:
                 group = groups[key] = {
@@ -236,12 +238,10 @@ class ComplianceView(ProjectionView):
                     **dict.fromkeys(STATUSES, 0), "total": 0,
                 }
                 cases[key] = {s: {} for s in STATUSES}  # ordered sets: first seen first
-            status = row["status"]
-            if status == "open":
-                status = status_now(status, self.v_ts(row["deadline"]), now)
+            status = stored if stored != "open" else status_now(stored, self.v_ts(deadline), now)
             group[status] += 1
             group["total"] += 1
-            cases[key][status][row["case_id"]] = None
+            cases[key][status][case_id] = None
         for key, group in groups.items():
             group["cases"] = {s: list(ids) for s, ids in cases[key].items()}
         return [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1] or ""))]

@@ -112,6 +112,10 @@ class Tx:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return self.view._execute(self.cursor, sql, params)
 
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A query's rows as tuples (for large results: no dict per row)."""
+        return self.view._execute_tuples(self.cursor, sql, params)
+
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self.view._executemany(self.cursor, sql, rows)
@@ -195,6 +199,11 @@ class ProjectionView(TrackingRecorder, ABC):
 
     @abstractmethod
     def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        ...
+
+    @abstractmethod
+    def _execute_tuples(self, cursor: Any, sql: str,
+                        params: Sequence[Any]) -> list[tuple[Any, ...]]:
         ...
 
     @abstractmethod
@@ -344,6 +353,12 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
         cursor.execute(sql, tuple(params) if params else None)
         return list(cursor.fetchall()) if cursor.description else []
 
+    def _execute_tuples(self, cursor: Any, sql: str,
+                        params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with cursor.connection.cursor(row_factory=tuple_row) as tuples:
+            tuples.execute(sql, tuple(params) if params else None)
+            return tuples.fetchall() if tuples.description else []
+
     def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         cursor.executemany(sql, rows)
 
@@ -472,6 +487,11 @@ class SQLiteProjectionView(ProjectionView, SQLiteTrackingRecorder):
             return []
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _execute_tuples(self, cursor: Any, sql: str,
+                        params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        cursor.execute(self._sql(sql), tuple(params))
+        return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
 
     def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         cursor.executemany(self._sql(sql), rows)
