@@ -141,16 +141,17 @@ class ComplianceView(ProjectionView):
             return self.settled(tx)
 
     # -- queries ------------------------------------------------------------------------------
-    def _select(
+    def _where(
         self,
         province: str | None,
         date_from: date | None,
         date_to: date | None,
-        rule_id: str | None = None,
-        agency_id: str | None = None,
-        open_only: bool = False,
+        rule_id: str | None,
+        agency_id: str | None,
         case_id: str | None = None,
-    ) -> list[dict[str, Any]]:
+        open_only: bool = False,
+    ) -> tuple[str, list[Any]]:
+        """The WHERE clause (with its parameters) of the verdict queries."""
         where, params = [], []
         for column, value in (("province", province), ("rule_id", rule_id),
                               ("responsible_agency_id", agency_id), ("case_id", case_id)):
@@ -165,7 +166,20 @@ class ComplianceView(ProjectionView):
             params.append(self.p_date(date_to))
         if open_only:
             where.append("status = 'open'")
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return (f" WHERE {' AND '.join(where)}" if where else ""), params
+
+    def _select(
+        self,
+        province: str | None,
+        date_from: date | None,
+        date_to: date | None,
+        rule_id: str | None = None,
+        agency_id: str | None = None,
+        open_only: bool = False,
+        case_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        clause, params = self._where(province, date_from, date_to, rule_id, agency_id,
+                                     case_id=case_id, open_only=open_only)
         with self.read() as tx:
             rows = tx.execute(
                 f"SELECT {', '.join(VERDICT_COLUMNS)} FROM {self.t('compliance_verdict')}"
@@ -189,19 +203,7 @@ class ComplianceView(ProjectionView):
         """What `summary` needs of the rows `_select` gives, in the same order, unconverted,
         as tuples (a province-year holds hundreds of thousands of verdicts): rule id,
         responsible agency, stored status, deadline, case id."""
-        where, params = [], []
-        for column, value in (("province", province), ("rule_id", rule_id),
-                              ("responsible_agency_id", agency_id)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
-        if date_from is not None:
-            where.append("trigger_day >= %s")
-            params.append(self.p_date(date_from))
-        if date_to is not None:
-            where.append("trigger_day <= %s")
-            params.append(self.p_date(date_to))
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        clause, params = self._where(province, date_from, date_to, rule_id, agency_id)
         with self.read() as tx:
             return tx.rows(
                 f"SELECT rule_id, responsible_agency_id, status, deadline, case_id FROM "

@@ -36,9 +36,12 @@ MAX_EXAMPLES = 25
 SEED = 20260101
 
 
-def _schemathesis(
-    base_url: str, token: str, config: Path, *options: str
+def run_schemathesis(
+    base_url: str, token: str, config: Path, *options: str,
+    max_examples: int = MAX_EXAMPLES, seed: int = SEED, timeout: float = 120,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """The schemathesis CLI against a live service (also used by the fault suite's budget)."""
     executable = shutil.which("schemathesis")
     command = [executable] if executable else [sys.executable, "-m", "schemathesis.cli"]
     return subprocess.run(
@@ -46,14 +49,15 @@ def _schemathesis(
          f"{base_url}/openapi.json",
          "-H", f"Authorization: Bearer {token}",
          "--checks", CHECKS,
-         "--max-examples", str(MAX_EXAMPLES),
-         "--seed", str(SEED),
+         "--max-examples", str(max_examples),
+         "--seed", str(seed),
          "--no-shrink",
          "--workers", "1",  # CPython 3.11 ast.parse is not thread-safe under hypothesis
          "--request-timeout", "10",
          *options],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=timeout, check=False, env=env,
     )
+
 
 
 # (token, options): fuzzing of every operation as an agency; the coverage phase (boundary and
@@ -81,7 +85,7 @@ def test_schemathesis_finds_no_server_error_nor_undocumented_response(
         config.write_text(f'[parameters]\n"path.case_id" = "{case_id}"\n')
         tokens = {"agency": police, "inspector": inspector}
         for name, options in RUNS:
-            result = _schemathesis(server.base_url, tokens[name], config, *options)
+            result = run_schemathesis(server.base_url, tokens[name], config, *options)
             assert result.returncode == 0, (
                 f"schemathesis ({name} token, {' '.join(options)}) failed:\n"
                 f"{result.stdout[-8000:]}\n"

@@ -23,7 +23,7 @@ import psycopg
 
 from infra.settings import Settings
 from tests.conftest import PG_HOST, PG_PORT, PG_USER
-from tests.integration.kafka_support import settings_env
+from tests.integration.kafka_support import settings_env, wait_for
 from tests.kafka_fixtures import skip_or_fail
 
 SEED = 20260707
@@ -180,18 +180,7 @@ def ensure_postgres_running() -> None:
 
 
 # ------------------------------------------------------------------------------- polling
-def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.05,
-               message: str = "condition") -> Any:
-    """Polls `condition` until truthy (bounded in count and time); its value."""
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / interval) + 2):
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(interval)
-    raise AssertionError(f"{message} not met within {timeout}s")
+wait_until = wait_for  # the Kafka tests' bounded poller (tests/integration/kafka_support.py)
 
 
 # ---------------------------------------------------------------------------- HTTP shapes

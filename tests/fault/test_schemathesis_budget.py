@@ -11,9 +11,7 @@ write paths are exercised with generated bodies), an inspector (reads of a real 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.test_openapi_schemathesis import run_schemathesis
 from tests.e2e.conftest import (
     POLICE,
     auth,
@@ -35,8 +34,6 @@ from tests.e2e.conftest import (
 
 pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow]
 
-CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
-          "response_headers_conformance,response_schema_conformance")
 MAX_EXAMPLES = 150
 SEED = 20260707
 # (token, options): every operation as an agency (fuzzing); every read as an inspector
@@ -51,20 +48,8 @@ RUNS = (
 
 def _schemathesis(base_url: str, token: str, config: Path, *options: str
                   ) -> subprocess.CompletedProcess[str]:
-    executable = shutil.which("schemathesis")
-    command = [executable] if executable else [sys.executable, "-m", "schemathesis.cli"]
-    return subprocess.run(
-        [*command, "--no-color", "--config-file", str(config), "run",
-         f"{base_url}/openapi.json",
-         "-H", f"Authorization: Bearer {token}",
-         "--checks", CHECKS,
-         "--max-examples", str(MAX_EXAMPLES),
-         "--seed", str(SEED),
-         "--no-shrink",
-         "--workers", "1",  # CPython 3.11 ast.parse is not thread-safe under hypothesis
-         "--request-timeout", "10",
-         *options],
-        capture_output=True, text=True, timeout=240, check=False,
+    return run_schemathesis(
+        base_url, token, config, *options, max_examples=MAX_EXAMPLES, seed=SEED, timeout=240,
         env={**os.environ, "PYTHONHASHSEED": "0"},  # same generation whatever the interpreter
     )
 
