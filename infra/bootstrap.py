@@ -120,6 +120,9 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     rules = load_time_limits(settings.reference_data_dir)
     pg_pool = None
     if settings.store == "postgres":
+        from infra.deployment import check_database
+
+        check_database(settings)  # a missing database is said at once, not as a pool timeout
         pg_pool = open_pg_pool(settings)
         store: Any = PostgresKeyStore(pg_pool)
     else:

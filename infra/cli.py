@@ -27,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=False,
     invoke_without_command=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console(stderr=True)
 
@@ -37,14 +38,38 @@ def settings_from_env() -> Settings:
 
 
 @app.callback()
-def default(ctx: typer.Context) -> None:
-    """Runs the embedded demo when no command is given."""
+def default(
+    ctx: typer.Context,
+    port: int | None = typer.Option(
+        None, "--port", "-p", min=1, max=65535,
+        help="demo: HTTP port (default: REFERRALS_HTTP_PORT, 8000)"),
+) -> None:
+    """Runs the embedded demo when no command is given (`referrals help`: the commands)."""
     if ctx.invoked_subcommand is None:
-        run_demo(settings_from_env())
+        settings = settings_from_env()
+        if port is not None:
+            settings = settings.model_copy(update={"http_port": port})
+        run_demo(settings)
+
+
+@app.command("help")
+def help_command(ctx: typer.Context) -> None:
+    """Shows this help (the same as `referrals --help`)."""
+    print((ctx.parent or ctx).get_help())
 
 
 def run_demo(settings: Settings, serve: bool = True) -> dict[str, int]:
-    """Loads the sample data into an empty store, then serves the API and pages."""
+    """Loads the sample data into an empty store, then serves the API and pages.
+
+    The port is checked first: when it is taken, nothing is loaded and the message says
+    which option to use."""
+    if serve:
+        from infra.deployment import DeploymentError, check_port_free, fail
+
+        try:
+            check_port_free(settings.http_host, settings.http_port)
+        except DeploymentError as error:
+            raise fail(error) from None
     container = build_container(settings)
     try:
         summary: dict[str, int] = {}
@@ -66,7 +91,7 @@ def run_demo(settings: Settings, serve: bool = True) -> dict[str, int]:
         if serve:
             from infra.http.server import serve_container
 
-            serve_container(container)
+            serve_container(container, port=settings.http_port)
         return summary
     finally:
         container.close()
@@ -300,8 +325,18 @@ def _register_area_commands() -> None:
 
 def main() -> None:
     """Entry point of the `referrals` console script."""
+    from infra.deployment import DeploymentError, fail
+    from infra.transparency.service import LogKeyError
+
     _register_area_commands()
-    app(prog_name="referrals")
+    try:
+        app(prog_name="referrals")
+    except DeploymentError as error:  # said plainly, with what to do; no traceback
+        raise SystemExit(fail(error).exit_code) from None
+    except LogKeyError as error:
+        print(f"Khoá ký nhật ký minh bạch không dùng được / log signing key: {error}",
+              file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ AREA_COMMAND_MODULES = (
     "infra.transparency.commands",  # checkpoint, witness, verify-bundle, proofs
     "infra.web.commands",  # account
     "bench.commands",  # bench
+    "infra.deployment",  # secrets init
 )
 
 

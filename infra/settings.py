@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # its recorder (the library's, with a COPY path for batches); see those modules
 TRANSCODER_TOPIC = "infra.transcoding:FastJSONTranscoder"
 POSTGRES_RECORDER_TOPIC = "infra.postgres.recorder:PostgresReferralRecorder"
+# the development log origin; production refuses it (set REFERRALS_LOG_ORIGIN)
+PLACEHOLDER_LOG_ORIGIN = "legal-aid-ledger.example/log"
 
 
 class Settings(BaseSettings):
@@ -64,7 +66,7 @@ class Settings(BaseSettings):
     # --- projections ----------------------------------------------------------------------------
     projections_in_process: bool = True
     signing_key_file: Path | None = None  # Ed25519 log key; default <data_dir>/log-signing.key
-    log_origin: str = "legal-aid-ledger.example/log"
+    log_origin: str = PLACEHOLDER_LOG_ORIGIN  # first line of every signed checkpoint
     checkpoint_interval_seconds: int = 60
     log_signing_key: SecretStr | None = None  # the log key text itself (PRIVATE+KEY+...), a secret
     log_witness_keys: str = ""  # witnesses' cosignature keys (name+id+key), comma-separated

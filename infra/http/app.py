@@ -8,7 +8,9 @@ from importlib.util import find_spec
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -37,6 +39,25 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return handle_error(request, exc)
 
 
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's files, from the swagger-ui-bundle package
+
+
+def _install_offline_docs(app: FastAPI) -> None:
+    """`/docs` with Swagger UI served by the app itself: intranets without internet see it."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} — API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+
 def create_app(container: Container, owns_container: bool = False) -> FastAPI:
     """The HTTP service over one container (closed at shutdown if `owns_container`)."""
 
@@ -54,7 +75,10 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served below from the package's own Swagger UI files (no CDN)
+        redoc_url=None,
     )
+    _install_offline_docs(app)
     app.state.container = container
     for error_class in (DomainError, RequestValidationError, StarletteHTTPException):
         app.add_exception_handler(error_class, _handle)

@@ -14,16 +14,23 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
         host: str | None = typer.Option(None, help="default: REFERRALS_HTTP_HOST"),
-        port: int | None = typer.Option(None, help="default: REFERRALS_HTTP_PORT"),
+        port: int | None = typer.Option(None, "--port", "-p", min=1, max=65535,
+                                        help="default: REFERRALS_HTTP_PORT (8000)"),
         log_level: str = typer.Option("info"),
         workers: int = typer.Option(1, min=1, max=64, help="uvicorn worker processes"),
     ) -> None:
         """Serves the HTTP API (embedded SQLite by default, PostgreSQL by settings)."""
         from infra.bootstrap import build_container
         from infra.cli import settings_from_env
+        from infra.deployment import DeploymentError, check_port_free, fail
         from infra.http.server import serve as serve_api
 
-        container = build_container(settings_from_env())
+        settings = settings_from_env()
+        try:  # before anything is built: a taken port is said at once
+            check_port_free(host or settings.http_host, port or settings.http_port)
+        except DeploymentError as error:
+            raise fail(error) from None
+        container = build_container(settings)
         try:
             serve_api(container, host, port, log_level, workers)
         finally:

@@ -73,14 +73,37 @@ def create_demo_tokens(container: Container) -> dict[str, str]:
     return {"inspector": inspector, "agency": agency}
 
 
-def serve_container(container: Container) -> None:
-    """The embedded demo's server: prints demo tokens once, then serves."""
+def demo_tokens(container: Container) -> dict[str, str]:
+    """The demo tokens kept in the data directory while they are valid for another day;
+    otherwise new ones (create_demo_tokens), kept there in turn. Refused in production."""
+    if container.settings.environment == "production" or container.tokens is None:
+        return {}
+    from infra import demo_credentials
+
+    kept = demo_credentials.load(container.settings)["tokens"]
+    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+    try:
+        if set(kept) == {"inspector", "agency"}:
+            for secret in kept.values():
+                container.tokens.authenticate(secret, now=tomorrow)
+            return kept
+    except Exception:  # noqa: BLE001 - revoked, expired or unknown: make new ones
+        pass
     tokens = create_demo_tokens(container)
+    demo_credentials.save(container.settings, "tokens", tokens)
+    return tokens
+
+
+def serve_container(container: Container, port: int | None = None) -> None:
+    """The embedded demo's server: prints the demo tokens (the same across restarts of the
+    same data directory while valid), then serves."""
+    tokens = demo_tokens(container)
     if tokens:
-        base = f"http://{container.settings.http_host}:{container.settings.http_port}"
-        print(f"Mã truy cập demo (hết hạn sau 7 ngày; chỉ hiện một lần):\n"
+        base = f"http://{container.settings.http_host}:{port or container.settings.http_port}"
+        print(f"Mã truy cập demo (giữ nguyên khi khởi động lại với cùng thư mục dữ liệu; "
+              f"hết hạn sau 7 ngày kể từ khi tạo):\n"
               f"  thanh tra LSN, VLG : {tokens['inspector']}\n"
               f"  {DEMO_AGENCY}: {tokens['agency']}\n"
               f"Thử: curl -H 'Authorization: Bearer {tokens['inspector']}' "
               f"{base}/v1/access-log   —   tài liệu API: {base}/docs", flush=True)
-    serve(container)
+    serve(container, port=port)

@@ -90,6 +90,13 @@ class LogForkError(RuntimeError):
 # ----------------------------------------------------------------------------------------- keys
 def load_log_signer(settings: Any) -> Signer:
     """The log's Ed25519 signer: the secret, or the key file (generated only in development)."""
+    from infra.settings import PLACEHOLDER_LOG_ORIGIN
+
+    if settings.environment == "production" and settings.log_origin == PLACEHOLDER_LOG_ORIGIN:
+        raise LogKeyError(
+            f"the log origin is the development placeholder {PLACEHOLDER_LOG_ORIGIN!r}; in "
+            "production set REFERRALS_LOG_ORIGIN to the log's real name (e.g. "
+            "ledger.tgpl.gov.vn/log) and a key named after it (`referrals secrets init`)")
     if settings.log_signing_key is not None:
         text = settings.log_signing_key.get_secret_value()
     else:

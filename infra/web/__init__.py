@@ -48,19 +48,24 @@ def install(app: Any, container: Any) -> None:
 
 def ensure_demo_accounts(container: Any) -> list[tuple[str, str]]:
     """Creates (or resets the password of) the demo inspector (LSN, VLG) and council (LSN)
-    accounts; returns [(username, password)] to print once. Refused in production."""
+    accounts; returns [(username, password)] to print. The passwords are kept in the data
+    directory, so they stay the same across restarts. Refused in production."""
     if container.settings.environment == "production":
         return []
     from infra.web.accounts import account_store
 
+    from infra import demo_credentials
+
     store = account_store(container)
+    kept = demo_credentials.load(container.settings)["accounts"]  # same across restarts
     out = []
     for username, role, name, provinces in DEMO_ACCOUNTS:
-        password = secrets.token_urlsafe(12)
+        password = kept.get(username) or secrets.token_urlsafe(12)
         if store.account(username) is None:
             store.create_account(username, password, role, name, provinces=provinces,
                                  reference=container.reference)
         else:
             store.set_password(username, password)
         out.append((username, password))
+    demo_credentials.save(container.settings, "accounts", dict(out))
     return out

@@ -1,0 +1,185 @@
+"""What a deployment needs before anything starts: the secrets file docker-compose.yml reads
+(`referrals secrets init`), a database that exists, a free HTTP port.
+
+The checks run before any pool, store or sample data is built, so a wrong setting is said at
+once, in Vietnamese then English, with what to do — never as a 30-second pool timeout.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+import socket
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+
+from infra.settings import PLACEHOLDER_LOG_ORIGIN, Settings
+
+EXIT_CONFIGURATION = 2  # a setting or the environment is wrong: fix it and start again
+EXIT_PORT_IN_USE = 3
+
+# every variable the services of docker-compose.yml read from ./secrets.env
+SECRET_VARIABLES = (
+    "POSTGRES_PASSWORD",
+    "REFERRALS_PG_PASSWORD",
+    "REFERRALS_MASTER_KEYS",
+    "REFERRALS_ACTIVE_MASTER_KEY_ID",
+    "REFERRALS_SESSION_SECRET",
+    "REFERRALS_LOG_ORIGIN",
+    "REFERRALS_LOG_SIGNING_KEY",
+)
+
+
+class DeploymentError(RuntimeError):
+    """Raised when the environment cannot run the ledger: the message says what to do."""
+
+    def __init__(self, message_vi: str, message_en: str, exit_code: int = EXIT_CONFIGURATION):
+        super().__init__(f"{message_vi}\n{message_en}")
+        self.message_vi = message_vi
+        self.message_en = message_en
+        self.exit_code = exit_code
+
+
+# ------------------------------------------------------------------------------------ secrets
+def generate_secrets(log_origin: str, master_key_id: str | None = None) -> dict[str, str]:
+    """Fresh values for every variable of SECRET_VARIABLES (the log key named after the origin)."""
+    from infra.transparency.note import generate_signer
+    from services.personal_data import new_master_key
+
+    if not log_origin.strip() or "\n" in log_origin or " " in log_origin:
+        raise ValueError("the log origin must be one word, e.g. ledger.tgpl.gov.vn/log")
+    key_id = master_key_id or f"mk-{datetime.now(timezone.utc):%Y}-1"
+    password = secrets.token_urlsafe(32)
+    return {
+        "POSTGRES_PASSWORD": password,
+        "REFERRALS_PG_PASSWORD": password,
+        "REFERRALS_MASTER_KEYS": json.dumps({key_id: new_master_key()}),
+        "REFERRALS_ACTIVE_MASTER_KEY_ID": key_id,
+        "REFERRALS_SESSION_SECRET": secrets.token_urlsafe(48),
+        "REFERRALS_LOG_ORIGIN": log_origin,
+        "REFERRALS_LOG_SIGNING_KEY": generate_signer(log_origin).key_text,
+    }
+
+
+def write_secrets_file(path: Path, values: dict[str, str], force: bool = False) -> None:
+    """Writes `KEY='value'` lines (mode 0600); FileExistsError unless `force`."""
+    for value in values.values():
+        if "'" in value or "\n" in value:
+            raise ValueError("secret values cannot hold quotes or newlines")
+    text = ("# Secrets of docker-compose.yml, made by `referrals secrets init`. Never commit.\n"
+            + "".join(f"{key}='{value}'\n" for key, value in values.items()))
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+# ------------------------------------------------------------------------------------ database
+def check_database(settings: Settings, timeout: float = 5.0) -> None:
+    """Connects once, directly, to the configured PostgreSQL database; DeploymentError saying
+    what is wrong (server down, database missing, password refused) instead of a pool timeout."""
+    if settings.store != "postgres":
+        return
+    import psycopg
+
+    where = f"{settings.pg_host}:{settings.pg_port}"
+    name = settings.pg_dbname
+    try:
+        psycopg.connect(settings.pg_conninfo(), connect_timeout=max(1, int(timeout))).close()
+    except psycopg.OperationalError as error:
+        text = str(error)
+        sqlstate = getattr(error, "sqlstate", None)
+        if sqlstate == "3D000" or f'database "{name}" does not exist' in text:
+            create = f"createdb -h {settings.pg_host} -p {settings.pg_port} -U {settings.pg_user} {name}"
+            raise DeploymentError(
+                f"Cơ sở dữ liệu «{name}» không tồn tại trên {where} — hãy tạo bằng: {create}",
+                f"database {name} does not exist on {where} — create it with: {create}",
+            ) from None
+        if sqlstate == "28P01" or "password authentication failed" in text:
+            raise DeploymentError(
+                f"PostgreSQL trên {where} từ chối mật khẩu của người dùng «{settings.pg_user}» "
+                "(REFERRALS_PG_PASSWORD).",
+                f"PostgreSQL on {where} refused the password of user {settings.pg_user} "
+                "(REFERRALS_PG_PASSWORD).",
+            ) from None
+        first_line = text.strip().splitlines()[-1] if text.strip() else type(error).__name__
+        raise DeploymentError(
+            f"Không kết nối được PostgreSQL trên {where} (REFERRALS_PG_HOST, "
+            f"REFERRALS_PG_PORT): {first_line}",
+            f"cannot connect to PostgreSQL on {where} (REFERRALS_PG_HOST, REFERRALS_PG_PORT): "
+            f"{first_line}",
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------- port
+def check_port_free(host: str, port: int) -> None:
+    """DeploymentError (exit 3) when nothing could listen on host:port, before any work."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            other = port + 1 if port < 65535 else 8001
+            raise DeploymentError(
+                f"Cổng {host}:{port} đang được dùng (address already in use) — dừng chương "
+                f"trình đang dùng cổng này, hoặc chọn cổng khác: --port {other}",
+                f"port {host}:{port} is already in use (address already in use) — stop what "
+                f"uses it, or choose another port: use --port {other}",
+                exit_code=EXIT_PORT_IN_USE,
+            ) from None
+
+
+def fail(error: DeploymentError) -> typer.Exit:
+    """Prints the error's two lines on stderr; the typer.Exit to raise (no traceback)."""
+    print(error.message_vi, file=sys.stderr)
+    print(error.message_en, file=sys.stderr, flush=True)
+    return typer.Exit(code=error.exit_code)
+
+
+def is_placeholder_origin(origin: str) -> bool:
+    return origin == PLACEHOLDER_LOG_ORIGIN
+
+
+# ------------------------------------------------------------------------------------- command
+def register(app: typer.Typer) -> None:
+    """Adds `referrals secrets init` to the CLI."""
+    group = typer.Typer(help="Bí mật của docker-compose.yml (secrets.env): init.",
+                        no_args_is_help=True)
+    app.add_typer(group, name="secrets")
+
+    @group.command("init")
+    def init(
+        log_origin: str = typer.Option(
+            ..., "--log-origin",
+            help="the transparency log's name, first line of every signed checkpoint, "
+                 "e.g. ledger.tgpl.gov.vn/log (REFERRALS_LOG_ORIGIN)"),
+        out: Path = typer.Option(Path("secrets.env"), "--out", "-o", dir_okay=False),
+        force: bool = typer.Option(False, "--force", help="replace an existing file"),
+    ) -> None:
+        """Writes secrets.env (mode 0600) with every secret docker-compose.yml needs."""
+        try:
+            values = generate_secrets(log_origin)
+        except ValueError as error:
+            print(f"--log-origin: {error}", file=sys.stderr)
+            raise typer.Exit(code=EXIT_CONFIGURATION) from None
+        try:
+            write_secrets_file(out, values, force=force)
+        except FileExistsError:
+            print(f"{out} đã tồn tại; không ghi đè (dùng --force nếu chắc chắn)\n"
+                  f"{out} already exists; not overwritten (use --force if you are sure)",
+                  file=sys.stderr)
+            raise typer.Exit(code=EXIT_CONFIGURATION) from None
+        from infra.transparency.note import signer_from_key_text
+
+        public = signer_from_key_text(values["REFERRALS_LOG_SIGNING_KEY"]).verifier().key_text
+        print(f"Đã ghi {out} (0600) / wrote {out}: {', '.join(values)}", file=sys.stderr)
+        print(public)
