@@ -185,8 +185,12 @@ def load_command(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON Lines, one event a line"),
     batch_size: int = typer.Option(500, min=1, max=1000),
     report_file: Path | None = typer.Option(None, help="write rejected lines as JSON Lines here"),
+    lang: str | None = typer.Option(
+        None, "--lang", help="vi | en: language of the printed report (default: from LANG; "
+        "the report file always holds both)"),
 ) -> None:
     """Records a file of wire-format events: recorded / duplicate / rejected (line, reason)."""
+    language = output_language(lang)
     settings = settings_from_env()
     container = build_container(settings)
     try:
@@ -195,23 +199,41 @@ def load_command(
             report = load_events(container, read_jsonl(file), total, batch_size, progress)
     finally:
         container.close()
-    _print_load_report(report, report_file)
+    _print_load_report(report, report_file, language)
     if report.rejected:
         raise typer.Exit(code=1)
 
 
-def _print_load_report(report: LoadReport, report_file: Path | None) -> None:
-    table = Table(title="Kết quả nạp sự kiện")
-    table.add_column("Ghi mới (recorded)", justify="right")
-    table.add_column("Trùng, bỏ qua (duplicate)", justify="right")
-    table.add_column("Từ chối (rejected)", justify="right")
+def output_language(option: str | None) -> str:
+    """"vi" or "en": the --lang option, else LANG/LC_ALL (en_* gives English), else Vietnamese."""
+    import os
+
+    if option is not None:
+        if option.lower() not in ("vi", "en"):
+            raise typer.BadParameter("vi | en", param_hint="--lang")
+        return option.lower()
+    for variable in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(variable, "")
+        if value and value not in ("C", "POSIX") and not value.startswith("C."):
+            return "en" if value.lower().startswith("en") else "vi"
+    return "vi"
+
+
+def _print_load_report(report: LoadReport, report_file: Path | None, lang: str = "vi") -> None:
+    en = lang == "en"
+    table = Table(title="Load result" if en else "Kết quả nạp sự kiện")
+    table.add_column("Recorded" if en else "Ghi mới (recorded)", justify="right")
+    table.add_column("Duplicate, skipped" if en else "Trùng, bỏ qua (duplicate)", justify="right")
+    table.add_column("Rejected" if en else "Từ chối (rejected)", justify="right")
     table.add_row(str(report.recorded), str(report.duplicates), str(len(report.rejected)))
     Console().print(table)
     for number, event_id, error in report.rejected[:50]:
-        Console().print(f"dòng {number} ({event_id or '—'}): [{error['code']}] "
-                        f"{error['field']}: {error['message']}")
+        message = error["message_en"] if en else error["message"]
+        Console().print(f"{'line' if en else 'dòng'} {number} ({event_id or '—'}): "
+                        f"[{error['code']}] {error['field']}: {message}", markup=False)
     if len(report.rejected) > 50:
-        Console().print(f"… và {len(report.rejected) - 50} dòng khác")
+        rest = len(report.rejected) - 50
+        Console().print(f"… and {rest} more lines" if en else f"… và {rest} dòng khác")
     if report_file is not None:
         with report_file.open("w", encoding="utf-8") as handle:
             for number, event_id, error in report.rejected:

@@ -135,7 +135,27 @@ def handle_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(error)
     if status >= 500:
         log.error("request failed: %s", error.code, exc_info=exc)
-    return error_response(error, request_id_of(request))
+    response = error_response(error, request_id_of(request))
+    if status == 405:  # RFC 9110 §15.5.6: a 405 names the methods the resource supports
+        response.headers["Allow"] = allowed_methods(request, exc)
+    return response
+
+
+def allowed_methods(request: Request, exc: Exception) -> str:
+    """The methods of every route matching the request's path."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in getattr(request.app, "routes", ()):
+        route_methods = getattr(route, "methods", None)
+        if not route_methods:
+            continue
+        match, _ = route.matches({**request.scope, "method": next(iter(route_methods))})
+        if match == Match.FULL:
+            methods |= set(route_methods)
+    if not methods and isinstance(exc, StarletteHTTPException) and exc.headers:
+        return exc.headers.get("Allow", "")
+    return ", ".join(sorted(methods))
 
 
 # --------------------------------------------------------------------- request validation
@@ -196,6 +216,11 @@ def validation_error(errors: Any) -> InvalidEventError:
         message = str(first.get("msg", ""))
         return InvalidEventError("FIELD_INVALID", path, rule_vi="giá trị không hợp lệ",
                                  rule_en=message[:1].lower() + message[1:])
+    if kind in ("literal_error", "enum") and "expected" in ctx:
+        # pydantic's "'A', 'B' or 'C'" is English: list the values alone, in both languages
+        values = ", ".join(_quoted_values(str(ctx["expected"])))[:300]
+        return InvalidEventError("FIELD_INVALID", path, rule_vi=f"phải là một trong: {values}",
+                                 rule_en=f"must be one of: {values}")
     params = {k: _short(v) for k, v in ctx.items()}
     try:
         rule_vi, rule_en = template[0].format(**params), template[1].format(**params)
@@ -206,6 +231,14 @@ def validation_error(errors: Any) -> InvalidEventError:
 
 def _join(path: str, name: str) -> str:
     return name if path == "$" else f"{path}.{name}"
+
+
+def _quoted_values(expected: str) -> list[str]:
+    """["A", "B", "C"] from pydantic's "'A', 'B' or 'C'" (the text itself if unquoted)."""
+    import re
+
+    values = re.findall(r"'([^']*)'", expected)
+    return values or [expected]
 
 
 def _short(value: Any) -> str:

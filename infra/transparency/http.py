@@ -11,12 +11,12 @@ swallow `/v1/cases/{case_id}/bundle`.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import PlainTextResponse
 
+from domain.catalogue import parse_instant
 from domain.errors import InvalidEventError
 from infra.http.deps import ContainerDep, CurrentPrincipal
 from infra.http.routes import error_responses
@@ -114,12 +114,14 @@ def case_bundle(
     principal: CurrentPrincipal,
     case_id: Annotated[str, Path(pattern=_ID)],
     since: Annotated[list[int] | None, Query(description="kích thước điểm kiểm bạn đã tin")] = None,
-    at: Annotated[datetime | None, Query(description="thời điểm đánh giá thời hạn")] = None,
+    at: Annotated[str | None, Query(
+        min_length=10, max_length=40, json_schema_extra={"format": "date-time"},
+        description="thời điểm đánh giá thời hạn, RFC 3339 có múi giờ "
+                    "(2026-01-05T09:30:00+07:00)")] = None,
 ) -> dict[str, Any]:
     """The case's leaves with inclusion proofs against the latest checkpoint (and its
     cosignatures), consistency proofs from earlier checkpoints, and its time-limit figures.
     Verify it offline: `referrals verify-bundle FILE --log-key KEY`."""
+    when = parse_instant(at, "at") if at is not None else None  # as every route reads `at`
     _may_read(container, principal, case_id)
-    if at is not None and at.utcoffset() is None:
-        raise InvalidEventError("TIMESTAMP_WITHOUT_OFFSET", "at")
-    return transparency_log(container).case_bundle(case_id, at=at, since=since or ())
+    return transparency_log(container).case_bundle(case_id, at=when, since=since or ())
