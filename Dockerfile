@@ -9,13 +9,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY domain ./domain
 COPY services ./services
 COPY projections ./projections
 COPY infra ./infra
 COPY bench ./bench
-RUN pip install . \
+# the exact versions CI tests (scripts/test installs with the same constraints)
+RUN pip install -c requirements.lock . \
  && useradd --system --uid 10001 --create-home --home-dir /var/lib/referrals referrals
 
 USER referrals

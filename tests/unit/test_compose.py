@@ -129,5 +129,20 @@ def test_health_checks_and_start_order(compose: dict[str, Any]) -> None:
 def test_the_image_is_python_311_slim_with_the_package_installed() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert "FROM python:3.11-slim" in dockerfile
-    assert "pip install ." in dockerfile
+    assert "pip install -c requirements.lock ." in dockerfile
+    assert "COPY pyproject.toml README.md requirements.lock ./" in dockerfile
+
+
+def test_the_image_and_the_tests_install_the_same_locked_versions() -> None:
+    script = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
+    assert '-c requirements.lock -e ".[dev]"' in script
+    locked = {}
+    for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            locked[name.lower().replace("_", "-")] = version
+    for name in ("eventsourcing", "fastapi", "psycopg", "pydantic", "swagger-ui-bundle"):
+        assert name in locked, f"{name} is not locked"
+    assert (ROOT / ".ci" / "run").read_text(encoding="utf-8").rstrip().endswith(
+        'exec bash scripts/test "$@"')
     assert 'ENTRYPOINT ["referrals"]' in dockerfile
