@@ -131,6 +131,7 @@ def test_the_image_is_python_311_slim_with_the_package_installed() -> None:
     assert "FROM python:3.11-slim" in dockerfile
     assert "pip install -c requirements.lock ." in dockerfile
     assert "COPY pyproject.toml README.md requirements.lock ./" in dockerfile
+    assert 'ENTRYPOINT ["referrals"]' in dockerfile
 
 
 def test_the_image_and_the_tests_install_the_same_locked_versions() -> None:
@@ -145,4 +146,3 @@ def test_the_image_and_the_tests_install_the_same_locked_versions() -> None:
         assert name in locked, f"{name} is not locked"
     assert (ROOT / ".ci" / "run").read_text(encoding="utf-8").rstrip().endswith(
         'exec bash scripts/test "$@"')
-    assert 'ENTRYPOINT ["referrals"]' in dockerfile
