@@ -164,3 +164,27 @@ def test_demo_credentials_stay_the_same_across_restarts(tmp_path: Path) -> None:
     assert seen[0] == seen[1] and seen[0][0] and seen[0][1]
     kept = tmp_path / "demo-credentials.json"
     assert kept.stat().st_mode & 0o777 == 0o600
+
+
+def test_load_prints_its_report_in_the_language_of_lang(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infra.cli import LoadReport, _print_load_report, output_language
+
+    for variable in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(variable, raising=False)
+    assert output_language(None) == "vi"
+    monkeypatch.setenv("LANG", "en_GB.UTF-8")
+    assert output_language(None) == "en" and output_language("vi") == "vi"
+    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
+    assert output_language(None) == "vi" and output_language("EN") == "en"
+    report = LoadReport(recorded=1, rejected=[(3, "e-1", {
+        "code": "FIELD_REQUIRED", "field": "case_id", "message": "Thiếu trường bắt buộc «case_id».",
+        "message_en": "Required field 'case_id' is missing."})])
+    _print_load_report(report, None, "en")
+    english = capsys.readouterr().out
+    assert "line 3 (e-1): [FIELD_REQUIRED] case_id: Required field 'case_id' is missing." in english
+    assert "Thiếu" not in english and "dòng" not in english
+    _print_load_report(report, None, "vi")
+    vietnamese = capsys.readouterr().out
+    assert "dòng 3 (e-1): [FIELD_REQUIRED] case_id: Thiếu trường bắt buộc «case_id»." in vietnamese
