@@ -29,9 +29,10 @@ PERIODS = ("jan-oct", "full-year")
 PERIOD_NAMES_VI = {"jan-oct": "Kỳ báo cáo 01/01 – 31/10", "full-year": "Kỳ báo cáo 01/01 – 31/12"}
 
 EVENT_HEADINGS_VI = {
-    "NOTIFICATION_ISSUED": "Giải thích, thông báo quyền được TGPL (Mẫu 03)",
+    "NOTIFICATION_ISSUED": "Giải thích, thông báo quyền được TGPL",
     "AID_REQUESTED": "Tiếp nhận yêu cầu TGPL",
-    "REQUEST_TRANSFERRED": "Chuyển yêu cầu cho Trung tâm TGPL",
+    "REQUEST_FORWARDED": "Cơ sở giam giữ chuyển yêu cầu cho cơ quan tố tụng",
+    "REQUEST_TRANSFERRED": "Thông báo cho Trung tâm TGPL (Mẫu 03)",
     "APPOINTMENT_REQUESTED": "Đề nghị cử người bào chữa (chỉ định)",
     "CASE_TRANSFERRED": "Chuyển vụ việc",
     "REQUEST_ACCEPTED": "Thụ lý vụ việc",
@@ -39,6 +40,7 @@ EVENT_HEADINGS_VI = {
     "AID_ASSIGNED": "Cử người thực hiện TGPL",
     "COUNSEL_REGISTERED": "Đăng ký bào chữa, bảo vệ",
     "AID_DECLINED": "Người được TGPL từ chối",
+    "INTERPRETER_REQUESTED": "Đề nghị bố trí người phiên dịch",
     "PROVIDER_CHANGED": "Thay đổi người thực hiện TGPL",
     "AID_DISCONTINUED": "Không tiếp tục TGPL",
     "CASE_CLOSED": "Kết thúc vụ việc",
