@@ -519,6 +519,8 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
     cover = workbook["Thông tin chung"]
     assert cover["B3"].value == "Tỉnh Lạng Sơn (LSN)"
     assert cover["B4"].value == "Từ ngày 01/01/2026 đến ngày 31/12/2026"
+    due = next(r for r in cover.iter_rows(values_only=True) if r[0] == "Hạn gửi báo cáo")
+    assert due[1].startswith("10/01/2027 (")  # Lạng Sơn's council plan (issue 20 point 7)
     agencies = workbook["Theo cơ quan"]
     assert agencies.freeze_panes == "A2"
     header = [c.value for c in agencies[1]]

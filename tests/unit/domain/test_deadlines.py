@@ -692,3 +692,46 @@ def test_the_2026_make_up_saturday_moves_a_3_working_day_limit_when_it_spans_22_
     assert (v.deadline, v.status) == (vn(2026, 8, 26), "missed")
     # from Thursday 20/8: Fri 21, Sat 22, Mon 24 -> 24:00 Mon 24/8
     assert compute_deadline(BY_ID["C3"], vn(2026, 8, 20, 10), CAL) == vn(2026, 8, 25)
+
+
+def test_the_2026_12_01_data_corrections_move_exactly_these_verdicts_when_re_judged():
+    # Issue 20 points 3-4 ship as data (the reference-versions issue has not landed): judge the
+    # same histories with the tables as they were and as they are, and name what moved.
+    old_rules = copy.deepcopy(RULES_DOC["rules"])
+    for rec in old_rules:
+        if rec["rule_id"] == "C4_CIVIL_ADMIN":
+            rec["clock"] = "calendar_days"
+    old_holidays = _load("holidays.json")
+    old_holidays["years"]["2026"]["extra_working_days"].remove("2026-08-22")
+    old = (rules_from_records(old_rules), calendar_from_record(old_holidays))
+    new = (RULES, CAL)
+
+    cases: dict[str, Case] = {}
+    civil = cases["civil-weekend"] = Case(role="LITIGANT", kind="civil", holder="court-c")
+    civil.add("COUNSEL_REGISTERED", vn(2026, 3, 10, 16),
+              data={"documents_complete_at": vn(2026, 3, 6, 15)})  # Fri -> Tue
+    civil_ok = cases["civil-same-week"] = Case(role="LITIGANT", kind="administrative",
+                                               holder="court-c")
+    civil_ok.add("COUNSEL_REGISTERED", vn(2026, 3, 11, 16),
+                  data={"documents_complete_at": vn(2026, 3, 9, 15)})  # Mon -> Wed
+    august = cases["c3-across-22-8"] = Case(role="WITNESS")
+    august.add("REQUEST_TRANSFERRED", vn(2026, 8, 21, 20, 41))
+    august.add("AID_ASSIGNED", vn(2026, 8, 26, 20, 1))
+    march = cases["c3-in-march"] = Case(role="WITNESS")
+    march.add("REQUEST_TRANSFERRED", vn(2026, 3, 10, 9))
+    march.add("AID_ASSIGNED", vn(2026, 3, 12, 9))
+
+    def judge(tables: tuple) -> dict[tuple[str, str], tuple]:
+        rules, cal = tables
+        return {(name, v.rule_id): (v.status, v.deadline)
+                for name, case in cases.items()
+                for v in evaluate_time_limits(case.facts, rules, cal, vn(2026, 9, 30))}
+
+    before, after = judge(old), judge(new)
+    assert before.keys() == after.keys()
+    moved = {key: (before[key], after[key]) for key in before if before[key] != after[key]}
+    assert moved == {
+        ("civil-weekend", "C4_CIVIL_ADMIN"): (("missed", vn(2026, 3, 10)),
+                                              ("met", vn(2026, 3, 12))),
+        ("c3-across-22-8", "C3"): (("met", vn(2026, 8, 27)), ("missed", vn(2026, 8, 26))),
+    }
