@@ -74,8 +74,7 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
     for spec in (
         EventTypeSpec(
             "NOTIFICATION_ISSUED",
-            "Giải thích, thông báo cho người bị buộc tội, bị hại, đương sự về quyền được "
-            "trợ giúp pháp lý",
+            "Giải thích, thông báo về quyền được trợ giúp pháp lý",
             "Person told of the right to legal aid",
             "holder",
             (
