@@ -222,8 +222,9 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
         ),
         EventTypeSpec(
             "INTERPRETER_REQUESTED",
-            "Trung tâm đề nghị cơ quan tiến hành tố tụng bố trí người phiên dịch",
-            "Centre asked the proceedings agency to provide an interpreter",
+            "Trung tâm đề nghị cơ quan tiến hành tố tụng, cơ sở giam giữ yêu cầu người "
+            "phiên dịch tham gia",
+            "Centre asked the proceedings agency (or detention facility) to call an interpreter",
             "centre",
             (FieldSpec("language", "text", required=True, max_length=16,
                        title_vi="Ngôn ngữ cần phiên dịch (mã ISO 639)"),),
