@@ -266,6 +266,31 @@ def test_c1_is_charged_to_the_proceedings_agency_when_a_detention_facility_passe
     assert facility == []
 
 
+def test_the_centres_receipt_starts_the_assignment_limit_in_the_compliance_view(
+    pg_container: Container,
+) -> None:
+    # Issue 20: an arrested person's notice sent Fri 6/3/2026 22:00, received by the Centre
+    # Sat 7/3 07:00 (recorded on its acceptance); assigned Sun 8/3 06:00: C3_IMMEDIATE (24 h
+    # from the receipt) met, where a clock from the sending would have missed it.
+    record(pg_container, [
+        ev("R", 1, "AID_REQUESTED", "lsn-police", "2026-03-06 20:00",
+           {**person("A", "ARRESTED"), "person_id": "0f100000-0000-4000-8000-00000000000f"}),
+        ev("R", 2, "REQUEST_TRANSFERRED", "lsn-police", "2026-03-06 22:00",
+           {"centre_id": "lsn-centre"}),
+        ev("R", 3, "REQUEST_ACCEPTED", "lsn-centre", "2026-03-07 08:00",
+           {"notice_received_at": at("2026-03-07 07:00")}),
+        ev("R", 4, "AID_ASSIGNED", "lsn-centre", "2026-03-08 06:00",
+           {"provider_id": "tgv-lsn-003", "provider_type": "LEGAL_AID_OFFICER",
+            "aid_form": "DEFENCE"}),
+    ])
+    pg_container.projections.process_pending()
+    verdicts = {v["rule_id"]: v for v in pg_container.projections.compliance.verdicts("T-R")}
+    assert set(verdicts) == {"C1_12H", "C3_IMMEDIATE"}
+    immediate = verdicts["C3_IMMEDIATE"]
+    assert (immediate["trigger_at"], immediate["deadline"], immediate["status"]) == (
+        vn("2026-03-07 07:00"), vn("2026-03-08 07:00"), "met")
+
+
 def test_running_or_missed_is_judged_when_asked_from_the_stored_deadline(
     ledger: Container,
 ) -> None:
