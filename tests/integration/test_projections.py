@@ -4,8 +4,8 @@ for a hand-built set of cases whose answers are worked out here, by hand.
 The cases (province LSN, Lạng Sơn; all times Vietnam time, UTC+7):
 
 A  weekend + public holiday. A witness (not an LAL Art. 31(3) notice, so C3 and no C1) asks
-   Tue 28/4/2026 09:00, transferred Wed 29/4 08:00. C3 (3 working days from the notice) skips 30/4, 1/5, 2/5 (Sat), 3/5 (Sun) — all days
-   off in 2026 — and counts Mon 4/5, Tue 5/5, Wed 6/5: deadline 24:00 Wed 6/5. The assignment
+   Tue 28/4/2026 09:00, transferred Wed 29/4 08:00. C3 (3 working days from the notice)
+   skips 30/4, 1/5, 2/5 (Sat), 3/5 (Sun) — all days off in 2026 — and counts Mon 4/5, Tue 5/5, Wed 6/5: deadline 24:00 Wed 6/5. The assignment
    on Wed 6/5 16:00 is on time (a calendar-day count would wrongly say late). Registration Thu
    7/5 10:00, documents complete 08:00: C4 (24 h) met.
 B  passed on by a detention facility (issue 20). An arrested person asks the detention facility

@@ -60,7 +60,7 @@ class Case:
         data = dict(data or {})
         if type_ in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             self.centre = data.setdefault("centre_id", CENTRE)
-        if type_ == "CASE_TRANSFERRED":
+        if type_ in ("CASE_TRANSFERRED", "REQUEST_FORWARDED"):
             self.holder = data["to_agency_id"]
         if role is not None:
             self.role = role
@@ -652,8 +652,9 @@ def test_forwarded_request_starts_the_agencys_limit_and_charges_it_when_passed_o
     case = Case(role="ARRESTED", holder="detention-d")
     case.add("AID_REQUESTED", vn(2026, 3, 10, 8))
     case.add("REQUEST_FORWARDED", vn(2026, 3, 10, 18), data={"to_agency_id": POLICE_A})
-    case.holder = POLICE_A
-    case.facts[-1] = CaseFact(**{**case.facts[-1].__dict__, "holder_agency_id": POLICE_A})
+    waiting = case.judge(vn(2026, 3, 10, 17), "C1_12H")[0]  # before the forwarding
+    assert (waiting.deadline, waiting.responsible_agency_id) == (vn(2026, 3, 10, 20),
+                                                                 "detention-d")
     late = case.judge(vn(2026, 3, 11, 7), "C1_12H")[0]
     assert (late.trigger_at, late.deadline) == (vn(2026, 3, 10, 18), vn(2026, 3, 11, 6))
     assert (late.status, late.outstanding, late.responsible_agency_id) == (
