@@ -143,14 +143,15 @@ def _iso_dates(values: Any, where: str, year: int) -> list[date]:
     return out
 
 
-_YEAR_KEYS = {"holidays", "extra_working_days", "verified", "note"}
+_YEAR_KEYS = {"holidays", "extra_working_days", "verified", "note", "source"}
 
 
 def calendar_from_record(record: Mapping[str, Any]) -> WorkingCalendar:
     """Builds the calendar from the parsed holidays file.
 
     Shape: `{"version", "source", "years": {"2024": {"holidays": [ISO dates],
-    "extra_working_days": [ISO dates], "verified": bool, "note": str}, ...}}`. Every date must
+    "extra_working_days": [ISO dates], "verified": bool, "source": str, "note": str}, ...}}`;
+    a verified year names its `source`. Every date must
     lie in its year; an extra working day must fall on a Saturday or Sunday and must not also
     be listed as a holiday. Errors name the year and the field.
     """
@@ -180,6 +181,12 @@ def calendar_from_record(record: Mapping[str, Any]) -> WorkingCalendar:
             raise ValueError(f"{where}: field 'verified' must be true or false")
         if not isinstance(entry.get("note", ""), str):
             raise ValueError(f"{where}: field 'note' must be a string")
+        source = entry.get("source")
+        if source is not None and (not isinstance(source, str) or not source.strip()):
+            raise ValueError(f"{where}: field 'source' must be a non-empty string")
+        if entry["verified"] and source is None:
+            raise ValueError(f"{where}: field 'source' is required when verified is true "
+                             "(name the notice the year was checked against)")
         days_off = _iso_dates(entry["holidays"], f"{where} field 'holidays'", year)
         worked = _iso_dates(
             entry.get("extra_working_days", []), f"{where} field 'extra_working_days'", year

@@ -42,6 +42,10 @@ class EventTypeSpec:
     emitter: str  # holder | centre | oversight
     fields: tuple[FieldSpec, ...]
     legal_basis: str
+    # agency kinds that may record it at all (empty: any the emitter rule allows), and the
+    # article that says so (quoted in the AGENCY_KIND_NOT_PERMITTED error)
+    actor_kinds: tuple[str, ...] = ()
+    actor_basis: str = ""
 
 
 COMMON_FIELDS: tuple[FieldSpec, ...] = (
@@ -61,17 +65,23 @@ COMMON_FIELDS: tuple[FieldSpec, ...] = (
 
 _CENTRE = "legal_aid_centre"
 _PROCEDURAL = "police|procuracy|court|detention_facility"
+# cơ quan có thẩm quyền tiến hành tố tụng: investigation body (police), procuracy, court
+PROCEEDINGS_AGENCY_KINDS = ("police", "procuracy", "court")
+_PROCEEDINGS = "|".join(PROCEEDINGS_AGENCY_KINDS)
 
 EVENT_TYPES: dict[str, EventTypeSpec] = {
     spec.wire_type: spec
     for spec in (
         EventTypeSpec(
             "NOTIFICATION_ISSUED",
-            "Giải thích, thông báo về quyền được trợ giúp pháp lý (Mẫu 03)",
-            "Person told of the right to legal aid; Form 03 notice issued",
+            "Giải thích, thông báo về quyền được trợ giúp pháp lý",
+            "Person told of the right to legal aid",
             "holder",
             (
-                FieldSpec("form", "enum", choices=("MAU_01", "MAU_03"), title_vi="Biểu mẫu"),
+                # MAU_03 stays accepted: events recorded before 2026-12-01 carry it (issue 20:
+                # Mẫu 03 is the notice to the Centre, i.e. REQUEST_TRANSFERRED)
+                FieldSpec("form", "enum", choices=("MAU_01", "MAU_03"),
+                          title_vi="Biểu mẫu đã giao, đọc (Mẫu 01; MAU_03: giá trị cũ)"),
                 FieldSpec("trigger", "code", reference="notification_triggers",
                           title_vi="Thời điểm giải thích"),
                 FieldSpec("minutes_ref", "text", title_vi="Biên bản tố tụng ghi nhận"),
@@ -98,7 +108,21 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "holder",
             (FieldSpec("centre_id", "agency", required=True, reference=_CENTRE,
                        title_vi="Trung tâm TGPL nhận yêu cầu"),),
-            "Luật TGPL Điều 31 khoản 3 (suy luận); TTLT 10/2018 Mẫu 03",
+            "Luật TGPL Điều 31 khoản 3 (thông báo cho Trung tâm); TTLT 10/2018 Mẫu 03 "
+            "(thông báo cho Trung tâm, CHƯA XÁC MINH)",
+            actor_kinds=PROCEEDINGS_AGENCY_KINDS,
+            actor_basis="Luật TGPL Điều 31 khoản 3",
+        ),
+        EventTypeSpec(
+            "REQUEST_FORWARDED",
+            "Cơ sở giam giữ chuyển yêu cầu trợ giúp pháp lý cho cơ quan tiến hành tố tụng",
+            "Detention facility passed the legal-aid request on to the proceedings agency",
+            "holder",
+            (FieldSpec("to_agency_id", "agency", required=True, reference=_PROCEEDINGS,
+                       title_vi="Cơ quan tiến hành tố tụng nhận yêu cầu"),),
+            "TTLT 10/2018 Điều 10 khoản 1 điểm a; BLTTHS Điều 75",
+            actor_kinds=("detention_facility",),
+            actor_basis="TTLT 10/2018 Điều 10 khoản 1 điểm a",
         ),
         EventTypeSpec(
             "APPOINTMENT_REQUESTED",
@@ -112,6 +136,8 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
                           title_vi="Căn cứ chỉ định"),
             ),
             "BLTTHS Điều 76",
+            actor_kinds=PROCEEDINGS_AGENCY_KINDS,
+            actor_basis="BLTTHS Điều 76",
         ),
         EventTypeSpec(
             "CASE_TRANSFERRED",
@@ -133,6 +159,8 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             (
                 FieldSpec("immediate", "bool", title_vi="Thụ lý ngay"),
                 FieldSpec("logbook_ref", "text", title_vi="Số thụ lý (Mẫu 01-TP-TGPL)"),
+                FieldSpec("notice_received_at", "datetime",
+                          title_vi="Thời điểm Trung tâm nhận được thông báo"),
             ),
             "Luật TGPL Điều 30; TT 12/2018 Điều 5–6",
         ),
@@ -145,6 +173,8 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
                 FieldSpec("reason", "code", required=True, reference="refusal_reasons",
                           title_vi="Lý do từ chối"),
                 FieldSpec("written", "bool", required=True, title_vi="Từ chối bằng văn bản"),
+                FieldSpec("notice_received_at", "datetime",
+                          title_vi="Thời điểm Trung tâm nhận được thông báo"),
             ),
             "Luật TGPL Điều 30 khoản 3",
         ),
@@ -174,7 +204,9 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
                 FieldSpec("provider_id", "text", max_length=64, title_vi="Mã người thực hiện TGPL"),
                 FieldSpec("registration_ref", "text", title_vi="Số đăng ký"),
             ),
-            "TTLT 10/2018 Điều 12; BLTTHS Điều 78",
+            "TTLT 10/2018 Điều 12; BLTTHS Điều 78 khoản 4",
+            actor_kinds=PROCEEDINGS_AGENCY_KINDS,
+            actor_basis="BLTTHS Điều 78 khoản 4",
         ),
         EventTypeSpec(
             "AID_DECLINED",
@@ -186,7 +218,17 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
                           title_vi="Có biên bản ba bên"),
                 FieldSpec("record_ref", "text", title_vi="Số biên bản"),
             ),
-            "TTLT 29/2025 (theo dự thảo, CHƯA XÁC MINH)",
+            "TTLT 29/2025 (sửa đổi TTLT 10/2018; có hiệu lực từ ngày ký 31/12/2025)",
+        ),
+        EventTypeSpec(
+            "INTERPRETER_REQUESTED",
+            "Trung tâm đề nghị cơ quan tiến hành tố tụng, cơ sở giam giữ yêu cầu người "
+            "phiên dịch tham gia",
+            "Centre asked the proceedings agency (or detention facility) to call an interpreter",
+            "centre",
+            (FieldSpec("language", "text", required=True, max_length=16,
+                       title_vi="Ngôn ngữ cần phiên dịch (mã ISO 639)"),),
+            "TTLT 29/2025 (sửa đổi TTLT 10/2018; có hiệu lực từ ngày ký 31/12/2025)",
         ),
         EventTypeSpec(
             "PROVIDER_CHANGED",

@@ -92,6 +92,39 @@ class TimeLimitRule:
     responsible: str
     verified: bool
     note: str = ""
+    source: str = ""  # where a verified rule was checked (issue 20)
+    # the clock starts at a later fact when one is recorded (e.g. the Centre's receipt of the
+    # notice): the first fact of `start_from.types` after the trigger (up to the fact that ends
+    # it), at its data[`start_from.field`] (or its occurred_at when field is null); else at the
+    # trigger's occurred_at
+    start_from: StartFrom | None = None
+    # facts that make a trigger "thụ lý ngay" (immediate) by their type, kind and role
+    immediate_grounds: tuple[ImmediateGround, ...] = ()
+
+
+@dataclass(frozen=True)
+class StartFrom:
+    """Where a limit's clock starts when a later fact records the real start."""
+
+    types: tuple[str, ...]
+    field: str | None
+
+
+@dataclass(frozen=True)
+class ImmediateGround:
+    """A kind of notice the law makes immediate (thụ lý ngay) by itself, e.g. LAL 2017
+    Art. 31(3): a criminal notice about an arrested or temporarily held person, a suspect, a
+    defendant or a victim."""
+
+    trigger_types: tuple[str, ...]
+    proceedings_kind_in: frozenset[str]
+    procedural_role_in: frozenset[str]
+    legal_basis: str
+
+    def covers(self, trigger: CaseFact) -> bool:
+        return (trigger.type in self.trigger_types
+                and trigger.proceedings_kind in self.proceedings_kind_in
+                and trigger.procedural_role in self.procedural_role_in)
 
 
 @dataclass(frozen=True)
@@ -116,7 +149,8 @@ class TimeLimitVerdict:
 
 _REQUIRED = ("rule_id", "title_vi", "title_en", "legal_basis", "trigger_types", "target_types",
              "limit", "clock", "responsible", "verified")
-_OPTIONAL = ("trigger_field", "conditions", "cancelled_by", "note")
+_OPTIONAL = ("trigger_field", "conditions", "cancelled_by", "note", "start_from",
+             "immediate_grounds", "source")
 _CONDITION_KEYS = ("procedural_role_in", "proceedings_kind_in", "immediate")
 
 
@@ -182,6 +216,60 @@ def _conditions(
     return MappingProxyType(out)
 
 
+def _start_from(
+    rec: Mapping[str, Any], rule: str, known: Collection[str] | None
+) -> StartFrom | None:
+    value = rec.get("start_from")
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) - {"types", "field"}:
+        raise _bad(rule, "start_from", "must be an object with 'types' and 'field'")
+    if rec.get("trigger_field") is not None:
+        raise _bad(rule, "start_from", "must not be set together with trigger_field")
+    types = _types({"start_from.types": value.get("types")}, rule, "start_from.types", known,
+                   allow_empty=False)
+    bad = set(types) & (set(rec.get("trigger_types") or ()) | set(rec.get("target_types") or ()))
+    if bad:
+        raise _bad(rule, "start_from.types", "must not overlap trigger_types or target_types")
+    name = value.get("field")
+    if name is not None and (not isinstance(name, str) or not _FIELD_NAME.match(name)):
+        raise _bad(rule, "start_from.field", "must be null or a data field name")
+    return StartFrom(types, name)
+
+
+def _immediate_grounds(
+    rec: Mapping[str, Any], rule: str, known: Collection[str] | None,
+    known_roles: Collection[str],
+) -> tuple[ImmediateGround, ...]:
+    value = rec.get("immediate_grounds", [])
+    if not isinstance(value, (list, tuple)):
+        raise _bad(rule, "immediate_grounds", "must be a list of objects")
+    out = []
+    for n, item in enumerate(value):
+        path = f"immediate_grounds[{n}]"
+        keys = {"trigger_types", "proceedings_kind_in", "procedural_role_in", "legal_basis"}
+        if not isinstance(item, Mapping) or set(item) != keys:
+            raise _bad(rule, path, f"must be an object with exactly {sorted(keys)}")
+        name = f"{path}.trigger_types"
+        types = _types({name: item["trigger_types"]}, rule, name, known, allow_empty=False)
+        sets = {}
+        for key, allowed in (("proceedings_kind_in", PROCEEDINGS_KINDS),
+                             ("procedural_role_in", known_roles)):
+            codes = item[key]
+            if not isinstance(codes, (list, tuple)) or not codes:
+                raise _bad(rule, f"{path}.{key}", "must be a non-empty list")
+            for code in codes:
+                if code not in allowed:
+                    raise _bad(rule, f"{path}.{key}", f"has unknown value {code!r}")
+            sets[key] = frozenset(codes)
+        basis = item["legal_basis"]
+        if not isinstance(basis, str) or not basis.strip():
+            raise _bad(rule, f"{path}.legal_basis", "must be a non-empty string")
+        out.append(ImmediateGround(types, sets["proceedings_kind_in"],
+                                   sets["procedural_role_in"], basis))
+    return tuple(out)
+
+
 def rule_from_record(
     rec: Any,
     index: int = 0,
@@ -238,6 +326,11 @@ def rule_from_record(
     note = rec.get("note", "")
     if not isinstance(note, str):
         raise _bad(label, "note", "must be a string")
+    source = rec.get("source", "")
+    if not isinstance(source, str):
+        raise _bad(label, "source", "must be a string")
+    if verified and not source.strip() and "source" in rec:
+        raise _bad(label, "source", "must name where the rule was checked when verified")
     return TimeLimitRule(
         rule_id=rule_id,
         title_vi=_text(rec, label, "title_vi"),
@@ -253,6 +346,9 @@ def rule_from_record(
         responsible=responsible,
         verified=verified,
         note=note,
+        source=source,
+        start_from=_start_from(rec, label, known_types),
+        immediate_grounds=_immediate_grounds(rec, label, known_types, known_roles),
     )
 
 
@@ -294,14 +390,22 @@ def compute_deadline(rule: TimeLimitRule, start: datetime, calendar: WorkingCale
     return calendar.deadline_in_calendar_days(start, rule.limit)
 
 
-def is_immediate(trigger: CaseFact, between: Sequence[CaseFact]) -> bool:
+def is_immediate(
+    trigger: CaseFact,
+    between: Sequence[CaseFact],
+    grounds: Sequence[ImmediateGround] = (),
+) -> bool:
     """Whether the Centre must act "ngay" (immediately) on this trigger.
 
     Thụ lý ngay: a mandatory appointment (CPC 2015 Art. 76, so every APPOINTMENT_REQUESTED),
-    a notice flagged immediate, or the Centre's acceptance recorded as immediate (TT 12/2018
-    Art. 6; LAL 2017 Art. 31(3)) among the facts after the trigger and before its target.
+    a notice one of the rules table's `immediate_grounds` covers (LAL 2017 Art. 31(3): a
+    criminal notice about an arrested or temporarily held person, a suspect, a defendant or a
+    victim), a notice flagged immediate, or the Centre's acceptance recorded as immediate
+    (TT 12/2018 Art. 6) among the facts after the trigger and before its target.
     """
     if trigger.type == APPOINTMENT_TYPE or trigger.data.get("immediate") is True:
+        return True
+    if any(ground.covers(trigger) for ground in grounds):
         return True
     return any(f.type == ACCEPTANCE_TYPE and f.data.get("immediate") is True for f in between)
 
@@ -331,6 +435,24 @@ def _instant(value: Any, where: str) -> datetime:
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"{where}: must carry a UTC offset")
     return parsed
+
+
+def _start(rule: TimeLimitRule, trigger: CaseFact, after: Sequence[CaseFact]) -> datetime:
+    """Where the rule's clock starts for `trigger`: the first later fact of the rule's
+    `start_from` types (at its recorded instant), else the trigger's occurred_at."""
+    spec = rule.start_from
+    if spec is None:
+        return trigger.occurred_at
+    for fact in after:
+        if fact.type not in spec.types:
+            continue
+        if spec.field is None:
+            return fact.occurred_at
+        value = fact.data.get(spec.field)
+        if value is None:
+            return trigger.occurred_at  # recorded without the instant: the fallback
+        return _instant(value, f"fact version {fact.version} ({fact.type}) data.{spec.field}")
+    return trigger.occurred_at
 
 
 def _responsible_at(
@@ -425,13 +547,14 @@ def evaluate_time_limits(
     if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("at must be a timezone-aware datetime")
     known = sorted((f for f in facts if f.occurred_at <= at), key=lambda f: f.version)
+    grounds = tuple(g for rule in rules for g in rule.immediate_grounds)
     verdicts: list[TimeLimitVerdict] = []
     for rule in rules:
         if rule.trigger_field is not None:
             for fact in known:
                 if fact.type not in rule.target_types:
                     continue
-                if not _applies(rule, fact, is_immediate(fact, ())):
+                if not _applies(rule, fact, is_immediate(fact, (), grounds)):
                     continue
                 start = _instant(
                     fact.data.get(rule.trigger_field),
@@ -445,10 +568,11 @@ def evaluate_time_limits(
             end = target or cancel
             between = [f for f in known
                        if trigger.version < f.version and (end is None or f.version < end.version)]
-            if not _applies(rule, trigger, is_immediate(trigger, between)):
+            if not _applies(rule, trigger, is_immediate(trigger, between, grounds)):
                 continue
-            deadline = compute_deadline(rule, trigger.occurred_at, calendar)
-            verdicts.append(_verdict(rule, known, trigger.version, trigger.occurred_at,
+            start = _start(rule, trigger, [*between, *([end] if end is not None else [])])
+            deadline = compute_deadline(rule, start, calendar)
+            verdicts.append(_verdict(rule, known, trigger.version, start,
                                      deadline, target, cancel, at, trigger))
     verdicts.sort(key=lambda v: (v.trigger_version, v.rule_id))
     return verdicts

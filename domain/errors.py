@@ -110,6 +110,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Cơ quan «{agency_id}» không phải cơ quan đang thụ lý vụ việc này.",
         "Agency '{agency_id}' does not hold this case.",
     ),
+    "AGENCY_KIND_NOT_PERMITTED": (
+        "Cơ quan «{value}» là {kind_vi}; chỉ {expected_vi} được ghi sự kiện {event_type} "
+        "({basis}).",
+        "Agency '{value}' is a {kind}; only {expected} may record {event_type} ({basis}).",
+    ),
     "AGENCY_NOT_ADDRESSED_CENTRE": (
         "Sự kiện này phải do Trung tâm TGPL nhà nước được chuyển yêu cầu ghi.",
         "This event must be recorded by the legal aid centre the request was sent to.",

@@ -8,6 +8,7 @@ client `event_id`s it has recorded so that a retry is recognised, not recorded t
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ _NEW_REQUEST_ALLOWED = frozenset(
 TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "NOTIFICATION_ISSUED": (_ACTIVE, None),
     "AID_REQUESTED": (_NEW_REQUEST_ALLOWED, Status.REQUESTED),
+    "REQUEST_FORWARDED": (frozenset({Status.REQUESTED}), None),
     "REQUEST_TRANSFERRED": (frozenset({Status.REQUESTED}), Status.AT_CENTRE),
     "APPOINTMENT_REQUESTED": (_NEW_REQUEST_ALLOWED | {Status.REQUESTED}, Status.AT_CENTRE),
     "CASE_TRANSFERRED": (_ACTIVE, None),
@@ -87,6 +89,9 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
         frozenset({Status.OPEN, Status.REQUESTED, Status.AT_CENTRE, Status.ACCEPTED,
                    Status.ASSIGNED, Status.REGISTERED}),
         Status.DECLINED,
+    ),
+    "INTERPRETER_REQUESTED": (
+        frozenset({Status.AT_CENTRE, Status.ACCEPTED, Status.ASSIGNED, Status.REGISTERED}), None
     ),
     "PROVIDER_CHANGED": (frozenset({Status.ASSIGNED, Status.REGISTERED}), Status.ASSIGNED),
     "AID_DISCONTINUED": (
@@ -121,6 +126,8 @@ class Referral(Aggregate):
     """A person's legal-aid referral case (vụ việc TGPL trong tố tụng)."""
 
     TOPIC = "referral.Referral"
+    # class default: snapshots taken before this attribute existed restore without it
+    notice_sent_at: datetime | None = None
 
     class Event(Aggregate.Event):
         """A recorded referral event; the common wire fields every type carries."""
@@ -156,7 +163,7 @@ class Referral(Aggregate):
         TOPIC = "referral.Created.v1"
 
     class NotificationIssued(Event):
-        """Giải thích, thông báo về quyền được TGPL; Mẫu 03 (TTLT 10/2018 Điều 7)."""
+        """Giải thích, thông báo về quyền được TGPL (TTLT 10/2018 Điều 7 k1; BLTTHS Điều 71)."""
 
         TOPIC = "referral.NotificationIssued.v1"
         WIRE_TYPE = "NOTIFICATION_ISSUED"
@@ -168,10 +175,17 @@ class Referral(Aggregate):
         WIRE_TYPE = "AID_REQUESTED"
 
     class RequestTransferred(Event):
-        """Chuyển yêu cầu cho Trung tâm TGPL nhà nước (Luật TGPL Điều 31 k3, suy luận)."""
+        """Thông báo, chuyển yêu cầu cho Trung tâm TGPL nhà nước (Luật TGPL Điều 31 k3; Mẫu 03)."""
 
         TOPIC = "referral.RequestTransferred.v1"
         WIRE_TYPE = "REQUEST_TRANSFERRED"
+
+    class RequestForwarded(Event):
+        """Cơ sở giam giữ chuyển yêu cầu TGPL cho cơ quan tiến hành tố tụng (TTLT 10/2018
+        Điều 10 k1 điểm a); cơ quan nhận trở thành cơ quan thụ lý vụ việc và chịu thời hạn C1."""
+
+        TOPIC = "referral.RequestForwarded.v1"
+        WIRE_TYPE = "REQUEST_FORWARDED"
 
     class AppointmentRequested(Event):
         """Đề nghị cử người bào chữa trong trường hợp chỉ định (BLTTHS Điều 76)."""
@@ -210,10 +224,16 @@ class Referral(Aggregate):
         WIRE_TYPE = "COUNSEL_REGISTERED"
 
     class AidDeclined(Event):
-        """Người được TGPL từ chối, có biên bản ba bên (TTLT 29/2025, chưa xác minh)."""
+        """Người được TGPL từ chối, có biên bản ba bên (TTLT 29/2025, hiệu lực 31/12/2025)."""
 
         TOPIC = "referral.AidDeclined.v1"
         WIRE_TYPE = "AID_DECLINED"
+
+    class InterpreterRequested(Event):
+        """Trung tâm đề nghị cơ quan tiến hành tố tụng bố trí người phiên dịch (TTLT 29/2025)."""
+
+        TOPIC = "referral.InterpreterRequested.v1"
+        WIRE_TYPE = "INTERPRETER_REQUESTED"
 
     class ProviderChanged(Event):
         """Thay đổi người thực hiện TGPL (Luật TGPL Điều 25)."""
@@ -254,6 +274,7 @@ class Referral(Aggregate):
         self.opened_at: datetime | None = None
         self.opened_by: str | None = None
         self.closed_at: datetime | None = None
+        self.notice_sent_at: datetime | None = None  # the last notice to the Centre
         self.person: dict[str, Any] = {}
         self.event_ids: dict[str, tuple[int, str]] = {}
         self.has_identity = False
@@ -275,7 +296,8 @@ class Referral(Aggregate):
             self.has_identity = True
         if wire_type in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             self.centre_id = data["centre_id"]
-        elif wire_type == "CASE_TRANSFERRED":
+            self.notice_sent_at = event.occurred_at
+        elif wire_type in ("CASE_TRANSFERRED", "REQUEST_FORWARDED"):
             self.holder_agency_id = data.get("to_agency_id", self.holder_agency_id)
             if "to_stage" in data:
                 self.person["stage"] = data["to_stage"]
@@ -433,6 +455,7 @@ class Referral(Aggregate):
     ) -> None:
         self._check_occurred_at(occurred_at, now, future_tolerance)
         agency = _agency(reference, agency_id, occurred_at)
+        _check_actor_kind(wire_type, agency_id, agency)
         if self.status is not None:
             self._check_actor(wire_type, agency_id, agency, reference)
             self._check_order(wire_type)
@@ -567,12 +590,51 @@ class Referral(Aggregate):
                     raise RuleViolationError("SAME_PROVIDER", "data.provider_id",
                                              value=data["provider_id"])
                 _not_after(data["requested_at"], occurred_at, "data.requested_at")
+        elif wire_type in ("REQUEST_ACCEPTED", "REQUEST_REFUSED"):
+            received = data.get("notice_received_at")
+            if received is not None:
+                _not_after(received, occurred_at, "data.notice_received_at")
+                if self.notice_sent_at is not None and (
+                    datetime.fromisoformat(received) < self.notice_sent_at
+                ):
+                    raise InvalidEventError(
+                        "FIELD_INVALID", "data.notice_received_at",
+                        rule_vi="không được sớm hơn thời điểm cơ quan gửi thông báo "
+                                f"({self.notice_sent_at.isoformat()})",
+                        rule_en="must not be earlier than the agency's notice "
+                                f"({self.notice_sent_at.isoformat()})",
+                    )
+        elif wire_type == "INTERPRETER_REQUESTED":
+            if not _LANGUAGE_CODE.fullmatch(data["language"]):
+                raise InvalidEventError(
+                    "FIELD_INVALID", "data.language",
+                    rule_vi="phải là mã ngôn ngữ ISO 639 viết thường, ví dụ km, hmn, en",
+                    rule_en="must be a lower-case ISO 639 language code, e.g. km, hmn, en",
+                )
         elif wire_type == "COUNSEL_REGISTERED":
             given = data.get("provider_id")
             if given is not None and given != self.provider_id:
                 raise RuleViolationError("PROVIDER_MISMATCH", "data.provider_id", value=given,
                                          expected=self.provider_id)
             _not_after(data["documents_complete_at"], occurred_at, "data.documents_complete_at")
+
+
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+
+
+def _check_actor_kind(wire_type: str, agency_id: str, agency: Any) -> None:
+    """Refuses an event the law gives to other kinds of agency (e.g. only a proceedings agency
+    registers counsel, CPC 2015 Art. 78(4); a detention facility passes requests on)."""
+    spec = EVENT_TYPES[wire_type]
+    if not spec.actor_kinds or agency.kind in spec.actor_kinds:
+        return
+    raise RuleViolationError(
+        "AGENCY_KIND_NOT_PERMITTED", "agency_id", value=agency_id, kind=agency.kind,
+        kind_vi=KIND_NAMES_VI.get(agency.kind, agency.kind), event_type=wire_type,
+        expected=" or ".join(spec.actor_kinds),
+        expected_vi=" hoặc ".join(KIND_NAMES_VI.get(k, k) for k in spec.actor_kinds),
+        basis=spec.actor_basis,
+    )
 
 
 def _not_after(value: str, occurred_at: datetime, field: str) -> None:

@@ -1,7 +1,7 @@
 """Per-agency counts: how many events of each type each agency recorded, by province, eligible
 category, procedural role, stage and day — the figures of the council's half-yearly report
-(JC 10/2018 Art. 20(5); Forms 06A–06C: Form 03 notifications issued, requests received and
-transferred to the Centre, appointments requested, assignments, registrations, refusals, …).
+(JC 10/2018 Art. 20(5); Forms 06A–06C: explanations of the right, requests received and
+notified to the Centre (Form 03), appointments requested, assignments, registrations, refusals, …).
 
 Attribution:
 - agency: the agency that recorded the event; province: that agency's province (reference

@@ -68,7 +68,7 @@ def fold_case(row: dict[str, Any] | None, event: Any, reference: Any) -> dict[st
             row[name] = data[name]
     if wire in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
         row["centre_id"] = data["centre_id"]
-    elif wire == "CASE_TRANSFERRED":
+    elif wire in ("CASE_TRANSFERRED", "REQUEST_FORWARDED"):
         row["holder_agency_id"] = data.get("to_agency_id", row["holder_agency_id"])
         if "to_stage" in data:
             row["stage"] = data["to_stage"]

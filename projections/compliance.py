@@ -8,8 +8,9 @@ figures are right whenever they are read without re-processing anything.
 
 Attribution:
 - period: a verdict belongs to the period containing its trigger's Vietnam-local date (the
-  day the limit started: e.g. the request's day for C1, the notice's day for C3, the day the
-  documents were complete for C4);
+  day the limit started: e.g. the request's day for C1, the notice's day for C3 — or the
+  Centre's receipt of it when recorded (`start_from`) —, the day the documents were complete
+  for C4);
 - agency: the responsible agency of the verdict (the agency that met the limit; otherwise the
   holder — or the addressed Centre for Centre rules — as of the deadline, or as of now while
   it is running: a case transferred mid-limit is charged to the agency holding it when the
@@ -319,8 +320,9 @@ class Compliance(Projection[ComplianceView]):
         self.rules = rules
         self.calendar = context.calendar if context is not None else None
         self.agencies = context.reference.agencies if context is not None else {}
-        self.fields = tuple(sorted(set(_FACT_FIELDS) | {r.trigger_field for r in rules
-                                                         if r.trigger_field}))
+        self.fields = tuple(sorted(
+            set(_FACT_FIELDS) | {r.trigger_field for r in rules if r.trigger_field}
+            | {r.start_from.field for r in rules if r.start_from and r.start_from.field}))
         self.known = StateCache()  # case id -> its complete facts, as committed
 
     def forget(self) -> None:

@@ -29,9 +29,10 @@ PERIODS = ("jan-oct", "full-year")
 PERIOD_NAMES_VI = {"jan-oct": "Kỳ báo cáo 01/01 – 31/10", "full-year": "Kỳ báo cáo 01/01 – 31/12"}
 
 EVENT_HEADINGS_VI = {
-    "NOTIFICATION_ISSUED": "Giải thích, thông báo quyền được TGPL (Mẫu 03)",
+    "NOTIFICATION_ISSUED": "Giải thích, thông báo quyền được TGPL",
     "AID_REQUESTED": "Tiếp nhận yêu cầu TGPL",
-    "REQUEST_TRANSFERRED": "Chuyển yêu cầu cho Trung tâm TGPL",
+    "REQUEST_FORWARDED": "Cơ sở giam giữ chuyển yêu cầu cho cơ quan tố tụng",
+    "REQUEST_TRANSFERRED": "Thông báo cho Trung tâm TGPL (Mẫu 03)",
     "APPOINTMENT_REQUESTED": "Đề nghị cử người bào chữa (chỉ định)",
     "CASE_TRANSFERRED": "Chuyển vụ việc",
     "REQUEST_ACCEPTED": "Thụ lý vụ việc",
@@ -39,6 +40,7 @@ EVENT_HEADINGS_VI = {
     "AID_ASSIGNED": "Cử người thực hiện TGPL",
     "COUNSEL_REGISTERED": "Đăng ký bào chữa, bảo vệ",
     "AID_DECLINED": "Người được TGPL từ chối",
+    "INTERPRETER_REQUESTED": "Đề nghị bố trí người phiên dịch",
     "PROVIDER_CHANGED": "Thay đổi người thực hiện TGPL",
     "AID_DISCONTINUED": "Không tiếp tục TGPL",
     "CASE_CLOSED": "Kết thúc vụ việc",
@@ -66,6 +68,34 @@ def period_dates(year: int, period: str) -> tuple[date, date]:
     if period == "full-year":
         return date(year, 1, 1), date(year, 12, 31)
     raise ValueError(f"period must be one of {PERIODS}, not {period!r}")
+
+
+def report_due_date(deadlines: dict[str, Any], province: str, year: int,
+                    period: str) -> tuple[date, str] | None:
+    """(due date, source) of the report of `province` for a statutory period of `year`, from
+    the per-province table (`infra/reference_data/report_deadlines.json`: a provincial
+    council's plan, e.g. Lạng Sơn's 10/11 and 10/01; JC 10/2018 Art. 20(5) sets only the
+    periods), or None when the province has none."""
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {PERIODS}, not {period!r}")
+    entry = (deadlines.get("provinces") or {}).get(province)
+    if not entry or period not in entry:
+        return None
+    due = entry[period]
+    try:
+        when = date(year + int(due.get("year_offset", 0)), int(due["month"]), int(due["day"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"report deadlines, province {province}, period {period}: "
+                         f"needs month, day and year_offset ({error})") from None
+    return when, str(entry.get("source", ""))
+
+
+def statutory_period(start: date, end: date) -> str | None:
+    """The statutory period (start, end) is, if it is one."""
+    for period in PERIODS:
+        if period_dates(start.year, period) == (start, end):
+            return period
+    return None
 
 
 @dataclass
@@ -121,6 +151,16 @@ class Report:
     overdue: list[dict[str, Any]] = field(default_factory=list)
     # the signed checkpoint of the log the figures were computed from: size, root (base64), note
     checkpoint: dict[str, Any] | None = None
+    # submission date of a statutory period's report, per the province's council plan
+    due: date | None = None
+    due_source: str = ""
+
+    @property
+    def due_vi(self) -> str:
+        if self.due is None:
+            return "Không có trong dữ liệu (theo kế hoạch của Hội đồng tỉnh)"
+        return f"{self.due:%d/%m/%Y} ({self.due_source})" if self.due_source else \
+            f"{self.due:%d/%m/%Y}"
 
     @property
     def checkpoint_vi(self) -> str:
@@ -187,7 +227,11 @@ def build_report(
             cancelled=group["cancelled"], legal_basis=rule.legal_basis if rule else "",
             cases=group["cases"],
         ))
-    from infra.reference_data import versions
+    from infra.reference_data import load_report_deadlines, versions
+
+    period = statutory_period(start, end)
+    due = (report_due_date(load_report_deadlines(container.settings.reference_data_dir),
+                           province, start.year, period) if period else None)
 
     positions = projections.positions()
     report_position = min(positions.get(name, 0) or 0 for name in ("agency_counts", "compliance"))
@@ -204,6 +248,7 @@ def build_report(
         reference_versions=versions(container.settings.reference_data_dir),
         positions=positions, agencies=agencies, compliance=compliance,
         overdue=projections.compliance.overdue(province, now=now), checkpoint=checkpoint,
+        due=due[0] if due else None, due_source=due[1] if due else "",
     )
 
 
@@ -297,6 +342,7 @@ def report_xlsx_bytes(report: Report) -> bytes:
         ("Điểm kiểm (checkpoint) của sổ", report.checkpoint_vi),
         ("Ghi chú đã ký của điểm kiểm",
          report.checkpoint["note"] if report.checkpoint else "—"),
+        ("Hạn gửi báo cáo", report.due_vi),
     ]
     for row, (label, value) in enumerate(lines, start=3):
         cover.cell(row=row, column=1, value=label).font = bold

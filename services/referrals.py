@@ -510,7 +510,7 @@ def case_facts(history: Iterable[Referral.Event]) -> list[CaseFact]:
         kind = data.get("proceedings_kind", kind)
         if event.WIRE_TYPE in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             centre = data["centre_id"]
-        if event.WIRE_TYPE == "CASE_TRANSFERRED":
+        if event.WIRE_TYPE in ("CASE_TRANSFERRED", "REQUEST_FORWARDED"):
             holder = data.get("to_agency_id", holder)
             stage = data.get("to_stage", stage)
         facts.append(

@@ -15,6 +15,7 @@ COURT = "lsn-court"
 CENTRE = "lsn-centre"
 OTHER_CENTRE = "vlg-centre"
 DOJ = "lsn-doj"
+DETENTION = "lsn-detention"
 VLG_POLICE = "vlg-police-investigation"
 
 T0 = datetime(2026, 3, 3, 9, 0, tzinfo=VIETNAM_TZ)  # a Tuesday

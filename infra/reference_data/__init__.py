@@ -12,7 +12,7 @@ from domain.deadlines import TimeLimitRule, rules_from_records
 from domain.reference import ReferenceData, reference_from_records
 
 SHIPPED = Path(__file__).parent
-_NOT_CODE_LISTS = {"holidays", "time_limits"}
+_NOT_CODE_LISTS = {"holidays", "time_limits", "report_deadlines"}
 
 
 def _read(folder: Path, stem: str) -> dict[str, Any]:
@@ -39,6 +39,15 @@ def load_calendar(folder: Path | None = None) -> WorkingCalendar:
 def load_time_limits(folder: Path | None = None) -> tuple[TimeLimitRule, ...]:
     """The legal time-limit rules table."""
     return rules_from_records(_read(folder or SHIPPED, "time_limits")["rules"])
+
+
+def load_report_deadlines(folder: Path | None = None) -> dict[str, Any]:
+    """Per-province report submission dates (a provincial council's plan, not a national rule);
+    an empty table when the folder has no such file."""
+    path = (folder or SHIPPED) / "report_deadlines.json"
+    if not path.exists():
+        return {"provinces": {}}
+    return _read(folder or SHIPPED, "report_deadlines")
 
 
 def versions(folder: Path | None = None) -> dict[str, str]:

@@ -2,8 +2,9 @@
 period, with the failing cases listed (domain.md §4; the Lạng Sơn and Trà Vinh seed plans).
 
 Items:
-- FORM_03: every legal-aid request (or appointment request) the agency received was preceded by
-  a recorded explanation of the right with Form 03 (JC 10/2018 Art. 7(1); CPC Art. 71; C2);
+- FORM_03 (id kept): every legal-aid request (or appointment request) the agency received was
+  preceded by a recorded explanation of the right, whatever form it names (JC 10/2018
+  Art. 7(1); CPC Art. 71; C2; Form 03 is the notice to the Centre, issue 20);
   notifications without the reference of the procedural minutes are counted as a remark;
 - TRANSFER: requests transferred to the Centre within the limit (rules C1_12H, C1_24H);
 - REGISTRATION: defence/protection registered within the limit (C4_CRIMINAL, C4_CIVIL_ADMIN);
@@ -102,9 +103,11 @@ def build_pack(container: Any, agency: Agency, start: date, end: date, now: date
 
 def _form_03(events: list[tuple[str, Any]], histories: dict[str, list[Any]],
              applicable: bool) -> CheckItem:
-    item = CheckItem("FORM_03", "Giải thích, thông báo về quyền được TGPL (Mẫu 03) được ghi nhận "
+    # the id stays FORM_03 (pages and tests name it); issue 20: Mẫu 03 is the notice to the
+    # Centre (REQUEST_TRANSFERRED), so any recorded explanation of the right counts here
+    item = CheckItem("FORM_03", "Giải thích, thông báo về quyền được TGPL được ghi nhận "
                      "trước khi tiếp nhận yêu cầu",
-                     "Form 03 notice of the right to legal aid recorded before each request",
+                     "Explanation of the right to legal aid recorded before each request",
                      "TTLT 10/2018 Điều 7 khoản 1; BLTTHS Điều 71", applicable)
     if not applicable:
         return item
@@ -120,18 +123,15 @@ def _form_03(events: list[tuple[str, Any]], histories: dict[str, list[Any]],
         item.checked += 1
         before = [e for e in histories[case_id]
                   if e.originator_version < event.originator_version]
-        forms = [e.data.get("form") for e in before if e.WIRE_TYPE == "NOTIFICATION_ISSUED"]
-        if "MAU_03" not in forms:
-            what_vi = ("có giải thích nhưng không ghi Mẫu 03" if forms
-                       else "không có giải thích, thông báo nào được ghi trước đó")
-            what_en = ("explained, but Form 03 not recorded" if forms
-                       else "no notification recorded before it")
+        if not any(e.WIRE_TYPE == "NOTIFICATION_ISSUED" for e in before):
+            what_vi = "không có giải thích, thông báo nào được ghi trước đó"
+            what_en = "no notification recorded before it"
             item.failing.append(Failing(
                 case_id, f"Yêu cầu lúc {vn_time(event.occurred_at)}: {what_vi}",
                 f"Request at {vn_time(event.occurred_at)}: {what_en}"))
-    item.remark_vi = (f"{notices} lần giải thích, thông báo Mẫu 03 được ghi trong kỳ; "
+    item.remark_vi = (f"{notices} lần giải thích, thông báo về quyền được ghi trong kỳ; "
                       f"{without_minutes} lần chưa ghi số biên bản tố tụng.")
-    item.remark_en = (f"{notices} Form 03 notices recorded in the period; {without_minutes} "
+    item.remark_en = (f"{notices} explanations recorded in the period; {without_minutes} "
                       "without the reference of the procedural minutes.")
     return item
 

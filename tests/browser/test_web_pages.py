@@ -72,7 +72,7 @@ def test_inspector_signs_in_finds_a_case_replays_it_and_signs_out(page: Any, sit
     expect(page.get_by_test_id("case-status")).to_have_text("đã kết thúc")
     check_page(page, "03-case", "Diễn biến vụ việc", "Thời hạn luật định", "Đúng hạn",
                "Tính toàn vẹn của chuỗi sự kiện", "Xem lại vụ việc tại một thời điểm",
-               "Giải thích, thông báo về quyền được trợ giúp pháp lý (Mẫu 03)",
+               "Giải thích, thông báo về quyền được trợ giúp pháp lý",
                "Chuyển yêu cầu trợ giúp pháp lý cho Trung tâm TGPL nhà nước",
                "Căn cứ pháp lý", "Ghi vào sổ")
     expect(page.get_by_test_id("integrity")).to_have_text("Đã kiểm chứng")

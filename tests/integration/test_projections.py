@@ -3,23 +3,26 @@ for a hand-built set of cases whose answers are worked out here, by hand.
 
 The cases (province LSN, Lạng Sơn; all times Vietnam time, UTC+7):
 
-A  weekend + public holiday. Request Tue 28/4/2026 09:00, transferred Wed 29/4 08:00 (C1 24 h:
-   met). C3 (3 working days from the notice) skips 30/4, 1/5, 2/5 (Sat), 3/5 (Sun) — all days
-   off in 2026 — and counts Mon 4/5, Tue 5/5, Wed 6/5: deadline 24:00 Wed 6/5. The assignment
+A  weekend + public holiday. A witness (not an LAL Art. 31(3) notice, so C3 and no C1) asks
+   Tue 28/4/2026 09:00, transferred Wed 29/4 08:00. C3 (3 working days from the notice)
+   skips 30/4, 1/5, 2/5 (Sat), 3/5 (Sun) — all days off in 2026 — and counts Mon 4/5, Tue 5/5, Wed 6/5: deadline 24:00 Wed 6/5. The assignment
    on Wed 6/5 16:00 is on time (a calendar-day count would wrongly say late). Registration Thu
    7/5 10:00, documents complete 08:00: C4 (24 h) met.
-B  transferred mid-limit. An arrested person asks at 08:00 Tue 10/3/2026 (C1 12 h: deadline
-   20:00); the investigation police hand the case to the detention facility at 14:00; the
-   facility transfers the request next day 09:00: missed, and charged to the facility (the
-   holder when the limit ran out), not to the police. C3 from Wed 11/3: Thu 12, Fri 13, Mon 16
-   → deadline 24:00 Mon 16/3; nothing assigned: outstanding (overdue) for the Centre.
+B  passed on by a detention facility (issue 20). An arrested person asks the detention facility
+   at 08:00 Tue 10/3/2026; the facility passes the request on to the investigation police at
+   14:00 (REQUEST_FORWARDED, JC 10/2018 Art. 10(1)(a)); the police notify the Centre next day
+   09:00. C1 (12 h, LAL Art. 31(3)) is the police's, from their receipt at 14:00: deadline
+   02:00 Wed 11/3, missed, charged to the police, not to the facility. An arrested person's
+   notice is "thụ lý ngay": C3_IMMEDIATE (24 h, A3) from Wed 11/3 09:00 → Thu 12/3 09:00;
+   nothing assigned: outstanding (overdue) for the Centre.
 C  a category valid then repealed. VICTIM_16_18 (LAL Art. 7(7)(đ)) is valid on 3/11/2025 and
-   repealed from 1/1/2026. Request 3/11/2025 10:00, transferred 20:00 (C1 24 h: met). C3 from
-   Mon 3/11/2025 → deadline 24:00 Thu 6/11; assigned Fri 7/11 10:00: missed.
+   repealed from 1/1/2026. Request 3/11/2025 10:00, transferred 20:00 (C1 24 h: met). A
+   victim's notice is immediate (LAL Art. 31(3)): C3_IMMEDIATE from Mon 3/11 20:00 → Tue 4/11
+   20:00; assigned Fri 7/11 10:00: missed.
 D  a mandatory appointment (CPC Art. 76) on Mon 1/6/2026 10:00: C3_IMMEDIATE (24 h) runs until
    Tue 2/6 10:00 — running when asked on 1/6 20:00, missed when asked on 3/6.
 E  refused. Request Mon 2/2/2026 08:00, transferred 12:00 (C1 24 h: met), refused by the Centre
-   Tue 3/2 09:00: C3 cancelled.
+   Tue 3/2 09:00: C3_IMMEDIATE (a suspect's notice) cancelled.
 G  one notification at 05:00 on 1/1/2026 Vietnam time (22:00 on 31/12/2025 UTC): it counts
    on the Vietnam-local day, in 2026.
 """
@@ -84,7 +87,7 @@ def ev(case: str, n: int, wire_type: str, agency: str, when: str,
 CASES: dict[str, list[dict[str, Any]]] = {
     "A": [
         ev("A", 1, "NOTIFICATION_ISSUED", "lsn-police", "2026-04-28 08:00",
-           {**person("A", "SUSPECT"), "form": "MAU_03", "trigger": "STATEMENT"}),
+           {**person("A", "WITNESS"), "form": "MAU_03", "trigger": "STATEMENT"}),
         ev("A", 2, "AID_REQUESTED", "lsn-police", "2026-04-28 09:00",
            {"request_form": "written"}),
         ev("A", 3, "REQUEST_TRANSFERRED", "lsn-police", "2026-04-29 08:00",
@@ -97,11 +100,11 @@ CASES: dict[str, list[dict[str, Any]]] = {
            {"documents_complete_at": at("2026-05-07 08:00")}),
     ],
     "B": [
-        ev("B", 1, "AID_REQUESTED", "lsn-police-investigation", "2026-03-10 08:00",
+        ev("B", 1, "AID_REQUESTED", "lsn-detention", "2026-03-10 08:00",
            {**person("B", "ARRESTED"), "request_form": "oral"}),
-        ev("B", 2, "CASE_TRANSFERRED", "lsn-police-investigation", "2026-03-10 14:00",
-           {"to_agency_id": "lsn-detention"}),
-        ev("B", 3, "REQUEST_TRANSFERRED", "lsn-detention", "2026-03-11 09:00",
+        ev("B", 2, "REQUEST_FORWARDED", "lsn-detention", "2026-03-10 14:00",
+           {"to_agency_id": "lsn-police-investigation"}),
+        ev("B", 3, "REQUEST_TRANSFERRED", "lsn-police-investigation", "2026-03-11 09:00",
            {"centre_id": "lsn-centre"}),
     ],
     "C": [
@@ -167,8 +170,8 @@ def test_agency_counts_for_a_province_and_year_when_cases_are_hand_built(
     assert table == {
         "lsn-police": {"NOTIFICATION_ISSUED": 2, "AID_REQUESTED": 2, "REQUEST_TRANSFERRED": 2,
                        "COUNSEL_REGISTERED": 1},
-        "lsn-police-investigation": {"AID_REQUESTED": 1, "CASE_TRANSFERRED": 1},
-        "lsn-detention": {"REQUEST_TRANSFERRED": 1},
+        "lsn-police-investigation": {"REQUEST_TRANSFERRED": 1},
+        "lsn-detention": {"AID_REQUESTED": 1, "REQUEST_FORWARDED": 1},
         "lsn-procuracy": {"APPOINTMENT_REQUESTED": 1},
         "lsn-centre": {"REQUEST_ACCEPTED": 1, "AID_ASSIGNED": 1, "REQUEST_REFUSED": 1},
     }
@@ -226,16 +229,16 @@ def _summary(container: Container, start: date, end: date, now: datetime) -> dic
 def test_compliance_per_rule_and_agency_when_judged_on_1_july_2026(ledger: Container) -> None:
     now = vn("2026-07-01 00:00")
     assert _summary(ledger, date(2026, 1, 1), date(2026, 12, 31), now) == {
-        ("C1_24H", "lsn-police"): (2, 0, 0, 0, {"met": ["T-A", "T-E"]}),
-        ("C1_12H", "lsn-detention"): (0, 1, 0, 0, {"missed": ["T-B"]}),
-        ("C3", "lsn-centre"): (1, 1, 0, 1, {"met": ["T-A"], "missed": ["T-B"],
-                                            "cancelled": ["T-E"]}),
-        ("C3_IMMEDIATE", "lsn-centre"): (0, 1, 0, 0, {"missed": ["T-D"]}),
+        ("C1_24H", "lsn-police"): (1, 0, 0, 0, {"met": ["T-E"]}),
+        ("C1_12H", "lsn-police-investigation"): (0, 1, 0, 0, {"missed": ["T-B"]}),
+        ("C3", "lsn-centre"): (1, 0, 0, 0, {"met": ["T-A"]}),
+        ("C3_IMMEDIATE", "lsn-centre"): (0, 2, 0, 1, {"missed": ["T-B", "T-D"],
+                                                      "cancelled": ["T-E"]}),
         ("C4_CRIMINAL", "lsn-police"): (1, 0, 0, 0, {"met": ["T-A"]}),
     }
     assert _summary(ledger, date(2025, 1, 1), date(2025, 12, 31), now) == {
         ("C1_24H", "lsn-police"): (1, 0, 0, 0, {"met": ["T-C"]}),
-        ("C3", "lsn-centre"): (0, 1, 0, 0, {"missed": ["T-C"]}),
+        ("C3_IMMEDIATE", "lsn-centre"): (0, 1, 0, 0, {"missed": ["T-C"]}),
     }
 
 
@@ -246,20 +249,46 @@ def test_weekend_and_holidays_do_not_count_when_the_limit_is_in_working_days(
     assert verdicts["C3"]["deadline"] == vn("2026-05-07 00:00")  # 24:00 on Wed 6/5
     assert verdicts["C3"]["status"] == "met"
     assert verdicts["C3"]["met_at"] == vn("2026-05-06 16:00")
-    assert verdicts["C1_24H"]["deadline"] == vn("2026-04-29 09:00")
+    assert "C1_24H" not in verdicts and "C3_IMMEDIATE" not in verdicts  # a witness
     assert verdicts["C4_CRIMINAL"]["deadline"] == vn("2026-05-08 08:00")
 
 
-def test_a_limit_is_charged_to_the_holder_at_the_deadline_when_transferred_mid_limit(
+def test_c1_is_charged_to_the_proceedings_agency_when_a_detention_facility_passes_it_on(
     ledger: Container,
 ) -> None:
     verdicts = {v["rule_id"]: v for v in ledger.projections.compliance.verdicts("T-B")}
     assert verdicts["C1_12H"]["status"] == "missed"
-    assert verdicts["C1_12H"]["deadline"] == vn("2026-03-10 20:00")
-    assert verdicts["C1_12H"]["responsible_agency_id"] == "lsn-detention"
-    assert verdicts["C3"]["deadline"] == vn("2026-03-17 00:00")  # 24:00 on Mon 16/3
-    police = ledger.projections.compliance.summary("LSN", agency_id="lsn-police-investigation")
-    assert police == []
+    assert verdicts["C1_12H"]["deadline"] == vn("2026-03-11 02:00")  # 14:00 + 12 h
+    assert verdicts["C1_12H"]["responsible_agency_id"] == "lsn-police-investigation"
+    assert "C3" not in verdicts
+    assert verdicts["C3_IMMEDIATE"]["deadline"] == vn("2026-03-12 09:00")
+    facility = ledger.projections.compliance.summary("LSN", agency_id="lsn-detention")
+    assert facility == []
+
+
+def test_the_centres_receipt_starts_the_assignment_limit_in_the_compliance_view(
+    pg_container: Container,
+) -> None:
+    # Issue 20: an arrested person's notice sent Fri 6/3/2026 22:00, received by the Centre
+    # Sat 7/3 07:00 (recorded on its acceptance); assigned Sun 8/3 06:00: C3_IMMEDIATE (24 h
+    # from the receipt) met, where a clock from the sending would have missed it.
+    record(pg_container, [
+        ev("R", 1, "AID_REQUESTED", "lsn-police", "2026-03-06 20:00",
+           {**person("A", "ARRESTED"), "person_id": "0f100000-0000-4000-8000-00000000000f"}),
+        ev("R", 2, "REQUEST_TRANSFERRED", "lsn-police", "2026-03-06 22:00",
+           {"centre_id": "lsn-centre"}),
+        ev("R", 3, "REQUEST_ACCEPTED", "lsn-centre", "2026-03-07 08:00",
+           {"notice_received_at": at("2026-03-07 07:00")}),
+        ev("R", 4, "AID_ASSIGNED", "lsn-centre", "2026-03-08 06:00",
+           {"provider_id": "tgv-lsn-003", "provider_type": "LEGAL_AID_OFFICER",
+            "aid_form": "DEFENCE"}),
+    ])
+    pg_container.projections.process_pending()
+    verdicts = {v["rule_id"]: v for v in pg_container.projections.compliance.verdicts("T-R")}
+    assert set(verdicts) == {"C1_12H", "C3_IMMEDIATE"}
+    immediate = verdicts["C3_IMMEDIATE"]
+    assert (immediate["trigger_at"], immediate["deadline"], immediate["status"]) == (
+        vn("2026-03-07 07:00"), vn("2026-03-08 07:00"), "met")
 
 
 def test_running_or_missed_is_judged_when_asked_from_the_stored_deadline(
@@ -275,7 +304,7 @@ def test_running_or_missed_is_judged_when_asked_from_the_stored_deadline(
         "T-B"]
     overdue = compliance.overdue("LSN", now=vn("2026-06-03 00:00"))
     assert [(r["case_id"], r["rule_id"], r["responsible_agency_id"]) for r in overdue] == [
-        ("T-B", "C3", "lsn-centre"), ("T-D", "C3_IMMEDIATE", "lsn-centre"),
+        ("T-B", "C3_IMMEDIATE", "lsn-centre"), ("T-D", "C3_IMMEDIATE", "lsn-centre"),
     ]
     assert overdue[1]["overdue_hours"] == 14.0
 
@@ -287,8 +316,8 @@ def test_case_index_rows_and_search_when_filtered(ledger: Container) -> None:
     assert b is not None
     assert {k: b[k] for k in ("province", "opening_agency_id", "holder_agency_id", "centre_id",
                               "status", "procedural_role", "version", "person_id")} == {
-        "province": "LSN", "opening_agency_id": "lsn-police-investigation",
-        "holder_agency_id": "lsn-detention", "centre_id": "lsn-centre",
+        "province": "LSN", "opening_agency_id": "lsn-detention",
+        "holder_agency_id": "lsn-police-investigation", "centre_id": "lsn-centre",
         "status": "AT_CENTRE", "procedural_role": "ARRESTED", "version": 3,
         "person_id": PERSON["B"],
     }
@@ -515,16 +544,19 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
     cover = workbook["Thông tin chung"]
     assert cover["B3"].value == "Tỉnh Lạng Sơn (LSN)"
     assert cover["B4"].value == "Từ ngày 01/01/2026 đến ngày 31/12/2026"
+    due = next(r for r in cover.iter_rows(values_only=True) if r[0] == "Hạn gửi báo cáo")
+    assert due[1].startswith("10/01/2027 (")  # Lạng Sơn's council plan (issue 20 point 7)
     agencies = workbook["Theo cơ quan"]
     assert agencies.freeze_panes == "A2"
     header = [c.value for c in agencies[1]]
-    assert header[4] == "Giải thích, thông báo quyền được TGPL (Mẫu 03)"
+    assert header[4] == "Giải thích, thông báo quyền được TGPL"
     police = next(r for r in agencies.iter_rows(values_only=True) if r[0] == "lsn-police")
     assert police[1] == "Công an tỉnh Lạng Sơn"
-    assert police[4:7] == (2, 2, 2) and police[-1] == 7
+    assert header[6] == "Cơ sở giam giữ chuyển yêu cầu cho cơ quan tố tụng"
+    assert police[4:8] == (2, 2, 0, 2) and police[-1] == 7
     compliance = workbook["Tuân thủ thời hạn"]
     rows = {(r[0], r[2]): r for r in compliance.iter_rows(min_row=2, values_only=True)}
-    assert rows[("C3", "lsn-centre")][4:10] == (1, 1, 0, 1, 3, 50.0)
+    assert rows[("C3_IMMEDIATE", "lsn-centre")][4:10] == (0, 2, 0, 1, 3, 0.0)
     assert agencies.column_dimensions["B"].width >= 20
     files = write_report(report, ["csv", "png"], tmp_path / "out")
     assert {p.suffix for p in files} == {".csv", ".png"}

@@ -46,7 +46,7 @@ def test_council_reads_its_province_report_as_xlsx_csv_png_and_json(client) -> N
     csv = http.get("/v1/reports/LSN?from=2025-01-01&to=2025-12-31&format=csv&table=compliance",
                    headers=headers)
     assert csv.status_code == 200
-    assert "C3,Cử người thực hiện" in csv.content.decode("utf-8-sig")
+    assert "C3_IMMEDIATE,Cử ngay người thực hiện" in csv.content.decode("utf-8-sig")
     png = http.get("/v1/reports/LSN?year=2026&format=png&kind=legal_aid_centre",
                    headers=headers)
     assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
@@ -65,7 +65,7 @@ def test_statistics_routes_answer_for_the_principal_province(client) -> None:  #
     compliance = http.get("/v1/stats/compliance?from=2025-01-01&to=2025-12-31",
                           headers=headers).json()
     assert [(r["rule_id"], r["met"], r["missed"]) for r in compliance["rows"]] == [
-        ("C1_24H", 1, 0), ("C3", 0, 1)]
+        ("C1_24H", 1, 0), ("C3_IMMEDIATE", 0, 1)]  # a victim's notice: LAL Art. 31(3)
     overdue = http.get("/v1/stats/overdue", headers=headers).json()
     assert {r["case_id"] for r in overdue["rows"]} == {"T-B", "T-D"}
     status = http.get("/v1/projections/status", headers={"Authorization": auth["admin"]})

@@ -303,3 +303,26 @@ def test_weekend_is_not_working_when_not_announced_as_extra_working_day(day):
         assert not CAL.is_working_day(day)
     if day in CAL.holidays:
         assert not CAL.is_working_day(day)
+
+
+def test_2026_make_up_saturday_22_august_is_a_working_day_when_31_august_is_swapped():
+    # Issue 20 point 4: Monday 31/8/2026 off, Saturday 22/8/2026 worked (Government Office
+    # notice, reported 13/10/2025). From Thursday 20/8: Fri 21, Sat 22, Mon 24 -> 24:00 Mon 24/8.
+    assert CAL.is_working_day(date(2026, 8, 22))
+    assert not CAL.is_working_day(date(2026, 8, 31))
+    assert CAL.deadline_in_working_days(vn(2026, 8, 20, 10), 3) == midnight(2026, 8, 25)
+    assert CAL.is_working_day(date(2026, 11, 24))  # Culture Day 24/11 stays out (not enacted)
+
+
+def test_2026_is_marked_verified_with_its_source_and_other_years_are_not_when_loaded():
+    record = _load_record()
+    year = record["years"]["2026"]
+    assert year["verified"] is True and "22/8" in year["source"]
+    assert all(not y["verified"] for k, y in record["years"].items() if k != "2026")
+
+
+def test_verified_year_is_refused_when_it_names_no_source():
+    record = _load_record()
+    del record["years"]["2026"]["source"]
+    with pytest.raises(ValueError, match="holidays year 2026: field 'source'"):
+        calendar_from_record(record)

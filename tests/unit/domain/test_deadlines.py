@@ -60,7 +60,7 @@ class Case:
         data = dict(data or {})
         if type_ in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             self.centre = data.setdefault("centre_id", CENTRE)
-        if type_ == "CASE_TRANSFERRED":
+        if type_ in ("CASE_TRANSFERRED", "REQUEST_FORWARDED"):
             self.holder = data["to_agency_id"]
         if role is not None:
             self.role = role
@@ -249,7 +249,7 @@ def test_running_limit_names_the_current_holder_when_evaluated_before_the_deadli
 
 
 def test_assignment_is_met_when_made_within_3_working_days_of_the_notice():
-    case = Case(role="SUSPECT")
+    case = Case(role="WITNESS")
     case.add("REQUEST_TRANSFERRED", vn(2024, 3, 5, 10))  # Tuesday
     case.add("AID_ASSIGNED", vn(2024, 3, 8, 23, 59))  # Friday
     verdicts = case.judge(vn(2024, 3, 20), "C3", "C3_IMMEDIATE")
@@ -259,7 +259,7 @@ def test_assignment_is_met_when_made_within_3_working_days_of_the_notice():
 
 
 def test_centre_is_responsible_when_no_provider_is_assigned_in_time():
-    case = Case(role="SUSPECT")
+    case = Case(role="WITNESS")
     case.add("REQUEST_TRANSFERRED", vn(2024, 2, 7, 9))  # before Tết Giáp Thìn
     v = only(case.judge(vn(2024, 2, 20, 0, 1), "C3"), "C3")
     assert v.deadline == vn(2024, 2, 20)
@@ -267,7 +267,7 @@ def test_centre_is_responsible_when_no_provider_is_assigned_in_time():
 
 
 def test_assignment_is_cancelled_when_the_centre_refuses_in_time():
-    case = Case(role="SUSPECT")
+    case = Case(role="WITNESS")
     case.add("REQUEST_TRANSFERRED", vn(2024, 3, 5, 10))
     case.add("REQUEST_REFUSED", vn(2024, 3, 6, 10), data={"reason": "NOT_ELIGIBLE",
                                                          "written": True})
@@ -285,7 +285,7 @@ def test_immediate_limit_applies_when_the_trigger_is_a_mandatory_appointment():
 
 
 def test_immediate_limit_applies_when_the_centre_accepts_the_case_immediately():
-    case = Case(role="SUSPECT")
+    case = Case(role="WITNESS")
     case.add("REQUEST_TRANSFERRED", vn(2024, 3, 5, 10))
     case.add("REQUEST_ACCEPTED", vn(2024, 3, 5, 11), data={"immediate": True})
     case.add("AID_ASSIGNED", vn(2024, 3, 5, 18))
@@ -295,14 +295,14 @@ def test_immediate_limit_applies_when_the_centre_accepts_the_case_immediately():
 
 
 def test_immediate_limit_applies_when_the_notice_itself_is_flagged_immediate():
-    case = Case(role="SUSPECT")
+    case = Case(role="WITNESS")
     case.add("REQUEST_TRANSFERRED", vn(2024, 3, 5, 10), data={"immediate": True})
     v = only(case.judge(vn(2024, 3, 6, 10, 1), "C3", "C3_IMMEDIATE"), "C3_IMMEDIATE")
     assert (v.status, v.outstanding) == ("missed", True)
 
 
 def test_ordinary_limit_applies_when_acceptance_is_not_immediate():
-    case = Case(role="SUSPECT")
+    case = Case(role="WITNESS")
     case.add("REQUEST_TRANSFERRED", vn(2024, 3, 5, 10))
     case.add("REQUEST_ACCEPTED", vn(2024, 3, 5, 11), data={"immediate": False})
     case.add("AID_ASSIGNED", vn(2024, 3, 7, 18))
@@ -312,7 +312,7 @@ def test_ordinary_limit_applies_when_acceptance_is_not_immediate():
 
 
 def test_immediate_acceptance_is_ignored_when_it_comes_after_the_assignment():
-    case = Case(role="SUSPECT")
+    case = Case(role="WITNESS")
     case.add("REQUEST_TRANSFERRED", vn(2024, 3, 5, 10))
     case.add("AID_ASSIGNED", vn(2024, 3, 7, 18))
     case.add("REQUEST_ACCEPTED", vn(2024, 3, 7, 19), data={"immediate": True})
@@ -321,7 +321,7 @@ def test_immediate_acceptance_is_ignored_when_it_comes_after_the_assignment():
 
 
 def test_running_limit_becomes_immediate_when_an_immediate_acceptance_arrives():
-    case = Case(role="SUSPECT")
+    case = Case(role="WITNESS")
     case.add("REQUEST_TRANSFERRED", vn(2024, 3, 5, 10))
     case.add("REQUEST_ACCEPTED", vn(2024, 3, 5, 15), data={"immediate": True})
     before = case.judge(vn(2024, 3, 5, 12), "C3", "C3_IMMEDIATE")
@@ -351,14 +351,18 @@ def test_criminal_registration_is_missed_not_outstanding_when_after_24_hours():
     assert (v.status, v.outstanding, v.deadline) == ("missed", False, vn(2024, 3, 6, 9))
 
 
-def test_civil_registration_counts_calendar_days_when_the_proceedings_are_civil():
-    case = Case(role="LITIGANT", kind="civil", holder="court-c")
-    case.add("COUNSEL_REGISTERED", vn(2024, 3, 11, 16),
-             data={"documents_complete_at": vn(2024, 3, 8, 15)})  # Friday
-    verdicts = case.judge(vn(2024, 3, 20))
-    v = only(verdicts, "C4_CIVIL_ADMIN")
-    assert (v.status, v.deadline) == ("met", vn(2024, 3, 12))
-    assert not [x for x in verdicts if x.rule_id == "C4_CRIMINAL"]
+def test_civil_registration_counts_working_days_when_the_limit_spans_a_weekend():
+    # Issue 20 point 3: BLTTDS 2015 Art. 75(4) / Luật TTHC 2015 Art. 61(4) say 03 ngày làm
+    # việc. Documents complete Fri 8/3/2024: Mon 11, Tue 12, Wed 13 -> 24:00 Wed 13/3. The
+    # registration on Wed 13/3 was rated missed by the old calendar-day clock (24:00 Mon 11).
+    for kind in ("civil", "administrative"):
+        case = Case(role="LITIGANT", kind=kind, holder="court-c")
+        case.add("COUNSEL_REGISTERED", vn(2024, 3, 13, 16),
+                 data={"documents_complete_at": vn(2024, 3, 8, 15)})  # Friday
+        verdicts = case.judge(vn(2024, 3, 20))
+        v = only(verdicts, "C4_CIVIL_ADMIN")
+        assert (v.status, v.deadline) == ("met", vn(2024, 3, 14))
+        assert not [x for x in verdicts if x.rule_id == "C4_CRIMINAL"]
 
 
 def test_provider_change_counts_working_days_when_requested_before_a_holiday():
@@ -419,6 +423,7 @@ def test_compute_deadline_follows_the_rule_clock_when_called_directly():
     assert compute_deadline(BY_ID["C1_12H"], start, CAL) == vn(2024, 3, 5, 22)
     assert compute_deadline(BY_ID["C3"], start, CAL) == vn(2024, 3, 9)
     assert compute_deadline(BY_ID["C4_CIVIL_ADMIN"], start, CAL) == vn(2024, 3, 9)
+    assert compute_deadline(BY_ID["C4_CIVIL_ADMIN"], vn(2024, 3, 8, 10), CAL) == vn(2024, 3, 14)
 
 
 @settings(max_examples=200, deadline=None)
@@ -462,15 +467,16 @@ def test_pairing_is_fifo_and_each_target_used_once_when_requests_and_transfers_i
 
 
 def test_rules_file_parses_with_the_expected_rules_when_loaded():
-    assert RULES_DOC["version"] == "2026-11-23.1"
+    assert RULES_DOC["version"] == "2026-12-01.1"
     limits = {r.rule_id: (r.limit, r.clock) for r in RULES}
     assert limits == {
         "C1_12H": (12, "hours"), "C1_24H": (24, "hours"), "C3": (3, "working_days"),
         "C3_IMMEDIATE": (24, "hours"), "C4_CRIMINAL": (24, "hours"),
-        "C4_CIVIL_ADMIN": (3, "calendar_days"), "C7": (3, "working_days"),
+        "C4_CIVIL_ADMIN": (3, "working_days"), "C7": (3, "working_days"),
     }
     unverified = {r.rule_id for r in RULES if not r.verified}
-    assert {"C1_12H", "C1_24H", "C3_IMMEDIATE", "C4_CIVIL_ADMIN"} <= unverified
+    assert {"C1_12H", "C1_24H", "C3_IMMEDIATE"} <= unverified
+    assert BY_ID["C4_CIVIL_ADMIN"].verified and BY_ID["C4_CIVIL_ADMIN"].source
     assert BY_ID["C4_CRIMINAL"].trigger_field == "documents_complete_at"
     assert BY_ID["C7"].trigger_field == "requested_at"
     assert BY_ID["C3"].responsible == BY_ID["C7"].responsible == "centre"
@@ -562,3 +568,171 @@ def test_times_in_other_zones_give_the_same_verdict_when_judged():
     v = only(case.judge(datetime(2024, 3, 7, tzinfo=timezone.utc)), "C1_12H")
     assert (v.status, v.deadline) == ("met", vn(2024, 3, 5, 22))
     assert v.deadline.tzinfo == VIETNAM_TZ
+
+
+# --- issue 20: LAL Art. 31(3) notices are immediate; clocks start at the Centre's receipt ------
+
+
+@pytest.mark.parametrize("role", ["ARRESTED", "TEMPORARILY_DETAINED", "SUSPECT", "DEFENDANT",
+                                  "VICTIM"])
+def test_criminal_notice_for_art_31_3_roles_is_judged_immediate_when_no_flag_is_set(role):
+    # LAL 2017 Art. 31(3) + Art. 30: thụ lý ngay; JC 10/2018 Art. 3(4): cử ngay. The
+    # assignment two days after the notice was rated "met" by C3 (3 working days) before.
+    case = Case(role=role)
+    case.add("REQUEST_TRANSFERRED", vn(2026, 3, 10, 9))  # Tuesday
+    case.add("AID_ASSIGNED", vn(2026, 3, 12, 9))  # Thursday
+    verdicts = case.judge(vn(2026, 3, 20), "C3", "C3_IMMEDIATE")
+    assert [(v.rule_id, v.status) for v in verdicts] == [("C3_IMMEDIATE", "missed")]
+
+
+@pytest.mark.parametrize(("role", "kind"), [("WITNESS", "criminal"), ("EMERGENCY_HELD", "criminal"),
+                                            ("LITIGANT", "civil"), ("VICTIM", "civil")])
+def test_other_notices_keep_the_3_working_day_limit_when_not_under_art_31_3(role, kind):
+    case = Case(role=role, kind=kind)
+    case.add("REQUEST_TRANSFERRED", vn(2026, 3, 10, 9))
+    case.add("AID_ASSIGNED", vn(2026, 3, 12, 9))
+    verdicts = case.judge(vn(2026, 3, 20), "C3", "C3_IMMEDIATE")
+    assert [(v.rule_id, v.status) for v in verdicts] == [("C3", "met")]
+
+
+def test_arrested_persons_assignment_two_days_after_receipt_misses_the_immediate_limit():
+    # The issue's example: the request reached the Centre (receipt recorded on its acceptance)
+    # on Tue 10/3/2026 08:00, though the agency's notice went out at 06:00; the provider was
+    # assigned on Thu 12/3 08:00. Today's code: C3 met. Now: C3_IMMEDIATE from the receipt,
+    # 24 h (A3) -> deadline Wed 11/3 08:00 -> missed.
+    case = Case(role="ARRESTED")
+    case.add("AID_REQUESTED", vn(2026, 3, 10, 1))
+    case.add("REQUEST_TRANSFERRED", vn(2026, 3, 10, 6))
+    case.add("REQUEST_ACCEPTED", vn(2026, 3, 10, 9),
+             data={"notice_received_at": "2026-03-10T08:00:00+07:00"})
+    case.add("AID_ASSIGNED", vn(2026, 3, 12, 8))
+    verdicts = case.judge(vn(2026, 3, 20), "C3", "C3_IMMEDIATE")
+    assert [v.rule_id for v in verdicts] == ["C3_IMMEDIATE"]
+    v = verdicts[0]
+    assert (v.status, v.trigger_version, v.target_version) == ("missed", 2, 4)
+    assert (v.trigger_at, v.deadline) == (vn(2026, 3, 10, 8), vn(2026, 3, 11, 8))
+    assert v.responsible_agency_id == CENTRE
+
+
+def test_three_working_days_count_from_the_centres_receipt_when_it_is_recorded():
+    # A witness's notice sent Fri 6/3/2026 23:00, received by the Centre Mon 9/3 07:30:
+    # from the sending, 24:00 Wed 11/3; from the receipt, 24:00 Thu 12/3.
+    case = Case(role="WITNESS")
+    case.add("REQUEST_TRANSFERRED", vn(2026, 3, 6, 23))
+    case.add("REQUEST_ACCEPTED", vn(2026, 3, 9, 8),
+             data={"notice_received_at": "2026-03-09T07:30:00+07:00"})
+    case.add("AID_ASSIGNED", vn(2026, 3, 12, 15))
+    v = only(case.judge(vn(2026, 3, 20), "C3"), "C3")
+    assert (v.trigger_at, v.deadline, v.status) == (vn(2026, 3, 9, 7, 30), vn(2026, 3, 13), "met")
+
+
+def test_clock_falls_back_to_the_notice_when_no_receipt_is_recorded():
+    case = Case(role="WITNESS")
+    case.add("REQUEST_TRANSFERRED", vn(2026, 3, 6, 23))
+    case.add("REQUEST_ACCEPTED", vn(2026, 3, 9, 8), data={"immediate": False})
+    case.add("AID_ASSIGNED", vn(2026, 3, 12, 15))
+    v = only(case.judge(vn(2026, 3, 20), "C3"), "C3")
+    assert (v.trigger_at, v.deadline, v.status) == (vn(2026, 3, 6, 23), vn(2026, 3, 12), "missed")
+
+
+def test_refusal_carries_the_receipt_when_the_centre_refuses():
+    case = Case(role="WITNESS")
+    case.add("REQUEST_TRANSFERRED", vn(2026, 3, 6, 23))
+    case.add("REQUEST_REFUSED", vn(2026, 3, 12, 10), data={
+        "reason": "NOT_ELIGIBLE", "written": True,
+        "notice_received_at": "2026-03-09T07:30:00+07:00"})
+    v = only(case.judge(vn(2026, 3, 20), "C3"), "C3")
+    assert (v.deadline, v.status) == (vn(2026, 3, 13), "cancelled")
+
+
+def test_forwarded_request_starts_the_agencys_limit_and_charges_it_when_passed_on():
+    # Issue 20 point 2: a detention facility passes an arrested person's request on to the
+    # investigation body (JC 10/2018 Art. 10(1)(a)); the 12 h of LAL Art. 31(3) are the
+    # agency's, from its receipt.
+    case = Case(role="ARRESTED", holder="detention-d")
+    case.add("AID_REQUESTED", vn(2026, 3, 10, 8))
+    case.add("REQUEST_FORWARDED", vn(2026, 3, 10, 18), data={"to_agency_id": POLICE_A})
+    waiting = case.judge(vn(2026, 3, 10, 17), "C1_12H")[0]  # before the forwarding
+    assert (waiting.deadline, waiting.responsible_agency_id) == (vn(2026, 3, 10, 20),
+                                                                 "detention-d")
+    late = case.judge(vn(2026, 3, 11, 7), "C1_12H")[0]
+    assert (late.trigger_at, late.deadline) == (vn(2026, 3, 10, 18), vn(2026, 3, 11, 6))
+    assert (late.status, late.outstanding, late.responsible_agency_id) == (
+        "missed", True, POLICE_A)
+    case.add("REQUEST_TRANSFERRED", vn(2026, 3, 11, 5))
+    assert only(case.judge(vn(2026, 3, 12), "C1_12H"), "C1_12H").status == "met"
+
+
+def test_start_from_and_immediate_grounds_are_validated_naming_the_field_when_parsed():
+    base = copy.deepcopy(BY_ID_RECORD["C3_IMMEDIATE"])
+    bad = [
+        ({"start_from": {"types": ["NO_SUCH"], "field": None}}, "start_from.types"),
+        ({"start_from": {"types": ["AID_ASSIGNED"], "field": None}}, "start_from.types"),
+        ({"start_from": {"types": ["REQUEST_ACCEPTED"], "field": "Bad Field"}},
+         "start_from.field"),
+        ({"immediate_grounds": [{**base["immediate_grounds"][0],
+                                 "procedural_role_in": ["ARESTED"]}]},
+         "immediate_grounds[0].procedural_role_in"),
+        ({"immediate_grounds": [{"trigger_types": ["REQUEST_TRANSFERRED"]}]},
+         "immediate_grounds[0]"),
+    ]
+    for change, field_name in bad:
+        with pytest.raises(ValueError) as err:
+            rules_from_records([{**base, **change}], known_types=EVENT_TYPES)
+        assert "'C3_IMMEDIATE'" in str(err.value) and f"'{field_name}'" in str(err.value)
+
+
+def test_the_2026_make_up_saturday_moves_a_3_working_day_limit_when_it_spans_22_8():
+    # Issue 20 point 4 (and the issue-14 history): Monday 31/8/2026 swapped with Saturday
+    # 22/8/2026, a working day. A witness's notice Fri 21/8 20:41: Sat 22, Mon 24, Tue 25 ->
+    # 24:00 Tue 25/8; the assignment on Wed 26/8 20:01 is late (without 22/8: met).
+    case = Case(role="WITNESS")
+    case.add("REQUEST_TRANSFERRED", vn(2026, 8, 21, 20, 41))
+    case.add("AID_ASSIGNED", vn(2026, 8, 26, 20, 1))
+    v = only(case.judge(vn(2026, 9, 10), "C3"), "C3")
+    assert (v.deadline, v.status) == (vn(2026, 8, 26), "missed")
+    # from Thursday 20/8: Fri 21, Sat 22, Mon 24 -> 24:00 Mon 24/8
+    assert compute_deadline(BY_ID["C3"], vn(2026, 8, 20, 10), CAL) == vn(2026, 8, 25)
+
+
+def test_the_2026_12_01_data_corrections_move_exactly_these_verdicts_when_re_judged():
+    # Issue 20 points 3-4 ship as data (the reference-versions issue has not landed): judge the
+    # same histories with the tables as they were and as they are, and name what moved.
+    old_rules = copy.deepcopy(RULES_DOC["rules"])
+    for rec in old_rules:
+        if rec["rule_id"] == "C4_CIVIL_ADMIN":
+            rec["clock"] = "calendar_days"
+    old_holidays = _load("holidays.json")
+    old_holidays["years"]["2026"]["extra_working_days"].remove("2026-08-22")
+    old = (rules_from_records(old_rules), calendar_from_record(old_holidays))
+    new = (RULES, CAL)
+
+    cases: dict[str, Case] = {}
+    civil = cases["civil-weekend"] = Case(role="LITIGANT", kind="civil", holder="court-c")
+    civil.add("COUNSEL_REGISTERED", vn(2026, 3, 10, 16),
+              data={"documents_complete_at": vn(2026, 3, 6, 15)})  # Fri -> Tue
+    civil_ok = cases["civil-same-week"] = Case(role="LITIGANT", kind="administrative",
+                                               holder="court-c")
+    civil_ok.add("COUNSEL_REGISTERED", vn(2026, 3, 11, 16),
+                  data={"documents_complete_at": vn(2026, 3, 9, 15)})  # Mon -> Wed
+    august = cases["c3-across-22-8"] = Case(role="WITNESS")
+    august.add("REQUEST_TRANSFERRED", vn(2026, 8, 21, 20, 41))
+    august.add("AID_ASSIGNED", vn(2026, 8, 26, 20, 1))
+    march = cases["c3-in-march"] = Case(role="WITNESS")
+    march.add("REQUEST_TRANSFERRED", vn(2026, 3, 10, 9))
+    march.add("AID_ASSIGNED", vn(2026, 3, 12, 9))
+
+    def judge(tables: tuple) -> dict[tuple[str, str], tuple]:
+        rules, cal = tables
+        return {(name, v.rule_id): (v.status, v.deadline)
+                for name, case in cases.items()
+                for v in evaluate_time_limits(case.facts, rules, cal, vn(2026, 9, 30))}
+
+    before, after = judge(old), judge(new)
+    assert before.keys() == after.keys()
+    moved = {key: (before[key], after[key]) for key in before if before[key] != after[key]}
+    assert moved == {
+        ("civil-weekend", "C4_CIVIL_ADMIN"): (("missed", vn(2026, 3, 10)),
+                                              ("met", vn(2026, 3, 12))),
+        ("c3-across-22-8", "C3"): (("met", vn(2026, 8, 27)), ("missed", vn(2026, 8, 26))),
+    }

@@ -14,6 +14,7 @@ from domain.referral import TRANSITIONS, Status
 from tests.factories import (
     CENTRE,
     COURT,
+    DETENTION,
     DOJ,
     OTHER_CENTRE,
     POLICE,
@@ -290,7 +291,7 @@ def test_replay_as_of_shows_the_state_the_ledger_knew_then(referrals):
 
 # --------------------------------------------------------------------- property-based
 WIRE_TYPES = sorted(TRANSITIONS)
-AGENCIES = [POLICE, POLICE_2, PROCURACY, COURT, CENTRE, OTHER_CENTRE, DOJ]
+AGENCIES = [POLICE, POLICE_2, PROCURACY, COURT, CENTRE, OTHER_CENTRE, DOJ, DETENTION]
 
 
 def _data_for(wire_type: str, case: CaseScript, pick: int) -> dict:
@@ -304,6 +305,8 @@ def _data_for(wire_type: str, case: CaseScript, pick: int) -> dict:
                          "aid_form": "DEFENCE"},
         "COUNSEL_REGISTERED": {"documents_complete_at": case.at.isoformat()},
         "AID_DECLINED": {"three_party_record": True},
+        "REQUEST_FORWARDED": {"to_agency_id": [PROCURACY, COURT, POLICE][pick % 3]},
+        "INTERPRETER_REQUESTED": {"language": ["km", "hmn", "en"][pick % 3]},
         "PROVIDER_CHANGED": {"provider_id": f"q{pick}", "provider_type": "CONTRACTED_LAWYER",
                              "requested_at": case.at.isoformat(), "grounds": "PERSON_REQUEST"},
         "AID_DISCONTINUED": {"grounds": "PERSON_WITHDREW"},
@@ -390,3 +393,130 @@ def test_refused_event_leaves_no_data_key_behind(referrals, vault):
     with pytest.raises(InvalidEventError):
         referrals.record_event(wire)
     assert vault.store.get(case.person_id) is None
+
+
+# --------------------------------------------------------------- issue 20: who may act
+def _detention_case(referrals) -> CaseScript:
+    """A case a detention facility opened: the person asked for aid there."""
+    case = CaseScript(holder=DETENTION)
+    referrals.record_event(case.notification())
+    referrals.record_event(case.request())
+    return case
+
+
+def test_detention_facility_is_refused_when_it_requests_an_appointment(referrals):
+    # CPC 2015 Art. 76: only a proceedings agency asks the Centre to appoint counsel.
+    case = CaseScript(holder=DETENTION)
+    wire = case.event("APPOINTMENT_REQUESTED", data={
+        "person_id": case.person_id, "proceedings_kind": "criminal",
+        "procedural_role": "SUSPECT", "stage": "INVESTIGATION", "centre_id": CENTRE,
+        "ground": "UNDER_18"})
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(wire)  # as the opening event
+    assert codes_of(error) == ("AGENCY_KIND_NOT_PERMITTED", "agency_id")
+    assert "BLTTHS Điều 76" in error.value.message_vi
+    assert "cơ sở giam giữ" in error.value.message_vi.lower()
+    detained = _detention_case(referrals)
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(detained.event("APPOINTMENT_REQUESTED", data={
+            "centre_id": CENTRE, "ground": "UNDER_18"}))
+    assert codes_of(error) == ("AGENCY_KIND_NOT_PERMITTED", "agency_id")
+
+
+def test_detention_facility_is_refused_when_it_registers_counsel(referrals):
+    # CPC 2015 Art. 78(4): the proceedings agency registers, then tells the facility.
+    case = _detention_case(referrals)
+    referrals.record_event(case.event("REQUEST_FORWARDED", data={"to_agency_id": POLICE}))
+    for wire in (case.transfer(agency=POLICE), case.accept(), case.assign()):
+        referrals.record_event(wire)
+    referrals.record_event(case.event("CASE_TRANSFERRED", agency=POLICE,
+                                      data={"to_agency_id": DETENTION}))
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.register(agency=DETENTION))
+    assert codes_of(error) == ("AGENCY_KIND_NOT_PERMITTED", "agency_id")
+    assert "BLTTHS Điều 78 khoản 4" in error.value.message_vi
+    assert "CPC" not in error.value.message_vi and "Art" not in error.value.message_vi
+    assert "BLTTHS Điều 78 khoản 4" in error.value.message_en
+    assert referrals.get_case(case.case_id).status == Status.ASSIGNED
+
+
+def test_detention_facility_passes_the_request_on_and_the_agency_notifies_the_centre(referrals):
+    case = _detention_case(referrals)
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.transfer(agency=DETENTION))
+    assert codes_of(error) == ("AGENCY_KIND_NOT_PERMITTED", "agency_id")
+    assert "Luật TGPL Điều 31 khoản 3" in error.value.message_vi
+    forwarded = referrals.record_event(
+        case.event("REQUEST_FORWARDED", data={"to_agency_id": POLICE}))
+    state = referrals.get_case(case.case_id)
+    assert (forwarded.version, state.holder_agency_id, state.status) == (
+        3, POLICE, Status.REQUESTED)
+    with pytest.raises(RuleViolationError) as error:  # no longer the holder
+        referrals.record_event(case.transfer(agency=DETENTION))
+    assert error.value.code in ("AGENCY_KIND_NOT_PERMITTED", "AGENCY_NOT_HOLDER")
+    assert referrals.record_event(case.transfer(agency=POLICE)).version == 4
+    now = referrals.case_history(case.case_id)[-1].timestamp
+    c1 = [v for v in referrals.time_limits(case.case_id, now) if v.rule_id == "C1_12H"]
+    assert [(v.status, v.responsible_agency_id) for v in c1] == [("met", POLICE)]
+    assert c1[0].trigger_at.isoformat() == referrals.case_history(case.case_id)[2].occurred_at \
+        .isoformat()  # the clock starts when the agency received the request
+
+
+def test_forwarding_is_refused_when_recorded_by_a_proceedings_agency_or_to_a_centre(referrals):
+    case = CaseScript()
+    referrals.record_event(case.notification())
+    referrals.record_event(case.request())
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.event("REQUEST_FORWARDED", data={"to_agency_id": COURT}))
+    assert codes_of(error) == ("AGENCY_KIND_NOT_PERMITTED", "agency_id")
+    detained = _detention_case(referrals)
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(detained.event("REQUEST_FORWARDED",
+                                              data={"to_agency_id": CENTRE}))
+    assert codes_of(error) == ("AGENCY_WRONG_KIND", "data.to_agency_id")
+
+
+def test_centre_records_the_receipt_of_the_notice_on_its_acceptance(referrals):
+    case = CaseScript()
+    for wire in (case.notification(), case.request(), case.transfer()):
+        referrals.record_event(wire)
+    sent = case.at
+    too_early = (sent - timedelta(minutes=1)).isoformat()
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(case.event("REQUEST_ACCEPTED", agency=CENTRE,
+                                          data={"notice_received_at": too_early}))
+    assert codes_of(error) == ("FIELD_INVALID", "data.notice_received_at")
+    case.count -= 1
+    later = (case.at + timedelta(hours=2)).isoformat()
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(case.event("REQUEST_ACCEPTED", agency=CENTRE, after=timedelta(0),
+                                          data={"notice_received_at": later}))
+    assert codes_of(error) == ("FIELD_INVALID", "data.notice_received_at")
+    case.count -= 1
+    received = (sent + timedelta(minutes=20)).isoformat()
+    recorded = referrals.record_event(case.event(
+        "REQUEST_ACCEPTED", agency=CENTRE, after=timedelta(0),
+        data={"notice_received_at": received}))
+    assert recorded.version == 4
+    history = referrals.case_history(case.case_id)
+    assert history[-1].data["notice_received_at"] == received
+
+
+def test_centre_asks_the_agency_for_an_interpreter_when_the_case_is_at_the_centre(referrals):
+    case = CaseScript()
+    for wire in (case.notification(), case.request(), case.transfer()):
+        referrals.record_event(wire)
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.event("INTERPRETER_REQUESTED", data={"language": "km"}))
+    assert error.value.code in ("AGENCY_NOT_ADDRESSED_CENTRE", "AGENCY_KIND_NOT_PERMITTED")
+    case.count -= 1
+    with pytest.raises(InvalidEventError) as error:
+        referrals.record_event(case.event("INTERPRETER_REQUESTED", agency=CENTRE,
+                                          data={"language": "Khmer"}))
+    assert codes_of(error) == ("FIELD_INVALID", "data.language")
+    case.count -= 1
+    done = referrals.record_event(case.event("INTERPRETER_REQUESTED", agency=CENTRE,
+                                             data={"language": "km"}))
+    assert done.version == 4
+    assert referrals.get_case(case.case_id).status == Status.AT_CENTRE
+    assert referrals.case_history(case.case_id)[-1].TOPIC == "referral.InterpreterRequested.v1"

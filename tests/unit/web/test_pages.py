@@ -92,7 +92,7 @@ def test_case_page_never_shows_clear_identity(web: Web) -> None:
     page = web.client.get(f"/web/cases/{case_id}")
     assert page.status_code == 200
     for label in ("Diễn biến vụ việc", "Thời hạn luật định", "Tính toàn vẹn của chuỗi sự kiện",
-                  "Giải thích, thông báo về quyền được trợ giúp pháp lý (Mẫu 03)", "đã kết thúc"):
+                  "Giải thích, thông báo về quyền được trợ giúp pháp lý", "đã kết thúc"):
         assert label in page.text
     assert SECRET_NAME not in page.text and "1990-05-01" not in page.text
     assert "Có kèm thông tin định danh (đã mã hoá)" in page.text
