@@ -1047,8 +1047,9 @@ class LogFollower:
                     kept.append(item)
         tracking = batch.tracking if end is None else Tracking(batch.tracking.application_name,
                                                                end)
-        return Batch(batch.after if after is ... else after, kept, tracking,  # type: ignore[arg-type]
-                     batch.more, quarantine=(*entries, *more_entries))
+        start = batch.after if after is ... else after
+        return Batch(start, kept, tracking, batch.more,  # type: ignore[arg-type]
+                     quarantine=(*entries, *more_entries))
 
     def _isolate(self, state: ProjectionState, batch: Batch) -> None:
         """Applies the page in halves, down to single events; quarantines each event that

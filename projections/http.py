@@ -198,7 +198,7 @@ def read_projections_status(principal: CurrentPrincipal, container: ContainerDep
             "quarantine_url": "/v1/projections/quarantine"}
 
 
-@router.get("/v1/projections/quarantine", responses=error_responses(401, 403, 503),
+@router.get("/v1/projections/quarantine", responses=_ERRORS,
             summary="Sự kiện các bảng tổng hợp chưa áp dụng được (cách ly)")
 def read_projections_quarantine(
     principal: CurrentPrincipal,

@@ -265,7 +265,8 @@ def test_an_out_of_range_event_is_quarantined_and_every_reader_says_so(
         dashboard = client.get("/web/dashboard?province=LSN&from=2026-01-01&to=2026-12-31")
         assert dashboard.status_code == 200
         html = dashboard.text
-        assert 'data-testid="projections-table"' in html and 'data-testid="quarantine-table"' in html
+        assert 'data-testid="projections-table"' in html
+        assert 'data-testid="quarantine-table"' in html
         assert f'data-position="{bad}"' in html and "OverflowError" in html
         assert 'data-testid="report-warning"' in html
 
@@ -296,3 +297,17 @@ def test_a_failure_that_is_not_an_events_stops_the_view_and_is_reported(
     monkeypatch.undo()
     container.projections.process_pending(timeout=30)
     assert {x.name: x.error for x in container.projections.status()}["case_index"] is None
+
+
+def test_the_worker_re_applies_quarantined_events_when_it_starts(
+        container: Container, old_release: pytest.MonkeyPatch) -> None:
+    import threading
+
+    s = scenario(container)
+    projections = container.projections
+    projections.process_pending(timeout=60)
+    assert len(projections.quarantine()) == 3
+    old_release.undo()  # the new release is deployed; the worker restarts
+    projections.run_forever(threading.Event(), until_caught_up=True)
+    assert projections.quarantine() == []
+    assert projections.case_index.get(s["a"].case_id)["version"] == 4
