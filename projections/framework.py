@@ -1091,9 +1091,12 @@ class LogFollower:
         attempt(list(batch.items), batch.after, batch.position)
 
     def _failed(self, state: ProjectionState, error: BaseException) -> None:
-        """Keeps the error (in memory and, if the store answers, in the health table)."""
+        """Keeps the error in memory and, unless the store itself is unreachable (no waiting
+        on a dead pool), in the health table for `status` in other processes."""
         state.error = error
         state.error_at = datetime.now(timezone.utc)
+        if q.is_transient(error):
+            return
         try:
             state.projection.view.record_failure(error)
             state.failing = True

@@ -504,7 +504,7 @@ def _retry_view(app: Any, projection: Projection[Any], decoder: EventDecoder) ->
     own transaction, which marks it resolved); stops a case at its first event that still
     fails. The view's position does not move."""
     view = projection.view
-    rows = view.quarantined()
+    rows = view.quarantined(limit=10_000_000)
     cases: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         cases.setdefault(row["originator_id"], []).append(row)
