@@ -18,6 +18,8 @@ def register(app: typer.Typer) -> None:
     app.command("report")(report_command)
     status_app = typer.Typer(help="Các bảng tổng hợp (projections): trạng thái.")
     status_app.command("status")(status_command)
+    status_app.command("quarantine")(quarantine_command)
+    status_app.command("retry-quarantined")(retry_quarantined_command)
     app.add_typer(status_app, name="projections")
 
 
@@ -93,22 +95,81 @@ def rebuild_command(
 
 
 def status_command() -> None:
-    """Position and lag of every projection."""
+    """Position, log head, lag, last error and quarantined events of every projection."""
     from rich.console import Console
     from rich.table import Table
 
     container = _container()
     try:
         status = container.projections.status()
+        rows = container.projections.quarantine(limit=50)
     finally:
         container.close()
     table = Table(title="Trạng thái các bảng tổng hợp")
-    for column in ("projection", "position", "max id", "lag"):
-        table.add_column(column, justify="right" if column != "projection" else "left")
+    for column in ("projection", "position", "max id", "lag", "quarantined", "held", "error"):
+        table.add_column(column, justify="left" if column in ("projection", "error")
+                         else "right")
     for s in status:
-        table.add_row(s.name, str(s.position), str(s.max_notification_id), str(s.lag))
-    Console(stderr=True).print(table)
+        error = f"{s.error_at.isoformat(timespec='seconds')} {s.error}" if s.error_at else (
+            s.error or "")
+        table.add_row(s.name, str(s.position), str(s.max_notification_id), str(s.lag),
+                      str(s.quarantined), str(s.held), error)
+    console = Console(stderr=True)
+    console.print(table)
+    if rows:
+        console.print(_quarantine_table(rows))
+        console.print("Sửa lỗi rồi chạy `referrals projections retry-quarantined` để áp dụng lại "
+                      "(fix, then re-apply with `referrals projections retry-quarantined`).")
     print(json.dumps([s.as_dict() for s in status], ensure_ascii=False))
+
+
+def _quarantine_table(rows: list[dict]) -> object:
+    from rich.table import Table
+
+    table = Table(title="Sự kiện bị cách ly (quarantined events)")
+    for column in ("projection", "position", "case", "type", "reason", "attempts", "error"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["view_name"], str(r["position"]), r["case_id"] or r["originator_id"],
+                      r["event_type"] or "", r["reason"] + (" ✓" if r["resolved_at"] else ""),
+                      str(r["attempts"]),
+                      f"{r['error_code'] or ''} {r['message'] or ''}".strip())
+    return table
+
+
+def _row_json(row: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def quarantine_command(
+    only: list[str] = typer.Option(None, "--only", help="only these projections"),
+    include_resolved: bool = typer.Option(False, "--all", help="resolved ones too (history)"),
+) -> None:
+    """Lists the events the projections could not apply (one JSON object a line)."""
+    from rich.console import Console
+
+    container = _container()
+    try:
+        rows = container.projections.quarantine(only or None, include_resolved)
+    finally:
+        container.close()
+    Console(stderr=True).print(_quarantine_table(rows))
+    for row in rows:
+        print(json.dumps(_row_json(row), ensure_ascii=False))
+
+
+def retry_quarantined_command(
+    only: list[str] = typer.Option(None, "--only", help="only these projections"),
+) -> None:
+    """Re-applies quarantined events (after a fix); those that apply are marked resolved."""
+    container = _container()
+    try:
+        result = container.projections.retry_quarantined(only or None)
+    finally:
+        container.close()
+    print(json.dumps(result, ensure_ascii=False))
+    if any(r["open"] for r in result.values()):
+        raise typer.Exit(3)
 
 
 def report_command(

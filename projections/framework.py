@@ -44,6 +44,9 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from eventsourcing.utils import resolve_topic
 from psycopg.rows import tuple_row
 
+from projections import quarantine as q
+from projections.quarantine import QuarantineEntry
+
 log = logging.getLogger(__name__)
 
 MIGRATION_ROW = "__migration__"
@@ -86,6 +89,11 @@ class Batch:
     more: bool = False
     """Whether later events were already recorded when the page was read (the follower is
     behind): a projection may defer derived work to the first page without `more`."""
+    quarantine: Sequence[QuarantineEntry] = ()
+    """Events of the page not applied but recorded in the quarantine table, in the same
+    transaction (written by `ProjectionView.transaction`, not by the projection)."""
+    resolve: Sequence[int] = ()
+    """Positions of quarantined events this batch re-applies (marked resolved with it)."""
 
     @property
     def position(self) -> int:
@@ -270,6 +278,8 @@ class ProjectionView(TrackingRecorder, ABC):
                 if not claimed:
                     raise PositionMismatchError(f"{self.name}: another runner started it")
             yield Tx(self, cursor)
+            if batch.quarantine or batch.resolve:
+                self._write_quarantine(cursor, batch.quarantine, batch.resolve)
             self._execute(
                 cursor,
                 f"UPDATE {self.t(self.tracking_table)} SET notification_id = %s "
@@ -279,8 +289,106 @@ class ProjectionView(TrackingRecorder, ABC):
 
     _for_update: ClassVar[str] = ""
 
+    # -- quarantine (see projections/quarantine.py) ---------------------------------------------
+    def _quarantine_ddl(self) -> tuple[str, ...]:
+        ts = "TIMESTAMPTZ" if self.dialect == "postgres" else "TEXT"
+        return tuple(s.replace("%(ts)s", ts) for s in q.DDL)
+
+    def _write_quarantine(self, cursor: Any, entries: Sequence[QuarantineEntry],
+                          resolve: Sequence[int]) -> None:
+        now = self.p_ts(datetime.now(timezone.utc))
+        table = self.t(q.QUARANTINE_TABLE)
+        if entries:
+            self._executemany(
+                cursor,
+                f"INSERT INTO {table} AS t ({', '.join(q.COLUMNS)}) VALUES "
+                f"({', '.join('%s' for _ in q.COLUMNS)}) ON CONFLICT (view_name, position) DO "
+                "UPDATE SET reason = excluded.reason, error_code = excluded.error_code, "
+                "error_class = excluded.error_class, message = excluded.message, "
+                "last_attempt = excluded.last_attempt, attempts = t.attempts + 1, "
+                "resolved_at = NULL",
+                [(self.name, e.position, e.originator_id, e.case_id, e.event_type, e.agency_id,
+                  e.reason, e.error_code, e.error_class, e.message, now, now, 1, None)
+                 for e in entries],
+            )
+        if resolve:
+            self._executemany(
+                cursor,
+                f"UPDATE {table} SET resolved_at = %s, last_attempt = %s, "
+                "attempts = attempts + 1 WHERE view_name = %s AND position = %s",
+                [(now, now, self.name, position) for position in resolve],
+            )
+
+    def held_keys(self) -> set[str]:
+        """The cases (aggregate ids) with an unresolved quarantined event in this view."""
+        with self.read() as tx:
+            rows = tx.rows(f"SELECT DISTINCT originator_id FROM {self.t(q.QUARANTINE_TABLE)} "
+                           "WHERE view_name = %s AND resolved_at IS NULL", (self.name,))
+        return {r[0] for r in rows}
+
+    def quarantine_counts(self) -> dict[str, int]:
+        """Unresolved quarantined events by reason (`failed`, `held`) and resolved ones."""
+        out = {q.FAILED: 0, q.HELD: 0, "resolved": 0}
+        with self.read() as tx:
+            rows = tx.rows(
+                f"SELECT CASE WHEN resolved_at IS NULL THEN reason ELSE 'resolved' END, "
+                f"count(*) FROM {self.t(q.QUARANTINE_TABLE)} WHERE view_name = %s "
+                "GROUP BY 1", (self.name,))
+        for reason, n in rows:
+            out[reason] = int(n)
+        return out
+
+    def quarantined(self, include_resolved: bool = False,
+                    limit: int = 1000) -> list[dict[str, Any]]:
+        """This view's quarantine rows in log order (unresolved only unless asked)."""
+        where = "" if include_resolved else " AND resolved_at IS NULL"
+        with self.read() as tx:
+            rows = tx.execute(
+                f"SELECT {', '.join(q.COLUMNS)} FROM {self.t(q.QUARANTINE_TABLE)} "
+                f"WHERE view_name = %s{where} ORDER BY position LIMIT %s",
+                (self.name, max(0, int(limit))))
+        for row in rows:
+            for name in ("first_seen", "last_attempt", "resolved_at"):
+                row[name] = self.v_ts(row[name])
+        return rows
+
+    def record_failure(self, error: BaseException) -> None:
+        """Keeps the error that stopped the view (read by `status` in any process)."""
+        code, name, message = q.describe(error)
+        with self._write() as cursor:
+            self._execute(
+                cursor,
+                f"INSERT INTO {self.t(q.HEALTH_TABLE)} AS t (view_name, error_class, "
+                "error_code, message, error_at, failures) VALUES (%s, %s, %s, %s, %s, 1) "
+                "ON CONFLICT (view_name) DO UPDATE SET error_class = excluded.error_class, "
+                "error_code = excluded.error_code, message = excluded.message, "
+                "error_at = excluded.error_at, failures = t.failures + 1",
+                (self.name, name, code, message, self.p_ts(datetime.now(timezone.utc))),
+            )
+
+    def clear_failure(self) -> None:
+        """Forgets the kept error (the view applied a page again)."""
+        with self._write() as cursor:
+            self._execute(cursor, f"DELETE FROM {self.t(q.HEALTH_TABLE)} WHERE view_name = %s",
+                          (self.name,))
+
+    def last_failure(self) -> dict[str, Any] | None:
+        """The error that stopped the view last, while it has not applied a page since."""
+        with self.read() as tx:
+            rows = tx.execute(
+                f"SELECT error_class, error_code, message, error_at, failures FROM "
+                f"{self.t(q.HEALTH_TABLE)} WHERE view_name = %s", (self.name,))
+        if not rows:
+            return None
+        row = rows[0]
+        row["error_at"] = self.v_ts(row["error_at"])
+        return row
+
     def reset(self) -> None:
-        """Drops the view's tables and forgets its position, then recreates them empty."""
+        """Drops the view's tables and forgets its position, then recreates them empty.
+
+        Its open quarantine rows are closed (the rebuild applies every event again; one that
+        still fails is reopened, with its history)."""
         with self._write() as cursor:
             for table in self.TABLES:
                 self._execute(cursor, f"DROP TABLE IF EXISTS {self.t(table)}", ())
@@ -289,6 +397,14 @@ class ProjectionView(TrackingRecorder, ABC):
                 f"DELETE FROM {self.t(self.tracking_table)} WHERE application_name = %s",
                 (self.application_name,),
             )
+            self._execute(
+                cursor,
+                f"UPDATE {self.t(q.QUARANTINE_TABLE)} SET resolved_at = %s "
+                "WHERE view_name = %s AND resolved_at IS NULL",
+                (self.p_ts(datetime.now(timezone.utc)), self.name),
+            )
+            self._execute(cursor, f"DELETE FROM {self.t(q.HEALTH_TABLE)} WHERE view_name = %s",
+                          (self.name,))
         self._create_view_tables()
 
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
@@ -334,7 +450,7 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
 
     def _create_view_tables(self) -> None:
         with self._write() as cursor:
-            for statement in self.DDL:
+            for statement in (*self.DDL, *self._quarantine_ddl()):
                 cursor.execute(statement.replace("{schema}", f'"{self._schema}".'))
 
     @contextlib.contextmanager
@@ -389,7 +505,8 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
         return f"{column} = ANY(%s)", [list(values)]
 
     def p_ts(self, value: datetime | None) -> Any:
-        return value
+        # as UTC: timestamptz refuses offsets beyond ±15:59 that Python allows (issue 12)
+        return value.astimezone(timezone.utc) if value is not None else None
 
     def v_ts(self, value: Any) -> datetime | None:
         return value.astimezone(timezone.utc) if value is not None else None
@@ -426,7 +543,7 @@ class SQLiteProjectionView(ProjectionView, SQLiteTrackingRecorder):
         self.create_table_statements = [
             f"CREATE TABLE IF NOT EXISTS {table} (application_name TEXT, notification_id "
             "INTEGER, PRIMARY KEY (application_name)) WITHOUT ROWID",
-            *(s.replace("{schema}", "") for s in self.DDL),
+            *(s.replace("{schema}", "") for s in (*self.DDL, *self._quarantine_ddl())),
         ]
 
     def t(self, table: str) -> str:
@@ -446,7 +563,7 @@ class SQLiteProjectionView(ProjectionView, SQLiteTrackingRecorder):
 
     def _create_view_tables(self) -> None:
         with self._write() as cursor:
-            for statement in self.DDL:
+            for statement in (*self.DDL, *self._quarantine_ddl()):
                 cursor.execute(statement.replace("{schema}", ""))
 
     @contextlib.contextmanager
@@ -538,6 +655,12 @@ class Projection(LibraryProjection[TView], Generic[TView]):
     """
 
     views: ClassVar[dict[str, type[ProjectionView]]] = {}
+    quarantine_scope: ClassVar[str] = "case"
+    """What an event the view cannot apply takes with it into quarantine (issue 12):
+    "case" — it and every later event of its case (views that fold per case: re-applied in
+    log order they give the rows an in-order build gives); "event" — only itself (views with
+    no per-case state); "none" — nothing is skipped, the view stops and reports (a view whose
+    order is global, e.g. the audit trail's Merkle tree)."""
 
     def __init__(self, view: TView, context: ProjectionContext | None = None) -> None:
         super().__init__(view)
@@ -780,6 +903,13 @@ class ProjectionState:
     applied_events: int = 0
     batches: int = 0
     last_batch_at: datetime | None = None
+    held: set[str] = field(default_factory=set)
+    """Cases with an unresolved quarantined event: their later events are held too."""
+    failing: bool = False
+    """Whether an error of this view is kept in the health table (cleared on success)."""
+    error: BaseException | None = None
+    error_at: datetime | None = None
+    quarantined_events: int = 0
 
 
 @dataclass
@@ -810,7 +940,19 @@ class LogFollower:
     def reload_positions(self) -> None:
         self._prefetch = None
         for state in self.states:
-            state.position = state.projection.view.position()
+            view = state.projection.view
+            state.position = view.position()
+            self._reload_held(state)
+            state.failing = view.last_failure() is not None
+
+    @staticmethod
+    def _reload_held(state: ProjectionState) -> None:
+        """Re-reads the cases held in quarantine; if one was resolved elsewhere (a retry in
+        another process wrote its rows), the projection's caches are dropped."""
+        held = state.projection.view.held_keys()
+        if state.held - held:
+            state.projection.forget()
+        state.held = held
 
     def step(self, batch_size: int | None = None) -> PageResult:
         """Reads one page after the lowest position and applies it; (events read, page end).
@@ -853,22 +995,113 @@ class LogFollower:
         return PageResult(len(notifications), end)
 
     def _apply(self, state: ProjectionState, batch: Batch) -> BaseException | None:
+        projection = state.projection
         try:
-            state.projection.process_batch(batch)
+            if state.held:
+                self._reload_held(state)
+            try:
+                projection.process_batch(self._holding(state, batch, batch.items))
+            except PositionMismatchError:
+                raise
+            except Exception as error:
+                projection.forget()
+                if projection.quarantine_scope == "none" or not q.is_event_error(error):
+                    raise
+                log.warning("%s: page after %s failed (%r); isolating the event(s) at fault",
+                            projection.name, batch.after, error)
+                self._isolate(state, batch)
         except PositionMismatchError as error:
             log.info("%s; re-reading its position", error)
-            state.projection.forget()
-            state.position = state.projection.view.position()
+            projection.forget()
+            state.position = projection.view.position()
             self._prefetch = None
             return None
         except BaseException as error:  # noqa: BLE001 - handed back to step(), which raises
-            state.projection.forget()
+            projection.forget()
+            self._failed(state, error)
             return error
         state.position = batch.position
         state.applied_events += len(batch.items)
         state.batches += 1
         state.last_batch_at = datetime.now(timezone.utc)
+        state.error = state.error_at = None
+        if state.failing:
+            with contextlib.suppress(Exception):
+                projection.view.clear_failure()
+                state.failing = False
         return None
+
+    @staticmethod
+    def _holding(state: ProjectionState, batch: Batch, items: Sequence[Item],
+                 after: int | None | type = ..., end: int | None = None,
+                 more_entries: Sequence[QuarantineEntry] = ()) -> Batch:
+        """`items` as a batch, without (but recording as held) those of held cases."""
+        kept: Sequence[Item] = items
+        entries: list[QuarantineEntry] = []
+        if state.held and state.projection.quarantine_scope == "case":
+            kept = []
+            for item in items:
+                if q.case_key(item) in state.held:
+                    entries.append(QuarantineEntry.of(item, q.HELD))
+                else:
+                    kept.append(item)
+        tracking = batch.tracking if end is None else Tracking(batch.tracking.application_name,
+                                                               end)
+        start = batch.after if after is ... else after
+        return Batch(start, kept, tracking, batch.more,  # type: ignore[arg-type]
+                     quarantine=(*entries, *more_entries))
+
+    def _isolate(self, state: ProjectionState, batch: Batch) -> None:
+        """Applies the page in halves, down to single events; quarantines each event that
+        fails alone (and, for "case" views, holds its case's later events)."""
+        projection = state.projection
+        failures = 0
+
+        def attempt(items: Sequence[Item], after: int | None, end: int) -> None:
+            nonlocal failures
+            sub = self._holding(state, batch, items, after, end)
+            try:
+                projection.process_batch(sub)
+                return
+            except PositionMismatchError:
+                raise
+            except Exception as error:
+                projection.forget()
+                kept = list(sub.items)
+                if not q.is_event_error(error) or not kept:
+                    raise
+                if len(kept) == 1:
+                    failures += 1
+                    if failures > q.PAGE_LIMIT:
+                        raise
+                    entry = QuarantineEntry.of(kept[0], q.FAILED, error)
+                    projection.process_batch(self._holding(state, batch, [], after, end,
+                                                           (*sub.quarantine, entry)))
+                    log.warning("%s: event at position %s quarantined: %s", projection.name,
+                                entry.position, entry.message)
+                    state.quarantined_events += 1
+                    if projection.quarantine_scope == "case":
+                        state.held.add(entry.originator_id)
+                    return
+                cut = items.index(kept[len(kept) // 2])
+                first, second = items[:cut], items[cut:]
+                attempt(first, after, first[-1].position)
+                attempt(second, first[-1].position, end)
+
+        attempt(list(batch.items), batch.after, batch.position)
+
+    def _failed(self, state: ProjectionState, error: BaseException) -> None:
+        """Keeps the error in memory and, unless the store itself is unreachable (no waiting
+        on a dead pool), in the health table for `status` in other processes."""
+        state.error = error
+        state.error_at = datetime.now(timezone.utc)
+        if q.is_transient(error):
+            return
+        try:
+            state.projection.view.record_failure(error)
+            state.failing = True
+        except Exception:  # noqa: BLE001 - the store may be the failure; memory still has it
+            log.debug("could not keep the error of %s", state.projection.name, exc_info=True)
 
     def _read(self, after: int, size: int) -> tuple[Page, list[Item]]:
         prefetch, self._prefetch = self._prefetch, None
@@ -940,6 +1173,24 @@ class ProjectionStatus:
     error: str | None = None
     applied_events: int = 0
     last_batch_at: datetime | None = None
+    error_at: datetime | None = None
+    """When `error` happened (the view has not applied a page since)."""
+    error_code: str | None = None
+    quarantined: int = 0
+    """Unresolved events the view could not apply (skipped; see `quarantine`)."""
+    held: int = 0
+    """Unresolved later events of those events' cases, not applied either."""
+    resolved: int = 0
+    """Quarantined events applied since (kept as history)."""
+
+    @property
+    def log_head(self) -> int:
+        return self.max_notification_id
+
+    @property
+    def excluded(self) -> int:
+        """Events the view's figures leave out (quarantined and held)."""
+        return self.quarantined + self.held
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -948,6 +1199,11 @@ class ProjectionStatus:
             "running": self.running, "error": self.error,
             "applied_events": self.applied_events,
             "last_batch_at": self.last_batch_at.isoformat() if self.last_batch_at else None,
+            "log_head": self.log_head,
+            "error_at": self.error_at.isoformat() if self.error_at else None,
+            "error_code": self.error_code,
+            "quarantined": self.quarantined, "held": self.held, "resolved": self.resolved,
+            "excluded_events": self.excluded,
         }
 
 

@@ -118,7 +118,7 @@ def read_report(
         "province": report.province, "start": start.isoformat(), "end": end.isoformat(),
         "generated_at": report.generated_at.isoformat(),
         "reference_versions": report.reference_versions, "positions": report.positions,
-        "checkpoint": report.checkpoint,
+        "checkpoint": report.checkpoint, "warnings": report.warnings,
         "tables": {t: {"header": list(h), "rows": [list(r) for r in rows(report)]}
                    for t, (h, rows) in TABLES.items()},
     }
@@ -194,4 +194,32 @@ def read_projections_status(principal: CurrentPrincipal, container: ContainerDep
     if principal.role not in ("council", "inspector", "admin"):
         raise _refuse("chỉ Hội đồng, thanh tra và quản trị được xem trạng thái",
                       "only council, inspector and admin principals read the status")
-    return {"projections": [s.as_dict() for s in container.projections.status()]}
+    return {"projections": [s.as_dict() for s in container.projections.status()],
+            "quarantine_url": "/v1/projections/quarantine"}
+
+
+@router.get("/v1/projections/quarantine", responses=_ERRORS,
+            summary="Sự kiện các bảng tổng hợp chưa áp dụng được (cách ly)")
+def read_projections_quarantine(
+    principal: CurrentPrincipal,
+    container: ContainerDep,
+    include_resolved: Annotated[bool, Query(alias="all")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    """The events each view could not apply (`failed`, with the error) or holds behind one
+    of their case (`held`), oldest first; `all=true` adds the resolved ones (history).
+    Council and inspectors see the events recorded by agencies of their provinces;
+    administrators every one (pseudonymous ids only)."""
+    if principal.role not in ("council", "inspector", "admin"):
+        raise _refuse("chỉ Hội đồng, thanh tra và quản trị được xem các sự kiện bị cách ly",
+                      "only council, inspector and admin principals read the quarantine")
+    agencies = container.reference.agencies
+    rows = []
+    for row in container.projections.quarantine(include_resolved=include_resolved,
+                                                limit=limit):
+        agency = agencies.get(row["agency_id"] or "")
+        if principal.role != "admin" and (
+                agency is None or agency.province not in principal.provinces):
+            continue
+        rows.append(_iso(row))
+    return {"total": len(rows), "rows": rows[:limit]}

@@ -162,6 +162,13 @@ class Report:
         return f"{self.due:%d/%m/%Y} ({self.due_source})" if self.due_source else \
             f"{self.due:%d/%m/%Y}"
 
+    # what the figures leave out: events a view could not apply (quarantined, issue 12)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def warning_lines_vi(self) -> list[str]:
+        return [w["message"] for w in self.warnings]
+
     @property
     def checkpoint_vi(self) -> str:
         """One line naming the checkpoint, printed on every output of the report."""
@@ -249,7 +256,28 @@ def build_report(
         positions=positions, agencies=agencies, compliance=compliance,
         overdue=projections.compliance.overdue(province, now=now), checkpoint=checkpoint,
         due=due[0] if due else None, due_source=due[1] if due else "",
+        warnings=quarantine_warnings(projections, REPORT_VIEWS),
     )
+
+
+REPORT_VIEWS = ("agency_counts", "compliance")
+"""The views a report's figures come from."""
+
+
+def quarantine_warnings(projections: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+    """One warning per view whose figures leave out quarantined (or held) events."""
+    out = []
+    excluded = projections.excluded_events([n for n in names if n in projections])
+    for name, count in excluded.items():
+        if count:
+            out.append({
+                "code": "QUARANTINED_EVENTS_EXCLUDED", "view": name, "count": count,
+                "message": f"Số liệu của bảng «{name}» chưa tính {count} sự kiện bị cách ly "
+                           "(không áp dụng được); xem /v1/projections/quarantine",
+                "message_en": f"the figures of view '{name}' exclude {count} quarantined "
+                              "events (not applied); see /v1/projections/quarantine",
+            })
+    return out
 
 
 # ------------------------------------------------------------------------------------ tables
@@ -311,6 +339,8 @@ def report_csv_bytes(report: Report, table: str = "agencies") -> bytes:
     writer.writerows(rows(report))
     writer.writerow(())
     writer.writerow((report.checkpoint_vi,))
+    for line in report.warning_lines_vi:
+        writer.writerow((line,))
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
@@ -343,6 +373,7 @@ def report_xlsx_bytes(report: Report) -> bytes:
         ("Ghi chú đã ký của điểm kiểm",
          report.checkpoint["note"] if report.checkpoint else "—"),
         ("Hạn gửi báo cáo", report.due_vi),
+        *(("Cảnh báo", line) for line in report.warning_lines_vi),
     ]
     for row, (label, value) in enumerate(lines, start=3):
         cover.cell(row=row, column=1, value=label).font = bold

@@ -13,8 +13,14 @@ from importlib import import_module
 from importlib.util import find_spec
 from typing import Any
 
+from eventsourcing.persistence import Tracking
+
+from projections import quarantine
 from projections.framework import (
+    Batch,
     BackgroundRunner,
+    EventDecoder,
+    Item,
     LogFollower,
     LogReader,
     PostgresLogReader,
@@ -25,6 +31,10 @@ from projections.framework import (
     ProjectionView,
     SQLiteLogReader,
 )
+from projections.framework import (
+    PositionMismatchError as _PositionMismatch,
+)
+from projections.quarantine import QuarantineEntry
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +164,19 @@ class Projections:
 
     # -- running ---------------------------------------------------------------------------
     def start(self, pause: float = 0.0) -> None:
-        """Starts the in-process runner (a daemon thread)."""
+        """Starts the in-process runner (a daemon thread), after re-applying what is in
+        quarantine (a new release may apply it now)."""
         self.runner.pause = pause
+        if not self.runner.running:
+            self._retry_at_start()
         self.runner.start()
+
+    def _retry_at_start(self) -> None:
+        try:
+            if any(self.excluded_events().values()):
+                log.info("re-applying quarantined events: %s", self.retry_quarantined())
+        except Exception:  # noqa: BLE001 - the follower reports a store that is down
+            log.warning("could not re-apply quarantined events at start", exc_info=True)
 
     def stop(self) -> None:
         """Stops the in-process runner (the current page commits or rolls back first)."""
@@ -226,6 +246,8 @@ class Projections:
             if batch_size:
                 follower.batch_size = batch_size
             follower.reload_positions()
+        self._retry_at_start()
+        with self._lock:
             listen = self._listener() if self.store == "postgres" else None
             wake = threading.Event()
             while not stop.is_set():
@@ -275,21 +297,71 @@ class Projections:
             raise ProjectionError(f"projection runner failed: {error!r}") from error
 
     def status(self) -> list[ProjectionStatus]:
-        """Position and lag (log end − position) of every projection."""
+        """Per projection: position, log head, lag (log end − position), the error that
+        stopped it (this process's runner, or the one a worker kept in the store) with its
+        time, and its quarantined events."""
         top = self.max_notification_id()
         states = {s.projection.name: s for s in self.follower.states}
         error = self.runner.error
         out = []
         for name, projection in self.projections.items():
-            position = projection.view.visible_position() or 0
+            view = projection.view
+            position = view.visible_position() or 0
             state = states.get(name)
+            counts = view.quarantine_counts()
+            kept = view.last_failure()
+            message, code, at = None, None, None
+            if state is not None and state.error is not None:
+                message, at = repr(state.error), state.error_at
+                code = quarantine.describe(state.error)[0]
+            elif kept is not None:
+                message = f"{kept['error_class']}: {kept['message']}"
+                code, at = kept["error_code"], kept["error_at"]
+            elif error is not None:
+                message = repr(error)
             out.append(ProjectionStatus(
                 name=name, position=position, max_notification_id=top,
                 lag=max(0, top - position), running=self.runner.running,
-                error=repr(error) if error is not None else None,
+                error=message,
                 applied_events=state.applied_events if state else 0,
                 last_batch_at=state.last_batch_at if state else None,
+                error_at=at, error_code=code,
+                quarantined=counts[quarantine.FAILED], held=counts[quarantine.HELD],
+                resolved=counts["resolved"],
             ))
+        return out
+
+    def quarantine(self, names: Sequence[str] | None = None, include_resolved: bool = False,
+                   limit: int = 1000) -> list[dict[str, Any]]:
+        """Quarantine rows of every view (or `names`), by view then log position."""
+        rows: list[dict[str, Any]] = []
+        for name in names or self.projections:
+            rows.extend(self.projections[name].view.quarantined(include_resolved, limit))
+        return rows
+
+    def excluded_events(self, names: Sequence[str] | None = None) -> dict[str, int]:
+        """Unresolved quarantined (and held) events per view: what its figures leave out."""
+        out = {}
+        for name in names or self.projections:
+            counts = self.projections[name].view.quarantine_counts()
+            out[name] = counts[quarantine.FAILED] + counts[quarantine.HELD]
+        return out
+
+    def retry_quarantined(self, names: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+        """Re-applies every unresolved quarantined event (after a fix: reference data, a new
+        release), case by case in log order; an event that applies is marked resolved (its
+        row is kept), one that still fails stays quarantined with its new error, and its
+        case's later events stay held. Returns {view: {"resolved": n, "open": m}}."""
+        was_running = self.runner.running
+        self.stop()
+        try:
+            with self._lock:
+                out = {name: _retry_view(self.app, self.projections[name], self.follower.decoder)
+                       for name in (names or self.projections)}
+                self.follower.reload_positions()
+        finally:
+            if was_running:
+                self.runner.start()
         return out
 
     def rebuild(
@@ -425,3 +497,60 @@ def open_projections(container: Any, **kwargs: Any) -> Projections:
     """Builds the facade for a container (called by `infra.bootstrap`)."""
     context = ProjectionContext(container.reference, container.rules, container.calendar)
     return Projections(container.referrals, container.settings, context, **kwargs)
+
+
+def _retry_view(app: Any, projection: Projection[Any], decoder: EventDecoder) -> dict[str, int]:
+    """Re-applies one view's quarantined events, case by case in log order (each event in its
+    own transaction, which marks it resolved); stops a case at its first event that still
+    fails. The view's position does not move."""
+    view = projection.view
+    rows = view.quarantined(limit=10_000_000)
+    cases: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        cases.setdefault(row["originator_id"], []).append(row)
+    projection.forget()  # another process may have written the view
+    resolved = 0
+    for entries in cases.values():
+        for row in entries:
+            notification = _notification(app, int(row["position"]))
+            if notification is None:
+                break
+            item = Item(notification.id, notification.topic, decoder.decode(notification),
+                        notification)
+            applied = _apply_in_place(app, projection, item, resolve=(item.position,))
+            if applied is not None:  # still fails: record why; the case's later events wait
+                _apply_in_place(app, projection, None, entries=(
+                    QuarantineEntry.of(item, quarantine.FAILED, applied),))
+                break
+            resolved += 1
+    return {"resolved": resolved, "open": len(rows) - resolved}
+
+
+def _notification(app: Any, position: int) -> Any:
+    found = list(app.recorder.select_notifications(start=position, limit=1, stop=position))
+    return found[0] if found else None
+
+
+def _apply_in_place(app: Any, projection: Projection[Any], item: Item | None,
+                    resolve: Sequence[int] = (),
+                    entries: Sequence[QuarantineEntry] = ()) -> BaseException | None:
+    """One transaction at the view's current position (which it keeps): applies `item` and
+    marks `resolve` resolved, or records `entries`. Returns the event's error, if any (an
+    error that is not the event's is raised)."""
+    for _ in range(100):  # bounded: a rival runner moving the position makes us re-read it
+        after = projection.view.position()
+        batch = Batch(after, [item] if item is not None else [],
+                      Tracking(app.name, after or 0), more=False, quarantine=tuple(entries),
+                      resolve=tuple(resolve))
+        try:
+            projection.process_batch(batch)
+            return None
+        except _PositionMismatch:
+            projection.forget()
+            continue
+        except Exception as error:
+            projection.forget()
+            if item is None or not quarantine.is_event_error(error):
+                raise
+            return error
+    raise RuntimeError(f"{projection.name}: its position kept moving during the retry")

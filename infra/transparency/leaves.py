@@ -60,7 +60,11 @@ def rfc3339(moment: datetime) -> str:
     """An aware datetime as RFC 3339 UTC with a "Z" and microseconds (fixed width)."""
     if not isinstance(moment, datetime) or moment.utcoffset() is None:
         raise LeafError(f"expected a timezone-aware datetime, got {moment!r:.60}")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        utc = moment.astimezone(timezone.utc)
+    except OverflowError:  # year 1 east of UTC / 9999 west of it: stored before the wire
+        return moment.isoformat(timespec="microseconds")  # refused it (issue 12); own offset
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_rfc3339(text: str) -> datetime:

@@ -61,6 +61,8 @@ OUT_OF_SCOPE: dict[tuple[str, str, str], str] = {
     ("other_inspector", "get", "/v1/access-log"): "200 without the case",
     # positions and lag of the views, no case data: every inspector and council may see it
     ("other_inspector", "get", "/v1/projections/status"): "200 without the case",
+    # quarantined events of the views, filtered to the principal's provinces (issue 12)
+    ("other_inspector", "get", "/v1/projections/quarantine"): "200 without the case",
 }
 TRACE_TABLES = ("referrals_events", "audit_trail", "personal_data_access_log", "api_tokens",
                 "audit_trail_cosignatures", "audit_trail_checkpoints")

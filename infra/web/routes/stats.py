@@ -122,7 +122,20 @@ def dashboard(
                  ("preset_jan_oct", *period_dates(today.year, "jan-oct")),
                  ("preset_full_year", *period_dates(today.year, "full-year"))],
         rules={r.rule_id: r for r in container.rules}, hours_text=fmt.hours_text,
+        projections_status=container.projections.status(),
+        quarantine=_quarantine_in_scope(container, principal),
     )
+
+
+def _quarantine_in_scope(container: Any, principal: Any) -> list[dict[str, Any]]:
+    """Open quarantine rows of events recorded by agencies of the principal's provinces."""
+    agencies = container.reference.agencies
+    rows = []
+    for row in container.projections.quarantine(limit=200):
+        agency = agencies.get(row["agency_id"] or "")
+        if agency is not None and agency.province in principal.provinces:
+            rows.append(row)
+    return rows
 
 
 @router.get("/dashboard/cases")
