@@ -454,8 +454,11 @@ class Referrals(Application[UUID]):
                 merged.update(clear)
         return {"person_id": person_id, "erased": False, "identity": merged or None}
 
-    def erase_person(self, person_id: str, reason: str, rule: str, requested_by: str) -> bool:
-        """Records the erasure as an event, then destroys the person's data key."""
+    def erase_person(
+        self, person_id: str, reason: str, rule: str, requested_by: str, purge: bool = True,
+    ) -> bool:
+        """Records the erasure as an event, then destroys the person's data key (and, with
+        `purge`, its old copies in the key store's files; a batch purges once at its end)."""
         if reason not in ERASURE_REASONS:
             raise InvalidEventError(
                 "FIELD_INVALID", "reason", rule_vi="phải là một trong " + ", ".join(ERASURE_REASONS),
@@ -468,7 +471,7 @@ class Referrals(Application[UUID]):
         record.erase(reason=reason, rule=rule, requested_by=requested_by)
         if record.pending_events:
             self.save(record)
-        return self.vault.destroy_key(person_id, self.clock())
+        return self.vault.destroy_key(person_id, self.clock(), purge=purge)
 
     def person_record(self, person_id: str) -> PersonRecord | None:
         """The person's erasure record, if any."""

@@ -121,7 +121,9 @@ def write_log_key(path: Path, signer: Signer) -> None:
     The key appears at `path` complete or not at all (written aside, then linked), so a
     concurrent reader never sees half a key; FileExistsError if `path` already exists.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from infra.private_files import private_dir
+
+    private_dir(path.parent)
     fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
