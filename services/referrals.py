@@ -320,6 +320,9 @@ class Referrals(Application[UUID]):
                     )
                 data["age_band"] = band
             if keys.is_erased(person_id):
+                retry = self._retry_after_erasure(event, data, referral)
+                if retry is not None:
+                    return retry, None
                 raise RuleViolationError("PERSON_ERASED", "identity", value=person_id)
             identity_digest = keys.identity_digest(person_id, identity)
         event = WireEvent(event.event_id, event.case_id, event.wire_type, event.agency_id,
@@ -360,6 +363,33 @@ class Referrals(Application[UUID]):
         else:
             referral.record(**common)
         return Recorded(event.case_id, event.event_id, referral.version, duplicate=False), referral
+
+    def _retry_after_erasure(
+        self, event: WireEvent, data: dict[str, Any], referral: Referral | None
+    ) -> Recorded | None:
+        """A re-sent event with an identity block whose person has since been erased.
+
+        Its recorded content digest covers the identity through a keyed digest that died with
+        the key, so it cannot be recomputed. The retry is recognised instead by its event id
+        and its non-identity content (type, agency, instant, data), compared with the stored
+        event, which must itself carry an identity block: a duplicate answers as before the
+        erasure (nothing is recorded, nothing about the identity is revealed), different
+        content is EVENT_ID_CONFLICT. None: not a recorded event id (the caller refuses it).
+        """
+        known = referral.recorded_event(event.event_id) if referral is not None else None
+        if known is None or referral is None:
+            return None
+        version = known[0]
+        stored = next(iter(self.events.get(referral.id, gt=version - 1, lte=version)), None)
+        retried = WireEvent(event.event_id, event.case_id, event.wire_type, event.agency_id,
+                            event.occurred_at, data, None, event.expected_version)
+        if stored is not None and stored.identity_ciphertext:
+            original = WireEvent(stored.event_id, stored.case_id, stored.WIRE_TYPE,
+                                 stored.agency_id, stored.occurred_at, dict(stored.data), None,
+                                 None)
+            if original.content_digest(None) == retried.content_digest(None):
+                return Recorded(event.case_id, event.event_id, version, duplicate=True)
+        raise ConflictError("EVENT_ID_CONFLICT", "event_id", value=event.event_id)
 
     # ---------------------------------------------------------------------------- reading
     def _get_or_none(self, case_id: str) -> Referral | None:

@@ -131,3 +131,40 @@ def test_data_directory_and_files_are_private(tmp_path):
     loose = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in made
              if stat.S_IMODE(p.stat().st_mode) & 0o077}
     assert not loose, loose
+
+
+# ------------------------------------------------------------- idempotency survives erasure
+@pytest.mark.parametrize("path", ["single", "batch"])
+def test_resending_a_recorded_identity_event_after_erasure_is_a_duplicate(
+    sqlite_container, path
+):
+    from domain.errors import ConflictError, RuleViolationError
+
+    app = sqlite_container.referrals
+    case = CaseScript()
+    first = case.notification() | {"identity": {
+        "full_name": NAME, "date_of_birth": "2012-02-01", "id_number": "001212009876"}}
+    recorded = app.record_event(first)
+    app.record_event(case.request())
+    assert app.erase_person(case.person_id, "REQUEST_OF_PERSON", "PDPL 2025", "admin-1")
+
+    def send(wire):  # type: ignore[no-untyped-def]
+        if path == "single":
+            return app.record_event(wire)
+        [outcome] = app.record_batch([wire])
+        if not hasattr(outcome, "duplicate"):
+            raise outcome.error if hasattr(outcome, "error") else AssertionError(outcome)
+        return outcome
+
+    again = send(first)
+    assert again.duplicate is True and again.version == recorded.version
+    # the same event id with other (non-identity) content is still a conflict
+    changed = dict(first, data=dict(first["data"], procedural_role="TEMPORARILY_DETAINED"))
+    with pytest.raises((ConflictError, RuleViolationError)) as error:
+        send(changed)
+    assert error.value.code == "EVENT_ID_CONFLICT"
+    # a new event with identity for the erased person is still refused
+    fresh = case.event("REQUEST_ACCEPTED", agency="lsn-centre") | {"identity": {"full_name": NAME}}
+    with pytest.raises(RuleViolationError) as refused:
+        app.record_event(fresh)
+    assert refused.value.code == "PERSON_ERASED"
