@@ -72,3 +72,127 @@ def test_a_case_with_a_gap_in_its_versions_fails_verify(pg_container, pg_setting
     report = _verify(pg_container)
     assert not report.ok
     assert report.finding.case_id == cases[0].case_id and report.finding.version == 40
+
+
+# ------------------------------------------------------- a tampered store, over HTTP and the CLI
+def _tamper(settings: Settings, case_id: str) -> None:
+    """Rewrites the case's second event in place (as someone with database access could)."""
+    changed = sql(settings, "UPDATE referrals_events SET state = convert_to(replace(convert_from("
+                            "state, 'UTF8'), 'lsn-police-investigation', 'lsn-procuracy'), 'UTF8') "
+                            "WHERE convert_from(state, 'UTF8') LIKE %s RETURNING notification_id",
+                  (f'%"event_id":"{case_id}-002"%',))
+    assert len(changed) == 1
+
+
+@pytest.fixture
+def tampered(pg_database: str, pg_schema: str, tmp_path: Any) -> Any:
+    from fastapi.testclient import TestClient
+
+    from infra.bootstrap import build_container
+    from tests.conftest import make_pg_settings
+    from tests.integration.test_transparency_witness import transparency_app
+
+    settings = make_pg_settings(pg_database, pg_schema, tmp_path)
+    container = build_container(settings)
+    cases = _prepared(container)
+    _tamper(settings, cases[0].case_id)
+    secret, _ = container.tokens.create("admin", "admin", reference=container.reference)
+    with TestClient(transparency_app(container), raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {secret}"
+        inspector, _ = container.tokens.create("inspector", "inspector", provinces=["LSN"],
+                                               reference=container.reference)
+        client.inspector = {"Authorization": f"Bearer {inspector}"}  # type: ignore[attr-defined]
+        yield settings, container, client, cases
+    container.close()
+
+
+def test_bundle_of_a_tampered_case_answers_log_integrity_failed(tampered):
+    _, _, client, cases = tampered
+    answer = client.get(f"/v1/cases/{cases[0].case_id}/bundle")
+    assert answer.status_code == 409, answer.text
+    body = answer.json()
+    assert body["code"] == "LOG_INTEGRITY_FAILED"
+    assert cases[0].case_id in body["message"] and cases[0].case_id in body["message_en"]
+    assert "phiên bản 2" in body["message"] and "version 2" in body["message_en"]
+    # an untouched case of the same store is still served
+    assert client.get(f"/v1/cases/{cases[1].case_id}/bundle").status_code == 200
+
+
+def test_history_of_a_tampered_case_is_flagged(tampered):
+    _, _, client, cases = tampered
+    answer = client.get(f"/v1/cases/{cases[0].case_id}/history", headers=client.inspector)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["integrity"]["status"] == "broken"
+    assert body["integrity"]["broken_version"] == 2
+    assert body["integrity"]["code"] == "LOG_INTEGRITY_FAILED"
+    assert answer.headers["X-Log-Integrity"] == "broken"
+    clean = client.get(f"/v1/cases/{cases[1].case_id}/history", headers=client.inspector)
+    assert clean.json()["integrity"]["status"] == "verified"
+    assert clean.headers["X-Log-Integrity"] == "verified"
+
+
+def _no_traceback(done: Any) -> str:
+    err = done.stderr.decode(errors="replace")
+    assert "Traceback" not in err and "Traceback" not in done.stdout.decode(errors="replace"), err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_export_bundle_of_a_tampered_case_or_an_unknown_one_is_one_line(tampered, tmp_path):
+    from tests.fault.support import cli
+
+    settings, _, _, cases = tampered
+    done = cli(settings, "export-bundle", cases[0].case_id, "-o", str(tmp_path / "b.json"))
+    assert done.returncode == 1, done.stderr
+    assert "LOG_INTEGRITY_FAILED" in _no_traceback(done)
+    done = cli(settings, "export-bundle", "NO-SUCH-CASE", "-o", str(tmp_path / "c.json"))
+    assert done.returncode == 2, done.stderr
+    assert "CASE_NOT_FOUND" in _no_traceback(done)
+
+
+@pytest.mark.parametrize("bad", ["log_key", "receipt_not_a_note", "receipt_binary",
+                                 "proof_not_json", "proof_not_an_object", "checkpoint_garbage"])
+def test_verify_receipt_on_bad_input_is_one_line_and_exit_2(pg_container, pg_settings,
+                                                            tmp_path, bad):
+    import json as _json
+
+    from infra.transparency.service import receipt_for
+    from tests.fault.support import cli
+
+    from tests.factories import CaseScript
+
+    case = CaseScript()
+    recorded = pg_container.referrals.record_event(case.notification())
+    log = transparency_log(pg_container)
+    log.catch_up()
+    log.publish_checkpoint()
+    receipt = receipt_for(pg_container, recorded)
+    proof = log.inclusion(case.case_id, 1, None)
+    key = log.public_key
+    receipt_file, proof_file = tmp_path / "r.txt", tmp_path / "p.json"
+    receipt_file.write_text(receipt, encoding="utf-8")
+    proof_file.write_text(_json.dumps(proof), encoding="utf-8")
+    if bad == "log_key":
+        key = "not-a-key"
+    elif bad == "receipt_not_a_note":
+        receipt_file.write_text("hello\n", encoding="utf-8")
+    elif bad == "receipt_binary":
+        receipt_file.write_bytes(b"\xff\xfe\x00garbage")
+    elif bad == "proof_not_json":
+        proof_file.write_text("{not json", encoding="utf-8")
+    elif bad == "proof_not_an_object":
+        proof_file.write_text("[1, 2]", encoding="utf-8")
+    elif bad == "checkpoint_garbage":
+        proof_file.write_text(_json.dumps(dict(proof, checkpoint="garbage")), encoding="utf-8")
+    done = cli(pg_settings, "verify-receipt", str(receipt_file), "--proof", str(proof_file),
+               "--log-key", key)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    _no_traceback(done)
+
+    # the untouched files verify (the probe's inputs are otherwise sound)
+    if bad == "log_key":
+        good = cli(pg_settings, "verify-receipt", str(receipt_file), "--proof", str(proof_file),
+                   "--log-key", log.public_key)
+        assert good.returncode == 0, good.stderr
