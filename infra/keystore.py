@@ -11,6 +11,7 @@ tuple in the PostgreSQL heap until vacuum; the old page in SQLite's -wal until a
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -199,6 +200,10 @@ class SqliteKeyStore(_SqlKeyStore, SqliteTables):
         return False
 
 
+# VACUUM (FULL, VERBOSE)'s detail: "N dead row versions cannot be removed yet." (PostgreSQL 12+)
+_KEPT_DEAD = re.compile(r"(\d+) dead row versions cannot be removed yet")
+
+
 class PostgresKeyStore(_SqlKeyStore, PostgresTables):
     """Key store in PostgreSQL tables beside (not inside) the event store."""
 
@@ -209,34 +214,53 @@ class PostgresKeyStore(_SqlKeyStore, PostgresTables):
         """Rewrites `person_data_keys` (VACUUM FULL: a new relation file, its index and TOAST
         rebuilt) so that no dead row version still holds a destroyed key.
 
-        A dead version is copied along while a transaction of this database may still see
-        it, so first waits (up to `wait_seconds`) until every snapshot is younger than the
-        destroys; False if one was still older (the copy then goes at the next purge or
-        autovacuum). Takes the table's exclusive lock for the rewrite: the table is small
-        (one row per person) and recording waits for it, it does not fail.
+        VACUUM must copy a dead version that a transaction of this database may still see, so
+        this first waits (up to `wait_seconds`) until no snapshot is older than the destroys,
+        and then believes only PostgreSQL's own count ("dead row versions cannot be removed
+        yet", from VERBOSE): while it is not 0, or the table's lock is not granted within 2 s,
+        the rewrite is retried until the deadline; False if it never succeeded (the caller
+        warns; `referrals purge-erased-keys` finishes later). Each rewrite holds the table's
+        exclusive lock for milliseconds (one row per person): recording waits, it does not
+        fail.
         """
+        from psycopg.errors import LockNotAvailable
+
+        kept: list[int] = []
+
+        def on_notice(diagnostic: Any) -> None:
+            found = _KEPT_DEAD.search(diagnostic.message_detail or "")
+            if found:
+                kept.append(int(found.group(1)))
+
+        deadline = time.monotonic() + wait_seconds
         with self._pool.connection() as conn:
             conn.autocommit = True
+            conn.add_notice_handler(on_notice)
             try:
                 marker = conn.execute("SELECT txid_current()").fetchone()[0]
-                deadline = time.monotonic() + wait_seconds
-                while True:
-                    older = conn.execute(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL "
-                        "AND age(backend_xmin) >= age((%s %% 4294967296)::text::xid)",
-                        (marker,),
-                    ).fetchone()[0]
-                    if not older or time.monotonic() >= deadline:
-                        break
+                while time.monotonic() < deadline and conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL "
+                    "AND age(backend_xmin) >= age((%s %% 4294967296)::text::xid)", (marker,),
+                ).fetchone()[0]:
                     time.sleep(0.1)
-                conn.execute("SET lock_timeout = '60s'")
-                try:
-                    conn.execute("VACUUM (FULL) person_data_keys")
-                finally:
-                    conn.execute("RESET lock_timeout")
-                return not older
+                # a short lock wait: while VACUUM queues for its exclusive lock, every writer
+                # queues behind it; an open transaction that read the table makes it retry
+                conn.execute("SET lock_timeout = '2s'")
+                while True:
+                    kept.clear()
+                    try:
+                        conn.execute("VACUUM (FULL, VERBOSE) person_data_keys")
+                    except LockNotAvailable:
+                        kept.append(-1)
+                    if not any(kept):
+                        return True
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(0.5)
             finally:
+                conn.remove_notice_handler(on_notice)
+                conn.execute("RESET lock_timeout")
                 conn.autocommit = False
 
     # The two calls on the recording path, one round trip each: a single statement needs no

@@ -17,6 +17,8 @@ from tests.factories import CaseScript
 
 NAME = "Trần Văn Phúc"
 
+pytestmark = pytest.mark.fault
+
 
 def _record_person(app, case: CaseScript) -> None:  # type: ignore[no-untyped-def]
     app.record_event(case.notification() | {"identity": {
@@ -80,6 +82,57 @@ def test_postgres_erasure_leaves_no_wrapped_key_in_any_page(pg_settings):
     for person_id, key in keys.items():
         if person_id != erased:
             assert key in raw  # the others are untouched
+
+
+@pytest.mark.postgres
+def test_retention_apply_leaves_no_wrapped_key_of_the_persons_it_erases(pg_settings):
+    from datetime import datetime
+
+    from domain.calendar import VIETNAM_TZ
+    from tests.fault.support import cli
+
+    container = build_container(pg_settings)
+    try:
+        old = [CaseScript(start=datetime(2018, 3, 1, 9, tzinfo=VIETNAM_TZ)) for _ in range(2)]
+        for case in old:
+            wires = case.full_history()
+            wires[0]["identity"] = {"full_name": NAME}
+            for wire in wires:
+                container.referrals.record_event(wire)
+        live = CaseScript()
+        _record_person(container.referrals, live)
+        keys = {c.person_id: container.vault.store.get(c.person_id).wrapped for c in old + [live]}
+    finally:
+        container.close()
+    five_years = pg_settings.model_copy(update={"retention_years": '{"default": 5}'})
+    done = cli(five_years, "retention", "--apply")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert '"erased": 2' in done.stdout.decode()
+    raw = _pg_raw_pages(pg_settings)
+    assert all(keys[c.person_id] not in raw for c in old)
+    assert keys[live.person_id] in raw
+
+
+@pytest.mark.postgres
+def test_postgres_purge_reports_a_copy_an_old_snapshot_still_holds_then_removes_it(pg_settings):
+    container = build_container(pg_settings)
+    try:
+        case = CaseScript()
+        _record_person(container.referrals, case)
+        key = container.vault.store.get(case.person_id).wrapped
+        with psycopg.connect(pg_settings.pg_conninfo(), autocommit=True) as reader:
+            reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            # a long report's snapshot: no lock on the key table, but it could see the old row
+            reader.execute("SELECT count(*) FROM referrals_events").fetchone()
+            assert container.referrals.erase_person(case.person_id, "REQUEST_OF_PERSON",
+                                                    "PDPL 2025", "admin-1", purge=False)
+            assert container.vault.store.purge_erased(wait_seconds=1.5) is False
+            assert key in _pg_raw_pages(pg_settings)  # honestly reported as still there
+            reader.execute("ROLLBACK")
+        assert container.vault.purge_erased() is True
+        assert key not in _pg_raw_pages(pg_settings)
+    finally:
+        container.close()
 
 
 def test_sqlite_erasure_leaves_no_wrapped_key_in_db_or_wal(sqlite_settings):

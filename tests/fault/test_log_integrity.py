@@ -14,7 +14,7 @@ from infra.transparency.service import transparency_log
 from infra.transparency.verify import verify_log
 from tests.integration.test_audit_trail import record_cases, sql
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow]
 
 
 def _verify(container: Any) -> Any:
