@@ -45,6 +45,12 @@ def private_file(path: Path) -> Path:
     return path
 
 
+def tighten_file(path: Path) -> Path:
+    """An existing secret file we own made 0600 (e.g. a key file written by an older version)."""
+    _tighten(Path(path), FILE_MODE)
+    return Path(path)
+
+
 def _tighten(path: Path, mode: int) -> None:
     try:
         info = path.stat()

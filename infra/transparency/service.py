@@ -119,7 +119,9 @@ def load_log_signer(settings: Any) -> Signer:
                 write_log_key(path, generate_signer(settings.log_origin))
             except FileExistsError:
                 pass  # another thread or process made it first: everyone uses that one
-        text = path.read_text(encoding="utf-8")
+        from infra.private_files import tighten_file
+
+        text = tighten_file(path).read_text(encoding="utf-8")
     try:
         signer = signer_from_key_text(text.strip())
     except NoteError as error:

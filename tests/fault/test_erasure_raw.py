@@ -186,6 +186,27 @@ def test_data_directory_and_files_are_private(tmp_path):
     assert not loose, loose
 
 
+def test_an_existing_loose_data_directory_and_its_files_are_tightened(tmp_path):
+    data_dir = tmp_path / "var"
+    settings = Settings(_env_file=None, data_dir=data_dir)  # type: ignore[call-arg]
+    build_container(settings).close()
+    data_dir.chmod(0o755)
+    for path in data_dir.iterdir():
+        path.chmod(0o644)
+    container = build_container(settings)
+    try:
+        from infra.transparency.service import transparency_log
+
+        transparency_log(container).signer  # noqa: B018 - reads (or makes) the log key
+    finally:
+        container.close()
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    loose = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in data_dir.iterdir()
+             if p.is_file() and not p.name.endswith(".pub")
+             and stat.S_IMODE(p.stat().st_mode) & 0o077}
+    assert not loose, loose
+
+
 # ------------------------------------------------------------- idempotency survives erasure
 @pytest.mark.parametrize("path", ["single", "batch"])
 def test_resending_a_recorded_identity_event_after_erasure_is_a_duplicate(
