@@ -285,9 +285,13 @@ def register(app: typer.Typer) -> None:
 
         try:
             bundle = json.loads(file.read_text(encoding="utf-8"))
-        except ValueError as error:
+        except ValueError as error:  # UnicodeDecodeError too
             _err(f"Tệp không phải JSON / not JSON: {error}")
             raise typer.Exit(code=EXIT_USAGE) from None
+        if not isinstance(bundle, dict):
+            _err("Tệp không phải gói chứng cứ (cần một đối tượng JSON) / not a bundle (a JSON "
+                 "object is expected)")
+            raise typer.Exit(code=EXIT_USAGE)
         trusted = None
         if trusted_checkpoint is not None and trusted_checkpoint.exists():
             trusted = trusted_checkpoint.read_text(encoding="utf-8")

@@ -196,3 +196,17 @@ def test_verify_receipt_on_bad_input_is_one_line_and_exit_2(pg_container, pg_set
         good = cli(pg_settings, "verify-receipt", str(receipt_file), "--proof", str(proof_file),
                    "--log-key", log.public_key)
         assert good.returncode == 0, good.stderr
+
+
+@pytest.mark.parametrize("content", [b"[1, 2]", b"\xff\xfe", b"{not json", b'"a string"'])
+def test_verify_bundle_on_a_file_that_is_not_a_bundle_is_one_line_and_exit_2(pg_settings,
+                                                                             tmp_path, content):
+    from tests.fault.support import cli
+
+    bundle = tmp_path / "bundle.json"
+    bundle.write_bytes(content)
+    done = cli(pg_settings, "verify-bundle", str(bundle), "--log-key",
+               "legal-aid-ledger.example/log+c511baeb+Admqrkji8giNKdlGIM98yolq7jNAc9lTxWtGiVimRrsR")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    _no_traceback(done)
+
