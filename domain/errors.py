@@ -191,6 +191,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Kho dữ liệu tạm thời không truy cập được; hãy thử lại sau.",
         "The data store is temporarily unavailable; try again later.",
     ),
+    "LOG_INTEGRITY_FAILED": (
+        "Sổ sự kiện không vượt qua kiểm tra toàn vẹn: {detail_vi}. Dữ liệu này không được cung "
+        "cấp; quản trị viên cần chạy «referrals verify».",
+        "The ledger failed its integrity check: {detail_en}. This data is not served; "
+        "administrators must run `referrals verify`.",
+    ),
     "INTERNAL_ERROR": (
         "Lỗi hệ thống; hãy báo cho quản trị viên kèm mã yêu cầu (request_id).",
         "Internal error; report it to the administrators with the request_id.",
@@ -264,3 +270,12 @@ class NotAuthorisedError(DomainError):
     """Raised when a principal acts outside its scope."""
 
     http_status = 403
+
+
+class LogIntegrityError(ConflictError):
+    """Raised when stored events no longer match the audit trail (the store was altered): the
+    read that needs them (a case bundle, an export) is refused with LOG_INTEGRITY_FAILED."""
+
+    def __init__(self, field: str | None, detail_vi: str, detail_en: str) -> None:
+        super().__init__("LOG_INTEGRITY_FAILED", field, detail_vi=detail_vi,
+                         detail_en=detail_en)

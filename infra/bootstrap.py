@@ -20,6 +20,7 @@ from domain.deadlines import TimeLimitRule
 from domain.reference import ReferenceData
 from infra.event_reads import select_events_of
 from infra.keystore import PostgresKeyStore, SqliteKeyStore
+from infra.private_files import private_dir, private_file, tighten_file
 from infra.reference_data import load_calendar, load_reference, load_time_limits
 from infra.settings import Settings
 from infra.tokens import PostgresTokenStore, SqliteTokenStore, TokenStore
@@ -68,11 +69,12 @@ def master_keys_from(settings: Settings) -> MasterKeys:
         return MasterKeys(keys, active)
     path = settings.keys_file
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         document = {"active": "dev-1", "keys": {"dev-1": new_master_key()}}
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(document, handle)
+    tighten_file(path)
     document = json.loads(Path(path).read_text())
     keys = {k: parse_master_keys(json.dumps({k: v}))[k] for k, v in document["keys"].items()}
     return MasterKeys(keys, settings.active_master_key_id or document["active"])
@@ -119,6 +121,8 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     calendar = load_calendar(settings.reference_data_dir)
     rules = load_time_limits(settings.reference_data_dir)
     pg_pool = None
+    if settings.data_dir.exists():  # keys, stores and tokens live here: 0700 (created so below)
+        private_dir(settings.data_dir)
     if settings.store == "postgres":
         from infra.deployment import check_database
 
@@ -126,7 +130,8 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
         pg_pool = open_pg_pool(settings)
         store: Any = PostgresKeyStore(pg_pool)
     else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
+        private_file(settings.sqlite_file)  # the event store's file, before the library opens it
         store = SqliteKeyStore(settings.data_dir / "personal-data.sqlite")
     vault = PersonalDataVault(store, master_keys_from(settings))
     with _creating_tables(pg_pool):

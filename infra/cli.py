@@ -282,13 +282,40 @@ def erase_person_command(
     """Erases a person's identifying data (destroys their data key); recorded as an event."""
     container = build_container(settings_from_env())
     try:
-        destroyed = container.referrals.erase_person(person_id, reason, rule, requested_by)
+        destroyed = container.referrals.erase_person(person_id, reason, rule, requested_by,
+                                                     purge=False)
+        purged = container.vault.purge_erased()
     except DomainError as error:
         console.print(f"[red]{error.code}[/red] {error.message_vi}")
         raise typer.Exit(code=2) from None
     finally:
         container.close()
-    print(json.dumps({"person_id": person_id, "key_destroyed": destroyed}))
+    if not purged:
+        _warn_not_purged()
+    print(json.dumps({"person_id": person_id, "key_destroyed": destroyed,
+                      "old_copies_purged": purged}))
+
+
+def _warn_not_purged() -> None:
+    Console(stderr=True).print(
+        "[yellow]Cảnh báo:[/yellow] một giao dịch cũ còn mở nên bản cũ của khoá chưa xoá khỏi "
+        "tệp cơ sở dữ liệu; chạy lại `referrals purge-erased-keys` sau khi nó kết thúc. "
+        "(Warning: an old open transaction kept the key's old row version in the database "
+        "files; run `referrals purge-erased-keys` once it has ended.)")
+
+
+@app.command("purge-erased-keys")
+def purge_erased_keys_command() -> None:
+    """Removes old row versions of destroyed data keys from the key store's files."""
+    container = build_container(settings_from_env())
+    try:
+        purged = container.vault.purge_erased()
+    finally:
+        container.close()
+    if not purged:
+        _warn_not_purged()
+        raise typer.Exit(code=1)
+    print(json.dumps({"old_copies_purged": True}))
 
 
 @app.command("retention")
@@ -312,7 +339,9 @@ def retention_command(
                           item.category or "—", item.due_at.isoformat())
             if apply:
                 container.referrals.erase_person(item.person_id, "RETENTION_EXPIRED",
-                                                 item.rule, requested_by)
+                                                 item.rule, requested_by, purge=False)
+        if apply and due and not container.vault.purge_erased():  # one rewrite per run
+            _warn_not_purged()
         Console().print(table)
         print(json.dumps({"due": len(due), "erased": len(due) if apply else 0}))
     finally:

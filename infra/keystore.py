@@ -2,10 +2,17 @@
 
 Kept outside the immutable event log on purpose: destroying a row here is what erases a person.
 PostgreSQL in deployments; a SQLite file on the embedded default.
+
+Destroying a key is an UPDATE, and both databases keep the old row version for a while (a dead
+tuple in the PostgreSQL heap until vacuum; the old page in SQLite's -wal until a checkpoint).
+`purge_erased()` removes those copies from the live database files: run after every erasure
+(once per retention run). See docs/adr/0003-personal-data-crypto-shredding.md.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -102,6 +109,10 @@ class _SqlKeyStore(SqlTables):
             )
             return bool(cur.rowcount)
 
+    def purge_erased(self) -> bool:  # pragma: no cover - provided by each store
+        """Removes old row versions of destroyed keys from the live database files."""
+        raise NotImplementedError
+
     def iter_live(self, batch: int = 1000) -> Iterator[WrappedKey]:
         after = ""
         while True:
@@ -173,6 +184,24 @@ class SqliteKeyStore(_SqlKeyStore, SqliteTables):
 
     def __init__(self, path: Path) -> None:
         self._open_sqlite(path, (ddl.format(serial="INTEGER") for ddl in _DDL))
+        # freed bytes (the wrapped key a destroy or a re-wrap replaces) are overwritten by zeros
+        self._conn.execute("PRAGMA secure_delete=ON")
+
+    def purge_erased(self, attempts: int = 100, pause: float = 0.05) -> bool:
+        """Writes every page back to the database file and truncates the -wal to zero bytes
+        (the frames there still hold the pages as they were before the destroy). False if
+        another connection kept the checkpoint from completing for `attempts` tries."""
+        for _ in range(attempts):
+            with self._lock:
+                busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+            time.sleep(pause)
+        return False
+
+
+# VACUUM (FULL, VERBOSE)'s detail: "N dead row versions cannot be removed yet." (PostgreSQL 12+)
+_KEPT_DEAD = re.compile(r"(\d+) dead row versions cannot be removed yet")
 
 
 class PostgresKeyStore(_SqlKeyStore, PostgresTables):
@@ -180,6 +209,59 @@ class PostgresKeyStore(_SqlKeyStore, PostgresTables):
 
     def __init__(self, pool: Any) -> None:
         self._open_postgres(pool, 726354, (ddl.format(serial="BIGSERIAL") for ddl in _DDL))
+
+    def purge_erased(self, wait_seconds: float = 30.0) -> bool:
+        """Rewrites `person_data_keys` (VACUUM FULL: a new relation file, its index and TOAST
+        rebuilt) so that no dead row version still holds a destroyed key.
+
+        VACUUM must copy a dead version that a transaction of this database may still see, so
+        this first waits (up to `wait_seconds`) until no snapshot is older than the destroys,
+        and then believes only PostgreSQL's own count ("dead row versions cannot be removed
+        yet", from VERBOSE): while it is not 0, or the table's lock is not granted within 2 s,
+        the rewrite is retried until the deadline; False if it never succeeded (the caller
+        warns; `referrals purge-erased-keys` finishes later). Each rewrite holds the table's
+        exclusive lock for milliseconds (one row per person): recording waits, it does not
+        fail.
+        """
+        from psycopg.errors import LockNotAvailable
+
+        kept: list[int] = []
+
+        def on_notice(diagnostic: Any) -> None:
+            found = _KEPT_DEAD.search(diagnostic.message_detail or "")
+            if found:
+                kept.append(int(found.group(1)))
+
+        deadline = time.monotonic() + wait_seconds
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            conn.add_notice_handler(on_notice)
+            try:
+                marker = conn.execute("SELECT txid_current()").fetchone()[0]
+                while time.monotonic() < deadline and conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL "
+                    "AND age(backend_xmin) >= age((%s %% 4294967296)::text::xid)", (marker,),
+                ).fetchone()[0]:
+                    time.sleep(0.1)
+                # a short lock wait: while VACUUM queues for its exclusive lock, every writer
+                # queues behind it; an open transaction that read the table makes it retry
+                conn.execute("SET lock_timeout = '2s'")
+                while True:
+                    kept.clear()
+                    try:
+                        conn.execute("VACUUM (FULL, VERBOSE) person_data_keys")
+                    except LockNotAvailable:
+                        kept.append(-1)
+                    if not any(kept):
+                        return True
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(0.5)
+            finally:
+                conn.remove_notice_handler(on_notice)
+                conn.execute("RESET lock_timeout")
+                conn.autocommit = False
 
     # The two calls on the recording path, one round trip each: a single statement needs no
     # BEGIN/COMMIT of its own (a pooled connection is not in autocommit mode, and those are

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from infra.private_files import private_file
+
 
 class SqlTables:
     """SQL written once with `%s` placeholders; a store subclass provides `_cursor()`."""
@@ -44,7 +46,7 @@ class SqliteTables(SqlTables):
         return value.astimezone(timezone.utc).isoformat() if value is not None else None
 
     def _open_sqlite(self, path: Path, ddl: Iterable[str]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # 0600 in a 0700 directory; SQLite's -wal/-shm take its mode
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._lock = threading.Lock()

@@ -109,8 +109,10 @@ class Projections:
             )
         from eventsourcing.sqlite import SQLiteDatastore
 
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return SQLiteDatastore(str(settings.data_dir / "projections.sqlite"), lock_timeout=10)
+        from infra.private_files import private_file
+
+        path = private_file(settings.data_dir / "projections.sqlite")  # 0600 in a 0700 dir
+        return SQLiteDatastore(str(path), lock_timeout=10)
 
     def _reader(self) -> LogReader:
         if self.store == "postgres":

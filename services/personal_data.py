@@ -73,6 +73,11 @@ class KeyStore(Protocol):
         """Replaces the key by a tombstone; False if there was no live key."""
         ...
 
+    def purge_erased(self) -> bool:
+        """Removes old row versions of destroyed keys from the live database files (the
+        database's MVCC and write-ahead copies); False if some could not be removed yet."""
+        ...
+
     def iter_live(self, batch: int = 1000) -> Iterator[WrappedKey]: ...
 
     def replace_wrapping(self, person_id: str, master_key_id: str, wrapped: bytes) -> None: ...
@@ -248,12 +253,22 @@ class PersonalDataVault:
         return json.loads(clear)
 
     # -- erasure and rotation ---------------------------------------------------------------
-    def destroy_key(self, person_id: str, at: datetime) -> bool:
-        """Crypto-shreds the person: their data key is replaced by a tombstone."""
+    def destroy_key(self, person_id: str, at: datetime, purge: bool = True) -> bool:
+        """Crypto-shreds the person: their data key is replaced by a tombstone and (with
+        `purge`, the default) no old copy of it stays in the live key-store files."""
         if self.store.get(person_id) is None:
             self.store.insert_if_absent(WrappedKey(person_id, None, None, at))
-            return True
-        return self.store.destroy(person_id, at)
+            destroyed = True
+        else:
+            destroyed = self.store.destroy(person_id, at)
+        if purge:
+            self.purge_erased()
+        return destroyed
+
+    def purge_erased(self) -> bool:
+        """See `KeyStore.purge_erased`; a store without MVCC copies has nothing to purge."""
+        purge = getattr(self.store, "purge_erased", None)
+        return True if purge is None else bool(purge())
 
     def rotate(self) -> int:
         """Re-wraps every live data key with the active master key; returns how many moved."""

@@ -320,6 +320,9 @@ class Referrals(Application[UUID]):
                     )
                 data["age_band"] = band
             if keys.is_erased(person_id):
+                retry = self._retry_after_erasure(event, data, referral)
+                if retry is not None:
+                    return retry, None
                 raise RuleViolationError("PERSON_ERASED", "identity", value=person_id)
             identity_digest = keys.identity_digest(person_id, identity)
         event = WireEvent(event.event_id, event.case_id, event.wire_type, event.agency_id,
@@ -360,6 +363,33 @@ class Referrals(Application[UUID]):
         else:
             referral.record(**common)
         return Recorded(event.case_id, event.event_id, referral.version, duplicate=False), referral
+
+    def _retry_after_erasure(
+        self, event: WireEvent, data: dict[str, Any], referral: Referral | None
+    ) -> Recorded | None:
+        """A re-sent event with an identity block whose person has since been erased.
+
+        Its recorded content digest covers the identity through a keyed digest that died with
+        the key, so it cannot be recomputed. The retry is recognised instead by its event id
+        and its non-identity content (type, agency, instant, data), compared with the stored
+        event, which must itself carry an identity block: a duplicate answers as before the
+        erasure (nothing is recorded, nothing about the identity is revealed), different
+        content is EVENT_ID_CONFLICT. None: not a recorded event id (the caller refuses it).
+        """
+        known = referral.recorded_event(event.event_id) if referral is not None else None
+        if known is None or referral is None:
+            return None
+        version = known[0]
+        stored = next(iter(self.events.get(referral.id, gt=version - 1, lte=version)), None)
+        retried = WireEvent(event.event_id, event.case_id, event.wire_type, event.agency_id,
+                            event.occurred_at, data, None, event.expected_version)
+        if stored is not None and stored.identity_ciphertext:
+            original = WireEvent(stored.event_id, stored.case_id, stored.WIRE_TYPE,
+                                 stored.agency_id, stored.occurred_at, dict(stored.data), None,
+                                 None)
+            if original.content_digest(None) == retried.content_digest(None):
+                return Recorded(event.case_id, event.event_id, version, duplicate=True)
+        raise ConflictError("EVENT_ID_CONFLICT", "event_id", value=event.event_id)
 
     # ---------------------------------------------------------------------------- reading
     def _get_or_none(self, case_id: str) -> Referral | None:
@@ -454,8 +484,11 @@ class Referrals(Application[UUID]):
                 merged.update(clear)
         return {"person_id": person_id, "erased": False, "identity": merged or None}
 
-    def erase_person(self, person_id: str, reason: str, rule: str, requested_by: str) -> bool:
-        """Records the erasure as an event, then destroys the person's data key."""
+    def erase_person(
+        self, person_id: str, reason: str, rule: str, requested_by: str, purge: bool = True,
+    ) -> bool:
+        """Records the erasure as an event, then destroys the person's data key (and, with
+        `purge`, its old copies in the key store's files; a batch purges once at its end)."""
         if reason not in ERASURE_REASONS:
             raise InvalidEventError(
                 "FIELD_INVALID", "reason", rule_vi="phải là một trong " + ", ".join(ERASURE_REASONS),
@@ -468,7 +501,7 @@ class Referrals(Application[UUID]):
         record.erase(reason=reason, rule=rule, requested_by=requested_by)
         if record.pending_events:
             self.save(record)
-        return self.vault.destroy_key(person_id, self.clock())
+        return self.vault.destroy_key(person_id, self.clock(), purge=purge)
 
     def person_record(self, person_id: str) -> PersonRecord | None:
         """The person's erasure record, if any."""

@@ -289,11 +289,26 @@ class HistoryEventOut(BaseModel):
     identity: EncryptedMarker | None
 
 
+class HistoryIntegrityOut(BaseModel):
+    """Kiểm tra nhanh chuỗi kiểm toán của vụ việc: mỗi sự kiện trong kho được tạo lại thành lá
+    và so với sổ kiểm toán (lá, chuỗi băm của vụ việc). Không kiểm chữ ký điểm kiểm: việc đó
+    do `/bundle` và `referrals verify` làm."""
+
+    status: Literal["verified", "broken", "pending", "unavailable"]
+    events_checked: int
+    broken_version: int | None = None
+    broken_event_id: str | None = None
+    code: str | None = None  # LOG_INTEGRITY_FAILED when broken
+    message: str | None = None
+    message_en: str | None = None
+
+
 class HistoryOut(BaseModel):
     """Lịch sử vụ việc theo thứ tự ghi."""
 
     case_id: str
     events: list[HistoryEventOut]
+    integrity: HistoryIntegrityOut | None = None
 
 
 class AsOfOut(BaseModel):

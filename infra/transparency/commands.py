@@ -242,13 +242,22 @@ def register(app: typer.Typer) -> None:
         if province is not None and (start is None or end is None):
             _err("--province cần --from và --to / --province needs --from and --to")
             raise typer.Exit(code=EXIT_USAGE)
+        from domain.errors import DomainError, LogIntegrityError
+
+        moment = _instant(at, "--at")
         container = _container()
         try:
             log = transparency_log(container)
             if case_id is not None:
-                bundle = log.case_bundle(case_id, at=_instant(at, "--at"), since=since)
+                bundle = log.case_bundle(case_id, at=moment, since=since)
             else:
                 bundle = log.province_bundle(province, start, end, since=since)  # type: ignore[arg-type]
+        except LogIntegrityError as error:  # the store was altered: as `verify`, exit 1
+            _err(f"{error.code}: {error.message_vi} / {error.message_en}")
+            raise typer.Exit(code=EXIT_TAMPERED) from None
+        except DomainError as error:  # an unknown case, no checkpoint yet, ...
+            _err(f"{error.code}: {error.message_vi} / {error.message_en}")
+            raise typer.Exit(code=EXIT_USAGE) from None
         finally:
             container.close()
         output.write_text(json.dumps(bundle, ensure_ascii=False, indent=1) + "\n",
@@ -276,9 +285,13 @@ def register(app: typer.Typer) -> None:
 
         try:
             bundle = json.loads(file.read_text(encoding="utf-8"))
-        except ValueError as error:
+        except ValueError as error:  # UnicodeDecodeError too
             _err(f"Tệp không phải JSON / not JSON: {error}")
             raise typer.Exit(code=EXIT_USAGE) from None
+        if not isinstance(bundle, dict):
+            _err("Tệp không phải gói chứng cứ (cần một đối tượng JSON) / not a bundle (a JSON "
+                 "object is expected)")
+            raise typer.Exit(code=EXIT_USAGE)
         trusted = None
         if trusted_checkpoint is not None and trusted_checkpoint.exists():
             trusted = trusted_checkpoint.read_text(encoding="utf-8")
@@ -305,18 +318,44 @@ def register(app: typer.Typer) -> None:
         """OFFLINE: checks that the log kept a receipt's promise (inclusion proof against a
         signed checkpoint; the leaf index comes from the proof answer)."""
         from infra.transparency.bundle import unb64
-        from infra.transparency.note import verifier_from_key_text
+        from infra.transparency.checkpoint import MalformedCheckpointError, parse_checkpoint
+        from infra.transparency.note import (
+            MalformedNoteError,
+            NoteError,
+            open_note,
+            verifier_from_key_text,
+        )
         from infra.transparency.receipt import check_receipt_against_checkpoint, open_receipt
 
-        verifier = verifier_from_key_text(log_key)
-        receipt = receipt_file.read_text(encoding="utf-8")
-        answer = json.loads(proof_file.read_text(encoding="utf-8"))
+        # bad input (a key, a file that is not what it should be): one line, exit 2
         try:
+            verifier = verifier_from_key_text(log_key)
+        except NoteError as error:
+            _err(f"Khoá không hợp lệ / invalid key: {error}")
+            raise typer.Exit(code=EXIT_USAGE) from None
+        try:
+            receipt = receipt_file.read_text(encoding="utf-8")
+            promised = open_receipt(receipt, [verifier])
+        except (OSError, ValueError, NoteError) as error:
+            _err(f"Biên nhận không hợp lệ hoặc không do khoá này ký / invalid receipt, or not "
+                 f"signed by this key ({receipt_file}): {error}")
+            raise typer.Exit(code=EXIT_USAGE) from None
+        try:
+            answer = json.loads(proof_file.read_text(encoding="utf-8"))
             proof = [unb64(h) for h in answer["proof"]]
             index, checkpoint = int(answer["leaf_index"]), answer["checkpoint"]
-            promised = open_receipt(receipt, [verifier])
-        except (KeyError, TypeError, ValueError) as error:
-            _err(f"Tệp không hợp lệ / invalid file: {error}")
+            if not isinstance(checkpoint, str):
+                raise TypeError("checkpoint must be the signed note text")
+            try:  # a note that is not even a checkpoint is bad input; a bad signature is not
+                parse_checkpoint(open_note(checkpoint, [verifier])[0])
+            except (MalformedNoteError, MalformedCheckpointError):
+                raise
+            except NoteError:
+                pass
+        except (OSError, KeyError, TypeError, ValueError, MalformedNoteError,
+                MalformedCheckpointError) as error:
+            _err(f"Tệp bằng chứng không hợp lệ / invalid proof file ({proof_file}): "
+                 f"{type(error).__name__}: {error}")
             raise typer.Exit(code=EXIT_USAGE) from None
         if check_receipt_against_checkpoint(receipt, checkpoint, index, proof, [verifier]):
             _out(f"HỢP LỆ: sự kiện {promised.event_id} (vị trí {promised.position}) nằm ở chỉ số "

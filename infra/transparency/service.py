@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from domain.errors import DomainError, InvalidEventError, NotFoundError
+from domain.errors import DomainError, InvalidEventError, LogIntegrityError, NotFoundError
 from domain.referral import Recorded, referral_id
 from infra.transparency.bundle import (
     BUNDLE_FORMAT,
@@ -38,6 +38,7 @@ from infra.transparency.checkpoint import (
     cosignature_verifier_from_key_text,
 )
 from infra.transparency.leaves import (
+    LeafError,
     chain_extension,
     leaf_bytes,
     leaf_entry,
@@ -87,6 +88,20 @@ class LogForkError(RuntimeError):
     """Raised when the tree at a checkpointed size no longer has the checkpoint's root."""
 
 
+class LogIntegrityFailedError(LogIntegrityError, LogForkError):
+    """A stored event no longer matches the audit trail: LOG_INTEGRITY_FAILED (HTTP 409)."""
+
+
+def _integrity_failed(row: dict[str, Any], reason_vi: str, reason_en: str
+                      ) -> LogIntegrityFailedError:
+    return LogIntegrityFailedError(
+        "case_id",
+        f"sự kiện ở vị trí {row['position']} (vụ việc «{row['case_id']}», phiên bản "
+        f"{row['version']}, mã sự kiện {row['event_id']}) {reason_vi}",
+        f"the event at position {row['position']} (case '{row['case_id']}', version "
+        f"{row['version']}, event id {row['event_id']}) {reason_en}")
+
+
 # ----------------------------------------------------------------------------------------- keys
 def load_log_signer(settings: Any) -> Signer:
     """The log's Ed25519 signer: the secret, or the key file (generated only in development)."""
@@ -111,7 +126,9 @@ def load_log_signer(settings: Any) -> Signer:
                 write_log_key(path, generate_signer(settings.log_origin))
             except FileExistsError:
                 pass  # another thread or process made it first: everyone uses that one
-        text = path.read_text(encoding="utf-8")
+        from infra.private_files import tighten_file
+
+        text = tighten_file(path).read_text(encoding="utf-8")
     try:
         signer = signer_from_key_text(text.strip())
     except NoteError as error:
@@ -128,7 +145,9 @@ def write_log_key(path: Path, signer: Signer) -> None:
     The key appears at `path` complete or not at all (written aside, then linked), so a
     concurrent reader never sees half a key; FileExistsError if `path` already exists.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from infra.private_files import private_dir
+
+    private_dir(path.parent)
     fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -414,7 +433,7 @@ class TransparencyLog:
                 "CASE_NOT_FOUND", "case_id", f"Không tìm thấy vụ việc «{case_id}».",
                 f"Case '{case_id}' was not found.")
         stored = self.fresh_checkpoint()
-        events = {e.originator_version: e for e in self.app.events.get(referral_id(case_id))}
+        events = self._stored_events(case_id)
         leaves = self._leaves(rows, lambda row: events.get(row["version"]), stored.size)
         at = at or self._now()
         return {
@@ -445,8 +464,7 @@ class TransparencyLog:
         def event_of(row: dict[str, Any]) -> Any:
             case = row["case_id"]
             if case not in cache:
-                cache[case] = {e.originator_version: e
-                               for e in self.app.events.get(referral_id(case))}
+                cache[case] = self._stored_events(case)
             return cache[case].get(row["version"])
 
         leaves = self._leaves(rows, event_of, stored.size)
@@ -458,18 +476,36 @@ class TransparencyLog:
             "figures": province_figures([e["leaf"] for e in leaves]),
         }
 
+    def _stored_events(self, case_id: str) -> dict[int, Any]:
+        """The case's stored events by version; LOG_INTEGRITY_FAILED if one cannot be decoded."""
+        try:
+            return {e.originator_version: e for e in self.app.events.get(referral_id(case_id))}
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise LogIntegrityFailedError(
+                "case_id",
+                f"một sự kiện đã lưu của vụ việc «{case_id}» không còn giải mã được "
+                f"({type(error).__name__})",
+                f"a stored event of case '{case_id}' can no longer be decoded "
+                f"({type(error).__name__})") from None
+
     def _leaves(self, rows: list[dict[str, Any]], event_of: Any, size: int) -> list[dict[str, Any]]:
         out = []
         for row in rows:
             if row["leaf_index"] >= size:
                 continue
             event = event_of(row)
-            leaf = leaf_entry(row["position"], event)[1] if event is not None else None
-            if leaf is None or leaf_hash(leaf) != row["leaf_hash"]:
-                raise LogForkError(
-                    f"the stored event at position {row['position']} (case {row['case_id']}, "
-                    f"version {row['version']}) no longer matches the audit trail; run "
-                    "`referrals verify`")
+            if event is None:
+                raise _integrity_failed(row, "có trong sổ kiểm toán nhưng kho sự kiện không còn",
+                                        "is in the audit trail but no longer in the event store")
+            try:
+                leaf = leaf_entry(row["position"], event)[1]
+            except LeafError as error:
+                raise _integrity_failed(row, f"không tạo lại được lá ({error})",
+                                        f"cannot be made into its leaf again ({error})") from None
+            if leaf_hash(leaf) != row["leaf_hash"]:
+                raise _integrity_failed(row, "trong kho khác với lá đã ghi trong sổ kiểm toán",
+                                        "in the store differs from the leaf the audit trail "
+                                        "recorded")
             out.append({
                 "leaf_index": row["leaf_index"], "leaf": leaf.decode("utf-8"),
                 "proof": [b64(h) for h in self.view.inclusion_proof(row["leaf_index"], size)],
@@ -588,6 +624,7 @@ def start_checkpointer(container: Any, interval: float | None = None) -> Checkpo
 
 __all__ = [
     "CheckpointPublisher", "CosignatureRejectedError", "LogEntryNotFoundError", "LogForkError",
+    "LogIntegrityFailedError",
     "LogKeyError", "TransparencyError", "TransparencyLog",
     "checkpoint_for_position", "load_log_signer", "receipt_for",
     "receipts_for", "start_checkpointer", "transparency_log", "witness_verifiers",

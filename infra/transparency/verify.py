@@ -16,6 +16,13 @@ the store and the audit trail side by side in log order:
   rebuilt from the altered store.
 
 Store records after the trail's position are reported as pending (not yet in the trail).
+
+The walk reads the store in notification-id order from 1, so it then accounts for every row of
+the events table (`_census`): the table's row count, smallest and largest id must be those the
+walk saw (a row at id 0 or below is never in a walk from 1); on PostgreSQL no id may lie beyond
+the id sequence (the ledger takes every id from it: a larger one was written by hand, even if
+the audit trail has since taken it in); and each case's (aggregate's) versions must be exactly
+1..k. Each failure is an INSERTED finding naming the extra rows.
 """
 
 from __future__ import annotations
@@ -186,7 +193,16 @@ def verify_log(app: Any, view: Any, log_verifier: Verifier, page: int = PAGE) ->
             next_checkpoint += 1
         return None
 
-    store, trail = _store(app, page), _trail(view, page)
+    seen = {"count": 0, "first": None, "last": None}
+
+    def counted(rows: Iterator[Any]) -> Iterator[Any]:
+        for record in rows:
+            seen["count"] += 1
+            seen["first"] = record.id if seen["first"] is None else seen["first"]
+            seen["last"] = record.id
+            yield record
+
+    store, trail = counted(_store(app, page)), _trail(view, page)
     stored, row = next(store, None), next(trail, None)
     finding = check_checkpoints()
     while finding is None and (stored is not None or row is not None):
@@ -266,8 +282,140 @@ def verify_log(app: Any, view: Any, log_verifier: Verifier, page: int = PAGE) ->
             "TRAIL", None, None, None, None, None,
             f"bảng nút Merkle không cho ra gốc tính lại ở kích thước {index}",
             f"the Merkle node table does not give the recomputed root at size {index}")
+    if finding is None:
+        for _ in store:  # pragma: no cover - the walk ends only when the store is read
+            pass
+        finding = _census(app, seen["count"], seen["first"], seen["last"], index)
     report.finding = finding
     return report
+
+
+# ------------------------------------------------------------------ every row accounted for
+_OUTSIDE_SHOWN = 5
+
+
+def _census(app: Any, walked: int, first: int | None, last: int | None,
+            tree_size: int) -> Finding | None:
+    """Checks that the walk saw every row of the events table and that every aggregate's
+    versions are 1..k; the first discrepancy as an INSERTED finding, else None."""
+    table = _EventsTable.of(app)
+    if table is None:  # pragma: no cover - an event store we cannot query directly
+        return None
+    # rows up to the last id walked (rows above it are written after the walk: new events)
+    lowest_ok = first if first is not None and first >= 1 else 1
+    last_walked = last if last is not None else 0
+    count, low = table.one("SELECT count(*), min({id}) FROM {table} WHERE {id} <= %s",
+                           (last_walked,))
+    count = int(count or 0)
+    if count != walked or (low is not None and low < lowest_ok):
+        return _outside(app, table, "{id} < %s", (lowest_ok,), count - walked,
+                        f"bảng sự kiện có {count} dòng có mã thông báo đến {last_walked} nhưng "
+                        f"nhật ký chỉ gồm {walked} (cây Merkle kích thước {tree_size}, mã "
+                        f"{lowest_ok}..{last_walked})",
+                        f"the events table holds {count} rows with notification ids up to "
+                        f"{last_walked} but the log only {walked} (Merkle tree size {tree_size}, "
+                        f"ids {lowest_ok}..{last_walked})")
+    # the largest id first, then the sequence: a new event's id is drawn before its row exists
+    [(high,)] = table.rows("SELECT max({id}) FROM {table}")
+    sequence = table.sequence_top()
+    if sequence is not None and high is not None and high > sequence:
+        return _outside(app, table, "{id} > %s", (sequence,), None,
+                        f"có dòng mang mã thông báo lớn hơn mã cuối chuỗi số đã cấp ({sequence}); "
+                        f"cây Merkle kích thước {tree_size}",
+                        f"rows carry notification ids beyond the last one the id sequence handed "
+                        f"out ({sequence}); Merkle tree size {tree_size}")
+    gaps = table.rows(
+        "SELECT originator_id, count(*), min(originator_version), max(originator_version) "
+        "FROM {table} GROUP BY originator_id HAVING min(originator_version) <> 1 "
+        "OR count(*) <> max(originator_version) LIMIT " + str(_OUTSIDE_SHOWN))
+    if gaps:
+        originator, rows, low_v, high_v = gaps[0]
+        odd = table.rows(
+            "SELECT {id}, originator_id, originator_version, topic, state FROM {table} "
+            "WHERE originator_id = %s ORDER BY originator_version DESC LIMIT 1", (originator,))
+        case_id, event_id, version = _identify_row(app, odd[0]) if odd else (None, None, None)
+        return Finding(
+            "INSERTED", odd[0][0] if odd else None, None, case_id, event_id, version,
+            f"các phiên bản của bản ghi {originator} không liền nhau từ 1 ({rows} dòng, phiên "
+            f"bản {low_v}..{high_v}); có dòng bị chèn ngoài thứ tự",
+            f"the versions of aggregate {originator} are not 1..k ({rows} rows, versions "
+            f"{low_v}..{high_v}); a row was inserted out of sequence")
+    return None
+
+
+def _outside(app: Any, table: _EventsTable, where: str, params: tuple[Any, ...],
+             extra: int | None, why_vi: str, why_en: str) -> Finding:
+    rows = table.rows("SELECT {id}, originator_id, originator_version, topic, state FROM {table} "
+                      f"WHERE {where} ORDER BY {{id}} LIMIT {_OUTSIDE_SHOWN}", params)
+    ids = ", ".join(str(r[0]) for r in rows) or "?"
+    more = (extra - len(rows)) if extra is not None and extra > len(rows) else 0
+    case_id, event_id, version = _identify_row(app, rows[0]) if rows else (None, None, None)
+    return Finding(
+        "INSERTED", rows[0][0] if rows else None, None, case_id, event_id, version,
+        f"{why_vi}; dòng ngoài nhật ký: mã thông báo {ids}"
+        + (f" (và {more} dòng khác)" if more else ""),
+        f"{why_en}; rows outside the log: notification id {ids}"
+        + (f" (and {more} more)" if more else ""))
+
+
+def _identify_row(app: Any, row: tuple[Any, ...]) -> tuple[str | None, str | None, int | None]:
+    from eventsourcing.persistence import Notification
+
+    notification = Notification(id=int(row[0]), originator_id=app.recorder.convert_originator_id(
+        row[1]) if hasattr(app.recorder, "convert_originator_id") else row[1],
+        originator_version=int(row[2]), topic=row[3], state=bytes(row[4]))
+    return _identify(app, notification)
+
+
+class _EventsTable:
+    """Plain SQL over the recorder's events table (PostgreSQL or SQLite)."""
+
+    def __init__(self, app: Any, kind: str) -> None:
+        self.recorder = app.recorder
+        self.kind = kind
+        if kind == "postgres":
+            datastore = self.recorder.datastore
+            self.table = f'"{datastore.schema}"."{self.recorder.events_table_name}"'
+            self.id = "notification_id"
+        else:
+            self.table = self.recorder.events_table_name
+            self.id = "rowid"
+
+    @classmethod
+    def of(cls, app: Any) -> _EventsTable | None:
+        from eventsourcing.postgres import PostgresAggregateRecorder
+        from eventsourcing.sqlite import SQLiteAggregateRecorder
+
+        if isinstance(app.recorder, PostgresAggregateRecorder):
+            return cls(app, "postgres")
+        if isinstance(app.recorder, SQLiteAggregateRecorder):
+            return cls(app, "sqlite")
+        return None  # pragma: no cover
+
+    def rows(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        text = statement.format(id=self.id, table=self.table)
+        if self.kind == "postgres":
+            with self.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+                cur.execute(text, params)
+                return [tuple(r.values()) if isinstance(r, dict) else tuple(r)
+                        for r in cur.fetchall()]
+        with self.recorder.datastore.transaction(commit=False) as cur:
+            cur.execute(text.replace("%s", "?"), params)
+            return [tuple(r) for r in cur.fetchall()]
+
+    def one(self, statement: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+        return self.rows(statement, params)[0]
+
+    def sequence_top(self) -> int | None:
+        """The largest id the PostgreSQL sequence has handed out (None on SQLite)."""
+        if self.kind != "postgres":
+            return None
+        [(name,)] = self.rows("SELECT pg_get_serial_sequence(%s, 'notification_id')",
+                              (self.table,))
+        if name is None:  # pragma: no cover - an identity column or a hand-made table
+            return None
+        [(value, called)] = self.rows(f"SELECT last_value, is_called FROM {name}")
+        return int(value) if called else int(value) - 1
 
 
 def _check_checkpoint(stored: Any, verifier: Verifier, root: bytes, chain: bytes,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from domain.referral import STATUS_NAMES_VI
 
@@ -23,6 +23,7 @@ from infra.http.schemas import (
     CaseSummaryOut,
     EncryptedMarker,
     HistoryEventOut,
+    HistoryIntegrityOut,
     HistoryOut,
     IdentityOut,
     TimeLimitOut,
@@ -129,11 +130,36 @@ def search_cases(
 @router.get("/{case_id:path}/history", response_model=HistoryOut, responses=_READ_ERRORS,
             summary="Lịch sử vụ việc")
 def read_history(case_id: CaseId, principal: CurrentPrincipal,
-                 referrals: ReferralsDep) -> HistoryOut:
-    """Every recorded event of the case, in order (identity shown only as encrypted)."""
+                 referrals: ReferralsDep, container: ContainerDep,
+                 response: Response) -> HistoryOut:
+    """Every recorded event of the case, in order (identity shown only as encrypted), with
+    `integrity`: each stored event rebuilt into its leaf and compared with the audit trail
+    (also in the `X-Log-Integrity` header). `broken` means the store was altered: the case
+    bundle then answers 409 LOG_INTEGRITY_FAILED. Signed checkpoints are checked by
+    `/bundle` and `referrals verify`, not here."""
     history, _ = _authorised(referrals, principal, case_id)
+    integrity = _history_integrity(container, case_id, history)
+    response.headers["X-Log-Integrity"] = integrity.status
     return HistoryOut(case_id=case_id,
-                      events=[history_item(e, referrals.reference) for e in history])
+                      events=[history_item(e, referrals.reference) for e in history],
+                      integrity=integrity)
+
+
+def _history_integrity(container: Any, case_id: str, history: list[Any]) -> HistoryIntegrityOut:
+    from domain.errors import LogIntegrityError
+    from infra.web.integrity import case_integrity
+
+    found = case_integrity(container, case_id, history, signed=False)
+    out = HistoryIntegrityOut(status=found.status, events_checked=found.chained,  # type: ignore[arg-type]
+                              broken_version=found.broken_version,
+                              broken_event_id=found.broken_event_id)
+    if found.status == "broken":
+        error = LogIntegrityError(
+            "case_id",
+            f"vụ việc «{case_id}», phiên bản {found.broken_version}: {found.problem_vi}",
+            f"case '{case_id}', version {found.broken_version}: {found.problem_en}")
+        out.code, out.message, out.message_en = error.code, error.message_vi, error.message_en
+    return out
 
 
 @router.get("/{case_id:path}/as-of", response_model=AsOfOut, responses=_READ_ERRORS,
