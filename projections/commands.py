@@ -45,7 +45,8 @@ def project_command(
     from infra.transparency.service import start_checkpointer
 
     tune_for_throughput()
-    start_checkpointer(container)  # publishes signed checkpoints as the audit trail grows
+    # publishes signed checkpoints as the audit trail grows (its status file beside ours)
+    start_checkpointer(container, status_file=True)
     stop = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -97,16 +98,28 @@ def status_command() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    container = _container()
+    from infra.cli import settings_from_env
+    from infra.worker_health import is_connection_error
+    from projections.runtime import offline_status
+
     try:
-        status = container.projections.status()
-    finally:
-        container.close()
+        container = _container()
+    except Exception as error:
+        if not is_connection_error(error):
+            raise
+        status = offline_status(settings_from_env(), error)  # the database is unreachable
+    else:
+        try:
+            status = container.projections.status()
+        finally:
+            container.close()
     table = Table(title="Trạng thái các bảng tổng hợp")
-    for column in ("projection", "position", "max id", "lag"):
-        table.add_column(column, justify="right" if column != "projection" else "left")
+    for column in ("projection", "position", "max id", "lag", "connection"):
+        table.add_column(column, justify="left" if column in ("projection", "connection")
+                         else "right")
     for s in status:
-        table.add_row(s.name, str(s.position), str(s.max_notification_id), str(s.lag))
+        table.add_row(s.name, str(s.position), str(s.max_notification_id), str(s.lag),
+                      s.connection)
     Console(stderr=True).print(table)
     print(json.dumps([s.as_dict() for s in status], ensure_ascii=False))
 

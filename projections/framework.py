@@ -44,6 +44,8 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from eventsourcing.utils import resolve_topic
 from psycopg.rows import tuple_row
 
+from infra.worker_health import ConnectionWatch, is_connection_error
+
 log = logging.getLogger(__name__)
 
 MIGRATION_ROW = "__migration__"
@@ -933,13 +935,15 @@ class ProjectionStatus:
     """Where a projection stands: its position and how far behind the log it is."""
 
     name: str
-    position: int
-    max_notification_id: int
-    lag: int
+    position: int | None  # None: the database could not be read
+    max_notification_id: int | None
+    lag: int | None
     running: bool
     error: str | None = None
     applied_events: int = 0
     last_batch_at: datetime | None = None
+    connection: str = "ok"  # or "lost since <instant>" (the runner's database connection)
+    last_error: str | None = None  # the runner's last connection error
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -948,6 +952,7 @@ class ProjectionStatus:
             "running": self.running, "error": self.error,
             "applied_events": self.applied_events,
             "last_batch_at": self.last_batch_at.isoformat() if self.last_batch_at else None,
+            "connection": self.connection, "last_error": self.last_error,
         }
 
 
@@ -956,7 +961,8 @@ class BackgroundRunner:
     """Runs a follower in a daemon thread: polls (SQLite) or waits on NOTIFY (PostgreSQL).
 
     An error stops the thread (never swallowed): it is kept in `error`, shown by `status()`
-    and raised by `catch_up`; a restart resumes from the stored positions.
+    and raised by `catch_up`; a restart resumes from the stored positions. A lost database
+    connection is not such an error: it is retried with backoff and shown in `watch`.
     """
 
     follower: LogFollower
@@ -964,6 +970,8 @@ class BackgroundRunner:
     listen: Callable[[threading.Event, float], None] | None = None
     pause: float = 0.0
     error: BaseException | None = None
+    watch: ConnectionWatch = field(
+        default_factory=lambda: ConnectionWatch("projection runner", logger=log))
     _stop: threading.Event = field(default_factory=threading.Event)
     _wake: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -992,16 +1000,26 @@ class BackgroundRunner:
 
     def _loop(self) -> None:
         try:
-            self.follower.reload_positions()
+            reload = True
             while not self._stop.is_set():
-                self._wake.clear()
-                read = self.follower.run_until_caught_up(self._stop, pause=self.pause)
-                if read or self._stop.is_set():
-                    continue
-                if self.listen is not None:
-                    self.listen(self._wake, self.poll_interval)
-                else:
-                    self._wake.wait(self.poll_interval)
+                try:
+                    if reload:
+                        self.follower.reload_positions()
+                        reload = False
+                    self._wake.clear()
+                    read = self.follower.run_until_caught_up(self._stop, pause=self.pause)
+                    self.watch.restored()
+                    if read or self._stop.is_set():
+                        continue
+                    if self.listen is not None:
+                        self.listen(self._wake, self.poll_interval)
+                    else:
+                        self._wake.wait(self.poll_interval)
+                except Exception as error:
+                    if not is_connection_error(error):
+                        raise
+                    reload = True  # positions again from the tracking rows
+                    self._stop.wait(self.watch.lost(error))
         except BaseException as error:  # noqa: BLE001 - kept and re-raised to callers
             log.exception("projection runner stopped")
             self.error = error
