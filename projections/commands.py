@@ -102,12 +102,17 @@ def status_command() -> None:
     from infra.worker_health import is_connection_error
     from projections.runtime import offline_status
 
+    settings = settings_from_env()
     try:
+        if settings.store == "postgres":  # a quick answer when the database is down
+            import psycopg
+
+            psycopg.connect(settings.pg_conninfo(), connect_timeout=3).close()
         container = _container()
     except Exception as error:
         if not is_connection_error(error):
             raise
-        status = offline_status(settings_from_env(), error)  # the database is unreachable
+        status = offline_status(settings, error)  # the database is unreachable
     else:
         try:
             status = container.projections.status()
