@@ -119,15 +119,20 @@ class PrivateCluster:
             conn.execute(f'CREATE DATABASE "{name}"')
         return name
 
+    def new_schema(self) -> str:
+        """A fresh schema in the database `referrals_test`."""
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with self.connect("referrals_test") as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        return schema
+
     def settings(self, data_dir: Path, **overrides: Any) -> Any:
         """Ledger settings on this cluster: database `referrals_test`, a fresh schema."""
         from tests.conftest import make_pg_settings
 
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        with self.connect("referrals_test") as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        return make_pg_settings("referrals_test", schema, data_dir, pg_host=self.host,
-                                pg_port=self.port, pg_user=self.user, **overrides)
+        return make_pg_settings("referrals_test", self.new_schema(), data_dir,
+                                pg_host=self.host, pg_port=self.port, pg_user=self.user,
+                                **overrides)
 
     def destroy(self) -> None:
         """Stops the cluster (immediate mode if a fast stop fails) and deletes its files."""

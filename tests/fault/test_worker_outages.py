@@ -60,13 +60,13 @@ def _outage(cluster: PrivateCluster, proc: subprocess.Popen[bytes], log: Path,
     cluster.stop()
     started = time.monotonic()
     try:
+        if during is not None:
+            during()
         for worker in workers:
             seen[worker] = wait_until(
                 lambda w=worker: (s := _status(settings, w))["connection"].startswith(
                     "lost since") and s, OUTAGE_S + 15, interval=0.1,
                 message=f"{worker} reports the outage")
-        if during is not None:
-            during()
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - started)))
         _alive(proc, log)
     finally:
@@ -162,3 +162,145 @@ def test_projection_worker_and_checkpointer_survive_a_stopped_database_and_repor
     assert output.count(f"checkpointer: {LOST}") == 1, output[-3000:]
     assert output.count(f"checkpointer: {RESTORED}") == 1, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
+
+
+# ------------------------------------------------------------------------------- relay
+def _kafka_settings(cluster: PrivateCluster, tmp_path: Path, bootstrap: str,
+                    **overrides: Any) -> Settings:
+    from tests.integration.kafka_support import kafka_settings
+
+    schema = cluster.new_schema()
+    return kafka_settings("referrals_test", schema, tmp_path, bootstrap, pg_host=cluster.host,
+                          pg_port=cluster.port, pg_user=cluster.user,
+                          projections_in_process=False, **overrides)
+
+
+@kafka_test
+def test_relay_survives_a_stopped_database_reports_it_and_publishes_every_event(
+    private_pg: PrivateCluster, tmp_path: Path, kafka_broker: Any  # noqa: F811
+) -> None:
+    from infra.kafka.clients import ensure_ledger_topics
+    from tests.integration.kafka_support import read_topic, stored
+
+    rng = random.Random(SEED + 13)
+    settings = _kafka_settings(private_pg, tmp_path, kafka_broker.bootstrap,
+                               kafka_inbound_agencies="lsn-police", kafka_partitions=2,
+                               kafka_batch_size=20)
+
+    def published() -> int:
+        with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
+            if conn.execute("SELECT to_regclass('kafka_relay_tracking')").fetchone()[0] is None:
+                return 0
+            row = conn.execute("SELECT position FROM kafka_relay_tracking").fetchone()
+            return int(row[0]) if row else 0
+
+    container = build_container(settings)
+    try:
+        ensure_ledger_topics(settings, container.reference)
+        _record_more(container, 15, rng)
+        top = container.referrals.recorder.max_notification_id()
+    finally:
+        container.close()
+    log = tmp_path / "relay.log"
+    worker = start_worker("relay", settings, log)
+    try:
+        wait_until(lambda: published() >= top, 60, message="relayed before the outage")
+        seen = _outage(private_pg, worker, log, settings, ("relay",))
+        assert seen["relay"]["last_error"], seen
+        container = build_container(settings)
+        try:
+            _record_more(container, 15, rng)
+            top = container.referrals.recorder.max_notification_id()
+            wait_until(lambda: published() >= top, 60, message="relayed after the outage")
+            wait_until(lambda: _status(settings, "relay")["connection"] == "ok", 30,
+                       message="the relay reports ok")
+            _alive(worker, log)
+            notifications = stored(container.referrals)
+        finally:
+            container.close()
+    finally:
+        code = stop(worker, signal.SIGTERM)
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    summary = json.loads(output.strip().splitlines()[-1])["relay"]
+    assert summary["connection"] == "ok" and summary["outages"] == 1, summary
+    assert output.count(f"relay: {LOST}") == 1, output[-3000:]
+    assert output.count(f"relay: {RESTORED}") == 1, output[-3000:]
+    records = read_topic(settings.kafka_bootstrap_servers, settings.kafka_outbound_topic,
+                         at_least=len(notifications))
+    messages = [json.loads(r.value) for r in records]
+    assert {m["position"] for m in messages} == {n.id for n in notifications}  # no gap
+    first_copy: dict[int, bytes] = {}
+    for record, value in zip(records, messages, strict=True):
+        # a batch in hand when the database went away is republished as the same bytes
+        assert first_copy.setdefault(value["position"], record.value) == record.value
+    assert len(messages) - len(first_copy) <= settings.kafka_batch_size
+
+
+# ------------------------------------------------------------------------------ ingest
+@kafka_test
+def test_ingest_survives_a_stopped_database_reports_it_and_records_each_event_once(
+    private_pg: PrivateCluster, tmp_path: Path, kafka_broker: Any  # noqa: F811
+) -> None:
+    from infra.kafka.clients import ensure_ledger_topics, inbound_topic
+    from tests.factories import CENTRE, POLICE, CaseScript
+    from tests.integration.kafka_support import count_events, produce, stored_event_ids
+
+    rng = random.Random(SEED + 14)
+    settings = _kafka_settings(private_pg, tmp_path, kafka_broker.bootstrap,
+                               kafka_inbound_agencies=POLICE, kafka_batch_size=10,
+                               kafka_store_retry_attempts=3, kafka_store_retry_backoff_ms=200)
+
+    def wires_for(cases: int) -> list[dict[str, Any]]:
+        out = []
+        for _ in range(cases):
+            case = CaseScript(holder=POLICE, case_id=f"LSN-O-{rng.getrandbits(40):010x}")
+            out += [case.notification(), case.request(), case.transfer(centre=CENTRE)]
+        return out
+
+    def send(wires: list[dict[str, Any]]) -> None:
+        produce(settings.kafka_bootstrap_servers,
+                [(inbound_topic(settings, w["agency_id"]), w["case_id"].encode(),
+                  json.dumps(w, ensure_ascii=False).encode()) for w in wires])
+
+    container = build_container(settings)
+    try:
+        ensure_ledger_topics(settings, container.reference)
+    finally:
+        container.close()
+    wires = wires_for(10)
+    send(wires)
+    log = tmp_path / "ingest.log"
+    worker = start_worker("ingest", settings, log)
+    try:
+        wait_until(lambda: count_events(settings) >= len(wires), 60,
+                   message="recorded before the outage")
+        during = wires_for(10)  # agencies keep sending while the database is down
+        seen = _outage(private_pg, worker, log, settings, ("ingest",),
+                       lambda: send(during))
+        wires += during
+        assert seen["ingest"]["last_error"], seen
+        more = wires_for(5)
+        send(more)
+        wires += more
+        wait_until(lambda: count_events(settings) >= len(wires), 90,
+                   message="recorded after the outage")
+        wait_until(lambda: _status(settings, "ingest")["connection"] == "ok", 30,
+                   message="the ingest reports ok")
+        time.sleep(0.5)  # anything redelivered would land now
+        _alive(worker, log)
+    finally:
+        code = stop(worker, signal.SIGTERM)
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    summary = json.loads(output.strip().splitlines()[-1])["ingest"]
+    assert summary["connection"] == "ok" and summary["outages"] >= 1, summary
+    assert summary["dead_lettered"] == 0, summary
+    assert output.count(f"ingest: {LOST}") == summary["outages"], output[-3000:]
+    assert output.count(f"ingest: {RESTORED}") == summary["outages"], output[-3000:]
+    container = build_container(settings)
+    try:
+        recorded = Counter(stored_event_ids(container.referrals))
+    finally:
+        container.close()
+    assert recorded == Counter((w["case_id"], w["event_id"]) for w in wires)  # each once
