@@ -328,17 +328,28 @@ class Projections:
                     "last_error": worker.get("last_error")}
         return {"connection": "ok", "last_error": None}
 
+    def _probe(self) -> None:
+        """A fresh connection with a short timeout: raises at once when the database is down
+        (the event store's pool would wait, and the library retry, for minutes)."""
+        if self.store == "postgres":
+            import psycopg
+
+            psycopg.connect(self.settings.pg_conninfo(), connect_timeout=2).close()
+
     def status(self) -> list[ProjectionStatus]:
         """Position and lag (log end − position) of every projection, and the database
         connection of the runner (while the database is unreachable: no positions)."""
         connection = self.connection_status()
         try:
+            if connection["connection"] != "ok":  # the runner knows: do not wait on the pool
+                raise _Unreachable(connection["last_error"] or "database connection lost")
+            self._probe()
             top: int | None = self.max_notification_id()
             positions: dict[str, int | None] = {
                 name: projection.view.visible_position() or 0
                 for name, projection in self.projections.items()}
         except Exception as error:
-            if not is_connection_error(error):
+            if not isinstance(error, _Unreachable) and not is_connection_error(error):
                 raise
             top, positions = None, dict.fromkeys(self.projections)
             if connection["connection"] == "ok":
@@ -487,6 +498,10 @@ def _rebuild_view(settings: Any, name: str, target: int, batch_size: int) -> dic
         container.close()
     return {"events": read, "seconds": seconds,
             "events_per_second": read / seconds if seconds else 0.0}
+
+
+class _Unreachable(Exception):
+    """The runner already knows the database is unreachable."""
 
 
 def lost_now(error: BaseException) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import pytest
 
 from infra.bootstrap import Container, build_container
 from infra.settings import Settings
-from infra.worker_health import read_worker_status
+from infra.worker_health import is_connection_error, read_worker_status
 from tests.fault.support import SEED, cli, wait_until
 from tests.fault.test_worker_kills import _record_more, dump_all, kafka_test
 from tests.integration.kafka_support import start_worker, stop
@@ -304,3 +304,46 @@ def test_ingest_survives_a_stopped_database_reports_it_and_records_each_event_on
     finally:
         container.close()
     assert recorded == Counter((w["case_id"], w["event_id"]) for w in wires)  # each once
+
+
+# ------------------------------------------------------------------ in-process runner
+def test_in_process_runner_survives_a_stopped_database_and_status_reports_it(
+    private_pg: PrivateCluster, tmp_path: Path  # noqa: F811
+) -> None:
+    """The API's runner (a thread of `referrals serve`): same rules as the worker."""
+    rng = random.Random(SEED + 15)
+    settings = _settings(private_pg, tmp_path)
+    container = build_container(settings)
+    try:
+        projections = container.projections
+        _record_more(container, 5, rng)
+        projections.start()
+        projections.catch_up(timeout=30)
+        private_pg.stop()
+        try:
+            wait_until(lambda: projections.runner.watch.connection.startswith("lost since"),
+                       OUTAGE_S + 15, interval=0.1, message="the runner reports the outage")
+            during = projections.status()
+            time.sleep(OUTAGE_S)
+            assert projections.running, projections.runner.error
+        finally:
+            private_pg.start()
+        assert {s.connection[:10] for s in during} == {"lost since"}, during
+        assert all(s.position is None and s.last_error for s in during), during
+        for attempt in range(20):  # a client retries a write the dead pool refused (503)
+            try:
+                _record_more(container, 5, rng)
+                break
+            except Exception as error:  # noqa: BLE001 - only lost connections are retried
+                assert is_connection_error(error) and attempt < 19, error
+                time.sleep(0.5)
+        projections.catch_up(timeout=60)
+        wait_until(lambda: projections.runner.watch.ok, 30, message="the runner reports ok")
+        status = projections.status()
+        assert {(s.connection, s.lag, s.error) for s in status} == {("ok", 0, None)}, status
+        assert projections.running
+        interrupted = dump_all(container)
+        projections.rebuild(processes=False)
+        assert dump_all(container) == interrupted
+    finally:
+        container.close()
