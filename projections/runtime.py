@@ -134,7 +134,7 @@ class Projections:
                 if conn is None or conn.closed or conn.broken:
                     if conn is not None:
                         conn.close()
-                    conn = state["conn"] = None
+                    conn = state["conn"] = None  # (closed above: not closed again below)
                     conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
                     conn.execute(f'LISTEN "{channel}"')
                     state["conn"] = conn
@@ -340,9 +340,10 @@ class Projections:
         """Position and lag (log end − position) of every projection, and the database
         connection of the runner (while the database is unreachable: no positions)."""
         connection = self.connection_status()
+        own = self.worker_watch or (self.runner.watch if self.runner.running else None)
         try:
-            if connection["connection"] != "ok":  # the runner knows: do not wait on the pool
-                raise _Unreachable(connection["last_error"] or "database connection lost")
+            if own is not None and not own.ok:  # this process's runner knows: do not wait
+                raise _Unreachable(own.last_error or "database connection lost")
             self._probe()
             top: int | None = self.max_notification_id()
             positions: dict[str, int | None] = {
