@@ -44,6 +44,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from eventsourcing.utils import resolve_topic
 from psycopg.rows import tuple_row
 
+from infra.worker_health import ConnectionWatch, is_connection_error
 from projections import quarantine as q
 from projections.quarantine import QuarantineEntry
 
@@ -1166,13 +1167,15 @@ class ProjectionStatus:
     """Where a projection stands: its position and how far behind the log it is."""
 
     name: str
-    position: int
-    max_notification_id: int
-    lag: int
+    position: int | None  # None: the database could not be read
+    max_notification_id: int | None
+    lag: int | None
     running: bool
     error: str | None = None
     applied_events: int = 0
     last_batch_at: datetime | None = None
+    connection: str = "ok"  # or "lost since <instant>" (the runner's database connection)
+    last_error: str | None = None  # the runner's last connection error
     error_at: datetime | None = None
     """When `error` happened (the view has not applied a page since)."""
     error_code: str | None = None
@@ -1184,7 +1187,7 @@ class ProjectionStatus:
     """Quarantined events applied since (kept as history)."""
 
     @property
-    def log_head(self) -> int:
+    def log_head(self) -> int | None:
         return self.max_notification_id
 
     @property
@@ -1199,6 +1202,7 @@ class ProjectionStatus:
             "running": self.running, "error": self.error,
             "applied_events": self.applied_events,
             "last_batch_at": self.last_batch_at.isoformat() if self.last_batch_at else None,
+            "connection": self.connection, "last_error": self.last_error,
             "log_head": self.log_head,
             "error_at": self.error_at.isoformat() if self.error_at else None,
             "error_code": self.error_code,
@@ -1212,7 +1216,8 @@ class BackgroundRunner:
     """Runs a follower in a daemon thread: polls (SQLite) or waits on NOTIFY (PostgreSQL).
 
     An error stops the thread (never swallowed): it is kept in `error`, shown by `status()`
-    and raised by `catch_up`; a restart resumes from the stored positions.
+    and raised by `catch_up`; a restart resumes from the stored positions. A lost database
+    connection is not such an error: it is retried with backoff and shown in `watch`.
     """
 
     follower: LogFollower
@@ -1220,6 +1225,8 @@ class BackgroundRunner:
     listen: Callable[[threading.Event, float], None] | None = None
     pause: float = 0.0
     error: BaseException | None = None
+    watch: ConnectionWatch = field(
+        default_factory=lambda: ConnectionWatch("projection runner", logger=log))
     _stop: threading.Event = field(default_factory=threading.Event)
     _wake: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -1248,16 +1255,26 @@ class BackgroundRunner:
 
     def _loop(self) -> None:
         try:
-            self.follower.reload_positions()
+            reload = True
             while not self._stop.is_set():
-                self._wake.clear()
-                read = self.follower.run_until_caught_up(self._stop, pause=self.pause)
-                if read or self._stop.is_set():
-                    continue
-                if self.listen is not None:
-                    self.listen(self._wake, self.poll_interval)
-                else:
-                    self._wake.wait(self.poll_interval)
+                try:
+                    if reload:
+                        self.follower.reload_positions()
+                        reload = False
+                    self._wake.clear()
+                    read = self.follower.run_until_caught_up(self._stop, pause=self.pause)
+                    self.watch.restored()
+                    if read or self._stop.is_set():
+                        continue
+                    if self.listen is not None:
+                        self.listen(self._wake, self.poll_interval)
+                    else:
+                        self._wake.wait(self.poll_interval)
+                except Exception as error:
+                    if not is_connection_error(error):
+                        raise
+                    reload = True  # positions again from the tracking rows
+                    self._stop.wait(self.watch.lost(error))
         except BaseException as error:  # noqa: BLE001 - kept and re-raised to callers
             log.exception("projection runner stopped")
             self.error = error

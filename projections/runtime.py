@@ -9,12 +9,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from importlib import import_module
 from importlib.util import find_spec
 from typing import Any
 
 from eventsourcing.persistence import Tracking
 
+from infra.worker_health import (
+    ConnectionWatch,
+    describe,
+    is_connection_error,
+    read_worker_status,
+    status_path,
+)
 from projections import quarantine
 from projections.framework import (
     Batch,
@@ -90,6 +98,7 @@ class Projections:
             view.create_table()
             self.projections[cls.name] = cls(view=view, context=context)
         self._lock = threading.Lock()
+        self.worker_watch: ConnectionWatch | None = None  # set by run_forever (the worker)
         self.follower = self._new_follower()
         self.runner = BackgroundRunner(self.follower, poll_interval=poll_interval,
                                        listen=self._listener() if self.store == "postgres"
@@ -133,13 +142,26 @@ class Projections:
             import psycopg
 
             conn = state.get("conn")
-            if conn is None or conn.closed:
-                conn = state["conn"] = psycopg.connect(conninfo, autocommit=True)
-                conn.execute(f'LISTEN "{channel}"')
-            deadline = time.monotonic() + max(timeout, 0.5)
-            while not wake.is_set() and time.monotonic() < deadline:
-                for _ in conn.notifies(timeout=0.1, stop_after=1):
-                    return
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    if conn is not None:
+                        conn.close()
+                    conn = state["conn"] = None  # (closed above: not closed again below)
+                    conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+                    conn.execute(f'LISTEN "{channel}"')
+                    state["conn"] = conn
+                deadline = time.monotonic() + max(timeout, 0.5)
+                while not wake.is_set() and time.monotonic() < deadline:
+                    for _ in conn.notifies(timeout=0.1, stop_after=1):
+                        return
+            except Exception:
+                # a lost LISTEN connection is dropped, and LISTEN is issued again on the next
+                # connection; the caller reads the log before waiting again, so a NOTIFY sent
+                # meanwhile is never needed
+                state["conn"] = None
+                if conn is not None:
+                    conn.close()
+                raise
 
         self._listen_state = state
         return wait
@@ -241,29 +263,46 @@ class Projections:
     ) -> None:
         """The worker loop (`referrals project`): follows the log until `stop` is set.
 
-        Raises the first projection error; a restart resumes from the stored positions.
+        A lost database connection is retried with backoff (the outage is logged once, kept
+        in `worker_watch` and written to the worker's status file, see infra.worker_health);
+        after it, positions are read again from the views' tracking rows, which commit with
+        the view rows, so nothing is skipped or applied twice. Any other error is raised: a
+        restart resumes from the stored positions.
         """
+        watch = self.worker_watch = ConnectionWatch(
+            "projections", status_path(self.settings.data_dir, "projections"), logger=log)
         with self._lock:
             follower = self.follower
             if batch_size:
                 follower.batch_size = batch_size
-            follower.reload_positions()
-        self._retry_at_start()
+        self._retry_at_start()  # swallows a store that is down: the loop below reports it
         with self._lock:
             listen = self._listener() if self.store == "postgres" else None
             wake = threading.Event()
+            reload = True
             while not stop.is_set():
-                read = follower.run_until_caught_up(stop, pause=pause)
-                if until_caught_up and min(self.positions().values(), default=0) >= (
-                    self.max_notification_id()
-                ):
-                    return
-                if read:
-                    continue
-                if listen is not None:
-                    listen(wake, 1.0)
-                else:
-                    stop.wait(self.poll_interval)
+                try:
+                    if reload:
+                        follower.reload_positions()
+                        reload = False
+                    read = follower.run_until_caught_up(stop, pause=pause)
+                    if until_caught_up and min(self.positions().values(), default=0) >= (
+                        self.max_notification_id()
+                    ):
+                        watch.restored()
+                        return
+                    watch.restored()
+                    if read:
+                        continue
+                    if listen is not None:
+                        listen(wake, 1.0)
+                    else:
+                        stop.wait(self.poll_interval)
+                except Exception as error:
+                    if not is_connection_error(error):
+                        raise
+                    reload = True
+                    stop.wait(watch.lost(error))
 
     def wait_for(self, position: int | None, timeout: float = 5.0) -> None:
         """Blocks until every view has applied the log up to `position`.
@@ -298,20 +337,62 @@ class Projections:
         if error is not None:
             raise ProjectionError(f"projection runner failed: {error!r}") from error
 
+    def connection_status(self) -> dict[str, Any]:
+        """`connection` ("ok" | "lost since <instant>") and `last_error` of whichever runner
+        applies the views: this process's worker loop or in-process runner, else the
+        `referrals project` worker running on this machine (its status file)."""
+        watch = self.worker_watch
+        if watch is None and (self.runner.running or self.runner.watch.outages):
+            watch = self.runner.watch
+        if watch is not None:
+            return {"connection": watch.connection, "last_error": watch.last_error}
+        worker = read_worker_status(self.settings.data_dir, "projections")
+        if worker is not None:
+            return {"connection": worker.get("connection") or "ok",
+                    "last_error": worker.get("last_error")}
+        return {"connection": "ok", "last_error": None}
+
+    def _probe(self) -> None:
+        """A fresh connection with a short timeout: raises at once when the database is down
+        (the event store's pool would wait, and the library retry, for minutes)."""
+        if self.store == "postgres":
+            import psycopg
+
+            psycopg.connect(self.settings.pg_conninfo(), connect_timeout=2).close()
+
     def status(self) -> list[ProjectionStatus]:
         """Per projection: position, log head, lag (log end − position), the error that
         stopped it (this process's runner, or the one a worker kept in the store) with its
-        time, and its quarantined events."""
-        top = self.max_notification_id()
+        time, its quarantined events, and the database connection of the runner (while the
+        database is unreachable: no positions)."""
+        connection = self.connection_status()
+        own = self.worker_watch or (self.runner.watch if self.runner.running else None)
+        try:
+            if own is not None and not own.ok:  # this process's runner knows: do not wait
+                raise _Unreachable(own.last_error or "database connection lost")
+            self._probe()
+            top: int | None = self.max_notification_id()
+            positions: dict[str, int | None] = {
+                name: projection.view.visible_position() or 0
+                for name, projection in self.projections.items()}
+            reachable = True
+        except Exception as error:
+            if not isinstance(error, _Unreachable) and not is_connection_error(error):
+                raise
+            top, positions = None, dict.fromkeys(self.projections)
+            reachable = False
+            if connection["connection"] == "ok":
+                connection = lost_now(error)
         states = {s.projection.name: s for s in self.follower.states}
         error = self.runner.error
         out = []
-        for name, projection in self.projections.items():
-            view = projection.view
-            position = view.visible_position() or 0
+        for name, position in positions.items():
+            view = self.projections[name].view
             state = states.get(name)
-            counts = view.quarantine_counts()
-            kept = view.last_failure()
+            if reachable:
+                counts, kept = view.quarantine_counts(), view.last_failure()
+            else:  # nothing to read while the database is down
+                counts, kept = {quarantine.FAILED: 0, quarantine.HELD: 0, "resolved": 0}, None
             message, code, at = None, None, None
             if state is not None and state.error is not None:
                 message, at = repr(state.error), state.error_at
@@ -323,13 +404,16 @@ class Projections:
                 message = repr(error)
             out.append(ProjectionStatus(
                 name=name, position=position, max_notification_id=top,
-                lag=max(0, top - position), running=self.runner.running,
+                lag=max(0, top - position) if top is not None and position is not None
+                else None,
+                running=self.runner.running,
                 error=message,
                 applied_events=state.applied_events if state else 0,
                 last_batch_at=state.last_batch_at if state else None,
                 error_at=at, error_code=code,
                 quarantined=counts[quarantine.FAILED], held=counts[quarantine.HELD],
                 resolved=counts["resolved"],
+                **connection,
             ))
         return out
 
@@ -493,6 +577,30 @@ def _rebuild_view(settings: Any, name: str, target: int, batch_size: int) -> dic
         container.close()
     return {"events": read, "seconds": seconds,
             "events_per_second": read / seconds if seconds else 0.0}
+
+
+class _Unreachable(Exception):
+    """The runner already knows the database is unreachable."""
+
+
+def lost_now(error: BaseException) -> dict[str, Any]:
+    """The connection fields of a status read that could not reach the database."""
+    instant = datetime.now(timezone.utc).isoformat()
+    return {"connection": f"lost since {instant}", "last_error": describe(error)}
+
+
+def offline_status(settings: Any, error: BaseException) -> list[ProjectionStatus]:
+    """The status when the database cannot be reached at all (`referrals projections status`
+    during an outage): no positions; the worker's own account of the outage if it runs on
+    this machine, else this read's failure."""
+    worker = read_worker_status(settings.data_dir, "projections")
+    if worker is not None and worker.get("connection", "ok") != "ok":
+        connection = {"connection": worker["connection"], "last_error": worker.get("last_error")}
+    else:
+        connection = lost_now(error)
+    return [ProjectionStatus(name=cls.name, position=None, max_notification_id=None, lag=None,
+                             running=worker is not None, **connection)
+            for cls in registered_projection_classes()]
 
 
 def open_projections(container: Any, **kwargs: Any) -> Projections:

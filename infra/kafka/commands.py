@@ -63,7 +63,8 @@ def register(app: typer.Typer) -> None:
                 worker.close()
         finally:
             container.close()
-        print(json.dumps({"ingest": stats.as_dict()}), flush=True)
+        print(json.dumps({"ingest": {**stats.as_dict(), **worker.watch.as_dict()}}),
+              flush=True)
 
     @app.command("relay")
     def relay(
@@ -91,4 +92,4 @@ def register(app: typer.Typer) -> None:
                 worker.close()
         finally:
             container.close()
-        print(json.dumps({"relay": stats.as_dict()}), flush=True)
+        print(json.dumps({"relay": {**stats.as_dict(), **worker.watch.as_dict()}}), flush=True)

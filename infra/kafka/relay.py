@@ -30,6 +30,7 @@ from domain.person import PersonRecord
 from domain.referral import Referral
 from infra.kafka.clients import MAX_MESSAGE_BYTES, client_config
 from infra.settings import Settings
+from infra.worker_health import ConnectionWatch, is_connection_error, status_path
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,10 @@ class RelayTracking(Protocol):
 
     def try_lease(self) -> bool: ...
 
+    def reconnect(self) -> None: ...
+
+    def check(self) -> None: ...
+
     def position(self) -> int: ...
 
     def save(self, position: int) -> None: ...
@@ -134,17 +139,36 @@ class PostgresRelayTracking:
     """
 
     def __init__(self, settings: Settings, name: str) -> None:
+        self.name = name
+        self._conninfo = settings.pg_conninfo()
+        self._conn = self._connect()
+        self._lock_key = zlib.crc32(f"referrals-relay:{name}".encode())
+
+    def _connect(self) -> Any:
         import psycopg
 
-        self.name = name
-        self._conn = psycopg.connect(settings.pg_conninfo(), autocommit=True, connect_timeout=10)
-        self._conn.execute(
+        conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
+        conn.execute(
             f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} ("
             " relay_name text PRIMARY KEY,"
             " position bigint NOT NULL,"
             " updated_at timestamptz NOT NULL DEFAULT now())"
         )
-        self._lock_key = zlib.crc32(f"referrals-relay:{name}".encode())
+        return conn
+
+    def reconnect(self) -> None:
+        """A new session after a lost connection. The lease went with the old session:
+        take it again (`try_lease`) before publishing."""
+        old, self._conn = self._conn, None
+        if old is not None:
+            old.close()
+        self._conn = self._connect()
+
+    def check(self) -> None:
+        """Raises if the session (and with it the lease) is gone. Called before each batch,
+        so that a relay never publishes after losing its lease, and notices an outage at
+        once (the event store's own reads retry for many seconds before they fail)."""
+        self._conn.execute("SELECT 1")
 
     def try_lease(self) -> bool:
         row = self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
@@ -165,7 +189,8 @@ class PostgresRelayTracking:
         )
 
     def close(self) -> None:
-        self._conn.close()  # ends the session: releases the lease
+        if self._conn is not None:
+            self._conn.close()  # ends the session: releases the lease
 
 
 class SqliteRelayTracking:
@@ -183,6 +208,12 @@ class SqliteRelayTracking:
 
     def try_lease(self) -> bool:
         return True
+
+    def reconnect(self) -> None:
+        """Nothing to do: the SQLite file has no connection to lose."""
+
+    def check(self) -> None:
+        """Nothing to check: no session, no lease."""
 
     def position(self) -> int:
         row = self._conn.execute(f"SELECT position FROM {TRACKING_TABLE} WHERE relay_name = ?",
@@ -228,13 +259,15 @@ class Relay:
     """Follows the notification log from the tracked position and publishes each event."""
 
     def __init__(self, settings: Settings, app: Any, tracking: RelayTracking,
-                 producer_factory: Callable[[], Any]) -> None:
+                 producer_factory: Callable[[], Any],
+                 watch: ConnectionWatch | None = None) -> None:
         self.settings = settings
         self.app = app
         self.tracking = tracking
         self.producer_factory = producer_factory
         self.producer: Any = None
         self.stats = RelayStats()
+        self.watch = watch or ConnectionWatch("relay", logger=log)
         self._stop = threading.Event()
         self._position: int | None = None
 
@@ -254,7 +287,8 @@ class Relay:
                 **client_config(settings),
             )
 
-        return cls(settings, app, open_tracking(settings), producer)
+        watch = ConnectionWatch("relay", status_path(settings.data_dir, "relay"), logger=log)
+        return cls(settings, app, open_tracking(settings), producer, watch)
 
     def stop(self) -> None:
         """Asks the loop to finish the batch in hand and return (SIGTERM handler)."""
@@ -291,27 +325,56 @@ class Relay:
         return False
 
     def run(self, max_seconds: float | None = None, until_caught_up: bool = False) -> RelayStats:
-        """Publishes until stopped (or `max_seconds`, or — if asked — until caught up)."""
+        """Publishes until stopped (or `max_seconds`, or — if asked — until caught up).
+
+        A lost database connection is retried with backoff and reported in `watch` (one log
+        line when lost, one when back); then the tracking session is opened again, the lease
+        taken again (another relay may hold it now: this one waits as a standby) and the
+        position read again, so the batch in hand is republished as the same bytes. Any other
+        error is raised.
+        """
         started = time.monotonic()
+        reconnect = False
+        while not self._stop.is_set():
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                break
+            try:
+                if reconnect:
+                    self._position = None
+                    self.tracking.reconnect()
+                    reconnect = False
+                return self._run(started, max_seconds, until_caught_up)
+            except Exception as error:
+                if not is_connection_error(error):
+                    raise
+                reconnect = True
+                self._stop.wait(self.watch.lost(error))
+        return self.stats
+
+    def _run(self, started: float, max_seconds: float | None,
+             until_caught_up: bool) -> RelayStats:
         if not self.acquire_lease(max_seconds):
             return self.stats
         log.info("relay: publishing to %s from position %d", self.settings.kafka_outbound_topic,
                  self.position)
+        self.watch.restored()
         idle = self.settings.kafka_relay_idle_ms / 1000
         failures = 0
         while not self._stop.is_set():
             if max_seconds is not None and time.monotonic() - started >= max_seconds:
                 break
             try:
+                self.tracking.check()
                 published = self.publish_batch()
                 failures = 0
+                self.watch.restored()
             except UnpublishableEventError:
                 raise
             except Exception as error:
                 from kafka.errors import KafkaError
 
                 if not isinstance(error, KafkaError):
-                    raise
+                    raise  # a lost database connection: handled by run()
                 failures += 1
                 self.stats.publish_failures += 1
                 delay = min(0.5 * 2 ** min(failures, 6), 30.0)

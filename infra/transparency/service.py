@@ -55,6 +55,7 @@ from infra.transparency.note import (
     split_note,
 )
 from infra.transparency.receipt import issue_receipt
+from infra.worker_health import ConnectionWatch, is_connection_error, status_path
 
 log = logging.getLogger(__name__)
 
@@ -563,13 +564,18 @@ class CheckpointPublisher:
 
     An error is logged and kept in `error` (shown by `status()`); the next tick tries again,
     because a checkpoint is only ever a signature over what the audit trail already holds.
+    A lost database connection is logged once (and once when it is back), kept in `watch`,
+    and retried with backoff (never slower than `interval`).
     """
 
-    def __init__(self, log_: TransparencyLog, interval: float) -> None:
+    def __init__(self, log_: TransparencyLog, interval: float,
+                 watch: ConnectionWatch | None = None) -> None:
         self.log = log_
         self.interval = max(0.05, float(interval))
         self.error: BaseException | None = None
         self.published = 0
+        self.watch = watch or ConnectionWatch("checkpointer", logger=log)
+        self._next_wait = self.interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -581,17 +587,23 @@ class CheckpointPublisher:
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(self._next_wait):
             self.tick()
 
     def tick(self) -> Any:
         try:
             published = self.log.publish_if_grown()
         except Exception as error:  # noqa: BLE001 - logged, kept, retried next tick
-            log.exception("publishing a checkpoint failed")
             self.error = error
+            if is_connection_error(error):
+                self._next_wait = min(self.interval, self.watch.lost(error))
+            else:
+                log.exception("publishing a checkpoint failed")
+                self._next_wait = self.interval
             return None
         self.error = None
+        self._next_wait = self.interval
+        self.watch.restored()
         if published is not None:
             self.published += 1
         return published
@@ -607,16 +619,22 @@ class CheckpointPublisher:
     def status(self) -> dict[str, Any]:
         return {"running": self._thread is not None and self._thread.is_alive(),
                 "interval_seconds": self.interval, "published": self.published,
-                "error": repr(self.error) if self.error is not None else None}
+                "error": repr(self.error) if self.error is not None else None,
+                **self.watch.as_dict()}
 
 
-def start_checkpointer(container: Any, interval: float | None = None) -> CheckpointPublisher:
-    """Starts the periodic checkpoint publisher of this process (stopped by container.close())."""
+def start_checkpointer(container: Any, interval: float | None = None,
+                       status_file: bool = False) -> CheckpointPublisher:
+    """Starts the periodic checkpoint publisher of this process (stopped by container.close());
+    with `status_file` (the `referrals project` worker), it writes its connection state to
+    `<data dir>/worker-status/checkpointer.json`."""
     existing = container.extras.get("checkpointer")
     if existing is not None:
         return existing
     seconds = container.settings.checkpoint_interval_seconds if interval is None else interval
-    publisher = CheckpointPublisher(transparency_log(container), seconds)
+    path = status_path(container.settings.data_dir, "checkpointer") if status_file else None
+    publisher = CheckpointPublisher(transparency_log(container), seconds,
+                                    ConnectionWatch("checkpointer", path, logger=log))
     container.extras["checkpointer"] = publisher
     publisher.start()
     return publisher
