@@ -309,8 +309,9 @@ class _SqlAccountStore(SqlTables):
         with self._cursor() as cur:
             self._begin_locked(cur)
             try:
-                allowed = all([self._count_attempt(cur, key, now, free, first, cap)
-                               for key, free, first, cap in keys])  # every key counted
+                allowed = True
+                for key, free, first, cap in keys:  # every key counted, even once held back
+                    allowed = self._count_attempt(cur, key, now, free, first, cap) and allowed
                 cur.execute(self._sql("SELECT password_hash, disabled_at FROM web_accounts "
                                       "WHERE username = %s"), (name,))
                 row = cur.fetchone()

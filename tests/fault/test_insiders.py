@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from domain.catalogue import EVENT_TYPES, _check_value, field_specs, normalise_data
 from domain.errors import InvalidEventError
+from infra.http.app import create_app
+from infra.reference_data import load_reference
 from infra.web import accounts
 from infra.web.accounts import (
     LOCK_FOR,
@@ -34,14 +37,22 @@ from infra.web.accounts import (
     SignInError,
     SqliteAccountStore,
 )
-from tests.e2e.conftest import Api, api, assert_error_shape, auth  # noqa: F401 (fixture)
+from tests.e2e.conftest import Api, assert_error_shape, auth
 from tests.factories import CENTRE, DOJ, POLICE, PROCURACY, VLG_POLICE, CaseScript
-from tests.unit.conftest import FixedClock, reference  # noqa: F401 (fixture)
+from tests.unit.conftest import FixedClock
 
 pytestmark = [pytest.mark.fault, pytest.mark.postgres]
 
 PURPOSE = {"purpose": "kiểm tra hồ sơ"}
 NAME = "Nguyễn Văn An"
+REFERENCE = load_reference()
+
+
+@pytest.fixture
+def api(pg_container: Any) -> Iterator[Api]:
+    """The API over a PostgreSQL container (a fresh schema), and a way to mint tokens."""
+    with TestClient(create_app(pg_container)) as client:
+        yield Api(pg_container, client)
 
 
 def _record(api: Api, *wires: dict[str, Any]) -> None:
@@ -245,20 +256,19 @@ def test_every_free_text_field_is_one_of_the_eight_references() -> None:
 
 @pytest.mark.parametrize(("wire_type", "name"), FREE_TEXT)
 @pytest.mark.parametrize("value", [NAME, "NguyenVanAn", "ông An 0912345678"])
-def test_a_name_in_a_free_text_field_is_refused(reference: Any, wire_type: str, name: str,
-                                                value: str) -> None:
+def test_a_name_in_a_free_text_field_is_refused(wire_type: str, name: str, value: str) -> None:
     spec = field_specs(wire_type)[name]
     with pytest.raises(InvalidEventError) as caught:  # the field's own check (others required)
-        _check_value(spec, value, f"data.{name}", reference)
+        _check_value(spec, value, f"data.{name}", REFERENCE)
     assert caught.value.code == "REFERENCE_FORMAT_INVALID"
     assert caught.value.field == f"data.{name}"
     assert "identity" in caught.value.message_vi and "họ tên" in caught.value.message_vi
 
 
 @pytest.mark.parametrize("value", ["123/BB-CSĐT", "01-TP-TGPL/2026/15", "CB-0042", "tgv-001"])
-def test_reference_numbers_are_accepted(reference: Any, value: str) -> None:
+def test_reference_numbers_are_accepted(value: str) -> None:
     assert normalise_data("NOTIFICATION_ISSUED", {"document_ref": value,
-                                                  "official": value}, reference) == {
+                                                  "official": value}, REFERENCE) == {
         "document_ref": value, "official": value}
 
 
