@@ -275,7 +275,10 @@ class Referral(Aggregate):
                 self.person[name] = data[name]
         if event.identity_ciphertext:
             self.has_identity = True
-        touched = self.__dict__.setdefault("touched", [])  # snapshots from before 2026-12
+        touched = self.__dict__.get("touched")
+        if touched is None:  # a snapshot taken before `touched` existed: what it knew
+            touched = self.touched = [
+                a for a in (self.opened_by, self.holder_agency_id, self.centre_id) if a]
         for agency_id in (event.agency_id, data.get("centre_id"), data.get("to_agency_id")):
             if isinstance(agency_id, str) and agency_id not in touched:
                 touched.append(agency_id)
@@ -308,10 +311,9 @@ class Referral(Aggregate):
     def posters_in_scope(self) -> frozenset[str]:
         """The agencies that touched the case: recorded an event, held it or were addressed
         (a snapshot taken before `touched` existed knows only the opener, holder and Centre)."""
-        touched = self.__dict__.get("touched")
-        if touched is None:
-            touched = [self.opened_by, self.holder_agency_id, self.centre_id]
-        return frozenset(a for a in touched if a)
+        known = self.__dict__.get("touched") or []
+        return frozenset(a for a in (*known, self.opened_by, self.holder_agency_id,
+                                     self.centre_id) if a)
 
     def check_poster_in_scope(
         self, agency_id: str, reference: ReferenceData, wire_type: str | None = None

@@ -323,3 +323,17 @@ def test_an_out_of_scope_poster_does_not_learn_that_a_person_was_erased(api: Api
     response = api.client.post("/v1/events", json=wire,
                                headers=auth(api.token("agency", agency_id=VLG_POLICE)))
     assert_error_shape(response, 422, "AGENCY_NOT_HOLDER")
+
+
+def test_a_case_from_a_snapshot_without_touched_still_knows_its_posters(api: Api) -> None:
+    case = CaseScript()
+    _record(api, case.notification(), case.request(), case.transfer())
+    app = api.container.referrals
+    first, *rest = app.case_history(case.case_id)
+    referral = first.mutate(None)
+    del referral.__dict__["touched"]  # as restored from a snapshot taken before the field
+    assert referral.posters_in_scope() == {POLICE}
+    for event in rest:
+        referral = event.mutate(referral)
+    assert referral.posters_in_scope() == {POLICE, CENTRE}
+    referral.check_poster_in_scope(CENTRE, app.reference, "REQUEST_ACCEPTED")
