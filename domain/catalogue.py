@@ -288,6 +288,10 @@ OPENING_TYPES = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "APPOINTMENT_REQUESTED"
 OPENING_REQUIRED = ("person_id", "proceedings_kind", "procedural_role", "stage")
 
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# the free-text fields of `data` (kind "text": document numbers, officials' and providers'
+# codes) hold references only, never a name: no whitespace, at least one digit, letters
+# (Vietnamese included), digits and / - . _ : — e.g. 123/BB-CSĐT, 01-TP-TGPL/2026/15, CB-0042
+REFERENCE_TEXT = re.compile(r"(?=[^\d]*\d)(?:[^\W_]|[/\-._:])+")
 
 
 def field_specs(wire_type: str) -> dict[str, FieldSpec]:
@@ -390,7 +394,10 @@ def normalise_data(
 def _check_value(spec: FieldSpec, value: Any, path: str, reference: ReferenceData) -> Any:
     kind = spec.kind
     if kind == "text":
-        return clean_text(value, path, spec.max_length)
+        text = clean_text(value, path, spec.max_length)
+        if not REFERENCE_TEXT.fullmatch(text):
+            raise InvalidEventError("REFERENCE_FORMAT_INVALID", path)
+        return text
     if kind == "bool":
         if not isinstance(value, bool):
             raise InvalidEventError(

@@ -50,6 +50,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "occurred_at ({value}) is earlier than the case's previous event ({previous}); "
         "a case's events must be recorded in time order.",
     ),
+    "REFERENCE_FORMAT_INVALID": (
+        "Trường «{field}» chỉ ghi số hiệu, ký hiệu hoặc mã (ví dụ 123/BB-CSĐT, "
+        "01-TP-TGPL/2026/15, CB-0042): không có khoảng trắng, có ít nhất một chữ số, chỉ gồm "
+        "chữ cái, chữ số và / - . _ :. Không ghi họ tên hay thông tin cá nhân vào đây; "
+        "thông tin định danh đặt trong khối «identity» (được mã hoá).",
+        "Field '{field}' holds only a reference number or code (e.g. 123/BB-CSĐT, "
+        "01-TP-TGPL/2026/15, CB-0042): no whitespace, at least one digit, only letters, "
+        "digits and / - . _ :. Never put a name or personal data here; identifying data "
+        "belongs in the encrypted 'identity' block.",
+    ),
     # --- reference data --------------------------------------------------------------------
     "AGENCY_UNKNOWN": (
         "Cơ quan «{value}» (trường «{field}») không có trong danh mục cơ quan.",
@@ -122,6 +132,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "AGENCY_OTHER_PROVINCE": (
         "Cơ quan «{value}» không thuộc tỉnh, thành phố của vụ việc.",
         "Agency '{value}' is not of the case's province.",
+    ),
+    "CASE_ID_OTHER_PROVINCE": (
+        "Mã vụ việc «{case_id}» không theo cách đánh số của tỉnh, thành phố của cơ quan mở vụ "
+        "việc ({province}): mã vụ việc phải bắt đầu bằng mã tỉnh, ví dụ {province}-2026-000123 "
+        "(có thể có một tiền tố sổ phía trước, ví dụ VV-{province}-2026-000123).",
+        "Case id '{case_id}' does not follow the numbering of the opening agency's province "
+        "({province}): a case id starts with the province code, e.g. {province}-2026-000123 "
+        "(optionally after one series prefix, e.g. VV-{province}-2026-000123).",
     ),
     "PERSON_MISMATCH": (
         "Mã người «{value}» khác với người của vụ việc («{expected}»); một vụ việc chỉ có một người.",

@@ -278,6 +278,8 @@ class Referral(Aggregate):
         self.person: dict[str, Any] = {}
         self.event_ids: dict[str, tuple[int, str]] = {}
         self.has_identity = False
+        # agencies that recorded an event, held the case or are its addressed Centre, in order
+        self.touched: list[str] = []
 
     def _apply(self, event: Referral.Event) -> None:
         wire_type = event.WIRE_TYPE
@@ -294,6 +296,13 @@ class Referral(Aggregate):
                 self.person[name] = data[name]
         if event.identity_ciphertext:
             self.has_identity = True
+        touched = self.__dict__.get("touched")
+        if touched is None:  # a snapshot taken before `touched` existed: what it knew
+            touched = self.touched = [
+                a for a in (self.opened_by, self.holder_agency_id, self.centre_id) if a]
+        for agency_id in (event.agency_id, data.get("centre_id"), data.get("to_agency_id")):
+            if isinstance(agency_id, str) and agency_id not in touched:
+                touched.append(agency_id)
         if wire_type in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             self.centre_id = data["centre_id"]
             self.notice_sent_at = event.occurred_at
@@ -320,6 +329,41 @@ class Referral(Aggregate):
         """The case's province: that of the agency that opened it."""
         opener = reference.agencies.get(self.opened_by or "")
         return opener.province if opener is not None else None
+
+    def posters_in_scope(self) -> frozenset[str]:
+        """The agencies that touched the case: recorded an event, held it or were addressed
+        (a snapshot taken before `touched` existed knows only the opener, holder and Centre)."""
+        known = self.__dict__.get("touched") or []
+        return frozenset(a for a in (*known, self.opened_by, self.holder_agency_id,
+                                     self.centre_id) if a)
+
+    def check_poster_in_scope(
+        self, agency_id: str, reference: ReferenceData, wire_type: str | None = None
+    ) -> None:
+        """Scope first: an agency that has no part in the case (never touched it, not an
+        oversight body of its province) is refused before anything about the case's state
+        (version, status, last occurred_at, event ids, the person) is looked at, with an
+        answer that depends only on the poster's kind — it learns "not permitted", nothing
+        more. Unknown agencies get AGENCY_UNKNOWN (nothing about the case either)."""
+        agency = reference.agencies.get(agency_id)
+        if agency is None:
+            raise InvalidEventError("AGENCY_UNKNOWN", "agency_id", value=agency_id)
+        if agency_id in self.posters_in_scope():
+            return
+        if agency.kind in OVERSIGHT_KINDS:
+            if agency.province == self.province(reference):
+                return
+            raise RuleViolationError("AGENCY_OTHER_PROVINCE", "agency_id", value=agency_id)
+        if wire_type in EVENT_TYPES and EVENT_TYPES[wire_type].emitter == "oversight":
+            raise RuleViolationError(  # depends on the poster's kind only, as in _check_actor
+                "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=agency.kind,
+                kind_vi=KIND_NAMES_VI.get(agency.kind, agency.kind),
+                expected="the council or the Department of Justice",
+                expected_vi="Hội đồng phối hợp liên ngành hoặc Sở Tư pháp",
+            )
+        if agency.is_centre:
+            raise RuleViolationError("AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
+        raise RuleViolationError("AGENCY_NOT_HOLDER", "agency_id", agency_id=agency_id)
 
     def recorded_event(self, event_id: str) -> tuple[int, str] | None:
         """(version, content digest) of an already recorded client event id, if any."""
@@ -382,6 +426,7 @@ class Referral(Aggregate):
                 kind_vi=KIND_NAMES_VI[agency.kind], expected="a procedural agency",
                 expected_vi="cơ quan tiến hành tố tụng hoặc cơ sở giam giữ",
             )
+        check_case_id_province(case_id, agency.province, reference)
         shell = cls.__new__(cls)
         shell._initial_state(case_id)
         shell._id = referral_id(case_id)
@@ -635,6 +680,28 @@ def _check_actor_kind(wire_type: str, agency_id: str, agency: Any) -> None:
         expected_vi=" hoặc ".join(KIND_NAMES_VI.get(k, k) for k in spec.actor_kinds),
         basis=spec.actor_basis,
     )
+
+
+def case_id_province(case_id: str, reference: ReferenceData) -> str | None:
+    """The province whose numbering a case id follows: its first `-`-separated segment if
+    that is a province code (`LSN-2026-000123`), else its second one after a series prefix
+    that is not a province code (`VV-LSN-2026-000123`); None if neither is."""
+    segments = case_id.split("-", 2)
+    if segments[0] in reference.provinces:
+        return segments[0]
+    if len(segments) > 1 and segments[1] in reference.provinces:
+        return segments[1]
+    return None
+
+
+def check_case_id_province(
+    case_id: str, province: str | None, reference: ReferenceData
+) -> None:
+    """An agency opens cases only under its own province's numbering (no squatting of another
+    province's ids); a national agency (no province) is not bound."""
+    if province is not None and case_id_province(case_id, reference) != province:
+        raise RuleViolationError("CASE_ID_OTHER_PROVINCE", "case_id", case_id=case_id,
+                                 province=province)
 
 
 def _not_after(value: str, occurred_at: datetime, field: str) -> None:

@@ -136,7 +136,7 @@ def _case_history(
         emit("AID_REQUESTED", holder, t, {"request_form": "written"})
         limit = 12 if role in ("ARRESTED", "TEMPORARILY_DETAINED") else 24
         t += timedelta(hours=rng.uniform(0.5, limit * (1.6 if rng.random() < 0.2 else 0.9)))
-        emit("REQUEST_TRANSFERRED", holder, t, {"centre_id": centre, "document_ref": "Mẫu 03"})
+        emit("REQUEST_TRANSFERRED", holder, t, {"centre_id": centre, "document_ref": "MAU-03"})
     t += timedelta(hours=rng.uniform(0.2, 6))
     if rng.random() < 0.05:
         emit("REQUEST_REFUSED", centre, t, {"reason": "NOT_ELIGIBLE", "written": True})

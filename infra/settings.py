@@ -55,6 +55,8 @@ class Settings(BaseSettings):
 
     # --- rules and reference data -------------------------------------------------------------
     reference_data_dir: Path | None = None  # default: the files shipped in infra/reference_data
+    # clear identity also for agencies that held a case before a transfer (services/access.py)
+    identity_former_holders: bool = False
     future_tolerance_seconds: int = Field(default=300, ge=0, le=86400)
 
     # --- HTTP ---------------------------------------------------------------------------------

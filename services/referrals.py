@@ -299,6 +299,10 @@ class Referrals(Application[UUID]):
         self, event: WireEvent, referral: Referral | None, keys: KeySession | None = None
     ) -> tuple[Recorded, Referral | None]:
         """Judges an event against its case: (outcome, aggregate with the pending event)."""
+        # scope first: a poster with no part in an existing case learns nothing of it (not its
+        # version, status, last occurred_at, event ids, nor whether its person was erased)
+        if referral is not None:
+            referral.check_poster_in_scope(event.agency_id, self.reference, event.wire_type)
         keys = keys or self.vault.session()
         data = dict(event.data)
         person_id = data.get("person_id") or (referral.person.get("person_id") if referral else None)
@@ -464,25 +468,43 @@ class Referrals(Application[UUID]):
 
     # ---------------------------------------------------------------------- personal data
     def reveal_identity(self, case_id: str) -> dict[str, Any]:
-        """The clear identity blocks of a case (latest wins), or the erased marker.
+        """The clear identity of a case's person, merged field by field with each field's author,
+        or the erased marker.
 
-        Callers decide who may see them and log the read (`services.access`).
+        A field belongs to the agency that first recorded it; that agency's later blocks update
+        it. A block by another agency never overwrites it: a different value is kept as that
+        agency's version (`other_versions`, the latest per field and agency), with its author.
+        Callers decide who may see it and log the read (`services.access`).
         """
         referral = self.get_case(case_id)
         person_id = referral.person.get("person_id")
+        erased = {"person_id": person_id, "erased": True, "identity": None}
         if not person_id:
-            return {"person_id": None, "erased": False, "identity": None}
+            return {**erased, "erased": False}
         if self.vault.is_erased(person_id):
-            return {"person_id": person_id, "erased": True, "identity": None}
+            return erased
         merged: dict[str, Any] = {}
+        authors: dict[str, dict[str, Any]] = {}
+        others: dict[tuple[str, str], dict[str, Any]] = {}
         for event in self.case_history(case_id):
             if event.identity_ciphertext:
                 clear = self.vault.open(person_id, event.identity_ciphertext, event.case_id,
                                         event.event_id)
                 if clear is None:
-                    return {"person_id": person_id, "erased": True, "identity": None}
-                merged.update(clear)
-        return {"person_id": person_id, "erased": False, "identity": merged or None}
+                    return erased
+                for name, value in clear.items():
+                    author = {"agency_id": event.agency_id, "version": event.originator_version}
+                    owner = authors.get(name)
+                    if owner is None or owner["agency_id"] == event.agency_id:
+                        merged[name] = value
+                        authors[name] = author
+                    elif value != merged[name]:
+                        others[(name, event.agency_id)] = {"field": name, "value": value,
+                                                           **author}
+                    else:
+                        others.pop((name, event.agency_id), None)  # agrees again with the owner
+        return {"person_id": person_id, "erased": False, "identity": merged or None,
+                "authors": authors, "other_versions": list(others.values())}
 
     def erase_person(
         self, person_id: str, reason: str, rule: str, requested_by: str, purge: bool = True,

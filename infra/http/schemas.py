@@ -346,13 +346,33 @@ class TimeLimitsOut(BaseModel):
     time_limits: list[TimeLimitOut]
 
 
+class IdentityFieldAuthor(BaseModel):
+    """Cơ quan đã ghi một trường định danh (và phiên bản vụ việc của sự kiện đó)."""
+
+    agency_id: str
+    version: int
+
+
+class IdentityOtherVersion(BaseModel):
+    """Giá trị khác của một trường do cơ quan khác ghi (không ghi đè giá trị của tác giả)."""
+
+    field: str
+    value: str
+    agency_id: str
+    version: int
+
+
 class IdentityOut(BaseModel):
-    """Thông tin định danh dạng rõ (mỗi lần xem đều được ghi nhật ký truy cập)."""
+    """Thông tin định danh dạng rõ (mỗi lần xem đều được ghi nhật ký truy cập): mỗi trường
+    thuộc cơ quan ghi nó đầu tiên; giá trị khác do cơ quan khác ghi nằm trong
+    `other_versions`, kèm cơ quan ghi."""
 
     case_id: str
     person_id: str | None
     erased: bool
     identity: dict[str, str] | None
+    authors: dict[str, IdentityFieldAuthor] = {}
+    other_versions: list[IdentityOtherVersion] = []
 
 
 class AccessLogEntryOut(BaseModel):

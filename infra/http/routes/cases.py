@@ -222,12 +222,16 @@ def read_identity(
     principal: CurrentPrincipal,
     container: ContainerDep,
 ) -> IdentityOut:
-    """The person's clear identity: only for the agency that recorded identity on this case and
-    for inspectors of the case's province. Every read is logged (who, when, which person,
-    why); a refused read is not logged."""
+    """The person's clear identity, each field with the agency that recorded it: only for the
+    agency holding the case, the Centre the request was transferred to, and inspectors of the
+    case's province (docs/api.md). Every read is logged (who, when, which person, why); a
+    refused read is not logged."""
     purpose = clean_text(purpose, "purpose")
     referrals = container.referrals
-    _, scope = _authorised(referrals, principal, case_id, may_see_identity)
+    former = bool(getattr(container.settings, "identity_former_holders", False))
+    _, scope = _authorised(
+        referrals, principal, case_id,
+        lambda p, s: may_see_identity(p, s, former_holders=former))
     revealed = referrals.reveal_identity(case_id)
     person_id = revealed["person_id"]
     if person_id:
@@ -237,7 +241,8 @@ def read_identity(
             person_id=person_id, case_id=case_id, purpose=purpose, province=scope.province,
         ))
     return IdentityOut(case_id=case_id, person_id=person_id, erased=revealed["erased"],
-                       identity=revealed["identity"])
+                       identity=revealed["identity"], authors=revealed.get("authors", {}),
+                       other_versions=revealed.get("other_versions", []))
 
 
 @router.get("/{case_id:path}", response_model=CaseOut, responses=_READ_ERRORS,
