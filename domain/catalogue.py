@@ -24,7 +24,7 @@ class FieldSpec:
     """One field of an event's `data`: its kind, whether required, and what it refers to."""
 
     name: str
-    kind: str  # text | bool | datetime | uuid | code | agency | category | enum
+    kind: str  # text | bool | datetime | uuid | code | agency | category | enum | language
     required: bool = False
     reference: str | None = None  # code list name, or agency kinds joined by '|'
     choices: tuple[str, ...] = ()
@@ -226,7 +226,7 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "phiên dịch tham gia",
             "Centre asked the proceedings agency (or detention facility) to call an interpreter",
             "centre",
-            (FieldSpec("language", "text", required=True, max_length=16,
+            (FieldSpec("language", "language", required=True, max_length=16,
                        title_vi="Ngôn ngữ cần phiên dịch (mã ISO 639)"),),
             "TTLT 29/2025 (sửa đổi TTLT 10/2018; có hiệu lực từ ngày ký 31/12/2025)",
         ),
@@ -291,6 +291,8 @@ _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # the free-text fields of `data` (kind "text": document numbers, officials' and providers'
 # codes) hold references only, never a name: no whitespace, at least one digit, letters
 # (Vietnamese included), digits and / - . _ : — e.g. 123/BB-CSĐT, 01-TP-TGPL/2026/15, CB-0042
+# an ISO 639 language code, optionally with subtags (BCP 47 style): `km`, `hmn`, `zh-Hant`
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 REFERENCE_TEXT = re.compile(r"(?=[^\d]*\d)(?:[^\W_]|[/\-._:])+")
 
 
@@ -398,6 +400,15 @@ def _check_value(spec: FieldSpec, value: Any, path: str, reference: ReferenceDat
         if not REFERENCE_TEXT.fullmatch(text):
             raise InvalidEventError("REFERENCE_FORMAT_INVALID", path)
         return text
+    if kind == "language":
+        code = clean_text(value, path, spec.max_length)
+        if not LANGUAGE_CODE.fullmatch(code):
+            raise InvalidEventError(
+                "FIELD_INVALID", path,
+                rule_vi="phải là mã ngôn ngữ ISO 639 (ví dụ km, hmn, en)",
+                rule_en="must be an ISO 639 language code (e.g. km, hmn, en)",
+            )
+        return code
     if kind == "bool":
         if not isinstance(value, bool):
             raise InvalidEventError(

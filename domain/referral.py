@@ -8,7 +8,6 @@ client `event_id`s it has recorded so that a retry is recognised, not recorded t
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -649,22 +648,12 @@ class Referral(Aggregate):
                         rule_en="must not be earlier than the agency's notice "
                                 f"({self.notice_sent_at.isoformat()})",
                     )
-        elif wire_type == "INTERPRETER_REQUESTED":
-            if not _LANGUAGE_CODE.fullmatch(data["language"]):
-                raise InvalidEventError(
-                    "FIELD_INVALID", "data.language",
-                    rule_vi="phải là mã ngôn ngữ ISO 639 viết thường, ví dụ km, hmn, en",
-                    rule_en="must be a lower-case ISO 639 language code, e.g. km, hmn, en",
-                )
         elif wire_type == "COUNSEL_REGISTERED":
             given = data.get("provider_id")
             if given is not None and given != self.provider_id:
                 raise RuleViolationError("PROVIDER_MISMATCH", "data.provider_id", value=given,
                                          expected=self.provider_id)
             _not_after(data["documents_complete_at"], occurred_at, "data.documents_complete_at")
-
-
-_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
 def _check_actor_kind(wire_type: str, agency_id: str, agency: Any) -> None:

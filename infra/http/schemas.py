@@ -22,6 +22,7 @@ _KIND_HINTS = {
     "uuid": "UUID ngẫu nhiên do hệ thống của cơ quan sinh ra (không dùng số CCCD)",
     "datetime": "ISO 8601 có múi giờ, ví dụ 2026-01-05T09:30:00+07:00",
     "category": "mã trong danh mục diện người được TGPL",
+    "language": "mã ngôn ngữ ISO 639, ví dụ km, hmn",
 }
 
 
@@ -49,6 +50,9 @@ def _annotation(spec: FieldSpec) -> Any:
         return Annotated[str, Field(max_length=36, json_schema_extra={"format": "uuid"})]
     if spec.kind in ("code", "category", "agency"):
         return Annotated[str, Field(min_length=1, max_length=64)]
+    if spec.kind == "language":
+        return Annotated[str, Field(min_length=2, max_length=spec.max_length,
+                                    pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
     return Annotated[str, Field(min_length=1, max_length=spec.max_length)]
 
 
