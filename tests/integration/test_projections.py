@@ -531,7 +531,7 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
         assert sheet.page_setup.fitToWidth == 1 and sheet.sheet_properties.pageSetUpPr.fitToPage
         assert "&P" in sheet.oddFooter.right.text and "&N" in sheet.oddFooter.right.text
         assert all(c.font.name == "DejaVu Sans" for row in sheet.iter_rows() for c in row)
-    assert agencies.print_title_rows == "1:1"
+    assert agencies.print_title_rows == "$1:$1"
     assert cover.row_dimensions[1].height >= 1.8 * cover["A1"].font.sz
     files = write_report(report, ["csv", "png"], tmp_path / "out")
     assert {p.suffix for p in files} == {".csv", ".png"}
