@@ -421,8 +421,20 @@ def chart_kinds(report: Report) -> list[str]:
     return [k for k in KIND_ORDER if k in present and k not in ("council", "justice_department")]
 
 
+NO_DATA_VI = "Không có số liệu"
+
+
 def report_chart_png(report: Report, kind: str) -> bytes:
     """A bar chart of the key counts of one agency type's agencies (PNG, DejaVu Sans)."""
+    buffer = io.BytesIO()
+    report_chart_figure(report, kind).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def report_chart_figure(report: Report, kind: str) -> Any:
+    """The chart's matplotlib Figure. With no event to count (every bar zero, or no agency),
+    the axis stays 0–5 in whole numbers and the plot says "Không có số liệu" — not the
+    −0.045…0.045 axis matplotlib draws around nothing."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -449,13 +461,17 @@ def report_chart_png(report: Report, kind: str) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if not any(a.counts.get(event, 0) for a in rows for event in events):
+        axes.set_ylim(0, 5)
+        axes.text(0.5, 0.5, NO_DATA_VI, transform=axes.transAxes, ha="center", va="center",
+                  fontdict={**font, "size": 16}, color="#555555")
+    else:
+        axes.set_ylim(bottom=0)
     axes.legend(prop={"family": "DejaVu Sans", "size": 8}, loc="upper center",
                 bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def _wrap(text: str, width: int) -> str:

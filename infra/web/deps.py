@@ -157,6 +157,7 @@ class Renderer:
                                                               else "vi"),
             query=lambda **changes: _with_query(request, **changes),
             event_title=lambda wire: fmt.event_title(wire, lang),
+            period_text=lambda start, end: fmt.period_text(start, end, lang),
         )
         values.update(context)
         html = self.env.get_template(template).render(**values)

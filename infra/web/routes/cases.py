@@ -177,7 +177,7 @@ def case_page(
     events = [{
         "version": e.originator_version, "type": e.WIRE_TYPE, "agency_id": e.agency_id,
         "official": e.data.get("official"), "occurred_at": e.occurred_at,
-        "recorded_at": e.timestamp, "data": fmt.describe_data(e.WIRE_TYPE, e.data, reference),
+        "recorded_at": e.timestamp, "data": fmt.describe_data(e.WIRE_TYPE, e.data, reference, lang),
         "identity": bool(e.identity_ciphertext), "basis": _basis(e.WIRE_TYPE),
     } for e in known]
     view = None
@@ -187,10 +187,10 @@ def case_page(
             "holder": referral.holder_agency_id, "centre": referral.centre_id,
             "provider_id": referral.provider_id,
             "provider_type": fmt.code_name(reference, "provider_types", referral.provider_type),
-            "aid_form": fmt.ENUM_NAMES_VI.get(referral.aid_form or "", referral.aid_form),
+            "aid_form": fmt.enum_name(referral.aid_form, lang),
             "opened_at": referral.opened_at, "last_occurred_at": referral.last_occurred_at,
             "closed_at": referral.closed_at, "person": dict(referral.person),
-            "kind": fmt.ENUM_NAMES_VI.get(referral.person.get("proceedings_kind", ""), "—"),
+            "kind": fmt.enum_name(referral.person.get("proceedings_kind"), lang) or "—",
         }
     return renderer(request).page(
         request, "case.html", session, case_id=case_id, province=scope.province,

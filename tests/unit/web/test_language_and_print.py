@@ -1,0 +1,132 @@
+"""What people read and print on the pages: every label in the chosen language on every page,
+one date format (dd/mm/yyyy, 24 h) in and out, charts that print, the as-of view's integrity,
+and a favicon."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+from fastapi.routing import APIRoute
+
+from infra.web.i18n import EN
+from tests.unit.web.conftest import Web
+
+# Text of these elements (and these attributes) is a label: a word of the page, not data.
+LABEL_TAGS = {"title", "h1", "h2", "h3", "th", "dt", "label", "legend", "button",
+              "figcaption", "caption", "summary", "a"}
+LABEL_ATTRIBUTES = ("alt", "title", "aria-label", "placeholder")
+# letters that only Vietnamese (of the two languages) writes
+VIETNAMESE = re.compile(r"[À-ÃÈ-ÊÌÍÒ-ÕÙÚÝà-ãè-êìíò-õùúýĂăĐđĨĩŨũƠơƯưẠ-ỹ]")
+
+
+class Labels(HTMLParser):
+    """Collects label text: the data directly inside a LABEL_TAGS element, and label
+    attributes of any element."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ("br", "input", "img", "meta", "link", "hr"):
+            self.stack.append(tag)
+        self.found.extend(v for k, v in attrs if k in LABEL_ATTRIBUTES and v)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.stack:
+            while self.stack and self.stack.pop() != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        if self.stack and self.stack[-1] in LABEL_TAGS and data.strip():
+            self.found.append(data.strip())
+
+
+def proper_names(web: Web) -> list[str]:
+    """Names that stay Vietnamese in both languages: the reference data's names of agencies,
+    provinces, categories and codes, and the rules' titles (the legal terms)."""
+    reference = web.container.reference
+    names = [a.name_vi for a in reference.agencies.values()]
+    names += [p.name_vi for p in reference.provinces.values()]
+    names += [c.name_vi for c in reference.categories.values()]
+    names += [i.name_vi for items in reference.code_lists.values() for i in items.values()]
+    names += [r.title_vi for r in web.container.rules]
+    names += [EN["language_switch"], EN["language_switch_title"]]  # the way back, in Vietnamese
+    return sorted(set(names), key=len, reverse=True)
+
+
+def vietnamese_labels(html: str, names: list[str]) -> list[str]:
+    parser = Labels()
+    parser.feed(html)
+    left = []
+    for text in parser.found:
+        for name in names:
+            text = text.replace(name, "")
+        if VIETNAMESE.search(text):
+            left.append(text)
+    return left
+
+
+def every_page(web: Web) -> dict[str, str]:
+    """One address per web page (and the variants that show other labels)."""
+    case_id = web.cases["full"].case_id
+    rule = web.container.rules[0].rule_id
+    return {
+        "/web/cases": "/web/cases",
+        "/web/cases/{case_id:path}": f"/web/cases/{case_id}",
+        "case replayed": f"/web/cases/{case_id}?v=2",
+        "case as of": f"/web/cases/{case_id}?at=2020-01-01T00:00",
+        "/web/dashboard": "/web/dashboard",
+        "/web/dashboard/cases": "/web/dashboard/cases?agency_id=lsn-police",
+        "drill-down by limit": f"/web/dashboard/cases?rule_id={rule}&status=met&agency_id=-",
+        "/web/reports": "/web/reports",
+        "/web/inspection": "/web/inspection?agency_id=lsn-police",
+        "error": "/web/cases/VV-KHONG-CO",
+    }
+
+
+def test_every_web_page_is_walked(web: Web) -> None:
+    pages = {r.path for r in web.client.app.routes  # type: ignore[attr-defined]
+             if isinstance(r, APIRoute) and r.path.startswith("/web") and "GET" in r.methods}
+    not_pages = {"/web", "/web/", "/web/reports/download", "/web/sign-in", "/web/favicon.ico"}
+    assert pages - not_pages <= set(every_page(web)), pages - not_pages - set(every_page(web))
+
+
+def test_english_pages_have_no_vietnamese_label(web: Web) -> None:
+    names = proper_names(web)
+    sign_in = web.client.get("/web/sign-in?lang=en")
+    problems = {"/web/sign-in": vietnamese_labels(sign_in.text, names)}
+    web.sign_in()
+    for name, url in every_page(web).items():
+        page = web.client.get(url, params={"lang": "en"})
+        assert page.status_code in (200, 404), (name, page.status_code)
+        assert 'lang="en"' in page.text
+        problems[name] = vietnamese_labels(page.text, names)
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
+def test_vietnamese_pages_label_event_data_in_vietnamese(web: Web) -> None:
+    web.sign_in()
+    page = web.client.get(f"/web/cases/{web.cases['full'].case_id}?lang=vi").text
+    assert "Mã người (bí danh, ngẫu nhiên)" in page and "Loại tố tụng" in page
+    english = web.client.get(f"/web/cases/{web.cases['full'].case_id}?lang=en").text
+    assert "Person id (pseudonym, random)" in english and "Kind of proceedings" in english
+    assert "Mã người" not in english and "Loại tố tụng" not in english
+
+
+@pytest.mark.parametrize("key", sorted(EN))
+def test_no_english_string_is_vietnamese(key: str) -> None:
+    allowed = {"language_switch_title"}  # names the other language on purpose
+    if key not in allowed:
+        assert not VIETNAMESE.search(EN[key].replace("Tiếng Việt", "")), EN[key]
+
+
+def test_every_event_data_field_has_an_english_label() -> None:
+    from domain.catalogue import EVENT_TYPES, field_specs
+    from infra.web.format import FIELD_TITLES_EN
+
+    titles = {spec.title_vi for wire in EVENT_TYPES for spec in field_specs(wire).values()}
+    assert titles - set(FIELD_TITLES_EN) == set()
