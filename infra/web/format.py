@@ -3,6 +3,7 @@ Vietnamese names from the catalogue and the reference data (never identity)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -119,18 +120,44 @@ def vn_date(value: date | datetime | str | None) -> str:
     return value.strftime("%d/%m/%Y")
 
 
+# One format for every date people read or type: dd/mm/yyyy, times 24 h (dd/mm/yyyy HH:MM), in
+# Vietnam time. Inputs are text fields with this pattern (a browser's own date widgets show the
+# browser's locale, e.g. 12/01/2026, 08:48 PM: day and month swapped beside our dates); ISO
+# (2026-01-12, 2026-01-12T20:48) is still accepted, for links and scripts.
+DATE_PLACEHOLDER = "dd/mm/yyyy"
+DATETIME_PLACEHOLDER = "dd/mm/yyyy hh:mm"
+DATE_PATTERN = r"\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2}"
+DATETIME_PATTERN = (r"\d{1,2}/\d{1,2}/\d{4}( \d{1,2}:\d{2})?"
+                    r"|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?")
+_VN_DATETIME = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+
+
 def local_input(value: datetime) -> str:
-    """The value of an `<input type="datetime-local">` for an instant (Vietnam time)."""
-    return value.astimezone(VIETNAM_TZ).strftime("%Y-%m-%dT%H:%M")
+    """The value of the as-of text input for an instant: dd/mm/yyyy HH:MM, Vietnam time."""
+    return vn_time(value)
+
+
+def date_input(value: date | str | None) -> str:
+    """The value of a date text input: dd/mm/yyyy, or empty."""
+    return "" if value is None or value == "" else vn_date(value)
 
 
 def parse_local(text: str | None) -> datetime | None:
-    """An instant from `YYYY-MM-DDTHH:MM[:SS]` (Vietnam time) or a date (end of that day);
-    None if empty or malformed."""
+    """An instant from `dd/mm/yyyy HH:MM[:SS]` or `YYYY-MM-DDTHH:MM[:SS]` (Vietnam time unless
+    an offset is given), or from a date alone (the end of that day); None if empty or
+    malformed."""
     if not text:
         return None
     text = text.strip()
     try:
+        found = _VN_DATETIME.fullmatch(text)
+        if found:
+            day, month, year, hour, minute, second = found.groups()
+            moment = date(int(year), int(month), int(day))
+            if hour is None:
+                return datetime.combine(moment, time(23, 59, 59, 999999), VIETNAM_TZ)
+            return datetime.combine(moment, time(int(hour), int(minute), int(second or 0)),
+                                    VIETNAM_TZ)
         if len(text) == 10:
             day = date.fromisoformat(text)
             return datetime.combine(day, time(23, 59, 59, 999999), VIETNAM_TZ)
@@ -138,6 +165,12 @@ def parse_local(text: str | None) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=VIETNAM_TZ)
+
+
+def names_a_whole_minute(text: str | None) -> bool:
+    """Whether a typed instant stops at the minute (`… 20:46`, no seconds): it then means
+    the whole of that minute."""
+    return bool(text) and re.search(r"(^|[ T])\d{1,2}:\d{2}$", text.strip()) is not None
 
 
 def parse_day(text: str | None) -> date | None:

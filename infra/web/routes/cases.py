@@ -105,8 +105,7 @@ def search_page(
         request, "cases.html", session,
         filters={"q": q or "", "province": province or "", "agency_id": agency_id or "",
                  "category": category or "", "status": status or "",
-                 "from": start.isoformat() if start else "",
-                 "to": end.isoformat() if end else ""},
+                 "from": start or "", "to": end or ""},
         rows=rows, total=total, page=number, pages=pages,
         provinces=sorted(principal.provinces),
         agencies=scope_agencies(container, principal.provinces),
@@ -149,7 +148,7 @@ def case_page(
                      else history[0].timestamp - timedelta(microseconds=1))
     elif at:
         replay_at = fmt.parse_local(at)
-        if replay_at is not None and len(at.strip()) == 16:  # a whole minute
+        if replay_at is not None and fmt.names_a_whole_minute(at):
             replay_at += timedelta(seconds=59, microseconds=999_999)
     if replay_at is not None and replay_at >= now:
         replay_at = None

@@ -5,11 +5,14 @@ and a favicon."""
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, timedelta, timezone
 from html.parser import HTMLParser
 
 import pytest
 from fastapi.routing import APIRoute
 
+from domain.calendar import VIETNAM_TZ
+from infra.web import format as fmt
 from infra.web.i18n import EN
 from tests.unit.web.conftest import Web
 
@@ -130,3 +133,102 @@ def test_every_event_data_field_has_an_english_label() -> None:
 
     titles = {spec.title_vi for wire in EVENT_TYPES for spec in field_specs(wire).values()}
     assert titles - set(FIELD_TITLES_EN) == set()
+
+
+# ------------------------------------------------------------------------------------ dates
+class Inputs(HTMLParser):
+    """Every <input>'s attributes, and the visible text (not attributes, scripts or styles)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.inputs: list[dict[str, str | None]] = []
+        self.text: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "input":
+            self.inputs.append(dict(attrs))
+        if tag in ("script", "style"):
+            self.skip += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self.skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.text.append(data)
+
+
+def test_every_date_on_every_page_is_dd_mm_yyyy_and_24_hours(web: Web) -> None:
+    web.sign_in()
+    for lang in ("vi", "en"):
+        for name, url in every_page(web).items():
+            parser = Inputs()
+            parser.feed(web.client.get(url, params={"lang": lang}).text)
+            types = {i.get("type") for i in parser.inputs}
+            assert not types & {"date", "datetime-local", "time"}, (name, types)
+            for field in parser.inputs:
+                if field.get("name") in ("from", "to"):
+                    assert re.fullmatch(r"(\d{2}/\d{2}/\d{4})?", field["value"] or ""), field
+                    assert field["placeholder"] == "dd/mm/yyyy" and field["pattern"]
+                if field.get("name") == "at":
+                    assert re.fullmatch(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}", field["value"] or "")
+                    assert field["placeholder"] == "dd/mm/yyyy hh:mm"
+            text = " ".join(parser.text)
+            assert not re.search(r"\d{4}-\d{2}-\d{2}", text), (name, lang)
+            assert not re.search(r"\b(AM|PM|am|pm)\b", text), (name, lang)
+            for field in parser.inputs:  # the page's own pattern accepts what it shows
+                if field.get("pattern") and field.get("value"):
+                    assert re.fullmatch(str(field["pattern"]), str(field["value"])), field
+
+
+def test_typed_dd_mm_yyyy_means_the_same_days_as_iso_in_links(web: Web) -> None:
+    web.sign_in()
+    typed = web.client.get("/web/dashboard", params={"from": "01/02/2026", "to": "28/2/2026"})
+    linked = web.client.get("/web/dashboard", params={"from": "2026-02-01", "to": "2026-02-28"})
+    for page in (typed, linked):
+        assert page.status_code == 200
+        assert "Từ ngày 01/02/2026 đến ngày 28/02/2026" in page.text
+        assert 'value="01/02/2026"' in page.text and 'value="28/02/2026"' in page.text
+    cases = web.client.get("/web/cases", params={"from": "02/01/2020", "to": "03/01/2020"})
+    assert 'value="02/01/2020"' in cases.text and 'value="03/01/2020"' in cases.text
+
+
+def test_as_of_typed_dd_mm_yyyy_hh_mm_replays_like_iso(web: Web) -> None:
+    web.sign_in()
+    case_id = web.cases["full"].case_id
+    # as-of is recording time: these events were recorded minutes ago, so a day ago the
+    # ledger knew nothing of them
+    after_two = (datetime.now(VIETNAM_TZ) - timedelta(days=1)).replace(second=0, microsecond=0)
+    typed = web.client.get(f"/web/cases/{case_id}",
+                           params={"at": after_two.strftime("%d/%m/%Y %H:%M")}).text
+    linked = web.client.get(f"/web/cases/{case_id}",
+                            params={"at": after_two.strftime("%Y-%m-%dT%H:%M")}).text
+    assert 'data-testid="replay-banner"' in typed
+    banner = re.compile(r'data-testid="replay-banner">([^<]+)<')
+    assert banner.search(typed).group(1) == banner.search(linked).group(1)  # type: ignore[union-attr]
+    assert f'value="{after_two:%d/%m/%Y %H:%M}"' in typed
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("01/12/2026 20:46", datetime(2026, 12, 1, 20, 46, tzinfo=VIETNAM_TZ)),
+    ("1/2/2026 8:05", datetime(2026, 2, 1, 8, 5, tzinfo=VIETNAM_TZ)),
+    ("01/12/2026", datetime(2026, 12, 1, 23, 59, 59, 999999, tzinfo=VIETNAM_TZ)),
+    ("2026-12-01T20:46", datetime(2026, 12, 1, 20, 46, tzinfo=VIETNAM_TZ)),
+    ("2026-12-01T13:46:00+00:00", datetime(2026, 12, 1, 20, 46, tzinfo=VIETNAM_TZ)),
+    ("12/01/2026, 08:48 PM", None), ("31/02/2026", None), ("", None), ("hôm qua", None),
+])
+def test_parse_local_reads_dd_mm_yyyy_24_hours_and_iso(text: str, expected: datetime | None
+                                                       ) -> None:
+    assert fmt.parse_local(text) == expected
+
+
+def test_formats_are_dd_mm_yyyy_24_hours() -> None:
+    moment = datetime(2026, 1, 12, 13, 48, tzinfo=timezone.utc)
+    assert fmt.vn_time(moment) == "12/01/2026 20:48"
+    assert fmt.local_input(moment) == "12/01/2026 20:48"
+    assert fmt.date_input(date(2026, 1, 12)) == "12/01/2026" and fmt.date_input(None) == ""
+    assert fmt.parse_day("12/01/2026") == fmt.parse_day("2026-01-12") == date(2026, 1, 12)
+    assert fmt.names_a_whole_minute("12/01/2026 20:48")
+    assert not fmt.names_a_whole_minute("2026-01-12T20:48:10")
