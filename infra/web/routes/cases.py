@@ -198,7 +198,8 @@ def case_page(
         view=view, events=events, total_events=len(history), step=step,
         replay_at=replay_at, when=when, now=now,
         at_value=fmt.local_input(replay_at or now), limits=limits,
-        integrity=case_integrity(container, case_id, history),
+        integrity=(case_integrity(container, case_id, known, as_of=replay_at)
+                   if replay_at is not None else case_integrity(container, case_id, history)),
         steps=[{"v": e.originator_version, "title": fmt.event_title(e.WIRE_TYPE, lang),
                 "recorded_at": e.timestamp} for e in history],
     )

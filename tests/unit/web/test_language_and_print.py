@@ -94,7 +94,7 @@ def every_page(web: Web) -> dict[str, str]:
 def test_every_web_page_is_walked(web: Web) -> None:
     pages = {r.path for r in web.client.app.routes  # type: ignore[attr-defined]
              if isinstance(r, APIRoute) and r.path.startswith("/web") and "GET" in r.methods}
-    not_pages = {"/web", "/web/", "/web/reports/download", "/web/sign-in", "/web/favicon.ico"}
+    not_pages = {"/web", "/web/", "/web/reports/download", "/web/sign-in"}
     assert pages - not_pages <= set(every_page(web)), pages - not_pages - set(every_page(web))
 
 
@@ -232,3 +232,50 @@ def test_formats_are_dd_mm_yyyy_24_hours() -> None:
     assert fmt.parse_day("12/01/2026") == fmt.parse_day("2026-01-12") == date(2026, 1, 12)
     assert fmt.names_a_whole_minute("12/01/2026 20:48")
     assert not fmt.names_a_whole_minute("2026-01-12T20:48:10")
+
+
+# ---------------------------------------------------------------------------- as-of, favicon
+def integrity_text(html: str) -> str:
+    section = html.split('id="integrity-title"')[1].split("</section>")[0]
+    return " ".join(re.sub(r"<[^>]+>", " ", section).split())
+
+
+def test_as_of_view_shows_the_integrity_of_the_checkpoint_signed_by_then(web: Web) -> None:
+    from infra.transparency.service import transparency_log
+
+    log = transparency_log(web.container)
+    other = web.cases["other"]
+    first = log.publish_checkpoint()  # covers the fixture's nine events
+    results = web.container.referrals.record_batch([other.transfer()])
+    assert all(not hasattr(r, "error") for r in results), results
+    web.container.projections.catch_up(timeout=30)
+    second = log.publish_checkpoint()
+    assert second.size == first.size + 1
+    web.sign_in("tt-vlg")
+    url = f"/web/cases/{other.case_id}"
+    now = integrity_text(web.client.get(url).text)
+    assert f"3/3 sự kiện nằm trong điểm kiểm đã ký số (kích thước cây {second.size}" in now
+    then = integrity_text(web.client.get(url, params={"v": 3}).text)  # before `second`
+    assert "Đã kiểm chứng" in then
+    assert f"2/3 sự kiện nằm trong điểm kiểm đã ký số (kích thước cây {first.size}" in then
+    assert "đối chiếu với điểm kiểm đã ký có đến lúc đó" in then
+    before_any = integrity_text(web.client.get(url, params={"v": 2}).text)
+    assert "Đến thời điểm này chưa có điểm kiểm đã ký nào bao gồm các sự kiện này." in before_any
+    assert "2 sự kiện khớp với chuỗi băm" in before_any
+
+
+def test_favicon_is_served(web: Web) -> None:
+    for path in ("/favicon.ico", "/web/static/favicon.ico"):
+        icon = web.client.get(path)
+        assert icon.status_code == 200, path
+        assert icon.headers["content-type"].startswith("image/")
+        assert 0 < len(icon.content) < 10_000
+    page = web.client.get("/web/sign-in").text
+    assert 'rel="icon"' in page
+
+
+def test_report_charts_load_eagerly_so_they_print(web: Web) -> None:
+    web.sign_in()
+    page = web.client.get("/web/reports").text
+    charts = re.findall(r"<img [^>]*format=chart[^>]*>", page)
+    assert charts and all('loading="lazy"' not in c for c in charts)
