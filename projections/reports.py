@@ -345,8 +345,67 @@ def report_csv_bytes(report: Report, table: str = "agencies") -> bytes:
 
 
 # -------------------------------------------------------------------------------------- xlsx
+REPORT_TITLE_VI = "BÁO CÁO KẾT QUẢ PHỐI HỢP THỰC HIỆN TRỢ GIÚP PHÁP LÝ TRONG HOẠT ĐỘNG TỐ TỤNG"
+# A font with every Vietnamese glyph (fonts-dejavu-core on Debian, shipped with LibreOffice and
+# matplotlib). Naming none left LibreOffice to substitute one without the stacked diacritics of
+# capitals (Ấ, Ộ...), which it then clipped at row 1's default height.
+XLSX_FONT = "DejaVu Sans"
+XLSX_FONT_SIZE = 10
+TITLE_SIZE = 13
+
+
+def _header_footer_text(text: str) -> str:
+    """`&` starts a code in Excel's header/footer language; a literal one is written `&&`."""
+    return text.replace("&", "&&")
+
+
+def _print_setup(sheet: Any, report: Report, *, title_rows: str | None,
+                 pages_down: int = 0) -> None:
+    """Landscape A4, fitted to the page width (as many pages down as needed), the header row
+    repeated on every page, the report's title, province and period in the page header, its
+    checkpoint and the page number ("Trang 2/5") in the footer."""
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = pages_down  # 0: as many pages as the rows need
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.print_options.horizontalCentered = True
+    sheet.page_margins.left = sheet.page_margins.right = 0.4
+    sheet.page_margins.top = sheet.page_margins.bottom = 0.75
+    sheet.page_margins.header = sheet.page_margins.footer = 0.3
+    if title_rows:
+        sheet.print_title_rows = title_rows
+    sheet.oddHeader.center.text = _header_footer_text(REPORT_TITLE_VI)
+    sheet.oddHeader.center.font = f"{XLSX_FONT},Bold"
+    sheet.oddHeader.center.size = 9
+    sheet.oddHeader.left.text = _header_footer_text(report.province_name_vi)
+    sheet.oddHeader.right.text = _header_footer_text(report.period_vi)
+    for part in (sheet.oddHeader.left, sheet.oddHeader.right):
+        part.font = f"{XLSX_FONT},Regular"
+        part.size = 8
+    sheet.oddFooter.left.text = _header_footer_text(report.checkpoint_vi)
+    sheet.oddFooter.left.font = f"{XLSX_FONT},Regular"
+    sheet.oddFooter.left.size = 7
+    sheet.oddFooter.right.text = "Trang &P/&N"
+    sheet.oddFooter.right.font = f"{XLSX_FONT},Regular"
+    sheet.oddFooter.right.size = 8
+
+
+def _name_the_font(sheet: Any) -> None:
+    """Every cell in XLSX_FONT, keeping its weight and size."""
+    from openpyxl.styles import Font
+
+    for row in sheet.iter_rows():
+        for cell in row:
+            current = cell.font
+            cell.font = Font(name=XLSX_FONT, bold=current.b,
+                             size=current.sz if current.sz and current.sz != 11
+                             else XLSX_FONT_SIZE)
+
+
 def report_xlsx_bytes(report: Report) -> bytes:
-    """The workbook: a cover sheet, then one sheet per table (frozen header row)."""
+    """The workbook: a cover sheet, then one sheet per table (frozen header row), each set up
+    to print (see _print_setup)."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -355,8 +414,10 @@ def report_xlsx_bytes(report: Report) -> bytes:
     cover = workbook.active
     cover.title = "Thông tin chung"
     bold = Font(bold=True)
-    cover["A1"] = "BÁO CÁO KẾT QUẢ PHỐI HỢP THỰC HIỆN TRỢ GIÚP PHÁP LÝ TRONG HOẠT ĐỘNG TỐ TỤNG"
-    cover["A1"].font = Font(bold=True, size=13)
+    cover["A1"] = REPORT_TITLE_VI
+    cover["A1"].font = Font(bold=True, size=TITLE_SIZE)
+    cover["A1"].alignment = Alignment(vertical="center")
+    cover.row_dimensions[1].height = 2 * TITLE_SIZE  # room for the marks above capitals
     lines = [
         ("Tỉnh, thành phố", f"{report.province_name_vi} ({report.province})"),
         ("Kỳ báo cáo", report.period_vi),
@@ -375,9 +436,14 @@ def report_xlsx_bytes(report: Report) -> bytes:
         ("Hạn gửi báo cáo", report.due_vi),
         *(("Cảnh báo", line) for line in report.warning_lines_vi),
     ]
+    wrap = Alignment(wrap_text=True, vertical="top")
     for row, (label, value) in enumerate(lines, start=3):
         cover.cell(row=row, column=1, value=label).font = bold
-        cover.cell(row=row, column=2, value=value)
+        cover.cell(row=row, column=1).alignment = wrap
+        cover.cell(row=row, column=2, value=value).alignment = wrap
+        # LibreOffice does not grow rows to fit wrapped text on open: say how many lines
+        text_lines = sum(1 + len(part) // 85 for part in str(value).split("\n"))
+        cover.row_dimensions[row].height = 15 * max(1, text_lines)
     row = len(lines) + 4
     cover.cell(row=row, column=1, value="Phiên bản dữ liệu tham chiếu").font = bold
     for name, version in sorted(report.reference_versions.items()):
@@ -386,6 +452,8 @@ def report_xlsx_bytes(report: Report) -> bytes:
         cover.cell(row=row, column=2, value=version)
     cover.column_dimensions["A"].width = 40
     cover.column_dimensions["B"].width = 90
+    _name_the_font(cover)
+    _print_setup(cover, report, title_rows=None, pages_down=1)  # a fixed size: one page
 
     header_fill = PatternFill("solid", fgColor="DDEBF7")
     sheets = (
@@ -406,11 +474,18 @@ def report_xlsx_bytes(report: Report) -> bytes:
         for values in data:
             sheet.append(list(values))
         sheet.freeze_panes = "A2"
+        header_lines = 1
         for index, heading in enumerate(header, start=1):
             longest = max([len(str(r[index - 1])) for r in data] or [0])
-            width = min(60, max(10, longest + 2, min(len(heading), 28) + 2))
+            numeric = all(isinstance(r[index - 1], int | float) for r in data) and bool(data)
+            # numbers need little room: their headings wrap instead of widening the page
+            width = (max(12, longest + 2) if numeric
+                     else min(60, max(10, longest + 2, min(len(heading), 28) + 2)))
             sheet.column_dimensions[get_column_letter(index)].width = width
-        sheet.row_dimensions[1].height = 45
+            header_lines = max(header_lines, -(-len(heading) // max(1, int(width) - 2)))
+        sheet.row_dimensions[1].height = max(30, 14 * min(header_lines + 1, 6))
+        _name_the_font(sheet)
+        _print_setup(sheet, report, title_rows="1:1")
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
@@ -423,8 +498,20 @@ def chart_kinds(report: Report) -> list[str]:
     return [k for k in KIND_ORDER if k in present and k not in ("council", "justice_department")]
 
 
+NO_DATA_VI = "Không có số liệu"
+
+
 def report_chart_png(report: Report, kind: str) -> bytes:
     """A bar chart of the key counts of one agency type's agencies (PNG, DejaVu Sans)."""
+    buffer = io.BytesIO()
+    report_chart_figure(report, kind).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def report_chart_figure(report: Report, kind: str) -> Any:
+    """The chart's matplotlib Figure. With no event to count (every bar zero, or no agency),
+    the axis stays 0–5 in whole numbers and the plot says "Không có số liệu" — not the
+    −0.045…0.045 axis matplotlib draws around nothing."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -451,13 +538,17 @@ def report_chart_png(report: Report, kind: str) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if not any(a.counts.get(event, 0) for a in rows for event in events):
+        axes.set_ylim(0, 5)
+        axes.text(0.5, 0.5, NO_DATA_VI, transform=axes.transAxes, ha="center", va="center",
+                  fontdict={**font, "size": 16}, color="#555555")
+    else:
+        axes.set_ylim(bottom=0)
     axes.legend(prop={"family": "DejaVu Sans", "size": 8}, loc="upper center",
                 bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def _wrap(text: str, width: int) -> str:

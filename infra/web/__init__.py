@@ -36,6 +36,15 @@ def install(app: Any, container: Any) -> None:
     for router in (auth.router, cases.router, stats.router, errors.fallback):
         app.include_router(router)
     errors.register_handlers(app)
+    if not any(getattr(route, "path", None) == "/favicon.ico" for route in app.router.routes):
+        from fastapi.responses import FileResponse
+
+        @app.get("/favicon.ico", include_in_schema=False)
+        def favicon() -> FileResponse:
+            """Browsers ask for it at the root of every site (the pages also link it)."""
+            return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon",
+                                headers={"Cache-Control": "public, max-age=86400"})
+
     if not any(getattr(route, "path", None) == "/" for route in app.router.routes):
         from fastapi.responses import RedirectResponse
 

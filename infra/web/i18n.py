@@ -119,6 +119,10 @@ VI: dict[str, str] = {
     "integrity_signed_text": "{k}/{n} sự kiện nằm trong điểm kiểm đã ký số (kích thước cây "
                              "{size}, lập lúc {at}).",
     "integrity_unsigned_text": "Chưa có điểm kiểm đã ký nào bao gồm các sự kiện này.",
+    "integrity_as_of": "Tại thời điểm {at}: các sự kiện đã ghi vào sổ đến lúc đó, đối chiếu với "
+                       "điểm kiểm đã ký có đến lúc đó (kiểm chứng lại lúc xem trang).",
+    "integrity_unsigned_as_of": "Đến thời điểm này chưa có điểm kiểm đã ký nào bao gồm các sự "
+                                "kiện này.",
     "integrity_broken": "Bị phá vỡ",
     "integrity_broken_text": "Chuỗi bị phá vỡ tại sự kiện thứ {v} (mã sự kiện {event_id}): "
                              "{problem}.",
@@ -324,6 +328,9 @@ EN: dict[str, str] = {
     "integrity_signed_text": "{k}/{n} events are in a signed checkpoint (tree size {size}, "
                              "made {at}).",
     "integrity_unsigned_text": "No signed checkpoint covers these events yet.",
+    "integrity_as_of": "As at {at}: the events recorded by then, against the signed checkpoint "
+                       "that existed then (checked again as this page is shown).",
+    "integrity_unsigned_as_of": "No signed checkpoint covered these events yet at that time.",
     "integrity_broken": "Broken",
     "integrity_broken_text": "The chain is broken at event {v} (event id {event_id}): {problem}.",
     "integrity_pending": "Catching up",

@@ -558,6 +558,13 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
     rows = {(r[0], r[2]): r for r in compliance.iter_rows(min_row=2, values_only=True)}
     assert rows[("C3_IMMEDIATE", "lsn-centre")][4:10] == (0, 2, 0, 1, 3, 0.0)
     assert agencies.column_dimensions["B"].width >= 20
+    for sheet in workbook.worksheets:  # set up to print, in a font with Vietnamese glyphs
+        assert sheet.page_setup.orientation == "landscape"
+        assert sheet.page_setup.fitToWidth == 1 and sheet.sheet_properties.pageSetUpPr.fitToPage
+        assert "&P" in sheet.oddFooter.right.text and "&N" in sheet.oddFooter.right.text
+        assert all(c.font.name == "DejaVu Sans" for row in sheet.iter_rows() for c in row)
+    assert agencies.print_title_rows == "$1:$1"
+    assert cover.row_dimensions[1].height >= 1.8 * cover["A1"].font.sz
     files = write_report(report, ["csv", "png"], tmp_path / "out")
     assert {p.suffix for p in files} == {".csv", ".png"}
     assert (tmp_path / "out" / f"{report.slug()}-agencies.csv").read_bytes().startswith(
@@ -574,7 +581,41 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
         capture_output=True, timeout=120,
     )
     assert converted.returncode == 0, converted.stderr.decode()
-    assert (tmp_path / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    pdf = tmp_path / "report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    _assert_the_pdf_prints_right(pdf, report)
+
+
+def _assert_the_pdf_prints_right(pdf: Path, report: Any) -> None:
+    """What an official holds: the capitals keep their diacritics, every page is numbered and
+    names the report and its checkpoint, and the page count is sane.
+
+    The bound: this ledger's report has at most a dozen rows per table, so each of the five
+    sheets (cover + four tables) prints on exactly one landscape page once fitted to the page
+    width (the cover to one page): 5 pages. Without print setup it printed 26 pages here (one
+    per few columns; the issue saw 60 with more agencies).
+    """
+    import unicodedata
+
+    tools = [shutil.which("pdftotext"), shutil.which("pdfinfo")]
+    if None in tools:
+        if IN_CI:
+            pytest.fail("poppler-utils (pdftotext, pdfinfo) are required in CI")
+        pytest.skip("pdftotext/pdfinfo not on PATH")
+    text = unicodedata.normalize("NFC", subprocess.run(
+        [tools[0], "-layout", str(pdf), "-"], capture_output=True, timeout=60, check=True,
+    ).stdout.decode())
+    info = subprocess.run([tools[1], str(pdf)], capture_output=True, timeout=60,
+                          check=True).stdout.decode()
+    pages = int(next(line.split()[-1] for line in info.splitlines()
+                     if line.startswith("Pages:")))
+    assert "BÁO CÁO KẾT QUẢ PHỐI HỢP THỰC HIỆN TRỢ GIÚP PHÁP LÝ" in text
+    assert "Tỉnh Lạng Sơn" in text and "Công an tỉnh Lạng Sơn" in text
+    assert "_x000" not in text  # no escaped control characters in headers
+    assert text.count(report.period_vi) >= pages  # in every page's header
+    assert pages == 5, pages
+    assert f"Trang {pages}/{pages}" in " ".join(text.split())
+    assert text.count(report.checkpoint["root"]) >= pages  # in every page's footer
 
 
 def test_report_cli_writes_xlsx_csv_and_png(ledger: Container, tmp_path: Path) -> None:

@@ -41,6 +41,13 @@ KEY_EVENTS = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "REQUEST_TRANSFERRED",
               "APPOINTMENT_REQUESTED", "REQUEST_ACCEPTED", "REQUEST_REFUSED", "AID_ASSIGNED",
               "COUNSEL_REGISTERED", "CASE_CLOSED")
 STATUSES = ("met", "missed", "running", "cancelled")
+# The report's tables on the English page (the downloads stay the council's Vietnamese)
+REPORT_AGENCY_HEADER_EN = ("Agency code", "Agency", "Type of agency", "Level",
+                           *(fmt.event_title(t, "en") for t in EVENT_HEADINGS_VI),
+                           "Total events")
+REPORT_COMPLIANCE_HEADER_EN = ("Limit code", "Time limit", "Responsible agency code",
+                               "Responsible agency", "On time", "Late", "Still running",
+                               "No longer due", "Total", "On-time rate (%)", "Legal basis")
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -233,13 +240,21 @@ def report_page(
                                                             today)
     report = build_report(container, chosen, start, end, now=now)
     query = {"province": chosen, "from": start.isoformat(), "to": end.isoformat()}
+    english = lang_of(request) == "en"
+    rows = agency_rows(report)
+    if english:  # the agency type and level columns; names stay Vietnamese (legal terms)
+        rows = [(r[0], r[1], fmt.KIND_NAMES_EN.get(a.kind, r[2]),
+                 fmt.LEVEL_NAMES_EN.get(a.level, r[3]), *r[4:])
+                for r, a in zip(rows, report.agencies, strict=True)]
+    kind_names = fmt.KIND_NAMES_EN if english else KIND_NAMES_VI
     return renderer(request).page(
         request, "report.html", session, report=report, province=chosen,
         provinces=sorted(principal.provinces), year=chosen_year, period=chosen_period,
         years=list(range(today.year, today.year - 5, -1)), start=start, end=end,
-        agency_header=AGENCY_HEADER, agency_rows=agency_rows(report),
-        compliance_header=COMPLIANCE_HEADER, compliance_rows=compliance_rows(report),
-        kinds=[(k, KIND_NAMES_VI.get(k, k)) for k in chart_kinds(report)],
+        agency_header=REPORT_AGENCY_HEADER_EN if english else AGENCY_HEADER, agency_rows=rows,
+        compliance_header=REPORT_COMPLIANCE_HEADER_EN if english else COMPLIANCE_HEADER,
+        compliance_rows=compliance_rows(report),
+        kinds=[(k, kind_names.get(k, k)) for k in chart_kinds(report)],
         tables=tuple(TABLES), download_query=query,
     )
 
