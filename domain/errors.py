@@ -41,14 +41,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Timestamp '{field}' ({value}) is in the future relative to the recording time.",
     ),
     "OCCURRED_TOO_EARLY": (
-        "Thời điểm «{field}» ({value}) trước ngày Luật Trợ giúp pháp lý 2017 có hiệu lực (01/01/2018).",
-        "Timestamp '{field}' ({value}) is before the Legal Aid Law 2017 took effect (2018-01-01).",
+        "Thời điểm «{field}» ({value}) trước ngày {earliest}, ngày sớm nhất sổ nhận "
+        "(Luật Trợ giúp pháp lý 2017 có hiệu lực từ 01/01/2018).",
+        "Timestamp '{field}' ({value}) is before {earliest}, the earliest date the ledger "
+        "accepts (the Legal Aid Law 2017 took effect on 2018-01-01).",
     ),
     "OCCURRED_BEFORE_PREVIOUS": (
         "Thời điểm xảy ra ({value}) sớm hơn sự kiện trước đó của vụ việc ({previous}); "
         "các sự kiện của một vụ việc phải được ghi theo trình tự thời gian.",
         "occurred_at ({value}) is earlier than the case's previous event ({previous}); "
         "a case's events must be recorded in time order.",
+    ),
+    "JSON_DUPLICATE_KEY": (
+        "Khoá «{field}» xuất hiện hai lần trong cùng một đối tượng JSON; mỗi khoá chỉ được ghi "
+        "một lần.",
+        "Key '{field}' appears twice in the same JSON object; each key may appear only once.",
     ),
     # --- reference data --------------------------------------------------------------------
     "AGENCY_UNKNOWN": (
@@ -182,6 +189,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Địa chỉ «{value}» không hỗ trợ phương thức {method}.",
         "Path '{value}' does not support method {method}.",
     ),
+    "HEADER_REPEATED": (
+        "Tiêu đề «{field}» xuất hiện nhiều lần trong yêu cầu; chỉ gửi một lần.",
+        "Header '{field}' appears more than once in the request; send it once.",
+    ),
     "STORE_UNAVAILABLE": (
         "Kho dữ liệu tạm thời không truy cập được; hãy thử lại sau.",
         "The data store is temporarily unavailable; try again later.",
@@ -259,3 +270,10 @@ class NotAuthorisedError(DomainError):
     """Raised when a principal acts outside its scope."""
 
     http_status = 403
+
+
+class UnexpectedItemError(DomainError):
+    """Raised as the answer of one batch item whose judging met an unexpected error (a bug,
+    logged with its traceback); the batch's other items are answered on their own."""
+
+    http_status = 500
