@@ -245,6 +245,7 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
 OPENING_TYPES = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "APPOINTMENT_REQUESTED")
 OPENING_REQUIRED = ("person_id", "proceedings_kind", "procedural_role", "stage")
 
+_OFFSET_TEXT = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")  # no seconds: "+07:00:30"
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
@@ -308,7 +309,8 @@ def parse_instant(value: Any, field_name: str, allowed: InstantRange | None = No
     offset = parsed.utcoffset() if parsed.tzinfo is not None else None
     if offset is None:
         raise InvalidEventError("TIMESTAMP_WITHOUT_OFFSET", field_name)
-    if abs(offset) > MAX_OFFSET or offset % timedelta(minutes=1):
+    if (abs(offset) > MAX_OFFSET or offset % timedelta(minutes=1)
+            or (isinstance(value, str) and not _OFFSET_TEXT.search(value))):
         raise InvalidEventError(
             "FIELD_INVALID", field_name,
             rule_vi="múi giờ phải nằm trong khoảng -14:00 đến +14:00, tính bằng giờ và phút",

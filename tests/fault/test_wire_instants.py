@@ -291,6 +291,8 @@ OFFSETS = st.one_of(
                      timedelta(hours=7, seconds=1), -_MAX_OFFSET, _MAX_OFFSET]),
 )
 INSTANTS = st.one_of(
+    st.builds(lambda offset: (_recent().replace(tzinfo=None) - timedelta(hours=1))
+              .replace(tzinfo=timezone(offset)).isoformat(), OFFSETS),  # lawful but the offset
     st.builds(lambda when, offset: when.replace(tzinfo=timezone(offset)).isoformat(),
               st.datetimes(min_value=datetime.min, max_value=datetime.max), OFFSETS),
     st.builds(lambda when, offset: when.replace(tzinfo=timezone(offset)).isoformat(),
@@ -333,7 +335,10 @@ def field_items(draw: st.DrawFn, cases: list[tuple[str, str]], ids: Iterator[int
     paths = [(f,) for f in TOP_FIELDS] + [("data", f) for f in data_fields] + [
         ("identity", f) for f in IDENTITY_FIELDS]
     notes = []
-    for path in draw(st.lists(st.sampled_from(paths), min_size=1, max_size=3, unique=True)):
+    chosen = draw(st.lists(st.sampled_from(paths), min_size=1, max_size=3, unique=True))
+    if draw(st.integers(0, 3)) == 0:  # the instant alone: accepted unless it is refused
+        chosen = [("occurred_at",)]
+    for path in chosen:
         value = draw(INSTANTS if path[-1] in ("occurred_at", "documents_complete_at",
                                               "requested_at") and draw(st.booleans())
                      else HOSTILE)
@@ -347,6 +352,29 @@ def field_items(draw: st.DrawFn, cases: list[tuple[str, str]], ids: Iterator[int
     return json.dumps(event).encode("ascii"), "; ".join(notes)
 
 
+def _assert_postgres_holds_every_instant(settings_: Any, items: list[bytes]) -> None:
+    """Every instant of every accepted item, as the ledger stores it (Python's ISO form),
+    casts to PostgreSQL `timestamptz` (what the projections' COPY does): an accepted +16:00
+    stopped them for good."""
+    import psycopg
+
+    instants = []
+    for raw in items:
+        event = json.loads(raw)
+        instants.append(event["occurred_at"])
+        specs = field_specs(event["type"])
+        instants += [v for k, v in (event.get("data") or {}).items()
+                     if k in specs and specs[k].kind == "datetime"]
+    assert instants
+    with psycopg.connect(settings_.pg_conninfo(), autocommit=True) as conn:
+        for instant in instants:
+            stored = datetime.fromisoformat(instant.replace("Z", "+00:00")).isoformat()
+            try:
+                conn.execute("SELECT %s::text::timestamptz", (stored,))
+            except psycopg.Error as error:
+                pytest.fail(f"accepted {instant!r}, which PostgreSQL cannot hold: {error}")
+
+
 def test_every_wire_field_hostile_over_http_and_load_no_5xx_nothing_partly_recorded(
     ledger: Ledger, tmp_path: Path
 ) -> None:
@@ -355,6 +383,7 @@ def test_every_wire_field_hostile_over_http_and_load_no_5xx_nothing_partly_recor
     before = event_count(settings_)
     accepted = 0
     statuses: Counter[int] = Counter()
+    recorded_items: list[bytes] = []
     with httpx.Client(base_url=ledger.server.base_url, timeout=30,
                       headers={**auth(ledger.police), "Content-Type": "application/json"}) as http:
         @settings(max_examples=120, **FUZZ)
@@ -367,6 +396,7 @@ def test_every_wire_field_hostile_over_http_and_load_no_5xx_nothing_partly_recor
             if response.status_code == 201:
                 assert set(response.json()) == RECORDED_KEYS
                 accepted += 1
+                recorded_items.append(item[0])
             elif response.status_code != 200:
                 assert_error_body(response)
 
@@ -385,12 +415,15 @@ def test_every_wire_field_hostile_over_http_and_load_no_5xx_nothing_partly_recor
                     "request_id"}
                 assert item["status"] != "rejected" or item["error"]["code"] != "INTERNAL_ERROR"
             accepted += answer["recorded"]
+            recorded_items.extend(i[0] for i, out in zip(items, answer["items"], strict=True)
+                                  if out["status"] == "recorded")
 
         post_one()
         post_batch()
         assert http.get("/ready").status_code == 200
     assert event_count(settings_) - before == accepted  # every row is an accepted item
     assert 422 in statuses
+    _assert_postgres_holds_every_instant(settings_, recorded_items)
 
     lines: list[bytes] = []
 
