@@ -140,6 +140,33 @@ def test_extreme_dates_are_422_and_a_batch_of_three_lawful_and_one_extreme_recor
     assert event_count(settings_) - before == 3
 
 
+def test_a_bug_met_while_judging_one_item_is_that_items_answer_and_the_others_are_recorded(
+    pg_container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`record_batch` answers per item even when judging one item raises something that is
+    not a DomainError (a bug meeting a hostile value, as OverflowError did)."""
+    referrals = pg_container.referrals
+    decide = referrals._decide
+
+    def buggy(event: Any, *args: Any, **kwargs: Any) -> Any:
+        if event.event_id.endswith("-poison"):
+            raise OverflowError("date value out of range")
+        return decide(event, *args, **kwargs)
+
+    monkeypatch.setattr(referrals, "_decide", buggy)
+    events = [opening(new_case_id(), _recent()) for _ in range(3)]
+    poison = opening(new_case_id(), _recent(), event_id="x-poison")
+    shared = events[1]["case_id"]
+    after_poison = _aid_requested(shared, _recent().isoformat(), "after-it")
+    results = referrals.record_batch([events[0], events[1], poison, after_poison, events[2]])
+    assert [type(r).__name__ for r in results] == [
+        "Recorded", "Recorded", "Rejected", "Recorded", "Recorded"], results
+    assert results[2].error.code == "INTERNAL_ERROR"
+    assert results[2].error.as_dict()["message_en"].startswith("Internal error")
+    assert referrals.get_case(shared).version == 2
+    assert pg_container.referrals.recorder.max_notification_id() == 4
+
+
 def test_report_and_stats_periods_at_the_ends_of_the_calendar_answer_no_5xx(
     ledger: Ledger,
 ) -> None:
