@@ -16,7 +16,12 @@ from typing import Any
 
 import orjson
 
-from domain.catalogue import InstantRange, event_type_spec, normalise_data, parse_instant
+from domain.catalogue import (
+    InstantRange,
+    event_type_spec,
+    normalise_data,
+    parse_instant,
+)
 from domain.errors import InvalidEventError
 from domain.reference import ReferenceData
 
