@@ -10,7 +10,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from domain.errors import InvalidEventError
@@ -287,6 +287,7 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
 OPENING_TYPES = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "APPOINTMENT_REQUESTED")
 OPENING_REQUIRED = ("person_id", "proceedings_kind", "procedural_role", "stage")
 
+_OFFSET_TEXT = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")  # no seconds: "+07:00:30"
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # the free-text fields of `data` (kind "text": document numbers, officials' and providers'
 # codes) hold references only, never a name: no whitespace, at least one digit, letters
@@ -315,8 +316,27 @@ def event_type_spec(wire_type: Any) -> EventTypeSpec:
     return EVENT_TYPES[wire_type]
 
 
-def parse_instant(value: Any, field_name: str) -> datetime:
-    """An ISO-8601 timestamp with an explicit UTC offset; anything else is rejected."""
+MAX_OFFSET = timedelta(hours=14)
+"""The widest UTC offset in use (Kiribati, +14:00); PostgreSQL `timestamptz` holds no wider."""
+_SAFE_MIN = datetime.min.replace(tzinfo=timezone.utc) + timedelta(days=1)
+_SAFE_MAX = datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class InstantRange:
+    """The instants the ledger accepts on the wire: from `earliest` (the law in force) to
+    `latest` (the recording time plus the clock tolerance), both inclusive."""
+
+    earliest: datetime
+    latest: datetime
+
+
+def parse_instant(value: Any, field_name: str, allowed: InstantRange | None = None) -> datetime:
+    """An ISO-8601 timestamp with an explicit UTC offset; anything else is rejected.
+
+    Every store and view must be able to hold what passes: the offset is whole minutes within
+    ±14:00, the instant converts to UTC and to any offset without overflow, and, when
+    `allowed` is given, lies within it (OCCURRED_TOO_EARLY / OCCURRED_IN_FUTURE otherwise)."""
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str) and 10 <= len(value) <= 40:
@@ -334,8 +354,33 @@ def parse_instant(value: Any, field_name: str) -> datetime:
             rule_vi="phải là chuỗi thời điểm theo ISO 8601 có múi giờ",
             rule_en="must be an ISO 8601 string with a UTC offset",
         )
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
+    offset = parsed.utcoffset() if parsed.tzinfo is not None else None
+    if offset is None:
         raise InvalidEventError("TIMESTAMP_WITHOUT_OFFSET", field_name)
+    if (abs(offset) > MAX_OFFSET or offset % timedelta(minutes=1)
+            or (isinstance(value, str) and not _OFFSET_TEXT.search(value))):
+        raise InvalidEventError(
+            "FIELD_INVALID", field_name,
+            rule_vi="múi giờ phải nằm trong khoảng -14:00 đến +14:00, tính bằng giờ và phút",
+            rule_en="the UTC offset must be within -14:00 to +14:00, in hours and minutes",
+        )
+    shown = parsed.isoformat()
+    try:
+        utc = parsed.astimezone(timezone.utc)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        utc = _SAFE_MIN - timedelta(days=1) if parsed.year < 5000 else _SAFE_MAX + timedelta(days=1)
+    if allowed is not None:
+        if utc < allowed.earliest:
+            raise InvalidEventError("OCCURRED_TOO_EARLY", field_name, value=shown,
+                                    earliest=allowed.earliest.date().isoformat())
+        if utc > allowed.latest:
+            raise InvalidEventError("OCCURRED_IN_FUTURE", field_name, value=shown)
+    if not _SAFE_MIN <= utc <= _SAFE_MAX:
+        raise InvalidEventError(
+            "FIELD_INVALID", field_name,
+            rule_vi="thời điểm nằm ngoài khoảng năm 0001–9999 mà sổ lưu được",
+            rule_en="the instant is outside the years 0001–9999 the ledger can hold",
+        )
     return parsed
 
 
@@ -361,7 +406,7 @@ def clean_text(value: Any, field_name: str, max_length: int = MAX_TEXT) -> str:
 
 
 def normalise_data(
-    wire_type: str, data: Any, reference: ReferenceData
+    wire_type: str, data: Any, reference: ReferenceData, allowed: InstantRange | None = None
 ) -> dict[str, Any]:
     """Checks a wire `data` object field by field and returns its stored form.
 
@@ -389,11 +434,14 @@ def normalise_data(
             if spec.required:
                 raise InvalidEventError("FIELD_REQUIRED", f"data.{name}")
             continue
-        out[name] = _check_value(spec, value, f"data.{name}", reference)
+        out[name] = _check_value(spec, value, f"data.{name}", reference, allowed)
     return out
 
 
-def _check_value(spec: FieldSpec, value: Any, path: str, reference: ReferenceData) -> Any:
+def _check_value(
+    spec: FieldSpec, value: Any, path: str, reference: ReferenceData,
+    allowed: InstantRange | None = None,
+) -> Any:
     kind = spec.kind
     if kind == "text":
         text = clean_text(value, path, spec.max_length)
@@ -417,7 +465,7 @@ def _check_value(spec: FieldSpec, value: Any, path: str, reference: ReferenceDat
             )
         return value
     if kind == "datetime":
-        return parse_instant(value, path).isoformat()
+        return parse_instant(value, path, allowed).isoformat()
     if kind == "uuid":
         try:
             return str(uuid.UUID(str(value))) if isinstance(value, str) else _bad_uuid(path)

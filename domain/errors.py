@@ -41,8 +41,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Timestamp '{field}' ({value}) is in the future relative to the recording time.",
     ),
     "OCCURRED_TOO_EARLY": (
-        "Thời điểm «{field}» ({value}) trước ngày Luật Trợ giúp pháp lý 2017 có hiệu lực (01/01/2018).",
-        "Timestamp '{field}' ({value}) is before the Legal Aid Law 2017 took effect (2018-01-01).",
+        "Thời điểm «{field}» ({value}) trước ngày {earliest}, ngày sớm nhất sổ nhận "
+        "(Luật Trợ giúp pháp lý 2017 có hiệu lực từ 01/01/2018).",
+        "Timestamp '{field}' ({value}) is before {earliest}, the earliest date the ledger "
+        "accepts (the Legal Aid Law 2017 took effect on 2018-01-01).",
     ),
     "OCCURRED_BEFORE_PREVIOUS": (
         "Thời điểm xảy ra ({value}) sớm hơn sự kiện trước đó của vụ việc ({previous}); "
@@ -59,6 +61,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "01-TP-TGPL/2026/15, CB-0042): no whitespace, at least one digit, only letters, "
         "digits and / - . _ :. Never put a name or personal data here; identifying data "
         "belongs in the encrypted 'identity' block.",
+    ),
+    "JSON_DUPLICATE_KEY": (
+        "Khoá «{field}» xuất hiện hai lần trong cùng một đối tượng JSON; mỗi khoá chỉ được ghi "
+        "một lần.",
+        "Key '{field}' appears twice in the same JSON object; each key may appear only once.",
     ),
     # --- reference data --------------------------------------------------------------------
     "AGENCY_UNKNOWN": (
@@ -205,6 +212,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Địa chỉ «{value}» không hỗ trợ phương thức {method}.",
         "Path '{value}' does not support method {method}.",
     ),
+    "HEADER_REPEATED": (
+        "Tiêu đề «{field}» xuất hiện nhiều lần trong yêu cầu; chỉ gửi một lần.",
+        "Header '{field}' appears more than once in the request; send it once.",
+    ),
     "STORE_UNAVAILABLE": (
         "Kho dữ liệu tạm thời không truy cập được; hãy thử lại sau.",
         "The data store is temporarily unavailable; try again later.",
@@ -297,3 +308,10 @@ class LogIntegrityError(ConflictError):
     def __init__(self, field: str | None, detail_vi: str, detail_en: str) -> None:
         super().__init__("LOG_INTEGRITY_FAILED", field, detail_vi=detail_vi,
                          detail_en=detail_en)
+
+
+class UnexpectedItemError(DomainError):
+    """Raised as the answer of one batch item whose judging met an unexpected error (a bug,
+    logged with its traceback); the batch's other items are answered on their own."""
+
+    http_status = 500

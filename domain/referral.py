@@ -404,6 +404,7 @@ class Referral(Aggregate):
         reference: ReferenceData,
         now: datetime,
         future_tolerance: timedelta = timedelta(minutes=5),
+        earliest: datetime = EARLIEST_OCCURRENCE,
     ) -> Referral:
         """Opens a case with its first event (a notification, a request or an appointment).
 
@@ -430,7 +431,8 @@ class Referral(Aggregate):
         shell._initial_state(case_id)
         shell._id = referral_id(case_id)
         shell._version = 0
-        shell._check(wire_type, agency_id, occurred_at, data, reference, now, future_tolerance)
+        shell._check(wire_type, agency_id, occurred_at, data, reference, now, future_tolerance,
+                     earliest)
         identity_ciphertext, content_digest = seal()
         event_class = EVENT_CLASSES[wire_type]
         event = event_class(
@@ -461,9 +463,11 @@ class Referral(Aggregate):
         reference: ReferenceData,
         now: datetime,
         future_tolerance: timedelta = timedelta(minutes=5),
+        earliest: datetime = EARLIEST_OCCURRENCE,
     ) -> None:
         """Records the next event of an existing case if the lifecycle allows it."""
-        self._check(wire_type, agency_id, occurred_at, data, reference, now, future_tolerance)
+        self._check(wire_type, agency_id, occurred_at, data, reference, now, future_tolerance,
+                    earliest)
         identity_ciphertext, content_digest = seal()
         self.trigger_event(
             EVENT_CLASSES[wire_type],
@@ -496,8 +500,9 @@ class Referral(Aggregate):
         reference: ReferenceData,
         now: datetime,
         future_tolerance: timedelta,
+        earliest: datetime = EARLIEST_OCCURRENCE,
     ) -> None:
-        self._check_occurred_at(occurred_at, now, future_tolerance)
+        self._check_occurred_at(occurred_at, now, future_tolerance, earliest)
         agency = _agency(reference, agency_id, occurred_at)
         _check_actor_kind(wire_type, agency_id, agency)
         if self.status is not None:
@@ -507,15 +512,17 @@ class Referral(Aggregate):
         self._check_specific(wire_type, occurred_at, data, reference)
 
     def _check_occurred_at(
-        self, occurred_at: datetime, now: datetime, future_tolerance: timedelta
+        self, occurred_at: datetime, now: datetime, future_tolerance: timedelta,
+        earliest: datetime = EARLIEST_OCCURRENCE,
     ) -> None:
         if occurred_at > now + future_tolerance:
             raise InvalidEventError(
                 "OCCURRED_IN_FUTURE", "occurred_at", value=occurred_at.isoformat()
             )
-        if occurred_at < EARLIEST_OCCURRENCE:
+        if occurred_at < earliest:
             raise InvalidEventError(
-                "OCCURRED_TOO_EARLY", "occurred_at", value=occurred_at.isoformat()
+                "OCCURRED_TOO_EARLY", "occurred_at", value=occurred_at.isoformat(),
+                earliest=earliest.date().isoformat(),
             )
         if self.last_occurred_at is not None and occurred_at < self.last_occurred_at:
             raise RuleViolationError(

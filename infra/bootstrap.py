@@ -11,11 +11,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from domain.calendar import WorkingCalendar
+from domain.calendar import VIETNAM_TZ, WorkingCalendar
 from domain.deadlines import TimeLimitRule
 from domain.reference import ReferenceData
 from infra.event_reads import select_events_of
@@ -143,6 +143,7 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
             calendar=calendar,
             clock=clock,
             future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
+            earliest=datetime.combine(settings.earliest_occurrence, time(0), VIETNAM_TZ),
             bulk_reader=select_events_of,
             case_cache_size=settings.case_cache_size,
         )

@@ -9,6 +9,7 @@ files under `./var`, a generated development master key, projections in process,
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     # clear identity also for agencies that held a case before a transfer (services/access.py)
     identity_former_holders: bool = False
     future_tolerance_seconds: int = Field(default=300, ge=0, le=86400)
+    # the wire's legal range of instants: from this day (00:00 Vietnam time; the Legal Aid Law
+    # 2017 took effect on 2018-01-01) to now + future_tolerance_seconds
+    earliest_occurrence: date = Field(default=date(2018, 1, 1), ge=date(2018, 1, 1),
+                                      le=date(2100, 1, 1))
 
     # --- HTTP ---------------------------------------------------------------------------------
     http_host: str = "127.0.0.1"

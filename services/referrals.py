@@ -5,6 +5,7 @@ personal data of the persons it names.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 import threading
@@ -23,16 +24,18 @@ from eventsourcing.persistence import IntegrityError, Recording
 
 from domain.calendar import VIETNAM_TZ, WorkingCalendar
 from domain.deadlines import CaseFact, TimeLimitRule, TimeLimitVerdict, evaluate_time_limits
+from domain.catalogue import InstantRange
 from domain.errors import (
     ConflictError,
     DomainError,
     InvalidEventError,
     NotFoundError,
     RuleViolationError,
+    UnexpectedItemError,
 )
 from domain.person import ERASURE_REASONS, PersonRecord, person_record_id
 from domain.reference import ReferenceData
-from domain.referral import Recorded, Referral, referral_id
+from domain.referral import EARLIEST_OCCURRENCE, Recorded, Referral, referral_id
 from services.personal_data import (
     KeySession,
     PersonalDataVault,
@@ -42,6 +45,13 @@ from services.personal_data import (
 from services.wire import WireEvent, is_identifier, parse_wire
 
 Clock = Callable[[], datetime]
+log = logging.getLogger("referrals.ledger")
+# what judging one item may raise when a bug meets a hostile value: answered for that item
+# (UnexpectedItemError), never for the batch. Store errors are not among them: they propagate
+# (the edge answers 503 or retries).
+UNEXPECTED_ITEM_ERRORS: tuple[type[Exception], ...] = (
+    ArithmeticError, ValueError, TypeError, LookupError, AttributeError, RecursionError,
+)
 # reads the stored events of many aggregates at once: (recorder, ids) -> {id: [stored events]}
 # `after` (keyword): only the events above these versions, for aggregates held in memory
 BulkReader = Callable[..., Mapping[UUID, Sequence[Any]] | None]
@@ -118,6 +128,7 @@ class Referrals(Application[UUID]):
         calendar: WorkingCalendar | None = None,
         clock: Clock = system_clock,
         future_tolerance: timedelta = timedelta(minutes=5),
+        earliest: datetime = EARLIEST_OCCURRENCE,
         bulk_reader: BulkReader | None = None,
         case_cache_size: int = 10_000,
     ) -> None:
@@ -130,11 +141,16 @@ class Referrals(Application[UUID]):
         self.calendar = calendar or WorkingCalendar(frozenset())
         self.clock = clock
         self.future_tolerance = future_tolerance
+        self.earliest = earliest
+
+    def instant_range(self) -> InstantRange:
+        """The instants the wire accepts now (settings: earliest_occurrence, future tolerance)."""
+        return InstantRange(self.earliest, self.clock() + self.future_tolerance)
 
     # ---------------------------------------------------------------------------- writing
     def record_event(self, wire: Mapping[str, Any]) -> Recorded:
         """Records one wire event, or recognises its retry; raises DomainError otherwise."""
-        event = parse_wire(wire, self.reference)
+        event = parse_wire(wire, self.reference, self.instant_range())
         referral = self._load_cases([event.case_id])[event.case_id]
         try:
             outcome, pending = self._decide(event, referral, self.vault.session())
@@ -200,11 +216,15 @@ class Referrals(Application[UUID]):
         case_of: dict[int, str],
         keys: KeySession,
     ) -> None:
-        """Decides the given items in order against `cases` (updated as they are accepted)."""
+        """Decides the given items in order against `cases` (updated as they are accepted).
+
+        Every item is answered on its own: a domain error refuses it, and so does an
+        unexpected error (UnexpectedItemError, INTERNAL_ERROR; logged), the others go on."""
+        allowed = self.instant_range()
         for index in indexes:
             wire = wires[index]
             try:
-                event = parse_wire(wire, self.reference)
+                event = parse_wire(wire, self.reference, allowed)
                 case_of[index] = event.case_id
                 if event.case_id not in cases:
                     cases.update(self._load_cases([event.case_id]))
@@ -215,6 +235,23 @@ class Referrals(Application[UUID]):
                     touched.setdefault(event.case_id, []).append(index)
             except DomainError as error:
                 results[index] = Rejected(_event_id_of(wire), error)
+            except UNEXPECTED_ITEM_ERRORS as error:
+                log.exception("item %d of a batch could not be judged (%s)", index,
+                              type(error).__name__)
+                results[index] = Rejected(_event_id_of(wire),
+                                          UnexpectedItemError("INTERNAL_ERROR"))
+                self._forget_case(case_of.get(index), cases, touched)
+
+    def _forget_case(
+        self, case_id: str | None, cases: dict[str, Referral | None],
+        touched: dict[str, list[int]],
+    ) -> None:
+        """After an unexpected error part-way through deciding, a case with nothing accepted
+        yet in this batch is read again from the store by its next item (rather than trust
+        what is in hand). A case with accepted items keeps them: the rules check before they
+        change anything, so the refused item left no trace on it."""
+        if case_id is not None and case_id not in touched:
+            cases.pop(case_id, None)
 
     def _judge_again(
         self,
@@ -361,6 +398,7 @@ class Referrals(Application[UUID]):
             "reference": self.reference,
             "now": self.clock(),
             "future_tolerance": self.future_tolerance,
+            "earliest": self.earliest,
         }
         if referral is None:
             referral = Referral.open(case_id=event.case_id, **common)

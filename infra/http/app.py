@@ -17,7 +17,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from domain.errors import DomainError
 from infra.bootstrap import Container
 from infra.http.errors import handle_error
-from infra.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from infra.http.middleware import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    StrictRequestMiddleware,
+)
 from infra.http.routes import access_log, cases, events, ops
 from infra.transparency import http as transparency_http
 from projections import http as projections_http
@@ -91,6 +95,7 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
         from infra.web import install
 
         install(app, container)
+    app.add_middleware(StrictRequestMiddleware)  # inside the body limit: reads a bounded body
     app.add_middleware(BodyLimitMiddleware, max_bytes=container.settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: ids every request and error
     return app

@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StrictBool, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    StrictBool,
+    StrictInt,
+    create_model,
+)
 
 from domain.catalogue import COMMON_FIELDS, EVENT_TYPES, OPENING_TYPES, FieldSpec
 
@@ -127,7 +135,8 @@ def _event_model(wire_type: str, data_model: type[BaseModel]) -> type[BaseModel]
         data=data_field,
         identity=(IdentityIn | None, Field(None, description=(
             "Thông tin định danh (tuỳ chọn), mã hoá trước khi lưu"))),
-        expected_version=(int | None, Field(None, ge=0, lt=2**31, description=(
+        # strict: `true` or `1.0` is not a version (lax pydantic read `true` as 1)
+        expected_version=(StrictInt | None, Field(None, ge=0, lt=2**31, description=(
             "Phiên bản vụ việc mà cơ quan đã đọc; khác phiên bản hiện tại → 409 "
             "VERSION_CONFLICT (0 = vụ việc chưa có)"))),
     )

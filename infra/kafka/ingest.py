@@ -35,6 +35,7 @@ from infra.kafka.clients import (
 from infra.settings import Settings
 from infra.worker_health import ConnectionWatch, is_connection_error, status_path
 from services.referrals import Referrals, Rejected
+from services.wire import loads_strict
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,9 @@ def decode_value(value: bytes | None) -> Any:
         return InvalidEventError("FIELD_INVALID", "$", rule_vi="thông điệp không phải UTF-8 hợp lệ",
                                  rule_en="the message is not valid UTF-8")
     try:
-        return json.loads(text)
+        return loads_strict(text)
+    except DomainError as error:  # e.g. JSON_DUPLICATE_KEY
+        return error
     except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
         msg, col = getattr(error, "msg", "invalid"), getattr(error, "colno", 0)
         return InvalidEventError("FIELD_INVALID", "$", rule_vi=f"JSON không hợp lệ ({msg}, cột {col})",

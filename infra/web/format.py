@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from domain.calendar import VIETNAM_TZ
+from domain.calendar import FIRST_REPORT_DAY, LAST_REPORT_DAY, VIETNAM_TZ
 from domain.catalogue import EVENT_TYPES, field_specs
 from domain.reference import ReferenceData
 
@@ -174,17 +174,21 @@ def names_a_whole_minute(text: str | None) -> bool:
 
 
 def parse_day(text: str | None) -> date | None:
-    """A date from `YYYY-MM-DD` or `dd/mm/yyyy`; None if empty or malformed."""
+    """A date from `YYYY-MM-DD` or `dd/mm/yyyy`; None if empty or malformed. A day outside
+    FIRST_REPORT_DAY..LAST_REPORT_DAY is clamped to it (no event lies beyond; the bounds of a
+    day near year 1 or 9999 would overflow)."""
     if not text:
         return None
     text = text.strip()
     try:
         if "/" in text:
             day, month, year = (int(x) for x in text.split("/"))
-            return date(year, month, day)
-        return date.fromisoformat(text)
+            parsed = date(year, month, day)
+        else:
+            parsed = date.fromisoformat(text)
     except ValueError:
         return None
+    return min(max(parsed, FIRST_REPORT_DAY), LAST_REPORT_DAY)
 
 
 def day_start(day: date) -> datetime:
