@@ -43,6 +43,11 @@ FIELD_TITLES_EN = {
     "Hình thức": "Channel",
     "Số/ký hiệu văn bản, biên bản": "Document or minutes number",
     "Biểu mẫu": "Form",
+    "Biểu mẫu đã giao, đọc (Mẫu 01; MAU_03: giá trị cũ)":
+        "Form handed over or read out (Form 01; MAU_03: legacy value)",
+    "Thời điểm Trung tâm nhận được thông báo": "When the Centre received the notice",
+    "Ngôn ngữ cần phiên dịch (mã ISO 639)": "Language to interpret (ISO 639 code)",
+    "Cơ quan tiến hành tố tụng nhận yêu cầu": "Proceedings agency receiving the request",
     "Thời điểm giải thích": "When the rights were explained",
     "Biên bản tố tụng ghi nhận": "Procedural minutes recording it",
     "Có người phiên dịch": "Interpreter present",
