@@ -52,7 +52,7 @@ from services.referrals import case_facts
 FAR_FUTURE = datetime(9000, 1, 1, tzinfo=timezone.utc)
 SETTLE_EVERY = 200_000  # events: the most a deferred judging may lag behind
 _FACT_FIELDS = ("procedural_role", "stage", "proceedings_kind", "centre_id", "to_agency_id",
-                "to_stage", "immediate")
+                "to_stage", "immediate", "eligible_category")
 VERDICT_COLUMNS = (
     "case_id", "rule_id", "trigger_version", "trigger_at", "trigger_day", "deadline", "status",
     "target_version", "met_at", "responsible_agency_id", "province",
