@@ -29,9 +29,7 @@ PERIODS = ("jan-oct", "full-year")
 PERIOD_NAMES_VI = {"jan-oct": "Kỳ báo cáo 01/01 – 31/10", "full-year": "Kỳ báo cáo 01/01 – 31/12"}
 
 EVENT_HEADINGS_VI = {
-    "PROCEDURAL_CONTACT": "Tiếp xúc tố tụng (bắt, tạm giữ, khởi tố, xét xử, bị hại, đương sự)",
     "NOTIFICATION_ISSUED": "Giải thích, thông báo quyền được TGPL",
-    "NOT_ELIGIBLE_DETERMINED": "Xác định không thuộc diện được TGPL",
     "AID_REQUESTED": "Tiếp nhận yêu cầu TGPL",
     "REQUEST_FORWARDED": "Cơ sở giam giữ chuyển yêu cầu cho cơ quan tố tụng",
     "REQUEST_TRANSFERRED": "Thông báo cho Trung tâm TGPL (Mẫu 03)",
@@ -47,6 +45,9 @@ EVENT_HEADINGS_VI = {
     "AID_DISCONTINUED": "Không tiếp tục TGPL",
     "CASE_CLOSED": "Kết thúc vụ việc",
     "QUALITY_ASSESSED": "Đánh giá chất lượng",
+    # issue 17: appended, so the earlier columns keep their place in every export
+    "PROCEDURAL_CONTACT": "Tiếp xúc tố tụng (bắt, tạm giữ, khởi tố, xét xử, bị hại, đương sự)",
+    "NOT_ELIGIBLE_DETERMINED": "Xác định không thuộc diện được TGPL",
 }
 EVENT_COLUMNS = tuple(EVENT_HEADINGS_VI)
 STATUS_HEADINGS_VI = {
