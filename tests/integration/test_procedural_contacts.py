@@ -99,8 +99,8 @@ def ledger(pg_container: Container) -> Container:
     return pg_container
 
 
-def _c2(container: Container, case_id: str) -> dict[str, Any]:
-    [verdict] = [v for v in container.projections.compliance.verdicts(case_id, now=NOW)
+def _c2(ledger: Container, case_id: str) -> dict[str, Any]:
+    [verdict] = [v for v in ledger.projections.compliance.verdicts(case_id, now=NOW)
                  if v["rule_id"] == "C2"]
     return verdict
 
@@ -231,7 +231,7 @@ def test_custody_register_file_from_the_readme_loads_as_wire_events(
 @pytest.mark.kafka
 @pytest.mark.filterwarnings(*FILTER_KAFKA_WARNINGS)
 def test_contacts_streamed_on_the_agency_topic_are_recorded_once(
-    ingest_settings: Any, container: Container, worker: RunningWorker,
+    ingest_settings: Any, container: Container, worker: RunningWorker,  # noqa: F811 - fixtures
 ) -> None:
     first = [e for e in EVENTS if e["event_id"].endswith("-01")]
     rest = [e for e in EVENTS if not e["event_id"].endswith("-01")]

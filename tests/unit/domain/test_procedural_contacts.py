@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ C2_RECORD = next(r for r in RULES_DOC["rules"] if r["rule_id"] == "C2")
 def later() -> datetime:
     """An instant after every event the test records (time limits only count events the
     ledger had recorded by the instant they are judged at)."""
-    return datetime.now(timezone.utc) + timedelta(days=1)
+    return datetime.now(UTC) + timedelta(days=1)
 
 
 def c2(referrals, case: CaseScript, at=None):
@@ -137,7 +137,7 @@ def test_not_eligible_determination_clears_the_category_recorded_so_far(referral
 
 
 def test_contact_never_followed_by_a_notification_is_missed_after_the_limit(referrals, clock):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     clock.now = now + timedelta(minutes=5)
     case = CaseScript(start=now - timedelta(hours=23))
     referrals.record_event(case.contact())
