@@ -119,6 +119,17 @@ def test_never_notified_contact_is_missed_in_the_case_time_limits_and_the_overdu
     assert overdue == [("T-K1", "lsn-police"), ("T-K5", "lsn-holding-1")]
 
 
+def test_case_index_shows_contact_cases_as_the_aggregate_does(ledger: Container) -> None:
+    index = ledger.projections.case_index
+    for case_id in ("T-K1", "T-K2", "T-K3"):
+        row = index.get(case_id)
+        state = ledger.referrals.get_case(case_id)
+        assert row["status"] == state.status
+        assert row["eligible_category"] == state.person.get("eligible_category")
+    assert index.get("T-K1")["status"] == "CONTACT"
+    assert index.get("T-K3")["eligible_category"] is None  # found not eligible
+
+
 def test_late_notification_is_late_and_not_eligible_is_not_applicable(ledger: Container) -> None:
     assert (_c2(ledger, "T-K2")["status"], _c2(ledger, "T-K2")["target_version"]) == (
         "missed", 2)
