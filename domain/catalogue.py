@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from domain.errors import InvalidEventError
-from domain.reference import ReferenceData
+from domain.reference import PROCEDURAL_KINDS, UNDETERMINED_CATEGORY, ReferenceData
 
 MAX_TEXT = 200
 
@@ -73,6 +73,24 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
     spec.wire_type: spec
     for spec in (
         EventTypeSpec(
+            "PROCEDURAL_CONTACT",
+            "Tiếp xúc tố tụng: bắt, tạm giữ, khởi tố bị can, đưa ra xét xử, xác định bị hại, "
+            "đương sự",
+            "Procedural contact: arrest, temporary holding, prosecution as an accused, committal "
+            "for trial, recognition as a victim or litigant",
+            "holder",
+            (
+                FieldSpec("register_ref", "text",
+                          title_vi="Số sổ, số thứ tự trong sổ (sổ tiếp nhận, sổ tạm giữ, "
+                                   "quyết định)"),
+                FieldSpec("minutes_ref", "text", title_vi="Biên bản, quyết định tố tụng"),
+            ),
+            "TTLT 10/2018 Điều 7 khoản 1 (thời điểm phải giải thích, thông báo quyền); "
+            "BLTTHS 2015 Điều 71",
+            actor_kinds=tuple(sorted(PROCEDURAL_KINDS)),
+            actor_basis="TTLT 10/2018 Điều 7 khoản 1; Điều 10",
+        ),
+        EventTypeSpec(
             "NOTIFICATION_ISSUED",
             "Giải thích, thông báo về quyền được trợ giúp pháp lý",
             "Person told of the right to legal aid",
@@ -88,6 +106,19 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
                 FieldSpec("interpreter", "bool", title_vi="Có người phiên dịch"),
             ),
             "TTLT 10/2018 Điều 7 khoản 1; BLTTHS Điều 71",
+        ),
+        EventTypeSpec(
+            "NOT_ELIGIBLE_DETERMINED",
+            "Xác định người không thuộc diện được trợ giúp pháp lý",
+            "Person determined not eligible for legal aid",
+            "closer",
+            (
+                FieldSpec("reason", "code", required=True, reference="ineligibility_reasons",
+                          title_vi="Lý do không thuộc diện"),
+                FieldSpec("article", "text", required=True, max_length=120,
+                          title_vi="Điều, khoản căn cứ (ví dụ Luật TGPL 2017 Điều 7)"),
+            ),
+            "Luật TGPL 2017 Điều 7 (người được trợ giúp pháp lý)",
         ),
         EventTypeSpec(
             "AID_REQUESTED",
@@ -284,7 +315,8 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
     )
 }
 
-OPENING_TYPES = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "APPOINTMENT_REQUESTED")
+OPENING_TYPES = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "APPOINTMENT_REQUESTED",
+                 "PROCEDURAL_CONTACT")
 OPENING_REQUIRED = ("person_id", "proceedings_kind", "procedural_role", "stage")
 
 _OFFSET_TEXT = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")  # no seconds: "+07:00:30"
@@ -488,6 +520,8 @@ def _check_value(
         return code
     if kind == "category":
         code = clean_text(value, path, 64)
+        if code == UNDETERMINED_CATEGORY:  # not yet known; settled by a later event
+            return code
         if code not in reference.categories:
             raise InvalidEventError(
                 "VALUE_NOT_IN_REFERENCE", path, value=code, reference="eligible_categories"

@@ -24,7 +24,12 @@ from domain.errors import (
     InvalidEventError,
     RuleViolationError,
 )
-from domain.reference import KIND_NAMES_VI, OVERSIGHT_KINDS, ReferenceData
+from domain.reference import (
+    KIND_NAMES_VI,
+    OVERSIGHT_KINDS,
+    UNDETERMINED_CATEGORY,
+    ReferenceData,
+)
 
 # called once an event has passed every rule: -> (identity ciphertext or None, content digest)
 Sealer = Callable[[], tuple[str | None, str]]
@@ -42,6 +47,7 @@ def referral_id(case_id: str) -> uuid.UUID:
 class Status:
     """Where a case stands in the referral lifecycle (domain.md §3)."""
 
+    CONTACT = "CONTACT"
     OPEN = "OPEN"
     REQUESTED = "REQUESTED"
     AT_CENTRE = "AT_CENTRE"
@@ -55,6 +61,7 @@ class Status:
 
 
 STATUS_NAMES_VI = {
+    Status.CONTACT: "đã ghi nhận tiếp xúc tố tụng, chưa giải thích, thông báo quyền",
     Status.OPEN: "đã giải thích, thông báo quyền",
     Status.REQUESTED: "đã tiếp nhận yêu cầu",
     Status.AT_CENTRE: "đã chuyển Trung tâm TGPL",
@@ -69,11 +76,13 @@ STATUS_NAMES_VI = {
 
 _ACTIVE = frozenset(STATUS_NAMES_VI) - {Status.CLOSED}
 _NEW_REQUEST_ALLOWED = frozenset(
-    {Status.OPEN, Status.REFUSED, Status.DECLINED, Status.DISCONTINUED}
+    {Status.CONTACT, Status.OPEN, Status.REFUSED, Status.DECLINED, Status.DISCONTINUED}
 )
 
 # wire type -> (statuses in which it may be recorded, status afterwards or None = unchanged)
 TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
+    "PROCEDURAL_CONTACT": (_ACTIVE, None),
+    "NOT_ELIGIBLE_DETERMINED": (_ACTIVE, None),
     "NOTIFICATION_ISSUED": (_ACTIVE, None),
     "AID_REQUESTED": (_NEW_REQUEST_ALLOWED, Status.REQUESTED),
     "REQUEST_FORWARDED": (frozenset({Status.REQUESTED}), None),
@@ -85,7 +94,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "AID_ASSIGNED": (frozenset({Status.AT_CENTRE, Status.ACCEPTED}), Status.ASSIGNED),
     "COUNSEL_REGISTERED": (frozenset({Status.ASSIGNED, Status.REGISTERED}), Status.REGISTERED),
     "AID_DECLINED": (
-        frozenset({Status.OPEN, Status.REQUESTED, Status.AT_CENTRE, Status.ACCEPTED,
+        frozenset({Status.CONTACT, Status.OPEN, Status.REQUESTED, Status.AT_CENTRE,
+                   Status.ACCEPTED,
                    Status.ASSIGNED, Status.REGISTERED}),
         Status.DECLINED,
     ),
@@ -99,6 +109,20 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "CASE_CLOSED": (_ACTIVE, Status.CLOSED),
     "QUALITY_ASSESSED": (frozenset({Status.CLOSED}), None),
 }
+
+def next_status(status: str | None, wire_type: str) -> str:
+    """The case's status after an event of `wire_type` (None: the case's first event).
+
+    A case opened by a procedural contact stands at CONTACT until the person is told of the
+    right (NOTIFICATION_ISSUED, JC 10/2018 Art. 7(1)); every other opening stands at OPEN.
+    """
+    if status is None:
+        status = Status.CONTACT if wire_type == "PROCEDURAL_CONTACT" else Status.OPEN
+    elif wire_type == "NOTIFICATION_ISSUED" and status == Status.CONTACT:
+        status = Status.OPEN
+    after = TRANSITIONS[wire_type][1]
+    return after if after is not None else status
+
 
 _PERSON_ATTRIBUTES = (
     "person_id", "proceedings_kind", "eligible_category", "financial_hardship",
@@ -160,6 +184,19 @@ class Referral(Aggregate):
         """Not used: a case is created by its first wire event (kept for the library)."""
 
         TOPIC = "referral.Created.v1"
+
+    class ProceduralContact(Event):
+        """Tiếp xúc tố tụng: bắt, tạm giữ, khởi tố bị can, đưa ra xét xử, xác định bị hại,
+        đương sự — thời điểm phải giải thích, thông báo quyền (TTLT 10/2018 Điều 7 k1)."""
+
+        TOPIC = "referral.ProceduralContact.v1"
+        WIRE_TYPE = "PROCEDURAL_CONTACT"
+
+    class NotEligibleDetermined(Event):
+        """Xác định người không thuộc diện được TGPL, có lý do và căn cứ (Luật TGPL Điều 7)."""
+
+        TOPIC = "referral.NotEligibleDetermined.v1"
+        WIRE_TYPE = "NOT_ELIGIBLE_DETERMINED"
 
     class NotificationIssued(Event):
         """Giải thích, thông báo về quyền được TGPL (TTLT 10/2018 Điều 7 k1; BLTTHS Điều 71)."""
@@ -285,11 +322,11 @@ class Referral(Aggregate):
         data = event.data
         self.event_ids[event.event_id] = (event.originator_version, event.content_digest)
         self.last_occurred_at = event.occurred_at
-        if self.status is None:
+        opening = self.status is None
+        if opening:
             self.opened_at = event.occurred_at
             self.opened_by = event.agency_id
             self.holder_agency_id = event.agency_id
-            self.status = Status.OPEN
         for name in _PERSON_ATTRIBUTES:
             if name in data:
                 self.person[name] = data[name]
@@ -302,6 +339,8 @@ class Referral(Aggregate):
         for agency_id in (event.agency_id, data.get("centre_id"), data.get("to_agency_id")):
             if isinstance(agency_id, str) and agency_id not in touched:
                 touched.append(agency_id)
+        if wire_type == "NOT_ELIGIBLE_DETERMINED":  # the category recorded so far did not hold
+            self.person.pop("eligible_category", None)
         if wire_type in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             self.centre_id = data["centre_id"]
             self.notice_sent_at = event.occurred_at
@@ -319,9 +358,7 @@ class Referral(Aggregate):
             self.closed_at = event.occurred_at
         elif wire_type == "QUALITY_ASSESSED":
             self.quality_assessed = True
-        after = TRANSITIONS[wire_type][1]
-        if after is not None:
-            self.status = after
+        self.status = next_status(None if opening else self.status, wire_type)
 
     # ----------------------------------------------------------------------------- queries
     def province(self, reference: ReferenceData) -> str | None:
@@ -508,7 +545,7 @@ class Referral(Aggregate):
         if self.status is not None:
             self._check_actor(wire_type, agency_id, agency, reference)
             self._check_order(wire_type)
-        self._check_person(data, occurred_at, reference)
+        self._check_person(data, occurred_at, reference, wire_type)
         self._check_specific(wire_type, occurred_at, data, reference)
 
     def _check_occurred_at(
@@ -576,7 +613,8 @@ class Referral(Aggregate):
                 raise RuleViolationError("AGENCY_OTHER_PROVINCE", "agency_id", value=agency_id)
 
     def _check_person(
-        self, data: Mapping[str, Any], occurred_at: datetime, reference: ReferenceData
+        self, data: Mapping[str, Any], occurred_at: datetime, reference: ReferenceData,
+        wire_type: str = "",
     ) -> None:
         known = self.person.get("person_id")
         given = data.get("person_id")
@@ -587,6 +625,9 @@ class Referral(Aggregate):
             return
         merged = {**self.person, **data}
         code = data["eligible_category"]
+        if code == UNDETERMINED_CATEGORY:
+            self._check_undetermined(wire_type)
+            return
         category = reference.categories[code]
         day = occurred_at.astimezone(VIETNAM_TZ).date()
         if not category.validity.covers(day):
@@ -610,6 +651,27 @@ class Referral(Aggregate):
                 "CATEGORY_AGE_MISMATCH", "data.eligible_category", value=code, age_band=band
             )
 
+    def _check_undetermined(self, wire_type: str) -> None:
+        """UNDETERMINED says "not known yet": only a procedural contact may say it (the
+        category is often unknown at arrest or intake), and never over a known category."""
+        if wire_type != "PROCEDURAL_CONTACT":
+            raise InvalidEventError(
+                "FIELD_INVALID", "data.eligible_category",
+                rule_vi=f"giá trị {UNDETERMINED_CATEGORY} (chưa xác định diện) chỉ dùng cho sự "
+                        "kiện PROCEDURAL_CONTACT; bỏ trống trường này nếu chưa biết diện",
+                rule_en=f"{UNDETERMINED_CATEGORY} is only accepted on PROCEDURAL_CONTACT; "
+                        "leave the field out when the category is not known",
+            )
+        known = self.person.get("eligible_category")
+        if known not in (None, UNDETERMINED_CATEGORY):
+            raise InvalidEventError(
+                "FIELD_INVALID", "data.eligible_category",
+                rule_vi=f"vụ việc đã xác định diện {known}; không ghi {UNDETERMINED_CATEGORY} "
+                        "đè lên diện đã biết (bỏ trống trường này)",
+                rule_en=f"the case's category is already known ({known}); "
+                        f"{UNDETERMINED_CATEGORY} must not overwrite it (leave the field out)",
+            )
+
     def _check_specific(
         self,
         wire_type: str,
@@ -617,7 +679,18 @@ class Referral(Aggregate):
         data: Mapping[str, Any],
         reference: ReferenceData,
     ) -> None:
-        if wire_type in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
+        if wire_type == "PROCEDURAL_CONTACT":
+            for name in ("procedural_role", "stage"):  # the role the person enters, and when
+                if name not in data:
+                    raise InvalidEventError("FIELD_REQUIRED", f"data.{name}")
+        elif wire_type == "NOT_ELIGIBLE_DETERMINED":
+            if "eligible_category" in data:
+                raise InvalidEventError(
+                    "FIELD_INVALID", "data.eligible_category",
+                    rule_vi="sự kiện xác định không thuộc diện không ghi diện người được TGPL",
+                    rule_en="a not-eligible determination carries no eligible category",
+                )
+        elif wire_type in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             _agency(reference, data["centre_id"], occurred_at, field="data.centre_id")
         elif wire_type == "CASE_TRANSFERRED":
             to_agency = data.get("to_agency_id")

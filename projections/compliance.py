@@ -52,12 +52,14 @@ from services.referrals import case_facts
 FAR_FUTURE = datetime(9000, 1, 1, tzinfo=timezone.utc)
 SETTLE_EVERY = 200_000  # events: the most a deferred judging may lag behind
 _FACT_FIELDS = ("procedural_role", "stage", "proceedings_kind", "centre_id", "to_agency_id",
-                "to_stage", "immediate")
+                "to_stage", "immediate", "eligible_category")
 VERDICT_COLUMNS = (
     "case_id", "rule_id", "trigger_version", "trigger_at", "trigger_day", "deadline", "status",
     "target_version", "met_at", "responsible_agency_id", "province",
 )
 STATUSES = ("met", "missed", "running", "cancelled")
+# how a missed limit stands: its target came late (decided), or never came (outstanding)
+MISSED_KINDS = ("late", "never")
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,9 @@ class ComplianceView(ProjectionView):
         agency_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Per rule and responsible agency: how many limits were met, missed, cancelled or
-        are still running at `now`, with the cases behind each number.
+        are still running at `now`, with the cases behind each number. The missed ones are
+        also split into `late` (the target came after the deadline) and `never` (no target
+        yet, deadline passed: outstanding), with their cases under `missed_cases`.
 
         Verdicts count in the period holding their trigger's Vietnam-local date
         (`date_from`..`date_to` inclusive).
@@ -238,15 +242,21 @@ class ComplianceView(ProjectionView):
             if group is None:
                 group = groups[key] = {
                     "rule_id": key[0], "responsible_agency_id": key[1],
-                    **dict.fromkeys(STATUSES, 0), "total": 0,
+                    **dict.fromkeys(STATUSES, 0), **dict.fromkeys(MISSED_KINDS, 0), "total": 0,
                 }
-                cases[key] = {s: {} for s in STATUSES}  # ordered sets: first seen first
+                # ordered sets: first seen first
+                cases[key] = {s: {} for s in (*STATUSES, *MISSED_KINDS)}
             status = stored if stored != "open" else status_now(stored, self.v_ts(deadline), now)
             group[status] += 1
             group["total"] += 1
             cases[key][status][case_id] = None
+            if status == "missed":
+                kind = "late" if stored == "missed" else "never"
+                group[kind] += 1
+                cases[key][kind][case_id] = None
         for key, group in groups.items():
-            group["cases"] = {s: list(ids) for s, ids in cases[key].items()}
+            group["cases"] = {s: list(cases[key][s]) for s in STATUSES}
+            group["missed_cases"] = {k: list(cases[key][k]) for k in MISSED_KINDS}
         return [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1] or ""))]
 
     def overdue(

@@ -106,7 +106,8 @@ def read_report(
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
     format: Annotated[str, Query(pattern="^(xlsx|csv|png|json)$")] = "xlsx",  # noqa: A002
-    table: Annotated[str, Query(pattern="^(agencies|compliance|cases|overdue)$")] = "agencies",
+    table: Annotated[str, Query(
+        pattern="^(agencies|compliance|cases|overdue|contacts|never_notified)$")] = "agencies",
     kind: Annotated[str | None, Query(pattern="^[a-z_]{2,40}$")] = None,
 ) -> Response:
     """The report of a province for a statutory period (`year` + `period`) or a range."""
@@ -134,6 +135,18 @@ def read_report(
         "checkpoint": report.checkpoint, "warnings": report.warnings,
         "tables": {t: {"header": list(h), "rows": [list(r) for r in rows(report)]}
                    for t, (h, rows) in TABLES.items()},
+        # rule C2 per agency, with the cases behind each figure (pseudonymous ids only)
+        "notification_of_rights": [
+            {"agency_id": c.agency_id, "name_vi": c.name_vi, "contacts": c.contacts,
+             "eligible": c.eligible, "notified_in_time": c.met, "notified_late": c.late,
+             "never_notified_running": c.running, "never_notified_missed": c.never,
+             "not_applicable": c.cancelled,
+             "cases": {"notified_in_time": c.cases.get("met", []),
+                       "notified_late": c.cases.get("late", []),
+                       "never_notified_running": c.cases.get("running", []),
+                       "never_notified_missed": c.cases.get("never", []),
+                       "not_applicable": c.cases.get("cancelled", [])}}
+            for c in report.contacts],
     }
     return Response(json.dumps(body, ensure_ascii=False, default=str),
                     media_type="application/json")

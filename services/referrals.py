@@ -592,12 +592,15 @@ def case_facts(history: Iterable[Referral.Event]) -> list[CaseFact]:
     facts = []
     holder = None
     centre = None
-    role = stage = None
+    role = stage = category = None
     kind = "criminal"
     for event in history:
         data = event.data
         if holder is None:
             holder = event.agency_id
+        category = data.get("eligible_category", category)
+        if event.WIRE_TYPE == "NOT_ELIGIBLE_DETERMINED":
+            category = None
         role = data.get("procedural_role", role)
         stage = data.get("stage", stage)
         kind = data.get("proceedings_kind", kind)
@@ -618,6 +621,7 @@ def case_facts(history: Iterable[Referral.Event]) -> list[CaseFact]:
                 stage=stage,
                 proceedings_kind=kind,
                 data=data,
+                eligible_category=category,
             )
         )
     return facts

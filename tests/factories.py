@@ -66,6 +66,21 @@ class CaseScript:
             "procedural_role": role, "stage": "INVESTIGATION", "eligible_category": category,
             "form": "MAU_03", **data})
 
+    def contact(self, role: str = "ARRESTED", category: str | None = "POOR_HOUSEHOLD",
+                agency: str | None = None, after: timedelta = timedelta(hours=1),
+                **data: Any) -> dict[str, Any]:
+        """A procedural contact (arrest, holding, charge, trial, victim, litigant)."""
+        body = {"person_id": self.person_id, "proceedings_kind": "criminal",
+                "procedural_role": role, "stage": "INVESTIGATION", **data}
+        if category is not None:
+            body["eligible_category"] = category
+        return self.event("PROCEDURAL_CONTACT", agency=agency, after=after, data=body)
+
+    def not_eligible(self, reason: str = "NO_CATEGORY", agency: str | None = None,
+                     after: timedelta = timedelta(hours=1)) -> dict[str, Any]:
+        return self.event("NOT_ELIGIBLE_DETERMINED", agency=agency, after=after, data={
+            "reason": reason, "article": "Luật TGPL 2017 Điều 7"})
+
     def request(self, **kw: Any) -> dict[str, Any]:
         return self.event("AID_REQUESTED", **kw)
 

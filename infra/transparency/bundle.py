@@ -71,7 +71,7 @@ def case_figures(leaves: Sequence[str | bytes], rules: Sequence[Any], calendar: 
     `at` (the same folding as `Referrals.time_limits`: events recorded by `at`, judged by
     `domain.deadlines.evaluate_time_limits`)."""
     from domain.deadlines import evaluate_time_limits
-    from domain.referral import TRANSITIONS
+    from domain.referral import TRANSITIONS, next_status
     from services.referrals import case_facts
 
     records = sorted((parse_leaf(leaf) for leaf in leaves), key=lambda r: r["version"])
@@ -79,8 +79,10 @@ def case_figures(leaves: Sequence[str | bytes], rules: Sequence[Any], calendar: 
     history = [e for e in history if e.timestamp <= at]
     status = None
     for event in history:
-        after = TRANSITIONS.get(event.WIRE_TYPE, (None, None))[1]
-        status = after if after is not None else (status or "OPEN")
+        if event.WIRE_TYPE in TRANSITIONS:
+            status = next_status(status, event.WIRE_TYPE)
+        else:
+            status = status or "OPEN"
     verdicts = evaluate_time_limits(case_facts(history), rules, calendar, at)
     return {
         "events": len(history), "status": status,

@@ -10,7 +10,7 @@ from typing import Any
 
 from domain.calendar import FIRST_REPORT_DAY, LAST_REPORT_DAY, VIETNAM_TZ
 from domain.catalogue import EVENT_TYPES, field_specs
-from domain.reference import ReferenceData
+from domain.reference import UNDETERMINED_CATEGORY, UNDETERMINED_NAME_VI, ReferenceData
 
 ENUM_NAMES_VI = {
     "criminal": "hình sự", "civil": "dân sự", "administrative": "hành chính",
@@ -229,6 +229,8 @@ def code_name(reference: ReferenceData, list_name: str, code: str | None) -> str
     if not code:
         return "—"
     if list_name == "categories":
+        if code == UNDETERMINED_CATEGORY:
+            return UNDETERMINED_NAME_VI
         item = reference.categories.get(code)
         return item.name_vi if item is not None else code
     items = reference.code_lists.get(list_name, {})

@@ -540,7 +540,8 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
     path.write_bytes(report_xlsx_bytes(report))
     workbook = load_workbook(path)
     assert workbook.sheetnames == ["Thông tin chung", "Theo cơ quan", "Tuân thủ thời hạn",
-                                   "Vụ việc theo kết quả", "Đang quá hạn"]
+                                   "Vụ việc theo kết quả", "Đang quá hạn",
+                                   "Thông báo quyền (C2)", "Chưa được thông báo (C2)"]
     cover = workbook["Thông tin chung"]
     assert cover["B3"].value == "Tỉnh Lạng Sơn (LSN)"
     assert cover["B4"].value == "Từ ngày 01/01/2026 đến ngày 31/12/2026"
@@ -638,7 +639,7 @@ def test_report_cli_writes_xlsx_csv_and_png(ledger: Container, tmp_path: Path) -
     names = sorted(p.name for p in out.iterdir())
     assert "bao-cao-LSN-20260101-20261031.xlsx" in names
     assert "bao-cao-LSN-20260101-20261031-police.png" in names
-    assert len([n for n in names if n.endswith(".csv")]) == 4
+    assert len([n for n in names if n.endswith(".csv")]) == 6  # issue 17: contacts, never
 
 
 def test_sqlite_views_match_postgresql_when_built_from_the_same_events(
