@@ -25,6 +25,7 @@ class FieldSpec:
 
     name: str
     kind: str  # text | bool | datetime | uuid | code | agency | category | enum | language
+    # | citation (a legal article, e.g. "Luật TGPL 2017 Điều 7")
     required: bool = False
     reference: str | None = None  # code list name, or agency kinds joined by '|'
     choices: tuple[str, ...] = ()
@@ -115,7 +116,7 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             (
                 FieldSpec("reason", "code", required=True, reference="ineligibility_reasons",
                           title_vi="Lý do không thuộc diện"),
-                FieldSpec("article", "text", required=True, max_length=120,
+                FieldSpec("article", "citation", required=True, max_length=120,
                           title_vi="Điều, khoản căn cứ (ví dụ Luật TGPL 2017 Điều 7)"),
             ),
             "Luật TGPL 2017 Điều 7 (người được trợ giúp pháp lý)",
@@ -324,6 +325,9 @@ _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # the free-text fields of `data` (kind "text": document numbers, officials' and providers'
 # codes) hold references only, never a name: no whitespace, at least one digit, letters
 # (Vietnamese included), digits and / - . _ : — e.g. 123/BB-CSĐT, 01-TP-TGPL/2026/15, CB-0042
+# a citation of a legal article: letters, digits, spaces and / - . , ( ) ; at least one digit and
+# an article word ("Điều", "Art"), so that it can name the law but not carry a person's name
+CITATION_TEXT = re.compile(r"(?=.*\d)(?=.*(?:Điều|Art))[^\W_][\w /().,;-]*", re.IGNORECASE)
 # an ISO 639 language code, optionally with subtags (BCP 47 style): `km`, `hmn`, `zh-Hant`
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 REFERENCE_TEXT = re.compile(r"(?=[^\d]*\d)(?:[^\W_]|[/\-._:])+")
@@ -479,6 +483,15 @@ def _check_value(
         text = clean_text(value, path, spec.max_length)
         if not REFERENCE_TEXT.fullmatch(text):
             raise InvalidEventError("REFERENCE_FORMAT_INVALID", path)
+        return text
+    if kind == "citation":
+        text = clean_text(value, path, spec.max_length)
+        if not CITATION_TEXT.fullmatch(text):
+            raise InvalidEventError(
+                "FIELD_INVALID", path,
+                rule_vi="phải là trích dẫn điều luật, ví dụ «Luật TGPL 2017 Điều 7» (có số điều)",
+                rule_en="must cite a legal article, e.g. 'Luật TGPL 2017 Điều 7' (with its number)",
+            )
         return text
     if kind == "language":
         code = clean_text(value, path, spec.max_length)

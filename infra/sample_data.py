@@ -71,11 +71,13 @@ def _agencies(reference: ReferenceData, province: str, kind: str, day: Any) -> l
 # shares of the contacts' outcomes (rule C2): told in time, late, never, found not eligible
 CONTACT_SHARE = 0.7
 CONTACT_OUTCOMES = (("in_time", 0.80), ("late", 0.12), ("never", 0.05), ("not_eligible", 0.03))
+# the document behind a contact, as its reference symbol (biên bản bắt người, quyết định tạm giữ,
+# quyết định khởi tố bị can, biên bản lấy lời khai bị hại): references only, never names
 _CONTACT_REFS = {
-    "ARRESTED": "Biên bản bắt người",
-    "TEMPORARILY_DETAINED": "Quyết định tạm giữ",
-    "SUSPECT": "Quyết định khởi tố bị can",
-    "VICTIM": "Biên bản lấy lời khai bị hại",
+    "ARRESTED": "BB-BN",
+    "TEMPORARILY_DETAINED": "QĐ-TG",
+    "SUSPECT": "QĐ-KTBC",
+    "VICTIM": "BB-LLK",
 }
 
 
@@ -120,7 +122,7 @@ def _with_contact(rng: random.Random, history: list[dict[str, Any]]) -> list[dic
             contact_data["financial_hardship"] = data["financial_hardship"]
     else:
         contact_data["eligible_category"] = "UNDETERMINED"
-    contact_data["minutes_ref"] = f"{_CONTACT_REFS.get(role, 'Biên bản')} số {rng.randint(1, 999)}"
+    contact_data["minutes_ref"] = f"{rng.randint(1, 999)}/{_CONTACT_REFS.get(role, 'BB')}"
     contact = {
         "event_id": f"{first['case_id']}-C1",
         "case_id": first["case_id"],

@@ -31,6 +31,7 @@ _KIND_HINTS = {
     "datetime": "ISO 8601 có múi giờ, ví dụ 2026-01-05T09:30:00+07:00",
     "category": "mã trong danh mục diện người được TGPL",
     "language": "mã ngôn ngữ ISO 639, ví dụ km, hmn",
+    "citation": "trích dẫn điều luật, ví dụ «Luật TGPL 2017 Điều 7»",
 }
 
 

@@ -46,6 +46,12 @@ FIELD_TITLES_EN = {
     "Biểu mẫu đã giao, đọc (Mẫu 01; MAU_03: giá trị cũ)":
         "Form handed over or read out (Form 01; MAU_03: legacy value)",
     "Thời điểm Trung tâm nhận được thông báo": "When the Centre received the notice",
+    "Điều, khoản căn cứ (ví dụ Luật TGPL 2017 Điều 7)":
+        "Article relied on (e.g. Legal Aid Law 2017 Art. 7)",
+    "Biên bản, quyết định tố tụng": "Procedural minutes or decision",
+    "Số sổ, số thứ tự trong sổ (sổ tiếp nhận, sổ tạm giữ, quyết định)":
+        "Register and line number (intake register, holding register, decision)",
+    "Lý do không thuộc diện": "Reason the person is not eligible",
     "Ngôn ngữ cần phiên dịch (mã ISO 639)": "Language to interpret (ISO 639 code)",
     "Cơ quan tiến hành tố tụng nhận yêu cầu": "Proceedings agency receiving the request",
     "Thời điểm giải thích": "When the rights were explained",

@@ -63,7 +63,7 @@ def person(n: int) -> str:
 
 def contact(case: str, agency: str, when: str, role: str = "ARRESTED",
             category: str = "POOR_HOUSEHOLD", **more: Any) -> dict[str, Any]:
-    return {"event_id": f"T-{case}-01", "case_id": f"T-{case}", "type": "PROCEDURAL_CONTACT",
+    return {"event_id": f"LSN-T-{case}-01", "case_id": f"LSN-T-{case}", "type": "PROCEDURAL_CONTACT",
             "agency_id": agency, "occurred_at": at(when), "data": {
                 "person_id": person(int(case[1:])), "proceedings_kind": "criminal",
                 "procedural_role": role, "stage": "INVESTIGATION",
@@ -72,7 +72,7 @@ def contact(case: str, agency: str, when: str, role: str = "ARRESTED",
 
 def then(case: str, n: int, wire_type: str, agency: str, when: str,
          data: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": f"T-{case}-{n:02d}", "case_id": f"T-{case}", "type": wire_type,
+    return {"event_id": f"LSN-T-{case}-{n:02d}", "case_id": f"LSN-T-{case}", "type": wire_type,
             "agency_id": agency, "occurred_at": at(when), "data": data}
 
 
@@ -87,7 +87,7 @@ EVENTS = [
     then("K4", 2, "NOTIFICATION_ISSUED", "lsn-police", "2026-03-02 10:00", {"form": "MAU_01"}),
     contact("K5", "lsn-holding-1", "2026-03-02 09:00", role="TEMPORARILY_DETAINED",
             category="DISABLED", financial_hardship=True,
-            register_ref="Sổ theo dõi người bị tạm giữ, số 41"),
+            register_ref="STG/41"),
 ]
 
 
@@ -108,33 +108,33 @@ def _c2(ledger: Container, case_id: str) -> dict[str, Any]:
 def test_never_notified_contact_is_missed_in_the_case_time_limits_and_the_overdue_list(
     ledger: Container,
 ) -> None:
-    [verdict] = [v for v in ledger.referrals.time_limits("T-K1", at=datetime.now(VIETNAM_TZ))
+    [verdict] = [v for v in ledger.referrals.time_limits("LSN-T-K1", at=datetime.now(VIETNAM_TZ))
                  if v.rule_id == "C2"]
     assert (verdict.status, verdict.outstanding) == ("missed", True)
     assert verdict.deadline == datetime(2026, 3, 3, 8, 0, tzinfo=VIETNAM_TZ)
-    assert _c2(ledger, "T-K1")["status"] == "missed"
+    assert _c2(ledger, "LSN-T-K1")["status"] == "missed"
     overdue = [(r["case_id"], r["responsible_agency_id"])
                for r in ledger.projections.compliance.overdue("LSN", now=NOW)
                if r["rule_id"] == "C2"]
-    assert overdue == [("T-K1", "lsn-police"), ("T-K5", "lsn-holding-1")]
+    assert overdue == [("LSN-T-K1", "lsn-police"), ("LSN-T-K5", "lsn-holding-1")]
 
 
 def test_case_index_shows_contact_cases_as_the_aggregate_does(ledger: Container) -> None:
     index = ledger.projections.case_index
-    for case_id in ("T-K1", "T-K2", "T-K3"):
+    for case_id in ("LSN-T-K1", "LSN-T-K2", "LSN-T-K3"):
         row = index.get(case_id)
         state = ledger.referrals.get_case(case_id)
         assert row["status"] == state.status
         assert row["eligible_category"] == state.person.get("eligible_category")
-    assert index.get("T-K1")["status"] == "CONTACT"
-    assert index.get("T-K3")["eligible_category"] is None  # found not eligible
+    assert index.get("LSN-T-K1")["status"] == "CONTACT"
+    assert index.get("LSN-T-K3")["eligible_category"] is None  # found not eligible
 
 
 def test_late_notification_is_late_and_not_eligible_is_not_applicable(ledger: Container) -> None:
-    assert (_c2(ledger, "T-K2")["status"], _c2(ledger, "T-K2")["target_version"]) == (
+    assert (_c2(ledger, "LSN-T-K2")["status"], _c2(ledger, "LSN-T-K2")["target_version"]) == (
         "missed", 2)
-    assert _c2(ledger, "T-K3")["status"] == "cancelled"
-    assert _c2(ledger, "T-K4")["status"] == "met"
+    assert _c2(ledger, "LSN-T-K3")["status"] == "cancelled"
+    assert _c2(ledger, "LSN-T-K4")["status"] == "met"
 
 
 def test_report_counts_contacts_per_agency_in_every_format(ledger: Container) -> None:
@@ -143,8 +143,8 @@ def test_report_counts_contacts_per_agency_in_every_format(ledger: Container) ->
     police = rows["lsn-police"]
     assert (police.contacts, police.eligible, police.met, police.late, police.running,
             police.never, police.cancelled) == (4, 3, 1, 1, 0, 1, 1)
-    assert police.cases["never"] == ["T-K1"] and police.cases["late"] == ["T-K2"]
-    assert police.cases["cancelled"] == ["T-K3"] and police.cases["met"] == ["T-K4"]
+    assert police.cases["never"] == ["LSN-T-K1"] and police.cases["late"] == ["LSN-T-K2"]
+    assert police.cases["cancelled"] == ["LSN-T-K3"] and police.cases["met"] == ["LSN-T-K4"]
     facility = rows["lsn-holding-1"]
     assert (facility.contacts, facility.eligible, facility.never) == (1, 1, 1)
 
@@ -152,7 +152,7 @@ def test_report_counts_contacts_per_agency_in_every_format(ledger: Container) ->
     assert "Chưa bao giờ được thông báo, đã quá hạn" in csv
     assert "lsn-police," in csv and ",4,3,1,1,0,1,1," in csv
     never = report_csv_bytes(report, "never_notified").decode("utf-8-sig")
-    assert "T-K1" in never and "T-K5" in never and "T-K2" not in never
+    assert "LSN-T-K1" in never and "LSN-T-K5" in never and "LSN-T-K2" not in never
 
     from openpyxl import load_workbook
 
@@ -174,12 +174,12 @@ def test_report_json_over_http_gives_the_figures_and_their_cases(ledger: Contain
                         headers={"Authorization": f"Bearer {token}"}).json()
         csv = http.get("/v1/reports/LSN?from=2026-03-01&to=2026-03-31&format=csv"
                        "&table=never_notified", headers={"Authorization": f"Bearer {token}"})
-    assert csv.status_code == 200 and "T-K1" in csv.content.decode("utf-8-sig")
+    assert csv.status_code == 200 and "LSN-T-K1" in csv.content.decode("utf-8-sig")
     police = next(r for r in body["notification_of_rights"] if r["agency_id"] == "lsn-police")
     assert police["contacts"] == 4 and police["eligible"] == 3
-    assert police["cases"]["never_notified_missed"] == ["T-K1"]
-    assert police["cases"]["notified_late"] == ["T-K2"]
-    assert police["cases"]["not_applicable"] == ["T-K3"]
+    assert police["cases"]["never_notified_missed"] == ["LSN-T-K1"]
+    assert police["cases"]["notified_late"] == ["LSN-T-K2"]
+    assert police["cases"]["not_applicable"] == ["LSN-T-K3"]
     assert "contacts" in body["tables"] and "never_notified" in body["tables"]
 
 
@@ -189,11 +189,11 @@ def test_inspection_pack_lists_the_persons_never_notified_per_agency(ledger: Con
                         provinces)
     item = next(i for i in police.items if i.key == "NOTIFIED")
     assert (item.checked, item.status) == (3, "fail")
-    assert sorted(f.case_id for f in item.failing) == ["T-K1", "T-K2"]
-    assert [f.case_id for f in police.never_notified] == ["T-K1"]
+    assert sorted(f.case_id for f in item.failing) == ["LSN-T-K1", "LSN-T-K2"]
+    assert [f.case_id for f in police.never_notified] == ["LSN-T-K1"]
     facility = build_pack(ledger, ledger.reference.agencies["lsn-holding-1"], *PERIOD, NOW,
                           provinces)
-    assert [f.case_id for f in facility.never_notified] == ["T-K5"]
+    assert [f.case_id for f in facility.never_notified] == ["LSN-T-K5"]
     centre = build_pack(ledger, ledger.reference.agencies["lsn-centre"], *PERIOD, NOW, provinces)
     assert next(i for i in centre.items if i.key == "NOTIFIED").status == "na"
 
@@ -209,8 +209,8 @@ def test_contact_posted_over_http_opens_a_case_at_contact(pg_container: Containe
     with TestClient(create_app(pg_container)) as http:
         posted = http.post("/v1/events", json=wire, headers=headers)
         assert posted.status_code == 201, posted.text
-        case = http.get("/v1/cases/T-K9", headers=headers).json()
-        limits = http.get("/v1/cases/T-K9/time-limits", headers=headers).json()
+        case = http.get("/v1/cases/LSN-T-K9", headers=headers).json()
+        limits = http.get("/v1/cases/LSN-T-K9/time-limits", headers=headers).json()
         refused = http.post("/v1/events", headers=headers, json=then(
             "K9", 2, "NOT_ELIGIBLE_DETERMINED", "lsn-police", "2026-03-02 09:00",
             {"reason": "NO_CATEGORY"}))
@@ -257,6 +257,6 @@ def test_contacts_streamed_on_the_agency_topic_are_recorded_once(
     assert count_events(ingest_settings) == len(EVENTS)
     assert worker.worker.stats.dead_lettered == 0
     referrals = container.referrals
-    assert referrals.get_case("T-K1").status == "CONTACT"
-    assert [e.WIRE_TYPE for e in referrals.case_history("T-K3")] == [
+    assert referrals.get_case("LSN-T-K1").status == "CONTACT"
+    assert [e.WIRE_TYPE for e in referrals.case_history("LSN-T-K3")] == [
         "PROCEDURAL_CONTACT", "NOT_ELIGIBLE_DETERMINED"]

@@ -76,7 +76,7 @@ def test_contact_is_refused_when_posted_by_a_legal_aid_centre(referrals):
 def test_detention_facility_may_open_a_case_with_a_contact_from_its_intake_logbook(referrals):
     case = CaseScript(holder=DETENTION)
     referrals.record_event(case.contact(role="TEMPORARILY_DETAINED", category="UNDETERMINED",
-                                        register_ref="Sổ tạm giữ 2026, số 117"))
+                                        register_ref="STG/2026/117"))
     assert referrals.get_case(case.case_id).person["eligible_category"] == "UNDETERMINED"
 
 
