@@ -128,6 +128,7 @@ class Referral(Aggregate):
     TOPIC = "referral.Referral"
     # class default: snapshots taken before this attribute existed restore without it
     notice_sent_at: datetime | None = None
+    provider_since: datetime | None = None  # when the current provider was assigned or changed
 
     class Event(Aggregate.Event):
         """A recorded referral event; the common wire fields every type carries."""
@@ -275,6 +276,7 @@ class Referral(Aggregate):
         self.opened_by: str | None = None
         self.closed_at: datetime | None = None
         self.notice_sent_at: datetime | None = None  # the last notice to the Centre
+        self.provider_since: datetime | None = None
         self.person: dict[str, Any] = {}
         self.event_ids: dict[str, tuple[int, str]] = {}
         self.has_identity = False
@@ -305,6 +307,7 @@ class Referral(Aggregate):
             self.provider_id = data["provider_id"]
             self.provider_type = data["provider_type"]
             self.aid_form = data.get("aid_form", self.aid_form)
+            self.provider_since = event.occurred_at
         elif wire_type == "COUNSEL_REGISTERED":
             self.registered_with = self.holder_agency_id
         elif wire_type == "CASE_CLOSED":
@@ -617,6 +620,19 @@ class Referral(Aggregate):
                 raise RuleViolationError("PROVIDER_MISMATCH", "data.provider_id", value=given,
                                          expected=self.provider_id)
             _not_after(data["documents_complete_at"], occurred_at, "data.documents_complete_at")
+            self._check_documents_after_assignment(data["documents_complete_at"])
+
+    def _check_documents_after_assignment(self, documents_complete_at: str) -> None:
+        """The registration's documents include the Centre's assignment letter, so they are not
+        complete before the assignment (or provider change) the registration answers; an earlier
+        instant would start the C4 clock early (BLTTHS 2015 Điều 78 khoản 1; TTLT 10/2018
+        Điều 12)."""
+        since = self.provider_since
+        if since is not None and datetime.fromisoformat(documents_complete_at) < since:
+            raise RuleViolationError(
+                "DOCUMENTS_BEFORE_ASSIGNMENT", "data.documents_complete_at",
+                value=documents_complete_at, assigned_at=since.isoformat(),
+            )
 
 
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
