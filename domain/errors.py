@@ -164,6 +164,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Người thực hiện TGPL mới trùng với người đang được cử («{value}»).",
         "The new provider is the same as the current one ('{value}').",
     ),
+    "DOCUMENTS_BEFORE_ASSIGNMENT": (
+        "Thời điểm nhận đủ giấy tờ «{field}» ({value}) sớm hơn thời điểm cử (hoặc thay đổi) "
+        "người thực hiện TGPL ({assigned_at}); giấy tờ đăng ký gồm văn bản cử của Trung tâm "
+        "nên không thể đủ trước khi cử (BLTTHS Điều 78 khoản 1; TTLT 10/2018 Điều 12).",
+        "'{field}' ({value}) is earlier than the assignment (or change) of the legal-aid "
+        "provider ({assigned_at}); the registration documents include the Centre's assignment "
+        "letter, so they cannot be complete before it (CPC 2015 Art. 78(1); JC 10/2018 Art. 12).",
+    ),
     "TRANSFER_TO_SELF": (
         "Chuyển vụ việc phải sang cơ quan khác hoặc giai đoạn tố tụng khác.",
         "A case transfer must change the agency or the stage.",

@@ -9,7 +9,7 @@ client `event_id`s it has recorded so that a retry is recognised, not recorded t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -21,6 +21,7 @@ from domain.calendar import VIETNAM_TZ
 from domain.catalogue import EVENT_TYPES, OPENING_REQUIRED, OPENING_TYPES
 from domain.errors import (
     ConflictError,
+    DomainError,
     InvalidEventError,
     RuleViolationError,
 )
@@ -151,6 +152,7 @@ class Referral(Aggregate):
     TOPIC = "referral.Referral"
     # class default: snapshots taken before this attribute existed restore without it
     notice_sent_at: datetime | None = None
+    provider_since: datetime | None = None  # when the current provider was assigned or changed
 
     class Event(Aggregate.Event):
         """A recorded referral event; the common wire fields every type carries."""
@@ -311,6 +313,7 @@ class Referral(Aggregate):
         self.opened_by: str | None = None
         self.closed_at: datetime | None = None
         self.notice_sent_at: datetime | None = None  # the last notice to the Centre
+        self.provider_since: datetime | None = None
         self.person: dict[str, Any] = {}
         self.event_ids: dict[str, tuple[int, str]] = {}
         self.has_identity = False
@@ -352,6 +355,7 @@ class Referral(Aggregate):
             self.provider_id = data["provider_id"]
             self.provider_type = data["provider_type"]
             self.aid_form = data.get("aid_form", self.aid_form)
+            self.provider_since = event.occurred_at
         elif wire_type == "COUNSEL_REGISTERED":
             self.registered_with = self.holder_agency_id
         elif wire_type == "CASE_CLOSED":
@@ -449,21 +453,7 @@ class Referral(Aggregate):
         any) and gives (ciphertext or None, content digest), so a refused event leaves nothing
         behind — not even a person's data key.
         """
-        if wire_type not in OPENING_TYPES:
-            raise RuleViolationError(
-                "FIRST_EVENT_NOT_OPENING", "type", case_id=case_id, allowed=", ".join(OPENING_TYPES)
-            )
-        for name in OPENING_REQUIRED:
-            if name not in data:
-                raise InvalidEventError("FIELD_REQUIRED", f"data.{name}")
-        agency = _agency(reference, agency_id, occurred_at)
-        if not agency.is_procedural:
-            raise RuleViolationError(
-                "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=agency.kind,
-                kind_vi=KIND_NAMES_VI[agency.kind], expected="a procedural agency",
-                expected_vi="cơ quan tiến hành tố tụng hoặc cơ sở giam giữ",
-            )
-        check_case_id_province(case_id, agency.province, reference)
+        _check_opening(case_id, wire_type, agency_id, occurred_at, data, reference)
         shell = cls.__new__(cls)
         shell._initial_state(case_id)
         shell._id = referral_id(case_id)
@@ -734,6 +724,116 @@ class Referral(Aggregate):
                 raise RuleViolationError("PROVIDER_MISMATCH", "data.provider_id", value=given,
                                          expected=self.provider_id)
             _not_after(data["documents_complete_at"], occurred_at, "data.documents_complete_at")
+            self._check_documents_after_assignment(data["documents_complete_at"])
+
+    def _check_documents_after_assignment(self, documents_complete_at: str) -> None:
+        """The registration's documents include the Centre's assignment letter, so they are not
+        complete before the assignment (or provider change) the registration answers; an earlier
+        instant would start the C4 clock early (BLTTHS 2015 Điều 78 khoản 1; TTLT 10/2018
+        Điều 12)."""
+        since = self.provider_since
+        if since is not None and datetime.fromisoformat(documents_complete_at) < since:
+            raise RuleViolationError(
+                "DOCUMENTS_BEFORE_ASSIGNMENT", "data.documents_complete_at",
+                value=documents_complete_at, assigned_at=since.isoformat(),
+            )
+
+
+def _check_opening(
+    case_id: str, wire_type: str, agency_id: str, occurred_at: datetime,
+    data: Mapping[str, Any], reference: ReferenceData,
+) -> None:
+    """A case opens with a notification, a request or an appointment, by a procedural agency,
+    naming the person, the proceedings, the role and the stage."""
+    if wire_type not in OPENING_TYPES:
+        raise RuleViolationError(
+            "FIRST_EVENT_NOT_OPENING", "type", case_id=case_id, allowed=", ".join(OPENING_TYPES)
+        )
+    for name in OPENING_REQUIRED:
+        if name not in data:
+            raise InvalidEventError("FIELD_REQUIRED", f"data.{name}")
+    agency = _agency(reference, agency_id, occurred_at)
+    if not agency.is_procedural:
+        raise RuleViolationError(
+            "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=agency.kind,
+            kind_vi=KIND_NAMES_VI[agency.kind], expected="a procedural agency",
+            expected_vi="cơ quan tiến hành tố tụng hoặc cơ sở giam giữ",
+        )
+    check_case_id_province(case_id, agency.province, reference)
+
+
+# Rules added after events were first recorded, with the instant they took effect: the offline
+# verifier reports an event recorded before then that breaks one as a note, not as a failure
+# (nothing already recorded is changed; A19, A24 in docs/assumptions.md).
+RULES_IN_FORCE_FROM: dict[str, datetime] = {
+    "AGENCY_KIND_NOT_PERMITTED": datetime(2026, 12, 1, tzinfo=VIETNAM_TZ),  # issue 20
+    "DOCUMENTS_BEFORE_ASSIGNMENT": datetime(2026, 12, 1, tzinfo=VIETNAM_TZ),  # issue 13
+    "CASE_ID_OTHER_PROVINCE": datetime(2026, 12, 1, tzinfo=VIETNAM_TZ),  # issue 12
+    "REFERENCE_FORMAT_INVALID": datetime(2026, 12, 1, tzinfo=VIETNAM_TZ),  # issue 12
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A recorded event the ledger's rules would not have accepted, and the error they give."""
+
+    version: int
+    event_id: str
+    wire_type: str
+    recorded_at: datetime
+    error: Any  # DomainError
+    in_force: bool = True  # False: the rule took effect after the event was recorded
+
+
+def judge_history(
+    case_id: str,
+    events: Iterable[Any],
+    reference: ReferenceData,
+    future_tolerance: timedelta = timedelta(minutes=5),
+) -> tuple[Referral | None, list[Refusal]]:
+    """Replays recorded events through the same checks `Referral.open` / `Referral.record` apply
+    when recording, each judged at its own recording time; the refused ones are skipped.
+
+    `events` are stored events (or any objects with the same attributes: WIRE_TYPE, event_id,
+    agency_id, occurred_at, data, originator_version, timestamp, content_digest,
+    identity_ciphertext), in version order. Gives the case as its lawful events make it (None if
+    none is lawful) and every refusal. The wire-shape checks of `data` are the catalogue's
+    (`normalise_data`); what needs the clear identity (erasure, age band) cannot be judged here.
+    """
+    from domain.catalogue import normalise_data
+
+    state = Referral.__new__(Referral)
+    state._initial_state(case_id)
+    state._id = referral_id(case_id)
+    state._version = 0
+    refusals: list[Refusal] = []
+    for event in events:
+        wire_type = getattr(event, "WIRE_TYPE", "") or ""
+        try:
+            if wire_type not in EVENT_TYPES:
+                raise InvalidEventError("EVENT_TYPE_UNKNOWN", "type", value=wire_type[:64])
+            if getattr(event, "case_id", case_id) != case_id:
+                raise InvalidEventError("FIELD_INVALID", "case_id", rule_vi=f"phải là {case_id}",
+                                        rule_en=f"must be {case_id}")
+            if event.event_id in state.event_ids:
+                raise ConflictError("EVENT_ID_CONFLICT", "event_id", value=event.event_id)
+            data = event.data or {}
+            normalise_data(wire_type, data, reference)
+            if state.status is None:
+                _check_opening(case_id, wire_type, event.agency_id, event.occurred_at, data,
+                               reference)
+            state._check(wire_type, event.agency_id, event.occurred_at, data, reference,
+                         event.timestamp, future_tolerance)
+        except DomainError as error:
+            since = RULES_IN_FORCE_FROM.get(error.code)
+            refusals.append(Refusal(
+                int(event.originator_version), str(getattr(event, "event_id", "")), wire_type,
+                event.timestamp, error, in_force=since is None or event.timestamp >= since,
+            ))
+            continue
+        state._apply(event)
+        state._version = int(event.originator_version)
+    return (state if state.status is not None else None), refusals
 
 
 def _check_actor_kind(wire_type: str, agency_id: str, agency: Any) -> None:

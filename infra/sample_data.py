@@ -254,9 +254,11 @@ def _referral_history(
             "provider_id": provider, "provider_type": "LEGAL_AID_OFFICER",
             "requested_at": requested.astimezone(VIETNAM_TZ).isoformat(timespec="seconds"),
             "grounds": "PERSON_REQUEST"})
+        changed = t
         t += timedelta(hours=rng.uniform(1, 20))
-        emit("COUNSEL_REGISTERED", holder, t, {"documents_complete_at": (
-            t - timedelta(hours=2)).astimezone(VIETNAM_TZ).isoformat(timespec="seconds")})
+        # the documents include the new assignment letter: not complete before the change
+        emit("COUNSEL_REGISTERED", holder, t, {"documents_complete_at": max(
+            t - timedelta(hours=2), changed).astimezone(VIETNAM_TZ).isoformat(timespec="seconds")})
     if role != "VICTIM" and rng.random() < 0.7:
         for kind, stage, new_role in (("procuracy", "INDICTMENT", "SUSPECT"),
                                       ("court", "TRIAL", "DEFENDANT")):

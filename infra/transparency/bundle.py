@@ -13,7 +13,9 @@ A bundle (JSON, format "legal-aid-ledger bundle/v1") holds:
 `verify_bundle` checks the checkpoint's signature with the log key the inspector trusts, every
 cosignature the inspector asks for, every leaf (canonical, in the tree by its inclusion proof),
 the growth from a checkpoint the inspector trusted earlier (consistency proof), and recomputes
-the figures from the leaves with the shipped rules and calendar.
+the figures from the leaves with the shipped rules and calendar. For a case bundle it also
+replays the events through the ledger's own recording rules (`domain.referral.judge_history`)
+and reports every event they would not have accepted (issue 13 item 7).
 """
 
 from __future__ import annotations
@@ -62,32 +64,52 @@ def _leaf_event(record: dict[str, Any]) -> Any:
         WIRE_TYPE=record["type"], data=record["data"] or {}, agency_id=record["agency_id"],
         occurred_at=parse_rfc3339(record["occurred_at"]),
         originator_version=record["version"], timestamp=parse_rfc3339(record["recorded_at"]),
+        event_id=record["event_id"], case_id=record["case_id"],
+        content_digest=record["content_digest"],
+        identity_ciphertext=record["identity_ciphertext"], position=record["position"],
     )
 
 
 def case_figures(leaves: Sequence[str | bytes], rules: Sequence[Any], calendar: Any,
-                 at: datetime) -> dict[str, Any]:
+                 at: datetime, reference: Any = None) -> dict[str, Any]:
     """A case's figures from its leaves: status, events, and the legal time-limit verdicts at
     `at` (the same folding as `Referrals.time_limits`: events recorded by `at`, judged by
-    `domain.deadlines.evaluate_time_limits`)."""
+    `domain.deadlines.evaluate_time_limits`).
+
+    The events are first replayed through the ledger's own recording rules
+    (`domain.referral.judge_history`, with the shipped reference data): an event they would not
+    have accepted is listed under `refused` (the key is present only when there is one) and
+    takes no part in the status or the verdicts.
+    """
     from domain.deadlines import evaluate_time_limits
-    from domain.referral import TRANSITIONS, next_status
+    from domain.referral import judge_history
     from services.referrals import case_facts
 
+    if reference is None:
+        from infra.reference_data import load_reference
+
+        reference = load_reference(None)
     records = sorted((parse_leaf(leaf) for leaf in leaves), key=lambda r: r["version"])
     history = [_leaf_event(r) for r in records if r["case_id"] is not None]
     history = [e for e in history if e.timestamp <= at]
-    status = None
-    for event in history:
-        if event.WIRE_TYPE in TRANSITIONS:
-            status = next_status(status, event.WIRE_TYPE)
-        else:
-            status = status or "OPEN"
-    verdicts = evaluate_time_limits(case_facts(history), rules, calendar, at)
-    return {
-        "events": len(history), "status": status,
+    case_id = history[0].case_id if history else ""
+    state, refusals = judge_history(case_id, history, reference)
+    refused_versions = {r.version for r in refusals}
+    lawful = [e for e in history if e.originator_version not in refused_versions]
+    verdicts = evaluate_time_limits(case_facts(lawful), rules, calendar, at)
+    figures: dict[str, Any] = {
+        "events": len(history), "status": state.status if state is not None else None,
         "time_limits": [_verdict(v) for v in verdicts],
     }
+    if refusals:
+        position = {e.originator_version: e.position for e in history}
+        figures["refused"] = [{
+            "position": position.get(r.version), "version": r.version, "event_id": r.event_id,
+            "type": r.wire_type, "code": r.error.code, "field": r.error.field,
+            "message": r.error.message_vi, "message_en": r.error.message_en,
+            "in_force": r.in_force,
+        } for r in refusals]
+    return figures
 
 
 def _verdict(verdict: Any) -> dict[str, Any]:
@@ -123,6 +145,7 @@ class BundleReport:
 
     ok: bool = True
     problems: list[tuple[str, str]] = field(default_factory=list)  # (vi, en)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (vi, en): not failures
     checkpoint: Checkpoint | None = None
     witnesses: list[tuple[str, int]] = field(default_factory=list)  # (name, cosigned at)
     leaves_checked: int = 0
@@ -303,6 +326,24 @@ def _recompute(report: BundleReport, bundle: dict[str, Any], at: datetime | None
     else:
         report.figures = province_figures(leaves)
         compare = True
+    for refused in report.figures.get("refused", ()):
+        where_vi = (f"sự kiện ở vị trí {refused['position']} (vụ việc {bundle.get('case_id')}, "
+                    f"mã sự kiện {refused['event_id']}, phiên bản {refused['version']}, "
+                    f"{refused['type']})")
+        where_en = (f"the event at position {refused['position']} (case {bundle.get('case_id')}, "
+                    f"event {refused['event_id']}, version {refused['version']}, "
+                    f"{refused['type']})")
+        if refused["in_force"]:
+            report.fail(f"{where_vi} lẽ ra bị sổ từ chối theo chính quy tắc của sổ: "
+                        f"{refused['code']}: {refused['message']}",
+                        f"{where_en} would have been refused by the ledger's own rules: "
+                        f"{refused['code']}: {refused['message_en']}")
+        else:
+            report.notes.append((
+                f"{where_vi} không đạt quy tắc {refused['code']}, quy tắc này có hiệu lực sau "
+                "khi sự kiện được ghi (không tính là lỗi)",
+                f"{where_en} breaks rule {refused['code']}, which took effect after the event "
+                "was recorded (not a failure)"))
     if compare and report.claimed_figures is not None and report.claimed_figures != report.figures:
         report.fail("số liệu tính lại từ các lá KHÁC số liệu sổ đã xuất",
                     "the figures recomputed from the leaves DIFFER from the ones the ledger "

@@ -525,6 +525,9 @@ def _print_bundle_report(bundle: dict[str, Any], report: Any) -> None:
              f" {figures['events']} sự kiện / events, {figures['cases']} vụ việc / cases")
         for item in figures["by_agency_and_type"]:
             _out(f"  {item['agency_id']}  {item['type']}: {item['events']}")
+    for vi, en in report.notes:
+        _out(f"GHI CHÚ: {vi}")
+        _out(f"NOTE: {en}")
     for vi, en in report.problems:
         _out(f"LỖI: {vi}")
         _out(f"FAILED: {en}")

@@ -442,7 +442,7 @@ class TransparencyLog:
             "as_of": rfc3339(at), "checkpoint": stored.cosigned_note,
             "leaves": leaves, "consistency": self._consistency_chain(stored.size, since),
             "figures": case_figures([e["leaf"] for e in leaves], self.container.rules,
-                                    self.container.calendar, at),
+                                    self.container.calendar, at, self.container.reference),
         }
 
     def province_bundle(self, province: str, occurred_from: datetime, occurred_to: datetime,

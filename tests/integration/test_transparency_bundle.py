@@ -159,3 +159,41 @@ def test_province_bundle_lets_anyone_recompute_the_per_agency_counts(
 def _dump(path: Path, bundle: dict[str, Any]) -> Path:
     path.write_text(json.dumps(bundle), encoding="utf-8")
     return path
+
+
+def test_verify_bundle_reports_a_registration_forged_after_closure(
+    pg_container: Any, tmp_path: Path
+) -> None:
+    # issue 13 item 7: an event written past the rules (straight into the store) is in the
+    # signed log, so every proof checks; the verifier must still name it
+    from domain.referral import EVENT_CLASSES
+
+    app = pg_container.referrals
+    [case] = record_cases(app, 1)
+    referral = app.get_case(case.case_id)
+    later = case.at + timedelta(hours=2)
+    referral.trigger_event(EVENT_CLASSES["COUNSEL_REGISTERED"], case_id=case.case_id,
+                           event_id=f"{case.case_id}-forged", agency_id=case.holder,
+                           occurred_at=later, data={"documents_complete_at": later.isoformat()},
+                           content_digest="0" * 64, identity_ciphertext=None)
+    app.save(referral)
+    log = transparency_log(pg_container)
+    bundle = log.case_bundle(case.case_id)
+    forged = json.loads(bundle["leaves"][-1]["leaf"])
+    assert forged["event_id"] == f"{case.case_id}-forged"
+
+    report = verify_bundle(bundle, log.public_key)
+    assert report.leaves_checked == 8  # every proof is fine ...
+    assert not report.ok  # ... but the ledger's rules would have refused the last event
+    assert report.figures["status"] == "CLOSED" and report.figures["events"] == 8
+    [problem] = report.problems
+    assert (f"the event at position {forged['position']} (case {case.case_id}, event "
+            f"{case.case_id}-forged, version 8, COUNSEL_REGISTERED) would have been refused "
+            "by the ledger's own rules: CASE_CLOSED") in problem[1]
+    assert "lẽ ra bị sổ từ chối" in problem[0]
+
+    out = _offline(tmp_path, "verify-bundle", str(_dump(tmp_path / "f.json", bundle)),
+                   "--log-key", log.public_key)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "trạng thái / status CLOSED" in out.stdout
+    assert "KẾT QUẢ: KHÔNG HỢP LỆ / RESULT: INVALID" in out.stdout

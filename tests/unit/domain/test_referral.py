@@ -520,3 +520,103 @@ def test_centre_asks_the_agency_for_an_interpreter_when_the_case_is_at_the_centr
     assert done.version == 4
     assert referrals.get_case(case.case_id).status == Status.AT_CENTRE
     assert referrals.case_history(case.case_id)[-1].TOPIC == "referral.InterpreterRequested.v1"
+
+
+# ----------------------------------------------- issue 13 item 6: documents after assignment
+def _assigned_case(referrals):
+    case = CaseScript()
+    for wire in (case.notification(), case.request(), case.transfer(), case.accept(),
+                 case.assign()):
+        referrals.record_event(wire)
+    return case
+
+
+def test_registration_is_refused_when_its_documents_precede_the_assignment(referrals):
+    # the documents include the Centre's assignment letter (CPC 2015 Art. 78(1); JC 10/2018
+    # Art. 12): they cannot be complete before the assignment they answer
+    case = _assigned_case(referrals)
+    assigned_at = case.at
+    early = (assigned_at - timedelta(days=2)).isoformat()
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.event("COUNSEL_REGISTERED",
+                                          data={"documents_complete_at": early}))
+    assert codes_of(error) == ("DOCUMENTS_BEFORE_ASSIGNMENT", "data.documents_complete_at")
+    assert "BLTTHS Điều 78" in error.value.message_vi
+    assert "documents_complete_at" in error.value.message_en
+    assert assigned_at.isoformat() in error.value.message_en
+    assert referrals.get_case(case.case_id).status == Status.ASSIGNED
+    case.count -= 1
+    done = referrals.record_event(case.event(
+        "COUNSEL_REGISTERED", after=timedelta(0),
+        data={"documents_complete_at": assigned_at.isoformat()}))  # the same instant: lawful
+    assert done.version == 6
+
+
+def test_re_registration_is_refused_when_its_documents_precede_the_provider_change(referrals):
+    case = _assigned_case(referrals)
+    referrals.record_event(case.register())
+    referrals.record_event(case.event("PROVIDER_CHANGED", agency=CENTRE, data={
+        "provider_id": "ls-002", "provider_type": "CONTRACTED_LAWYER",
+        "requested_at": case.at.isoformat(), "grounds": "PERSON_REQUEST"}))
+    changed_at = case.at
+    stale = (changed_at - timedelta(minutes=1)).isoformat()
+    with pytest.raises(RuleViolationError) as error:
+        referrals.record_event(case.event("COUNSEL_REGISTERED",
+                                          data={"documents_complete_at": stale}))
+    assert codes_of(error) == ("DOCUMENTS_BEFORE_ASSIGNMENT", "data.documents_complete_at")
+    case.count -= 1
+    assert referrals.record_event(case.event(
+        "COUNSEL_REGISTERED", after=timedelta(0),
+        data={"documents_complete_at": (changed_at + timedelta(minutes=5)).isoformat()})
+    ).version == 8
+
+
+# ------------------------------------- issue 13 item 7: the ledger's rules, re-applied later
+def _forge(referrals, case_id: str, wire_type: str, agency: str, occurred_at, data,
+           n: int = 1) -> None:
+    """Appends an event past the rules, as an insider with write access to the store would."""
+    from domain.referral import EVENT_CLASSES
+
+    referral = referrals.get_case(case_id)
+    referral.trigger_event(EVENT_CLASSES[wire_type], case_id=case_id,
+                           event_id=f"{case_id}-forged-{n}", agency_id=agency,
+                           occurred_at=occurred_at, data=data, content_digest="0" * 64,
+                           identity_ciphertext=None)
+    referrals.save(referral)
+
+
+def test_replaying_the_rules_names_a_registration_appended_after_closure(referrals, reference):
+    from domain.referral import judge_history
+
+    case = CaseScript()
+    for wire in case.full_history():
+        referrals.record_event(wire)
+    lawful, refusals = judge_history(case.case_id, referrals.case_history(case.case_id),
+                                     reference)
+    assert refusals == [] and lawful.status == Status.CLOSED
+    later = case.at + timedelta(hours=1)
+    _forge(referrals, case.case_id, "COUNSEL_REGISTERED", POLICE, later,
+           {"documents_complete_at": later.isoformat()})
+    assert referrals.get_case(case.case_id).status == Status.REGISTERED  # the store took it
+    lawful, refusals = judge_history(case.case_id, referrals.case_history(case.case_id),
+                                     reference)
+    assert [(r.version, r.wire_type, r.error.code, r.in_force) for r in refusals] == [
+        (8, "COUNSEL_REGISTERED", "CASE_CLOSED", True)]
+    assert lawful.status == Status.CLOSED and lawful.version == 7
+
+
+def test_replaying_the_rules_names_early_documents_and_an_unknown_agency(referrals, reference):
+    from domain.referral import judge_history
+
+    case = CaseScript()
+    for wire in (case.notification(), case.request(), case.transfer(), case.accept(),
+                 case.assign()):
+        referrals.record_event(wire)
+    _forge(referrals, case.case_id, "COUNSEL_REGISTERED", POLICE, case.at + timedelta(hours=1),
+           {"documents_complete_at": (case.at - timedelta(days=3)).isoformat()})
+    _forge(referrals, case.case_id, "INTERPRETER_REQUESTED", "no-such-centre",
+           case.at + timedelta(hours=2), {"language": "km"}, n=2)
+    _, refusals = judge_history(case.case_id, referrals.case_history(case.case_id), reference)
+    assert [(r.version, r.error.code, r.error.field) for r in refusals] == [
+        (6, "DOCUMENTS_BEFORE_ASSIGNMENT", "data.documents_complete_at"),
+        (7, "AGENCY_UNKNOWN", "agency_id")]
