@@ -83,7 +83,8 @@ def open_pg_pool(settings: Settings, max_size: int | None = None) -> Any:
     from psycopg_pool import ConnectionPool
 
     pool = ConnectionPool(
-        settings.pg_conninfo(), min_size=1, max_size=max_size or settings.pg_pool_size,
+        settings.pg_service_conninfo(), min_size=1,
+        max_size=max_size or settings.pool_budget()["own"],
         kwargs={"autocommit": False}, open=True, name="referrals",
     )
     pool.wait(timeout=30)
@@ -101,11 +102,13 @@ def _creating_tables(pg_pool: Any) -> Iterator[None]:
     with pg_pool.connection() as conn:
         conn.autocommit = True
         try:
+            conn.execute("SET lock_timeout = '120s'")  # starting processes queue here
             conn.execute("SELECT pg_advisory_lock(%s)", (TABLE_CREATION_LOCK,))
             try:
                 yield
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (TABLE_CREATION_LOCK,))
+                conn.execute("RESET lock_timeout")
         finally:
             conn.autocommit = False
 

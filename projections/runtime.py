@@ -101,12 +101,18 @@ class Projections:
         if settings.store == "postgres":
             from eventsourcing.postgres import PostgresDatastore
 
-            return PostgresDatastore(
+            budget = settings.pool_budget()["projections"]
+            datastore = PostgresDatastore(
                 dbname=settings.pg_dbname, host=settings.pg_host, port=settings.pg_port,
                 user=settings.pg_user, password=settings.pg_password.get_secret_value(),
-                pool_size=2, max_overflow=6, schema=settings.pg_schema, lock_timeout=10,
-                pre_ping=True,
+                pool_size=1, max_overflow=budget - 1, schema=settings.pg_schema,
+                lock_timeout=10, pre_ping=True,
+                idle_in_transaction_session_timeout=max(
+                    1, settings.pg_idle_in_transaction_timeout_ms // 1000),
             )
+            # named, keepalives, session timeouts (set before the pool opens; issue 19)
+            datastore.pool.kwargs.update(settings.pg_session_kwargs())
+            return datastore
         from eventsourcing.sqlite import SQLiteDatastore
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,13 +125,17 @@ class Projections:
 
     def _new_follower(self, batch_size: int | None = None) -> LogFollower:
         return LogFollower(self.app, list(self.projections.values()), self._reader(),
-                           batch_size or self.batch_size)
+                           batch_size or self.batch_size, busy_backoff=self._busy_backoff)
+
+    @property
+    def _busy_backoff(self) -> float:
+        return float(getattr(self.settings, "projection_busy_backoff_seconds", 1.0))
 
     def _listener(self) -> Callable[[threading.Event, float], None]:
         """Waits for the event store's NOTIFY (or the timeout, or a wake-up)."""
         state: dict[str, Any] = {}
         channel = self.app.recorder.channel_name
-        conninfo = self.settings.pg_conninfo()
+        conninfo = self.settings.pg_service_conninfo()
 
         def wait(wake: threading.Event, timeout: float) -> None:
             import psycopg
@@ -208,26 +218,46 @@ class Projections:
         until: int | None = None,
         stop: threading.Event | None = None,
         timeout: float = 60.0,
+        names: Sequence[str] | None = None,
     ) -> int:
-        """Applies what is pending in the calling thread until every view reaches `until`
-        (default: the log's end now); returns the events read. If the in-process runner is
-        running, waits for it instead."""
+        """Applies what is pending in the calling thread until every view (or `names`)
+        reaches `until` (default: the log's end now); returns the events read. If the
+        in-process runner is running, waits for it instead.
+
+        Never waits on another runner (a worker) beyond `timeout`: a view whose position row
+        it holds is left to it (NOWAIT), and TimeoutError says the view has not got there."""
         target = self.max_notification_id() if until is None else until
         if self.runner.running:
             self.wait_for(target, timeout)
             return 0
         total = 0
         deadline = time.monotonic() + timeout
-        with self._lock:
-            follower = self.follower
+        chosen = list(names or self.projections)
+
+        def reached() -> bool:
+            return min((self.projections[n].view.visible_position() or 0 for n in chosen),
+                       default=target) >= target
+
+        if not self._lock.acquire(timeout=max(timeout, 0.001)):
+            raise TimeoutError(f"projections did not reach {target} in {timeout}s")
+        try:
+            follower = self.follower if names is None else LogFollower(
+                self.app, [self.projections[n] for n in chosen], self._reader(),
+                self.batch_size, busy_backoff=min(self._busy_backoff, 0.2))
             follower.reload_positions()
-            while stop is None or not stop.is_set():
-                total += follower.run_until_caught_up(stop, progress, batch_size, pause)
-                if min(self.positions().values(), default=target) >= target:
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"projections did not reach {target} in {timeout}s")
-                time.sleep(0.05)  # an unsettled gap in the log (see PostgresLogReader)
+            try:
+                while stop is None or not stop.is_set():
+                    total += follower.run_until_caught_up(stop, progress, batch_size, pause)
+                    if reached():
+                        break
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"projections did not reach {target} in {timeout}s")
+                    time.sleep(0.05)  # an unsettled gap, or a view another runner holds
+            finally:
+                if follower is not self.follower:
+                    follower.close()
+        finally:
+            self._lock.release()
         return total
 
     def run_forever(

@@ -137,7 +137,8 @@ class PostgresRelayTracking:
         import psycopg
 
         self.name = name
-        self._conn = psycopg.connect(settings.pg_conninfo(), autocommit=True, connect_timeout=10)
+        self._conn = psycopg.connect(settings.pg_service_conninfo(), autocommit=True,
+                                     connect_timeout=10)
         self._conn.execute(
             f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} ("
             " relay_name text PRIMARY KEY,"

@@ -1,0 +1,159 @@
+"""Several instances of every service on one PostgreSQL database (issue 19).
+
+- Two projection workers, one frozen (SIGSTOP) inside its transactions: the other goes on,
+  the API's bundle read answers within its wait, and the views equal a single-worker rebuild.
+- The relay's lease is fenced: a relay frozen, then resumed after the standby took over,
+  publishes nothing more (tests/fault/test_cluster.py::test_relay_*).
+- Each service's process holds at most its configured connections, each named.
+- A node without the store's keys refuses to start.
+
+Every process of a test is named `referrals-<service>:<schema>-<node>`, so only this test's
+connections are counted in pg_stat_activity (the database is shared).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from infra.bootstrap import build_container
+from infra.sample_data import generate_events
+from infra.settings import Settings
+from tests.conftest import make_pg_settings
+from tests.fault.test_worker_kills import dump_all
+from tests.integration.kafka_support import start_worker, stop
+from tests.integration.test_transparency_witness import transparency_app
+
+pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow]
+
+
+def _node(settings: Settings, service: str, node: str, **overrides: Any) -> Settings:
+    return settings.model_copy(update={"service": service,
+                                       "instance": f"{settings.pg_schema}-{node}", **overrides})
+
+
+def _backends(settings: Settings, application_name: str) -> list[tuple[str, Any]]:
+    """(state, xact_start) of every connection of one named process."""
+    with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
+        return conn.execute(
+            "SELECT state, xact_start FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,)).fetchall()
+
+
+def _in_transaction(settings: Settings, name: str) -> int:
+    return sum(1 for state, xact in _backends(settings, name)
+               if xact is not None and state in ("idle in transaction", "active"))
+
+
+def _wait(condition: Any, timeout: float, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / interval) + 2):
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+    return condition()
+
+
+def test_a_frozen_projection_worker_stalls_neither_the_other_worker_nor_api_reads(
+    pg_database: str, pg_schema: str, tmp_path: Path
+) -> None:
+    base = make_pg_settings(pg_database, pg_schema, tmp_path,
+                            pg_idle_in_transaction_timeout_ms=8000,
+                            projection_busy_backoff_seconds=0.3, api_read_wait_seconds=1.0)
+    api_settings = _node(base, "api", "api")
+    container = build_container(api_settings)
+    try:
+        now = datetime.now(timezone.utc)
+        events = list(generate_events(19, 400, container.reference, now - timedelta(days=400),
+                                      now - timedelta(minutes=10)))
+        for start in range(0, len(events), 500):
+            container.referrals.record_batch(events[start:start + 500])
+        projections = container.projections
+        top = projections.max_notification_id()
+        case_id = events[0]["case_id"]
+
+        def tracked() -> dict[str, int]:
+            return {n: p.view.position() or 0 for n, p in projections.projections.items()}
+
+        # worker A, frozen while it holds transactions open (retried until a stop lands so)
+        a_settings = _node(base, "project", "a")
+        a_log = tmp_path / "project-a.log"
+        worker_a = start_worker("project", a_settings, a_log, "--batch-size", "97")
+        frozen = 0
+        try:
+            assert _wait(lambda: min(tracked().values()) > 0 or worker_a.poll() is not None,
+                         60), "worker A never applied a page"
+            assert worker_a.poll() is None, a_log.read_text()[-3000:]
+            for _ in range(40):
+                worker_a.send_signal(signal.SIGSTOP)
+                time.sleep(0.3)  # its statements in flight finish; its transactions stay
+                frozen = _in_transaction(base, a_settings.application_name)
+                if frozen:
+                    break
+                worker_a.send_signal(signal.SIGCONT)
+                time.sleep(0.013)
+            assert frozen, "worker A was never stopped inside a transaction"
+            stopped_at = time.monotonic()
+            held = tracked()
+            assert min(held.values()) < top, "worker A finished before it was frozen"
+
+            # the API's bundle read (it catches the audit trail up itself) answers in time
+            answers: dict[str, Any] = {}
+            secret, _ = container.tokens.create("inspector", "inspector",
+                                                reference=container.reference,
+                                                provinces=["LSN", "VLG"])
+
+            def read_bundle() -> None:
+                started = time.monotonic()
+                with TestClient(transparency_app(container)) as client:
+                    response = client.get(f"/v1/cases/{case_id}/bundle",
+                                          headers={"Authorization": f"Bearer {secret}"})
+                answers["status"] = response.status_code
+                answers["lag"] = response.headers.get("X-Audit-Trail-Lag")
+                answers["seconds"] = time.monotonic() - started
+
+            reader = threading.Thread(target=read_bundle, daemon=True)
+            reader.start()
+            reader.join(timeout=15)
+            assert not reader.is_alive(), "the API's bundle read hangs on the frozen worker"
+            assert answers["status"] == 200, answers
+            assert answers["seconds"] < 1.0 + 4.0, answers
+            assert answers["lag"] is not None
+
+            # worker B goes on and, once A's transactions time out, finishes every view
+            b_log = tmp_path / "project-b.log"
+            worker_b = start_worker("project", _node(base, "project", "b"), b_log,
+                                    "--batch-size", "89", "--until-caught-up")
+            try:
+                assert worker_b.wait(timeout=90) == 0, b_log.read_text()[-3000:]
+            finally:
+                stop(worker_b, signal.SIGKILL)
+            assert time.monotonic() - stopped_at < 90
+            assert worker_a.poll() is None  # still frozen: B did not wait for it to resume
+            assert set(tracked().values()) == {top}
+            assert set(projections.positions().values()) == {top}
+        finally:
+            worker_a.send_signal(signal.SIGCONT)
+            time.sleep(1.0)  # resumed: its killed transactions must not write anything
+            stop(worker_a, signal.SIGTERM)
+        assert set(tracked().values()) == {top}
+
+        two_workers = dump_all(container)
+        result = projections.rebuild()  # one runner, from event zero
+        assert result["events"] == top
+        rebuilt = dump_all(container)
+        for name, tables in rebuilt.items():
+            for table, rows in tables.items():
+                assert Counter(rows) == Counter(two_workers[name][table]), (name, table)
+    finally:
+        container.close()
