@@ -157,3 +157,59 @@ def test_a_frozen_projection_worker_stalls_neither_the_other_worker_nor_api_read
                 assert Counter(rows) == Counter(two_workers[name][table]), (name, table)
     finally:
         container.close()
+
+
+# ------------------------------------------------------------------------------- relay
+@pytest.mark.kafka
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_relay_frozen_then_resumed_after_losing_its_lease_publishes_nothing(
+    pg_database: str, pg_schema: str, tmp_path: Path, kafka_broker: Any
+) -> None:
+    from infra.kafka.clients import ensure_ledger_topics
+    from infra.kafka.relay import LeaseLostError, Relay
+    from tests.integration.kafka_support import kafka_settings, read_topic
+
+    base = kafka_settings(pg_database, pg_schema, tmp_path, kafka_broker.bootstrap,
+                          kafka_inbound_agencies="lsn-police", kafka_batch_size=5)
+    container = build_container(_node(base, "relay", "main"))
+    frozen = standby = None
+    try:
+        ensure_ledger_topics(base, container.reference)
+        now = datetime.now(timezone.utc)
+        events = list(generate_events(23, 10, container.reference, now - timedelta(days=30),
+                                      now - timedelta(hours=1)))
+        container.referrals.record_batch(events)
+        top = container.referrals.recorder.max_notification_id()
+        assert top > 10
+
+        a = _node(base, "relay", "a")
+        frozen = Relay.connect(a, container.referrals)
+        assert frozen.acquire_lease(max_seconds=5)
+        assert frozen.publish_batch() == 5
+        # frozen here; the server ends its session (keepalives / idle timeout stand-in)
+        with psycopg.connect(base.pg_conninfo(), autocommit=True) as conn:
+            ended = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE application_name = %s", (a.application_name,)).fetchall()
+        assert ended and all(row[0] for row in ended)
+
+        standby = Relay.connect(_node(base, "relay", "b"), container.referrals)
+        stats = standby.run(max_seconds=60, until_caught_up=True)
+        assert stats.position == top
+        published = read_topic(base.kafka_bootstrap_servers, base.kafka_outbound_topic,
+                               at_least=top, settle=0.3)
+        assert sorted({int(dict(m.headers)["position"]) for m in published}) == list(
+            range(1, top + 1))
+
+        # the frozen relay resumes where it was: it publishes (and saves) nothing more
+        with pytest.raises(LeaseLostError):
+            frozen.publish_batch()
+        assert frozen.run(max_seconds=2).published == 5  # back to standby: the lease is held
+        after = read_topic(base.kafka_bootstrap_servers, base.kafka_outbound_topic,
+                           at_least=len(published), settle=0.5)
+        assert len(after) == len(published)
+        assert standby.tracking.position() == top
+    finally:
+        for relay in (frozen, standby):
+            if relay is not None:
+                relay.close()
+        container.close()
