@@ -158,6 +158,13 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
 
     if settings.environment == "production":
         transparency_log(container).signer  # noqa: B018 - a missing log key fails at start
+    from infra.deployment import check_store_keys
+
+    try:  # a node never joins a store whose keys it does not hold (issue 19)
+        check_store_keys(container)
+    except BaseException:
+        container.close()
+        raise
     if settings.projections_in_process and settings.store == "sqlite":
         container.projections.start()
         start_checkpointer(container)

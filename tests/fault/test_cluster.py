@@ -213,3 +213,38 @@ def test_a_relay_frozen_then_resumed_after_losing_its_lease_publishes_nothing(
             if relay is not None:
                 relay.close()
         container.close()
+
+
+# -------------------------------------------------------------------------------- keys
+def test_a_node_without_the_stores_keys_refuses_to_start(
+    pg_database: str, pg_schema: str, tmp_path: Path
+) -> None:
+    from infra.deployment import DeploymentError
+    from infra.transparency.service import transparency_log
+    from tests.integration.test_audit_trail import record_cases
+
+    first = make_pg_settings(pg_database, pg_schema, tmp_path / "node-1")
+    container = build_container(first)
+    try:
+        record_cases(container.referrals, 2, identity=True)  # a person's data key, wrapped
+        log = transparency_log(container)
+        log.catch_up()
+        log.publish_checkpoint()  # signed with node 1's log key
+    finally:
+        container.close()
+    build_container(first).close()  # the node that holds the keys starts again
+
+    # a third node with development keys of its own (the same id "dev-1", other material)
+    with pytest.raises(DeploymentError) as refused:
+        build_container(make_pg_settings(pg_database, pg_schema, tmp_path / "node-3"))
+    assert "dev-1" in refused.value.message_en and "does not start" in refused.value.message_en
+    assert "khoá chính" in refused.value.message_vi
+
+    # the shared master keys but its own log key: refused too, naming the log key
+    (tmp_path / "node-4").mkdir()
+    (tmp_path / "node-4" / "master-keys.json").write_bytes(
+        (tmp_path / "node-1" / "master-keys.json").read_bytes())
+    with pytest.raises(DeploymentError) as refused:
+        build_container(make_pg_settings(pg_database, pg_schema, tmp_path / "node-4"))
+    assert "log signing key" in refused.value.message_en
+    assert "khoá ký nhật ký" in refused.value.message_vi
