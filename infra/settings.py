@@ -212,7 +212,12 @@ class Settings(BaseSettings):
             "projections": self.pg_projection_pool_max or views,
             "own": self.pg_own_pool_max or own,
             "listen": listen,
+            "relay_lease": 1 if self.service == "relay" else 0,  # the lease's session
         }
+
+    def connection_budget(self) -> int:
+        """The most PostgreSQL connections one process of this service holds."""
+        return sum(self.pool_budget().values())
 
     def pg_session_kwargs(self) -> dict[str, str | int]:
         """libpq parameters of every connection a service opens: its name, TCP keepalives

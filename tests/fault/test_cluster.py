@@ -248,3 +248,99 @@ def test_a_node_without_the_stores_keys_refuses_to_start(
         build_container(make_pg_settings(pg_database, pg_schema, tmp_path / "node-4"))
     assert "log signing key" in refused.value.message_en
     assert "khoá ký nhật ký" in refused.value.message_vi
+
+
+# -------------------------------------------------------------------- connection budget
+def _local_ports(pid: int) -> set[int]:
+    """The local TCP ports of a process's sockets (from /proc, no extra package)."""
+    import os
+
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _connections_of(settings: Settings, pid: int) -> list[tuple[str, int]]:
+    """(application_name, client port) of every backend connected from process `pid`."""
+    ports = _local_ports(pid)
+    with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
+        rows = conn.execute("SELECT application_name, client_port FROM pg_stat_activity "
+                            "WHERE client_port IS NOT NULL").fetchall()
+    return [(name, port) for name, port in rows if port in ports]
+
+
+@pytest.mark.kafka
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_each_service_holds_at_most_its_configured_connections_each_named(
+    pg_database: str, pg_schema: str, tmp_path: Path, kafka_broker: Any
+) -> None:
+    import httpx
+
+    from infra.kafka.clients import ensure_ledger_topics
+    from tests.integration.kafka_support import kafka_settings
+
+    base = kafka_settings(pg_database, pg_schema, tmp_path, kafka_broker.bootstrap,
+                          kafka_inbound_agencies="lsn-police")
+    container = build_container(_node(base, "cli", "setup"))
+    procs: dict[str, Any] = {}
+    try:
+        ensure_ledger_topics(base, container.reference)
+        now = datetime.now(timezone.utc)
+        container.referrals.record_batch(list(generate_events(
+            29, 60, container.reference, now - timedelta(days=60), now - timedelta(hours=1))))
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        nodes = {service: _node(base, service, "n1", http_port=port)
+                 for service in ("api", "project", "ingest", "relay")}
+        for service, settings in nodes.items():
+            command = "serve" if service == "api" else service
+            procs[service] = start_worker(command, settings, tmp_path / f"{service}.log")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            def answers() -> bool:
+                try:
+                    return client.get("/ready").status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            assert _wait(answers, 60, 0.2), (tmp_path / "api.log").read_text()[-3000:]
+            for _ in range(20):
+                client.get("/ready")
+        top = container.referrals.recorder.max_notification_id()
+        assert _wait(lambda: min(container.projections.positions().values()) >= top, 60, 0.2)
+
+        peaks: dict[str, int] = {}
+        for _ in range(10):  # sampled while they work and idle
+            for service, proc in procs.items():
+                assert proc.poll() is None, (tmp_path / f"{service}.log").read_text()[-3000:]
+                seen = _connections_of(base, proc.pid)
+                named = {name for name, _ in seen}
+                assert named == {nodes[service].application_name}, (service, seen)
+                peaks[service] = max(peaks.get(service, 0), len(seen))
+            time.sleep(0.2)
+        for service, peak in peaks.items():
+            assert 0 < peak <= nodes[service].connection_budget(), (service, peaks)
+        print(f"\nconnections per process: {peaks}; budgets: "
+              f"{ {s: n.connection_budget() for s, n in nodes.items()} }")
+    finally:
+        for proc in procs.values():
+            stop(proc, signal.SIGTERM)
+        container.close()
