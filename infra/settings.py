@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     # answers from the view as it is (flagged as lagging)
     api_read_wait_seconds: float = Field(default=2.0, ge=0, le=60)
     projection_busy_backoff_seconds: float = Field(default=1.0, gt=0, le=60)
+    projection_lease_seconds: float = Field(default=10.0, ge=1, le=600)  # a view's worker
 
     # --- personal data ----------------------------------------------------------------------
     master_keys: SecretStr | None = None  # JSON {"key-id": "<base64 32 bytes>"}

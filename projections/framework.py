@@ -959,6 +959,8 @@ class LogFollower:
         self.reader = reader
         self.batch_size = batch_size
         self.busy_backoff = busy_backoff
+        self.only: set[str] | None = None
+        """The views this follower applies (None: all): those leased to its worker."""
         self.states = [ProjectionState(p) for p in projections]
         self.decoder = EventDecoder(app.mapper)
         self._executor: ThreadPoolExecutor | None = None
@@ -991,7 +993,9 @@ class LogFollower:
         """
         size = batch_size or self.batch_size
         now = time.monotonic()
-        active = [s for s in self.states if s.busy_until <= now]
+        only = self.only
+        active = [s for s in self.states if s.busy_until <= now
+                  and (only is None or s.projection.name in only)]
         if not active:  # every view is another runner's for now
             return PageResult(0, None)
         low = min((s.position or 0 for s in active), default=0)
@@ -1183,10 +1187,14 @@ class LogFollower:
         progress: Callable[[int], None] | None = None,
         batch_size: int | None = None,
         pause: float = 0.0,
+        deadline: float | None = None,
     ) -> int:
-        """Applies pages until a read finds nothing new; returns the events read."""
+        """Applies pages until a read finds nothing new (or `time.monotonic()` passes
+        `deadline`); returns the events read."""
         total = 0
         while stop is None or not stop.is_set():
+            if deadline is not None and total and time.monotonic() >= deadline:
+                break
             result = self.step(batch_size)
             if not result.read:
                 break

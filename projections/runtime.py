@@ -277,21 +277,41 @@ class Projections:
                 follower.batch_size = batch_size
             follower.reload_positions()
         self._retry_at_start()
+        leases = self._leases() if self.store == "postgres" else None
         with self._lock:
             listen = self._listener() if self.store == "postgres" else None
             wake = threading.Event()
-            while not stop.is_set():
-                read = follower.run_until_caught_up(stop, pause=pause)
-                if until_caught_up and min(self.positions().values(), default=0) >= (
-                    self.max_notification_id()
-                ):
-                    return
-                if read:
-                    continue
-                if listen is not None:
-                    listen(wake, 1.0)
-                else:
-                    stop.wait(self.poll_interval)
+            renew_every = (leases.seconds / 3) if leases is not None else 0.0
+            renewed = 0.0
+            try:
+                while not stop.is_set():
+                    if leases is not None and time.monotonic() - renewed >= renew_every:
+                        follower.only = leases.refresh()  # between pages, never inside one
+                        renewed = time.monotonic()
+                    read = follower.run_until_caught_up(
+                        stop, pause=pause, deadline=renewed + renew_every if leases else None)
+                    if until_caught_up and min(self.positions().values(), default=0) >= (
+                        self.max_notification_id()
+                    ):
+                        return
+                    if read:
+                        continue
+                    if listen is not None:
+                        listen(wake, min(1.0, renew_every) if leases else 1.0)
+                    else:
+                        stop.wait(self.poll_interval)
+            finally:
+                follower.only = None
+                if leases is not None:
+                    leases.release()
+
+    def _leases(self) -> Any:
+        """This worker's view leases (PostgreSQL; `projection_lease_seconds`)."""
+        from projections.leases import ViewLeases
+
+        seconds = float(getattr(self.settings, "projection_lease_seconds", 10.0))
+        name = getattr(self.settings, "application_name", "referrals-project")
+        return ViewLeases(self.datastore, list(self.projections), name, seconds)
 
     def wait_for(self, position: int | None, timeout: float = 5.0) -> None:
         """Blocks until every view has applied the log up to `position`.

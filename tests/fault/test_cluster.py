@@ -344,3 +344,58 @@ def test_each_service_holds_at_most_its_configured_connections_each_named(
         for proc in procs.values():
             stop(proc, signal.SIGTERM)
         container.close()
+
+
+# ------------------------------------------------------------------------ shared views
+def test_two_projection_workers_share_the_views_and_take_over_an_expired_lease(
+    pg_database: str, pg_schema: str, tmp_path: Path
+) -> None:
+    from projections.leases import holders
+
+    base = make_pg_settings(pg_database, pg_schema, tmp_path, projection_lease_seconds=2.0)
+    container = build_container(_node(base, "cli", "main"))
+    workers: dict[str, Any] = {}
+    try:
+        now = datetime.now(timezone.utc)
+        events = list(generate_events(31, 300, container.reference, now - timedelta(days=300),
+                                      now - timedelta(minutes=10)))
+        for start in range(0, len(events), 500):
+            container.referrals.record_batch(events[start:start + 500])
+        projections = container.projections
+        views = set(projections.projections)
+        for node in ("a", "b"):
+            workers[node] = start_worker("project", _node(base, "project", node),
+                                         tmp_path / f"project-{node}.log", "--batch-size", "50")
+
+        def split() -> dict[str, set[str]]:
+            by_holder: dict[str, set[str]] = {}
+            for view, holder in holders(projections.datastore).items():
+                by_holder.setdefault(holder.split(":")[1], set()).add(view)
+            return by_holder
+
+        shared = _wait(lambda: len(split()) == 2 and set().union(*split().values()) == views
+                       and all(len(v) == len(views) // 2 for v in split().values()), 30, 0.1)
+        assert shared, split()
+        names = {node: _node(base, "project", node).application_name for node in workers}
+        assert set(split()) == {n.split(":")[1] for n in names.values()}
+
+        stop(workers.pop("a"), signal.SIGKILL)  # its leases expire; b takes every view
+        container.referrals.record_batch(list(generate_events(
+            37, 40, container.reference, now - timedelta(days=20), now - timedelta(minutes=5))))
+        top = projections.max_notification_id()
+        assert _wait(lambda: len(split()) == 1 and set().union(*split().values()) == views,
+                     30, 0.1), split()
+        assert _wait(lambda: set(projections.positions().values()) == {top}, 60, 0.2)
+        assert stop(workers.pop("b"), signal.SIGTERM) == 0
+        assert holders(projections.datastore) == {}  # a clean stop gives its leases back
+
+        shared_run = dump_all(container)
+        projections.rebuild()
+        rebuilt = dump_all(container)
+        for name, tables in rebuilt.items():
+            for table, rows in tables.items():
+                assert Counter(rows) == Counter(shared_run[name][table]), (name, table)
+    finally:
+        for proc in workers.values():
+            stop(proc, signal.SIGKILL)
+        container.close()
