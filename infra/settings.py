@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     kafka_group_id: str = "referral-ledger-ingest"
     kafka_partitions: int = Field(default=3, ge=1, le=1000)
     kafka_replication_factor: int = Field(default=1, ge=1, le=10)
+    kafka_min_insync_replicas: int | None = Field(default=None, ge=1, le=10)  # per topic
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
     )
@@ -135,6 +136,9 @@ class Settings(BaseSettings):
                 )
             if self.session_secret is None:
                 raise ValueError("REFERRALS_SESSION_SECRET is required in production")
+        if (self.kafka_min_insync_replicas or 0) > self.kafka_replication_factor:
+            raise ValueError("REFERRALS_KAFKA_MIN_INSYNC_REPLICAS cannot exceed "
+                             "REFERRALS_KAFKA_REPLICATION_FACTOR")
         json.loads(self.retention_years)
         return self
 
