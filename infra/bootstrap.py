@@ -152,11 +152,12 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
                           tokens=tokens)
     from projections.runtime import open_projections
 
-    with _creating_tables(pg_pool):
-        container.projections = open_projections(container)
+    if settings.store == "sqlite" or settings.pool_budget()["projections"] > 0:
+        with _creating_tables(pg_pool):  # the relay reads no view: no views' pool (issue 19)
+            container.projections = open_projections(container)
     from infra.transparency.service import start_checkpointer, transparency_log
 
-    if settings.environment == "production":
+    if settings.environment == "production" and container.projections is not None:
         transparency_log(container).signer  # noqa: B018 - a missing log key fails at start
     from infra.deployment import check_store_keys
 

@@ -208,13 +208,13 @@ class Settings(BaseSettings):
             "api": (self.pg_pool_size, 4, 4, 0),
             "project": (3, 6, 1, 1),
             "ingest": (3, 2, 2, 0),
-            "relay": (2, 1, 1, 0),
+            "relay": (2, 0, 1, 0),  # no views: the relay reads the log only
             "cli": (self.pg_pool_size, 6, 2, 1),
         }[self.service]
         event, views, own, listen = defaults
         return {
             "event_store": self.pg_event_pool_max or event,
-            "projections": self.pg_projection_pool_max or views,
+            "projections": (self.pg_projection_pool_max or views) if views else 0,
             "own": self.pg_own_pool_max or own,
             "listen": listen,
             "relay_lease": 1 if self.service == "relay" else 0,  # the lease's session
