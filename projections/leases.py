@@ -28,11 +28,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 DDL = (
-    "CREATE TABLE IF NOT EXISTS {schema}projection_workers ("
-    " worker_id TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS {schema}projection_leases ("
-    " view_name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL,"
-    " token BIGINT NOT NULL DEFAULT 1)",
+    ("CREATE TABLE IF NOT EXISTS {schema}projection_workers ("
+     " worker_id TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL)"),
+    ("CREATE TABLE IF NOT EXISTS {schema}projection_leases ("
+     " view_name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL,"
+     " token BIGINT NOT NULL DEFAULT 1)"),
 )
 
 

@@ -30,6 +30,7 @@ from projections.framework import (
     ProjectionStatus,
     ProjectionView,
     SQLiteLogReader,
+    ViewBusyError,
 )
 from projections.framework import (
     PositionMismatchError as _PositionMismatch,
@@ -595,8 +596,10 @@ def _apply_in_place(app: Any, projection: Projection[Any], item: Item | None,
         try:
             projection.process_batch(batch)
             return None
-        except _PositionMismatch:
+        except _PositionMismatch as error:
             projection.forget()
+            if isinstance(error, ViewBusyError):  # a worker is applying a page: let it finish
+                time.sleep(0.1)
             continue
         except Exception as error:
             projection.forget()

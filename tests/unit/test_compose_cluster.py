@@ -59,7 +59,7 @@ def test_the_ledger_services_are_replicated_as_the_cluster_needs(
     instances = []
     for cmd, services in replicas.items():
         assert cmd in cli_commands
-        for name, service in services.items():
+        for service in services.values():
             env = environment_of(service)
             for variable in env:
                 if variable.startswith("REFERRALS_"):
@@ -89,7 +89,7 @@ def test_the_proxy_spreads_requests_over_both_api_replicas(cluster: dict[str, An
     assert upstream is not None
     servers = re.findall(r"server ([\w-]+):(\d+)", upstream.group(1))
     assert {s for s, _ in servers} == set(apis)
-    for _, service in apis.items():
+    for service in apis.values():
         assert {p for _, p in servers} == {environment_of(service)["REFERRALS_HTTP_PORT"]}
     assert "proxy_pass http://referrals_api;" in conf
     assert set(proxy["depends_on"]) == set(apis)
