@@ -85,7 +85,8 @@ def open_pg_pool(settings: Settings, max_size: int | None = None) -> Any:
     from psycopg_pool import ConnectionPool
 
     pool = ConnectionPool(
-        settings.pg_conninfo(), min_size=1, max_size=max_size or settings.pg_pool_size,
+        settings.pg_service_conninfo(), min_size=1,
+        max_size=max_size or settings.pool_budget()["own"],
         kwargs={"autocommit": False}, open=True, name="referrals",
     )
     pool.wait(timeout=30)
@@ -103,11 +104,13 @@ def _creating_tables(pg_pool: Any) -> Iterator[None]:
     with pg_pool.connection() as conn:
         conn.autocommit = True
         try:
+            conn.execute("SET lock_timeout = '120s'")  # starting processes queue here
             conn.execute("SELECT pg_advisory_lock(%s)", (TABLE_CREATION_LOCK,))
             try:
                 yield
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (TABLE_CREATION_LOCK,))
+                conn.execute("RESET lock_timeout")
         finally:
             conn.autocommit = False
 
@@ -155,12 +158,20 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
                           tokens=tokens)
     from projections.runtime import open_projections
 
-    with _creating_tables(pg_pool):
-        container.projections = open_projections(container)
+    if settings.store == "sqlite" or settings.pool_budget()["projections"] > 0:
+        with _creating_tables(pg_pool):  # the relay reads no view: no views' pool (issue 19)
+            container.projections = open_projections(container)
     from infra.transparency.service import start_checkpointer, transparency_log
 
-    if settings.environment == "production":
+    if settings.environment == "production" and container.projections is not None:
         transparency_log(container).signer  # noqa: B018 - a missing log key fails at start
+    from infra.deployment import check_store_keys
+
+    try:  # a node never joins a store whose keys it does not hold (issue 19)
+        check_store_keys(container)
+    except BaseException:
+        container.close()
+        raise
     if settings.projections_in_process and settings.store == "sqlite":
         container.projections.start()
         start_checkpointer(container)

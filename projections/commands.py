@@ -40,8 +40,11 @@ def project_command(
 ) -> None:
     """Runs the projection worker: follows the log (LISTEN/NOTIFY on PostgreSQL, polling on
     SQLite) and applies each page to every view, until SIGTERM/SIGINT."""
+    import os
+
     from infra.cli import console
 
+    os.environ.setdefault("REFERRALS_SERVICE", "project")  # its pools and application_name
     container = _container()
     from infra.process_tuning import tune_for_throughput
     from infra.transparency.service import start_checkpointer

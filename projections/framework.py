@@ -65,6 +65,24 @@ class PositionMismatchError(RuntimeError):
     """
 
 
+class ViewBusyError(PositionMismatchError):
+    """Raised when another runner holds the view's position row (it is applying a page, or it
+    froze inside its transaction): this runner does not wait on it (NOWAIT, lock_timeout) but
+    leaves the view alone for a while and goes on with the others (issue 19)."""
+
+
+def is_lock_busy(error: BaseException | None) -> bool:
+    """Whether `error` (or what it wraps) is PostgreSQL's "lock not available" (55P03: NOWAIT,
+    or lock_timeout spent waiting on a row another runner holds)."""
+    for _ in range(5):
+        if error is None:
+            return False
+        if getattr(error, "sqlstate", None) == "55P03":
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 # ------------------------------------------------------------------------------------ batches
 @dataclass(frozen=True)
 class Item:
@@ -257,12 +275,18 @@ class ProjectionView(TrackingRecorder, ABC):
         """One atomic unit: checks the position is `batch.after`, yields, then records
         `batch.tracking` — view rows and position commit together or not at all."""
         with self._write() as cursor:
-            rows = self._execute(
-                cursor,
-                f"SELECT notification_id FROM {self.t(self.tracking_table)} "
-                f"WHERE application_name = %s{self._for_update}",
-                (self.application_name,),
-            )
+            try:
+                rows = self._execute(
+                    cursor,
+                    f"SELECT notification_id FROM {self.t(self.tracking_table)} "
+                    f"WHERE application_name = %s{self._for_update}",
+                    (self.application_name,),
+                )
+            except Exception as error:
+                if is_lock_busy(error):  # another runner is in the middle of a page
+                    raise ViewBusyError(f"{self.name}: another runner holds its position") \
+                        from error
+                raise
             stored = rows[0]["notification_id"] if rows else None
             if stored != batch.after:
                 raise PositionMismatchError(
@@ -434,7 +458,7 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
     """A view stored in PostgreSQL, in the event store's schema."""
 
     dialect: ClassVar[str] = "postgres"
-    _for_update: ClassVar[str] = " FOR UPDATE"
+    _for_update: ClassVar[str] = " FOR UPDATE NOWAIT"  # never queue behind another runner
 
     def __init__(self, datastore: PostgresDatastore, *, name: str, **kwargs: Any) -> None:
         self.name = name
@@ -911,6 +935,8 @@ class ProjectionState:
     error: BaseException | None = None
     error_at: datetime | None = None
     quarantined_events: int = 0
+    busy_until: float = 0.0
+    """While `time.monotonic()` is below it, another runner holds the view: left alone."""
 
 
 @dataclass
@@ -928,10 +954,14 @@ class LogFollower:
         projections: Sequence[Projection[Any]],
         reader: LogReader,
         batch_size: int = 2000,
+        busy_backoff: float = 1.0,
     ) -> None:
         self.app = app
         self.reader = reader
         self.batch_size = batch_size
+        self.busy_backoff = busy_backoff
+        self.only: set[str] | None = None
+        """The views this follower applies (None: all): those leased to its worker."""
         self.states = [ProjectionState(p) for p in projections]
         self.decoder = EventDecoder(app.mapper)
         self._executor: ThreadPoolExecutor | None = None
@@ -963,7 +993,13 @@ class LogFollower:
         read ahead when this one was full.
         """
         size = batch_size or self.batch_size
-        low = min((s.position or 0 for s in self.states), default=0)
+        now = time.monotonic()
+        only = self.only
+        active = [s for s in self.states if s.busy_until <= now
+                  and (only is None or s.projection.name in only)]
+        if not active:  # every view is another runner's for now
+            return PageResult(0, None)
+        low = min((s.position or 0 for s in active), default=0)
         page, everything = self._read(low, size)
         notifications = page.notifications
         if not notifications:
@@ -972,7 +1008,7 @@ class LogFollower:
         more = page.head > end
         if more:  # read and decode the next page while the projections write this one
             self._prefetch = ((end, size), self._pool().submit(self._read_page, end, size))
-        behind = [s for s in self.states if s.position is None or s.position < end]
+        behind = [s for s in active if s.position is None or s.position < end]
         topics = {i.topic for i in everything}
         work: list[tuple[ProjectionState, Batch]] = []
         for state in behind:
@@ -1006,16 +1042,22 @@ class LogFollower:
                 raise
             except Exception as error:
                 projection.forget()
+                if is_lock_busy(error):  # a row another runner holds (lock_timeout)
+                    raise ViewBusyError(f"{projection.name}: {error}") from error
                 if projection.quarantine_scope == "none" or not q.is_event_error(error):
                     raise
                 log.warning("%s: page after %s failed (%r); isolating the event(s) at fault",
                             projection.name, batch.after, error)
                 self._isolate(state, batch)
         except PositionMismatchError as error:
-            log.info("%s; re-reading its position", error)
             projection.forget()
-            state.position = projection.view.position()
             self._prefetch = None
+            if isinstance(error, ViewBusyError):
+                log.info("%s; leaving it for %.1fs", error, self.busy_backoff)
+                state.busy_until = time.monotonic() + self.busy_backoff
+                return None
+            log.info("%s; re-reading its position", error)
+            state.position = projection.view.position()
             return None
         except BaseException as error:  # noqa: BLE001 - handed back to step(), which raises
             projection.forget()
@@ -1146,10 +1188,14 @@ class LogFollower:
         progress: Callable[[int], None] | None = None,
         batch_size: int | None = None,
         pause: float = 0.0,
+        deadline: float | None = None,
     ) -> int:
-        """Applies pages until a read finds nothing new; returns the events read."""
+        """Applies pages until a read finds nothing new (or `time.monotonic()` passes
+        `deadline`); returns the events read."""
         total = 0
         while stop is None or not stop.is_set():
+            if deadline is not None and total and time.monotonic() >= deadline:
+                break
             result = self.step(batch_size)
             if not result.read:
                 break

@@ -38,6 +38,7 @@ from projections.framework import (
     ProjectionStatus,
     ProjectionView,
     SQLiteLogReader,
+    ViewBusyError,
 )
 from projections.framework import (
     PositionMismatchError as _PositionMismatch,
@@ -110,12 +111,18 @@ class Projections:
         if settings.store == "postgres":
             from eventsourcing.postgres import PostgresDatastore
 
-            return PostgresDatastore(
+            budget = settings.pool_budget()["projections"]
+            datastore = PostgresDatastore(
                 dbname=settings.pg_dbname, host=settings.pg_host, port=settings.pg_port,
                 user=settings.pg_user, password=settings.pg_password.get_secret_value(),
-                pool_size=2, max_overflow=6, schema=settings.pg_schema, lock_timeout=10,
-                pre_ping=True,
+                pool_size=1, max_overflow=budget - 1, schema=settings.pg_schema,
+                lock_timeout=10, pre_ping=True,
+                idle_in_transaction_session_timeout=max(
+                    1, settings.pg_idle_in_transaction_timeout_ms // 1000),
             )
+            # named, keepalives, session timeouts (set before the pool opens; issue 19)
+            datastore.pool.kwargs.update(settings.pg_session_kwargs())
+            return datastore
         from eventsourcing.sqlite import SQLiteDatastore
 
         from infra.private_files import private_file
@@ -130,13 +137,17 @@ class Projections:
 
     def _new_follower(self, batch_size: int | None = None) -> LogFollower:
         return LogFollower(self.app, list(self.projections.values()), self._reader(),
-                           batch_size or self.batch_size)
+                           batch_size or self.batch_size, busy_backoff=self._busy_backoff)
+
+    @property
+    def _busy_backoff(self) -> float:
+        return float(getattr(self.settings, "projection_busy_backoff_seconds", 1.0))
 
     def _listener(self) -> Callable[[threading.Event, float], None]:
         """Waits for the event store's NOTIFY (or the timeout, or a wake-up)."""
         state: dict[str, Any] = {}
         channel = self.app.recorder.channel_name
-        conninfo = self.settings.pg_conninfo()
+        conninfo = self.settings.pg_service_conninfo()
 
         def wait(wake: threading.Event, timeout: float) -> None:
             import psycopg
@@ -232,26 +243,46 @@ class Projections:
         until: int | None = None,
         stop: threading.Event | None = None,
         timeout: float = 60.0,
+        names: Sequence[str] | None = None,
     ) -> int:
-        """Applies what is pending in the calling thread until every view reaches `until`
-        (default: the log's end now); returns the events read. If the in-process runner is
-        running, waits for it instead."""
+        """Applies what is pending in the calling thread until every view (or `names`)
+        reaches `until` (default: the log's end now); returns the events read. If the
+        in-process runner is running, waits for it instead.
+
+        Never waits on another runner (a worker) beyond `timeout`: a view whose position row
+        it holds is left to it (NOWAIT), and TimeoutError says the view has not got there."""
         target = self.max_notification_id() if until is None else until
         if self.runner.running:
             self.wait_for(target, timeout)
             return 0
         total = 0
         deadline = time.monotonic() + timeout
-        with self._lock:
-            follower = self.follower
+        chosen = list(names or self.projections)
+
+        def reached() -> bool:
+            return min((self.projections[n].view.visible_position() or 0 for n in chosen),
+                       default=target) >= target
+
+        if not self._lock.acquire(timeout=max(timeout, 0.001)):
+            raise TimeoutError(f"projections did not reach {target} in {timeout}s")
+        try:
+            follower = self.follower if names is None else LogFollower(
+                self.app, [self.projections[n] for n in chosen], self._reader(),
+                self.batch_size, busy_backoff=min(self._busy_backoff, 0.2))
             follower.reload_positions()
-            while stop is None or not stop.is_set():
-                total += follower.run_until_caught_up(stop, progress, batch_size, pause)
-                if min(self.positions().values(), default=target) >= target:
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"projections did not reach {target} in {timeout}s")
-                time.sleep(0.05)  # an unsettled gap in the log (see PostgresLogReader)
+            try:
+                while stop is None or not stop.is_set():
+                    total += follower.run_until_caught_up(stop, progress, batch_size, pause)
+                    if reached():
+                        break
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"projections did not reach {target} in {timeout}s")
+                    time.sleep(0.05)  # an unsettled gap, or a view another runner holds
+            finally:
+                if follower is not self.follower:
+                    follower.close()
+        finally:
+            self._lock.release()
         return total
 
     def run_forever(
@@ -276,33 +307,59 @@ class Projections:
             if batch_size:
                 follower.batch_size = batch_size
         self._retry_at_start()  # swallows a store that is down: the loop below reports it
+        leases = self._leases() if self.store == "postgres" else None
         with self._lock:
             listen = self._listener() if self.store == "postgres" else None
             wake = threading.Event()
             reload = True
-            while not stop.is_set():
-                try:
-                    if reload:
-                        follower.reload_positions()
-                        reload = False
-                    read = follower.run_until_caught_up(stop, pause=pause)
-                    if until_caught_up and min(self.positions().values(), default=0) >= (
-                        self.max_notification_id()
-                    ):
+            renew_every = (leases.seconds / 3) if leases is not None else 0.0
+            renewed = 0.0
+            try:
+                while not stop.is_set():
+                    try:
+                        if reload:
+                            follower.reload_positions()
+                            reload = False
+                        if leases is not None and time.monotonic() - renewed >= renew_every:
+                            follower.only = leases.refresh()  # between pages, never inside one
+                            renewed = time.monotonic()
+                        read = follower.run_until_caught_up(
+                            stop, pause=pause,
+                            deadline=renewed + renew_every if leases else None)
+                        if until_caught_up and min(self.positions().values(), default=0) >= (
+                            self.max_notification_id()
+                        ):
+                            watch.restored()
+                            return
                         watch.restored()
-                        return
-                    watch.restored()
-                    if read:
-                        continue
-                    if listen is not None:
-                        listen(wake, 1.0)
-                    else:
-                        stop.wait(self.poll_interval)
-                except Exception as error:
-                    if not is_connection_error(error):
-                        raise
-                    reload = True
-                    stop.wait(watch.lost(error))
+                        if read:
+                            continue
+                        if listen is not None:
+                            listen(wake, min(1.0, renew_every) if leases else 1.0)
+                        else:
+                            stop.wait(self.poll_interval)
+                    except Exception as error:
+                        if not is_connection_error(error):
+                            raise
+                        reload = True
+                        renewed = 0.0  # leases are taken again once the database is back
+                        stop.wait(watch.lost(error))
+            finally:
+                follower.only = None
+                if leases is not None:
+                    try:
+                        leases.release()
+                    except Exception as error:  # noqa: BLE001 - expiry releases them anyway
+                        if not is_connection_error(error):
+                            raise
+
+    def _leases(self) -> Any:
+        """This worker's view leases (PostgreSQL; `projection_lease_seconds`)."""
+        from projections.leases import ViewLeases
+
+        seconds = float(getattr(self.settings, "projection_lease_seconds", 10.0))
+        name = getattr(self.settings, "application_name", "referrals-project")
+        return ViewLeases(self.datastore, list(self.projections), name, seconds)
 
     def wait_for(self, position: int | None, timeout: float = 5.0) -> None:
         """Blocks until every view has applied the log up to `position`.
@@ -655,8 +712,10 @@ def _apply_in_place(app: Any, projection: Projection[Any], item: Item | None,
         try:
             projection.process_batch(batch)
             return None
-        except _PositionMismatch:
+        except _PositionMismatch as error:
             projection.forget()
+            if isinstance(error, ViewBusyError):  # a worker is applying a page: let it finish
+                time.sleep(0.1)
             continue
         except Exception as error:
             projection.forget()

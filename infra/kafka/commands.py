@@ -46,6 +46,8 @@ def register(app: typer.Typer) -> None:
 
         _configure_logging()
         settings = settings_from_env()
+        if "service" not in settings.model_fields_set:
+            settings = settings.model_copy(update={"service": "ingest"})
         container = build_container(settings)
         tune_for_throughput()
         try:
@@ -80,6 +82,8 @@ def register(app: typer.Typer) -> None:
 
         _configure_logging()
         settings = settings_from_env()
+        if "service" not in settings.model_fields_set:
+            settings = settings.model_copy(update={"service": "relay"})
         container = build_container(settings)
         tune_for_throughput()
         try:

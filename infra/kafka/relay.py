@@ -43,6 +43,11 @@ PERSON_TYPES = {
 TRACKING_TABLE = "kafka_relay_tracking"
 
 
+class LeaseLostError(RuntimeError):
+    """Raised when this relay no longer holds the lease (its session ended, a standby took
+    over and raised the fencing token): it must publish and save nothing more."""
+
+
 class UnpublishableEventError(RuntimeError):
     """Raised when the log holds an event type the relay has no outbound form for."""
 
@@ -124,6 +129,8 @@ class RelayTracking(Protocol):
 
     def check(self) -> None: ...
 
+    def check_lease(self) -> None: ...
+
     def position(self) -> int: ...
 
     def save(self, position: int) -> None: ...
@@ -135,14 +142,21 @@ class PostgresRelayTracking:
     """The position in a small table of the event store's database, plus a lease.
 
     The lease is a session advisory lock: a second relay for the same topic waits as a
-    standby until the first one's connection ends (clean stop or crash).
+    standby until the first one's connection ends (clean stop, crash, or the server ending a
+    frozen relay's session). It is fenced (issue 19): each take-over raises a fencing token
+    (`epoch`, stored with the position); `check_lease` — before every publish — fails once
+    this session's lock is gone or a later relay raised the token, and `save` moves the
+    position only under this relay's token. A relay that froze, lost the lease and resumed
+    therefore publishes and saves nothing.
     """
 
     def __init__(self, settings: Settings, name: str) -> None:
         self.name = name
-        self._conninfo = settings.pg_conninfo()
-        self._conn = self._connect()
+        self._conninfo = settings.pg_service_conninfo()
+        self._epoch: int | None = None
+        self._lost = False  # lost the lease: only an explicit `try_lease` takes it again
         self._lock_key = zlib.crc32(f"referrals-relay:{name}".encode())
+        self._conn = self._connect()
 
     def _connect(self) -> Any:
         import psycopg
@@ -154,26 +168,62 @@ class PostgresRelayTracking:
             " position bigint NOT NULL,"
             " updated_at timestamptz NOT NULL DEFAULT now())"
         )
+        conn.execute(
+            f"ALTER TABLE {TRACKING_TABLE} ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL "
+            "DEFAULT 0")
         return conn
 
     def reconnect(self) -> None:
         """A new session after a lost connection. The lease went with the old session:
-        take it again (`try_lease`) before publishing."""
+        take it again (`try_lease`, which also takes a new fencing epoch) before publishing."""
         old, self._conn = self._conn, None
         if old is not None:
             old.close()
+        self._epoch, self._lost = None, False
         self._conn = self._connect()
 
     def check(self) -> None:
         """Raises if the session (and with it the lease) is gone. Called before each batch,
-        so that a relay never publishes after losing its lease, and notices an outage at
-        once (the event store's own reads retry for many seconds before they fail)."""
+        so that a relay notices an outage at once (the event store's own reads retry for many
+        seconds before they fail); `check_lease` then fences the publish itself."""
         self._conn.execute("SELECT 1")
 
     def try_lease(self) -> bool:
+        if self._conn.closed:  # the session ended (a lost lease): a new one, as a standby
+            self._epoch = None
+            self._conn = self._connect()
         row = self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
                                  (0x52454C, self._lock_key - 2**31)).fetchone()
-        return bool(row and row[0])
+        if not (row and row[0]):
+            return False
+        got = self._conn.execute(
+            f"INSERT INTO {TRACKING_TABLE} AS t (relay_name, position, epoch) "
+            "VALUES (%s, 0, 1) ON CONFLICT (relay_name) DO UPDATE SET epoch = t.epoch + 1 "
+            "RETURNING epoch", (self.name,)).fetchone()
+        self._epoch, self._lost = int(got[0]), False
+        return True
+
+    def check_lease(self) -> None:
+        """LeaseLostError unless this session still holds the lock and the newest token."""
+        import psycopg
+
+        if self._epoch is None and not self._lost and self.try_lease():
+            return  # a relay used without `acquire_lease` (one batch, tests) takes it here
+        if self._epoch is None:
+            raise LeaseLostError(f"{self.name}: this relay does not hold the lease")
+        try:
+            row = self._conn.execute(
+                f"SELECT epoch FROM {TRACKING_TABLE} WHERE relay_name = %s AND EXISTS ("
+                " SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND pid = pg_backend_pid() AND classid::int8 = %s AND objid::int8 = %s)",
+                (self.name, 0x52454C, (self._lock_key - 2**31) & 0xFFFFFFFF)).fetchone()
+        except psycopg.Error as error:  # the session is gone: so is the lock
+            self._epoch, self._lost = None, True
+            self._conn.close()
+            raise LeaseLostError(f"{self.name}: lease session ended ({error})") from None
+        if row is None or int(row[0]) != self._epoch:
+            self._epoch, self._lost = None, True
+            raise LeaseLostError(f"{self.name}: another relay holds the lease now")
 
     def position(self) -> int:
         row = self._conn.execute(f"SELECT position FROM {TRACKING_TABLE} WHERE relay_name = %s",
@@ -181,11 +231,12 @@ class PostgresRelayTracking:
         return int(row[0]) if row else 0
 
     def save(self, position: int) -> None:
+        """Moves the position forward, only under this relay's fencing token."""
+        self.check_lease()
         self._conn.execute(
-            f"INSERT INTO {TRACKING_TABLE} (relay_name, position) VALUES (%s, %s) "
-            "ON CONFLICT (relay_name) DO UPDATE SET position = EXCLUDED.position, "
-            f"updated_at = now() WHERE {TRACKING_TABLE}.position < EXCLUDED.position",
-            (self.name, position),
+            f"UPDATE {TRACKING_TABLE} SET position = %s, updated_at = now() "
+            "WHERE relay_name = %s AND epoch = %s AND position < %s",
+            (position, self.name, self._epoch, position),
         )
 
     def close(self) -> None:
@@ -214,6 +265,9 @@ class SqliteRelayTracking:
 
     def check(self) -> None:
         """Nothing to check: no session, no lease."""
+
+    def check_lease(self) -> None:
+        """Embedded SQLite: one process, no lease to lose."""
 
     def position(self) -> int:
         row = self._conn.execute(f"SELECT position FROM {TRACKING_TABLE} WHERE relay_name = ?",
@@ -368,6 +422,14 @@ class Relay:
                 published = self.publish_batch()
                 failures = 0
                 self.watch.restored()
+            except LeaseLostError as error:
+                log.warning("relay: %s; publishing nothing more, back to standby", error)
+                self._reset_producer()
+                remaining = (None if max_seconds is None
+                             else max(0.0, max_seconds - (time.monotonic() - started)))
+                if not self.acquire_lease(remaining):
+                    break
+                continue
             except UnpublishableEventError:
                 raise
             except Exception as error:
@@ -401,6 +463,7 @@ class Relay:
         ]
         if self.producer is None:
             self.producer = self.producer_factory()
+        self.tracking.check_lease()  # fenced: a relay that lost the lease publishes nothing
         futures = [
             self.producer.send(self.settings.kafka_outbound_topic, key=m.key, value=m.value,
                                headers=m.headers)

@@ -196,12 +196,37 @@ class TransparencyLog:
         return clock() if callable(clock) else datetime.now(timezone.utc)
 
     # -- catching up --------------------------------------------------------------------------
-    def catch_up(self, position: int | None = None, timeout: float = 60.0) -> None:
-        """Makes sure the audit trail has applied the log up to `position` (default: its end)."""
+    def catch_up(self, position: int | None = None, timeout: float | None = None,
+                 lenient: bool = False) -> int:
+        """Makes sure the audit trail has applied the log up to `position` (default: its end);
+        returns how many events it is still behind (0: caught up).
+
+        Only the audit trail is caught up here. In the API (`service == "api"`) this waits at
+        most `api_read_wait_seconds` for a projection worker that holds the view (issue 19:
+        a frozen worker must not hang reads): then TimeoutError, or, if `lenient`, the lag
+        (the caller answers from the view as it is and says so)."""
         target = (self.app.recorder.max_notification_id() or 0) if position is None else position
         if (self.view.position() or 0) >= target:
-            return
-        self.projections.process_pending(until=target, timeout=timeout)
+            return 0
+        if timeout is None:
+            timeout = (float(self.settings.api_read_wait_seconds)
+                       if getattr(self.settings, "service", "") == "api" else 60.0)
+        try:
+            self.projections.process_pending(until=target, timeout=timeout,
+                                             names=("audit_trail",))
+        except TimeoutError:
+            if not lenient:
+                raise
+            lag = max(0, target - (self.view.position() or 0))
+            log.warning("audit trail %d events behind after %.1fs: answering from the view "
+                        "as it is", lag, timeout)
+            return lag
+        return 0
+
+    def lag(self) -> int:
+        """Events recorded that the audit trail has not applied yet."""
+        return max(0, (self.app.recorder.max_notification_id() or 0)
+                   - (self.view.position() or 0))
 
     # -- checkpoints ----------------------------------------------------------------------------
     def publish_checkpoint(self, size: int | None = None) -> Any:
@@ -381,7 +406,7 @@ class TransparencyLog:
 
         row = lookup()
         if row is None:
-            self.catch_up()
+            self.catch_up(lenient=True)
             row = lookup()
         if row is None:
             raise LogEntryNotFoundError(
@@ -426,8 +451,11 @@ class TransparencyLog:
     def case_bundle(self, case_id: str, at: datetime | None = None,
                     since: Iterable[int] = ()) -> dict[str, Any]:
         """A case's leaves with inclusion proofs against the latest checkpoint (with its
-        cosignatures), consistency proofs from earlier checkpoints, and its figures."""
-        self.catch_up()
+        cosignatures), consistency proofs from earlier checkpoints, and its figures.
+
+        If the audit trail cannot be caught up in time (a worker holds it), the bundle is
+        of the view as it is: valid against its (older) checkpoint (see `lag`)."""
+        self.catch_up(lenient=True)
         rows = self.view.case_timeline(case_id)
         if not rows:
             raise LogEntryNotFoundError(
@@ -449,7 +477,7 @@ class TransparencyLog:
                         since: Iterable[int] = ()) -> dict[str, Any]:
         """Every leaf of the province's cases that occurred in [from, to), with proofs, and the
         per-agency counts recomputed from them (a report anyone can recompute)."""
-        self.catch_up()
+        self.catch_up(lenient=True)
         stored = self.fresh_checkpoint()
         rows = self.view.rows_occurred_between(occurred_from, occurred_to, stored.size)
         openers = self.view.opening_agencies(sorted({r["case_id"] for r in rows}))
