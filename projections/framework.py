@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -476,7 +477,32 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
     def _create_view_tables(self) -> None:
         with self._write() as cursor:
             for statement in (*self.DDL, *self._quarantine_ddl()):
+                if self._already_done(cursor, statement):
+                    continue
                 cursor.execute(statement.replace("{schema}", f'"{self._schema}".'))
+
+    _INDEX_DDL = re.compile(r"CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+)")
+    _COLUMN_DDL = re.compile(
+        r"ALTER TABLE \{schema\}(\w+) ADD COLUMN IF NOT EXISTS (\w+)")
+
+    def _already_done(self, cursor: Any, statement: str) -> bool:
+        """Whether an index or added column of the DDL exists already: then the statement is
+        skipped, because even with IF NOT EXISTS it would take a lock on the table and so wait
+        for (and time out behind) another worker's open page (issue 19)."""
+        index = self._INDEX_DDL.match(statement)
+        if index is not None:
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS found",
+                           (f'"{self._schema}".{index.group(1)}',))
+            row = cursor.fetchone()
+            return bool(row["found"] if isinstance(row, dict) else row[0])
+        column = self._COLUMN_DDL.match(statement)
+        if column is not None:
+            cursor.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = %s AND column_name = %s",
+                (self._schema, column.group(1), column.group(2)))
+            return cursor.fetchone() is not None
+        return False
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Any]:

@@ -76,7 +76,7 @@ class Client:
             for _ in range(MAX_CASES_PER_CLIENT):
                 if self.stop.is_set():
                     break
-                case_id = new_case_id()
+                case_id = new_case_id(self.agency.split("-")[0].upper())
                 t = now() - timedelta(hours=2)
                 for event in (opening(case_id, t, agency=self.agency),
                               request_aid(case_id, t + timedelta(minutes=5), agency=self.agency),
