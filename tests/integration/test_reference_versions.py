@@ -296,3 +296,24 @@ def test_a_publication_is_refused_with_a_stable_code_when_it_breaks_a_rule(
                       published_by="admin:test")
     assert raised.value.code == "REFERENCE_SOURCE_REQUIRED"
     assert len(state.refs.records) == len(state.refs.refs())  # nothing was recorded
+
+
+def test_the_web_page_lists_every_version_with_its_source(ledger: Container) -> None:
+    from infra.web.deps import SESSION_COOKIE
+
+    state = ledger.reference_state
+    corrected = dict(state.refs.latest("holidays/2026").content)
+    corrected["extra_working_days"] = ["2026-01-10", "2026-08-22"]
+    state.publish("holidays/2026", corrected, effective_from=None, effective_to=None,
+                  source=SOURCE_22_8, published_by="admin:doj")
+    app = create_app(ledger)
+    client = TestClient(app)
+    store = app.state.web_accounts
+    account = store.create_account("thanhtra.lsn", "mat-khau-dai-du-12", "inspector",
+                                   "Thanh tra", provinces=["LSN"])
+    session_id, _ = store.open_session(account)
+    client.cookies.set(SESSION_COOKIE, session_id)
+    page = client.get("/web/reference", params={"ref": "holidays/2026"})
+    assert page.status_code == 200, page.text
+    assert SOURCE_22_8 in page.text and "admin:doj" in page.text
+    assert page.text.count("<tr>") == 3  # the header and the two versions
