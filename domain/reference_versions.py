@@ -235,6 +235,7 @@ class ReferenceSet:
     _by_ref: dict[str, list[ReferenceRecord]] = field(default_factory=dict, repr=False)
     _calendar: WorkingCalendar | None = field(default=None, repr=False)
     _rules: dict[str, tuple[TimeLimitRule, ...]] = field(default_factory=dict, repr=False)
+    _windows: list[Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for record in sorted(self.records, key=lambda r: (r.ref, r.version)):
@@ -319,6 +320,12 @@ class ReferenceSet:
         record = self.in_force("time_limits", day)
         return self.rules_of(record) if record is not None else ()
 
+    def rule_windows(self) -> list[tuple[ReferenceRecord, date | None, date | None]]:
+        """Which time-limit table judges which trigger days (computed once per set)."""
+        if self._windows is None:
+            self._windows = _rule_windows(self)
+        return self._windows
+
     def documents(self, labels: Iterable[str]) -> list[ReferenceRecord]:
         out = []
         for label in sorted(set(labels)):
@@ -341,7 +348,7 @@ def judge_with_basis(facts: Sequence[CaseFact], refs: ReferenceSet, at: datetime
     if not facts:
         return []
     calendar = refs.calendar()
-    windows = _rule_windows(refs)
+    windows = refs.rule_windows()
     out: list[tuple[TimeLimitVerdict, tuple[str, ...]]] = []
     for record, start, end in windows:
         rules = refs.rules_of(record)

@@ -11,7 +11,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
+
+from eventsourcing.postgres import PostgresApplicationRecorder
 
 from domain.calendar import VIETNAM_TZ
 from domain.reference_versions import ReferenceRecord, ReferenceSet, split_ref
@@ -19,6 +22,16 @@ from infra.reference_data import shipped_documents
 from services.reference_versions import ReferenceVersions
 
 SHIPPED_SOURCE = "Files shipped with the ledger (infra/reference_data), recorded at first start"
+
+
+class ReferenceVersionsRecorder(PostgresApplicationRecorder):
+    """The library's recorder without its insert function (see open_reference_versions)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sql_create_statements = [
+            s for s in self.sql_create_statements
+            if s is not self.sql_create_pg_function_insert_events]
 
 
 def open_reference_versions(settings: Any) -> ReferenceVersions:
@@ -35,12 +48,20 @@ def open_reference_versions(settings: Any) -> ReferenceVersions:
         return sign_note(text, signer[0])
 
     env = dict(settings.eventsourcing_env())
-    # the ledger's PostgreSQL recorder inserts single events through a function bound to the
-    # case table (`referrals_insert_event_v1_*`): the reference store uses the library's own
-    # recorder, plain inserts, so its events go to `referenceversions_events` only
-    env.pop("APPLICATION_RECORDER_TOPIC", None)
-    if "POSTGRES_ENABLE_DB_FUNCTIONS" in env:
+    if "APPLICATION_RECORDER_TOPIC" in env:
+        # The insert functions are named per schema, not per table (the ledger's
+        # `referrals_insert_event_v1_*`, the library's `es_insert_events_*`, created with
+        # CREATE OR REPLACE): a second application creating them would redirect the case
+        # log's inserts into its own table. The reference store creates none and inserts
+        # with plain statements.
+        env["APPLICATION_RECORDER_TOPIC"] = "infra.reference_state:ReferenceVersionsRecorder"
         env["POSTGRES_ENABLE_DB_FUNCTIONS"] = "n"
+    if "SQLITE_DBNAME" in env:  # SQLite names one events table per file: a file of its own
+        from infra.private_files import private_file
+
+        path = Path(env["SQLITE_DBNAME"]).with_name("reference-versions.sqlite")
+        private_file(path)
+        env["SQLITE_DBNAME"] = str(path)
     return ReferenceVersions(env, sign=sign)
 
 

@@ -28,7 +28,7 @@ from tests.integration.test_audit_trail import cli_env
 from tests.integration.test_projections import at, ev, person, vn
 from tests.integration.test_transparency_bundle import _offline
 
-pytestmark = pytest.mark.postgres
+
 
 SOURCE_22_8 = ("Government Office notice on the 2026 National Day holiday: Monday 31/8/2026 "
                "swapped for Saturday 22/8/2026 (worked), as reported on 13/10/2025")
@@ -123,6 +123,7 @@ def _events_in_case_log(container: Container) -> int:
     return container.referrals.recorder.max_notification_id() or 0
 
 
+@pytest.mark.postgres
 def test_shipped_files_become_version_1_once_and_stay_out_of_the_case_log(
     settings: Settings,
 ) -> None:
@@ -138,11 +139,17 @@ def test_shipped_files_become_version_1_once_and_stay_out_of_the_case_log(
         assert "2026-08-22" not in record.content["extra_working_days"]
         assert record.signed_note.startswith("legal-aid-ledger reference/v1\nref holidays/2026")
         assert _events_in_case_log(first) == 0  # reference versions are not case events
+        # and the case log's own inserts still land in the case table (one and several events)
+        first.referrals.record_event(CASE_AUG[0])
+        first.referrals.record_batch(CASE_AUG[1:3])
+        assert _events_in_case_log(first) == 3
+        assert {r.version for r in first.reference_state.app.load().records} == {1}
     finally:
         second.close()
         first.close()
 
 
+@pytest.mark.postgres
 def test_a_calendar_correction_and_a_register_change_move_only_the_verdicts_they_touch(
     ledger: Container, settings: Settings, tmp_path: Path,
 ) -> None:
@@ -267,6 +274,7 @@ def test_a_calendar_correction_and_a_register_change_move_only_the_verdicts_they
     assert "reference versions do not verify" in checked.stdout
 
 
+@pytest.mark.postgres
 def test_a_publication_is_refused_with_a_stable_code_when_it_breaks_a_rule(
     ledger: Container,
 ) -> None:
@@ -298,6 +306,7 @@ def test_a_publication_is_refused_with_a_stable_code_when_it_breaks_a_rule(
     assert len(state.refs.records) == len(state.refs.refs())  # nothing was recorded
 
 
+@pytest.mark.postgres
 def test_the_web_page_lists_every_version_with_its_source(ledger: Container) -> None:
     from infra.web.deps import SESSION_COOKIE
 
@@ -317,3 +326,19 @@ def test_the_web_page_lists_every_version_with_its_source(ledger: Container) -> 
     assert page.status_code == 200, page.text
     assert SOURCE_22_8 in page.text and "admin:doj" in page.text
     assert page.text.count("<tr>") == 3  # the header and the two versions
+
+
+def test_reference_versions_stay_out_of_the_case_log_on_sqlite(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    container = build_container(settings)
+    try:
+        assert container.reference_state.refs.latest("holidays/2026").version == 1
+        assert _events_in_case_log(container) == 0
+        assert (tmp_path / "reference-versions.sqlite").exists()
+    finally:
+        container.close()
+    again = build_container(settings)  # a restart records nothing twice
+    try:
+        assert {r.version for r in again.reference_state.refs.records} == {1}
+    finally:
+        again.close()
