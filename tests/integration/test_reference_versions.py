@@ -307,7 +307,9 @@ def test_a_publication_is_refused_with_a_stable_code_when_it_breaks_a_rule(
 
 
 @pytest.mark.postgres
-def test_the_web_page_lists_every_version_with_its_source(ledger: Container) -> None:
+def test_the_web_page_and_the_cli_list_every_version_with_its_source(
+    ledger: Container, settings: Settings,
+) -> None:
     from infra.web.deps import SESSION_COOKIE
 
     state = ledger.reference_state
@@ -326,6 +328,18 @@ def test_the_web_page_lists_every_version_with_its_source(ledger: Container) -> 
     assert page.status_code == 200, page.text
     assert SOURCE_22_8 in page.text and "admin:doj" in page.text
     assert page.text.count("<tr>") == 3  # the header and the two versions
+    runner = CliRunner()
+    diff = runner.invoke(_cli(), ["reference", "diff", "holidays/2026"], env=_env(settings))
+    assert diff.exit_code == 0, diff.output
+    assert '+    "2026-08-22"' in diff.stdout and "holidays/2026@1" in diff.stdout
+    history = runner.invoke(_cli(), ["reference", "history", "holidays/2026"],
+                            env=_env(settings))
+    assert history.exit_code == 0, history.output
+    assert "holidays/2026@2" in history.stdout and SOURCE_22_8 in history.stdout
+    shown = runner.invoke(_cli(), ["reference", "show", "--as-of", "2026-08-21"],
+                          env=_env(settings))
+    assert shown.exit_code == 0, shown.output
+    assert "holidays/2026" in shown.stdout and "v2" in shown.stdout
 
 
 def test_reference_versions_stay_out_of_the_case_log_on_sqlite(tmp_path: Path) -> None:
