@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from itertools import pairwise
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from eventsourcing.domain import Aggregate
 
@@ -125,7 +126,7 @@ class ReferenceDocument(Aggregate):
                               originator_version=1, timestamp=cls.Published.create_timestamp(),
                               **fields)
         aggregate = event.mutate(None)
-        aggregate._pending_events.append(event)  # noqa: SLF001 - library pattern
+        aggregate._pending_events.append(event)
         return aggregate
 
     def publish(self, **fields: Any) -> None:
@@ -381,7 +382,7 @@ def _rule_windows(refs: ReferenceSet) -> list[tuple[ReferenceRecord, date | None
     bounds = sorted({d for r in versions for d in (r.effective_from, r.effective_to) if d})
     pieces: list[tuple[date | None, date | None]] = []
     edges: list[date | None] = [None, *bounds, None]
-    for lo, hi in zip(edges, edges[1:], strict=False):
+    for lo, hi in pairwise(edges):
         pieces.append((lo, hi))
     out: list[tuple[ReferenceRecord, date | None, date | None]] = []
     for lo, hi in pieces:

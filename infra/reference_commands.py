@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ def admin_principal(container: Any, principal_id: str) -> str:
     raises NotAuthorisedError otherwise."""
     from domain.errors import NotAuthorisedError
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for record in container.tokens.list():
         if (record.principal.principal_id == principal_id and record.principal.role == "admin"
                 and record.status(now) == "active"):
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         container = build_container(settings_from_env())
         try:
             state = container.reference_state
-            day = date.fromisoformat(as_of) if as_of else state._today()  # noqa: SLF001
+            day = date.fromisoformat(as_of) if as_of else state._today()
             if ref:
                 record = state.refs.in_force(ref, day)
                 if record is None:

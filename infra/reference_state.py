@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,7 @@ class ReferenceState:
 
     def versions_map(self) -> dict[str, str]:
         """ref -> "version N, sha256 …" of the versions in force today (reports, /health)."""
+        self.maybe_refresh()
         return {r.ref: f"v{r.version} sha256:{r.sha256[:16]}"
                 for r in self.refs.current(self._today())}
 
@@ -212,4 +213,4 @@ def parse_publication(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

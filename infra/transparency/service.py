@@ -439,6 +439,8 @@ class TransparencyLog:
         leaves = self._leaves(rows, lambda row: events.get(row["version"]), stored.size)
         at = at or self._now()
         state = getattr(self.container, "reference_state", None)
+        if state is not None:
+            state.maybe_refresh()  # a version another process published
         refs = state.refs if state is not None and state.refs.records else None
         figures = case_figures([e["leaf"] for e in leaves], self.container.rules,
                                self.container.calendar, at, refs=refs)
@@ -495,7 +497,10 @@ class TransparencyLog:
         """The reference versions a province's figures rest on (issue 14): every document's
         version in force at the period's end, and the calendar of each year of the period."""
         state = getattr(self.container, "reference_state", None)
-        if state is None or not state.refs.records:
+        if state is None:
+            return {}
+        state.maybe_refresh()
+        if not state.refs.records:
             return {}
         refs = state.refs
         last = occurred_to.astimezone(VIETNAM_TZ).date()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +19,15 @@ from typer.testing import CliRunner
 
 from infra.bootstrap import Container, build_container
 from infra.http.app import create_app
-from infra.reference_data import SHIPPED
 from infra.reference_commands import register as register_reference
+from infra.reference_data import SHIPPED
 from infra.settings import Settings
 from infra.transparency.commands import register as register_transparency
 from infra.transparency.service import transparency_log
 from tests.conftest import make_pg_settings
 from tests.integration.test_audit_trail import cli_env
-from tests.integration.test_projections import at, ev, person, vn
+from tests.integration.test_projections import ev, person, vn
 from tests.integration.test_transparency_bundle import _offline
-
-
 
 SOURCE_22_8 = ("Government Office notice on the 2026 National Day holiday: Monday 31/8/2026 "
                "swapped for Saturday 22/8/2026 (worked), as reported on 13/10/2025")
@@ -205,6 +204,11 @@ def test_a_calendar_correction_and_a_register_change_move_only_the_verdicts_they
             for m in moved] == [(aug, "C3", ["jan-oct", "full-year"], "holidays/2026@2",
                                  SOURCE_22_8)]
     assert ledger.projections.compliance.moved("LSN", 2025) == []
+    from projections.reports import build_report
+
+    named = build_report(ledger, "LSN", date(2026, 1, 1), date(2026, 12, 31)).reference_versions
+    v2_sha = ledger.reference_state.refs.latest("holidays/2026").sha256
+    assert named["holidays/2026"] == f"v2 sha256:{v2_sha[:16]}"
 
     # the case time-limits API names the versions (with their hashes)
     client = TestClient(create_app(ledger))

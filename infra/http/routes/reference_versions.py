@@ -49,7 +49,7 @@ def reference_in_force(
     """One version per document, the one in force on `as_of`: ref, version, SHA-256,
     effective dates, legal source, who published it and its signed note."""
     state = _state(container)
-    day = as_of or state._today()  # noqa: SLF001
+    day = as_of or state._today()
     return {"as_of": day.isoformat(),
             "documents": [r.as_dict(content=False) for r in state.refs.current(day)]}
 
@@ -67,7 +67,7 @@ def reference_history(
     return {"versions": [r.as_dict(content=False) for n in names for r in refs.history(n)]}
 
 
-@router.get("/v1/reference/versions/moved", responses=_READ,
+@router.get("/v1/reference/versions/moved", responses=error_responses(401, 403, 422, 503),
             summary="Các kết luận thời hạn thay đổi do một lần công bố")
 def reference_moved(
     principal: CurrentPrincipal,
@@ -104,7 +104,7 @@ def reference_document(
     """The document's content with its hash and signed note."""
     state = _state(container)
     record = (state.refs.version(ref, version) if version is not None
-              else state.refs.in_force(ref, as_of or state._today()))  # noqa: SLF001
+              else state.refs.in_force(ref, as_of or state._today()))
     if record is None:
         raise NotFoundError("VALUE_NOT_IN_REFERENCE", "ref", value=ref,
                             reference="reference versions")

@@ -24,7 +24,7 @@ def reference_page(
     state = container.reference_state
     state.maybe_refresh()
     refs = state.refs
-    today = state._today()  # noqa: SLF001
+    today = state._today()
     in_force = {r.label for r in refs.current(today)}
     names = [ref] if ref and ref in refs.refs() else refs.refs()
     documents = [(name, list(reversed(refs.history(name)))) for name in names]

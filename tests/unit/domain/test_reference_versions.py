@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from domain.calendar import VIETNAM_TZ
@@ -19,7 +19,7 @@ from domain.reference_versions import (
 from infra.reference_data import shipped_documents
 
 SHIPPED = shipped_documents()
-T = datetime(2026, 12, 1, tzinfo=timezone.utc)
+T = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _record(ref: str, version: int, content: Any, effective_from: date | None = None,
