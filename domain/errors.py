@@ -234,6 +234,55 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The ledger failed its integrity check: {detail_en}. This data is not served; "
         "administrators must run `referrals verify`.",
     ),
+    # --- reference versions (issue 14) -----------------------------------------------------
+    "REFERENCE_KIND_UNKNOWN": (
+        "Loại văn bản tham chiếu «{value}» (trường «{field}») không có; các loại: {known}.",
+        "Reference kind '{value}' (field '{field}') is unknown; the kinds: {known}.",
+    ),
+    "REFERENCE_KEY_INVALID": (
+        "Khoá «{value}» (trường «{field}») không hợp lệ: lịch ghi theo năm (4 chữ số, ví dụ "
+        "holidays/2026); các văn bản khác không có khoá.",
+        "Key '{value}' (field '{field}') is invalid: a calendar is keyed by its year (4 digits, "
+        "e.g. holidays/2026); other documents have no key.",
+    ),
+    "REFERENCE_SOURCE_REQUIRED": (
+        "Thiếu căn cứ pháp lý (trường «{field}»): ghi văn bản công bố thay đổi (số, ngày, cơ "
+        "quan ban hành).",
+        "The legal source (field '{field}') is required: name the document that announced the "
+        "change (number, date, issuer).",
+    ),
+    "REFERENCE_DATES_INVALID": (
+        "Ngày hiệu lực (trường «{field}») không hợp lệ: {rule_vi}.",
+        "Effective date (field '{field}') is invalid: {rule_en}.",
+    ),
+    "REFERENCE_CONTENT_INVALID": (
+        "Nội dung văn bản {ref} (trường «{field}») không đúng cấu trúc: {detail}.",
+        "The content of {ref} (field '{field}') does not follow its schema: {detail}.",
+    ),
+    "REFERENCE_UNCHANGED": (
+        "Nội dung và ngày hiệu lực giống hệt phiên bản {version} đang có của {ref}; không "
+        "công bố lại.",
+        "Content and effective dates are identical to version {version} of {ref}; nothing to "
+        "publish.",
+    ),
+    "REFERENCE_AGENCY_STILL_HELD": (
+        "Không được bỏ cơ quan {value} khỏi danh mục (trường «{field}»): còn vụ việc đang mở "
+        "do cơ quan này thụ lý; hãy ghi ngày hết hoạt động (valid_to) thay vì xoá.",
+        "Agency {value} cannot be removed from the register (field '{field}'): open cases are "
+        "still held by it; set its valid_to instead of removing it.",
+    ),
+    "REFERENCE_CATEGORY_REMOVED": (
+        "Không được xoá diện người được TGPL «{value}» (trường «{field}»): các vụ việc đã ghi "
+        "vẫn dùng; hãy ghi ngày hết hiệu lực (valid_to).",
+        "Eligible category '{value}' cannot be removed (field '{field}'): recorded cases still "
+        "use it; set its valid_to instead.",
+    ),
+    "REFERENCE_CATEGORY_RETROACTIVE": (
+        "Không được cho diện «{value}» hết hiệu lực hồi tố từ {date} (trường «{field}»): ngày "
+        "hết hiệu lực không được trước ngày công bố.",
+        "Category '{value}' cannot be retired retroactively from {date} (field '{field}'): "
+        "valid_to may not precede the publication day.",
+    ),
     "INTERNAL_ERROR": (
         "Lỗi hệ thống; hãy báo cho quản trị viên kèm mã yêu cầu (request_id).",
         "Internal error; report it to the administrators with the request_id.",

@@ -42,6 +42,7 @@ class Container:
     tokens: TokenStore | None = None  # bearer tokens of the HTTP API
     extras: dict[str, Any] = field(default_factory=dict)
     projections: Any = None  # projections.runtime.Projections (read models and their runner)
+    reference_state: Any = None  # infra.reference_state.ReferenceState (issue 14)
 
     def close(self) -> None:
         """Releases connections (event store, pools, key store)."""
@@ -51,6 +52,8 @@ class Container:
                 closer()
         if self.projections is not None:
             self.projections.close()
+        if self.reference_state is not None:
+            self.reference_state.app.close()
         self.referrals.close()
         if self.tokens is not None:
             self.tokens.close()
@@ -156,6 +159,16 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     )
     container = Container(settings, reference, calendar, rules, vault, referrals, pg_pool,
                           tokens=tokens)
+    from infra.reference_state import ReferenceState, open_reference_versions
+
+    # issue 14: reference data is read from its recorded versions (the files seed version 1)
+    with _creating_tables(pg_pool):
+        state = ReferenceState(container, open_reference_versions(settings),
+                               settings.reference_poll_seconds)
+        state.record_shipped()
+    state.refresh(force=True)
+    container.reference_state = state
+    referrals.before_use = state.maybe_refresh
     from projections.runtime import open_projections
 
     if settings.store == "sqlite" or settings.pool_budget()["projections"] > 0:

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
 
     # --- rules and reference data -------------------------------------------------------------
     reference_data_dir: Path | None = None  # default: the files shipped in infra/reference_data
+    reference_poll_seconds: float = Field(default=5.0, ge=0, le=3600)  # issue 14: reload check
     # clear identity also for agencies that held a case before a transfer (services/access.py)
     identity_former_holders: bool = False
     future_tolerance_seconds: int = Field(default=300, ge=0, le=86400)

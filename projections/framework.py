@@ -127,6 +127,7 @@ class ProjectionContext:
     reference: Any
     rules: tuple[Any, ...] = ()
     calendar: Any = None
+    references: Any = None  # infra.reference_state.ReferenceState: the recorded versions
 
 
 # ------------------------------------------------------------------------------------- views

@@ -296,7 +296,10 @@ def build_report(
     return Report(
         province=province, province_name_vi=reference.provinces[province].name_vi,
         start=start, end=end, generated_at=generated, judged_at=now,
-        reference_versions=versions(container.settings.reference_data_dir),
+        reference_versions=(container.reference_state.versions_map()
+                            if getattr(container, "reference_state", None) is not None
+                            and container.reference_state.refs.records
+                            else versions(container.settings.reference_data_dir)),
         positions=positions, agencies=agencies, compliance=compliance,
         overdue=projections.compliance.overdue(province, now=now), checkpoint=checkpoint,
         due=due[0] if due else None, due_source=due[1] if due else "",

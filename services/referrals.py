@@ -35,6 +35,7 @@ from domain.errors import (
 )
 from domain.person import ERASURE_REASONS, PersonRecord, person_record_id
 from domain.reference import ReferenceData
+from domain.reference_versions import judge_with_basis
 from domain.referral import EARLIEST_OCCURRENCE, Recorded, Referral, referral_id
 from services.personal_data import (
     KeySession,
@@ -142,6 +143,10 @@ class Referrals(Application[UUID]):
         self.clock = clock
         self.future_tolerance = future_tolerance
         self.earliest = earliest
+        # issue 14: the recorded reference versions (a `ReferenceSet`) when the ledger reads
+        # them from the store, and a hook that reloads them when a new version was published
+        self.reference_set: Any = None
+        self.before_use: Callable[[], None] | None = None
 
     def instant_range(self) -> InstantRange:
         """The instants the wire accepts now (settings: earliest_occurrence, future tolerance)."""
@@ -150,6 +155,8 @@ class Referrals(Application[UUID]):
     # ---------------------------------------------------------------------------- writing
     def record_event(self, wire: Mapping[str, Any]) -> Recorded:
         """Records one wire event, or recognises its retry; raises DomainError otherwise."""
+        if self.before_use is not None:
+            self.before_use()
         event = parse_wire(wire, self.reference, self.instant_range())
         referral = self._load_cases([event.case_id])[event.case_id]
         try:
@@ -177,6 +184,8 @@ class Referrals(Application[UUID]):
         the items after it. If the atomic save meets a concurrent writer, the batch falls back
         to one transaction per case so that one contended case cannot sink the others.
         """
+        if self.before_use is not None:
+            self.before_use()
         results: list[Recorded | Rejected | None] = [None] * len(wires)
         cases = self._load_cases(  # well-formed ids only: the others are refused when judged
             [w["case_id"] for w in wires if isinstance(w, Mapping) and is_identifier(
@@ -500,9 +509,22 @@ class Referrals(Application[UUID]):
 
     def time_limits(self, case_id: str, at: datetime | None = None) -> list[TimeLimitVerdict]:
         """The case's legal time limits judged at `at` (default now): met, missed or running."""
+        return [verdict for verdict, _ in self.time_limits_with_basis(case_id, at)]
+
+    def time_limits_with_basis(
+        self, case_id: str, at: datetime | None = None,
+    ) -> list[tuple[TimeLimitVerdict, tuple[str, ...]]]:
+        """Each time-limit verdict with the reference versions it was judged with
+        (`time_limits@1`, `holidays/2026@2`; issue 14): the table in force on its trigger day
+        and the calendar of every year a working-day limit spans."""
+        if self.before_use is not None:
+            self.before_use()
         at = at or self.clock()
         history = [e for e in self.case_history(case_id) if e.timestamp <= at]
-        return evaluate_time_limits(case_facts(history), self.rules, self.calendar, at)
+        if self.reference_set is not None:
+            return judge_with_basis(case_facts(history), self.reference_set, at)
+        return [(v, ()) for v in
+                evaluate_time_limits(case_facts(history), self.rules, self.calendar, at)]
 
     # ---------------------------------------------------------------------- personal data
     def reveal_identity(self, case_id: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from infra.http.middleware import (
     RequestContextMiddleware,
     StrictRequestMiddleware,
 )
-from infra.http.routes import access_log, cases, events, ops
+from infra.http.routes import access_log, cases, events, ops, reference_versions
 from infra.transparency import http as transparency_http
 from projections import http as projections_http
 
@@ -89,7 +89,7 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
     # the transparency routes come before the cases router: its `/v1/cases/{case_id:path}`
     # would otherwise swallow `/v1/cases/{case_id}/bundle`
     for router in (ops.router, events.router, transparency_http.router, cases.router,
-                   access_log.router, projections_http.router):
+                   access_log.router, projections_http.router, reference_versions.router):
         app.include_router(router)
     if find_spec("infra.web") is not None:
         from infra.web import install

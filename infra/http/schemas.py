@@ -334,6 +334,14 @@ class AsOfOut(BaseModel):
     events: list[HistoryEventOut]
 
 
+class ReferenceVersionRef(BaseModel):
+    """Một phiên bản dữ liệu tham chiếu đã dùng để xét (issue 14): văn bản, số phiên bản, SHA-256."""
+
+    ref: str = Field(description="Văn bản: `time_limits`, `holidays/2026`, `agencies`…")
+    version: int
+    sha256: str
+
+
 class TimeLimitOut(BaseModel):
     """Một thời hạn luật định của vụ việc: đã đáp ứng, quá hạn, đang chạy hoặc huỷ."""
 
@@ -350,6 +358,10 @@ class TimeLimitOut(BaseModel):
     target_version: int | None
     met_at: datetime | None
     responsible_agency_id: str | None
+    basis: list[ReferenceVersionRef] = Field(
+        default_factory=list,
+        description="Các phiên bản dữ liệu tham chiếu đã dùng: bảng thời hạn và lịch của mỗi năm "
+                    "mà thời hạn tính theo ngày làm việc đi qua")
 
 
 class TimeLimitsOut(BaseModel):

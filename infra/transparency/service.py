@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from domain.calendar import VIETNAM_TZ
 from domain.errors import DomainError, InvalidEventError, LogIntegrityError, NotFoundError
 from domain.referral import Recorded, referral_id
 from infra.transparency.bundle import (
@@ -465,13 +466,26 @@ class TransparencyLog:
         events = self._stored_events(case_id)
         leaves = self._leaves(rows, lambda row: events.get(row["version"]), stored.size)
         at = at or self._now()
-        return {
+        state = getattr(self.container, "reference_state", None)
+        if state is not None:
+            state.maybe_refresh()  # a version another process published
+        refs = state.refs if state is not None and state.refs.records else None
+        figures = case_figures([e["leaf"] for e in leaves], self.container.rules,
+                               self.container.calendar, at, self.container.reference, refs=refs)
+        bundle = {
             "format": BUNDLE_FORMAT, "kind": "case", "origin": self.origin, "case_id": case_id,
             "as_of": rfc3339(at), "checkpoint": stored.cosigned_note,
             "leaves": leaves, "consistency": self._consistency_chain(stored.size, since),
-            "figures": case_figures([e["leaf"] for e in leaves], self.container.rules,
-                                    self.container.calendar, at, self.container.reference),
+            "figures": figures,
         }
+        if refs is not None:  # issue 14: the versions the verdicts used, to judge offline
+            used = {label for v in figures["time_limits"] for label in v["basis"]}
+            if not any(label.startswith("time_limits@") for label in used):
+                latest = refs.latest("time_limits")
+                if latest is not None:
+                    used.add(latest.label)
+            bundle["reference"] = state.documents(used)
+        return bundle
 
     def province_bundle(self, province: str, occurred_from: datetime, occurred_to: datetime,
                         since: Iterable[int] = ()) -> dict[str, Any]:
@@ -503,7 +517,27 @@ class TransparencyLog:
             "as_of": rfc3339(self._now()), "checkpoint": stored.cosigned_note,
             "leaves": leaves, "consistency": self._consistency_chain(stored.size, since),
             "figures": province_figures([e["leaf"] for e in leaves]),
+            **self._province_references(occurred_from, occurred_to),
         }
+
+    def _province_references(self, occurred_from: datetime,
+                             occurred_to: datetime) -> dict[str, Any]:
+        """The reference versions a province's figures rest on (issue 14): every document's
+        version in force at the period's end, and the calendar of each year of the period."""
+        state = getattr(self.container, "reference_state", None)
+        if state is None:
+            return {}
+        state.maybe_refresh()
+        if not state.refs.records:
+            return {}
+        refs = state.refs
+        last = occurred_to.astimezone(VIETNAM_TZ).date()
+        labels = {r.label for r in refs.current(last) if r.kind != "holidays"}
+        for year in range(occurred_from.astimezone(VIETNAM_TZ).year, last.year + 1):
+            record = refs.latest(f"holidays/{year}")
+            if record is not None:
+                labels.add(record.label)
+        return {"reference": state.documents(labels)}
 
     def _stored_events(self, case_id: str) -> dict[int, Any]:
         """The case's stored events by version; LOG_INTEGRITY_FAILED if one cannot be decoded."""

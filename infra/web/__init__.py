@@ -28,12 +28,13 @@ def install(app: Any, container: Any) -> None:
     from infra.web.accounts import account_store
     from infra.web.deps import PREFIX, STATIC, Renderer
     from infra.web import errors
-    from infra.web.routes import auth, cases, stats
+    from infra.web.routes import auth, cases, reference, stats
 
     app.state.web_accounts = account_store(container)
     app.state.web_renderer = Renderer(container)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(STATIC)), name="web-static")
-    for router in (auth.router, cases.router, stats.router, errors.fallback):
+    for router in (auth.router, cases.router, stats.router, reference.router,
+                   errors.fallback):
         app.include_router(router)
     errors.register_handlers(app)
     if not any(getattr(route, "path", None) == "/favicon.ico" for route in app.router.routes):

@@ -197,8 +197,15 @@ def read_time_limits(
     referrals = container.referrals
     when = parse_instant(at, "at") if at is not None else referrals.clock()
     _authorised(referrals, principal, case_id)
+    verdicts = referrals.time_limits_with_basis(case_id, when)
     rules = {rule.rule_id: rule for rule in container.rules}
-    verdicts = referrals.time_limits(case_id, when)
+    refs = referrals.reference_set
+    for label in {label for _, basis in verdicts for label in basis
+                  if label.startswith("time_limits@")}:
+        record = refs.by_label(label)  # the table that judged it, an older one included
+        if record is not None:
+            rules = {**{r.rule_id: r for r in refs.rules_of(record)}, **rules}
+    state = container.reference_state
     return TimeLimitsOut(case_id=case_id, at=when, time_limits=[
         TimeLimitOut(
             rule_id=v.rule_id, title_vi=rules[v.rule_id].title_vi,
@@ -208,8 +215,9 @@ def read_time_limits(
             trigger_version=v.trigger_version, trigger_at=v.trigger_at, deadline=v.deadline,
             target_version=v.target_version, met_at=v.met_at,
             responsible_agency_id=v.responsible_agency_id,
+            basis=state.describe(basis) if state is not None else [],
         )
-        for v in verdicts
+        for v, basis in verdicts
     ])
 
 
