@@ -40,7 +40,7 @@ class Container:
     pg_pool: Any = None
     tokens: TokenStore | None = None  # bearer tokens of the HTTP API
     extras: dict[str, Any] = field(default_factory=dict)
-    projections: Any = None  # projections.runtime.Projections (read models and their runner)
+    projections: Any = None  # infra.projection_runtime.Projections (read models and their runner)
 
     def close(self) -> None:
         """Releases connections (event store, pools, key store)."""
@@ -147,7 +147,7 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     )
     container = Container(settings, reference, calendar, rules, vault, referrals, pg_pool,
                           tokens=tokens)
-    from projections.runtime import open_projections
+    from infra.projection_runtime import open_projections
 
     with _creating_tables(pg_pool):
         container.projections = open_projections(container)

@@ -48,7 +48,7 @@ class DeploymentError(RuntimeError):
 # ------------------------------------------------------------------------------------ secrets
 def generate_secrets(log_origin: str, master_key_id: str | None = None) -> dict[str, str]:
     """Fresh values for every variable of SECRET_VARIABLES (the log key named after the origin)."""
-    from infra.transparency.note import generate_signer
+    from services.transparency.note import generate_signer
     from services.personal_data import new_master_key
 
     if not log_origin.strip() or "\n" in log_origin or " " in log_origin:
@@ -178,7 +178,7 @@ def register(app: typer.Typer) -> None:
                   f"{out} already exists; not overwritten (use --force if you are sure)",
                   file=sys.stderr)
             raise typer.Exit(code=EXIT_CONFIGURATION) from None
-        from infra.transparency.note import signer_from_key_text
+        from services.transparency.note import signer_from_key_text
 
         public = signer_from_key_text(values["REFERRALS_LOG_SIGNING_KEY"]).verifier().key_text
         print(f"Đã ghi {out} (0600) / wrote {out}: {', '.join(values)}", file=sys.stderr)

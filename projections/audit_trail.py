@@ -2,7 +2,7 @@
 
 Per event, in log order, one row: its tree index (assigned here: notification ids have gaps),
 its position in the log, case, version, event id, type, recording agency, when it occurred and
-when it was recorded, its leaf hash (infra.transparency.leaves), the case chain hash
+when it was recorded, its leaf hash (services.transparency.leaves), the case chain hash
 SHA-256(previous case entry's chain || leaf) and the global chain hash SHA-256(previous global
 chain || leaf). The tree's perfect subtrees are kept in a node table, appended in the same
 transaction as the rows and the tracking position, so a page of the log is applied exactly once.
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from infra.transparency.leaves import CHAIN_SEED, chain_next, leaf_entry
-from infra.transparency.merkle import EMPTY_ROOT, MerkleTree, NodeKey, leaf_hash
+from services.transparency.leaves import CHAIN_SEED, chain_next, leaf_entry
+from services.transparency.merkle import EMPTY_ROOT, MerkleTree, NodeKey, leaf_hash
 from projections.framework import (
     Batch,
     PostgresProjectionView,

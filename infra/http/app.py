@@ -19,8 +19,8 @@ from infra.bootstrap import Container
 from infra.http.errors import handle_error
 from infra.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from infra.http.routes import access_log, cases, events, ops
-from infra.transparency import http as transparency_http
-from projections import http as projections_http
+from infra.http.routes import log as transparency_http
+from infra.http.routes import reports as projections_http
 
 DESCRIPTION = """
 Sổ theo dõi trợ giúp pháp lý trong tố tụng (TTLT 10/2018): các cơ quan tiến hành tố tụng, cơ

@@ -26,25 +26,25 @@ from typing import Any
 
 from domain.errors import DomainError, InvalidEventError, NotFoundError
 from domain.referral import Recorded, referral_id
-from infra.transparency.bundle import (
+from services.transparency.bundle import (
     BUNDLE_FORMAT,
     b64,
     case_figures,
     province_figures,
 )
-from infra.transparency.checkpoint import (
+from services.transparency.checkpoint import (
     Checkpoint,
     CosignatureVerifier,
     cosignature_verifier_from_key_text,
 )
-from infra.transparency.leaves import (
+from services.transparency.leaves import (
     chain_extension,
     leaf_bytes,
     leaf_entry,
     rfc3339,
 )
-from infra.transparency.merkle import leaf_hash
-from infra.transparency.note import (
+from services.transparency.merkle import leaf_hash
+from services.transparency.note import (
     NoteError,
     Signer,
     generate_signer,
@@ -53,7 +53,7 @@ from infra.transparency.note import (
     signer_from_key_text,
     split_note,
 )
-from infra.transparency.receipt import issue_receipt
+from services.transparency.receipt import issue_receipt
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import typer
 from typer.testing import CliRunner
 
 from infra.settings import Settings
-from infra.transparency.commands import register
+from infra.cli.transparency import register
 from infra.transparency.service import transparency_log
-from infra.transparency.verify import verify_log
+from services.transparency.verify import verify_log
 from tests.integration.test_audit_trail import (
     burn_notification_ids,
     cli_env,

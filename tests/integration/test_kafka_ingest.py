@@ -260,7 +260,7 @@ def test_every_streamed_event_gets_a_signed_receipt_on_its_agency_topic(
     ingest_settings: Settings, container: Container
 ) -> None:
     from infra.kafka.clients import receipts_topic
-    from infra.transparency.receipt import open_receipt
+    from services.transparency.receipt import open_receipt
     from infra.transparency.service import receipts_for, transparency_log
 
     worker = IngestWorker.connect(ingest_settings, container.referrals,

@@ -15,12 +15,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from infra.transparency.bundle import _verdict, verify_bundle
-from infra.transparency.canonical import canonical_json
-from infra.transparency.checkpoint import Checkpoint
-from infra.transparency.commands import register
-from infra.transparency.leaves import parse_rfc3339
-from infra.transparency.note import sign_note
+from services.transparency.bundle import _verdict, verify_bundle
+from services.transparency.canonical import canonical_json
+from services.transparency.checkpoint import Checkpoint
+from infra.cli.transparency import register
+from services.transparency.leaves import parse_rfc3339
+from services.transparency.note import sign_note
 from infra.transparency.service import transparency_log
 from tests.factories import T0, VLG_POLICE, CaseScript
 from tests.integration.test_audit_trail import cli_env, record_cases

@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infra.bootstrap import build_container
-from infra.transparency.bundle import unb64, verify_bundle
-from infra.transparency.checkpoint import generate_cosigner
-from infra.transparency.merkle import verify_consistency, verify_inclusion
-from infra.transparency.note import open_note, verifier_from_key_text
+from services.transparency.bundle import unb64, verify_bundle
+from services.transparency.checkpoint import generate_cosigner
+from services.transparency.merkle import verify_consistency, verify_inclusion
+from services.transparency.note import open_note, verifier_from_key_text
 from infra.transparency.service import transparency_log
 from tests.conftest import make_pg_settings
 from tests.integration.test_audit_trail import record_cases

@@ -20,12 +20,12 @@ from typer.testing import CliRunner
 
 from infra.bootstrap import build_container
 from infra.http.app import create_app
-from infra.transparency.bundle import unb64, verify_bundle
-from infra.transparency.checkpoint import Checkpoint, generate_cosigner
-from infra.transparency.commands import register
-from infra.transparency.leaves import chain_extension
-from infra.transparency.note import sign_note
-from infra.transparency.receipt import check_receipt_against_checkpoint
+from services.transparency.bundle import unb64, verify_bundle
+from services.transparency.checkpoint import Checkpoint, generate_cosigner
+from infra.cli.transparency import register
+from services.transparency.leaves import chain_extension
+from services.transparency.note import sign_note
+from services.transparency.receipt import check_receipt_against_checkpoint
 from infra.transparency.service import LogForkError, receipt_for, transparency_log
 from infra.transparency.witness import RefusalReason, Witness, WitnessRefusal
 from tests.conftest import make_pg_settings
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.postgres
 
 def transparency_app(container: Any) -> FastAPI:
     """The API with the transparency router placed before the cases router (as the lead will)."""
-    from infra.transparency.http import router
+    from infra.http.routes.log import router
 
     app = create_app(container)
     count = len(app.router.routes)
@@ -209,7 +209,7 @@ def _write(path: Path, text: str) -> Path:
 def test_receipts_for_a_batch_bind_positions_and_verify_against_a_later_checkpoint(
     pg_container: Any,
 ) -> None:
-    from infra.transparency.receipt import open_receipt
+    from services.transparency.receipt import open_receipt
     from infra.transparency.service import receipts_for
 
     app = pg_container.referrals

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.transparency.merkle import (
+from services.transparency.merkle import (
     EMPTY_ROOT,
     InMemoryNodeStore,
     InvalidLeafHashError,

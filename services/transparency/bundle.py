@@ -27,15 +27,15 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from infra.transparency.checkpoint import (
+from services.transparency.checkpoint import (
     Checkpoint,
     cosignature_timestamp,
     cosignature_verifier_from_key_text,
     parse_checkpoint,
 )
-from infra.transparency.leaves import LeafError, parse_leaf, parse_rfc3339, rfc3339
-from infra.transparency.merkle import leaf_hash, verify_consistency, verify_inclusion
-from infra.transparency.note import NoteError, open_note, split_note, verifier_from_key_text
+from services.transparency.leaves import LeafError, parse_leaf, parse_rfc3339, rfc3339
+from services.transparency.merkle import leaf_hash, verify_consistency, verify_inclusion
+from services.transparency.note import NoteError, open_note, split_note, verifier_from_key_text
 
 BUNDLE_FORMAT = "legal-aid-ledger bundle/v1"
 

@@ -2,7 +2,7 @@
 every signed checkpoint against it; names the first event altered, removed or inserted.
 
 The event store is the evidence: every stored record is decoded with the application's mapper
-and made into its leaf (infra.transparency.leaves) — never read from the audit trail. Walking
+and made into its leaf (services.transparency.leaves) — never read from the audit trail. Walking
 the store and the audit trail side by side in log order:
 
 - same position, different leaf hash, or a record that cannot be decoded: ALTERED;
@@ -24,16 +24,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.transparency.checkpoint import parse_checkpoint
-from infra.transparency.leaves import (
+from services.transparency.checkpoint import parse_checkpoint
+from services.transparency.leaves import (
     CHAIN_SEED,
     LeafError,
     chain_head_of,
     chain_next,
     leaf_of_notification,
 )
-from infra.transparency.merkle import EMPTY_ROOT, leaf_hash, node_hash
-from infra.transparency.note import NoteError, Verifier, open_note
+from services.transparency.merkle import EMPTY_ROOT, leaf_hash, node_hash
+from services.transparency.note import NoteError, Verifier, open_note
 
 PAGE = 1000
 

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
 def _container():  # type: ignore[no-untyped-def]
     from infra.bootstrap import build_container
-    from infra.cli import settings_from_env
+    from infra.cli.core import settings_from_env
 
     settings = settings_from_env()
     # the worker and the CLI run projections themselves: never a second in-process runner
@@ -38,7 +38,7 @@ def project_command(
 ) -> None:
     """Runs the projection worker: follows the log (LISTEN/NOTIFY on PostgreSQL, polling on
     SQLite) and applies each page to every view, until SIGTERM/SIGINT."""
-    from infra.cli import console
+    from infra.cli.core import console
 
     container = _container()
     from infra.process_tuning import tune_for_throughput
@@ -72,7 +72,7 @@ def rebuild_command(
         "PostgreSQL: one process per view (every core works); --in-process: one process")),
 ) -> None:
     """Drops the views and rebuilds them from event zero (stop the worker first)."""
-    from infra.cli import _progress
+    from infra.cli.core import _progress
     from infra.process_tuning import tune_for_throughput
 
     container = _container()
@@ -121,7 +121,7 @@ def report_command(
     output: Path = typer.Option(Path("reports"), "--output", file_okay=False),
 ) -> None:
     """Writes the council report of a province for a period (XLSX, CSV, PNG charts)."""
-    from infra.cli import _progress, console
+    from infra.cli.core import _progress, console
     from projections.reports import build_report, period_dates, write_report
 
     if date_from or date_to:

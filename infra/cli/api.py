@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serves the HTTP API (embedded SQLite by default, PostgreSQL by settings)."""
         from infra.bootstrap import build_container
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
         from infra.deployment import DeploymentError, check_port_free, fail
         from infra.http.server import serve as serve_api
 
@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Creates a token and prints it ONCE (only its SHA-256 hash is stored)."""
         from infra.bootstrap import build_container
-        from infra.cli import console, settings_from_env
+        from infra.cli.core import console, settings_from_env
 
         container = build_container(settings_from_env())
         try:
@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
     def revoke(token_id: str = typer.Argument(..., help="the token id from `token list`")) -> None:
         """Revokes a token (takes effect within seconds in running servers)."""
         from infra.bootstrap import build_container
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
 
         container = build_container(settings_from_env())
         try:
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from infra.bootstrap import build_container
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
 
         container = build_container(settings_from_env())
         try:

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         """Records agencies' events from their inbound Kafka topics (REFERRALS_KAFKA_*)."""
         from infra.bootstrap import build_container
         from infra.process_tuning import tune_for_throughput
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
         from infra.kafka.clients import ensure_ledger_topics
         from infra.kafka.ingest import IngestWorker
 
@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         """Publishes every recorded event, in log order, to the outbound Kafka topic."""
         from infra.bootstrap import build_container
         from infra.process_tuning import tune_for_throughput
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
         from infra.kafka.clients import ensure_ledger_topics
         from infra.kafka.relay import Relay
 

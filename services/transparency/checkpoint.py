@@ -24,7 +24,7 @@ import base64
 import re
 from dataclasses import dataclass
 
-from infra.transparency.note import (
+from services.transparency.note import (
     ED25519_KEY_SIZE,
     ED25519_SIGNATURE_SIZE,
     KEY_HASH_SIZE,

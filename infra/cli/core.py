@@ -340,7 +340,7 @@ def new_master_key_command() -> None:
 
 def _register_area_commands() -> None:
     """Commands of the other areas (HTTP, projections, Kafka, transparency) register here."""
-    from infra.commands import register_all
+    from infra.cli import register_all
 
     register_all(app)
 
