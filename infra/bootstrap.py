@@ -13,23 +13,36 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.calendar import WorkingCalendar
 from domain.deadlines import TimeLimitRule
 from domain.reference import ReferenceData
 from infra.event_reads import select_events_of
+from infra.projection_runtime import Projections, open_projections
 from infra.keystore import PostgresKeyStore, SqliteKeyStore
-from infra.reference_data import load_calendar, load_reference, load_time_limits
+from infra.reference_data import load_calendar, load_reference, load_time_limits, versions
 from infra.settings import Settings
 from infra.tokens import PostgresTokenStore, SqliteTokenStore, TokenStore
+from infra.transparency.service import (
+    CheckpointPublisher,
+    TransparencyLog,
+    start_checkpointer,
+)
+from services.group_recording import GroupRecorder
 from services.personal_data import MasterKeys, PersonalDataVault, new_master_key, parse_master_keys
 from services.referrals import Clock, Referrals, system_clock
+
+if TYPE_CHECKING:  # imported for the annotations only (no pool or web code at import time)
+    from psycopg_pool import ConnectionPool
+
+    from infra.web.accounts import AccountStore
 
 
 @dataclass
 class Container:
-    """Everything a process needs, built once."""
+    """Everything a process needs, built once by `build_container`: each long-lived service a
+    named, typed field (the last ones are made on first use, then kept and closed here)."""
 
     settings: Settings
     reference: ReferenceData
@@ -37,18 +50,32 @@ class Container:
     rules: tuple[TimeLimitRule, ...]
     vault: PersonalDataVault
     referrals: Referrals
-    pg_pool: Any = None
+    pg_pool: ConnectionPool | None = None  # our own tables (keys, projections, tokens)
     tokens: TokenStore | None = None  # bearer tokens of the HTTP API
-    extras: dict[str, Any] = field(default_factory=dict)
-    projections: Any = None  # infra.projection_runtime.Projections (read models and their runner)
+    group_recorder: GroupRecorder = field(init=False)  # posts arriving together share a commit
+    projections: Projections = field(init=False)  # read models and their runner
+    transparency: TransparencyLog = field(init=False)  # checkpoints, receipts, proofs, bundles
+    checkpointer: CheckpointPublisher | None = None  # set by transparency.start_checkpointer
+    web_accounts: AccountStore | None = None  # opened by infra.web.accounts.account_store
+
+    def reference_versions(self) -> dict[str, str]:
+        """The version string of every reference file (reports, /health)."""
+        return versions(self.settings.reference_data_dir)
+
+    def checkpoint_for_position(self, position: int) -> tuple[int, bytes, str]:
+        """(size, root, signed note) of the log's checkpoint at `position` (what a report
+        computed up to `position` is bound to)."""
+        from infra.transparency.service import checkpoint_for_position
+
+        return checkpoint_for_position(self, position)
 
     def close(self) -> None:
         """Releases connections (event store, pools, key store)."""
-        for extra in list(self.extras.values()):  # the checkpointer reads the projections
-            closer = getattr(extra, "close", None)
-            if callable(closer):
-                closer()
-        if self.projections is not None:
+        if self.checkpointer is not None:  # it reads the projections: stopped before them
+            self.checkpointer.close()
+        if self.web_accounts is not None:
+            self.web_accounts.close()
+        if hasattr(self, "projections"):
             self.projections.close()
         self.referrals.close()
         if self.tokens is not None:
@@ -147,14 +174,12 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     )
     container = Container(settings, reference, calendar, rules, vault, referrals, pg_pool,
                           tokens=tokens)
-    from infra.projection_runtime import open_projections
-
+    container.group_recorder = GroupRecorder(referrals)
     with _creating_tables(pg_pool):
         container.projections = open_projections(container)
-    from infra.transparency.service import start_checkpointer, transparency_log
-
+    container.transparency = TransparencyLog(container)
     if settings.environment == "production":
-        transparency_log(container).signer  # noqa: B018 - a missing log key fails at start
+        container.transparency.signer  # noqa: B018 - a missing log key fails at start
     if settings.projections_in_process and settings.store == "sqlite":
         container.projections.start()
         start_checkpointer(container)

@@ -187,21 +187,17 @@ def build_report(
             cancelled=group["cancelled"], legal_basis=rule.legal_basis if rule else "",
             cases=group["cases"],
         ))
-    from infra.reference_data import versions
-
     positions = projections.positions()
     report_position = min(positions.get(name, 0) or 0 for name in ("agency_counts", "compliance"))
     checkpoint = None
     if report_position > 0:
-        from infra.transparency.service import checkpoint_for_position
-
-        size, root, note = checkpoint_for_position(container, report_position)
+        size, root, note = container.checkpoint_for_position(report_position)
         checkpoint = {"size": size, "root": base64.b64encode(root).decode(), "note": note,
                       "position": report_position}
     return Report(
         province=province, province_name_vi=reference.provinces[province].name_vi,
         start=start, end=end, generated_at=generated, judged_at=now,
-        reference_versions=versions(container.settings.reference_data_dir),
+        reference_versions=container.reference_versions(),
         positions=positions, agencies=agencies, compliance=compliance,
         overdue=projections.compliance.overdue(province, now=now), checkpoint=checkpoint,
     )

@@ -271,6 +271,7 @@ def register(app: typer.Typer) -> None:
                                       "(default: the bundle's as_of)"),
     ) -> None:
         """OFFLINE: checks a bundle with public keys only and recomputes its figures."""
+        from infra.reference_data import load_calendar, load_time_limits
         from services.transparency.bundle import verify_bundle
         from services.transparency.note import NoteError
 
@@ -283,7 +284,8 @@ def register(app: typer.Typer) -> None:
         if trusted_checkpoint is not None and trusted_checkpoint.exists():
             trusted = trusted_checkpoint.read_text(encoding="utf-8")
         try:
-            report = verify_bundle(bundle, log_key, witness_key, trusted, _instant(at, "--at"))
+            report = verify_bundle(bundle, log_key, witness_key, trusted, _instant(at, "--at"),
+                                   rules=load_time_limits(None), calendar=load_calendar(None))
         except NoteError as error:
             _err(f"Khoá không hợp lệ / invalid key: {error}")
             raise typer.Exit(code=EXIT_USAGE) from None

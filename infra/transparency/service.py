@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.errors import DomainError, InvalidEventError, NotFoundError
 from domain.referral import Recorded, referral_id
@@ -54,6 +54,9 @@ from services.transparency.note import (
     split_note,
 )
 from services.transparency.receipt import issue_receipt
+
+if TYPE_CHECKING:
+    from infra.bootstrap import Container
 
 log = logging.getLogger(__name__)
 
@@ -498,12 +501,9 @@ def _rejected(vi: str, en: str) -> CosignatureRejectedError:
 
 
 # ------------------------------------------------------------------------ container-level API
-def transparency_log(container: Any) -> TransparencyLog:
-    """The container's transparency log (built once, kept in `container.extras`)."""
-    found = container.extras.get("transparency")
-    if found is None:
-        found = container.extras["transparency"] = TransparencyLog(container)
-    return found
+def transparency_log(container: Container) -> TransparencyLog:
+    """The container's transparency log (built by `build_container`)."""
+    return container.transparency
 
 
 def receipt_for(container: Any, recorded: Recorded) -> str:
@@ -574,14 +574,14 @@ class CheckpointPublisher:
                 "error": repr(self.error) if self.error is not None else None}
 
 
-def start_checkpointer(container: Any, interval: float | None = None) -> CheckpointPublisher:
+def start_checkpointer(container: Container, interval: float | None = None) -> CheckpointPublisher:
     """Starts the periodic checkpoint publisher of this process (stopped by container.close())."""
-    existing = container.extras.get("checkpointer")
+    existing = container.checkpointer
     if existing is not None:
         return existing
     seconds = container.settings.checkpoint_interval_seconds if interval is None else interval
-    publisher = CheckpointPublisher(transparency_log(container), seconds)
-    container.extras["checkpointer"] = publisher
+    publisher = CheckpointPublisher(container.transparency, seconds)
+    container.checkpointer = publisher
     publisher.start()
     return publisher
 

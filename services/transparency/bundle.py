@@ -290,11 +290,9 @@ def _recompute(report: BundleReport, bundle: dict[str, Any], at: datetime | None
     leaves = [e["leaf"] for e in bundle["leaves"]]
     report.claimed_figures = bundle.get("figures")
     if bundle.get("kind") == "case":
-        if rules is None or calendar is None:
-            from infra.reference_data import load_calendar, load_time_limits
-
-            rules = load_time_limits(None) if rules is None else rules
-            calendar = load_calendar(None) if calendar is None else calendar
+        if rules is None or calendar is None:  # the caller loads them (infra.reference_data)
+            raise TypeError("a case bundle's figures are recomputed with the time-limit rules "
+                            "and the working calendar: pass rules= and calendar=")
         instant = at or parse_rfc3339(bundle["as_of"])
         report.figures = case_figures(leaves, rules, calendar, instant)
         compare = at is None

@@ -15,6 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from infra.reference_data import load_calendar, load_time_limits
 from services.transparency.bundle import _verdict, verify_bundle
 from services.transparency.canonical import canonical_json
 from services.transparency.checkpoint import Checkpoint
@@ -26,6 +27,9 @@ from tests.factories import T0, VLG_POLICE, CaseScript
 from tests.integration.test_audit_trail import cli_env, record_cases
 
 pytestmark = pytest.mark.postgres
+
+# a case bundle is recomputed with the shipped rules and calendar (as `verify-bundle` does)
+SHIPPED_TABLES = {"rules": load_time_limits(), "calendar": load_calendar()}
 
 
 def _cli() -> typer.Typer:
@@ -115,7 +119,8 @@ def test_verify_bundle_checks_growth_from_the_checkpoint_the_inspector_trusted(
 
     bundle = json.loads(later.read_text())
     bundle["consistency"] = []
-    report = verify_bundle(bundle, log.public_key, trusted_checkpoint=first["checkpoint"])
+    report = verify_bundle(bundle, log.public_key, trusted_checkpoint=first["checkpoint"],
+                           **SHIPPED_TABLES)
     assert not report.ok and "--since 7" in report.problems[0][1]
 
 
@@ -148,11 +153,11 @@ def test_province_bundle_lets_anyone_recompute_the_per_agency_counts(
     assert (figures["events"], figures["cases"]) == (14, 2)
 
     key = transparency_log(pg_container).public_key
-    report = verify_bundle(bundle, key)
+    report = verify_bundle(bundle, key, **SHIPPED_TABLES)
     assert report.ok, report.problems
     assert report.figures == figures
     bundle["figures"]["by_agency"][0]["events"] += 1  # a report that does not add up
-    report = verify_bundle(bundle, key)
+    report = verify_bundle(bundle, key, **SHIPPED_TABLES)
     assert not report.ok and "DIFFER" in report.problems[0][1]
 
 

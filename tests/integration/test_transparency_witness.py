@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from infra.bootstrap import build_container
 from infra.http.app import create_app
+from infra.reference_data import load_calendar, load_time_limits
 from services.transparency.bundle import unb64, verify_bundle
 from services.transparency.checkpoint import Checkpoint, generate_cosigner
 from infra.cli.transparency import register
@@ -33,6 +34,9 @@ from tests.factories import CaseScript
 from tests.integration.test_audit_trail import cli_env, record_cases, sql
 
 pytestmark = pytest.mark.postgres
+
+# a case bundle is recomputed with the shipped rules and calendar (as `verify-bundle` does)
+SHIPPED_TABLES = {"rules": load_time_limits(), "calendar": load_calendar()}
 
 
 def transparency_app(container: Any) -> FastAPI:
@@ -180,9 +184,9 @@ def test_witness_command_cosigns_over_http_and_the_ledger_keeps_the_cosignature(
             assert bogus.status_code == 422 and bogus.json()["code"] == "COSIGNATURE_REJECTED"
 
         bundle = log.case_bundle(case.case_id)
-        assert verify_bundle(bundle, log.public_key, [witness_key]).ok
+        assert verify_bundle(bundle, log.public_key, [witness_key], **SHIPPED_TABLES).ok
         other = generate_cosigner("tand-lang-son.example/witness").verifier().key_text
-        report = verify_bundle(bundle, log.public_key, [other])
+        report = verify_bundle(bundle, log.public_key, [other], **SHIPPED_TABLES)
         assert not report.ok and "tand-lang-son.example/witness" in report.problems[0][1]
 
         offline = runner.invoke(cli, [
