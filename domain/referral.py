@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from eventsourcing.domain import Aggregate
 
@@ -366,7 +366,7 @@ class Referral(Aggregate):
         shell._version = 0
         shell._check(wire_type, agency_id, occurred_at, data, reference, now, future_tolerance)
         identity_ciphertext, content_digest = seal()
-        event_class = EVENT_CLASSES[wire_type]
+        event_class: Any = EVENT_CLASSES[wire_type]  # each adds the recorded fields to the base
         event = event_class(
             originator_id=referral_id(case_id),
             originator_version=cls.INITIAL_VERSION,
@@ -379,7 +379,7 @@ class Referral(Aggregate):
             content_digest=content_digest,
             identity_ciphertext=identity_ciphertext,
         )
-        referral = event.mutate(None)
+        referral = cast("Referral", event.mutate(None))
         referral.pending_events.append(event)
         return referral
 

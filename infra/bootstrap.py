@@ -19,8 +19,8 @@ from domain.calendar import WorkingCalendar
 from domain.deadlines import TimeLimitRule
 from domain.reference import ReferenceData
 from infra.event_reads import select_events_of
-from infra.projection_runtime import Projections, open_projections
 from infra.keystore import PostgresKeyStore, SqliteKeyStore
+from infra.projection_runtime import Projections, open_projections
 from infra.reference_data import load_calendar, load_reference, load_time_limits, versions
 from infra.settings import Settings
 from infra.tokens import PostgresTokenStore, SqliteTokenStore, TokenStore

@@ -48,8 +48,8 @@ class DeploymentError(RuntimeError):
 # ------------------------------------------------------------------------------------ secrets
 def generate_secrets(log_origin: str, master_key_id: str | None = None) -> dict[str, str]:
     """Fresh values for every variable of SECRET_VARIABLES (the log key named after the origin)."""
-    from services.transparency.note import generate_signer
     from services.personal_data import new_master_key
+    from services.transparency.note import generate_signer
 
     if not log_origin.strip() or "\n" in log_origin or " " in log_origin:
         raise ValueError("the log origin must be one word, e.g. ledger.tgpl.gov.vn/log")

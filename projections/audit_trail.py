@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from services.transparency.leaves import CHAIN_SEED, chain_next, leaf_entry
-from services.transparency.merkle import EMPTY_ROOT, MerkleTree, NodeKey, leaf_hash
 from projections.framework import (
     Batch,
     PostgresProjectionView,
@@ -38,6 +36,8 @@ from projections.framework import (
     SQLiteProjectionView,
     Tx,
 )
+from services.transparency.leaves import CHAIN_SEED, chain_next, leaf_entry
+from services.transparency.merkle import EMPTY_ROOT, MerkleTree, NodeKey, leaf_hash
 
 ROW_COLUMNS = (
     "leaf_index", "position", "originator_id", "case_id", "version", "event_id", "type",

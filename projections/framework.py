@@ -468,7 +468,7 @@ class SQLiteProjectionView(ProjectionView, SQLiteTrackingRecorder):
     @contextlib.contextmanager
     def read(self) -> Iterator[Tx]:
         with self.datastore.get_connection(commit=False) as conn:
-            raw = conn._sqlite_conn  # noqa: SLF001
+            raw = conn._sqlite_conn  # noqa: SLF001 - the library keeps the sqlite3 connection private
             cursor = raw.cursor()
             cursor.execute("BEGIN")  # one snapshot for every query of the block
             try:

@@ -112,8 +112,7 @@ class LoadReport:
 
 
 def _numbered(events: Any) -> Iterator[tuple[int, Any]]:
-    for number, event in enumerate(events, start=1):
-        yield number, event
+    yield from enumerate(events, start=1)
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:

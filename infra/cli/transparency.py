@@ -137,8 +137,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Creates a log signing key named after the origin (production: keep it secret)."""
         from infra.cli.core import settings_from_env
-        from services.transparency.note import generate_signer
         from infra.transparency.service import write_log_key
+        from services.transparency.note import generate_signer
 
         name = origin or settings_from_env().log_origin
         if out.exists():
@@ -157,8 +157,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recomputes every leaf and both hash chains from the event store; checks the audit
         trail and every signed checkpoint; names the first altered/removed/inserted event."""
-        from services.transparency.note import verifier_from_key_text
         from infra.transparency.service import transparency_log
+        from services.transparency.note import verifier_from_key_text
         from services.transparency.verify import verify_log
 
         container = _container()
@@ -376,9 +376,9 @@ def register(app: typer.Typer) -> None:
         post: bool = typer.Option(True, help="with --url: post the cosignature to the ledger"),
     ) -> None:
         """Cosigns the log's checkpoint only if it extends the last one this witness cosigned."""
+        from infra.transparency.witness import Witness, WitnessRefusal
         from services.transparency.checkpoint import parse_checkpoint
         from services.transparency.note import signer_from_key_text, split_note
-        from infra.transparency.witness import Witness, WitnessRefusal
 
         if (url is None) == (checkpoint_file is None):
             _err("Cần đúng một trong --url hoặc --checkpoint / give --url or --checkpoint")

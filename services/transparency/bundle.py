@@ -150,7 +150,7 @@ def verify_bundle(
                     "the file is not a legal-aid-ledger bundle/v1")
         return report
     verifier = verifier_from_key_text(log_key)
-    note = bundle.get("checkpoint")
+    note: Any = bundle.get("checkpoint")  # not a string: open_note's TypeError, reported
     try:
         text, _ = open_note(note, [verifier])
         checkpoint = parse_checkpoint(text)

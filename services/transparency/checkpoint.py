@@ -118,7 +118,7 @@ def open_checkpoint(note: str, log_verifier: Verifier) -> Checkpoint:
 
 def cosigned_message(checkpoint_body: str, timestamp: int) -> bytes:
     """Return "cosignature/v1\\ntime <t>\\n" + checkpoint body (tlog-cosignature "Ed25519 signed message")."""
-    return f"{COSIGNATURE_HEADER}\ntime {timestamp}\n{checkpoint_body}".encode("utf-8")
+    return f"{COSIGNATURE_HEADER}\ntime {timestamp}\n{checkpoint_body}".encode()
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,14 @@ from datetime import datetime, timezone
 
 from services.transparency.checkpoint import Checkpoint, parse_checkpoint
 from services.transparency.merkle import HASH_SIZE, leaf_hash, verify_inclusion
-from services.transparency.note import NoteError, NoteSigner, NoteVerifier, check_note_text, open_note, sign_note
+from services.transparency.note import (
+    NoteError,
+    NoteSigner,
+    NoteVerifier,
+    check_note_text,
+    open_note,
+    sign_note,
+)
 
 RECEIPT_HEADER = "legal-aid-ledger receipt/v1"
 _DECIMAL_PATTERN = re.compile(r"0|[1-9][0-9]*")
@@ -177,7 +184,8 @@ def _leaf_matches(promised: Receipt, leaf: bytes) -> bool:
         record = parse_leaf(leaf)
     except LeafError:
         return False
-    return record["position"] == promised.position and record["event_id"] == promised.event_id
+    return bool(record["position"] == promised.position
+                and record["event_id"] == promised.event_id)
 
 
 def _field(line: str, name: str) -> str:

@@ -191,6 +191,7 @@ def verify_log(app: Any, view: Any, log_verifier: Verifier, page: int = PAGE) ->
     finding = check_checkpoints()
     while finding is None and (stored is not None or row is not None):
         if row is None:
+            assert stored is not None  # for mypy: the loop's condition with no row left
             if stored.id <= trail_position:
                 case_id, event_id, version = _identify(app, stored)
                 finding = Finding(

@@ -12,8 +12,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from infra.settings import Settings
 from infra.cli.transparency import register
+from infra.settings import Settings
 from infra.transparency.service import transparency_log
 from services.transparency.verify import verify_log
 from tests.integration.test_audit_trail import (

@@ -15,14 +15,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from infra.cli.transparency import register
 from infra.reference_data import load_calendar, load_time_limits
+from infra.transparency.service import transparency_log
 from services.transparency.bundle import _verdict, verify_bundle
 from services.transparency.canonical import canonical_json
 from services.transparency.checkpoint import Checkpoint
-from infra.cli.transparency import register
 from services.transparency.leaves import parse_rfc3339
 from services.transparency.note import sign_note
-from infra.transparency.service import transparency_log
 from tests.factories import T0, VLG_POLICE, CaseScript
 from tests.integration.test_audit_trail import cli_env, record_cases
 

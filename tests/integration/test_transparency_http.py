@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 
 from infra.bootstrap import build_container
 from infra.reference_data import load_calendar, load_time_limits
+from infra.transparency.service import transparency_log
 from services.transparency.bundle import unb64, verify_bundle
 from services.transparency.checkpoint import generate_cosigner
 from services.transparency.merkle import verify_consistency, verify_inclusion
 from services.transparency.note import open_note, verifier_from_key_text
-from infra.transparency.service import transparency_log
 from tests.conftest import make_pg_settings
 from tests.integration.test_audit_trail import record_cases
 from tests.integration.test_transparency_witness import transparency_app

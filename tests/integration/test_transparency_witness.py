@@ -19,16 +19,16 @@ from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from infra.bootstrap import build_container
+from infra.cli.transparency import register
 from infra.http.app import create_app
 from infra.reference_data import load_calendar, load_time_limits
+from infra.transparency.service import LogForkError, receipt_for, transparency_log
+from infra.transparency.witness import RefusalReason, Witness, WitnessRefusal
 from services.transparency.bundle import unb64, verify_bundle
 from services.transparency.checkpoint import Checkpoint, generate_cosigner
-from infra.cli.transparency import register
 from services.transparency.leaves import chain_extension
 from services.transparency.note import sign_note
 from services.transparency.receipt import check_receipt_against_checkpoint
-from infra.transparency.service import LogForkError, receipt_for, transparency_log
-from infra.transparency.witness import RefusalReason, Witness, WitnessRefusal
 from tests.conftest import make_pg_settings
 from tests.factories import CaseScript
 from tests.integration.test_audit_trail import cli_env, record_cases, sql
@@ -213,8 +213,8 @@ def _write(path: Path, text: str) -> Path:
 def test_receipts_for_a_batch_bind_positions_and_verify_against_a_later_checkpoint(
     pg_container: Any,
 ) -> None:
-    from services.transparency.receipt import open_receipt
     from infra.transparency.service import receipts_for
+    from services.transparency.receipt import open_receipt
 
     app = pg_container.referrals
     record_cases(app, 1)

@@ -238,7 +238,7 @@ def report_download(
     province: Text = None,
     date_from: Annotated[str | None, Query(alias="from")] = None,
     date_to: Annotated[str | None, Query(alias="to")] = None,
-    format: Text = "xlsx",  # noqa: A002
+    format: Text = "xlsx",  # noqa: A002 - the query parameter is named `format`
     table: Text = "agencies",
     kind: Text = None,
 ) -> Response:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from services.transparency.checkpoint import (
     Checkpoint,
-    Cosigner,
     CosignatureVerifier,
+    Cosigner,
     MalformedCheckpointError,
     cosignature_timestamp,
     cosignature_verifier_from_key_text,
