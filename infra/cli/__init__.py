@@ -20,7 +20,7 @@ AREA_COMMAND_MODULES = (
     "infra.cli.transparency",  # checkpoint, witness, verify-bundle, proofs
     "infra.cli.web",  # account
     "infra.cli.bench",  # bench
-    "infra.deployment",  # secrets init
+    "infra.cli.secrets",  # secrets init
 )
 
 
