@@ -30,11 +30,10 @@ from typing import Any, ClassVar
 
 from projections.framework import (
     Batch,
-    PostgresProjectionView,
     Projection,
     ProjectionView,
-    SQLiteProjectionView,
     Tx,
+    store_views,
 )
 from services.transparency.leaves import CHAIN_SEED, chain_next, leaf_entry
 from services.transparency.merkle import EMPTY_ROOT, MerkleTree, NodeKey, leaf_hash
@@ -372,22 +371,13 @@ _DDL = (
 )
 
 
-class PostgresAuditTrailView(AuditTrailView, PostgresProjectionView):
-    DDL = tuple(s.replace("%(ts)s", "TIMESTAMPTZ").replace("%(bytes)s", "BYTEA") for s in _DDL)
-
-
-class SQLiteAuditTrailView(AuditTrailView, SQLiteProjectionView):
-    DDL = tuple(s.replace("%(ts)s", "TEXT").replace("%(bytes)s", "BLOB") for s in _DDL)
-
 
 class AuditTrail(Projection[AuditTrailView]):
     """Every event as a Merkle leaf with case and global hash chains (projection `audit_trail`)."""
 
     name = "audit_trail"
     topics = ()  # every event of the log, person records included
-    views: ClassVar[dict[str, type[ProjectionView]]] = {
-        "postgres": PostgresAuditTrailView, "sqlite": SQLiteAuditTrailView,
-    }
+    views: ClassVar[dict[str, type[ProjectionView]]] = store_views(AuditTrailView, _DDL)
 
     def process_batch(self, batch: Batch) -> None:
         view = self.view

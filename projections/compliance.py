@@ -40,11 +40,10 @@ from domain.deadlines import evaluate_time_limits
 from projections.case_index import REFERRAL_TOPICS
 from projections.framework import (
     Batch,
-    PostgresProjectionView,
     Projection,
     ProjectionView,
-    SQLiteProjectionView,
     StateCache,
+    store_views,
 )
 from services.referrals import case_facts
 
@@ -296,22 +295,13 @@ _DDL = (
 )
 
 
-class PostgresComplianceView(ComplianceView, PostgresProjectionView):
-    DDL = tuple(s.replace("%(ts)s", "TIMESTAMPTZ").replace("%(date)s", "DATE") for s in _DDL)
-
-
-class SQLiteComplianceView(ComplianceView, SQLiteProjectionView):
-    DDL = tuple(s.replace("%(ts)s", "TEXT").replace("%(date)s", "TEXT") for s in _DDL)
-
 
 class Compliance(Projection[ComplianceView]):
     """Time-limit verdicts per case (projection `compliance`)."""
 
     name = "compliance"
     topics = REFERRAL_TOPICS
-    views: ClassVar[dict[str, type[ProjectionView]]] = {
-        "postgres": PostgresComplianceView, "sqlite": SQLiteComplianceView,
-    }
+    views: ClassVar[dict[str, type[ProjectionView]]] = store_views(ComplianceView, _DDL)
 
     def __init__(self, view: ComplianceView, context: Any = None) -> None:
         super().__init__(view, context)
