@@ -111,7 +111,7 @@ def test_streamed_events_are_recorded_exactly_once_when_every_agency_sends_on_it
     for index in sorted(rounds):
         total += produce(ingest_settings.kafka_bootstrap_servers,
                          [message(ingest_settings, e) for e in rounds[index]])
-        wait_for(lambda: count_events(ingest_settings) >= total, 60,  # noqa: B023 - awaited in this iteration
+        wait_for(lambda expected=total: count_events(ingest_settings) >= expected, 60,
                  message=f"round {index} recorded ({total} events)")
 
     recorded = stored_event_ids(container.referrals)
