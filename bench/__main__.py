@@ -1,6 +1,6 @@
-"""`python -m bench [--scale 0.02] [--reuse] [--only ROW]`: see bench/commands.py."""
+"""`python -m bench [--scale 0.02] [--reuse] [--only ROW]`: see infra/cli/bench.py."""
 
-from bench.commands import main
+from infra.cli.bench import main
 
 if __name__ == "__main__":
     main()

@@ -224,9 +224,8 @@ def _load_part(
 
     from bench.data import batches, stream_events
     from infra.bootstrap import build_container
-    from services.referrals import Rejected
-
     from infra.process_tuning import tune_for_throughput
+    from services.referrals import Rejected
 
     settings = target.settings(target.dataset, case_cache_size=LOADER_CASE_CACHE)
     container = build_container(settings)

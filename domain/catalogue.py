@@ -545,15 +545,15 @@ def _check_value(
         agency = reference.agencies.get(agency_id)
         if agency is None:
             raise InvalidEventError("AGENCY_UNKNOWN", path, value=agency_id)
-        allowed = (spec.reference or "").split("|")
-        if agency.kind not in allowed:
+        kinds = (spec.reference or "").split("|")
+        if agency.kind not in kinds:
             from domain.reference import KIND_NAMES_VI
 
             raise InvalidEventError(
                 "AGENCY_WRONG_KIND", path, value=agency_id, kind=agency.kind,
                 kind_vi=KIND_NAMES_VI.get(agency.kind, agency.kind),
-                expected=" or ".join(allowed),
-                expected_vi=" hoặc ".join(KIND_NAMES_VI.get(k, k) for k in allowed),
+                expected=" or ".join(kinds),
+                expected_vi=" hoặc ".join(KIND_NAMES_VI.get(k, k) for k in kinds),
             )
         return agency_id
     raise ValueError(f"unknown field kind {kind}")  # programming error in the catalogue

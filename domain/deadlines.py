@@ -367,7 +367,7 @@ def rule_from_record(
 
 
 def rules_from_records(
-    records: list[dict],
+    records: list[dict[str, Any]],
     *,
     known_types: Collection[str] | None = None,
     known_roles: Collection[str] = PROCEDURAL_ROLES,

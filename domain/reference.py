@@ -203,4 +203,5 @@ def reference_from_records(files: Mapping[str, Mapping[str, Any]]) -> ReferenceD
 
 
 def _items(files: Mapping[str, Mapping[str, Any]], name: str) -> Iterable[Mapping[str, Any]]:
-    return files[name]["items"]
+    items: Iterable[Mapping[str, Any]] = files[name]["items"]
+    return items

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from itertools import pairwise
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -125,7 +125,7 @@ class ReferenceDocument(Aggregate):
         event = cls.Published(originator_id=document_id(fields["kind"], fields["key"]),
                               originator_version=1, timestamp=cls.Published.create_timestamp(),
                               **fields)
-        aggregate = event.mutate(None)
+        aggregate: ReferenceDocument = event.mutate(None)
         aggregate._pending_events.append(event)
         return aggregate
 
@@ -303,10 +303,10 @@ class ReferenceSet:
         return self._calendar
 
     def calendar_record(self) -> dict[str, Any]:
-        years = {r.key: r.content for r in (self.latest(ref) for ref in self.refs()
-                                            if ref.startswith(CALENDAR + "/")) if r}
-        return {"version": " ".join(f"{y}@{self.latest(CALENDAR + '/' + y).version}"
-                                    for y in sorted(years)) or "-",
+        latest = {r.key: r for r in (self.latest(ref) for ref in self.refs()
+                                     if ref.startswith(CALENDAR + "/")) if r}
+        years = {key: r.content for key, r in latest.items()}
+        return {"version": " ".join(f"{y}@{latest[y].version}" for y in sorted(years)) or "-",
                 "source": "recorded reference versions", "years": years}
 
     def rules_versions(self) -> list[ReferenceRecord]:
@@ -361,8 +361,8 @@ def judge_with_basis(facts: Sequence[CaseFact], refs: ReferenceSet, at: datetime
             basis = [record.label]
             rule = by_id.get(verdict.rule_id)
             if rule is not None and rule.clock == "working_days":
-                last = (verdict.met_at or verdict.deadline)
-                last = max(last, verdict.deadline).astimezone(VIETNAM_TZ).date()
+                until = max(verdict.met_at or verdict.deadline, verdict.deadline)
+                last = until.astimezone(VIETNAM_TZ).date()
                 for year in range(day.year, last.year + 1):
                     record_y = refs.latest(f"{CALENDAR}/{year}")
                     if record_y is not None:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.calendar import VIETNAM_TZ, WorkingCalendar
 from domain.deadlines import TimeLimitRule
@@ -21,16 +21,30 @@ from domain.reference import ReferenceData
 from infra.event_reads import select_events_of
 from infra.keystore import PostgresKeyStore, SqliteKeyStore
 from infra.private_files import private_dir, private_file, tighten_file
-from infra.reference_data import load_calendar, load_reference, load_time_limits
+from infra.projection_runtime import Projections, open_projections
+from infra.reference_data import load_calendar, load_reference, load_time_limits, versions
 from infra.settings import Settings
 from infra.tokens import PostgresTokenStore, SqliteTokenStore, TokenStore
+from infra.transparency.service import (
+    CheckpointPublisher,
+    TransparencyLog,
+    start_checkpointer,
+)
+from services.group_recording import GroupRecorder
 from services.personal_data import MasterKeys, PersonalDataVault, new_master_key, parse_master_keys
 from services.referrals import Clock, Referrals, system_clock
+
+if TYPE_CHECKING:  # imported for the annotations only (no pool or web code at import time)
+    from psycopg_pool import ConnectionPool
+
+    from infra.reference_state import ReferenceState
+    from infra.web.accounts import AccountStore
 
 
 @dataclass
 class Container:
-    """Everything a process needs, built once."""
+    """Everything a process needs, built once by `build_container`: each long-lived service a
+    named, typed field (the last ones are made on first use, then kept and closed here)."""
 
     settings: Settings
     reference: ReferenceData
@@ -38,18 +52,44 @@ class Container:
     rules: tuple[TimeLimitRule, ...]
     vault: PersonalDataVault
     referrals: Referrals
-    pg_pool: Any = None
+    pg_pool: ConnectionPool | None = None  # our own tables (keys, projections, tokens)
     tokens: TokenStore | None = None  # bearer tokens of the HTTP API
-    extras: dict[str, Any] = field(default_factory=dict)
-    projections: Any = None  # projections.runtime.Projections (read models and their runner)
-    reference_state: Any = None  # infra.reference_state.ReferenceState (issue 14)
+    group_recorder: GroupRecorder = field(init=False)  # posts arriving together share a commit
+    # read models and their runner; None in a process that reads no view (the relay, issue 19)
+    projections: Projections | None = None
+    # checkpoints, receipts, proofs, bundles (needs the audit trail: None without projections)
+    transparency: TransparencyLog | None = None
+    reference_state: ReferenceState | None = None  # recorded reference versions (issue 14)
+    checkpointer: CheckpointPublisher | None = None  # set by transparency.start_checkpointer
+    web_accounts: AccountStore | None = None  # opened by infra.web.accounts.account_store
+
+    def reference_versions(self) -> dict[str, str]:
+        """The version of every reference document (reports, /health): the recorded versions
+        (issue 14), or the shipped files' version strings before any is recorded."""
+        state = self.reference_state
+        if state is not None and state.refs.records:
+            return dict(state.versions_map())
+        return versions(self.settings.reference_data_dir)
+
+    def report_deadlines(self) -> dict[str, Any]:
+        """Per province, the council's report due dates (issue 20: a provincial plan)."""
+        from infra.reference_data import load_report_deadlines
+
+        return load_report_deadlines(self.settings.reference_data_dir)
+
+    def checkpoint_for_position(self, position: int) -> tuple[int, bytes, str]:
+        """(size, root, signed note) of the log's checkpoint at `position` (what a report
+        computed up to `position` is bound to)."""
+        from infra.transparency.service import checkpoint_for_position
+
+        return checkpoint_for_position(self, position)
 
     def close(self) -> None:
         """Releases connections (event store, pools, key store)."""
-        for extra in list(self.extras.values()):  # the checkpointer reads the projections
-            closer = getattr(extra, "close", None)
-            if callable(closer):
-                closer()
+        if self.checkpointer is not None:  # it reads the projections: stopped before them
+            self.checkpointer.close()
+        if self.web_accounts is not None:
+            self.web_accounts.close()
         if self.projections is not None:
             self.projections.close()
         if self.reference_state is not None:
@@ -159,6 +199,7 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     )
     container = Container(settings, reference, calendar, rules, vault, referrals, pg_pool,
                           tokens=tokens)
+    container.group_recorder = GroupRecorder(referrals)
     from infra.reference_state import ReferenceState, open_reference_versions
 
     # issue 14: reference data is read from its recorded versions (the files seed version 1)
@@ -169,15 +210,12 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     state.refresh(force=True)
     container.reference_state = state
     referrals.before_use = state.maybe_refresh
-    from projections.runtime import open_projections
-
     if settings.store == "sqlite" or settings.pool_budget()["projections"] > 0:
         with _creating_tables(pg_pool):  # the relay reads no view: no views' pool (issue 19)
             container.projections = open_projections(container)
-    from infra.transparency.service import start_checkpointer, transparency_log
-
-    if settings.environment == "production" and container.projections is not None:
-        transparency_log(container).signer  # noqa: B018 - a missing log key fails at start
+        container.transparency = TransparencyLog(container)
+        if settings.environment == "production":
+            container.transparency.signer  # noqa: B018 - a missing log key fails at start
     from infra.deployment import check_store_keys
 
     try:  # a node never joins a store whose keys it does not hold (issue 19)
@@ -185,7 +223,7 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     except BaseException:
         container.close()
         raise
-    if settings.projections_in_process and settings.store == "sqlite":
+    if settings.projections_in_process and settings.store == "sqlite" and container.projections:
         container.projections.start()
         start_checkpointer(container)
     return container

@@ -48,8 +48,8 @@ class DeploymentError(RuntimeError):
 # ------------------------------------------------------------------------------------ secrets
 def generate_secrets(log_origin: str, master_key_id: str | None = None) -> dict[str, str]:
     """Fresh values for every variable of SECRET_VARIABLES (the log key named after the origin)."""
-    from infra.transparency.note import generate_signer
     from services.personal_data import new_master_key
+    from services.transparency.note import generate_signer
 
     if not log_origin.strip() or "\n" in log_origin or " " in log_origin:
         raise ValueError("the log origin must be one word, e.g. ledger.tgpl.gov.vn/log")
@@ -149,42 +149,6 @@ def is_placeholder_origin(origin: str) -> bool:
     return origin == PLACEHOLDER_LOG_ORIGIN
 
 
-# ------------------------------------------------------------------------------------- command
-def register(app: typer.Typer) -> None:
-    """Adds `referrals secrets init` to the CLI."""
-    group = typer.Typer(help="Bí mật của docker-compose.yml (secrets.env): init.",
-                        no_args_is_help=True)
-    app.add_typer(group, name="secrets")
-
-    @group.command("init")
-    def init(
-        log_origin: str = typer.Option(
-            ..., "--log-origin",
-            help="the transparency log's name, first line of every signed checkpoint, "
-                 "e.g. ledger.tgpl.gov.vn/log (REFERRALS_LOG_ORIGIN)"),
-        out: Path = typer.Option(Path("secrets.env"), "--out", "-o", dir_okay=False),
-        force: bool = typer.Option(False, "--force", help="replace an existing file"),
-    ) -> None:
-        """Writes secrets.env (mode 0600) with every secret docker-compose.yml needs."""
-        try:
-            values = generate_secrets(log_origin)
-        except ValueError as error:
-            print(f"--log-origin: {error}", file=sys.stderr)
-            raise typer.Exit(code=EXIT_CONFIGURATION) from None
-        try:
-            write_secrets_file(out, values, force=force)
-        except FileExistsError:
-            print(f"{out} đã tồn tại; không ghi đè (dùng --force nếu chắc chắn)\n"
-                  f"{out} already exists; not overwritten (use --force if you are sure)",
-                  file=sys.stderr)
-            raise typer.Exit(code=EXIT_CONFIGURATION) from None
-        from infra.transparency.note import signer_from_key_text
-
-        public = signer_from_key_text(values["REFERRALS_LOG_SIGNING_KEY"]).verifier().key_text
-        print(f"Đã ghi {out} (0600) / wrote {out}: {', '.join(values)}", file=sys.stderr)
-        print(public)
-
-
 # ------------------------------------------------------------------------------- store keys
 def check_store_keys(container: object) -> None:
     """DeploymentError unless this node holds the keys the store was written with (issue 19):
@@ -192,8 +156,8 @@ def check_store_keys(container: object) -> None:
     latest checkpoint. A node started with keys of its own (a development key file made on
     this node) would otherwise sign receipts with another log key and fail to open
     identities sealed by the other nodes. Checked in every environment."""
-    from infra.transparency.note import split_note
     from infra.transparency.service import load_log_signer
+    from services.transparency.note import split_note
 
     settings = container.settings  # type: ignore[attr-defined]
     master_keys = container.vault.master_keys  # type: ignore[attr-defined]

@@ -40,8 +40,8 @@ def open_reference_versions(settings: Any) -> ReferenceVersions:
     signer: list[Any] = []
 
     def sign(text: str) -> str:
-        from infra.transparency.note import sign_note
         from infra.transparency.service import load_log_signer
+        from services.transparency.note import sign_note
 
         if not signer:
             signer.append(load_log_signer(settings))

@@ -16,7 +16,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 # the event store's transcoder (byte-identical to the library's, faster) and, on PostgreSQL,
 # its recorder (the library's, with a COPY path for batches); see those modules
 TRANSCODER_TOPIC = "infra.transcoding:FastJSONTranscoder"

@@ -22,11 +22,10 @@ from domain.calendar import VIETNAM_TZ
 from projections.case_index import REFERRAL_TOPICS
 from projections.framework import (
     Batch,
-    PostgresProjectionView,
     Projection,
     ProjectionView,
-    SQLiteProjectionView,
     StateCache,
+    store_views,
 )
 
 DIMENSIONS = ("agency_id", "event_type", "province", "category", "procedural_role", "stage",
@@ -138,22 +137,13 @@ _DDL = (
 )
 
 
-class PostgresAgencyCountsView(AgencyCountsView, PostgresProjectionView):
-    DDL = tuple(s.replace("%(date)s", "DATE") for s in _DDL)
-
-
-class SQLiteAgencyCountsView(AgencyCountsView, SQLiteProjectionView):
-    DDL = tuple(s.replace("%(date)s", "TEXT") for s in _DDL)
-
 
 class AgencyCounts(Projection[AgencyCountsView]):
     """Counts of events per agency and dimension (projection `agency_counts`)."""
 
     name = "agency_counts"
     topics = REFERRAL_TOPICS
-    views: ClassVar[dict[str, type[ProjectionView]]] = {
-        "postgres": PostgresAgencyCountsView, "sqlite": SQLiteAgencyCountsView,
-    }
+    views: ClassVar[dict[str, type[ProjectionView]]] = store_views(AgencyCountsView, _DDL)
 
     def __init__(self, view: AgencyCountsView, context: Any = None) -> None:
         super().__init__(view, context)

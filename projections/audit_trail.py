@@ -2,7 +2,7 @@
 
 Per event, in log order, one row: its tree index (assigned here: notification ids have gaps),
 its position in the log, case, version, event id, type, recording agency, when it occurred and
-when it was recorded, its leaf hash (infra.transparency.leaves), the case chain hash
+when it was recorded, its leaf hash (services.transparency.leaves), the case chain hash
 SHA-256(previous case entry's chain || leaf) and the global chain hash SHA-256(previous global
 chain || leaf). The tree's perfect subtrees are kept in a node table, appended in the same
 transaction as the rows and the tracking position, so a page of the log is applied exactly once.
@@ -28,16 +28,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from infra.transparency.leaves import CHAIN_SEED, chain_next, leaf_entry
-from infra.transparency.merkle import EMPTY_ROOT, MerkleTree, NodeKey, leaf_hash
 from projections.framework import (
     Batch,
-    PostgresProjectionView,
     Projection,
     ProjectionView,
-    SQLiteProjectionView,
     Tx,
+    store_views,
 )
+from services.transparency.leaves import CHAIN_SEED, chain_next, leaf_entry
+from services.transparency.merkle import EMPTY_ROOT, MerkleTree, NodeKey, leaf_hash
 
 ROW_COLUMNS = (
     "leaf_index", "position", "originator_id", "case_id", "version", "event_id", "type",
@@ -381,22 +380,13 @@ _DDL = (
 )
 
 
-class PostgresAuditTrailView(AuditTrailView, PostgresProjectionView):
-    DDL = tuple(s.replace("%(ts)s", "TIMESTAMPTZ").replace("%(bytes)s", "BYTEA") for s in _DDL)
-
-
-class SQLiteAuditTrailView(AuditTrailView, SQLiteProjectionView):
-    DDL = tuple(s.replace("%(ts)s", "TEXT").replace("%(bytes)s", "BLOB") for s in _DDL)
-
 
 class AuditTrail(Projection[AuditTrailView]):
     """Every event as a Merkle leaf with case and global hash chains (projection `audit_trail`)."""
 
     name = "audit_trail"
     topics = ()  # every event of the log, person records included
-    views: ClassVar[dict[str, type[ProjectionView]]] = {
-        "postgres": PostgresAuditTrailView, "sqlite": SQLiteAuditTrailView,
-    }
+    views: ClassVar[dict[str, type[ProjectionView]]] = store_views(AuditTrailView, _DDL)
     quarantine_scope = "none"  # the tree's order is the log's: `verify` checks it leaf by leaf
 
     def process_batch(self, batch: Batch) -> None:

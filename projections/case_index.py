@@ -24,11 +24,10 @@ from typing import Any, ClassVar
 from domain.referral import Referral, next_status
 from projections.framework import (
     Batch,
-    PostgresProjectionView,
     Projection,
     ProjectionView,
-    SQLiteProjectionView,
     StateCache,
+    store_views,
 )
 
 REFERRAL_TOPICS = tuple(
@@ -230,22 +229,13 @@ _DDL = (
 )
 
 
-class PostgresCaseIndexView(CaseIndexView, PostgresProjectionView):
-    DDL = tuple(s.replace("%(ts)s", "TIMESTAMPTZ") for s in _DDL)
-
-
-class SQLiteCaseIndexView(CaseIndexView, SQLiteProjectionView):
-    DDL = tuple(s.replace("%(ts)s", "TEXT") for s in _DDL)
-
 
 class CaseIndex(Projection[CaseIndexView]):
     """One row per case (projection `case_index`)."""
 
     name = "case_index"
     topics = REFERRAL_TOPICS
-    views: ClassVar[dict[str, type[ProjectionView]]] = {
-        "postgres": PostgresCaseIndexView, "sqlite": SQLiteCaseIndexView,
-    }
+    views: ClassVar[dict[str, type[ProjectionView]]] = store_views(CaseIndexView, _DDL)
 
     def __init__(self, view: CaseIndexView, context: Any = None) -> None:
         super().__init__(view, context)

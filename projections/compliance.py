@@ -42,12 +42,11 @@ from domain.reference_versions import judge_with_basis
 from projections.case_index import REFERRAL_TOPICS
 from projections.framework import (
     Batch,
-    PostgresProjectionView,
     Projection,
     ProjectionView,
-    SQLiteProjectionView,
     StateCache,
     Tx,
+    store_views,
 )
 from services.referrals import case_facts
 
@@ -108,6 +107,24 @@ class ComplianceView(ProjectionView):
         "compliance_fact", "compliance_dirty", "compliance_settled", "compliance_verdict",
         "compliance_moved",
     )
+
+    def _create_view_tables(self) -> None:
+        super()._create_view_tables()  # type: ignore[misc]  # the store's base (PostgreSQL/SQLite)
+        # a view made before issue 14 gains the `basis` column (its rows: basis unknown, NULL)
+        with self._write() as cursor:  # type: ignore[attr-defined]
+            if self.dialect == "postgres":
+                cursor.execute(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND "
+                    "table_name = 'compliance_verdict' AND column_name = 'basis'",
+                    (self._schema,))  # type: ignore[attr-defined]
+                if cursor.fetchone() is None:
+                    cursor.execute(f"ALTER TABLE {self.t('compliance_verdict')} "
+                                   "ADD COLUMN IF NOT EXISTS basis TEXT")
+            else:
+                columns = {row[1] for row in cursor.execute(
+                    "PRAGMA table_info(compliance_verdict)").fetchall()}
+                if "basis" not in columns:
+                    cursor.execute("ALTER TABLE compliance_verdict ADD COLUMN basis TEXT")
 
     # -- writes -------------------------------------------------------------------------------
     def add_facts(self, tx: Any, facts: list[tuple[str, StoredFact]]) -> None:
@@ -344,32 +361,13 @@ _DDL = (
 )
 
 
-class PostgresComplianceView(ComplianceView, PostgresProjectionView):
-    DDL = (*(s.replace("%(ts)s", "TIMESTAMPTZ").replace("%(date)s", "DATE") for s in _DDL),
-           # a view made before issue 14 gains the column (its rows: basis unknown, NULL)
-           "ALTER TABLE {schema}compliance_verdict ADD COLUMN IF NOT EXISTS basis TEXT")
-
-
-class SQLiteComplianceView(ComplianceView, SQLiteProjectionView):
-    DDL = tuple(s.replace("%(ts)s", "TEXT").replace("%(date)s", "TEXT") for s in _DDL)
-
-    def _create_view_tables(self) -> None:
-        super()._create_view_tables()
-        with self._write() as cursor:  # a view made before issue 14 gains the column
-            columns = {row[1] for row in cursor.execute(
-                "PRAGMA table_info(compliance_verdict)").fetchall()}
-            if "basis" not in columns:
-                cursor.execute("ALTER TABLE compliance_verdict ADD COLUMN basis TEXT")
-
 
 class Compliance(Projection[ComplianceView]):
     """Time-limit verdicts per case (projection `compliance`)."""
 
     name = "compliance"
     topics = REFERRAL_TOPICS
-    views: ClassVar[dict[str, type[ProjectionView]]] = {
-        "postgres": PostgresComplianceView, "sqlite": SQLiteComplianceView,
-    }
+    views: ClassVar[dict[str, type[ProjectionView]]] = store_views(ComplianceView, _DDL)
 
     def __init__(self, view: ComplianceView, context: Any = None) -> None:
         super().__init__(view, context)

@@ -45,9 +45,9 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from eventsourcing.utils import resolve_topic
 from psycopg.rows import tuple_row
 
-from infra.worker_health import ConnectionWatch, is_connection_error
 from projections import quarantine as q
 from projections.quarantine import QuarantineEntry
+from services.worker_health import ConnectionWatch, is_connection_error
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +193,9 @@ def _upsert_sql(target: str, source: str, columns: Sequence[str], key: Sequence[
 class ProjectionView(TrackingRecorder, ABC):
     """A materialised view: its tables, its tracking table, its queries.
 
-    Subclass per projection (queries and writes, store-neutral SQL), then once per store
-    mixing in `PostgresProjectionView` or `SQLiteProjectionView` and giving `DDL`.
+    Subclass per projection (queries and writes, store-neutral SQL); `store_views` makes its
+    class once per store (mixing in `PostgresProjectionView` or `SQLiteProjectionView`, with
+    `DDL` in that store's column types).
     """
 
     TABLES: ClassVar[tuple[str, ...]] = ()
@@ -637,7 +638,7 @@ class SQLiteProjectionView(ProjectionView, SQLiteTrackingRecorder):
     @contextlib.contextmanager
     def read(self) -> Iterator[Tx]:
         with self.datastore.get_connection(commit=False) as conn:
-            raw = conn._sqlite_conn  # noqa: SLF001
+            raw = conn._sqlite_conn  # noqa: SLF001 - the library keeps the sqlite3 connection private
             cursor = raw.cursor()
             cursor.execute("BEGIN")  # one snapshot for every query of the block
             try:
@@ -696,6 +697,44 @@ class SQLiteProjectionView(ProjectionView, SQLiteTrackingRecorder):
 
 
 TView = TypeVar("TView", bound=ProjectionView)
+
+
+# ------------------------------------------------------------------------- views per store
+COLUMN_TYPES: dict[str, dict[str, str]] = {
+    "postgres": {"ts": "TIMESTAMPTZ", "date": "DATE", "bytes": "BYTEA"},
+    "sqlite": {"ts": "TEXT", "date": "TEXT", "bytes": "BLOB"},
+}
+"""The column types that differ between the stores, written `%(ts)s`, `%(date)s`, `%(bytes)s`
+in a projection's DDL."""
+
+_STORE_BASES: dict[str, tuple[str, type[ProjectionView]]] = {
+    "postgres": ("Postgres", PostgresProjectionView),
+    "sqlite": ("SQLite", SQLiteProjectionView),
+}
+
+
+def ddl_for(store: str, tables: Sequence[str]) -> tuple[str, ...]:
+    """A projection's CREATE statements with `store`'s column types (`{schema}` is left for the
+    view to fill in)."""
+    statements = []
+    for statement in tables:
+        for name, sql_type in COLUMN_TYPES[store].items():
+            statement = statement.replace(f"%({name})s", sql_type)
+        statements.append(statement)
+    return tuple(statements)
+
+
+def store_views(view: type[ProjectionView], tables: Sequence[str]
+                ) -> dict[str, type[ProjectionView]]:
+    """A projection's `views`: its view class once per store (`PostgresXView`, `SQLiteXView`),
+    each creating `tables` with that store's column types."""
+    made: dict[str, type[ProjectionView]] = {}
+    for store, (prefix, base) in _STORE_BASES.items():
+        name = prefix + view.__name__
+        made[store] = type(name, (view, base), {
+            "DDL": ddl_for(store, tables), "__module__": view.__module__, "__qualname__": name,
+        })
+    return made
 
 
 # ------------------------------------------------------------------------------- projections

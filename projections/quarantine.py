@@ -15,12 +15,11 @@ view's SQL is wrong (`transient` / `systemic` below) — is never quarantined: i
 
 This module holds what needs no framework: the row, the table and the error classes. The
 follower's isolation is `projections.framework.LogFollower._isolate`; re-applying is
-`projections.runtime.Projections.retry_quarantined`. See docs/projections.md.
+`infra.projection_runtime.Projections.retry_quarantined`. See docs/projections.md.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,18 +105,15 @@ def describe(error: BaseException) -> tuple[str, str, str]:
     return str(code), name, message[:1000]
 
 
-def _classes(*names: str) -> tuple[type, ...]:
-    """Exception classes of the drivers and the library, by name (those that exist)."""
-    import psycopg
-    from eventsourcing import persistence
+_DRIVER_MODULES = ("psycopg", "psycopg_pool", "sqlite3", "eventsourcing")
 
-    out: list[type] = []
-    for module in (psycopg, sqlite3, persistence):
-        for name in names:
-            cls = getattr(module, name, None)
-            if isinstance(cls, type) and issubclass(cls, BaseException):
-                out.append(cls)
-    return tuple(out)
+
+def _is_driver_error(error: BaseException, *names: str) -> bool:
+    """Whether `error` is (a subclass of) one of the drivers' or the library's exception classes
+    of these names. Matched by class name and module along its MRO, so that this module needs
+    no import of the PostgreSQL driver (only infra/ and the view base class import it)."""
+    return any(cls.__name__ in names and cls.__module__.split(".")[0] in _DRIVER_MODULES
+               for cls in type(error).__mro__)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -129,17 +125,17 @@ def is_transient(error: BaseException) -> bool:
 
     if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit, ...
         return True
-    return isinstance(error, (*_classes("OperationalError", "InterfaceError"), ConnectionError,
-                              TimeoutError, PositionMismatchError, ConnectionNotFromPoolError,
-                              ConnectionPoolClosedError))
+    return _is_driver_error(error, "OperationalError", "InterfaceError") or isinstance(
+        error, (ConnectionError, TimeoutError, PositionMismatchError, ConnectionNotFromPoolError,
+                ConnectionPoolClosedError))
 
 
 def is_systemic(error: BaseException) -> bool:
     """The view itself is broken (bad SQL, a missing table, an internal error): every event
     would fail, so none is quarantined."""
-    return isinstance(error, (*_classes("ProgrammingError", "InternalError",
-                                        "NotSupportedError"), MemoryError, RecursionError,
-                              NotImplementedError))
+    return _is_driver_error(error, "ProgrammingError", "InternalError",
+                            "NotSupportedError") or isinstance(
+        error, (MemoryError, RecursionError, NotImplementedError))
 
 
 def is_event_error(error: BaseException) -> bool:

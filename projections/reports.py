@@ -278,28 +278,21 @@ def build_report(
             missed_cases=group.get("missed_cases", {}),
         ))
     contacts = contact_figures(agencies, compliance, rules.values(), reference)
-    from infra.reference_data import load_report_deadlines, versions
-
     period = statutory_period(start, end)
-    due = (report_due_date(load_report_deadlines(container.settings.reference_data_dir),
-                           province, start.year, period) if period else None)
+    due = (report_due_date(container.report_deadlines(), province, start.year, period)
+           if period else None)
 
     positions = projections.positions()
     report_position = min(positions.get(name, 0) or 0 for name in ("agency_counts", "compliance"))
     checkpoint = None
     if report_position > 0:
-        from infra.transparency.service import checkpoint_for_position
-
-        size, root, note = checkpoint_for_position(container, report_position)
+        size, root, note = container.checkpoint_for_position(report_position)
         checkpoint = {"size": size, "root": base64.b64encode(root).decode(), "note": note,
                       "position": report_position}
     return Report(
         province=province, province_name_vi=reference.provinces[province].name_vi,
         start=start, end=end, generated_at=generated, judged_at=now,
-        reference_versions=(container.reference_state.versions_map()
-                            if getattr(container, "reference_state", None) is not None
-                            and container.reference_state.refs.records
-                            else versions(container.settings.reference_data_dir)),
+        reference_versions=container.reference_versions(),
         positions=positions, agencies=agencies, compliance=compliance,
         overdue=projections.compliance.overdue(province, now=now), checkpoint=checkpoint,
         due=due[0] if due else None, due_source=due[1] if due else "",

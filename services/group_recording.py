@@ -83,6 +83,7 @@ class GroupRecorder:
                     if slot.result is None and slot.error is None:
                         slot.error = RuntimeError("the group recording this event stopped")
                     slot.done.set()
+            successor: _Slot | None
             with self._lock:
                 if self._queue:
                     successor = self._queue.pop(0)

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -255,7 +255,7 @@ class PersonalDataVault:
             )
         except InvalidTag:
             raise ValueError("identity ciphertext does not authenticate") from None
-        return json.loads(clear)
+        return cast(dict[str, str], json.loads(clear))
 
     # -- erasure and rotation ---------------------------------------------------------------
     def destroy_key(self, person_id: str, at: datetime, purge: bool = True) -> bool:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -23,8 +23,8 @@ from eventsourcing.application import (
 from eventsourcing.persistence import IntegrityError, Recording
 
 from domain.calendar import VIETNAM_TZ, WorkingCalendar
-from domain.deadlines import CaseFact, TimeLimitRule, TimeLimitVerdict, evaluate_time_limits
 from domain.catalogue import InstantRange
+from domain.deadlines import CaseFact, TimeLimitRule, TimeLimitVerdict, evaluate_time_limits
 from domain.errors import (
     ConflictError,
     DomainError,

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -71,7 +71,7 @@ class WireEvent:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def is_identifier(value: Any) -> bool:
+def is_identifier(value: Any) -> TypeGuard[str]:
     """Whether `value` is a client identifier (see `parse_identifier`)."""
     # fullmatch: with match, `$` also accepted a trailing newline ("LSN-1\n" ≠ "LSN-1")
     return isinstance(value, str) and _ID_PATTERN.fullmatch(value) is not None

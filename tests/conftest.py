@@ -17,8 +17,6 @@ import pytest
 from infra.bootstrap import Container, build_container
 from infra.settings import Settings
 
-
-
 pytest_plugins = ["tests.kafka_fixtures"]
 
 PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")

@@ -31,8 +31,9 @@ import sys
 import time
 import uuid
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
@@ -51,7 +52,7 @@ _SCRUBBED_ENV = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 )
 
-_LIVE: "weakref.WeakSet[Broker]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[Broker] = weakref.WeakSet()
 
 
 class BrokerBinaryNotFound(RuntimeError):
@@ -203,7 +204,7 @@ class Broker:
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> "Broker":
+    def start(self) -> Broker:
         if self.is_running():
             return self
         pick_port = self.port is None  # restart keeps the port it got first
@@ -259,7 +260,7 @@ class Broker:
         _LIVE.discard(self)
         return proc.returncode
 
-    def restart(self, *, hard: bool = False) -> "Broker":
+    def restart(self, *, hard: bool = False) -> Broker:
         """Stop (or kill) and start again on the same port.
 
         Memory storage: the new process is EMPTY -- topics, records, committed
@@ -274,7 +275,7 @@ class Broker:
             f"--- tansu stdout (tail) ---\n{_tail(self.stdout_path, lines)}"
         )
 
-    def __enter__(self) -> "Broker":
+    def __enter__(self) -> Broker:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -10,8 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import DomainError
@@ -23,8 +23,8 @@ from infra.http.middleware import (
     StrictRequestMiddleware,
 )
 from infra.http.routes import access_log, cases, events, ops, reference_versions
-from infra.transparency import http as transparency_http
-from projections import http as projections_http
+from infra.http.routes import log as transparency_http
+from infra.http.routes import reports as projections_http
 
 DESCRIPTION = """
 Sổ theo dõi trợ giúp pháp lý trong tố tụng (TTLT 10/2018): các cơ quan tiến hành tố tụng, cơ

@@ -149,7 +149,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
 }
 
 WireEventIn = Annotated[
-    Union[tuple(EVENT_MODELS.values())],  # type: ignore[valid-type]  # noqa: UP007
+    Union[tuple(EVENT_MODELS.values())],  # type: ignore[valid-type]  # noqa: UP007 - `X | Y` cannot unpack a tuple of models
     Field(discriminator="type"),
 ]
 

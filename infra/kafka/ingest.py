@@ -33,9 +33,9 @@ from infra.kafka.clients import (
     receipts_topic,
 )
 from infra.settings import Settings
-from infra.worker_health import ConnectionWatch, is_connection_error, status_path
 from services.referrals import Referrals, Rejected
 from services.wire import loads_strict
+from services.worker_health import ConnectionWatch, is_connection_error, status_path
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from domain.person import PersonRecord
 from domain.referral import Referral
 from infra.kafka.clients import MAX_MESSAGE_BYTES, client_config
 from infra.settings import Settings
-from infra.worker_health import ConnectionWatch, is_connection_error, status_path
+from services.worker_health import ConnectionWatch, is_connection_error, status_path
 
 log = logging.getLogger(__name__)
 

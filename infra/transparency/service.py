@@ -22,31 +22,31 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.calendar import VIETNAM_TZ
 from domain.errors import DomainError, InvalidEventError, LogIntegrityError, NotFoundError
 from domain.referral import Recorded, referral_id
-from infra.transparency.bundle import (
+from services.transparency.bundle import (
     BUNDLE_FORMAT,
     b64,
     case_figures,
     province_figures,
 )
-from infra.transparency.checkpoint import (
+from services.transparency.checkpoint import (
     Checkpoint,
     CosignatureVerifier,
     cosignature_verifier_from_key_text,
 )
-from infra.transparency.leaves import (
+from services.transparency.leaves import (
     LeafError,
     chain_extension,
     leaf_bytes,
     leaf_entry,
     rfc3339,
 )
-from infra.transparency.merkle import leaf_hash
-from infra.transparency.note import (
+from services.transparency.merkle import leaf_hash
+from services.transparency.note import (
     NoteError,
     Signer,
     generate_signer,
@@ -55,8 +55,11 @@ from infra.transparency.note import (
     signer_from_key_text,
     split_note,
 )
-from infra.transparency.receipt import issue_receipt
-from infra.worker_health import ConnectionWatch, is_connection_error, status_path
+from services.transparency.receipt import issue_receipt
+from services.worker_health import ConnectionWatch, is_connection_error, status_path
+
+if TYPE_CHECKING:
+    from infra.bootstrap import Container
 
 log = logging.getLogger(__name__)
 
@@ -597,12 +600,12 @@ def _rejected(vi: str, en: str) -> CosignatureRejectedError:
 
 
 # ------------------------------------------------------------------------ container-level API
-def transparency_log(container: Any) -> TransparencyLog:
-    """The container's transparency log (built once, kept in `container.extras`)."""
-    found = container.extras.get("transparency")
-    if found is None:
-        found = container.extras["transparency"] = TransparencyLog(container)
-    return found
+def transparency_log(container: Container) -> TransparencyLog:
+    """The container's transparency log (built by `build_container`; a process without
+    projections, the relay, has none)."""
+    if container.transparency is None:
+        raise RuntimeError("this process has no transparency log (no projections)")
+    return container.transparency
 
 
 def receipt_for(container: Any, recorded: Recorded) -> str:
@@ -685,19 +688,19 @@ class CheckpointPublisher:
                 **self.watch.as_dict()}
 
 
-def start_checkpointer(container: Any, interval: float | None = None,
+def start_checkpointer(container: Container, interval: float | None = None,
                        status_file: bool = False) -> CheckpointPublisher:
     """Starts the periodic checkpoint publisher of this process (stopped by container.close());
     with `status_file` (the `referrals project` worker), it writes its connection state to
     `<data dir>/worker-status/checkpointer.json`."""
-    existing = container.extras.get("checkpointer")
+    existing = container.checkpointer
     if existing is not None:
         return existing
     seconds = container.settings.checkpoint_interval_seconds if interval is None else interval
     path = status_path(container.settings.data_dir, "checkpointer") if status_file else None
     publisher = CheckpointPublisher(transparency_log(container), seconds,
                                     ConnectionWatch("checkpointer", path, logger=log))
-    container.extras["checkpointer"] = publisher
+    container.checkpointer = publisher
     publisher.start()
     return publisher
 

@@ -38,9 +38,20 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from infra.transparency.checkpoint import Checkpoint, Cosigner, CosignatureVerifier, parse_checkpoint
-from infra.transparency.merkle import verify_consistency
-from infra.transparency.note import NoteError, Signer, Verifier, open_note, verifier_from_key_text
+from services.transparency.checkpoint import (
+    Checkpoint,
+    CosignatureVerifier,
+    Cosigner,
+    parse_checkpoint,
+)
+from services.transparency.merkle import verify_consistency
+from services.transparency.note import (
+    NoteError,
+    Signer,
+    Verifier,
+    open_note,
+    verifier_from_key_text,
+)
 
 
 class RefusalReason(str, Enum):

@@ -25,9 +25,9 @@ def install(app: Any, container: Any) -> None:
         return
     from fastapi.staticfiles import StaticFiles
 
+    from infra.web import errors
     from infra.web.accounts import account_store
     from infra.web.deps import PREFIX, STATIC, Renderer
-    from infra.web import errors
     from infra.web.routes import auth, cases, reference, stats
 
     app.state.web_accounts = account_store(container)
@@ -62,9 +62,8 @@ def ensure_demo_accounts(container: Any) -> list[tuple[str, str]]:
     directory, so they stay the same across restarts. Refused in production."""
     if container.settings.environment == "production":
         return []
-    from infra.web.accounts import account_store
-
     from infra import demo_credentials
+    from infra.web.accounts import account_store
 
     store = account_store(container)
     kept = demo_credentials.load(container.settings)["accounts"]  # same across restarts

@@ -495,11 +495,11 @@ def open_account_store(settings: Any, pg_pool: Any = None, **kwargs: Any) -> Acc
 
 
 def account_store(container: Any) -> AccountStore:
-    """The container's account store (opened once, kept in `container.extras`, closed with it)."""
-    store = container.extras.get("web_accounts")
+    """The container's account store (opened once, kept in `container.web_accounts`, closed
+    with it)."""
+    store = container.web_accounts
     if store is None:
-        store = container.extras["web_accounts"] = open_account_store(
-            container.settings, container.pg_pool)
+        store = container.web_accounts = open_account_store(container.settings, container.pg_pool)
     return store
 
 

@@ -1,7 +1,7 @@
 """The integrity of one case's audit chain, for the case page: verified, broken at an event, or
 pending (recorded but not yet in the audit trail).
 
-Built from the transparency area's pieces (projections/audit_trail.py, infra/transparency/):
+Built from the transparency area's pieces (projections/audit_trail.py, services/transparency/, infra/transparency/):
 
 1. every stored event of the case is made into its leaf again (`leaf_entry`, from the event
    store, never from the trail) and its leaf hash compared with the audit-trail row;
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from infra.transparency.checkpoint import parse_checkpoint
-from infra.transparency.leaves import CHAIN_SEED, LeafError, chain_next, leaf_entry
-from infra.transparency.merkle import leaf_hash, verify_inclusion
-from infra.transparency.note import NoteError, open_note
+from services.transparency.checkpoint import parse_checkpoint
+from services.transparency.leaves import CHAIN_SEED, LeafError, chain_next, leaf_entry
+from services.transparency.merkle import leaf_hash, verify_inclusion
+from services.transparency.note import NoteError, open_note
 
 
 @dataclass(frozen=True)

@@ -226,4 +226,4 @@ def test_search_filters_by_status_and_holder(world: World) -> None:
     assert closed["total"] == 0
     bad = world.client.get("/v1/cases", params={"status": "NOPE"},
                            headers=world.headers["inspector_lsn"])
-    assert_error_shape(bad, 422, "FIELD_INVALID")["field"] == "status"
+    assert assert_error_shape(bad, 422, "FIELD_INVALID")["field"] == "status"

@@ -193,7 +193,7 @@ def test_identity_read_writes_the_access_log_and_a_refused_read_does_not(
                              headers=procuracy)
     assert_error_shape(refused, 403, "NOT_AUTHORISED")
     missing_purpose = api.client.get(f"/v1/cases/{case_id}/identity", headers=police)
-    assert_error_shape(missing_purpose, 422, "FIELD_REQUIRED")["field"] == "purpose"
+    assert assert_error_shape(missing_purpose, 422, "FIELD_REQUIRED")["field"] == "purpose"
     assert store.access_log() == []
 
     response = api.client.get(f"/v1/cases/{case_id}/identity",

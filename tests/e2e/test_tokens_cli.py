@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from domain.errors import DomainError
 from infra.bootstrap import build_container
-from infra.http.commands import register
+from infra.cli.api import register
 from infra.settings import Settings
 from infra.tokens import token_hash
 

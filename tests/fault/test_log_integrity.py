@@ -11,7 +11,7 @@ import pytest
 
 from infra.settings import Settings
 from infra.transparency.service import transparency_log
-from infra.transparency.verify import verify_log
+from services.transparency.verify import verify_log
 from tests.integration.test_audit_trail import record_cases, sql
 
 pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow]
@@ -159,9 +159,8 @@ def test_verify_receipt_on_bad_input_is_one_line_and_exit_2(pg_container, pg_set
     import json as _json
 
     from infra.transparency.service import receipt_for
-    from tests.fault.support import cli
-
     from tests.factories import CaseScript
+    from tests.fault.support import cli
 
     case = CaseScript()
     recorded = pg_container.referrals.record_event(case.notification())

@@ -176,8 +176,8 @@ converts it — a real failure with no switch, on both stores (issue 12's extrem
 
 def _web_client(container: Container) -> tuple[TestClient, dict[str, str]]:
     from infra.http.app import create_app
+    from infra.http.routes.reports import router
     from infra.web import install
-    from projections.http import router
 
     app = create_app(container)
     if not any(getattr(r, "path", "") == "/v1/projections/quarantine" for r in app.routes):
@@ -223,7 +223,7 @@ def test_an_out_of_range_event_is_quarantined_and_every_reader_says_so(
     assert counted == 4  # both openings, b's two events; not the bad one nor a's later one
     if "audit_trail" in status:  # `verify` recomputes the odd leaf and finds the log whole
         from infra.transparency.service import transparency_log
-        from infra.transparency.verify import verify_log
+        from services.transparency.verify import verify_log
 
         log = transparency_log(container)
         log.publish_checkpoint()

@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_openapi_schemathesis import run_schemathesis
 from tests.e2e.conftest import (
     POLICE,
     auth,
@@ -31,6 +30,7 @@ from tests.e2e.conftest import (
     request_aid,
     transfer,
 )
+from tests.e2e.test_openapi_schemathesis import run_schemathesis
 
 pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow]
 

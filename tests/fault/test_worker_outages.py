@@ -28,7 +28,7 @@ import pytest
 
 from infra.bootstrap import Container, build_container
 from infra.settings import Settings
-from infra.worker_health import is_connection_error, read_worker_status
+from services.worker_health import is_connection_error, read_worker_status
 from tests.fault.support import SEED, cli, wait_until
 from tests.fault.test_worker_kills import _record_more, dump_all, kafka_test
 from tests.integration.kafka_support import start_worker, stop

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 
 from infra.settings import Settings
-from infra.transparency.leaves import CHAIN_SEED, leaf_of_notification
-from infra.transparency.merkle import verify_consistency, verify_inclusion
 from infra.transparency.service import transparency_log
-from infra.transparency.verify import verify_log
+from services.transparency.leaves import CHAIN_SEED, leaf_of_notification
+from services.transparency.merkle import verify_consistency, verify_inclusion
+from services.transparency.verify import verify_log
 from tests.factories import CaseScript
 
 pytestmark = pytest.mark.postgres
@@ -287,9 +287,9 @@ def test_checkpointer_publishes_at_its_interval_when_the_tree_grows(pg_container
 def test_checkpoint_for_position_binds_a_report_to_the_log_as_it_stood(
     pg_container: Any, pg_settings: Settings
 ) -> None:
-    from infra.transparency.checkpoint import parse_checkpoint
-    from infra.transparency.note import open_note
     from infra.transparency.service import LogEntryNotFoundError, checkpoint_for_position
+    from services.transparency.checkpoint import parse_checkpoint
+    from services.transparency.note import open_note
 
     app = pg_container.referrals
     record_cases(app, 1)

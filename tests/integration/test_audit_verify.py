@@ -12,10 +12,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from infra.cli.transparency import register
 from infra.settings import Settings
-from infra.transparency.commands import register
 from infra.transparency.service import transparency_log
-from infra.transparency.verify import verify_log
+from services.transparency.verify import verify_log
 from tests.integration.test_audit_trail import (
     burn_notification_ids,
     cli_env,

@@ -79,7 +79,7 @@ def produced(kafka_broker: Broker) -> Produced:
 
     key_partition: dict[bytes, int] = {}
     per_partition: dict[int, int] = defaultdict(int)
-    for (key, _, _), meta in zip(sent, metas):
+    for (key, _, _), meta in zip(sent, metas, strict=False):
         assert key_partition.setdefault(key, meta.partition) == meta.partition
         per_partition[meta.partition] += 1
     assert sorted(m.offset for m in metas if m.partition == 0) == list(range(per_partition[0]))

@@ -111,7 +111,7 @@ def test_streamed_events_are_recorded_exactly_once_when_every_agency_sends_on_it
     for index in sorted(rounds):
         total += produce(ingest_settings.kafka_bootstrap_servers,
                          [message(ingest_settings, e) for e in rounds[index]])
-        wait_for(lambda: count_events(ingest_settings) >= total, 60,
+        wait_for(lambda expected=total: count_events(ingest_settings) >= expected, 60,
                  message=f"round {index} recorded ({total} events)")
 
     recorded = stored_event_ids(container.referrals)
@@ -262,8 +262,8 @@ def test_every_streamed_event_gets_a_signed_receipt_on_its_agency_topic(
     ingest_settings: Settings, container: Container
 ) -> None:
     from infra.kafka.clients import receipts_topic
-    from infra.transparency.receipt import open_receipt
     from infra.transparency.service import receipts_for, transparency_log
+    from services.transparency.receipt import open_receipt
 
     worker = IngestWorker.connect(ingest_settings, container.referrals,
                                   receipts=lambda results: receipts_for(container, results))

@@ -21,7 +21,7 @@ def test_case_is_read_back_in_order_when_recorded_event_by_event(any_container):
     assert [e.originator_version for e in history] == list(range(1, 8))
     assert [e.event_id for e in history] == [f"{case.case_id}-{i:03d}" for i in range(1, 8)]
     assert history[0].occurred_at.utcoffset() == timedelta(hours=7)  # offset kept
-    assert all(a.timestamp <= b.timestamp for a, b in zip(history, history[1:]))
+    assert all(a.timestamp <= b.timestamp for a, b in zip(history, history[1:], strict=False))
     assert app.get_case(case.case_id).status == "CLOSED"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.cli import load_events, read_jsonl
+from infra.cli.core import load_events, read_jsonl
 from infra.sample_data import generate_events
 
 pytestmark = pytest.mark.postgres

@@ -12,16 +12,16 @@ import psycopg
 import pytest
 
 from infra.sample_data import generate_events
-from infra.transparency.checkpoint import open_checkpoint
-from infra.transparency.note import verifier_from_key_text
 from infra.transparency.service import transparency_log
-from infra.transparency.verify import verify_log as _verify_log
 from projections.reports import (
     build_report,
     report_chart_png,
     report_csv_bytes,
     report_xlsx_bytes,
 )
+from services.transparency.checkpoint import open_checkpoint
+from services.transparency.note import verifier_from_key_text
+from services.transparency.verify import verify_log as _verify_log
 from tests.factories import CaseScript
 
 pytestmark = pytest.mark.postgres

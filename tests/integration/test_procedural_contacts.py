@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from domain.calendar import VIETNAM_TZ
 from infra.bootstrap import Container
-from infra.cli import load_events, read_jsonl
+from infra.cli.core import load_events, read_jsonl
 from infra.web.inspection import build_pack
 from projections.reports import (
     build_report,
@@ -163,7 +163,7 @@ def test_report_counts_contacts_per_agency_in_every_format(ledger: Container) ->
 
 def test_report_json_over_http_gives_the_figures_and_their_cases(ledger: Container) -> None:
     from infra.http.app import create_app
-    from projections.http import router
+    from infra.http.routes.reports import router
 
     app = create_app(ledger)
     if not any(getattr(r, "path", "") == "/v1/projections/status" for r in app.routes):

@@ -1,4 +1,4 @@
-"""The read-model routes (projections/http.py) over the hand-built cases of
+"""The read-model routes (infra/http/routes/reports.py) over the hand-built cases of
 test_projections.py: council and inspector scope, report formats, statistics, status."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def client(pg_container: Container) -> Iterator[tuple[TestClient, dict[str, str]]]:
     from infra.http.app import create_app
-    from projections.http import router
+    from infra.http.routes.reports import router
 
     record(pg_container, interleaved())
     pg_container.projections.process_pending()

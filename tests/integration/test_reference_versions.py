@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from infra.bootstrap import Container, build_container
+from infra.cli.reference import register as register_reference
+from infra.cli.transparency import register as register_transparency
 from infra.http.app import create_app
-from infra.reference_commands import register as register_reference
 from infra.reference_data import SHIPPED
 from infra.settings import Settings
-from infra.transparency.commands import register as register_transparency
 from infra.transparency.service import transparency_log
 from tests.conftest import make_pg_settings
 from tests.integration.test_audit_trail import cli_env

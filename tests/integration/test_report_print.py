@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from projections.reports import (
+    EVENT_COLUMNS,
     AgencyRow,
     ComplianceRow,
-    EVENT_COLUMNS,
     Report,
     report_xlsx_bytes,
 )

@@ -15,17 +15,22 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from infra.transparency.bundle import _verdict, verify_bundle
-from infra.transparency.canonical import canonical_json
-from infra.transparency.checkpoint import Checkpoint
-from infra.transparency.commands import register
-from infra.transparency.leaves import parse_rfc3339
-from infra.transparency.note import sign_note
+from infra.cli.transparency import register
+from infra.reference_data import load_calendar, load_reference, load_time_limits
 from infra.transparency.service import transparency_log
+from services.transparency.bundle import _verdict, verify_bundle
+from services.transparency.canonical import canonical_json
+from services.transparency.checkpoint import Checkpoint
+from services.transparency.leaves import parse_rfc3339
+from services.transparency.note import sign_note
 from tests.factories import T0, VLG_POLICE, CaseScript
 from tests.integration.test_audit_trail import cli_env, record_cases
 
 pytestmark = pytest.mark.postgres
+
+# a case bundle is recomputed with the shipped rules and calendar (as `verify-bundle` does)
+SHIPPED_TABLES = {"rules": load_time_limits(), "calendar": load_calendar(),
+                  "reference": load_reference()}
 
 
 def _cli() -> typer.Typer:
@@ -116,7 +121,8 @@ def test_verify_bundle_checks_growth_from_the_checkpoint_the_inspector_trusted(
 
     bundle = json.loads(later.read_text())
     bundle["consistency"] = []
-    report = verify_bundle(bundle, log.public_key, trusted_checkpoint=first["checkpoint"])
+    report = verify_bundle(bundle, log.public_key, trusted_checkpoint=first["checkpoint"],
+                           **SHIPPED_TABLES)
     assert not report.ok and "--since 7" in report.problems[0][1]
 
 
@@ -149,11 +155,11 @@ def test_province_bundle_lets_anyone_recompute_the_per_agency_counts(
     assert (figures["events"], figures["cases"]) == (14, 2)
 
     key = transparency_log(pg_container).public_key
-    report = verify_bundle(bundle, key)
+    report = verify_bundle(bundle, key, **SHIPPED_TABLES)
     assert report.ok, report.problems
     assert report.figures == figures
     bundle["figures"]["by_agency"][0]["events"] += 1  # a report that does not add up
-    report = verify_bundle(bundle, key)
+    report = verify_bundle(bundle, key, **SHIPPED_TABLES)
     assert not report.ok and "DIFFER" in report.problems[0][1]
 
 

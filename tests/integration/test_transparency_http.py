@@ -9,11 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infra.bootstrap import build_container
-from infra.transparency.bundle import unb64, verify_bundle
-from infra.transparency.checkpoint import generate_cosigner
-from infra.transparency.merkle import verify_consistency, verify_inclusion
-from infra.transparency.note import open_note, verifier_from_key_text
+from infra.reference_data import load_calendar, load_time_limits
 from infra.transparency.service import transparency_log
+from services.transparency.bundle import unb64, verify_bundle
+from services.transparency.checkpoint import generate_cosigner
+from services.transparency.merkle import verify_consistency, verify_inclusion
+from services.transparency.note import open_note, verifier_from_key_text
 from tests.conftest import make_pg_settings
 from tests.integration.test_audit_trail import record_cases
 from tests.integration.test_transparency_witness import transparency_app
@@ -21,6 +22,9 @@ from tests.integration.test_transparency_witness import transparency_app
 pytestmark = pytest.mark.postgres
 
 WITNESS = generate_cosigner("vks-lang-son.example/witness")
+
+# a case bundle is recomputed with the shipped rules and calendar (as `verify-bundle` does)
+SHIPPED_TABLES = {"rules": load_time_limits(), "calendar": load_calendar()}
 
 
 @pytest.fixture
@@ -113,7 +117,7 @@ def test_inclusion_proofs_and_bundles_follow_case_access_rules(ledger: Any) -> N
     document = bundle.json()
     assert [c["old_size"] for c in document["consistency"]] == [7]
     key = client.get("/v1/log/public-key").text.strip()
-    assert verify_bundle(document, key).ok
+    assert verify_bundle(document, key, **SHIPPED_TABLES).ok
     naive = client.get(bundle_url + "&at=2026-03-10T00:00:00",
                        headers=_token(container, "admin"))
     assert naive.status_code == 422

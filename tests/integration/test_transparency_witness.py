@@ -19,25 +19,30 @@ from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from infra.bootstrap import build_container
+from infra.cli.transparency import register
 from infra.http.app import create_app
-from infra.transparency.bundle import unb64, verify_bundle
-from infra.transparency.checkpoint import Checkpoint, generate_cosigner
-from infra.transparency.commands import register
-from infra.transparency.leaves import chain_extension
-from infra.transparency.note import sign_note
-from infra.transparency.receipt import check_receipt_against_checkpoint
+from infra.reference_data import load_calendar, load_reference, load_time_limits
 from infra.transparency.service import LogForkError, receipt_for, transparency_log
 from infra.transparency.witness import RefusalReason, Witness, WitnessRefusal
+from services.transparency.bundle import unb64, verify_bundle
+from services.transparency.checkpoint import Checkpoint, generate_cosigner
+from services.transparency.leaves import chain_extension
+from services.transparency.note import sign_note
+from services.transparency.receipt import check_receipt_against_checkpoint
 from tests.conftest import make_pg_settings
 from tests.factories import CaseScript
 from tests.integration.test_audit_trail import cli_env, record_cases, sql
 
 pytestmark = pytest.mark.postgres
 
+# a case bundle is recomputed with the shipped rules and calendar (as `verify-bundle` does)
+SHIPPED_TABLES = {"rules": load_time_limits(), "calendar": load_calendar(),
+                  "reference": load_reference()}
+
 
 def transparency_app(container: Any) -> FastAPI:
     """The API with the transparency router placed before the cases router (as the lead will)."""
-    from infra.transparency.http import router
+    from infra.http.routes.log import router
 
     app = create_app(container)
     count = len(app.router.routes)
@@ -180,9 +185,9 @@ def test_witness_command_cosigns_over_http_and_the_ledger_keeps_the_cosignature(
             assert bogus.status_code == 422 and bogus.json()["code"] == "COSIGNATURE_REJECTED"
 
         bundle = log.case_bundle(case.case_id)
-        assert verify_bundle(bundle, log.public_key, [witness_key]).ok
+        assert verify_bundle(bundle, log.public_key, [witness_key], **SHIPPED_TABLES).ok
         other = generate_cosigner("tand-lang-son.example/witness").verifier().key_text
-        report = verify_bundle(bundle, log.public_key, [other])
+        report = verify_bundle(bundle, log.public_key, [other], **SHIPPED_TABLES)
         assert not report.ok and "tand-lang-son.example/witness" in report.problems[0][1]
 
         offline = runner.invoke(cli, [
@@ -209,8 +214,8 @@ def _write(path: Path, text: str) -> Path:
 def test_receipts_for_a_batch_bind_positions_and_verify_against_a_later_checkpoint(
     pg_container: Any,
 ) -> None:
-    from infra.transparency.receipt import open_receipt
     from infra.transparency.service import receipts_for
+    from services.transparency.receipt import open_receipt
 
     app = pg_container.referrals
     record_cases(app, 1)

@@ -26,8 +26,8 @@ def compose() -> dict[str, Any]:
 def cli_commands() -> dict[str, Any]:
     import typer.main
 
-    from infra.cli import app
-    from infra.commands import register_all
+    from infra.cli import register_all
+    from infra.cli.core import app
 
     if not any(c.name == "ingest" for c in app.registered_commands):
         register_all(app)

@@ -169,7 +169,7 @@ def test_demo_credentials_stay_the_same_across_restarts(tmp_path: Path) -> None:
 def test_load_prints_its_report_in_the_language_of_lang(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from infra.cli import LoadReport, _print_load_report, output_language
+    from infra.cli.core import LoadReport, _print_load_report, output_language
 
     for variable in ("LC_ALL", "LC_MESSAGES", "LANG"):
         monkeypatch.delenv(variable, raising=False)

@@ -15,7 +15,7 @@ from eventsourcing.persistence import OperationalError as ESOperationalError
 from psycopg_pool import PoolTimeout
 
 from infra.settings import Settings
-from infra.worker_health import (
+from services.worker_health import (
     Backoff,
     ConnectionWatch,
     is_connection_error,

@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from domain.referral import STATUS_NAMES_VI
-
 from domain.catalogue import EVENT_TYPES, clean_text, parse_instant
 from domain.reference import ReferenceData
+from domain.referral import STATUS_NAMES_VI
 from infra.http.deps import ContainerDep, CurrentPrincipal, ReferralsDep
+from infra.http.errors import StoreUnavailableError
 from infra.http.routes import error_responses
 from infra.http.schemas import (
     ID_PATTERN,
@@ -29,7 +29,6 @@ from infra.http.schemas import (
     TimeLimitOut,
     TimeLimitsOut,
 )
-from infra.http.errors import StoreUnavailableError
 from services.access import (
     CaseScope,
     Principal,

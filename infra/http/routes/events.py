@@ -24,7 +24,6 @@ from infra.http.schemas import (
 )
 from infra.transparency.service import receipt_for, receipts_for
 from services.access import may_post
-from services.group_recording import GroupRecorder
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 _EVENT = TypeAdapter(WireEventIn)
@@ -64,7 +63,7 @@ def post_event(
     """Records one event of the wire format. Sending the same `event_id` with the same
     content again answers 200 with the original version (nothing new is recorded)."""
     may_post(principal, event.agency_id)
-    recorded = _group_recorder(container).record(wire_dict(event))
+    recorded = container.group_recorder.record(wire_dict(event))
     receipt = receipt_for(container, recorded)
     # Answered directly (the body is built from RecordedOut): the hot path of the API skips
     # FastAPI's second validation of the response, which would cost a thread-pool hop.
@@ -73,15 +72,6 @@ def post_event(
         status_code=200 if recorded.duplicate else 201, media_type="application/json",
         headers={"Location": case_location(recorded.case_id)},
     )
-
-
-def _group_recorder(container: Any) -> GroupRecorder:
-    """The container's group recorder: posts arriving together share one commit."""
-    found = container.extras.get("group_recorder")
-    if found is None:
-        found = container.extras.setdefault("group_recorder",
-                                            GroupRecorder(container.referrals))
-    return found
 
 
 def _rejected(index: int, raw: Any, error: DomainError) -> BatchItemOut:

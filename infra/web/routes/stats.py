@@ -1,6 +1,6 @@
 """The figures: the agency dashboard (counts, compliance, overdue, each number down to its
 cases), the council's report page with its downloads, and the inspection pack. Everything is
-pseudonymous and scoped to the principal's provinces (the rules of `projections/http.py`)."""
+pseudonymous and scoped to the principal's provinces (the rules of `infra/http/routes/reports.py`)."""
 
 from __future__ import annotations
 
@@ -310,7 +310,7 @@ def report_download(
     province: Text = None,
     date_from: Annotated[str | None, Query(alias="from")] = None,
     date_to: Annotated[str | None, Query(alias="to")] = None,
-    format: Text = "xlsx",  # noqa: A002
+    format: Text = "xlsx",  # noqa: A002 - the query parameter is named `format`
     table: Text = "agencies",
     kind: Text = None,
 ) -> Response:

@@ -436,7 +436,7 @@ def test_pairing_is_fifo_and_each_target_used_once_when_requests_and_transfers_i
 ):
     case = Case(role="ARRESTED")
     at = vn(2024, 3, 5, 8)
-    for is_trigger, gap in zip(kinds, gaps):
+    for is_trigger, gap in zip(kinds, gaps, strict=False):
         at += timedelta(minutes=gap)
         case.add("AID_REQUESTED" if is_trigger else "REQUEST_TRANSFERRED", at)
     verdicts = case.judge(at + timedelta(days=2), "C1_12H")

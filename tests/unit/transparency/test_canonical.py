@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.transparency.canonical import (
+from services.transparency.canonical import (
     CanonicalJsonError,
     canonical_json,
     canonical_json_reference,

@@ -10,10 +10,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.transparency.checkpoint import (
+from services.transparency.checkpoint import (
     Checkpoint,
-    Cosigner,
     CosignatureVerifier,
+    Cosigner,
     MalformedCheckpointError,
     cosignature_timestamp,
     cosignature_verifier_from_key_text,
@@ -22,7 +22,7 @@ from infra.transparency.checkpoint import (
     parse_checkpoint,
     sign_checkpoint,
 )
-from infra.transparency.note import (
+from services.transparency.note import (
     InvalidKeyError,
     InvalidSignatureError,
     NoteError,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.transparency.merkle import (
+from services.transparency.merkle import (
     EMPTY_ROOT,
     InMemoryNodeStore,
     InvalidLeafHashError,
@@ -45,7 +45,7 @@ def _k(n: int) -> int:
     return k
 
 
-@lru_cache(maxsize=None)
+@cache
 def ref_mth(low: int, high: int) -> bytes:
     """MTH(D[low:high]) exactly as RFC 6962 §2.1."""
     n = high - low

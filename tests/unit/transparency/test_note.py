@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from infra.transparency.note import (
+from services.transparency.note import (
     InvalidKeyError,
     InvalidSignatureError,
     MalformedNoteError,

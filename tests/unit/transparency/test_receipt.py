@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from infra.transparency.checkpoint import Checkpoint, sign_checkpoint
-from infra.transparency.merkle import InMemoryNodeStore, MerkleTree, leaf_hash
-from infra.transparency.note import NoteError, generate_signer, sign_note
-from infra.transparency.receipt import (
+from services.transparency.checkpoint import Checkpoint, sign_checkpoint
+from services.transparency.merkle import InMemoryNodeStore, MerkleTree, leaf_hash
+from services.transparency.note import NoteError, generate_signer, sign_note
+from services.transparency.receipt import (
     MalformedReceiptError,
     Receipt,
     check_receipt_against_checkpoint,
@@ -181,8 +181,8 @@ def test_issue_receipt_raises_when_fields_are_invalid(fields):
 
 
 def _leaf(position: int, event_id: str) -> bytes:
-    from infra.transparency.canonical import canonical_json
-    from infra.transparency.leaves import LEAF_FIELDS
+    from services.transparency.canonical import canonical_json
+    from services.transparency.leaves import LEAF_FIELDS
 
     record = dict.fromkeys(LEAF_FIELDS)
     record.update(position=position, event_id=event_id, originator_id="o", version=1, type="T",

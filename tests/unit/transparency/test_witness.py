@@ -6,10 +6,16 @@ import json
 
 import pytest
 
-from infra.transparency.checkpoint import Checkpoint, sign_checkpoint
-from infra.transparency.merkle import InMemoryNodeStore, MerkleTree
-from infra.transparency.note import add_signature_lines, generate_signer, open_note, sign_note, split_note
 from infra.transparency.witness import RefusalReason, Witness, WitnessRefusal, WitnessStateError
+from services.transparency.checkpoint import Checkpoint, sign_checkpoint
+from services.transparency.merkle import InMemoryNodeStore, MerkleTree
+from services.transparency.note import (
+    add_signature_lines,
+    generate_signer,
+    open_note,
+    sign_note,
+    split_note,
+)
 
 ORIGIN = "legal-aid.example/ledger"
 WITNESS_NAME = "witness.example/w1"

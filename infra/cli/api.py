@@ -20,12 +20,12 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, min=1, max=64, help="uvicorn worker processes"),
     ) -> None:
         """Serves the HTTP API (embedded SQLite by default, PostgreSQL by settings)."""
+        import os
+
         from infra.bootstrap import build_container
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
         from infra.deployment import DeploymentError, check_port_free, fail
         from infra.http.server import serve as serve_api
-
-        import os
 
         os.environ.setdefault("REFERRALS_SERVICE", "api")  # uvicorn's workers inherit it
         settings = settings_from_env()
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Creates a token and prints it ONCE (only its SHA-256 hash is stored)."""
         from infra.bootstrap import build_container
-        from infra.cli import console, settings_from_env
+        from infra.cli.core import console, settings_from_env
 
         container = build_container(settings_from_env())
         try:
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
     def revoke(token_id: str = typer.Argument(..., help="the token id from `token list`")) -> None:
         """Revokes a token (takes effect within seconds in running servers)."""
         from infra.bootstrap import build_container
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
 
         container = build_container(settings_from_env())
         try:
@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from infra.bootstrap import build_container
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
 
         container = build_container(settings_from_env())
         try:

@@ -47,7 +47,7 @@ def _instant(text: str | None, option: str) -> datetime | None:
 
 def _container() -> Any:
     from infra.bootstrap import build_container
-    from infra.cli import settings_from_env
+    from infra.cli.core import settings_from_env
 
     settings = settings_from_env()
     # a command applies pending events itself (catch_up): never a second in-process runner
@@ -71,7 +71,7 @@ def _http(method: str, url: str, body: str | None = None) -> str:
 
 
 def _read_proof(path: Path) -> list[bytes]:
-    from infra.transparency.bundle import unb64
+    from services.transparency.bundle import unb64
 
     document = json.loads(path.read_text(encoding="utf-8"))
     hashes = document.get("proof") if isinstance(document, dict) else document
@@ -136,9 +136,9 @@ def register(app: typer.Typer) -> None:
         origin: str | None = typer.Option(None, help="default: REFERRALS_LOG_ORIGIN"),
     ) -> None:
         """Creates a log signing key named after the origin (production: keep it secret)."""
-        from infra.cli import settings_from_env
-        from infra.transparency.note import generate_signer
+        from infra.cli.core import settings_from_env
         from infra.transparency.service import write_log_key
+        from services.transparency.note import generate_signer
 
         name = origin or settings_from_env().log_origin
         if out.exists():
@@ -157,9 +157,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recomputes every leaf and both hash chains from the event store; checks the audit
         trail and every signed checkpoint; names the first altered/removed/inserted event."""
-        from infra.transparency.note import verifier_from_key_text
         from infra.transparency.service import transparency_log
-        from infra.transparency.verify import verify_log
+        from services.transparency.note import verifier_from_key_text
+        from services.transparency.verify import verify_log
 
         container = _container()
         try:
@@ -280,8 +280,9 @@ def register(app: typer.Typer) -> None:
                                       "(default: the bundle's as_of)"),
     ) -> None:
         """OFFLINE: checks a bundle with public keys only and recomputes its figures."""
-        from infra.transparency.bundle import verify_bundle
-        from infra.transparency.note import NoteError
+        from infra.reference_data import load_calendar, load_reference, load_time_limits
+        from services.transparency.bundle import verify_bundle
+        from services.transparency.note import NoteError
 
         try:
             bundle = json.loads(file.read_text(encoding="utf-8"))
@@ -296,7 +297,9 @@ def register(app: typer.Typer) -> None:
         if trusted_checkpoint is not None and trusted_checkpoint.exists():
             trusted = trusted_checkpoint.read_text(encoding="utf-8")
         try:
-            report = verify_bundle(bundle, log_key, witness_key, trusted, _instant(at, "--at"))
+            report = verify_bundle(bundle, log_key, witness_key, trusted, _instant(at, "--at"),
+                                   rules=load_time_limits(None), calendar=load_calendar(None),
+                                   reference=load_reference(None))
         except NoteError as error:
             _err(f"Khoá không hợp lệ / invalid key: {error}")
             raise typer.Exit(code=EXIT_USAGE) from None
@@ -317,15 +320,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """OFFLINE: checks that the log kept a receipt's promise (inclusion proof against a
         signed checkpoint; the leaf index comes from the proof answer)."""
-        from infra.transparency.bundle import unb64
-        from infra.transparency.checkpoint import MalformedCheckpointError, parse_checkpoint
-        from infra.transparency.note import (
+        from services.transparency.bundle import unb64
+        from services.transparency.checkpoint import MalformedCheckpointError, parse_checkpoint
+        from services.transparency.note import (
             MalformedNoteError,
             NoteError,
             open_note,
             verifier_from_key_text,
         )
-        from infra.transparency.receipt import check_receipt_against_checkpoint, open_receipt
+        from services.transparency.receipt import check_receipt_against_checkpoint, open_receipt
 
         # bad input (a key, a file that is not what it should be): one line, exit 2
         try:
@@ -379,8 +382,8 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", "-o", help="default: ./<last part>.key"),
     ) -> None:
         """Creates a witness key file (0600); prints the cosignature key to give the ledger."""
-        from infra.transparency.checkpoint import Cosigner
-        from infra.transparency.note import InvalidKeyError, generate_signer
+        from services.transparency.checkpoint import Cosigner
+        from services.transparency.note import InvalidKeyError, generate_signer
 
         try:
             signer = generate_signer(name)
@@ -413,9 +416,9 @@ def register(app: typer.Typer) -> None:
         post: bool = typer.Option(True, help="with --url: post the cosignature to the ledger"),
     ) -> None:
         """Cosigns the log's checkpoint only if it extends the last one this witness cosigned."""
-        from infra.transparency.checkpoint import parse_checkpoint
-        from infra.transparency.note import signer_from_key_text, split_note
         from infra.transparency.witness import Witness, WitnessRefusal
+        from services.transparency.checkpoint import parse_checkpoint
+        from services.transparency.note import signer_from_key_text, split_note
 
         if (url is None) == (checkpoint_file is None):
             _err("Cần đúng một trong --url hoặc --checkpoint / give --url or --checkpoint")
@@ -433,7 +436,7 @@ def register(app: typer.Typer) -> None:
         if proof_file is not None:
             proof = _read_proof(proof_file)
         elif base is not None and previous is not None and 0 < previous.size < size:
-            from infra.transparency.bundle import unb64
+            from services.transparency.bundle import unb64
 
             answer = json.loads(_http(
                 "GET", f"{base}/v1/log/proofs/consistency?old={previous.size}&new={size}"))
@@ -487,13 +490,13 @@ def _local(text: str | None) -> str:
     if text is None:
         return "—"
     from domain.calendar import VIETNAM_TZ
-    from infra.transparency.leaves import parse_rfc3339
+    from services.transparency.leaves import parse_rfc3339
 
     return parse_rfc3339(text).astimezone(VIETNAM_TZ).strftime("%Y-%m-%d %H:%M")
 
 
 def _print_bundle_report(bundle: dict[str, Any], report: Any) -> None:
-    from infra.transparency.bundle import b64
+    from services.transparency.bundle import b64
 
     checkpoint = report.checkpoint
     if checkpoint is not None:

@@ -34,18 +34,13 @@ STATUS_DIR = "worker-status"
 """Folder of the data directory holding each worker's status file (`<worker>.json`)."""
 
 
-def _connection_error_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = []
-    try:
-        import psycopg
-
-        types += [psycopg.OperationalError, psycopg.InterfaceError]  # AdminShutdown, PoolTimeout
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        pass
-    return tuple(types)
-
-
-CONNECTION_ERRORS = _connection_error_types()
+def _is_driver_connection_error(error: BaseException) -> bool:
+    """psycopg's OperationalError or InterfaceError (AdminShutdown, PoolTimeout … are
+    subclasses), matched along the MRO by module and name: no import of the driver, so the
+    projection framework can use this module without depending on infra's driver choice."""
+    return any(cls.__name__ in ("OperationalError", "InterfaceError")
+               and cls.__module__.split(".")[0] in ("psycopg", "psycopg_pool")
+               for cls in type(error).__mro__)
 
 
 def is_connection_error(error: BaseException) -> bool:
@@ -61,7 +56,7 @@ def is_connection_error(error: BaseException) -> bool:
         if current is None or id(current) in seen:
             break
         seen.add(id(current))
-        if isinstance(current, CONNECTION_ERRORS):
+        if _is_driver_connection_error(current):
             return True
         current = current.__cause__ or current.__context__
     return False

@@ -24,7 +24,7 @@ import base64
 import re
 from dataclasses import dataclass
 
-from infra.transparency.note import (
+from services.transparency.note import (
     ED25519_KEY_SIZE,
     ED25519_SIGNATURE_SIZE,
     KEY_HASH_SIZE,
@@ -118,7 +118,7 @@ def open_checkpoint(note: str, log_verifier: Verifier) -> Checkpoint:
 
 def cosigned_message(checkpoint_body: str, timestamp: int) -> bytes:
     """Return "cosignature/v1\\ntime <t>\\n" + checkpoint body (tlog-cosignature "Ed25519 signed message")."""
-    return f"{COSIGNATURE_HEADER}\ntime {timestamp}\n{checkpoint_body}".encode("utf-8")
+    return f"{COSIGNATURE_HEADER}\ntime {timestamp}\n{checkpoint_body}".encode()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ receipts with its checkpoint key. Parsing is strict: the body must be byte-for-b
 `position` is the event's place in the event store's order (its notification id), known when
 the post is answered; it is *not* the leaf's index in the Merkle tree (the store's ids can have
 gaps, and the audit trail assigns tree indexes later, in log order). The leaf's canonical bytes
-contain the position (infra.transparency.leaves), so the leaf hash binds the two: a verifier
+contain the position (services.transparency.leaves), so the leaf hash binds the two: a verifier
 takes the leaf index from the log's inclusion-proof answer and checks the receipt's leaf hash
 at that index. A receipt proves "the log promised leaf L for the event at position p"; checking
 it against a later checkpoint plus an RFC 9162 §2.1.3.2 inclusion proof proves the log kept
@@ -32,9 +32,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from infra.transparency.checkpoint import Checkpoint, parse_checkpoint
-from infra.transparency.merkle import HASH_SIZE, leaf_hash, verify_inclusion
-from infra.transparency.note import NoteError, NoteSigner, NoteVerifier, check_note_text, open_note, sign_note
+from services.transparency.checkpoint import Checkpoint, parse_checkpoint
+from services.transparency.merkle import HASH_SIZE, leaf_hash, verify_inclusion
+from services.transparency.note import (
+    NoteError,
+    NoteSigner,
+    NoteVerifier,
+    check_note_text,
+    open_note,
+    sign_note,
+)
 
 RECEIPT_HEADER = "legal-aid-ledger receipt/v1"
 _DECIMAL_PATTERN = re.compile(r"0|[1-9][0-9]*")
@@ -169,7 +176,7 @@ def check_receipt_against_checkpoint(
 
 
 def _leaf_matches(promised: Receipt, leaf: bytes) -> bool:
-    from infra.transparency.leaves import LeafError, parse_leaf
+    from services.transparency.leaves import LeafError, parse_leaf
 
     if leaf_hash(leaf) != promised.leaf_hash:
         return False
@@ -177,7 +184,8 @@ def _leaf_matches(promised: Receipt, leaf: bytes) -> bool:
         record = parse_leaf(leaf)
     except LeafError:
         return False
-    return record["position"] == promised.position and record["event_id"] == promised.event_id
+    return bool(record["position"] == promised.position
+                and record["event_id"] == promised.event_id)
 
 
 def _field(line: str, name: str) -> str:

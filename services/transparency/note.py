@@ -22,7 +22,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -280,7 +280,8 @@ def format_signature_line(name: str, key_id: bytes, signature: bytes) -> str:
 def sign_note(text: str, signers: NoteSigner | Sequence[NoteSigner]) -> str:
     """Return ``text`` signed by each signer as a C2SP signed note."""
     check_note_text(text)
-    signer_list = list(signers) if isinstance(signers, (list, tuple)) else [signers]
+    signer_list: list[NoteSigner] = (
+        list(signers) if isinstance(signers, (list, tuple)) else [cast(NoteSigner, signers)])
     if not signer_list:
         raise NoteError("at least one signer is required")
     message = text.encode("utf-8")

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The versions in force on a day (one document's content when REF is given)."""
         from infra.bootstrap import build_container
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
 
         container = build_container(settings_from_env())
         try:
@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
     def history(ref: str = typer.Argument(None, help="văn bản; bỏ trống: tất cả")) -> None:
         """Every published version (who, when, effective dates, legal source)."""
         from infra.bootstrap import build_container
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
 
         container = build_container(settings_from_env())
         try:
@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """A unified diff of two versions' contents (or of the latest and a publication file)."""
         from infra.bootstrap import build_container
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
 
         container = build_container(settings_from_env())
         try:
@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
         prints the publication and every verdict that moved (JSON)."""
         from domain.errors import DomainError
         from infra.bootstrap import build_container
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
         from infra.reference_state import parse_publication
         from services.wire import loads_strict
 

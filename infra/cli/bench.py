@@ -21,7 +21,7 @@ def bench_command(
         "minutes)")),
     reuse: bool = typer.Option(False, "--reuse", help=(
         "reuse the dataset already loaded in referrals_bench if it has this size and seed")),
-    only: list[str] = typer.Option([], "--only", help=f"run only these rows: {', '.join(ROWS)}"),
+    only: list[str] = typer.Option([], "--only", help=f"run only these rows: {', '.join(ROWS)}"),  # noqa: B008 - help text built once
     workers: int = typer.Option(2, min=1, max=16, help="uvicorn workers of the HTTP rows"),
     seconds: float = typer.Option(20.0, min=2, max=300, help="length of each wrk run"),
     load_processes: int = typer.Option(2, min=1, max=16, help="processes loading the dataset"),

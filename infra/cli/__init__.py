@@ -11,15 +11,17 @@ from importlib.util import find_spec
 
 import typer
 
+from infra.cli.core import main  # noqa: F401 - re-exported: the console script is `infra.cli:main`
+
 AREA_COMMAND_MODULES = (
-    "infra.http.commands",  # serve, token
-    "projections.commands",  # project, rebuild, verify, report
-    "infra.kafka.commands",  # ingest, relay
-    "infra.transparency.commands",  # checkpoint, witness, verify-bundle, proofs
-    "infra.web.commands",  # account
-    "bench.commands",  # bench
-    "infra.deployment",  # secrets init
-    "infra.reference_commands",  # reference show, history, diff, publish (issue 14)
+    "infra.cli.api",  # serve, token
+    "infra.cli.projections",  # project, rebuild, verify, report
+    "infra.cli.kafka",  # ingest, relay
+    "infra.cli.transparency",  # checkpoint, witness, verify-bundle, proofs
+    "infra.cli.web",  # account
+    "infra.cli.bench",  # bench
+    "infra.cli.secrets",  # secrets init
+    "infra.cli.reference",  # reference show, history, diff, publish (issue 14)
 )
 
 

@@ -32,15 +32,15 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from infra.transparency.checkpoint import (
+from services.transparency.checkpoint import (
     Checkpoint,
     cosignature_timestamp,
     cosignature_verifier_from_key_text,
     parse_checkpoint,
 )
-from infra.transparency.leaves import LeafError, parse_leaf, parse_rfc3339, rfc3339
-from infra.transparency.merkle import leaf_hash, verify_consistency, verify_inclusion
-from infra.transparency.note import NoteError, open_note, split_note, verifier_from_key_text
+from services.transparency.leaves import LeafError, parse_leaf, parse_rfc3339, rfc3339
+from services.transparency.merkle import leaf_hash, verify_consistency, verify_inclusion
+from services.transparency.note import NoteError, open_note, split_note, verifier_from_key_text
 
 BUNDLE_FORMAT = "legal-aid-ledger bundle/v1"
 
@@ -88,15 +88,11 @@ def case_figures(leaves: Sequence[str | bytes], rules: Sequence[Any], calendar: 
     from domain.referral import judge_history
     from services.referrals import case_facts
 
-    if reference is None:
-        from infra.reference_data import load_reference
-
-        reference = load_reference(None)
     records = sorted((parse_leaf(leaf) for leaf in leaves), key=lambda r: r["version"])
     history = [_leaf_event(r) for r in records if r["case_id"] is not None]
     history = [e for e in history if e.timestamp <= at]
     case_id = history[0].case_id if history else ""
-    state, refusals = judge_history(case_id, history, reference)
+    state, refusals = judge_history(case_id, history, reference)  # no reference: folded only
     refused_versions = {r.version for r in refusals}
     lawful = [e for e in history if e.originator_version not in refused_versions]
     figures: dict[str, Any] = {
@@ -205,15 +201,20 @@ def verify_bundle(
     at: datetime | None = None,
     rules: Sequence[Any] | None = None,
     calendar: Any = None,
+    reference: Any = None,
 ) -> BundleReport:
-    """Verifies a bundle with only public keys; recomputes its figures (see module docstring)."""
+    """Verifies a bundle with only public keys; recomputes its figures (see module docstring).
+
+    `reference` (the register and code lists, `ReferenceData`) lets the recomputation replay a
+    case's events through the ledger's recording rules and report those it would have refused;
+    without it the events are folded as recorded."""
     report = BundleReport()
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         report.fail("tệp không phải gói chứng cứ legal-aid-ledger bundle/v1",
                     "the file is not a legal-aid-ledger bundle/v1")
         return report
     verifier = verifier_from_key_text(log_key)
-    note = bundle.get("checkpoint")
+    note: Any = bundle.get("checkpoint")  # not a string: open_note's TypeError, reported
     try:
         text, _ = open_note(note, [verifier])
         checkpoint = parse_checkpoint(text)
@@ -234,7 +235,7 @@ def verify_bundle(
             report.fail(f"dữ liệu tham chiếu trong gói không hợp lệ ({error})",
                         f"the bundle's reference versions do not verify ({error})")
     if report.ok:
-        _recompute(report, bundle, at, rules, calendar, refs)
+        _recompute(report, bundle, at, rules, calendar, refs, reference)
     return report
 
 
@@ -356,21 +357,20 @@ def _check_growth(report: BundleReport, bundle: dict[str, Any], checkpoint: Chec
 
 
 def _recompute(report: BundleReport, bundle: dict[str, Any], at: datetime | None,
-               rules: Sequence[Any] | None, calendar: Any, refs: Any = None) -> None:
+               rules: Sequence[Any] | None, calendar: Any, refs: Any = None,
+               reference: Any = None) -> None:
     leaves = [e["leaf"] for e in bundle["leaves"]]
     report.claimed_figures = bundle.get("figures")
-    if bundle.get("kind") == "case" and refs is not None and rules is None and calendar is None:
+    if bundle.get("kind") == "case" and refs is not None:  # the recorded versions (issue 14)
         instant = at or parse_rfc3339(bundle["as_of"])
-        report.figures = case_figures(leaves, (), None, instant, refs=refs)
+        report.figures = case_figures(leaves, (), None, instant, reference, refs=refs)
         compare = at is None
     elif bundle.get("kind") == "case":
-        if rules is None or calendar is None:
-            from infra.reference_data import load_calendar, load_time_limits
-
-            rules = load_time_limits(None) if rules is None else rules
-            calendar = load_calendar(None) if calendar is None else calendar
+        if rules is None or calendar is None:  # the caller loads them (infra.reference_data)
+            raise TypeError("a case bundle's figures are recomputed with the time-limit rules "
+                            "and the working calendar: pass rules= and calendar=")
         instant = at or parse_rfc3339(bundle["as_of"])
-        report.figures = case_figures(leaves, rules, calendar, instant)
+        report.figures = case_figures(leaves, rules, calendar, instant, reference)
         compare = at is None
     else:
         report.figures = province_figures(leaves)

@@ -16,17 +16,10 @@ from typing import Any
 
 from eventsourcing.persistence import Tracking
 
-from infra.worker_health import (
-    ConnectionWatch,
-    describe,
-    is_connection_error,
-    read_worker_status,
-    status_path,
-)
 from projections import quarantine
 from projections.framework import (
-    Batch,
     BackgroundRunner,
+    Batch,
     EventDecoder,
     Item,
     LogFollower,
@@ -44,6 +37,13 @@ from projections.framework import (
     PositionMismatchError as _PositionMismatch,
 )
 from projections.quarantine import QuarantineEntry
+from services.worker_health import (
+    ConnectionWatch,
+    describe,
+    is_connection_error,
+    read_worker_status,
+    status_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ class Projections:
         """The worker loop (`referrals project`): follows the log until `stop` is set.
 
         A lost database connection is retried with backoff (the outage is logged once, kept
-        in `worker_watch` and written to the worker's status file, see infra.worker_health);
+        in `worker_watch` and written to the worker's status file, see services.worker_health);
         after it, positions are read again from the views' tracking rows, which commit with
         the view rows, so nothing is skipped or applied twice. Any other error is raised: a
         restart resumes from the stored positions.

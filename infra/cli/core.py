@@ -113,8 +113,7 @@ class LoadReport:
 
 
 def _numbered(events: Any) -> Iterator[tuple[int, Any]]:
-    for number, event in enumerate(events, start=1):
-        yield number, event
+    yield from enumerate(events, start=1)
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
@@ -372,7 +371,7 @@ def new_master_key_command() -> None:
 
 def _register_area_commands() -> None:
     """Commands of the other areas (HTTP, projections, Kafka, transparency) register here."""
-    from infra.commands import register_all
+    from infra.cli import register_all
 
     register_all(app)
 

@@ -37,8 +37,8 @@ from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from typing import Any
 
-from infra.transparency.canonical import CanonicalJsonError, canonical_json
-from infra.transparency.merkle import leaf_hash
+from services.transparency.canonical import CanonicalJsonError, canonical_json
+from services.transparency.merkle import leaf_hash
 
 CHAIN_SEED = bytes(32)
 """The chain value before the first leaf."""

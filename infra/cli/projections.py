@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
 def _container():  # type: ignore[no-untyped-def]
     from infra.bootstrap import build_container
-    from infra.cli import settings_from_env
+    from infra.cli.core import settings_from_env
 
     settings = settings_from_env()
     # the worker and the CLI run projections themselves: never a second in-process runner
@@ -42,7 +42,7 @@ def project_command(
     SQLite) and applies each page to every view, until SIGTERM/SIGINT."""
     import os
 
-    from infra.cli import console
+    from infra.cli.core import console
 
     os.environ.setdefault("REFERRALS_SERVICE", "project")  # its pools and application_name
     container = _container()
@@ -78,7 +78,7 @@ def rebuild_command(
         "PostgreSQL: one process per view (every core works); --in-process: one process")),
 ) -> None:
     """Drops the views and rebuilds them from event zero (stop the worker first)."""
-    from infra.cli import _progress
+    from infra.cli.core import _progress
     from infra.process_tuning import tune_for_throughput
 
     container = _container()
@@ -103,9 +103,9 @@ def status_command() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from infra.cli import settings_from_env
-    from infra.worker_health import is_connection_error
-    from projections.runtime import offline_status
+    from infra.cli.core import settings_from_env
+    from infra.projection_runtime import offline_status
+    from services.worker_health import is_connection_error
 
     settings = settings_from_env()
     try:
@@ -203,7 +203,7 @@ def report_command(
     output: Path = typer.Option(Path("reports"), "--output", file_okay=False),
 ) -> None:
     """Writes the council report of a province for a period (XLSX, CSV, PNG charts)."""
-    from infra.cli import _progress, console
+    from infra.cli.core import _progress, console
     from projections.reports import build_report, period_dates, write_report
 
     if date_from or date_to:

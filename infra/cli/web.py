@@ -18,7 +18,7 @@ def _read_password(from_stdin: bool) -> str:
 
 def _store() -> tuple[Any, Any]:
     """The account store for the configured settings, and the reference data."""
-    from infra.cli import settings_from_env
+    from infra.cli.core import settings_from_env
     from infra.reference_data import load_reference
     from infra.web.accounts import open_account_store
 
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
                                             help="read the password from the first stdin line"),
     ) -> None:
         """Creates a web account bound to a principal (role and provinces, as API tokens)."""
-        from infra.cli import console
+        from infra.cli.core import console
         from infra.web.accounts import AccountError
 
         password = _read_password(password_stdin)
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         password_stdin: bool = typer.Option(False, "--password-stdin"),
     ) -> None:
         """Sets a new password (unlocks the account, ends its sessions)."""
-        from infra.cli import console
+        from infra.cli.core import console
         from infra.web.accounts import AccountError
 
         password = _read_password(password_stdin)

@@ -39,10 +39,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Records agencies' events from their inbound Kafka topics (REFERRALS_KAFKA_*)."""
         from infra.bootstrap import build_container
-        from infra.process_tuning import tune_for_throughput
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
         from infra.kafka.clients import ensure_ledger_topics
         from infra.kafka.ingest import IngestWorker
+        from infra.process_tuning import tune_for_throughput
 
         _configure_logging()
         settings = settings_from_env()
@@ -75,10 +75,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Publishes every recorded event, in log order, to the outbound Kafka topic."""
         from infra.bootstrap import build_container
-        from infra.process_tuning import tune_for_throughput
-        from infra.cli import settings_from_env
+        from infra.cli.core import settings_from_env
         from infra.kafka.clients import ensure_ledger_topics
         from infra.kafka.relay import Relay
+        from infra.process_tuning import tune_for_throughput
 
         _configure_logging()
         settings = settings_from_env()

@@ -2,7 +2,7 @@
 every signed checkpoint against it; names the first event altered, removed or inserted.
 
 The event store is the evidence: every stored record is decoded with the application's mapper
-and made into its leaf (infra.transparency.leaves) — never read from the audit trail. Walking
+and made into its leaf (services.transparency.leaves) — never read from the audit trail. Walking
 the store and the audit trail side by side in log order:
 
 - same position, different leaf hash, or a record that cannot be decoded: ALTERED;
@@ -31,16 +31,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.transparency.checkpoint import parse_checkpoint
-from infra.transparency.leaves import (
+from services.transparency.checkpoint import parse_checkpoint
+from services.transparency.leaves import (
     CHAIN_SEED,
     LeafError,
     chain_head_of,
     chain_next,
     leaf_of_notification,
 )
-from infra.transparency.merkle import EMPTY_ROOT, leaf_hash, node_hash
-from infra.transparency.note import NoteError, Verifier, open_note
+from services.transparency.merkle import EMPTY_ROOT, leaf_hash, node_hash
+from services.transparency.note import NoteError, Verifier, open_note
 
 PAGE = 1000
 
@@ -193,12 +193,12 @@ def verify_log(app: Any, view: Any, log_verifier: Verifier, page: int = PAGE) ->
             next_checkpoint += 1
         return None
 
-    seen = {"count": 0, "first": None, "last": None}
+    seen: dict[str, int] = {"count": 0, "first": 0, "last": 0}  # ids start at 1: 0 = none
 
     def counted(rows: Iterator[Any]) -> Iterator[Any]:
         for record in rows:
             seen["count"] += 1
-            seen["first"] = record.id if seen["first"] is None else seen["first"]
+            seen["first"] = seen["first"] or record.id
             seen["last"] = record.id
             yield record
 
@@ -207,6 +207,7 @@ def verify_log(app: Any, view: Any, log_verifier: Verifier, page: int = PAGE) ->
     finding = check_checkpoints()
     while finding is None and (stored is not None or row is not None):
         if row is None:
+            assert stored is not None  # for mypy: the loop's condition with no row left
             if stored.id <= trail_position:
                 case_id, event_id, version = _identify(app, stored)
                 finding = Finding(
@@ -285,7 +286,8 @@ def verify_log(app: Any, view: Any, log_verifier: Verifier, page: int = PAGE) ->
     if finding is None:
         for _ in store:  # pragma: no cover - the walk ends only when the store is read
             pass
-        finding = _census(app, seen["count"], seen["first"], seen["last"], index)
+        finding = _census(app, seen["count"], seen["first"] or None, seen["last"] or None,
+                          index)
     report.finding = finding
     return report
 

@@ -105,7 +105,7 @@ def read_report(
     period: Annotated[str | None, Query(pattern="^(jan-oct|full-year)$")] = None,
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
-    format: Annotated[str, Query(pattern="^(xlsx|csv|png|json)$")] = "xlsx",  # noqa: A002
+    format: Annotated[str, Query(pattern="^(xlsx|csv|png|json)$")] = "xlsx",  # noqa: A002 - the query parameter is named `format`
     table: Annotated[str, Query(
         pattern="^(agencies|compliance|cases|overdue|contacts|never_notified)$")] = "agencies",
     kind: Annotated[str | None, Query(pattern="^[a-z_]{2,40}$")] = None,
