@@ -21,7 +21,6 @@ from infra.http.schemas import ID_PATTERN  # an agency id: never NUL or control 
 from projections.agency_counts import DIMENSIONS
 from projections.reports import (
     PERIODS,
-    TABLES,
     build_report,
     chart_kinds,
     period_dates,

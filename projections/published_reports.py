@@ -35,6 +35,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ _DDL = (
     )""",
 )
 _LOCK_ID = 726_357
+_OPENING = threading.Lock()
 
 
 # ------------------------------------------------------------------------------------ store
@@ -125,12 +127,13 @@ class _PostgresStore(_Store, PostgresTables):
 
 def store_of(container: Any) -> _Store:
     """The container's published-reports table (opened once, closed with the container)."""
-    store = container.extras.get("published_reports")
-    if store is None:
-        store = (_PostgresStore(container.pg_pool) if container.pg_pool is not None
-                 else _SqliteStore(container.settings.data_dir / "published-reports.sqlite"))
-        container.extras["published_reports"] = store
-    return store
+    with _OPENING:
+        store = container.extras.get("published_reports")
+        if store is None:
+            store = (_PostgresStore(container.pg_pool) if container.pg_pool is not None
+                     else _SqliteStore(container.settings.data_dir / "published-reports.sqlite"))
+            container.extras["published_reports"] = store
+        return store
 
 
 def find_published(container: Any, province: str, report_id: str | None = None,
@@ -272,7 +275,6 @@ def replay_prefix(container: Any, position: int, refs: ReferenceSet,
     from projections.agency_counts import AgencyCounts
     from projections.compliance import Compliance
 
-    settings = container.settings
     reference = refs.reference_data(day)
     context = ProjectionContext(
         reference=reference, rules=refs.rules(day), calendar=refs.calendar(),

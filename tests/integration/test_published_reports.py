@@ -24,14 +24,12 @@ from infra.http.app import create_app
 from infra.settings import Settings
 from projections.commands import register as register_projections
 from projections.reports import build_report, report_xlsx_bytes
+from tests.integration import test_reference_versions
 from tests.integration.test_audit_trail import cli_env
 from tests.integration.test_projections import at, ev, person
-from tests.integration.test_reference_versions import (  # noqa: F401 - fixtures
-    CASE_AUG,
-    CASE_MAR,
-    SOURCE_22_8,
-    previous_files,
-)
+from tests.integration.test_reference_versions import CASE_AUG, CASE_MAR, SOURCE_22_8
+
+previous_files = test_reference_versions.previous_files  # the files before the correction
 
 AUG, MAR, LATE = "LSN-T-AUG", "LSN-T-MAR", "LSN-T-LATE"
 # recorded after the publication, but occurred in the period (a clerk's late entries)
