@@ -283,6 +283,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Category '{value}' cannot be retired retroactively from {date} (field '{field}'): "
         "valid_to may not precede the publication day.",
     ),
+    # --- published reports (issues 13.4, 14) ---------------------------------------------------
+    "PUBLISHED_REPORT_NOT_FOUND": (
+        "Không có báo cáo đã công bố «{value}» của tỉnh, thành phố «{province}».",
+        "There is no published report '{value}' of province '{province}'.",
+    ),
+    "REPORT_NOT_REPRODUCED": (
+        "Báo cáo lập lại từ điểm kiểm {size} không trùng với bản đã công bố ({output}: "
+        "sha256 {published} khi công bố, {regenerated} khi lập lại).",
+        "The report regenerated from checkpoint {size} differs from the published one "
+        "({output}: sha256 {published} when published, {regenerated} now).",
+    ),
     "INTERNAL_ERROR": (
         "Lỗi hệ thống; hãy báo cho quản trị viên kèm mã yêu cầu (request_id).",
         "Internal error; report it to the administrators with the request_id.",

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # imported for the annotations only (no pool or web code at i
     from psycopg_pool import ConnectionPool
 
     from infra.reference_state import ReferenceState
+    from infra.sql_tables import SqlTables
     from infra.web.accounts import AccountStore
 
 
@@ -62,6 +63,8 @@ class Container:
     reference_state: ReferenceState | None = None  # recorded reference versions (issue 14)
     checkpointer: CheckpointPublisher | None = None  # set by transparency.start_checkpointer
     web_accounts: AccountStore | None = None  # opened by infra.web.accounts.account_store
+    # the published council reports (issue 13 item 4), opened by infra.published_reports.store_of
+    published_reports: SqlTables | None = None
 
     def reference_versions(self) -> dict[str, str]:
         """The version of every reference document (reports, /health): the recorded versions
@@ -90,6 +93,8 @@ class Container:
             self.checkpointer.close()
         if self.web_accounts is not None:
             self.web_accounts.close()
+        if self.published_reports is not None:
+            self.published_reports.close()
         if self.projections is not None:
             self.projections.close()
         if self.reference_state is not None:

@@ -247,37 +247,8 @@ def build_report(
     generated = datetime.now(timezone.utc)
     now = now or generated
     projections = container.projections
-    table = projections.agency_counts.agency_table(province, start, end)
-    agencies: list[AgencyRow] = []
-    for agency in reference.agencies_in(province):
-        counts = table.pop(agency.agency_id, {})
-        active = (agency.validity.valid_from is None or agency.validity.valid_from <= end) and (
-            agency.validity.valid_to is None or agency.validity.valid_to > start)
-        if counts or (active and agency.kind not in ("council", "justice_department")):
-            agencies.append(AgencyRow(agency.agency_id, agency.name_vi, agency.kind,
-                                      agency.level, counts))
-    for agency_id, counts in table.items():  # recorded here but registered elsewhere
-        agency = reference.agencies.get(agency_id)
-        agencies.append(AgencyRow(agency_id, agency.name_vi if agency else agency_id,
-                                  agency.kind if agency else "", agency.level if agency else "",
-                                  counts))
-    agencies.sort(key=lambda a: (KIND_ORDER.index(a.kind) if a.kind in KIND_ORDER else 99,
-                                 a.agency_id))
-    rules = {rule.rule_id: rule for rule in container.rules}
-    compliance = []
-    for group in projections.compliance.summary(province, start, end, now=now):
-        rule = rules.get(group["rule_id"])
-        agency = reference.agencies.get(group["responsible_agency_id"] or "")
-        compliance.append(ComplianceRow(
-            rule_id=group["rule_id"], title_vi=rule.title_vi if rule else group["rule_id"],
-            agency_id=group["responsible_agency_id"],
-            agency_name_vi=agency.name_vi if agency else "(chưa xác định)",
-            met=group["met"], missed=group["missed"], running=group["running"],
-            cancelled=group["cancelled"], legal_basis=rule.legal_basis if rule else "",
-            cases=group["cases"], late=group.get("late", 0), never=group.get("never", 0),
-            missed_cases=group.get("missed_cases", {}),
-        ))
-    contacts = contact_figures(agencies, compliance, rules.values(), reference)
+    agencies, compliance, contacts = report_figures(reference, container.rules, projections,
+                                                    province, start, end, now)
     period = statutory_period(start, end)
     due = (report_due_date(container.report_deadlines(), province, start.year, period)
            if period else None)
@@ -299,6 +270,45 @@ def build_report(
         warnings=quarantine_warnings(projections, REPORT_VIEWS),
         contacts=contacts,
     )
+
+
+def report_figures(reference: Any, rules_table: Any, projections: Any, province: str,
+                   start: date, end: date, now: datetime,
+                   ) -> tuple[list[AgencyRow], list[ComplianceRow], list[ContactRow]]:
+    """The report's figures from `projections` (the live views, or a replay of a log prefix:
+    infra/published_reports.py): the agency table, the compliance table, rule C2."""
+    table = projections.agency_counts.agency_table(province, start, end)
+    agencies: list[AgencyRow] = []
+    for agency in reference.agencies_in(province):
+        counts = table.pop(agency.agency_id, {})
+        active = (agency.validity.valid_from is None or agency.validity.valid_from <= end) and (
+            agency.validity.valid_to is None or agency.validity.valid_to > start)
+        if counts or (active and agency.kind not in ("council", "justice_department")):
+            agencies.append(AgencyRow(agency.agency_id, agency.name_vi, agency.kind,
+                                      agency.level, counts))
+    for agency_id, counts in table.items():  # recorded here but registered elsewhere
+        agency = reference.agencies.get(agency_id)
+        agencies.append(AgencyRow(agency_id, agency.name_vi if agency else agency_id,
+                                  agency.kind if agency else "", agency.level if agency else "",
+                                  counts))
+    agencies.sort(key=lambda a: (KIND_ORDER.index(a.kind) if a.kind in KIND_ORDER else 99,
+                                 a.agency_id))
+    rules = {rule.rule_id: rule for rule in rules_table}
+    compliance = []
+    for group in projections.compliance.summary(province, start, end, now=now):
+        rule = rules.get(group["rule_id"])
+        agency = reference.agencies.get(group["responsible_agency_id"] or "")
+        compliance.append(ComplianceRow(
+            rule_id=group["rule_id"], title_vi=rule.title_vi if rule else group["rule_id"],
+            agency_id=group["responsible_agency_id"],
+            agency_name_vi=agency.name_vi if agency else "(chưa xác định)",
+            met=group["met"], missed=group["missed"], running=group["running"],
+            cancelled=group["cancelled"], legal_basis=rule.legal_basis if rule else "",
+            cases=group["cases"], late=group.get("late", 0), never=group.get("never", 0),
+            missed_cases=group.get("missed_cases", {}),
+        ))
+    contacts = contact_figures(agencies, compliance, rules.values(), reference)
+    return agencies, compliance, contacts
 
 
 REPORT_VIEWS = ("agency_counts", "compliance")
@@ -580,9 +590,70 @@ def report_xlsx_bytes(report: Report) -> bytes:
         sheet.row_dimensions[1].height = max(30, 14 * min(header_lines + 1, 6))
         _name_the_font(sheet)
         _print_setup(sheet, report, title_rows="1:1")
+    return _workbook_bytes(workbook, report.generated_at)
+
+
+def _workbook_bytes(workbook: Any, instant: datetime) -> bytes:
+    """The workbook's bytes, the same every time for the same report: openpyxl's `save`
+    stamps docProps/core.xml with the time of writing and each zip entry with the local
+    clock; here both come from `instant` (the report's generation instant), so a published
+    report regenerates byte for byte (infra/published_reports.py)."""
+    import zipfile
+
+    from openpyxl.writer.excel import ExcelWriter
+
+    stamp = instant.astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)
+    workbook.properties.created = workbook.properties.modified = stamp
+    local = instant.astimezone(VIETNAM_TZ)
+    date_time = (max(local.year, 1980), local.month, local.day, local.hour, local.minute,
+                 local.second - local.second % 2)
+
+    class _FixedDates(zipfile.ZipFile):
+        def writestr(self, name: Any, data: Any, *args: Any, **kwargs: Any) -> None:
+            if not isinstance(name, zipfile.ZipInfo):
+                name = zipfile.ZipInfo(name, date_time=date_time)
+                name.compress_type = zipfile.ZIP_DEFLATED
+                name.external_attr = 0o600 << 16
+            super().writestr(name, data, *args, **kwargs)
+
+        def write(self, filename: Any, arcname: Any = None, *args: Any, **kwargs: Any) -> None:
+            # a worksheet goes through a temporary file: its mtime is not the report's
+            self.writestr(arcname or Path(filename).name, Path(filename).read_bytes())
+
     buffer = io.BytesIO()
-    workbook.save(buffer)
+    archive = _FixedDates(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+    ExcelWriter(workbook, archive).save()  # writes every part, then closes the archive
     return buffer.getvalue()
+
+
+def report_json_body(report: Report) -> dict[str, Any]:
+    """The report as JSON (the `format=json` answer; its bytes: `report_json_bytes`)."""
+    return {
+        "province": report.province, "start": report.start.isoformat(),
+        "end": report.end.isoformat(), "generated_at": report.generated_at.isoformat(),
+        "reference_versions": report.reference_versions, "positions": report.positions,
+        "checkpoint": report.checkpoint, "warnings": report.warnings,
+        "tables": {t: {"header": list(h), "rows": [list(r) for r in rows(report)]}
+                   for t, (h, rows) in TABLES.items()},
+        # rule C2 per agency, with the cases behind each figure (pseudonymous ids only)
+        "notification_of_rights": [
+            {"agency_id": c.agency_id, "name_vi": c.name_vi, "contacts": c.contacts,
+             "eligible": c.eligible, "notified_in_time": c.met, "notified_late": c.late,
+             "never_notified_running": c.running, "never_notified_missed": c.never,
+             "not_applicable": c.cancelled,
+             "cases": {"notified_in_time": c.cases.get("met", []),
+                       "notified_late": c.cases.get("late", []),
+                       "never_notified_running": c.cases.get("running", []),
+                       "never_notified_missed": c.cases.get("never", []),
+                       "not_applicable": c.cases.get("cancelled", [])}}
+            for c in report.contacts],
+    }
+
+
+def report_json_bytes(report: Report) -> bytes:
+    import json
+
+    return json.dumps(report_json_body(report), ensure_ascii=False, default=str).encode("utf-8")
 
 
 # ------------------------------------------------------------------------------------ charts

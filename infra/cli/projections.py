@@ -15,7 +15,10 @@ def register(app: typer.Typer) -> None:
     """Adds this area's commands to the `referrals` CLI."""
     app.command("project")(project_command)
     app.command("rebuild")(rebuild_command)
-    app.command("report")(report_command)
+    report_app = typer.Typer(help="Báo cáo của Hội đồng: lập, công bố, lập lại.")
+    report_app.callback(invoke_without_command=True)(report_command)
+    report_app.command("regenerate")(regenerate_command)
+    app.add_typer(report_app, name="report")
     status_app = typer.Typer(help="Các bảng tổng hợp (projections): trạng thái.")
     status_app.command("status")(status_command)
     status_app.command("quarantine")(quarantine_command)
@@ -194,15 +197,24 @@ def retry_quarantined_command(
 
 
 def report_command(
-    province: str = typer.Option(..., help="province code, e.g. LSN"),
+    ctx: typer.Context,
+    province: str = typer.Option(None, help="province code, e.g. LSN"),
     year: int = typer.Option(None, help="year of a statutory period"),
     period: str = typer.Option("full-year", help="jan-oct | full-year"),
     date_from: str = typer.Option(None, "--from", help="custom period start (YYYY-MM-DD)"),
     date_to: str = typer.Option(None, "--to", help="custom period end, inclusive (YYYY-MM-DD)"),
     fmt: list[str] = typer.Option(["xlsx"], "--format", help="xlsx | csv | png (repeatable)"),
     output: Path = typer.Option(Path("reports"), "--output", file_okay=False),
+    publish: bool = typer.Option(False, "--publish", help=(
+        "record it as published: its checkpoint, reference versions and the sha256 of each "
+        "output, so that `referrals report regenerate` rebuilds it byte for byte")),
+    published_by: str = typer.Option("cli", "--by", help="who publishes (recorded)"),
 ) -> None:
     """Writes the council report of a province for a period (XLSX, CSV, PNG charts)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if province is None:
+        raise typer.BadParameter("--province is required")
     from infra.cli.core import _progress, console
     from projections.reports import build_report, period_dates, write_report
 
@@ -236,10 +248,69 @@ def report_command(
             for item in formats:
                 written += write_report(report, [item], output)
                 progress.advance(step)
+            record = None
+            if publish:
+                from infra.published_reports import publish as publish_report
+
+                record = publish_report(container, report, published_by)
     finally:
         container.close()
     for path in written:
         console.print(f"[green]✓[/green] {path}")
-    print(json.dumps({"files": [str(p) for p in written],
-                      "generated_at": datetime.now().astimezone().isoformat()},
-                     ensure_ascii=False))
+    answer: dict = {"files": [str(p) for p in written],
+                    "generated_at": datetime.now().astimezone().isoformat()}
+    if record is not None:
+        answer["published"] = record
+    print(json.dumps(answer, ensure_ascii=False))
+
+
+def regenerate_command(
+    province: str = typer.Option(..., help="province code, e.g. LSN"),
+    report_id: str = typer.Option(None, "--id", help="the published report's id"),
+    checkpoint: int = typer.Option(None, "--checkpoint",
+                                   help="or: the checkpoint size it names (latest published)"),
+    as_: str = typer.Option("published", "--as", help="published | corrected"),
+    judge_at: str = typer.Option("published", "--judge-at", help=(
+        "corrected only: judge open limits at the published instant or at now")),
+    output: Path = typer.Option(Path("reports"), "--output", file_okay=False),
+) -> None:
+    """Regenerates a published report from the checkpoint it names, byte for byte (checked
+    against the recorded sha256; exit 4 if an output differs), or `--as corrected` from
+    today's views, with the figures that moved and the late entries and reference
+    publications that moved them."""
+    from infra.cli.core import console
+    from projections import published_reports as pr
+
+    if (report_id is None) == (checkpoint is None):
+        raise typer.BadParameter("give --id or --checkpoint")
+    if as_ not in ("published", "corrected") or judge_at not in ("published", "now"):
+        raise typer.BadParameter("--as published|corrected, --judge-at published|now")
+    container = _container()
+    try:
+        record = pr.find_published(container, province.upper(), report_id, checkpoint)
+        published, outputs, same = pr.regenerated_outputs(container, record)
+        answer: dict = {"id": record["id"], "as": as_,
+                        "reproduced": all(same.values()), "outputs": {}}
+        if as_ == "corrected":
+            container.projections.process_pending()
+            now_report = pr.corrected(container, record, judge_at)
+            answer["difference"] = pr.difference(container, record, published, now_report)
+            outputs = pr.outputs_of(now_report)
+            published = now_report
+        output.mkdir(parents=True, exist_ok=True)
+        suffix = "" if as_ == "published" else "-corrected"
+        for name, data in outputs.items():
+            filename = pr.output_filename(published, name)
+            stem, dot, ext = filename.rpartition(".")
+            path = output / f"{stem}{suffix}{dot}{ext}"
+            path.write_bytes(data)
+            answer["outputs"][name] = {"file": str(path), "sha256": pr.sha256(data),
+                                       "published_sha256": record["sha256"].get(name),
+                                       "identical": pr.sha256(data) == record["sha256"].get(name)}
+    finally:
+        container.close()
+    if not answer["reproduced"]:
+        console.print("[red]✗[/red] the regenerated report differs from the published one")
+    print(json.dumps(answer, ensure_ascii=False, default=str))
+    if not answer["reproduced"]:
+        raise typer.Exit(4)

@@ -21,12 +21,12 @@ from infra.http.schemas import ID_PATTERN  # an agency id: never NUL or control 
 from projections.agency_counts import DIMENSIONS
 from projections.reports import (
     PERIODS,
-    TABLES,
     build_report,
     chart_kinds,
     period_dates,
     report_chart_png,
     report_csv_bytes,
+    report_json_bytes,
     report_xlsx_bytes,
 )
 from services.access import Principal
@@ -126,30 +126,97 @@ def read_report(
         kinds = chart_kinds(report)
         chosen = kind or (kinds[0] if kinds else "police")
         return Response(report_chart_png(report, chosen), media_type="image/png")
+    return Response(report_json_bytes(report), media_type="application/json")
+
+
+@router.post("/v1/reports/{province}/published", responses=error_responses(401, 403, 409, 422, 503),
+             summary="Công bố báo cáo (lưu để lập lại đúng từng byte)")
+def publish_report(
+    province: Province,
+    principal: CurrentPrincipal,
+    container: ContainerDep,
+    year: Annotated[int | None, Query(ge=2018, le=2100)] = None,
+    period: Annotated[str | None, Query(pattern="^(jan-oct|full-year)$")] = None,
+    date_from: Annotated[date | None, Query(alias="from")] = None,
+    date_to: Annotated[date | None, Query(alias="to")] = None,
+) -> dict[str, Any]:
+    """Generates the report of a province for a period from the views and records it as
+    published: the checkpoint it names, the reference versions, the sha256 of each output.
+    Council principals only."""
+    from infra.published_reports import publish
+
+    if principal.role != "council":
+        raise _refuse("chỉ Hội đồng phối hợp liên ngành được công bố báo cáo",
+                      "only council principals publish reports")
+    province = _province_for(principal, province)
+    start, end = _period(year, period, date_from, date_to)
+    report = build_report(container, province, start, end)
+    return publish(container, report, principal.principal_id)
+
+
+@router.get("/v1/reports/{province}/published", responses=_ERRORS,
+            summary="Các báo cáo đã công bố")
+def list_published_reports(province: Province, principal: CurrentPrincipal,
+                           container: ContainerDep) -> dict[str, Any]:
+    """Every publication of the province, oldest first (record, checkpoint, sha256)."""
+    from infra.published_reports import store_of
+
+    province = _province_for(principal, province)
+    rows = store_of(container).find(province)
+    return {"province": province, "total": len(rows), "rows": rows}
+
+
+@router.get("/v1/reports/{province}/published/{report_id}",
+            responses={**error_responses(401, 403, 404, 409, 422, 503), 200: {"content": {
+                XLSX: {}, "text/csv": {}, "application/json": {}}}},
+            summary="Báo cáo đã công bố: lập lại như đã công bố, hoặc như đã đính chính")
+def read_published_report(
+    province: Province,
+    report_id: Annotated[str, Path(pattern=r"^[a-z0-9-]{1,80}$")],
+    principal: CurrentPrincipal,
+    container: ContainerDep,
+    as_: Annotated[str, Query(alias="as", pattern="^(published|corrected)$")] = "published",
+    format: Annotated[str, Query(pattern="^(summary|xlsx|csv|json)$")] = "summary",  # noqa: A002
+    table: Annotated[str, Query(
+        pattern="^(agencies|compliance|cases|overdue|contacts|never_notified)$")] = "agencies",
+    judge_at: Annotated[str, Query(pattern="^(published|now)$")] = "published",
+) -> Response:
+    """`as=published`: regenerated from the checkpoint it names (the log prefix, the
+    reference versions recorded with it), byte for byte — checked against the sha256 stored
+    at publication (409 REPORT_NOT_REPRODUCED if an output differs). `as=corrected`: from
+    today's views, with `difference` (summary): which figures moved, and which late entries
+    and reference publications moved them. `format=summary` answers the comparison as JSON;
+    xlsx, csv (`table`) and json answer the output itself."""
     import json
 
-    body = {
-        "province": report.province, "start": start.isoformat(), "end": end.isoformat(),
-        "generated_at": report.generated_at.isoformat(),
-        "reference_versions": report.reference_versions, "positions": report.positions,
-        "checkpoint": report.checkpoint, "warnings": report.warnings,
-        "tables": {t: {"header": list(h), "rows": [list(r) for r in rows(report)]}
-                   for t, (h, rows) in TABLES.items()},
-        # rule C2 per agency, with the cases behind each figure (pseudonymous ids only)
-        "notification_of_rights": [
-            {"agency_id": c.agency_id, "name_vi": c.name_vi, "contacts": c.contacts,
-             "eligible": c.eligible, "notified_in_time": c.met, "notified_late": c.late,
-             "never_notified_running": c.running, "never_notified_missed": c.never,
-             "not_applicable": c.cancelled,
-             "cases": {"notified_in_time": c.cases.get("met", []),
-                       "notified_late": c.cases.get("late", []),
-                       "never_notified_running": c.cases.get("running", []),
-                       "never_notified_missed": c.cases.get("never", []),
-                       "not_applicable": c.cases.get("cancelled", [])}}
-            for c in report.contacts],
-    }
-    return Response(json.dumps(body, ensure_ascii=False, default=str),
-                    media_type="application/json")
+    from projections import published_reports as pr
+
+    province = _province_for(principal, province)
+    record = pr.find_published(container, province, report_id)
+    published, outputs, same = pr.regenerated_outputs(container, record)
+    summary: dict[str, Any] = {
+        "record": record, "as": as_, "reproduced": all(same.values()),
+        "outputs": {name: {"sha256": pr.sha256(data),
+                           "published_sha256": record["sha256"].get(name),
+                           "identical": same[name]} for name, data in outputs.items()}}
+    report = published
+    if as_ == "corrected":
+        report = pr.corrected(container, record, judge_at)
+        summary["difference"] = pr.difference(container, record, published, report)
+        outputs = pr.outputs_of(report)
+    if format == "summary":
+        return Response(json.dumps(summary, ensure_ascii=False, default=str),
+                        media_type="application/json")
+    name = {"xlsx": "xlsx", "json": "json"}.get(format, f"csv:{table}")
+    data = outputs[name]
+    if as_ == "published" and not same[name]:
+        raise pr.not_reproduced(record, name, data)
+    media = {"xlsx": XLSX, "json": "application/json"}.get(format, "text/csv; charset=utf-8")
+    filename = pr.output_filename(report, name)
+    return Response(data, media_type=media, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "X-Report-SHA256": pr.sha256(data),
+        "X-Published-SHA256": record["sha256"].get(name, "")})
 
 
 @router.get("/v1/stats/agency-counts", responses=_ERRORS, summary="Số liệu theo cơ quan")
