@@ -279,7 +279,7 @@ def regenerate_command(
     today's views, with the figures that moved and the late entries and reference
     publications that moved them."""
     from infra.cli.core import console
-    from projections import published_reports as pr
+    from infra import published_reports as pr
 
     if (report_id is None) == (checkpoint is None):
         raise typer.BadParameter("give --id or --checkpoint")

@@ -189,7 +189,7 @@ def test_verify_bundle_reports_a_registration_forged_after_closure(
     forged = json.loads(bundle["leaves"][-1]["leaf"])
     assert forged["event_id"] == f"{case.case_id}-forged"
 
-    report = verify_bundle(bundle, log.public_key)
+    report = verify_bundle(bundle, log.public_key, **SHIPPED_TABLES)
     assert report.leaves_checked == 8  # every proof is fine ...
     assert not report.ok  # ... but the ledger's rules would have refused the last event
     assert report.figures["status"] == "CLOSED" and report.figures["events"] == 8

@@ -189,7 +189,7 @@ def read_published_report(
     xlsx, csv (`table`) and json answer the output itself."""
     import json
 
-    from projections import published_reports as pr
+    from infra import published_reports as pr
 
     province = _province_for(principal, province)
     record = pr.find_published(container, province, report_id)
