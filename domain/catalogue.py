@@ -287,6 +287,15 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
 OPENING_TYPES = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "APPOINTMENT_REQUESTED")
 OPENING_REQUIRED = ("person_id", "proceedings_kind", "procedural_role", "stage")
 
+# RFC 3339 with an explicit offset within ±14:00, seconds required, fraction optional: the one
+# instant format of the wire (the OpenAPI document carries this pattern); years 1000-9899, far
+# from the edges where an offset would overflow a store
+INSTANT_PATTERN = (
+    r"^([1-8][0-9]{3}|9[0-8][0-9]{2})-(0[1-9]|1[0-2])-"
+    r"(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+    r"(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)$"
+)
+_INSTANT_TEXT = re.compile(INSTANT_PATTERN)
 _OFFSET_TEXT = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")  # no seconds: "+07:00:30"
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # the free-text fields of `data` (kind "text": document numbers, officials' and providers'
@@ -363,6 +372,14 @@ def parse_instant(value: Any, field_name: str, allowed: InstantRange | None = No
             "FIELD_INVALID", field_name,
             rule_vi="múi giờ phải nằm trong khoảng -14:00 đến +14:00, tính bằng giờ và phút",
             rule_en="the UTC offset must be within -14:00 to +14:00, in hours and minutes",
+        )
+    if isinstance(value, str) and not _INSTANT_TEXT.fullmatch(value):  # one format everywhere
+        raise InvalidEventError(
+            "FIELD_INVALID", field_name,
+            rule_vi="phải là thời điểm theo RFC 3339 (có giây, múi giờ dạng +07:00 hoặc Z), "
+                    "ví dụ 2026-01-05T09:30:00+07:00",
+            rule_en="must be an RFC 3339 instant (with seconds, offset as +07:00 or Z), "
+                    "e.g. 2026-01-05T09:30:00+07:00",
         )
     shown = parsed.isoformat()
     try:
