@@ -34,6 +34,15 @@ from services.access import Principal
 router = APIRouter(tags=["reports"])
 
 _ERRORS = error_responses(401, 403, 422, 503)
+_ONE_PROVINCE = ("`province` is required when the token covers more than one province "
+                 "(FIELD_INVALID province)")
+_STATS_ERRORS = error_responses(401, 403, 422, 503, rules=_ONE_PROVINCE + "; `from`/`to` "
+                                f"within {FIRST_REPORT_DAY.isoformat()} to "
+                                f"{LAST_REPORT_DAY.isoformat()}")
+_DIMENSION = "(" + "|".join(DIMENSIONS) + ")"
+_GROUP_BY = f"^{_DIMENSION}(,{_DIMENSION})*$"
+_PROVINCE_DOC = ("Mã tỉnh; bắt buộc khi mã truy cập có nhiều tỉnh (thiếu → 422), mặc định: tỉnh "
+                 "duy nhất của mã truy cập")
 Province = Annotated[str, Path(pattern=r"^[A-Z]{2,4}$", description="Mã tỉnh, thành phố")]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -94,14 +103,19 @@ def _iso(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
 
 
-@router.get("/v1/reports/{province}", responses={**_ERRORS, 200: {"content": {
+@router.get("/v1/reports/{province}", responses={**error_responses(
+    401, 403, 422, 503, rules="give `year` (and `period`) or both `from` and `to` (`to` not "
+    f"before `from`, both within {FIRST_REPORT_DAY.isoformat()} to "
+    f"{LAST_REPORT_DAY.isoformat()}): neither answers 422 FIELD_INVALID year"),
+    200: {"content": {
     XLSX: {}, "text/csv": {}, "image/png": {}, "application/json": {}}}},
     summary="Báo cáo của Hội đồng (XLSX, CSV, PNG hoặc JSON)")
 def read_report(
     province: Province,
     principal: CurrentPrincipal,
     container: ContainerDep,
-    year: Annotated[int | None, Query(ge=2018, le=2100)] = None,
+    year: Annotated[int | None, Query(ge=2018, le=2100, description=(
+        "Năm báo cáo; cần `year` hoặc cả `from` và `to` (thiếu cả hai → 422)"))] = None,
     period: Annotated[str | None, Query(pattern="^(jan-oct|full-year)$")] = None,
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
@@ -139,14 +153,16 @@ def read_report(
                     media_type="application/json")
 
 
-@router.get("/v1/stats/agency-counts", responses=_ERRORS, summary="Số liệu theo cơ quan")
+@router.get("/v1/stats/agency-counts", responses=_STATS_ERRORS, summary="Số liệu theo cơ quan")
 def read_agency_counts(
     principal: CurrentPrincipal,
     container: ContainerDep,
-    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$")] = None,
+    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
+                        ] = None,
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
-    group_by: Annotated[str, Query(pattern=r"^[a-z_,]{1,200}$")] = "agency_id,event_type",
+    group_by: Annotated[str, Query(pattern=_GROUP_BY, max_length=200, description=(
+        "Các chiều, cách nhau bằng dấu phẩy: " + ", ".join(DIMENSIONS)))] = "agency_id,event_type",
     agency_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
 ) -> dict[str, Any]:
     """Sums of recorded events, grouped by any of agency_id, event_type, province, category,
@@ -164,11 +180,12 @@ def read_agency_counts(
             "rows": [_iso(r) for r in rows]}
 
 
-@router.get("/v1/stats/compliance", responses=_ERRORS, summary="Tuân thủ thời hạn")
+@router.get("/v1/stats/compliance", responses=_STATS_ERRORS, summary="Tuân thủ thời hạn")
 def read_compliance(
     principal: CurrentPrincipal,
     container: ContainerDep,
-    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$")] = None,
+    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
+                        ] = None,
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
     rule_id: Annotated[str | None, Query(pattern=r"^[A-Z][A-Z0-9_]{0,40}$")] = None,
@@ -185,11 +202,12 @@ def read_compliance(
             "rows": rows}
 
 
-@router.get("/v1/stats/overdue", responses=_ERRORS, summary="Thời hạn đang bị quá")
+@router.get("/v1/stats/overdue", responses=_STATS_ERRORS, summary="Thời hạn đang bị quá")
 def read_overdue(
     principal: CurrentPrincipal,
     container: ContainerDep,
-    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$")] = None,
+    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
+                        ] = None,
     agency_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:

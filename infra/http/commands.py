@@ -1,4 +1,4 @@
-"""`referrals serve` and `referrals token create | revoke | list`."""
+"""`referrals serve`, `referrals token create | revoke | list` and `referrals reference show`."""
 
 from __future__ import annotations
 
@@ -124,3 +124,28 @@ def register(app: typer.Typer) -> None:
                           row["agency_id"] or "—", ",".join(row["provinces"]) or "—",
                           row["expires_at"] or "—", row["status"])
         Console().print(table)
+
+    reference = typer.Typer(help="Danh mục tham chiếu (như GET /v1/reference): show.",
+                            no_args_is_help=True)
+    app.add_typer(reference, name="reference")
+
+    @reference.command("show")
+    def show(
+        list_name: str | None = typer.Option(
+            None, "--list", help="only one list, e.g. stages, procedural_roles, categories"),
+    ) -> None:
+        """Prints the reference lists as JSON, the document GET /v1/reference answers."""
+        import sys
+
+        from infra.cli import settings_from_env
+        from infra.http.routes.reference import LIST_NAMES, reference_document
+        from infra.reference_data import load_reference
+
+        if list_name is not None and list_name not in LIST_NAMES:
+            print(f"--list: «{list_name}» không phải danh mục; có: {', '.join(LIST_NAMES)}\n"
+                  f"--list: '{list_name}' is not a list; lists: {', '.join(LIST_NAMES)}",
+                  file=sys.stderr)
+            raise typer.Exit(code=2)
+        document = reference_document(
+            load_reference(settings_from_env().reference_data_dir), list_name)
+        print(json.dumps(document, ensure_ascii=False, indent=1))

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from domain.referral import STATUS_NAMES_VI
 
-from domain.catalogue import EVENT_TYPES, clean_text, parse_instant
+from domain.catalogue import EVENT_TYPES, INSTANT_PATTERN, clean_text, parse_instant
 from domain.reference import ReferenceData
 from infra.http.deps import ContainerDep, CurrentPrincipal, ReferralsDep
 from infra.http.routes import error_responses
@@ -44,8 +44,10 @@ from services.referrals import Referrals
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
 CaseId = Annotated[str, Path(pattern=ID_PATTERN, description="Mã vụ việc")]
-_INSTANT = {"format": "date-time"}
+_INSTANT = {"format": "date-time", "pattern": INSTANT_PATTERN}  # parse_instant checks it
 _READ_ERRORS = error_responses(401, 403, 404, 422, 503)
+# domain.catalogue.clean_text: printable, not only whitespace
+_PURPOSE = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 
 
 def _authorised(
@@ -217,8 +219,10 @@ def read_time_limits(
             summary="Thông tin định danh dạng rõ (ghi nhật ký truy cập)")
 def read_identity(
     case_id: CaseId,
-    purpose: Annotated[str, Query(min_length=3, max_length=200,
-                                  description="Mục đích xem (bắt buộc, ghi vào nhật ký)")],
+    purpose: Annotated[str, Query(min_length=3, max_length=200, pattern=_PURPOSE,
+                                  description="Mục đích xem (bắt buộc, ghi vào nhật ký): có ít "
+                                              "nhất một ký tự không phải khoảng trắng, không có "
+                                              "ký tự điều khiển")],
     principal: CurrentPrincipal,
     container: ContainerDep,
 ) -> IdentityOut:
