@@ -43,9 +43,12 @@ from domain.errors import InvalidEventError
 from domain.reference import ReferenceData
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
-# domain.catalogue.REFERENCE_TEXT without its look-ahead (JSON Schema and hypothesis read it):
-# letters (Vietnamese included), digits and / - . _ : with at least one digit, no whitespace
-REFERENCE_TEXT_PATTERN = r"^(?:[^\W_]|[/\-._:])*[0-9](?:[^\W_]|[/\-._:])*$"
+# domain.catalogue.REFERENCE_TEXT as JSON Schema (ECMA-262) and Python read it alike: no
+# look-ahead, no `\w`/`\d` (ASCII in ECMA-262, Unicode in Python): Latin letters (Vietnamese
+# included: Latin-1, Extended-A/B and Additional), digits and / - . _ :, at least one digit 0-9
+_REFERENCE_CHAR = r"[A-Za-z0-9\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u1E00-\u1EFF/\-._:]"
+REFERENCE_TEXT_PATTERN = f"^{_REFERENCE_CHAR}*[0-9]{_REFERENCE_CHAR}*$"
+_REFERENCE_WIRE = re.compile(REFERENCE_TEXT_PATTERN)
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 MAX_BATCH = 1000
 
@@ -88,7 +91,8 @@ def _checked(kind: str) -> AfterValidator:
     def check(value: str) -> str:
         if value != value.strip():
             raise _refuse(_untrimmed("value"))
-        if kind == "text" and not REFERENCE_TEXT.fullmatch(value):
+        if kind == "text" and not (REFERENCE_TEXT.fullmatch(value)
+                                   and _REFERENCE_WIRE.fullmatch(value)):
             raise _refuse(InvalidEventError("REFERENCE_FORMAT_INVALID", "value"))
         if kind == "uuid" and not re.fullmatch(UUID_PATTERN, value):
             raise _refuse(InvalidEventError(
