@@ -12,8 +12,8 @@ in the legal range) the service checks and answers 422 naming the field (docs/ap
 
 from __future__ import annotations
 
-from datetime import datetime
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -26,14 +26,13 @@ from pydantic import (
     StrictInt,
     create_model,
 )
-
 from pydantic_core import PydanticCustomError
 
 from domain.catalogue import (
     COMMON_FIELDS,
     EVENT_TYPES,
-    OPENING_TYPES,
     INSTANT_PATTERN,
+    OPENING_TYPES,
     REFERENCE_TEXT,
     FieldSpec,
     has_instant_shape,
