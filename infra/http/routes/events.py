@@ -32,7 +32,8 @@ _DOMAIN_RULES = (
     "the case's lifecycle (which event may follow which), who may record it (the token's "
     "agency, the agency kinds the law names), codes in force on the event's date, "
     "`occurred_at` within the legal range (not before the law, not after the recording time), "
-    "the fields an opening event needs")
+    "the fields an opening event needs; `expected_version` written as an integer (`1`, not "
+    "`1.0`, which JSON Schema also calls an integer)")
 _LOCATION = {"Location": {"description": "Địa chỉ của vụ việc", "schema": {"type": "string"}}}
 
 
