@@ -8,10 +8,13 @@ pseudonymous (case ids, agency ids, counts); no identity ever.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from domain.calendar import FIRST_REPORT_DAY, LAST_REPORT_DAY
 from domain.errors import InvalidEventError, NotAuthorisedError
@@ -39,6 +42,23 @@ _ONE_PROVINCE = ("`province` is required when the token covers more than one pro
 _STATS_ERRORS = error_responses(401, 403, 422, 503, rules=_ONE_PROVINCE + "; `from`/`to` "
                                 f"within {FIRST_REPORT_DAY.isoformat()} to "
                                 f"{LAST_REPORT_DAY.isoformat()}")
+# a day of a period: YYYY-MM-DD within FIRST_REPORT_DAY..LAST_REPORT_DAY (2000-01-01 to
+# 2100-12-31), as the schema's pattern; the shape is checked here, the range by `_days`
+DAY_PATTERN = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+assert (FIRST_REPORT_DAY, LAST_REPORT_DAY) == (date(2000, 1, 1), date(2100, 12, 31)), DAY_PATTERN
+
+
+def _day_text(value: Any) -> Any:
+    """Only `YYYY-MM-DD` (pydantic alone also reads a midnight date-time or a Unix time)."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise PydanticCustomError("domain_rule", "must be a date YYYY-MM-DD", {
+            "code": "FIELD_INVALID", "rule_vi": "phải là ngày dạng YYYY-MM-DD",
+            "rule_en": "must be a date YYYY-MM-DD"})
+    return value
+
+
+Day = Annotated[date | None, BeforeValidator(_day_text)]
+_DAY = {"pattern": DAY_PATTERN}
 _DIMENSION = "(" + "|".join(DIMENSIONS) + ")"
 _GROUP_BY = f"^{_DIMENSION}(,{_DIMENSION})*$"
 _PROVINCE_DOC = ("Mã tỉnh; bắt buộc khi mã truy cập có nhiều tỉnh (thiếu → 422), mặc định: tỉnh "
@@ -117,8 +137,8 @@ def read_report(
     year: Annotated[int | None, Query(ge=2018, le=2100, description=(
         "Năm báo cáo; cần `year` hoặc cả `from` và `to` (thiếu cả hai → 422)"))] = None,
     period: Annotated[str | None, Query(pattern="^(jan-oct|full-year)$")] = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[Day, Query(alias="from", json_schema_extra=_DAY)] = None,
+    date_to: Annotated[Day, Query(alias="to", json_schema_extra=_DAY)] = None,
     format: Annotated[str, Query(pattern="^(xlsx|csv|png|json)$")] = "xlsx",  # noqa: A002
     table: Annotated[str, Query(pattern="^(agencies|compliance|cases|overdue)$")] = "agencies",
     kind: Annotated[str | None, Query(pattern="^[a-z_]{2,40}$")] = None,
@@ -159,8 +179,8 @@ def read_agency_counts(
     container: ContainerDep,
     province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
                         ] = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[Day, Query(alias="from", json_schema_extra=_DAY)] = None,
+    date_to: Annotated[Day, Query(alias="to", json_schema_extra=_DAY)] = None,
     group_by: Annotated[str, Query(pattern=_GROUP_BY, max_length=200, description=(
         "Các chiều, cách nhau bằng dấu phẩy: " + ", ".join(DIMENSIONS)))] = "agency_id,event_type",
     agency_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
@@ -186,8 +206,8 @@ def read_compliance(
     container: ContainerDep,
     province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
                         ] = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[Day, Query(alias="from", json_schema_extra=_DAY)] = None,
+    date_to: Annotated[Day, Query(alias="to", json_schema_extra=_DAY)] = None,
     rule_id: Annotated[str | None, Query(pattern=r"^[A-Z][A-Z0-9_]{0,40}$")] = None,
     agency_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
 ) -> dict[str, Any]:

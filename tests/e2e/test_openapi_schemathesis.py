@@ -44,8 +44,10 @@ SEED = 20260101
 RUN_TIMEOUT_S = 240
 # the operations whose 422 names a rule beyond the schema (their 422 descriptions say which)
 # (a TOML string: each backslash of the regex doubled)
+# (`/v1/stats/*` is not among them: their one such rule, `province` for a token of several
+# provinces, cannot trigger with the single-province tokens used here)
 BEYOND_SCHEMA = (r"^/v1/(events|log/checkpoints/\\{size\\}/cosignatures|log/proofs/inclusion|"
-                 r"reports/\\{province\\}|stats/.*)$")
+                 r"reports/\\{province\\})$")
 OPERATIONS = f"""
 # rules a schema cannot say: the server answers 422 naming the field (docs/api.md)
 [[operations]]
