@@ -229,3 +229,16 @@ def test_rules_beyond_the_schema_are_documented_on_the_422(spec: dict[str, Any])
     assert "lifecycle" in described("/v1/events", "post")
     batch = spec["paths"]["/v1/events/batch"]["post"]["responses"]["200"]["description"]
     assert "every item is rejected" in batch
+
+
+def test_period_days_are_a_pattern_the_server_holds_to(api: Api, spec: dict[str, Any]) -> None:
+    parameter = next(p for p in spec["paths"]["/v1/stats/compliance"]["get"]["parameters"]
+                     if p["name"] == "from")
+    for day, accepted in (("2026-01-01", True), ("2000-01-01", True), ("1999-12-31", False),
+                          ("2026-01-01T00:00:00", False), ("1767225600", False)):
+        assert _valid(parameter["schema"], day) is accepted, day
+        response = api.client.get("/v1/stats/compliance", params={"from": day},
+                                  headers=auth(api.token("inspector", provinces=["LSN"])))
+        assert (response.status_code == 200) is accepted, (day, response.text)
+        if not accepted:
+            assert_error_shape(response, 422, "FIELD_INVALID")
