@@ -320,6 +320,22 @@ OPENING_TYPES = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "APPOINTMENT_REQUESTED"
                  "PROCEDURAL_CONTACT")
 OPENING_REQUIRED = ("person_id", "proceedings_kind", "procedural_role", "stage")
 
+# RFC 3339 with an explicit offset within ±14:00, seconds required, fraction optional: the one
+# instant format of the wire (the OpenAPI document carries this pattern); years 1000-9899, far
+# from the edges where an offset would overflow a store
+INSTANT_PATTERN = (
+    r"^([1-8][0-9]{3}|9[0-8][0-9]{2})-(0[1-9]|1[0-2])-"
+    r"(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+    r"(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)$"
+)
+# its shape alone (any year): the years are checked after the legal range, which says more
+_INSTANT_SHAPE = re.compile(INSTANT_PATTERN.replace("([1-8][0-9]{3}|9[0-8][0-9]{2})", "[0-9]{4}"))
+FIRST_YEAR, LAST_YEAR = 1000, 9899
+
+
+def has_instant_shape(value: str) -> bool:
+    """Whether the text is shaped as the wire's instants are (years and range not checked)."""
+    return _INSTANT_SHAPE.fullmatch(value) is not None
 _OFFSET_TEXT = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")  # no seconds: "+07:00:30"
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # the free-text fields of `data` (kind "text": document numbers, officials' and providers'
@@ -400,6 +416,14 @@ def parse_instant(value: Any, field_name: str, allowed: InstantRange | None = No
             rule_vi="múi giờ phải nằm trong khoảng -14:00 đến +14:00, tính bằng giờ và phút",
             rule_en="the UTC offset must be within -14:00 to +14:00, in hours and minutes",
         )
+    if isinstance(value, str) and not _INSTANT_SHAPE.fullmatch(value):  # one format everywhere
+        raise InvalidEventError(
+            "FIELD_INVALID", field_name,
+            rule_vi="phải là thời điểm theo RFC 3339 (có giây, múi giờ dạng +07:00 hoặc Z), "
+                    "ví dụ 2026-01-05T09:30:00+07:00",
+            rule_en="must be an RFC 3339 instant (with seconds, offset as +07:00 or Z), "
+                    "e.g. 2026-01-05T09:30:00+07:00",
+        )
     shown = parsed.isoformat()
     try:
         utc = parsed.astimezone(timezone.utc)
@@ -411,11 +435,12 @@ def parse_instant(value: Any, field_name: str, allowed: InstantRange | None = No
                                     earliest=allowed.earliest.date().isoformat())
         if utc > allowed.latest:
             raise InvalidEventError("OCCURRED_IN_FUTURE", field_name, value=shown)
-    if not _SAFE_MIN <= utc <= _SAFE_MAX:
+    if not _SAFE_MIN <= utc <= _SAFE_MAX or (
+            isinstance(value, str) and not FIRST_YEAR <= parsed.year <= LAST_YEAR):
         raise InvalidEventError(
             "FIELD_INVALID", field_name,
-            rule_vi="thời điểm nằm ngoài khoảng năm 0001–9999 mà sổ lưu được",
-            rule_en="the instant is outside the years 0001–9999 the ledger can hold",
+            rule_vi=f"thời điểm nằm ngoài khoảng năm {FIRST_YEAR}–{LAST_YEAR} mà sổ nhận",
+            rule_en=f"the instant is outside the years {FIRST_YEAR}–{LAST_YEAR} the ledger takes",
         )
     return parsed
 

@@ -278,8 +278,8 @@ def regenerate_command(
     against the recorded sha256; exit 4 if an output differs), or `--as corrected` from
     today's views, with the figures that moved and the late entries and reference
     publications that moved them."""
-    from infra.cli.core import console
     from infra import published_reports as pr
+    from infra.cli.core import console
 
     if (report_id is None) == (checkpoint is None):
         raise typer.BadParameter("give --id or --checkpoint")

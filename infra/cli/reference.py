@@ -49,10 +49,28 @@ def register(app: typer.Typer) -> None:
         ref: str = typer.Argument(None, help="văn bản, ví dụ holidays/2026; bỏ trống: tất cả"),
         as_of: str = typer.Option(None, "--as-of", help="ngày YYYY-MM-DD (mặc định: hôm nay)"),
         as_json: bool = typer.Option(False, "--json", help="JSON"),
+        list_name: str | None = typer.Option(
+            None, "--list", help="the code list as GET /v1/reference?list= answers it, e.g. "
+                                 "stages, procedural_roles, categories (JSON)"),
     ) -> None:
-        """The versions in force on a day (one document's content when REF is given)."""
+        """The versions in force on a day (one document's content when REF is given); with
+        --list, one code list exactly as `GET /v1/reference?list=NAME` answers it."""
         from infra.bootstrap import build_container
         from infra.cli.core import settings_from_env
+
+        if list_name is not None:
+            from infra.http.routes.reference import LIST_NAMES, reference_document
+            from infra.reference_data import load_reference
+
+            if list_name not in LIST_NAMES:
+                print(f"--list: «{list_name}» không phải danh mục; có: {', '.join(LIST_NAMES)}\n"
+                      f"--list: '{list_name}' is not a list; lists: {', '.join(LIST_NAMES)}",
+                      file=sys.stderr)
+                raise typer.Exit(code=2)
+            document = reference_document(
+                load_reference(settings_from_env().reference_data_dir), list_name)
+            print(json.dumps(document, ensure_ascii=False, indent=1))
+            return
 
         container = build_container(settings_from_env())
         try:

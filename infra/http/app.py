@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.util import find_spec
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,9 +23,10 @@ from infra.http.middleware import (
     RequestContextMiddleware,
     StrictRequestMiddleware,
 )
-from infra.http.routes import access_log, cases, events, ops, reference_versions
+from infra.http.routes import access_log, cases, events, ops, reference, reference_versions
 from infra.http.routes import log as transparency_http
 from infra.http.routes import reports as projections_http
+from infra.http.schemas import openapi_with_reference
 
 DESCRIPTION = """
 Sổ theo dõi trợ giúp pháp lý trong tố tụng (TTLT 10/2018): các cơ quan tiến hành tố tụng, cơ
@@ -32,6 +34,16 @@ sở giam giữ và Trung tâm TGPL ghi sự kiện; thanh tra và Hội đồng
 
 Xác thực bằng mã truy cập (`Authorization: Bearer …`). Mọi lỗi có dạng
 `{"code", "field", "message", "message_en", "request_id"}`.
+
+Lược đồ nói đúng những gì được nhận (danh mục là enum: `GET /v1/reference`). Quy tắc mà lược
+đồ không diễn đạt được (trình tự vụ việc, ai được ghi, hiệu lực của mã, thời điểm trong khoảng
+luật định, tham số đi kèm nhau) được kiểm tra ở máy chủ: trả 422 nêu trường. Một lô mà mọi sự
+kiện đều bị từ chối vẫn trả 200: kết quả từng sự kiện nằm trong `items` (docs/api.md).
+
+The schema says exactly what is accepted; rules it cannot express (lifecycle, who may act,
+validity of a code, instants in the legal range, parameters that go together) are checked by
+the server and answered 422 naming the field. A batch whose items are all rejected still
+answers 200: each item's result is in `items`.
 """
 
 
@@ -62,6 +74,18 @@ def _install_offline_docs(app: FastAPI) -> None:
         )
 
 
+def _install_reference_enums(app: FastAPI, container: Container) -> None:
+    """`/openapi.json` with the reference lists as enums (built once, on first request)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_with_reference(build(), container.reference)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(container: Container, owns_container: bool = False) -> FastAPI:
     """The HTTP service over one container (closed at shutdown if `owns_container`)."""
 
@@ -89,8 +113,10 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
     # the transparency routes come before the cases router: its `/v1/cases/{case_id:path}`
     # would otherwise swallow `/v1/cases/{case_id}/bundle`
     for router in (ops.router, events.router, transparency_http.router, cases.router,
-                   access_log.router, projections_http.router, reference_versions.router):
+                   access_log.router, projections_http.router, reference.router,
+                   reference_versions.router):
         app.include_router(router)
+    _install_reference_enums(app, container)
     if find_spec("infra.web") is not None:
         from infra.web import install
 

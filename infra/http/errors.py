@@ -212,6 +212,9 @@ def validation_error(errors: Any) -> InvalidEventError:
     path = field_path(loc)
     if kind == "missing":
         return InvalidEventError("FIELD_REQUIRED", path)
+    if kind == "domain_rule":  # infra.http.schemas._refuse: the domain's code, on this path
+        params = {k: v for k, v in ctx.items() if k != "code"}
+        return InvalidEventError(str(ctx.get("code", "FIELD_INVALID")), path, **params)
     if kind == "union_tag_not_found":
         return InvalidEventError("FIELD_REQUIRED", _join(path, "type"))
     if kind == "union_tag_invalid":

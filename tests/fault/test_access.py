@@ -50,6 +50,7 @@ PUBLIC = {
     ("get", "/health"), ("get", "/ready"), ("get", "/v1/log/public-key"),
     ("get", "/v1/log/checkpoint"), ("get", "/v1/log/checkpoints/{size}"),
     ("post", "/v1/log/checkpoints/{size}/cosignatures"), ("get", "/v1/log/proofs/consistency"),
+    ("get", "/v1/reference"),  # the law's code lists (issue 15): nobody's data
 }
 UNAUTHENTICATED = ("none", "expired", "revoked", "malformed")
 OUT_OF_SCOPE_PRINCIPALS = ("other_agency", "other_inspector")

@@ -17,11 +17,15 @@ _DESCRIPTIONS = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the error statuses a route can answer."""
+def error_responses(*statuses: int, rules: str = "") -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the error statuses a route can answer; `rules` names
+    what the server checks beyond the schema (added to the 422's description)."""
     responses: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
-        responses[status] = {"model": ErrorOut, "description": _DESCRIPTIONS[status]}
+        description = _DESCRIPTIONS[status]
+        if status == 422 and rules:
+            description += ". Ngoài lược đồ / beyond the schema: " + rules
+        responses[status] = {"model": ErrorOut, "description": description}
         if status == 401:
             responses[status]["headers"] = {"WWW-Authenticate": {
                 "description": "Bearer", "schema": {"type": "string"}}}

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from domain.catalogue import EVENT_TYPES, clean_text, parse_instant
+from domain.catalogue import EVENT_TYPES, INSTANT_PATTERN, clean_text, parse_instant
 from domain.reference import ReferenceData
 from domain.referral import STATUS_NAMES_VI
 from infra.http.deps import ContainerDep, CurrentPrincipal, ReferralsDep
@@ -43,8 +43,10 @@ from services.referrals import Referrals
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
 CaseId = Annotated[str, Path(pattern=ID_PATTERN, description="Mã vụ việc")]
-_INSTANT = {"format": "date-time"}
+_INSTANT = {"format": "date-time", "pattern": INSTANT_PATTERN}  # parse_instant checks it
 _READ_ERRORS = error_responses(401, 403, 404, 422, 503)
+# domain.catalogue.clean_text: printable, not only whitespace
+_PURPOSE = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 
 
 def _authorised(
@@ -224,8 +226,10 @@ def read_time_limits(
             summary="Thông tin định danh dạng rõ (ghi nhật ký truy cập)")
 def read_identity(
     case_id: CaseId,
-    purpose: Annotated[str, Query(min_length=3, max_length=200,
-                                  description="Mục đích xem (bắt buộc, ghi vào nhật ký)")],
+    purpose: Annotated[str, Query(min_length=3, max_length=200, pattern=_PURPOSE,
+                                  description="Mục đích xem (bắt buộc, ghi vào nhật ký): có ít "
+                                              "nhất một ký tự không phải khoảng trắng, không có "
+                                              "ký tự điều khiển")],
     principal: CurrentPrincipal,
     container: ContainerDep,
 ) -> IdentityOut:

@@ -27,6 +27,12 @@ from services.access import may_post
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 _EVENT = TypeAdapter(WireEventIn)
+_DOMAIN_RULES = (
+    "the case's lifecycle (which event may follow which), who may record it (the token's "
+    "agency, the agency kinds the law names), codes in force on the event's date, "
+    "`occurred_at` within the legal range (not before the law, not after the recording time), "
+    "the fields an opening event needs; `expected_version` written as an integer (`1`, not "
+    "`1.0`, which JSON Schema also calls an integer)")
 _LOCATION = {"Location": {"description": "Địa chỉ của vụ việc", "schema": {"type": "string"}}}
 
 
@@ -51,7 +57,7 @@ def _recorded_out(recorded: Recorded, receipt: str | None) -> RecordedOut:
         201: {"description": "Đã ghi mới", "headers": _LOCATION},
         200: {"model": RecordedOut, "headers": _LOCATION,
               "description": "Sự kiện này đã được ghi trước đó (gửi lại): không ghi trùng"},
-        **error_responses(401, 403, 409, 413, 422, 503),
+        **error_responses(401, 403, 409, 413, 422, 503, rules=_DOMAIN_RULES),
     },
 )
 def post_event(
@@ -88,7 +94,12 @@ def _rejected(index: int, raw: Any, error: DomainError) -> BatchItemOut:
     response_model=BatchOut,
     summary="Ghi một lô sự kiện (tối đa 1.000)",
     responses={
-        200: {"description": "Kết quả từng sự kiện: recorded | duplicate | rejected"},
+        200: {"description": (
+            "Kết quả từng sự kiện: recorded | duplicate | rejected. Lô được nhận thì trả 200 kể "
+            "cả khi mọi sự kiện đều bị từ chối (mỗi sự kiện có lỗi riêng trong `items`, "
+            "`rejected` đếm chúng); 422 chỉ khi bản thân lô sai (thiếu `events`, không phải "
+            "mảng, quá 1.000). A batch answers 200 even when every item is rejected, by design: "
+            "each item is judged on its own and carries its own error.")},
         **error_responses(401, 403, 413, 422, 503),
     },
 )

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.responses import PlainTextResponse
 
-from domain.catalogue import parse_instant
+from domain.catalogue import INSTANT_PATTERN, parse_instant
 from domain.errors import InvalidEventError
 from infra.http.deps import ContainerDep, CurrentPrincipal
 from infra.http.routes import error_responses
@@ -64,12 +64,14 @@ def checkpoint_at(container: ContainerDep,
 
 
 @router.post("/v1/log/checkpoints/{size}/cosignatures",
-             status_code=201, responses={201: _NOTE, **error_responses(404, 422, 503)},
+             status_code=201, responses={201: _NOTE, **error_responses(
+                 404, 422, 503, rules="the line must be a cosignature/v1 line that verifies "
+                 "under a configured witness key")},
              summary="Nhân chứng gửi chữ ký đồng xác nhận (cosignature/v1)")
 def post_cosignature(
     container: ContainerDep,
     size: Annotated[int, Path(ge=0)],
-    line: Annotated[str, Body(media_type="text/plain", max_length=1000)],
+    line: Annotated[str, Body(media_type="text/plain", min_length=1, max_length=1000)],
 ) -> PlainTextResponse:
     """Stores a witness's cosignature line once it verifies under a configured witness key;
     answers the checkpoint with every cosignature it now has."""
@@ -77,14 +79,19 @@ def post_cosignature(
     return PlainTextResponse(stored.cosigned_note, status_code=201)
 
 
-@router.get("/v1/log/proofs/inclusion", responses=error_responses(401, 403, 404, 422, 503),
+@router.get("/v1/log/proofs/inclusion", responses=error_responses(
+    401, 403, 404, 422, 503, rules="exactly one of `version` and `event_id` (neither or both: "
+    "FIELD_REQUIRED version); `size` no smaller than the event's leaf"),
             summary="Bằng chứng một sự kiện nằm trong sổ (RFC 9162 inclusion proof)")
 def inclusion_proof(
     container: ContainerDep,
     principal: CurrentPrincipal,
     case_id: Annotated[str, Query(pattern=_ID)],
-    version: Annotated[int | None, Query(ge=1)] = None,
-    event_id: Annotated[str | None, Query(pattern=_ID)] = None,
+    version: Annotated[int | None, Query(ge=1, description=(
+        "phiên bản của sự kiện trong vụ việc; cần đúng một trong `version` và `event_id` "
+        "(thiếu cả hai hoặc có cả hai → 422)"))] = None,
+    event_id: Annotated[str | None, Query(pattern=_ID, description=(
+        "mã sự kiện; cần đúng một trong `version` và `event_id`"))] = None,
     size: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, Any]:
     """The leaf index and audit path of one case event (by `version` or `event_id`) against a
@@ -116,7 +123,8 @@ def case_bundle(
     case_id: Annotated[str, Path(pattern=_ID)],
     since: Annotated[list[int] | None, Query(description="kích thước điểm kiểm bạn đã tin")] = None,
     at: Annotated[str | None, Query(
-        min_length=10, max_length=40, json_schema_extra={"format": "date-time"},
+        min_length=10, max_length=40,
+        json_schema_extra={"format": "date-time", "pattern": INSTANT_PATTERN},
         description="thời điểm đánh giá thời hạn, RFC 3339 có múi giờ "
                     "(2026-01-05T09:30:00+07:00)")] = None,
 ) -> dict[str, Any]:

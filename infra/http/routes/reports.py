@@ -8,10 +8,13 @@ pseudonymous (case ids, agency ids, counts); no identity ever.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from domain.calendar import FIRST_REPORT_DAY, LAST_REPORT_DAY
 from domain.errors import InvalidEventError, NotAuthorisedError
@@ -34,6 +37,32 @@ from services.access import Principal
 router = APIRouter(tags=["reports"])
 
 _ERRORS = error_responses(401, 403, 422, 503)
+_ONE_PROVINCE = ("`province` is required when the token covers more than one province "
+                 "(FIELD_INVALID province)")
+_STATS_ERRORS = error_responses(401, 403, 422, 503, rules=_ONE_PROVINCE + "; `from`/`to` "
+                                f"within {FIRST_REPORT_DAY.isoformat()} to "
+                                f"{LAST_REPORT_DAY.isoformat()}")
+# a day of a period: YYYY-MM-DD within FIRST_REPORT_DAY..LAST_REPORT_DAY (2000-01-01 to
+# 2100-12-31), as the schema's pattern; the shape is checked here, the range by `_days`
+DAY_PATTERN = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+assert (FIRST_REPORT_DAY, LAST_REPORT_DAY) == (date(2000, 1, 1), date(2100, 12, 31)), DAY_PATTERN
+
+
+def _day_text(value: Any) -> Any:
+    """Only `YYYY-MM-DD` (pydantic alone also reads a midnight date-time or a Unix time)."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise PydanticCustomError("domain_rule", "must be a date YYYY-MM-DD", {
+            "code": "FIELD_INVALID", "rule_vi": "phải là ngày dạng YYYY-MM-DD",
+            "rule_en": "must be a date YYYY-MM-DD"})
+    return value
+
+
+Day = Annotated[date | None, BeforeValidator(_day_text)]
+_DAY = {"pattern": DAY_PATTERN}
+_DIMENSION = "(" + "|".join(DIMENSIONS) + ")"
+_GROUP_BY = f"^{_DIMENSION}(,{_DIMENSION})*$"
+_PROVINCE_DOC = ("Mã tỉnh; bắt buộc khi mã truy cập có nhiều tỉnh (thiếu → 422), mặc định: tỉnh "
+                 "duy nhất của mã truy cập")
 Province = Annotated[str, Path(pattern=r"^[A-Z]{2,4}$", description="Mã tỉnh, thành phố")]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -94,17 +123,22 @@ def _iso(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
 
 
-@router.get("/v1/reports/{province}", responses={**_ERRORS, 200: {"content": {
+@router.get("/v1/reports/{province}", responses={**error_responses(
+    401, 403, 422, 503, rules="give `year` (and `period`) or both `from` and `to` (`to` not "
+    f"before `from`, both within {FIRST_REPORT_DAY.isoformat()} to "
+    f"{LAST_REPORT_DAY.isoformat()}): neither answers 422 FIELD_INVALID year"),
+    200: {"content": {
     XLSX: {}, "text/csv": {}, "image/png": {}, "application/json": {}}}},
     summary="Báo cáo của Hội đồng (XLSX, CSV, PNG hoặc JSON)")
 def read_report(
     province: Province,
     principal: CurrentPrincipal,
     container: ContainerDep,
-    year: Annotated[int | None, Query(ge=2018, le=2100)] = None,
+    year: Annotated[int | None, Query(ge=2018, le=2100, description=(
+        "Năm báo cáo; cần `year` hoặc cả `from` và `to` (thiếu cả hai → 422)"))] = None,
     period: Annotated[str | None, Query(pattern="^(jan-oct|full-year)$")] = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[Day, Query(alias="from", json_schema_extra=_DAY)] = None,
+    date_to: Annotated[Day, Query(alias="to", json_schema_extra=_DAY)] = None,
     format: Annotated[str, Query(pattern="^(xlsx|csv|png|json)$")] = "xlsx",  # noqa: A002 - the query parameter is named `format`
     table: Annotated[str, Query(
         pattern="^(agencies|compliance|cases|overdue|contacts|never_notified)$")] = "agencies",
@@ -137,8 +171,8 @@ def publish_report(
     container: ContainerDep,
     year: Annotated[int | None, Query(ge=2018, le=2100)] = None,
     period: Annotated[str | None, Query(pattern="^(jan-oct|full-year)$")] = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[Day, Query(alias="from", json_schema_extra=_DAY)] = None,
+    date_to: Annotated[Day, Query(alias="to", json_schema_extra=_DAY)] = None,
 ) -> dict[str, Any]:
     """Generates the report of a province for a period from the views and records it as
     published: the checkpoint it names, the reference versions, the sha256 of each output.
@@ -219,14 +253,16 @@ def read_published_report(
         "X-Published-SHA256": record["sha256"].get(name, "")})
 
 
-@router.get("/v1/stats/agency-counts", responses=_ERRORS, summary="Số liệu theo cơ quan")
+@router.get("/v1/stats/agency-counts", responses=_STATS_ERRORS, summary="Số liệu theo cơ quan")
 def read_agency_counts(
     principal: CurrentPrincipal,
     container: ContainerDep,
-    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$")] = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
-    group_by: Annotated[str, Query(pattern=r"^[a-z_,]{1,200}$")] = "agency_id,event_type",
+    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
+                        ] = None,
+    date_from: Annotated[Day, Query(alias="from", json_schema_extra=_DAY)] = None,
+    date_to: Annotated[Day, Query(alias="to", json_schema_extra=_DAY)] = None,
+    group_by: Annotated[str, Query(pattern=_GROUP_BY, max_length=200, description=(
+        "Các chiều, cách nhau bằng dấu phẩy: " + ", ".join(DIMENSIONS)))] = "agency_id,event_type",
     agency_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
 ) -> dict[str, Any]:
     """Sums of recorded events, grouped by any of agency_id, event_type, province, category,
@@ -244,13 +280,14 @@ def read_agency_counts(
             "rows": [_iso(r) for r in rows]}
 
 
-@router.get("/v1/stats/compliance", responses=_ERRORS, summary="Tuân thủ thời hạn")
+@router.get("/v1/stats/compliance", responses=_STATS_ERRORS, summary="Tuân thủ thời hạn")
 def read_compliance(
     principal: CurrentPrincipal,
     container: ContainerDep,
-    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$")] = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
+                        ] = None,
+    date_from: Annotated[Day, Query(alias="from", json_schema_extra=_DAY)] = None,
+    date_to: Annotated[Day, Query(alias="to", json_schema_extra=_DAY)] = None,
     rule_id: Annotated[str | None, Query(pattern=r"^[A-Z][A-Z0-9_]{0,40}$")] = None,
     agency_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
 ) -> dict[str, Any]:
@@ -265,11 +302,12 @@ def read_compliance(
             "rows": rows}
 
 
-@router.get("/v1/stats/overdue", responses=_ERRORS, summary="Thời hạn đang bị quá")
+@router.get("/v1/stats/overdue", responses=_STATS_ERRORS, summary="Thời hạn đang bị quá")
 def read_overdue(
     principal: CurrentPrincipal,
     container: ContainerDep,
-    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$")] = None,
+    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
+                        ] = None,
     agency_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
