@@ -64,6 +64,8 @@ from projections.reports import (
     report_csv_bytes,
     report_figures,
     report_json_bytes,
+    report_tables,
+    report_timeliness,
     report_xlsx_bytes,
 )
 
@@ -151,7 +153,7 @@ def find_published(container: Any, province: str, report_id: str | None = None,
 def outputs_of(report: Report) -> dict[str, bytes]:
     """Every published output's bytes, by name (`xlsx`, `csv:<table>`, `json`)."""
     out = {"xlsx": report_xlsx_bytes(report)}
-    for table in TABLES:
+    for table in report_tables(report):
         out[f"csv:{table}"] = report_csv_bytes(report, table)
     out["json"] = report_json_bytes(report)
     return out
@@ -191,6 +193,7 @@ def publish(container: Any, report: Report, published_by: str) -> dict[str, Any]
         "due": report.due.isoformat() if report.due else None, "due_source": report.due_source,
         "reference_labels": labels,
         "reference_versions": report.reference_versions,
+        "late_entry_hours": report.late_entry_hours,
         "sha256": {name: sha256(data) for name, data in outputs_of(report).items()},
     }
     store_of(container).add(record)
@@ -347,6 +350,13 @@ def regenerate(container: Any, record: dict[str, Any]) -> Report:
             reference, refs.rules(day), views, province, start, end, judged)
         overdue = views.compliance.overdue(province, now=judged)
         warnings = quarantine_warnings(views, REPORT_VIEWS)
+    timeliness = None
+    late_hours = float(record.get("late_entry_hours", 24.0))
+    if "csv:timeliness" in record["sha256"]:  # published with the timeliness table
+        # the audit trail is append-only in log order: its rows up to the checkpoint's
+        # position are the same today as at publication
+        timeliness = report_timeliness(container.projections, agencies, start, end,
+                                       late_hours, int(checkpoint["position"]))
     return Report(
         province=province, province_name_vi=reference.provinces[province].name_vi,
         start=start, end=end, generated_at=generated, judged_at=judged,
@@ -356,6 +366,7 @@ def regenerate(container: Any, record: dict[str, Any]) -> Report:
         overdue=overdue, checkpoint=checkpoint,
         due=date.fromisoformat(record["due"]) if record.get("due") else None,
         due_source=record.get("due_source", ""), warnings=warnings, contacts=contacts,
+        timeliness=timeliness, late_entry_hours=late_hours,
     )
 
 

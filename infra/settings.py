@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # clear identity also for agencies that held a case before a transfer (services/access.py)
     identity_former_holders: bool = False
     future_tolerance_seconds: int = Field(default=300, ge=0, le=86400)
+    # issue 13 item 5: an event is "entered late" when recorded more than this many hours
+    # after it occurred (the council report's, dashboard's and inspection pack's timeliness)
+    late_entry_hours: float = Field(default=24.0, gt=0, le=24 * 366)
     # the wire's legal range of instants: from this day (00:00 Vietnam time; the Legal Aid Law
     # 2017 took effect on 2018-01-01) to now + future_tolerance_seconds
     earliest_occurrence: date = Field(default=date(2018, 1, 1), ge=date(2018, 1, 1),

@@ -15,6 +15,7 @@ Query API (stable; infra.transparency uses it):
     view.tree_head(size) -> TreeHead               view.size_at_position(position) -> int
     view.entry(case_id, version) / view.entry_by_event(case_id, event_id) -> dict | None
     view.case_timeline(case_id) -> list[dict]      view.agency_timeline(agency_id, ...) -> list[dict]
+    view.recording_delays(agency_ids, occurred_from, occurred_to, max_position) -> list[dict]
     view.inclusion_proof(index, size) / view.consistency_proof(old, new) -> list[bytes]
     view.rows(after_index, limit) -> list[dict]    (for `referrals verify`)
     view.checkpoints() / checkpoint(size) / latest_checkpoint() / add_checkpoint(...)
@@ -259,6 +260,28 @@ class AuditTrailView(ProjectionView):
                 (self.p_ts(occurred_from), self.p_ts(occurred_to), below_size),
             )
         return [self._row(r) for r in rows]
+
+    def recording_delays(
+        self, agency_ids: Sequence[str], occurred_from: datetime, occurred_to: datetime,
+        max_position: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Case events of the agencies that occurred in [from, to), with both clocks (agency,
+        case, type, position, occurred_at, recorded_at), in log order; only those at positions
+        <= `max_position` when given (a report's checkpoint: the figures as known then)."""
+        if not agency_ids:
+            return []
+        cond, params = self.in_list("agency_id", list(agency_ids))
+        where = (f"case_id IS NOT NULL AND {cond} AND occurred_at >= %s AND occurred_at < %s")
+        params = [*params, self.p_ts(occurred_from), self.p_ts(occurred_to)]
+        if max_position is not None:
+            where += " AND position <= %s"
+            params.append(max_position)
+        with self.read() as tx:
+            rows = tx.execute(
+                "SELECT agency_id, case_id, version, type, position, occurred_at, recorded_at "
+                f"FROM {self.t('audit_trail')} WHERE {where} ORDER BY leaf_index", params)
+        return [{**row, "occurred_at": self.v_ts(row["occurred_at"]),
+                 "recorded_at": self.v_ts(row["recorded_at"])} for row in rows]
 
     def opening_agencies(self, case_ids: Sequence[str]) -> dict[str, str]:
         """The agency that recorded version 1 of each case."""

@@ -174,6 +174,105 @@ class ContactRow:
         return self.met + self.late + self.running + self.never
 
 
+LATE_ENTRY_HOURS = 24.0
+"""Default threshold of a late entry (setting `late_entry_hours`)."""
+CORRECTION_TYPES = ("EVENT_CORRECTED",)
+WITHDRAWAL_TYPES = ("EVENT_WITHDRAWN",)
+"""Wire types counted as corrections and withdrawals (issue 13 item 3; none are recorded yet,
+so these columns are 0 until those event types exist)."""
+
+
+@dataclass
+class TimelinessRow:
+    """Timeliness of one agency's entries in the period (issue 13 item 5): the facts it
+    reported that occurred in the period (by their Vietnam-local day), how many it recorded
+    more than `late_entry_hours` after they occurred, the median and 90th percentile of the
+    recording delay (hours), its corrections and withdrawals, and its held events."""
+
+    agency_id: str
+    name_vi: str
+    events: int = 0
+    late: int = 0
+    median_hours: float | None = None
+    p90_hours: float | None = None
+    corrections: int = 0
+    withdrawals: int = 0
+    held: int = 0
+    late_cases: list[str] = field(default_factory=list)
+    late_events: list[dict[str, Any]] = field(default_factory=list)  # the late entries
+
+
+def delay_percentile(delays: Sequence[float], fraction: float) -> float | None:
+    """The nearest-rank percentile of sorted `delays` (the smallest value with at least
+    `fraction` of the values at or below it); the median is the usual one (the mean of the
+    two middle values of an even count)."""
+    if not delays:
+        return None
+    n = len(delays)
+    if fraction == 0.5:
+        middle = n // 2
+        value = delays[middle] if n % 2 else (delays[middle - 1] + delays[middle]) / 2
+    else:
+        rank = max(1, -(-int(round(fraction * 1000)) * n // 1000))  # ceil(fraction * n)
+        value = delays[min(n, rank) - 1]
+    return round(value, 2)
+
+
+def held_counts(projections: Any, agency_ids: Sequence[str], start: date, end: date,
+                max_position: int | None = None) -> dict[str, int]:
+    """Held events per agency (issue 13 item 2: events accepted and held until their
+    predecessor arrives). HOOK: no event is held yet, so every agency has 0; once held events
+    exist, count here those each agency posted that occurred in the period and are still held
+    (as known at `max_position` when given)."""
+    return {}
+
+
+def timeliness_figures(projections: Any, agencies: Sequence[tuple[str, str]], start: date,
+                       end: date, late_hours: float = LATE_ENTRY_HOURS,
+                       max_position: int | None = None) -> list[TimelinessRow]:
+    """One TimelinessRow per (agency id, name) in `agencies`, from the audit trail (both
+    clocks of every event; see docs/projections.md), counting the events that occurred on
+    the days `start`..`end` (Vietnam-local) and were recorded at positions <= `max_position`
+    (the report's checkpoint) when given. A delay is recorded − occurred, 0 if negative
+    (the wire's future tolerance)."""
+    from datetime import time, timedelta
+
+    ids = [a for a, _ in agencies]
+    rows = {a: TimelinessRow(a, name) for a, name in agencies}
+    occurred_from = datetime.combine(start, time(0), VIETNAM_TZ)
+    occurred_to = datetime.combine(end + timedelta(days=1), time(0), VIETNAM_TZ)
+    delays: dict[str, list[float]] = {a: [] for a in ids}
+    audit = projections.view("audit_trail")
+    for entry in audit.recording_delays(ids, occurred_from, occurred_to, max_position):
+        row = rows[entry["agency_id"]]
+        if entry["type"] in CORRECTION_TYPES:
+            row.corrections += 1
+            continue
+        if entry["type"] in WITHDRAWAL_TYPES:
+            row.withdrawals += 1
+            continue
+        hours = max(0.0, (entry["recorded_at"] - entry["occurred_at"]).total_seconds() / 3600)
+        row.events += 1
+        delays[row.agency_id].append(hours)
+        if hours > late_hours:
+            row.late += 1
+            row.late_events.append({
+                "case_id": entry["case_id"], "version": entry["version"],
+                "type": entry["type"], "position": entry["position"],
+                "occurred_at": entry["occurred_at"], "recorded_at": entry["recorded_at"],
+                "delay_hours": round(hours, 2)})
+            if entry["case_id"] not in row.late_cases:
+                row.late_cases.append(entry["case_id"])
+    for agency_id, n in held_counts(projections, ids, start, end, max_position).items():
+        if agency_id in rows:
+            rows[agency_id].held = n
+    for agency_id, values in delays.items():
+        values.sort()
+        rows[agency_id].median_hours = delay_percentile(values, 0.5)
+        rows[agency_id].p90_hours = delay_percentile(values, 0.9)
+    return [rows[a] for a in ids]
+
+
 @dataclass
 class Report:
     """One province's figures for one period."""
@@ -196,6 +295,10 @@ class Report:
     due_source: str = ""
     # rule C2 (procedural contacts → notification of the right) per agency
     contacts: list[ContactRow] = field(default_factory=list)
+    # issue 13 item 5: late entries per agency (None: a report published before it existed,
+    # regenerated exactly as it was, without the timeliness table)
+    timeliness: list[TimelinessRow] | None = None
+    late_entry_hours: float = LATE_ENTRY_HOURS
 
     @property
     def due_vi(self) -> str:
@@ -210,6 +313,12 @@ class Report:
     @property
     def warning_lines_vi(self) -> list[str]:
         return [w["message"] for w in self.warnings]
+
+    @property
+    def late_entry_vi(self) -> str:
+        """How the timeliness table counts (printed on the cover)."""
+        return (f"Sự kiện được ghi vào sổ sau khi xảy ra hơn {self.late_entry_hours:g} giờ; "
+                "thời gian ghi nhận = thời điểm ghi vào sổ − thời điểm xảy ra")
 
     @property
     def checkpoint_vi(self) -> str:
@@ -247,6 +356,8 @@ def build_report(
     generated = datetime.now(timezone.utc)
     now = now or generated
     projections = container.projections
+    settings = getattr(container, "settings", None)
+    late_hours = float(getattr(settings, "late_entry_hours", LATE_ENTRY_HOURS))
     agencies, compliance, contacts = report_figures(reference, container.rules, projections,
                                                     province, start, end, now)
     period = statutory_period(start, end)
@@ -269,7 +380,18 @@ def build_report(
         due=due[0] if due else None, due_source=due[1] if due else "",
         warnings=quarantine_warnings(projections, REPORT_VIEWS),
         contacts=contacts,
+        timeliness=(report_timeliness(projections, agencies, start, end, late_hours,
+                                      checkpoint["position"] if checkpoint else None)
+                    if "audit_trail" in projections else None),
+        late_entry_hours=late_hours,
     )
+
+
+def report_timeliness(projections: Any, agencies: Sequence[AgencyRow], start: date, end: date,
+                      late_hours: float, max_position: int | None) -> list[TimelinessRow]:
+    """The timeliness table of a report: one row per agency of its agency table."""
+    return timeliness_figures(projections, [(a.agency_id, a.name_vi) for a in agencies],
+                              start, end, late_hours, max_position)
 
 
 def report_figures(reference: Any, rules_table: Any, projections: Any, province: str,
@@ -370,6 +492,11 @@ CASES_HEADER = ("Mã thời hạn", "Mã cơ quan chịu trách nhiệm", "Kết
 CONTACTS_HEADER = ("Mã cơ quan", "Tên cơ quan", *CONTACT_HEADINGS_VI.values(),
                    "Tỷ lệ thông báo đúng hạn (%)")
 NEVER_HEADER = ("Mã cơ quan", "Tên cơ quan", "Kết quả", "Mã vụ việc")
+TIMELINESS_HEADER = ("Mã cơ quan", "Tên cơ quan", "Số sự kiện xảy ra trong kỳ",
+                     "Số sự kiện ghi muộn", "Tỷ lệ ghi muộn (%)",
+                     "Thời gian ghi nhận trung vị (giờ)", "Thời gian ghi nhận bách phân vị 90 (giờ)",
+                     "Số lần đính chính", "Số lần rút sự kiện", "Số sự kiện đang chờ",
+                     "Mã vụ việc có sự kiện ghi muộn")
 OVERDUE_HEADER = ("Mã vụ việc", "Mã thời hạn", "Bắt đầu tính (giờ Việt Nam)",
                   "Hạn cuối (giờ Việt Nam)", "Số giờ quá hạn", "Mã cơ quan chịu trách nhiệm")
 
@@ -416,6 +543,16 @@ def overdue_rows(report: Report) -> list[tuple[Any, ...]]:
              r["overdue_hours"], r["responsible_agency_id"] or "") for r in report.overdue]
 
 
+def timeliness_rows(report: Report) -> list[tuple[Any, ...]]:
+    """One row per agency (an empty table for a report published without timeliness)."""
+    return [(t.agency_id, t.name_vi, t.events, t.late,
+             round(100.0 * t.late / t.events, 1) if t.events else "",
+             t.median_hours if t.median_hours is not None else "",
+             t.p90_hours if t.p90_hours is not None else "",
+             t.corrections, t.withdrawals, t.held, " ".join(t.late_cases))
+            for t in report.timeliness or ()]
+
+
 def _local(value: datetime) -> str:
     return value.astimezone(VIETNAM_TZ).strftime("%d/%m/%Y %H:%M")
 
@@ -427,13 +564,23 @@ TABLES = {
     "overdue": (OVERDUE_HEADER, overdue_rows),
     "contacts": (CONTACTS_HEADER, contact_rows),
     "never_notified": (NEVER_HEADER, never_notified_rows),
+    "timeliness": (TIMELINESS_HEADER, timeliness_rows),
 }
+OPTIONAL_TABLES = ("timeliness",)
+"""Tables a report has only when its figure is set (a report published before the table
+existed regenerates without it, byte for byte)."""
+
+
+def report_tables(report: Report) -> tuple[str, ...]:
+    """The names of the tables `report` has, in TABLES order."""
+    return tuple(t for t in TABLES if t not in OPTIONAL_TABLES
+                 or (t == "timeliness" and report.timeliness is not None))
 
 
 def report_csv_bytes(report: Report, table: str = "agencies") -> bytes:
     """One table as CSV (UTF-8 with BOM, so spreadsheet programs read the diacritics)."""
-    if table not in TABLES:
-        raise ValueError(f"table must be one of {tuple(TABLES)}")
+    if table not in report_tables(report):
+        raise ValueError(f"table must be one of {report_tables(report)}")
     header, rows = TABLES[table]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -536,6 +683,7 @@ def report_xlsx_bytes(report: Report) -> bytes:
         ("Ghi chú đã ký của điểm kiểm",
          report.checkpoint["note"] if report.checkpoint else "—"),
         ("Hạn gửi báo cáo", report.due_vi),
+        *((("Sự kiện ghi muộn", report.late_entry_vi),) if report.timeliness is not None else ()),
         *(("Cảnh báo", line) for line in report.warning_lines_vi),
     ]
     wrap = Alignment(wrap_text=True, vertical="top")
@@ -565,8 +713,11 @@ def report_xlsx_bytes(report: Report) -> bytes:
         ("Đang quá hạn", "overdue"),
         ("Thông báo quyền (C2)", "contacts"),
         ("Chưa được thông báo (C2)", "never_notified"),
+        ("Tính kịp thời", "timeliness"),
     )
     for title, table in sheets:
+        if table not in report_tables(report):
+            continue
         header, rows = TABLES[table]
         sheet = workbook.create_sheet(title)
         sheet.append(list(header))
@@ -628,13 +779,13 @@ def _workbook_bytes(workbook: Any, instant: datetime) -> bytes:
 
 def report_json_body(report: Report) -> dict[str, Any]:
     """The report as JSON (the `format=json` answer; its bytes: `report_json_bytes`)."""
-    return {
+    body: dict[str, Any] = {
         "province": report.province, "start": report.start.isoformat(),
         "end": report.end.isoformat(), "generated_at": report.generated_at.isoformat(),
         "reference_versions": report.reference_versions, "positions": report.positions,
         "checkpoint": report.checkpoint, "warnings": report.warnings,
         "tables": {t: {"header": list(h), "rows": [list(r) for r in rows(report)]}
-                   for t, (h, rows) in TABLES.items()},
+                   for t, (h, rows) in TABLES.items() if t in report_tables(report)},
         # rule C2 per agency, with the cases behind each figure (pseudonymous ids only)
         "notification_of_rights": [
             {"agency_id": c.agency_id, "name_vi": c.name_vi, "contacts": c.contacts,
@@ -648,6 +799,20 @@ def report_json_body(report: Report) -> dict[str, Any]:
                        "not_applicable": c.cases.get("cancelled", [])}}
             for c in report.contacts],
     }
+    if report.timeliness is not None:  # issue 13 item 5; absent from earlier publications
+        body["timeliness"] = {
+            "late_entry_hours": report.late_entry_hours,
+            "agencies": [
+                {"agency_id": t.agency_id, "name_vi": t.name_vi, "events": t.events,
+                 "late": t.late, "median_delay_hours": t.median_hours,
+                 "p90_delay_hours": t.p90_hours, "corrections": t.corrections,
+                 "withdrawals": t.withdrawals, "held": t.held, "late_cases": t.late_cases,
+                 "late_events": [{**e, "occurred_at": e["occurred_at"].isoformat(),
+                                  "recorded_at": e["recorded_at"].isoformat()}
+                                 for e in t.late_events]}
+                for t in report.timeliness],
+        }
+    return body
 
 
 def report_json_bytes(report: Report) -> bytes:
@@ -775,7 +940,7 @@ def write_report(report: Report, formats: Sequence[str], output: Path) -> list[P
             path.write_bytes(report_xlsx_bytes(report))
             written.append(path)
         elif fmt == "csv":
-            for table in TABLES:
+            for table in report_tables(report):
                 path = output / f"{report.slug()}-{table}.csv"
                 path.write_bytes(report_csv_bytes(report, table))
                 written.append(path)

@@ -541,7 +541,8 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
     workbook = load_workbook(path)
     assert workbook.sheetnames == ["Thông tin chung", "Theo cơ quan", "Tuân thủ thời hạn",
                                    "Vụ việc theo kết quả", "Đang quá hạn",
-                                   "Thông báo quyền (C2)", "Chưa được thông báo (C2)"]
+                                   "Thông báo quyền (C2)", "Chưa được thông báo (C2)",
+                                   "Tính kịp thời"]
     cover = workbook["Thông tin chung"]
     assert cover["B3"].value == "Tỉnh Lạng Sơn (LSN)"
     assert cover["B4"].value == "Từ ngày 01/01/2026 đến ngày 31/12/2026"
@@ -591,9 +592,10 @@ def _assert_the_pdf_prints_right(pdf: Path, report: Any) -> None:
     """What an official holds: the capitals keep their diacritics, every page is numbered and
     names the report and its checkpoint, and the page count is sane.
 
-    The bound: this ledger's report has at most a dozen rows per table, so each of the seven
-    sheets (cover + four tables + the contacts and never-notified tables of rule C2) prints on
-    exactly one landscape page once fitted to the page width (the cover to one page): 7 pages. Without print setup it printed 26 pages here (one
+    The bound: this ledger's report has at most a dozen rows per table, so each of the eight
+    sheets (cover + four tables + the contacts and never-notified tables of rule C2 + the
+    timeliness table of issue 13) prints on exactly one landscape page once fitted to the page
+    width (the cover to one page): 8 pages. Without print setup it printed 26 pages here (one
     per few columns; the issue saw 60 with more agencies).
     """
     import unicodedata
@@ -614,7 +616,7 @@ def _assert_the_pdf_prints_right(pdf: Path, report: Any) -> None:
     assert "Tỉnh Lạng Sơn" in text and "Công an tỉnh Lạng Sơn" in text
     assert "_x000" not in text  # no escaped control characters in headers
     assert text.count(report.period_vi) >= pages  # in every page's header
-    assert pages == 7, pages
+    assert pages == 8, pages
     assert f"Trang {pages}/{pages}" in " ".join(text.split())
     assert text.count(report.checkpoint["root"]) >= pages  # in every page's footer
 
@@ -639,7 +641,8 @@ def test_report_cli_writes_xlsx_csv_and_png(ledger: Container, tmp_path: Path) -
     names = sorted(p.name for p in out.iterdir())
     assert "bao-cao-LSN-20260101-20261031.xlsx" in names
     assert "bao-cao-LSN-20260101-20261031-police.png" in names
-    assert len([n for n in names if n.endswith(".csv")]) == 6  # issue 17: contacts, never
+    assert len([n for n in names if n.endswith(".csv")]) == 7  # issue 17: contacts, never;
+    # issue 13: timeliness
 
 
 def test_sqlite_views_match_postgresql_when_built_from_the_same_events(

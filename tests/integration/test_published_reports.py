@@ -101,7 +101,7 @@ def test_a_published_report_regenerates_byte_identical_after_late_entries_and_a_
     assert "holidays/2026@1" in record["reference_labels"]
     assert set(record["sha256"]) == {"xlsx", "json", "csv:agencies", "csv:compliance",
                                      "csv:cases", "csv:overdue", "csv:contacts",
-                                     "csv:never_notified"}
+                                     "csv:never_notified", "csv:timeliness"}
     url = f"/v1/reports/LSN/published/{record['id']}"
     published_xlsx = client.get(f"{url}?format=xlsx", headers=headers)
     assert published_xlsx.status_code == 200
@@ -199,7 +199,7 @@ def test_the_cli_publishes_and_regenerates_byte_identical_on_sqlite(
     answer = json.loads(again.stdout.strip().splitlines()[-1])
     assert answer["reproduced"] is True
     originals = sorted((tmp_path / "first").iterdir())
-    assert [p.suffix for p in originals].count(".csv") == 6
+    assert [p.suffix for p in originals].count(".csv") == 7  # issue 13: timeliness
     for original in originals:  # the files written at publication, byte for byte
         assert (tmp_path / "again" / original.name).read_bytes() == original.read_bytes()
     corrected = runner.invoke(_cli(), ["report", "regenerate", "--province", "LSN", "--id",

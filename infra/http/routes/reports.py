@@ -119,6 +119,9 @@ def _period(year: int | None, period: str | None, start: date | None,
                        f"period must be one of {', '.join(PERIODS)}") from None
 
 
+TABLE_PATTERN = "^(agencies|compliance|cases|overdue|contacts|never_notified|timeliness)$"
+"""The report's CSV tables (projections.reports.TABLES)."""
+
 def _iso(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
 
@@ -140,8 +143,7 @@ def read_report(
     date_from: Annotated[Day, Query(alias="from", json_schema_extra=_DAY)] = None,
     date_to: Annotated[Day, Query(alias="to", json_schema_extra=_DAY)] = None,
     format: Annotated[str, Query(pattern="^(xlsx|csv|png|json)$")] = "xlsx",  # noqa: A002 - the query parameter is named `format`
-    table: Annotated[str, Query(
-        pattern="^(agencies|compliance|cases|overdue|contacts|never_notified)$")] = "agencies",
+    table: Annotated[str, Query(pattern=TABLE_PATTERN)] = "agencies",
     kind: Annotated[str | None, Query(pattern="^[a-z_]{2,40}$")] = None,
 ) -> Response:
     """The report of a province for a statutory period (`year` + `period`) or a range."""
@@ -211,8 +213,7 @@ def read_published_report(
     container: ContainerDep,
     as_: Annotated[str, Query(alias="as", pattern="^(published|corrected)$")] = "published",
     format: Annotated[str, Query(pattern="^(summary|xlsx|csv|json)$")] = "summary",  # noqa: A002
-    table: Annotated[str, Query(
-        pattern="^(agencies|compliance|cases|overdue|contacts|never_notified)$")] = "agencies",
+    table: Annotated[str, Query(pattern=TABLE_PATTERN)] = "agencies",
     judge_at: Annotated[str, Query(pattern="^(published|now)$")] = "published",
 ) -> Response:
     """`as=published`: regenerated from the checkpoint it names (the log prefix, the
@@ -242,6 +243,11 @@ def read_published_report(
         return Response(json.dumps(summary, ensure_ascii=False, default=str),
                         media_type="application/json")
     name = {"xlsx": "xlsx", "json": "json"}.get(format, f"csv:{table}")
+    if name not in outputs:  # a table the report did not have when it was published
+        from domain.errors import NotFoundError
+
+        raise NotFoundError("PUBLISHED_REPORT_NOT_FOUND", "table", value=f"{report_id}: {name}",
+                            province=province)
     data = outputs[name]
     if as_ == "published" and not same[name]:
         raise pr.not_reproduced(record, name, data)

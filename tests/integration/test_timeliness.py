@@ -1,0 +1,149 @@
+"""Timeliness is itself a figure (issue 13 item 5): per agency and period, the events entered
+late (recorded more than `late_entry_hours` after they occurred), the median and 90th
+percentile of the recording delay, corrections, withdrawals and held events — in the
+council report (XLSX sheet, CSV table, JSON block), on SQLite and PostgreSQL.
+
+The events: five police contacts recorded now that occurred 1 h, 2 h, 5 h, 30 h and 72 h ago
+(two late: median 5 h, 90th percentile 72 h), and one commune-police contact 3 h ago (on
+time)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime, timedelta
+
+from domain.calendar import VIETNAM_TZ
+from infra.bootstrap import Container, build_container
+from infra.settings import Settings
+from projections.reports import (
+    build_report,
+    delay_percentile,
+    report_csv_bytes,
+    report_json_bytes,
+    report_xlsx_bytes,
+)
+from tests.factories import POLICE, POLICE_2, CaseScript
+
+HOURS_AGO = (1, 2, 5, 30, 72)
+
+
+def _record(container: Container) -> tuple[dict[int, str], str, tuple[date, date]]:
+    now = datetime.now(VIETNAM_TZ).replace(microsecond=0)
+    cases = {}
+    wires = []
+    for hours in HOURS_AGO:
+        script = CaseScript(start=now - timedelta(hours=hours), holder=POLICE)
+        cases[hours] = script.case_id
+        wires.append(script.contact())
+    other = CaseScript(start=now - timedelta(hours=3), holder=POLICE_2)
+    wires.append(other.contact())
+    results = container.referrals.record_batch(wires)
+    assert all(not hasattr(r, "error") for r in results), results
+    container.projections.process_pending()
+    today = now.date()
+    return cases, other.case_id, (today - timedelta(days=10), today)
+
+
+def test_late_entries_median_and_p90_per_agency_in_the_report(any_container: Container) -> None:
+    cases, on_time, period = _record(any_container)
+    report = build_report(any_container, "LSN", *period)
+    assert report.timeliness is not None and report.late_entry_hours == 24.0
+    rows = {t.agency_id: t for t in report.timeliness}
+    police = rows[POLICE]
+    assert (police.events, police.late) == (5, 2)
+    assert sorted(police.late_cases) == sorted([cases[30], cases[72]])
+    assert police.median_hours == 5.0 and police.p90_hours == 72.0
+    assert (police.corrections, police.withdrawals, police.held) == (0, 0, 0)
+    commune = rows[POLICE_2]
+    assert (commune.events, commune.late, commune.late_cases) == (1, 0, [])
+    assert commune.median_hours == 3.0
+
+    table = list(csv.reader(io.StringIO(report_csv_bytes(report, "timeliness")
+                                        .decode("utf-8-sig"))))
+    assert table[0][:4] == ["Mã cơ quan", "Tên cơ quan", "Số sự kiện xảy ra trong kỳ",
+                            "Số sự kiện ghi muộn"]
+    police_row = next(r for r in table if r and r[0] == POLICE)
+    assert police_row[2:8] == ["5", "2", "40.0", "5.0", "72.0", "0"]
+    assert cases[72] in police_row[-1] and cases[1] not in police_row[-1]
+    assert on_time not in report_csv_bytes(report, "timeliness").decode("utf-8-sig")
+
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(report_xlsx_bytes(report)))
+    assert book.sheetnames[-1] == "Tính kịp thời"
+    sheet = {r[0]: r for r in book["Tính kịp thời"].iter_rows(min_row=2, values_only=True)}
+    assert sheet[POLICE][2:7] == (5, 2, 40.0, 5.0, 72.0)
+    cover = [r for r in book["Thông tin chung"].iter_rows(values_only=True)
+             if r[0] == "Sự kiện ghi muộn"]
+    assert cover and "24 giờ" in cover[0][1]
+
+    body = json.loads(report_json_bytes(report))
+    block = {a["agency_id"]: a for a in body["timeliness"]["agencies"]}
+    assert body["timeliness"]["late_entry_hours"] == 24.0
+    assert (block[POLICE]["late"], block[POLICE]["median_delay_hours"]) == (2, 5.0)
+    assert {e["case_id"] for e in block[POLICE]["late_events"]} == {cases[30], cases[72]}
+    assert "timeliness" in body["tables"]
+
+
+def test_the_threshold_is_a_setting(sqlite_settings: Settings) -> None:
+    container = build_container(sqlite_settings.model_copy(update={"late_entry_hours": 4.0}))
+    try:
+        cases, _, period = _record(container)
+        report = build_report(container, "LSN", *period)
+    finally:
+        container.close()
+    police = next(t for t in report.timeliness or () if t.agency_id == POLICE)
+    assert police.late == 3 and cases[5] in police.late_cases
+    assert report.late_entry_hours == 4.0
+
+
+def test_events_that_occurred_outside_the_period_are_not_counted(
+    any_container: Container,
+) -> None:
+    _, _, (start, end) = _record(any_container)
+    report = build_report(any_container, "LSN", start - timedelta(days=30),
+                          start - timedelta(days=1))
+    assert all(t.events == 0 and t.late == 0 for t in report.timeliness or ())
+
+
+def test_median_of_an_even_count_and_the_nearest_rank_p90() -> None:
+    assert delay_percentile([], 0.5) is None
+    assert delay_percentile([1.0, 2.0, 30.0, 72.0], 0.5) == 16.0
+    assert delay_percentile([float(n) for n in range(1, 11)], 0.9) == 9.0
+    assert delay_percentile([float(n) for n in range(1, 12)], 0.9) == 10.0
+    assert delay_percentile([3.0], 0.9) == 3.0
+
+
+def test_a_published_report_regenerates_with_its_timeliness_byte_for_byte(
+    any_container: Container,
+) -> None:
+    from infra import published_reports as pr
+
+    cases, _, period = _record(any_container)
+    report = build_report(any_container, "LSN", *period)
+    record = pr.publish(any_container, report, "test")
+    assert "csv:timeliness" in record["sha256"] and record["late_entry_hours"] == 24.0
+    late = CaseScript(start=datetime.now(VIETNAM_TZ) - timedelta(hours=50), holder=POLICE)
+    any_container.referrals.record_event(late.contact())  # entered late, after publication
+    any_container.projections.process_pending()
+    again, outputs, same = pr.regenerated_outputs(any_container, record)
+    assert all(same.values()), same
+    assert next(t for t in again.timeliness or () if t.agency_id == POLICE).late == 2
+    now = build_report(any_container, "LSN", *period)
+    assert next(t for t in now.timeliness or () if t.agency_id == POLICE).late == 3
+
+
+def test_a_report_published_before_the_timeliness_table_regenerates_without_it(
+    any_container: Container,
+) -> None:
+    from infra import published_reports as pr
+
+    _record(any_container)
+    report = build_report(any_container, "LSN", date.today() - timedelta(days=10), date.today())
+    report.timeliness = None  # as every report published before issue 13 item 5
+    record = pr.publish(any_container, report, "test")
+    assert "csv:timeliness" not in record["sha256"]
+    again, outputs, same = pr.regenerated_outputs(any_container, record)
+    assert all(same.values()) and again.timeliness is None and "csv:timeliness" not in outputs
