@@ -224,6 +224,19 @@ def hours_text(hours: float) -> str:
     return f"{days} ngày {rest} giờ"
 
 
+def delay_text(hours: float | None, lang: str = "vi") -> str:
+    """A recording delay: `hours_text` in Vietnamese, '5.2 h' or '3 d 4 h' in English;
+    '—' when there is none."""
+    if hours is None:
+        return "—"
+    if lang != "en":
+        return hours_text(hours)
+    if hours < 48:
+        return f"{hours:.1f} h"
+    days, rest = divmod(int(round(hours)), 24)
+    return f"{days} d {rest} h"
+
+
 def agency_name(reference: ReferenceData, agency_id: str | None) -> str:
     if not agency_id:
         return "—"

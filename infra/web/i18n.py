@@ -196,6 +196,7 @@ VI: dict[str, str] = {
     "table_overdue": "đang quá hạn",
     "table_contacts": "thông báo quyền cho người trong tiếp xúc tố tụng (C2)",
     "table_never_notified": "người chưa được thông báo quyền (C2)",
+    "table_timeliness": "tính kịp thời của việc ghi sổ (ghi muộn, thời gian ghi)",
     "report_generated": "Lập lúc {at}; số liệu từ các bảng tổng hợp tại vị trí sổ {positions}.",
     "chart_alt": "Biểu đồ số sự kiện của {kind}",
     # inspection
@@ -229,6 +230,24 @@ VI: dict[str, str] = {
                             "chiếu với hồ sơ vụ án tại cơ quan.",
     "never_notified_none": "Không có người nào trong kỳ.",
     "contacts_title": "Giải thích, thông báo quyền cho người trong tiếp xúc tố tụng (C2)",
+    "timeliness_title": "Tính kịp thời của việc ghi sổ",
+    "timeliness_intro": "Sự kiện xảy ra trong kỳ, theo cơ quan ghi: số sự kiện được ghi vào sổ "
+                        "sau khi xảy ra hơn {hours} giờ (ghi muộn), thời gian từ lúc xảy ra đến "
+                        "lúc ghi (trung vị, bách phân vị 90), số lần đính chính, rút sự kiện và "
+                        "số sự kiện đang chờ sự kiện trước.",
+    "timeliness_events": "Sự kiện xảy ra trong kỳ",
+    "timeliness_late": "Ghi muộn",
+    "timeliness_late_rate": "Tỷ lệ ghi muộn",
+    "timeliness_median": "Thời gian ghi trung vị",
+    "timeliness_p90": "Bách phân vị 90",
+    "timeliness_corrections": "Đính chính",
+    "timeliness_withdrawals": "Rút sự kiện",
+    "timeliness_held": "Đang chờ",
+    "timeliness_none": "Không có sự kiện nào xảy ra trong kỳ.",
+    "timeliness_late_list": "Sự kiện ghi muộn",
+    "timeliness_late_none": "Không có sự kiện nào ghi muộn trong kỳ.",
+    "timeliness_late_item": "{event}: xảy ra {occurred}, ghi vào sổ {recorded} (sau {delay})",
+    "drill_late_only": "Chỉ các sự kiện ghi vào sổ sau khi xảy ra hơn {hours} giờ",
 }
 
 EN: dict[str, str] = {
@@ -413,6 +432,7 @@ EN: dict[str, str] = {
     "table_overdue": "overdue",
     "table_contacts": "persons in procedural contact told of the right (C2)",
     "table_never_notified": "persons never told of the right (C2)",
+    "table_timeliness": "timeliness of recording (late entries, delays)",
     "report_generated": "Made {at}; figures from the read models at log positions {positions}.",
     "chart_alt": "Chart of the events of {kind}",
     "inspection_title": "Inspection pack",
@@ -444,6 +464,24 @@ EN: dict[str, str] = {
                             "agency's case files.",
     "never_notified_none": "Nobody in the period.",
     "contacts_title": "Persons in procedural contact told of the right (C2)",
+    "timeliness_title": "Timeliness of recording",
+    "timeliness_intro": "Events that occurred in the period, by recording agency: how many "
+                        "were recorded more than {hours} h after they occurred (late), the "
+                        "delay from occurrence to recording (median, 90th percentile), "
+                        "corrections, withdrawals, and events held for their predecessor.",
+    "timeliness_events": "Events in the period",
+    "timeliness_late": "Entered late",
+    "timeliness_late_rate": "Late rate",
+    "timeliness_median": "Median delay",
+    "timeliness_p90": "90th percentile",
+    "timeliness_corrections": "Corrections",
+    "timeliness_withdrawals": "Withdrawals",
+    "timeliness_held": "Held",
+    "timeliness_none": "No event occurred in the period.",
+    "timeliness_late_list": "Events entered late",
+    "timeliness_late_none": "No event was entered late in the period.",
+    "timeliness_late_item": "{event}: occurred {occurred}, recorded {recorded} ({delay} later)",
+    "drill_late_only": "Only the events recorded more than {hours} h after they occurred",
 }
 
 STRINGS = {"vi": VI, "en": EN}

@@ -15,6 +15,11 @@ Items:
   limit (rule C2; JC 10/2018 Art. 7(1); CPC Art. 71); the pack also lists the persons never
   told (limit passed, no notification recorded) for the team to take into the agency's files.
 
+Beside the checklist, the agency's timeliness (issue 13 item 5): the events it recorded more
+than `late_entry_hours` after they occurred, the median and 90th percentile of its recording
+delay, its corrections, withdrawals and held events (projections.reports.timeliness_figures),
+with the late entries listed.
+
 Limits come from the compliance read model (judged at `now`), attributed to the responsible
 agency and to the period of their trigger day; events by their Vietnam-local day.
 """
@@ -28,6 +33,7 @@ from typing import Any
 from domain.reference import Agency
 from infra.web.format import hours_text, vn_time
 from infra.web.queries import agency_events
+from projections.reports import LATE_ENTRY_HOURS, TimelinessRow, timeliness_figures
 
 TRANSFER_RULES = ("C1_12H", "C1_24H")
 REGISTRATION_RULES = ("C4_CRIMINAL", "C4_CIVIL_ADMIN")
@@ -77,6 +83,9 @@ class InspectionPack:
     items: list[CheckItem]
     # rule C2: persons in contact never told of the right (deadline passed, nothing recorded)
     never_notified: list[Failing] = field(default_factory=list)
+    # issue 13 item 5: the agency's late entries, delays, corrections, withdrawals, held events
+    timeliness: TimelinessRow | None = None
+    late_entry_hours: float = LATE_ENTRY_HOURS
 
     @property
     def failing_cases(self) -> int:
@@ -114,7 +123,18 @@ def build_pack(container: Any, agency: Agency, start: date, end: date, now: date
     if not centre:
         items = [i for i in items if i.key != "ASSIGNMENT"]
     never = [f for f in notified.failing if f.never]
-    return InspectionPack(agency, start, end, now, items, never)
+    late_hours = float(getattr(container.settings, "late_entry_hours", LATE_ENTRY_HOURS))
+    timeliness = None
+    if "audit_trail" in container.projections:
+        [timeliness] = timeliness_figures(container.projections,
+                                          [(agency.agency_id, agency.name_vi)], start, end,
+                                          late_hours)
+    return InspectionPack(agency, start, end, now, items, never, timeliness, late_hours)
+
+
+def entered_late(event: Any, late_hours: float) -> bool:
+    """Whether a stored event was recorded more than `late_hours` after it occurred."""
+    return (event.timestamp - event.occurred_at).total_seconds() > late_hours * 3600
 
 
 def _form_03(events: list[tuple[str, Any]], histories: dict[str, list[Any]],

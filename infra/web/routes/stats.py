@@ -14,7 +14,7 @@ from domain.calendar import VIETNAM_TZ
 from domain.reference import KIND_NAMES_VI
 from infra.web import format as fmt
 from infra.web.deps import PREFIX, ContainerDep, SessionDep, WebError, lang_of, renderer
-from infra.web.inspection import build_pack
+from infra.web.inspection import build_pack, entered_late
 from infra.web.queries import agency_events, case_rows, compliance_group
 from infra.web.routes.cases import scope_agencies, status_name
 from projections.reports import (
@@ -26,7 +26,6 @@ from projections.reports import (
     EVENT_COLUMNS,
     EVENT_HEADINGS_VI,
     PERIODS,
-    TABLES,
     agency_rows,
     build_report,
     chart_kinds,
@@ -34,6 +33,7 @@ from projections.reports import (
     period_dates,
     report_chart_png,
     report_csv_bytes,
+    report_tables,
     report_xlsx_bytes,
 )
 from services.access import Principal
@@ -172,7 +172,9 @@ def dashboard(
         projections_status=container.projections.status(),
         quarantine=_quarantine_in_scope(container, principal),
         contacts=report.contacts, contact_rule=contact_rule, contact_cells=CONTACT_CELLS,
-        contact_headings=CONTACT_HEADINGS_VI,
+        contact_headings=CONTACT_HEADINGS_VI, timeliness=report.timeliness or [],
+        late_hours=f"{report.late_entry_hours:g}",
+        delay_text=lambda hours: fmt.delay_text(hours, lang),
     )
 
 
@@ -200,9 +202,11 @@ def drill_down(
     rule_id: Text = None,
     status: Text = None,
     judged: Text = None,
+    late: Text = None,
 ) -> Response:
-    """The cases behind one number of the dashboard: an agency's events of a type, or one
-    (rule, agency, result) cell of the compliance table."""
+    """The cases behind one number of the dashboard: an agency's events of a type (`late=1`:
+    only those entered late, issue 13 item 5), or one (rule, agency, result) cell of the
+    compliance table."""
     principal = session.principal
     chosen = _province(principal, province)
     now = _judged(judged, container)
@@ -239,10 +243,14 @@ def drill_down(
         types = (event_type,) if event_type else None
         events, histories = agency_events(container, agency.agency_id, start, end,
                                           principal.provinces, types)
+        late_hours = float(container.settings.late_entry_hours)
+        if late == "1":  # the timeliness table's "entered late" cell
+            events = [(c, e) for c, e in events if entered_late(e, late_hours)]
         rows, hidden = case_rows(container, [c for c, _ in events], principal.provinces)
         context.update(kind="events", agency=agency, event_type=event_type or "",
                        events=events, rows={r["case_id"]: r for r in rows},
-                       cases=len({c for c, _ in events}), hidden=hidden)
+                       cases=len({c for c, _ in events}), hidden=hidden,
+                       late_only=late == "1", late_hours=f"{late_hours:g}")
     return renderer(request).page(request, "drilldown.html", session,
                                   status_name=lambda s: status_name(s, lang), **context)
 
@@ -299,7 +307,7 @@ def report_page(
         kinds=[(k, (CONTACTS_CHART_NAME_EN if english else CONTACTS_CHART_NAME_VI)
                 if k == CONTACTS_CHART else kind_names.get(k, k))
                for k in chart_kinds(report)],
-        tables=tuple(TABLES), download_query=query,
+        tables=report_tables(report), download_query=query,
     )
 
 
@@ -324,7 +332,7 @@ def report_download(
     if format == "xlsx":
         return Response(report_xlsx_bytes(report), media_type=XLSX, headers={
             **headers, "Content-Disposition": f'attachment; filename="{name}.xlsx"'})
-    if format == "csv" and table in TABLES:
+    if format == "csv" and table in report_tables(report):
         return Response(report_csv_bytes(report, table), media_type="text/csv; charset=utf-8",
                         headers={**headers, "Content-Disposition":
                                  f'attachment; filename="{name}-{table}.csv"'})
@@ -364,4 +372,5 @@ def inspection_page(
     return renderer(request).page(
         request, "inspection.html", session, pack=pack, agency_id=agency_id or "",
         agencies=scope_agencies(container, principal.provinces), start=start, end=end,
+        delay_text=lambda hours: fmt.delay_text(hours, lang_of(request)),
     )
