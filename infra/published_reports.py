@@ -432,6 +432,11 @@ def _cells(report: Report) -> dict[tuple[str, ...], tuple[int, list[str]]]:
         for name in ("contacts", "met", "late", "running", "never", "cancelled"):
             cells[("contacts", row.agency_id, name)] = (getattr(row, name),
                                                         list(row.cases.get(name, [])))
+    for t in report.timeliness or ():  # issue 13 item 5 (none in earlier publications)
+        cells[("timeliness", t.agency_id, "events")] = (t.events, [])
+        cells[("timeliness", t.agency_id, "late")] = (t.late, list(t.late_cases))
+        for name in ("corrections", "withdrawals", "held"):
+            cells[("timeliness", t.agency_id, name)] = (getattr(t, name), [])
     return cells
 
 
@@ -483,6 +488,8 @@ def difference(container: Any, record: dict[str, Any], published: Report,
     """Which figures moved between the published report and the corrected one, and which
     late entries and reference publications moved them."""
     before, after = _cells(published), _cells(now_report)
+    if published.timeliness is None:  # published before the table: nothing to compare with
+        after = {k: v for k, v in after.items() if k[0] != "timeliness"}
     moved_cells = []
     moved_cases: set[str] = set()
     for key in sorted(set(before) | set(after)):
@@ -512,6 +519,9 @@ def difference(container: Any, record: dict[str, Any], published: Report,
         if key[0] == "agencies":
             cell["late_entries"] = [e["position"] for e in late if e["in_period"]
                                     and e["agency_id"] == key[1] and e["type"] == key[2]]
+        elif key[0] == "timeliness":
+            cell["late_entries"] = [e["position"] for e in late if e["in_period"]
+                                    and e["agency_id"] == key[1]]
         else:
             cell["late_entries"] = [e["position"] for e in late if e["case_id"] in cases]
         cell["reference_publications"] = sorted(
@@ -537,6 +547,8 @@ def _figure(key: tuple[str, ...]) -> str:
         return f"agency {key[1]}: {key[2]} events"
     if key[0] == "compliance":
         return f"{key[1]} of agency {key[2] or '(none)'}: {key[3]}"
+    if key[0] == "timeliness":
+        return f"timeliness of agency {key[1]}: {key[2]}"
     return f"C2 of agency {key[1]}: {key[2]}"
 
 

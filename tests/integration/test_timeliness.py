@@ -133,6 +133,11 @@ def test_a_published_report_regenerates_with_its_timeliness_byte_for_byte(
     assert next(t for t in again.timeliness or () if t.agency_id == POLICE).late == 2
     now = build_report(any_container, "LSN", *period)
     assert next(t for t in now.timeliness or () if t.agency_id == POLICE).late == 3
+    moved = {tuple(c["key"]): c for c in pr.difference(any_container, record, again,
+                                                       now)["moved"]}
+    cell = moved[("timeliness", POLICE, "late")]
+    assert (cell["published"], cell["corrected"], cell["cases_in"]) == (2, 3, [late.case_id])
+    assert len(cell["late_entries"]) == 1
 
 
 def test_a_report_published_before_the_timeliness_table_regenerates_without_it(
@@ -147,3 +152,18 @@ def test_a_report_published_before_the_timeliness_table_regenerates_without_it(
     assert "csv:timeliness" not in record["sha256"]
     again, outputs, same = pr.regenerated_outputs(any_container, record)
     assert all(same.values()) and again.timeliness is None and "csv:timeliness" not in outputs
+
+
+def test_the_timeliness_table_over_http(any_container: Container) -> None:
+    from fastapi.testclient import TestClient
+
+    from infra.http.app import create_app
+
+    cases, _, (start, end) = _record(any_container)
+    token = any_container.tokens.create("council", "Hội đồng LSN", provinces=["LSN"])[0]
+    with TestClient(create_app(any_container)) as http:
+        answer = http.get(f"/v1/reports/LSN?from={start}&to={end}&format=csv&table=timeliness",
+                          headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    text = answer.content.decode("utf-8-sig")
+    assert "Số sự kiện ghi muộn" in text and cases[72] in text and cases[1] not in text
