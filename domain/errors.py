@@ -50,6 +50,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "occurred_at ({value}) is earlier than the case's previous event ({previous}); "
         "a case's events must be recorded in time order.",
     ),
+    "OCCURRED_ORDER_CONFLICT": (
+        "Thời điểm xảy ra ({value}) đặt sự kiện này trước sự kiện {event_type} đã ghi "
+        "(xảy ra {other_at}), khiến sự kiện đó không còn hợp lệ ({rule}); hãy kiểm tra lại "
+        "thời điểm hoặc đề nghị đính chính sự kiện kia.",
+        "occurred_at ({value}) puts this event before the recorded {event_type} (occurred "
+        "{other_at}), which would then break rule {rule} for good; check the instant, or have "
+        "the other event corrected.",
+    ),
     # --- reference data --------------------------------------------------------------------
     "AGENCY_UNKNOWN": (
         "Cơ quan «{value}» (trường «{field}») không có trong danh mục cơ quan.",

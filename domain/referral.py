@@ -118,9 +118,15 @@ class Recorded:
     duplicate: bool
     recorded_at: datetime | None = None
     position: int | None = None  # the event's notification id in the log (global order)
+    # None: in effect; else what the held fact awaits (ADR 0008: 202 status "held")
+    awaiting: dict[str, Any] | None = None
     # the stored record as this process wrote it (id, topic, state bytes), when it wrote it:
     # receipts hash it without reading it back; not part of the outcome's value
     stored: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def held(self) -> bool:
+        return self.awaiting is not None
 
 
 class Referral(Aggregate):
@@ -264,6 +270,13 @@ class Referral(Aggregate):
     # ------------------------------------------------------------------------------- state
     def _initial_state(self, case_id: str) -> None:
         self.case_id = case_id
+        self.event_ids: dict[str, tuple[int, str]] = {}
+        self.has_identity = False
+        # every recorded fact, effective or held (ADR 0008); the state below is derived from them
+        self.facts: list[dict[str, Any]] | None = []
+        self._reset_derived()
+
+    def _reset_derived(self) -> None:
         self.status: str | None = None
         self.holder_agency_id: str | None = None
         self.centre_id: str | None = None
@@ -279,27 +292,56 @@ class Referral(Aggregate):
         self.notice_sent_at: datetime | None = None  # the last notice to the Centre
         self.provider_since: datetime | None = None
         self.person: dict[str, Any] = {}
-        self.event_ids: dict[str, tuple[int, str]] = {}
-        self.has_identity = False
+        # event id -> what a held fact awaits (code of the rule it does not meet yet, types)
+        self.held: dict[str, dict[str, Any]] = {}
 
     def _apply(self, event: Referral.Event) -> None:
-        wire_type = event.WIRE_TYPE
-        data = event.data
         self.event_ids[event.event_id] = (event.originator_version, event.content_digest)
-        self.last_occurred_at = event.occurred_at
+        if event.identity_ciphertext:
+            self.has_identity = True
+        fact = _fact_of(event)
+        if self.facts is None:  # restored from a snapshot taken before ADR 0008: arrival order
+            self._effect(fact)
+            return
+        self.facts.append(fact)
+        if not self.held and self._fits_at_end(fact) and self._lifecycle_error(fact) is None:
+            self._effect(fact)  # the common case: the next fact, in time and in order
+        else:
+            self._derive()
+
+    def _fits_at_end(self, fact: Mapping[str, Any]) -> bool:
+        return self.last_occurred_at is None or fact["occurred_at"] >= self.last_occurred_at
+
+    def _derive(self, errors: dict[str, DomainError] | None = None) -> None:
+        """The state from every fact ordered by occurred_at (ties: recording order); a fact that
+        does not fit where it stands is held, naming what it awaits (ADR 0008)."""
+        self._reset_derived()
+        for fact in sorted(self.facts or (), key=_occurred_order):
+            error = self._lifecycle_error(fact)
+            if error is None:
+                self._effect(fact)
+            else:
+                self.held[fact["event_id"]] = _held_entry(fact, error)
+                if errors is not None:
+                    errors[fact["event_id"]] = error
+
+    def _effect(self, fact: Mapping[str, Any]) -> None:
+        """Applies one effective fact to the derived state."""
+        wire_type = fact["type"]
+        data = fact["data"]
+        occurred_at = fact["occurred_at"]
+        self.last_occurred_at = occurred_at
         if self.status is None:
-            self.opened_at = event.occurred_at
-            self.opened_by = event.agency_id
-            self.holder_agency_id = event.agency_id
+            self.opened_at = occurred_at
+            self.opened_by = fact["agency_id"]
+            self.holder_agency_id = fact["agency_id"]
             self.status = Status.OPEN
         for name in _PERSON_ATTRIBUTES:
             if name in data:
                 self.person[name] = data[name]
-        if event.identity_ciphertext:
-            self.has_identity = True
         if wire_type in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             self.centre_id = data["centre_id"]
-            self.notice_sent_at = event.occurred_at
+            self.notice_sent_at = occurred_at
         elif wire_type in ("CASE_TRANSFERRED", "REQUEST_FORWARDED"):
             self.holder_agency_id = data.get("to_agency_id", self.holder_agency_id)
             if "to_stage" in data:
@@ -308,16 +350,38 @@ class Referral(Aggregate):
             self.provider_id = data["provider_id"]
             self.provider_type = data["provider_type"]
             self.aid_form = data.get("aid_form", self.aid_form)
-            self.provider_since = event.occurred_at
+            self.provider_since = occurred_at
         elif wire_type == "COUNSEL_REGISTERED":
             self.registered_with = self.holder_agency_id
         elif wire_type == "CASE_CLOSED":
-            self.closed_at = event.occurred_at
+            self.closed_at = occurred_at
         elif wire_type == "QUALITY_ASSESSED":
             self.quality_assessed = True
         after = TRANSITIONS[wire_type][1]
         if after is not None:
             self.status = after
+
+    def _lifecycle_error(self, fact: Mapping[str, Any]) -> DomainError | None:
+        """The rule a fact does not meet where it stands in the case (None: it fits). Only the
+        rules that depend on the case's other facts: the others were judged when it was
+        recorded, and need the reference data."""
+        wire_type = fact["type"]
+        data = fact["data"]
+        try:
+            if self.status is None:
+                if wire_type not in OPENING_TYPES or any(n not in data for n in OPENING_REQUIRED):
+                    raise RuleViolationError(
+                        "FIRST_EVENT_NOT_OPENING", "type", case_id=self.case_id,
+                        allowed=", ".join(OPENING_TYPES),
+                    )
+            else:
+                self._check_holder_or_centre(wire_type, fact["agency_id"])
+                self._check_order(wire_type)
+            self._check_person_id(data)
+            self._check_against_state(wire_type, data)
+        except DomainError as error:
+            return error
+        return None
 
     # ----------------------------------------------------------------------------- queries
     def province(self, reference: ReferenceData) -> str | None:
@@ -348,7 +412,12 @@ class Referral(Aggregate):
                 self.last_occurred_at.isoformat() if self.last_occurred_at else None
             ),
             "person": dict(self.person),
+            "held": [dict(h) for h in (self.held or {}).values()],
         }
+
+    def standing(self, event_id: str) -> dict[str, Any] | None:
+        """What a recorded fact awaits if it is held (None: it is in effect)."""
+        return (self.held or {}).get(event_id)
 
     # ---------------------------------------------------------------------------- commands
     @classmethod
@@ -366,18 +435,22 @@ class Referral(Aggregate):
         now: datetime,
         future_tolerance: timedelta = timedelta(minutes=5),
     ) -> Referral:
-        """Opens a case with its first event (a notification, a request or an appointment).
+        """Opens a case with its first arriving event: an opening event (a notification, a
+        request or an appointment), or any other event, held until the opening arrives.
 
         `seal` is called only once every rule has passed: it encrypts the identity block (if
         any) and gives (ciphertext or None, content digest), so a refused event leaves nothing
         behind — not even a person's data key.
         """
-        _check_opening(case_id, wire_type, agency_id, occurred_at, data, reference)
         shell = cls.__new__(cls)
         shell._initial_state(case_id)
         shell._id = referral_id(case_id)
         shell._version = 0
-        shell._check(wire_type, agency_id, occurred_at, data, reference, now, future_tolerance)
+        if wire_type in OPENING_TYPES:
+            _check_opening(case_id, wire_type, agency_id, occurred_at, data, reference,
+                           fields=False)
+        shell._check(wire_type, event_id, agency_id, occurred_at, data, reference, now,
+                     future_tolerance)
         identity_ciphertext, content_digest = seal()
         event_class = EVENT_CLASSES[wire_type]
         event = event_class(
@@ -409,8 +482,13 @@ class Referral(Aggregate):
         now: datetime,
         future_tolerance: timedelta = timedelta(minutes=5),
     ) -> None:
-        """Records the next event of an existing case if the lifecycle allows it."""
-        self._check(wire_type, agency_id, occurred_at, data, reference, now, future_tolerance)
+        """Records the next fact of an existing case: in effect if the lifecycle ordered by
+        occurred_at allows it, held if it awaits an earlier fact (ADR 0008)."""
+        if wire_type in OPENING_TYPES and self.status is None:
+            _check_opening(self.case_id, wire_type, agency_id, occurred_at, data, reference,
+                           fields=False)
+        self._check(wire_type, event_id, agency_id, occurred_at, data, reference, now,
+                    future_tolerance)
         identity_ciphertext, content_digest = seal()
         self.trigger_event(
             EVENT_CLASSES[wire_type],
@@ -431,12 +509,14 @@ class Referral(Aggregate):
         version, digest = known
         if digest != content_digest:
             raise ConflictError("EVENT_ID_CONFLICT", "event_id", value=event_id)
-        return Recorded(self.case_id, event_id, version, duplicate=True)
+        return Recorded(self.case_id, event_id, version, duplicate=True,
+                        awaiting=self.standing(event_id))
 
     # ------------------------------------------------------------------------------ guards
     def _check(
         self,
         wire_type: str,
+        event_id: str,
         agency_id: str,
         occurred_at: datetime,
         data: Mapping[str, Any],
@@ -444,14 +524,66 @@ class Referral(Aggregate):
         now: datetime,
         future_tolerance: timedelta,
     ) -> None:
+        """Refuses what no other fact could make lawful; lets through what is in effect or
+        held where the fact stands in occurred order (ADR 0008)."""
         self._check_occurred_at(occurred_at, now, future_tolerance)
         agency = _agency(reference, agency_id, occurred_at)
         _check_actor_kind(wire_type, agency_id, agency)
-        if self.status is not None:
-            self._check_actor(wire_type, agency_id, agency, reference)
-            self._check_order(wire_type)
+        if EVENT_TYPES[wire_type].emitter == "oversight":
+            self._check_oversight(agency_id, agency, reference)
         self._check_person(data, occurred_at, reference)
         self._check_specific(wire_type, occurred_at, data, reference)
+        fact = {"version": self.version + 1, "type": wire_type, "event_id": event_id,
+                "agency_id": agency_id, "occurred_at": occurred_at, "data": dict(data)}
+        if self.facts is None:  # a case restored from a pre-ADR 0008 snapshot: arrival order
+            if self.last_occurred_at is not None and occurred_at < self.last_occurred_at:
+                raise RuleViolationError(
+                    "OCCURRED_BEFORE_PREVIOUS", "occurred_at", value=occurred_at.isoformat(),
+                    previous=self.last_occurred_at.isoformat(),
+                )
+            error = self._lifecycle_error(fact)
+            if error is not None:
+                raise error
+            return
+        if not self.held and self._fits_at_end(fact):
+            error = self._lifecycle_error(fact)
+            if error is not None and not self._curable(error, wire_type, agency, reference):
+                raise error
+            return
+        scratch = Referral.__new__(Referral)
+        scratch.case_id = self.case_id
+        scratch.facts = [*self.facts, fact]
+        errors: dict[str, DomainError] = {}
+        scratch._derive(errors)
+        mine = errors.get(event_id)
+        if mine is not None and not self._curable(mine, wire_type, agency, reference):
+            raise mine
+        for other, error in errors.items():
+            if other != event_id and other not in self.held and error.code not in CURABLE:
+                later = next(f for f in self.facts if f["event_id"] == other)
+                raise RuleViolationError(
+                    "OCCURRED_ORDER_CONFLICT", "occurred_at", value=occurred_at.isoformat(),
+                    event_type=later["type"], other_at=later["occurred_at"].isoformat(),
+                    rule=error.code,
+                )
+
+    def _curable(self, error: DomainError, wire_type: str, agency: Any,
+                 reference: ReferenceData) -> bool:
+        """Whether an earlier fact still to arrive could make the event lawful (then it is
+        held). A non-holder is held only if it is a procedural agency of the case's province
+        (a transfer to it may be late); any other agency is refused, naming no one."""
+        if error.code not in CURABLE:
+            return False
+        if error.code in ("AGENCY_NOT_HOLDER", "AGENCY_NOT_ADDRESSED_CENTRE"):
+            province = self.province(reference)
+            centre = agency.kind == "legal_aid_centre"
+            if error.code == "AGENCY_NOT_ADDRESSED_CENTRE":
+                kind_ok = centre  # another centre's request may be late
+            else:  # a closure by a centre not addressed yet, or a holder not yet transferred to
+                kind_ok = agency.is_procedural or (
+                    centre and EVENT_TYPES[wire_type].emitter == "closer")
+            return kind_ok and (province is None or agency.province == province)
+        return True
 
     def _check_occurred_at(
         self, occurred_at: datetime, now: datetime, future_tolerance: timedelta
@@ -463,11 +595,6 @@ class Referral(Aggregate):
         if occurred_at < EARLIEST_OCCURRENCE:
             raise InvalidEventError(
                 "OCCURRED_TOO_EARLY", "occurred_at", value=occurred_at.isoformat()
-            )
-        if self.last_occurred_at is not None and occurred_at < self.last_occurred_at:
-            raise RuleViolationError(
-                "OCCURRED_BEFORE_PREVIOUS", "occurred_at", value=occurred_at.isoformat(),
-                previous=self.last_occurred_at.isoformat(),
             )
 
     def _check_order(self, wire_type: str) -> None:
@@ -489,10 +616,7 @@ class Referral(Aggregate):
                 allowed_vi=", ".join(STATUS_NAMES_VI[s] for s in sorted(allowed)),
             )
 
-    def _check_actor(
-        self, wire_type: str, agency_id: str, agency: Any, reference: ReferenceData
-    ) -> None:
-        kind = agency.kind
+    def _check_holder_or_centre(self, wire_type: str, agency_id: str) -> None:
         emitter = EVENT_TYPES[wire_type].emitter
         if emitter == "closer":
             emitter = "centre" if self.centre_id and agency_id == self.centre_id else "holder"
@@ -502,27 +626,32 @@ class Referral(Aggregate):
             )
         # no centre addressed yet: the order rule names the problem (the request is not there)
         if emitter == "centre" and self.centre_id is not None and agency_id != self.centre_id:
-            raise RuleViolationError(
-"AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
-        if emitter == "oversight":
-            if kind not in OVERSIGHT_KINDS:
-                raise RuleViolationError(
-                    "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=kind,
-                    kind_vi=KIND_NAMES_VI.get(kind, kind),
-                    expected="the council or the Department of Justice",
-                    expected_vi="Hội đồng phối hợp liên ngành hoặc Sở Tư pháp",
-                )
-            if agency.province != self.province(reference):
-                raise RuleViolationError("AGENCY_OTHER_PROVINCE", "agency_id", value=agency_id)
+            raise RuleViolationError("AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
 
-    def _check_person(
-        self, data: Mapping[str, Any], occurred_at: datetime, reference: ReferenceData
-    ) -> None:
+    def _check_oversight(self, agency_id: str, agency: Any, reference: ReferenceData) -> None:
+        kind = agency.kind
+        if kind not in OVERSIGHT_KINDS:
+            raise RuleViolationError(
+                "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=kind,
+                kind_vi=KIND_NAMES_VI.get(kind, kind),
+                expected="the council or the Department of Justice",
+                expected_vi="Hội đồng phối hợp liên ngành hoặc Sở Tư pháp",
+            )
+        province = self.province(reference)
+        if province is not None and agency.province != province:
+            raise RuleViolationError("AGENCY_OTHER_PROVINCE", "agency_id", value=agency_id)
+
+    def _check_person_id(self, data: Mapping[str, Any]) -> None:
         known = self.person.get("person_id")
         given = data.get("person_id")
         if known and given and given != known:
             raise RuleViolationError("PERSON_MISMATCH", "data.person_id", value=given,
                                      expected=known)
+
+    def _check_person(
+        self, data: Mapping[str, Any], occurred_at: datetime, reference: ReferenceData
+    ) -> None:
+        self._check_person_id(data)
         if "eligible_category" not in data:
             return
         merged = {**self.person, **data}
@@ -557,6 +686,7 @@ class Referral(Aggregate):
         data: Mapping[str, Any],
         reference: ReferenceData,
     ) -> None:
+        """The type's own field rules that need no other fact of the case."""
         if wire_type in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             _agency(reference, data["centre_id"], occurred_at, field="data.centre_id")
         elif wire_type == "CASE_TRANSFERRED":
@@ -566,10 +696,6 @@ class Referral(Aggregate):
                 raise InvalidEventError("FIELD_REQUIRED", "data.to_agency_id")
             if to_agency is not None:
                 _agency(reference, to_agency, occurred_at, field="data.to_agency_id")
-            if (to_agency in (None, self.holder_agency_id)) and (
-                to_stage in (None, self.person.get("stage"))
-            ):
-                raise RuleViolationError("TRANSFER_TO_SELF", "data.to_agency_id")
         elif wire_type in ("AID_ASSIGNED", "PROVIDER_CHANGED"):
             provider_type = reference.codes("provider_types")[data["provider_type"]]
             if not provider_type.attributes.get("in_proceedings", False):
@@ -577,24 +703,11 @@ class Referral(Aggregate):
                     "PROVIDER_NOT_IN_PROCEEDINGS", "data.provider_type", value=data["provider_type"]
                 )
             if wire_type == "PROVIDER_CHANGED":
-                if data["provider_id"] == self.provider_id:
-                    raise RuleViolationError("SAME_PROVIDER", "data.provider_id",
-                                             value=data["provider_id"])
                 _not_after(data["requested_at"], occurred_at, "data.requested_at")
         elif wire_type in ("REQUEST_ACCEPTED", "REQUEST_REFUSED"):
             received = data.get("notice_received_at")
             if received is not None:
                 _not_after(received, occurred_at, "data.notice_received_at")
-                if self.notice_sent_at is not None and (
-                    datetime.fromisoformat(received) < self.notice_sent_at
-                ):
-                    raise InvalidEventError(
-                        "FIELD_INVALID", "data.notice_received_at",
-                        rule_vi="không được sớm hơn thời điểm cơ quan gửi thông báo "
-                                f"({self.notice_sent_at.isoformat()})",
-                        rule_en="must not be earlier than the agency's notice "
-                                f"({self.notice_sent_at.isoformat()})",
-                    )
         elif wire_type == "INTERPRETER_REQUESTED":
             if not _LANGUAGE_CODE.fullmatch(data["language"]):
                 raise InvalidEventError(
@@ -603,11 +716,38 @@ class Referral(Aggregate):
                     rule_en="must be a lower-case ISO 639 language code, e.g. km, hmn, en",
                 )
         elif wire_type == "COUNSEL_REGISTERED":
+            _not_after(data["documents_complete_at"], occurred_at, "data.documents_complete_at")
+
+    def _check_against_state(self, wire_type: str, data: Mapping[str, Any]) -> None:
+        """The type's field rules that compare with the case as its earlier facts left it."""
+        if wire_type == "CASE_TRANSFERRED":
+            to_agency = data.get("to_agency_id")
+            to_stage = data.get("to_stage")
+            if (to_agency in (None, self.holder_agency_id)) and (
+                to_stage in (None, self.person.get("stage"))
+            ):
+                raise RuleViolationError("TRANSFER_TO_SELF", "data.to_agency_id")
+        elif wire_type == "PROVIDER_CHANGED":
+            if data["provider_id"] == self.provider_id:
+                raise RuleViolationError("SAME_PROVIDER", "data.provider_id",
+                                         value=data["provider_id"])
+        elif wire_type in ("REQUEST_ACCEPTED", "REQUEST_REFUSED"):
+            received = data.get("notice_received_at")
+            if received is not None and self.notice_sent_at is not None and (
+                datetime.fromisoformat(received) < self.notice_sent_at
+            ):
+                raise InvalidEventError(
+                    "FIELD_INVALID", "data.notice_received_at",
+                    rule_vi="không được sớm hơn thời điểm cơ quan gửi thông báo "
+                            f"({self.notice_sent_at.isoformat()})",
+                    rule_en="must not be earlier than the agency's notice "
+                            f"({self.notice_sent_at.isoformat()})",
+                )
+        elif wire_type == "COUNSEL_REGISTERED":
             given = data.get("provider_id")
             if given is not None and given != self.provider_id:
                 raise RuleViolationError("PROVIDER_MISMATCH", "data.provider_id", value=given,
                                          expected=self.provider_id)
-            _not_after(data["documents_complete_at"], occurred_at, "data.documents_complete_at")
             self._check_documents_after_assignment(data["documents_complete_at"])
 
     def _check_documents_after_assignment(self, documents_complete_at: str) -> None:
@@ -623,20 +763,67 @@ class Referral(Aggregate):
             )
 
 
+# the rules an earlier fact still to arrive can satisfy: such an event is held, not refused
+CURABLE = frozenset({
+    "ORDER_VIOLATION", "FIRST_EVENT_NOT_OPENING", "AGENCY_NOT_HOLDER",
+    "AGENCY_NOT_ADDRESSED_CENTRE", "PROVIDER_MISMATCH", "SAME_PROVIDER", "TRANSFER_TO_SELF",
+})
+
+
+def _occurred_order(fact: Mapping[str, Any]) -> tuple[datetime, int]:
+    return fact["occurred_at"], fact["version"]
+
+
+def _fact_of(event: Any) -> dict[str, Any]:
+    """The fields of a recorded event the derivation folds (plain data: snapshots keep it)."""
+    return {"version": int(event.originator_version), "type": event.WIRE_TYPE,
+            "event_id": event.event_id, "agency_id": event.agency_id,
+            "occurred_at": event.occurred_at, "data": dict(event.data)}
+
+
+def _awaited_types(error: DomainError, wire_type: str) -> list[str]:
+    """The event types whose arrival (dated before the held fact) could let it take effect."""
+    if error.code == "FIRST_EVENT_NOT_OPENING":
+        return list(OPENING_TYPES)
+    if error.code == "ORDER_VIOLATION":
+        allowed = TRANSITIONS[wire_type][0]
+        return sorted(t for t, (_, after) in TRANSITIONS.items()
+                      if after in allowed and t != wire_type)
+    if error.code == "AGENCY_NOT_HOLDER":
+        return ["CASE_TRANSFERRED", "REQUEST_FORWARDED"]
+    if error.code == "AGENCY_NOT_ADDRESSED_CENTRE":
+        return ["REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"]
+    if error.code in ("PROVIDER_MISMATCH", "SAME_PROVIDER"):
+        return ["AID_ASSIGNED", "PROVIDER_CHANGED"]
+    if error.code == "TRANSFER_TO_SELF":
+        return ["CASE_TRANSFERRED"]
+    return []
+
+
+def _held_entry(fact: Mapping[str, Any], error: DomainError) -> dict[str, Any]:
+    return {
+        "event_id": fact["event_id"], "version": fact["version"], "type": fact["type"],
+        "agency_id": fact["agency_id"], "occurred_at": fact["occurred_at"].isoformat(),
+        "reason": error.code, "awaiting": _awaited_types(error, fact["type"]),
+        "message": error.message_vi, "message_en": error.message_en,
+    }
+
+
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
 def _check_opening(
     case_id: str, wire_type: str, agency_id: str, occurred_at: datetime,
-    data: Mapping[str, Any], reference: ReferenceData,
+    data: Mapping[str, Any], reference: ReferenceData, fields: bool = True,
 ) -> None:
     """A case opens with a notification, a request or an appointment, by a procedural agency,
-    naming the person, the proceedings, the role and the stage."""
+    naming the person, the proceedings, the role and the stage (`fields`: check those; without,
+    an event that lacks them is held until an opening event arrives, ADR 0008)."""
     if wire_type not in OPENING_TYPES:
         raise RuleViolationError(
             "FIRST_EVENT_NOT_OPENING", "type", case_id=case_id, allowed=", ".join(OPENING_TYPES)
         )
-    for name in OPENING_REQUIRED:
+    for name in OPENING_REQUIRED if fields else ():
         if name not in data:
             raise InvalidEventError("FIELD_REQUIRED", f"data.{name}")
     agency = _agency(reference, agency_id, occurred_at)
@@ -703,11 +890,11 @@ def judge_history(
                 raise ConflictError("EVENT_ID_CONFLICT", "event_id", value=event.event_id)
             data = event.data or {}
             normalise_data(wire_type, data, reference)
-            if state.status is None:
+            if state.status is None and wire_type in OPENING_TYPES:
                 _check_opening(case_id, wire_type, event.agency_id, event.occurred_at, data,
-                               reference)
-            state._check(wire_type, event.agency_id, event.occurred_at, data, reference,
-                         event.timestamp, future_tolerance)
+                               reference, fields=False)
+            state._check(wire_type, event.event_id, event.agency_id, event.occurred_at, data,
+                         reference, event.timestamp, future_tolerance)
         except DomainError as error:
             since = RULES_IN_FORCE_FROM.get(error.code)
             refusals.append(Refusal(

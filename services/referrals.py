@@ -362,7 +362,8 @@ class Referrals(Application[UUID]):
             referral = Referral.open(case_id=event.case_id, **common)
         else:
             referral.record(**common)
-        return Recorded(event.case_id, event.event_id, referral.version, duplicate=False), referral
+        return Recorded(event.case_id, event.event_id, referral.version, duplicate=False,
+                        awaiting=referral.standing(event.event_id)), referral
 
     def _retry_after_erasure(
         self, event: WireEvent, data: dict[str, Any], referral: Referral | None
@@ -456,11 +457,24 @@ class Referrals(Application[UUID]):
             referral = event.mutate(referral)
         return referral, history
 
+    def case_as_happened(self, case_id: str, at: datetime) -> tuple[Referral | None, list[Any]]:
+        """The case as it happened by `at` on the law's clock: every fact known now whose
+        occurred_at is at or before `at`, derived (ADR 0008); the facts in occurred order."""
+        history = [e for e in self.case_history(case_id) if e.occurred_at <= at]
+        if not history:
+            return None, []
+        referral = None
+        for event in history:
+            referral = event.mutate(referral)
+        return referral, sorted(history, key=lambda e: (e.occurred_at, e.originator_version))
+
     def time_limits(self, case_id: str, at: datetime | None = None) -> list[TimeLimitVerdict]:
-        """The case's legal time limits judged at `at` (default now): met, missed or running."""
+        """The case's legal time limits judged at `at` (default now): met, missed or running,
+        on the facts known at `at` that are in effect, in occurred order (ADR 0008)."""
         at = at or self.clock()
         history = [e for e in self.case_history(case_id) if e.timestamp <= at]
-        return evaluate_time_limits(case_facts(history), self.rules, self.calendar, at)
+        return evaluate_time_limits(case_facts(effective_history(history)), self.rules,
+                                    self.calendar, at)
 
     # ---------------------------------------------------------------------- personal data
     def reveal_identity(self, case_id: str) -> dict[str, Any]:
@@ -527,6 +541,17 @@ class Referrals(Application[UUID]):
             start = notifications[-1].id + 1
 
 
+def effective_history(history: Sequence[Any]) -> list[Any]:
+    """The events of a case (in version order) that are in effect once all of them are known,
+    in occurred order, ties by version: what the time limits and the figures judge (ADR 0008)."""
+    referral = None
+    for event in history:
+        referral = event.mutate(referral)
+    held = set(referral.held or ()) if referral is not None else set()
+    return sorted((e for e in history if e.event_id not in held),
+                  key=lambda e: (e.occurred_at, e.originator_version))
+
+
 def case_facts(history: Iterable[Referral.Event]) -> list[CaseFact]:
     """The case's events as the facts the time-limit rules judge (state folded along)."""
     facts = []
@@ -567,7 +592,7 @@ def _recorded(
     outcome: Any, recorded_at: datetime, position: int | None = None, stored: Any = None
 ) -> Recorded:
     return Recorded(outcome.case_id, outcome.event_id, outcome.version, outcome.duplicate,
-                    recorded_at, position, stored)
+                    recorded_at, position, awaiting=outcome.awaiting, stored=stored)
 
 
 _UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
