@@ -46,7 +46,7 @@ def _agency_tokens(target: Target, agencies: list[str]) -> dict[str, str]:
 
 def _ledger_body_size() -> int:
     """Mean size of the wrk script's two bodies (with and without identity)."""
-    base = ('{"event_id":"P-1-00000001-01","case_id":"P-1-00000001","type":"NOTIFICATION_ISSUED",'
+    base = ('{"event_id":"LSN-P-1-00000001-01","case_id":"LSN-P-1-00000001","type":"NOTIFICATION_ISSUED",'
             f'"agency_id":"{SINGLE_AGENCY}","occurred_at":"2026-03-03T09:00:00+07:00","data":'
             '{"person_id":"00000001-0001-4001-8001-000000000001","proceedings_kind":"criminal",'
             '"procedural_role":"ARRESTED","stage":"INVESTIGATION","eligible_category":'
@@ -75,7 +75,7 @@ def single_posts(
     target.fresh_schema(WRITES_SCHEMA)
     token = _agency_tokens(target, [SINGLE_AGENCY])[SINGLE_AGENCY]
     port = free_port()
-    prefix = f"W{datetime.now(timezone.utc):%H%M%S}"
+    prefix = f"LSN-W{datetime.now(timezone.utc):%H%M%S}"  # case ids follow LSN numbering
     env = target.env(WRITES_SCHEMA)
     with server(ledger_command(port, workers, log_level), f"http://{HOST}:{port}/health",
                 work / "ledger.log", env=env):

@@ -18,6 +18,11 @@ VIETNAM_TZ = timezone(timedelta(hours=7))
 
 _ONE_DAY = timedelta(days=1)
 
+FIRST_REPORT_DAY = date(2000, 1, 1)
+LAST_REPORT_DAY = date(2100, 12, 31)
+"""The days a report or search period may name (`from`/`to`): wider than any recorded event
+(2018 onwards), narrow enough that a day's bounds in any offset never overflow."""
+
 
 def _require_aware(value: Any, name: str) -> datetime:
     if not isinstance(value, datetime):

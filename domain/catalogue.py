@@ -10,11 +10,11 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from domain.errors import InvalidEventError
-from domain.reference import ReferenceData
+from domain.reference import PROCEDURAL_KINDS, UNDETERMINED_CATEGORY, ReferenceData
 
 MAX_TEXT = 200
 
@@ -24,7 +24,8 @@ class FieldSpec:
     """One field of an event's `data`: its kind, whether required, and what it refers to."""
 
     name: str
-    kind: str  # text | bool | datetime | uuid | code | agency | category | enum
+    kind: str  # text | bool | datetime | uuid | code | agency | category | enum | language
+    # | citation (a legal article, e.g. "Luật TGPL 2017 Điều 7")
     required: bool = False
     reference: str | None = None  # code list name, or agency kinds joined by '|'
     choices: tuple[str, ...] = ()
@@ -73,6 +74,24 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
     spec.wire_type: spec
     for spec in (
         EventTypeSpec(
+            "PROCEDURAL_CONTACT",
+            "Tiếp xúc tố tụng: bắt, tạm giữ, khởi tố bị can, đưa ra xét xử, xác định bị hại, "
+            "đương sự",
+            "Procedural contact: arrest, temporary holding, prosecution as an accused, committal "
+            "for trial, recognition as a victim or litigant",
+            "holder",
+            (
+                FieldSpec("register_ref", "text",
+                          title_vi="Số sổ, số thứ tự trong sổ (sổ tiếp nhận, sổ tạm giữ, "
+                                   "quyết định)"),
+                FieldSpec("minutes_ref", "text", title_vi="Biên bản, quyết định tố tụng"),
+            ),
+            "TTLT 10/2018 Điều 7 khoản 1 (thời điểm phải giải thích, thông báo quyền); "
+            "BLTTHS 2015 Điều 71",
+            actor_kinds=tuple(sorted(PROCEDURAL_KINDS)),
+            actor_basis="TTLT 10/2018 Điều 7 khoản 1; Điều 10",
+        ),
+        EventTypeSpec(
             "NOTIFICATION_ISSUED",
             "Giải thích, thông báo về quyền được trợ giúp pháp lý",
             "Person told of the right to legal aid",
@@ -88,6 +107,19 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
                 FieldSpec("interpreter", "bool", title_vi="Có người phiên dịch"),
             ),
             "TTLT 10/2018 Điều 7 khoản 1; BLTTHS Điều 71",
+        ),
+        EventTypeSpec(
+            "NOT_ELIGIBLE_DETERMINED",
+            "Xác định người không thuộc diện được trợ giúp pháp lý",
+            "Person determined not eligible for legal aid",
+            "closer",
+            (
+                FieldSpec("reason", "code", required=True, reference="ineligibility_reasons",
+                          title_vi="Lý do không thuộc diện"),
+                FieldSpec("article", "citation", required=True, max_length=120,
+                          title_vi="Điều, khoản căn cứ (ví dụ Luật TGPL 2017 Điều 7)"),
+            ),
+            "Luật TGPL 2017 Điều 7 (người được trợ giúp pháp lý)",
         ),
         EventTypeSpec(
             "AID_REQUESTED",
@@ -226,7 +258,7 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "phiên dịch tham gia",
             "Centre asked the proceedings agency (or detention facility) to call an interpreter",
             "centre",
-            (FieldSpec("language", "text", required=True, max_length=16,
+            (FieldSpec("language", "language", required=True, max_length=16,
                        title_vi="Ngôn ngữ cần phiên dịch (mã ISO 639)"),),
             "TTLT 29/2025 (sửa đổi TTLT 10/2018; có hiệu lực từ ngày ký 31/12/2025)",
         ),
@@ -284,10 +316,21 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
     )
 }
 
-OPENING_TYPES = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "APPOINTMENT_REQUESTED")
+OPENING_TYPES = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "APPOINTMENT_REQUESTED",
+                 "PROCEDURAL_CONTACT")
 OPENING_REQUIRED = ("person_id", "proceedings_kind", "procedural_role", "stage")
 
+_OFFSET_TEXT = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")  # no seconds: "+07:00:30"
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# the free-text fields of `data` (kind "text": document numbers, officials' and providers'
+# codes) hold references only, never a name: no whitespace, at least one digit, letters
+# (Vietnamese included), digits and / - . _ : — e.g. 123/BB-CSĐT, 01-TP-TGPL/2026/15, CB-0042
+# a citation of a legal article: letters, digits, spaces and / - . , ( ) ; at least one digit and
+# an article word ("Điều", "Art"), so that it can name the law but not carry a person's name
+CITATION_TEXT = re.compile(r"(?=.*\d)(?=.*(?:Điều|Art))[^\W_][\w /().,;-]*", re.IGNORECASE)
+# an ISO 639 language code, optionally with subtags (BCP 47 style): `km`, `hmn`, `zh-Hant`
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+REFERENCE_TEXT = re.compile(r"(?=[^\d]*\d)(?:[^\W_]|[/\-._:])+")
 
 
 def field_specs(wire_type: str) -> dict[str, FieldSpec]:
@@ -309,8 +352,27 @@ def event_type_spec(wire_type: Any) -> EventTypeSpec:
     return EVENT_TYPES[wire_type]
 
 
-def parse_instant(value: Any, field_name: str) -> datetime:
-    """An ISO-8601 timestamp with an explicit UTC offset; anything else is rejected."""
+MAX_OFFSET = timedelta(hours=14)
+"""The widest UTC offset in use (Kiribati, +14:00); PostgreSQL `timestamptz` holds no wider."""
+_SAFE_MIN = datetime.min.replace(tzinfo=timezone.utc) + timedelta(days=1)
+_SAFE_MAX = datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class InstantRange:
+    """The instants the ledger accepts on the wire: from `earliest` (the law in force) to
+    `latest` (the recording time plus the clock tolerance), both inclusive."""
+
+    earliest: datetime
+    latest: datetime
+
+
+def parse_instant(value: Any, field_name: str, allowed: InstantRange | None = None) -> datetime:
+    """An ISO-8601 timestamp with an explicit UTC offset; anything else is rejected.
+
+    Every store and view must be able to hold what passes: the offset is whole minutes within
+    ±14:00, the instant converts to UTC and to any offset without overflow, and, when
+    `allowed` is given, lies within it (OCCURRED_TOO_EARLY / OCCURRED_IN_FUTURE otherwise)."""
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str) and 10 <= len(value) <= 40:
@@ -328,8 +390,33 @@ def parse_instant(value: Any, field_name: str) -> datetime:
             rule_vi="phải là chuỗi thời điểm theo ISO 8601 có múi giờ",
             rule_en="must be an ISO 8601 string with a UTC offset",
         )
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
+    offset = parsed.utcoffset() if parsed.tzinfo is not None else None
+    if offset is None:
         raise InvalidEventError("TIMESTAMP_WITHOUT_OFFSET", field_name)
+    if (abs(offset) > MAX_OFFSET or offset % timedelta(minutes=1)
+            or (isinstance(value, str) and not _OFFSET_TEXT.search(value))):
+        raise InvalidEventError(
+            "FIELD_INVALID", field_name,
+            rule_vi="múi giờ phải nằm trong khoảng -14:00 đến +14:00, tính bằng giờ và phút",
+            rule_en="the UTC offset must be within -14:00 to +14:00, in hours and minutes",
+        )
+    shown = parsed.isoformat()
+    try:
+        utc = parsed.astimezone(timezone.utc)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        utc = _SAFE_MIN - timedelta(days=1) if parsed.year < 5000 else _SAFE_MAX + timedelta(days=1)
+    if allowed is not None:
+        if utc < allowed.earliest:
+            raise InvalidEventError("OCCURRED_TOO_EARLY", field_name, value=shown,
+                                    earliest=allowed.earliest.date().isoformat())
+        if utc > allowed.latest:
+            raise InvalidEventError("OCCURRED_IN_FUTURE", field_name, value=shown)
+    if not _SAFE_MIN <= utc <= _SAFE_MAX:
+        raise InvalidEventError(
+            "FIELD_INVALID", field_name,
+            rule_vi="thời điểm nằm ngoài khoảng năm 0001–9999 mà sổ lưu được",
+            rule_en="the instant is outside the years 0001–9999 the ledger can hold",
+        )
     return parsed
 
 
@@ -355,7 +442,7 @@ def clean_text(value: Any, field_name: str, max_length: int = MAX_TEXT) -> str:
 
 
 def normalise_data(
-    wire_type: str, data: Any, reference: ReferenceData
+    wire_type: str, data: Any, reference: ReferenceData, allowed: InstantRange | None = None
 ) -> dict[str, Any]:
     """Checks a wire `data` object field by field and returns its stored form.
 
@@ -383,14 +470,38 @@ def normalise_data(
             if spec.required:
                 raise InvalidEventError("FIELD_REQUIRED", f"data.{name}")
             continue
-        out[name] = _check_value(spec, value, f"data.{name}", reference)
+        out[name] = _check_value(spec, value, f"data.{name}", reference, allowed)
     return out
 
 
-def _check_value(spec: FieldSpec, value: Any, path: str, reference: ReferenceData) -> Any:
+def _check_value(
+    spec: FieldSpec, value: Any, path: str, reference: ReferenceData,
+    allowed: InstantRange | None = None,
+) -> Any:
     kind = spec.kind
     if kind == "text":
-        return clean_text(value, path, spec.max_length)
+        text = clean_text(value, path, spec.max_length)
+        if not REFERENCE_TEXT.fullmatch(text):
+            raise InvalidEventError("REFERENCE_FORMAT_INVALID", path)
+        return text
+    if kind == "citation":
+        text = clean_text(value, path, spec.max_length)
+        if not CITATION_TEXT.fullmatch(text):
+            raise InvalidEventError(
+                "FIELD_INVALID", path,
+                rule_vi="phải là trích dẫn điều luật, ví dụ «Luật TGPL 2017 Điều 7» (có số điều)",
+                rule_en="must cite a legal article, e.g. 'Luật TGPL 2017 Điều 7' (with its number)",
+            )
+        return text
+    if kind == "language":
+        code = clean_text(value, path, spec.max_length)
+        if not LANGUAGE_CODE.fullmatch(code):
+            raise InvalidEventError(
+                "FIELD_INVALID", path,
+                rule_vi="phải là mã ngôn ngữ ISO 639 (ví dụ km, hmn, en)",
+                rule_en="must be an ISO 639 language code (e.g. km, hmn, en)",
+            )
+        return code
     if kind == "bool":
         if not isinstance(value, bool):
             raise InvalidEventError(
@@ -399,7 +510,7 @@ def _check_value(spec: FieldSpec, value: Any, path: str, reference: ReferenceDat
             )
         return value
     if kind == "datetime":
-        return parse_instant(value, path).isoformat()
+        return parse_instant(value, path, allowed).isoformat()
     if kind == "uuid":
         try:
             return str(uuid.UUID(str(value))) if isinstance(value, str) else _bad_uuid(path)
@@ -422,6 +533,8 @@ def _check_value(spec: FieldSpec, value: Any, path: str, reference: ReferenceDat
         return code
     if kind == "category":
         code = clean_text(value, path, 64)
+        if code == UNDETERMINED_CATEGORY:  # not yet known; settled by a later event
+            return code
         if code not in reference.categories:
             raise InvalidEventError(
                 "VALUE_NOT_IN_REFERENCE", path, value=code, reference="eligible_categories"

@@ -54,6 +54,9 @@ class CaseFact:
     stage: str | None
     proceedings_kind: str
     data: Mapping[str, Any] = field(default_factory=dict)
+    # the person's eligible category as known at this fact (folded along the history; None
+    # when none is recorded, UNDETERMINED_CATEGORY when a contact said "not known yet")
+    eligible_category: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
@@ -100,6 +103,9 @@ class TimeLimitRule:
     start_from: StartFrom | None = None
     # facts that make a trigger "thụ lý ngay" (immediate) by their type, kind and role
     immediate_grounds: tuple[ImmediateGround, ...] = ()
+    # a cancelling fact closes the limit as cancelled even after the deadline: it shows the
+    # duty never existed (e.g. rule C2: the person was not eligible), not that it was met late
+    cancels_any_time: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,8 +156,10 @@ class TimeLimitVerdict:
 _REQUIRED = ("rule_id", "title_vi", "title_en", "legal_basis", "trigger_types", "target_types",
              "limit", "clock", "responsible", "verified")
 _OPTIONAL = ("trigger_field", "conditions", "cancelled_by", "note", "start_from",
-             "immediate_grounds", "source")
-_CONDITION_KEYS = ("procedural_role_in", "proceedings_kind_in", "immediate")
+             "immediate_grounds", "source", "cancels_any_time")
+_CONDITION_KEYS = ("procedural_role_in", "proceedings_kind_in", "immediate",
+                   "eligible_category_known")
+UNDETERMINED_CATEGORY = "UNDETERMINED"  # as domain.reference says
 
 
 def _bad(rule: str, field_name: str, problem: str) -> ValueError:
@@ -201,7 +209,7 @@ def _conditions(
         path = f"conditions.{key}"
         if key not in _CONDITION_KEYS:
             raise _bad(rule, path, f"is not a supported condition {list(_CONDITION_KEYS)}")
-        if key == "immediate":
+        if key in ("immediate", "eligible_category_known"):
             if not isinstance(item, bool):
                 raise _bad(rule, path, "must be true or false")
             out[key] = item
@@ -331,6 +339,11 @@ def rule_from_record(
         raise _bad(label, "source", "must be a string")
     if verified and not source.strip() and "source" in rec:
         raise _bad(label, "source", "must name where the rule was checked when verified")
+    cancels_any_time = rec.get("cancels_any_time", False)
+    if not isinstance(cancels_any_time, bool):
+        raise _bad(label, "cancels_any_time", "must be true or false")
+    if cancels_any_time and not cancelled_by:
+        raise _bad(label, "cancels_any_time", "needs a non-empty cancelled_by")
     return TimeLimitRule(
         rule_id=rule_id,
         title_vi=_text(rec, label, "title_vi"),
@@ -349,6 +362,7 @@ def rule_from_record(
         source=source,
         start_from=_start_from(rec, label, known_types),
         immediate_grounds=_immediate_grounds(rec, label, known_types, known_roles),
+        cancels_any_time=cancels_any_time,
     )
 
 
@@ -410,8 +424,32 @@ def is_immediate(
     return any(f.type == ACCEPTANCE_TYPE and f.data.get("immediate") is True for f in between)
 
 
-def _applies(rule: TimeLimitRule, trigger: CaseFact, immediate: bool) -> bool:
+def category_known(category: str | None) -> bool:
+    """Whether an eligible category is established (recorded and not UNDETERMINED)."""
+    return category is not None and category != UNDETERMINED_CATEGORY
+
+
+def category_settled(trigger: CaseFact, later: Sequence[CaseFact],
+                     cancel: CaseFact | None) -> bool:
+    """Whether the trigger's person has (or, for an UNDETERMINED contact, later got) a known
+    eligible category, or was determined not eligible (`cancel`): the condition
+    `eligible_category_known` of rule C2 (JC 10/2018 Art. 7(1); CPC 2015 Art. 71).
+
+    An UNDETERMINED contact is judged once the category becomes known, from the contact's own
+    instant: the duty to explain arises at the arrest, holding or charge, not when the papers
+    proving the category arrive (assumption A22). Until then it is not judged.
+    """
+    if cancel is not None or category_known(trigger.eligible_category):
+        return True
+    return any(category_known(f.eligible_category) for f in later)
+
+
+def _applies(rule: TimeLimitRule, trigger: CaseFact, immediate: bool,
+             settled: bool = True) -> bool:
     cond = rule.conditions
+    wanted_known = cond.get("eligible_category_known")
+    if wanted_known is not None and wanted_known != settled:
+        return False
     roles = cond.get("procedural_role_in")
     if roles is not None and trigger.procedural_role not in roles:
         return False
@@ -482,7 +520,8 @@ def _verdict(
     if target is not None:
         status = "met" if target.occurred_at <= deadline else "missed"
     elif cancel is not None:
-        status = "cancelled" if cancel.occurred_at <= deadline else "missed"
+        in_time = cancel.occurred_at <= deadline or rule.cancels_any_time
+        status = "cancelled" if in_time else "missed"
     elif at <= deadline:
         status = "running"
     else:
@@ -512,8 +551,15 @@ def _pair(
 
     Each target answers the earliest trigger still open before it, whatever the trigger's
     conditions (the same notice is answered once, whichever limit then applies); a
-    cancelling fact closes every trigger still open.
+    cancelling fact closes every trigger still open. A rule with the `eligible_category_known`
+    condition (C2) is the one rule for its trigger type, so its role and kind conditions
+    decide which triggers open at all: a contact in a role the rule does not cover (e.g. a
+    witness) does not take the notification owed for a later arrest.
     """
+    cond = rule.conditions
+    only_covered = "eligible_category_known" in cond
+    roles = cond.get("procedural_role_in")
+    kinds = cond.get("proceedings_kind_in")
     open_triggers: deque[CaseFact] = deque()
     closed: dict[int, tuple[CaseFact | None, CaseFact | None]] = {}
     triggers: list[CaseFact] = []
@@ -524,6 +570,9 @@ def _pair(
             while open_triggers:
                 closed[open_triggers.popleft().version] = (None, fact)
         if fact.type in rule.trigger_types:
+            if only_covered and ((roles is not None and fact.procedural_role not in roles)
+                                 or (kinds is not None and fact.proceedings_kind not in kinds)):
+                continue
             open_triggers.append(fact)
             triggers.append(fact)
     return [(t, *closed.get(t.version, (None, None))) for t in triggers]
@@ -558,7 +607,9 @@ def evaluate_time_limits(
             for fact in known:
                 if fact.type not in rule.target_types:
                     continue
-                if not _applies(rule, fact, is_immediate(fact, (), grounds)):
+                settled = ("eligible_category_known" not in rule.conditions
+                           or category_known(fact.eligible_category))
+                if not _applies(rule, fact, is_immediate(fact, (), grounds), settled):
                     continue
                 start = _instant(
                     fact.data.get(rule.trigger_field),
@@ -573,7 +624,11 @@ def evaluate_time_limits(
             between = [f for f in known
                        if rank[id(trigger)] < rank[id(f)]
                        and (end is None or rank[id(f)] < rank[id(end)])]
-            if not _applies(rule, trigger, is_immediate(trigger, between, grounds)):
+            settled = True
+            if "eligible_category_known" in rule.conditions:
+                settled = category_settled(
+                    trigger, [f for f in known if rank[id(f)] > rank[id(trigger)]], cancel)
+            if not _applies(rule, trigger, is_immediate(trigger, between, grounds), settled):
                 continue
             start = _start(rule, trigger, [*between, *([end] if end is not None else [])])
             deadline = compute_deadline(rule, start, calendar)

@@ -41,8 +41,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Timestamp '{field}' ({value}) is in the future relative to the recording time.",
     ),
     "OCCURRED_TOO_EARLY": (
-        "Thời điểm «{field}» ({value}) trước ngày Luật Trợ giúp pháp lý 2017 có hiệu lực (01/01/2018).",
-        "Timestamp '{field}' ({value}) is before the Legal Aid Law 2017 took effect (2018-01-01).",
+        "Thời điểm «{field}» ({value}) trước ngày {earliest}, ngày sớm nhất sổ nhận "
+        "(Luật Trợ giúp pháp lý 2017 có hiệu lực từ 01/01/2018).",
+        "Timestamp '{field}' ({value}) is before {earliest}, the earliest date the ledger "
+        "accepts (the Legal Aid Law 2017 took effect on 2018-01-01).",
     ),
     "OCCURRED_BEFORE_PREVIOUS": (
         "Thời điểm xảy ra ({value}) sớm hơn sự kiện trước đó của vụ việc ({previous}); "
@@ -57,6 +59,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "occurred_at ({value}) puts this event before the recorded {event_type} (occurred "
         "{other_at}), which would then break rule {rule} for good; check the instant, or have "
         "the other event corrected.",
+    ),
+    "REFERENCE_FORMAT_INVALID": (
+        "Trường «{field}» chỉ ghi số hiệu, ký hiệu hoặc mã (ví dụ 123/BB-CSĐT, "
+        "01-TP-TGPL/2026/15, CB-0042): không có khoảng trắng, có ít nhất một chữ số, chỉ gồm "
+        "chữ cái, chữ số và / - . _ :. Không ghi họ tên hay thông tin cá nhân vào đây; "
+        "thông tin định danh đặt trong khối «identity» (được mã hoá).",
+        "Field '{field}' holds only a reference number or code (e.g. 123/BB-CSĐT, "
+        "01-TP-TGPL/2026/15, CB-0042): no whitespace, at least one digit, only letters, "
+        "digits and / - . _ :. Never put a name or personal data here; identifying data "
+        "belongs in the encrypted 'identity' block.",
+    ),
+    "JSON_DUPLICATE_KEY": (
+        "Khoá «{field}» xuất hiện hai lần trong cùng một đối tượng JSON; mỗi khoá chỉ được ghi "
+        "một lần.",
+        "Key '{field}' appears twice in the same JSON object; each key may appear only once.",
     ),
     # --- reference data --------------------------------------------------------------------
     "AGENCY_UNKNOWN": (
@@ -131,6 +148,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Cơ quan «{value}» không thuộc tỉnh, thành phố của vụ việc.",
         "Agency '{value}' is not of the case's province.",
     ),
+    "CASE_ID_OTHER_PROVINCE": (
+        "Mã vụ việc «{case_id}» không theo cách đánh số của tỉnh, thành phố của cơ quan mở vụ "
+        "việc ({province}): mã vụ việc phải bắt đầu bằng mã tỉnh, ví dụ {province}-2026-000123 "
+        "(có thể có một tiền tố sổ phía trước, ví dụ VV-{province}-2026-000123).",
+        "Case id '{case_id}' does not follow the numbering of the opening agency's province "
+        "({province}): a case id starts with the province code, e.g. {province}-2026-000123 "
+        "(optionally after one series prefix, e.g. VV-{province}-2026-000123).",
+    ),
     "PERSON_MISMATCH": (
         "Mã người «{value}» khác với người của vụ việc («{expected}»); một vụ việc chỉ có một người.",
         "person_id '{value}' differs from the case's person ('{expected}'); a case has one person.",
@@ -203,6 +228,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Địa chỉ «{value}» không hỗ trợ phương thức {method}.",
         "Path '{value}' does not support method {method}.",
     ),
+    "HEADER_REPEATED": (
+        "Tiêu đề «{field}» xuất hiện nhiều lần trong yêu cầu; chỉ gửi một lần.",
+        "Header '{field}' appears more than once in the request; send it once.",
+    ),
     "STORE_UNAVAILABLE": (
         "Kho dữ liệu tạm thời không truy cập được; hãy thử lại sau.",
         "The data store is temporarily unavailable; try again later.",
@@ -212,6 +241,55 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "cấp; quản trị viên cần chạy «referrals verify».",
         "The ledger failed its integrity check: {detail_en}. This data is not served; "
         "administrators must run `referrals verify`.",
+    ),
+    # --- reference versions (issue 14) -----------------------------------------------------
+    "REFERENCE_KIND_UNKNOWN": (
+        "Loại văn bản tham chiếu «{value}» (trường «{field}») không có; các loại: {known}.",
+        "Reference kind '{value}' (field '{field}') is unknown; the kinds: {known}.",
+    ),
+    "REFERENCE_KEY_INVALID": (
+        "Khoá «{value}» (trường «{field}») không hợp lệ: lịch ghi theo năm (4 chữ số, ví dụ "
+        "holidays/2026); các văn bản khác không có khoá.",
+        "Key '{value}' (field '{field}') is invalid: a calendar is keyed by its year (4 digits, "
+        "e.g. holidays/2026); other documents have no key.",
+    ),
+    "REFERENCE_SOURCE_REQUIRED": (
+        "Thiếu căn cứ pháp lý (trường «{field}»): ghi văn bản công bố thay đổi (số, ngày, cơ "
+        "quan ban hành).",
+        "The legal source (field '{field}') is required: name the document that announced the "
+        "change (number, date, issuer).",
+    ),
+    "REFERENCE_DATES_INVALID": (
+        "Ngày hiệu lực (trường «{field}») không hợp lệ: {rule_vi}.",
+        "Effective date (field '{field}') is invalid: {rule_en}.",
+    ),
+    "REFERENCE_CONTENT_INVALID": (
+        "Nội dung văn bản {ref} (trường «{field}») không đúng cấu trúc: {detail}.",
+        "The content of {ref} (field '{field}') does not follow its schema: {detail}.",
+    ),
+    "REFERENCE_UNCHANGED": (
+        "Nội dung và ngày hiệu lực giống hệt phiên bản {version} đang có của {ref}; không "
+        "công bố lại.",
+        "Content and effective dates are identical to version {version} of {ref}; nothing to "
+        "publish.",
+    ),
+    "REFERENCE_AGENCY_STILL_HELD": (
+        "Không được bỏ cơ quan {value} khỏi danh mục (trường «{field}»): còn vụ việc đang mở "
+        "do cơ quan này thụ lý; hãy ghi ngày hết hoạt động (valid_to) thay vì xoá.",
+        "Agency {value} cannot be removed from the register (field '{field}'): open cases are "
+        "still held by it; set its valid_to instead of removing it.",
+    ),
+    "REFERENCE_CATEGORY_REMOVED": (
+        "Không được xoá diện người được TGPL «{value}» (trường «{field}»): các vụ việc đã ghi "
+        "vẫn dùng; hãy ghi ngày hết hiệu lực (valid_to).",
+        "Eligible category '{value}' cannot be removed (field '{field}'): recorded cases still "
+        "use it; set its valid_to instead.",
+    ),
+    "REFERENCE_CATEGORY_RETROACTIVE": (
+        "Không được cho diện «{value}» hết hiệu lực hồi tố từ {date} (trường «{field}»): ngày "
+        "hết hiệu lực không được trước ngày công bố.",
+        "Category '{value}' cannot be retired retroactively from {date} (field '{field}'): "
+        "valid_to may not precede the publication day.",
     ),
     "INTERNAL_ERROR": (
         "Lỗi hệ thống; hãy báo cho quản trị viên kèm mã yêu cầu (request_id).",
@@ -295,3 +373,10 @@ class LogIntegrityError(ConflictError):
     def __init__(self, field: str | None, detail_vi: str, detail_en: str) -> None:
         super().__init__("LOG_INTEGRITY_FAILED", field, detail_vi=detail_vi,
                          detail_en=detail_en)
+
+
+class UnexpectedItemError(DomainError):
+    """Raised as the answer of one batch item whose judging met an unexpected error (a bug,
+    logged with its traceback); the batch's other items are answered on their own."""
+
+    http_status = 500

@@ -32,6 +32,11 @@ LEVEL_NAMES_VI = {
     "commune": "cấp xã",
 }
 PROCEEDINGS_KINDS = ("criminal", "civil", "administrative")
+# an eligible_category value meaning "not known yet" (a procedural contact recorded before the
+# person's category is established); never a category of Luật TGPL Điều 7, so it has no
+# validity, no roles and no financial-hardship condition, and starts no rule C2 limit by itself
+UNDETERMINED_CATEGORY = "UNDETERMINED"
+UNDETERMINED_NAME_VI = "Chưa xác định diện"
 
 
 @dataclass(frozen=True)

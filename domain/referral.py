@@ -8,7 +8,6 @@ client `event_id`s it has recorded so that a retry is recognised, not recorded t
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +25,12 @@ from domain.errors import (
     InvalidEventError,
     RuleViolationError,
 )
-from domain.reference import KIND_NAMES_VI, OVERSIGHT_KINDS, ReferenceData
+from domain.reference import (
+    KIND_NAMES_VI,
+    OVERSIGHT_KINDS,
+    UNDETERMINED_CATEGORY,
+    ReferenceData,
+)
 
 # called once an event has passed every rule: -> (identity ciphertext or None, content digest)
 Sealer = Callable[[], tuple[str | None, str]]
@@ -44,6 +48,7 @@ def referral_id(case_id: str) -> uuid.UUID:
 class Status:
     """Where a case stands in the referral lifecycle (domain.md §3)."""
 
+    CONTACT = "CONTACT"
     OPEN = "OPEN"
     REQUESTED = "REQUESTED"
     AT_CENTRE = "AT_CENTRE"
@@ -57,6 +62,7 @@ class Status:
 
 
 STATUS_NAMES_VI = {
+    Status.CONTACT: "đã ghi nhận tiếp xúc tố tụng, chưa giải thích, thông báo quyền",
     Status.OPEN: "đã giải thích, thông báo quyền",
     Status.REQUESTED: "đã tiếp nhận yêu cầu",
     Status.AT_CENTRE: "đã chuyển Trung tâm TGPL",
@@ -71,11 +77,13 @@ STATUS_NAMES_VI = {
 
 _ACTIVE = frozenset(STATUS_NAMES_VI) - {Status.CLOSED}
 _NEW_REQUEST_ALLOWED = frozenset(
-    {Status.OPEN, Status.REFUSED, Status.DECLINED, Status.DISCONTINUED}
+    {Status.CONTACT, Status.OPEN, Status.REFUSED, Status.DECLINED, Status.DISCONTINUED}
 )
 
 # wire type -> (statuses in which it may be recorded, status afterwards or None = unchanged)
 TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
+    "PROCEDURAL_CONTACT": (_ACTIVE, None),
+    "NOT_ELIGIBLE_DETERMINED": (_ACTIVE, None),
     "NOTIFICATION_ISSUED": (_ACTIVE, None),
     "AID_REQUESTED": (_NEW_REQUEST_ALLOWED, Status.REQUESTED),
     "REQUEST_FORWARDED": (frozenset({Status.REQUESTED}), None),
@@ -87,7 +95,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "AID_ASSIGNED": (frozenset({Status.AT_CENTRE, Status.ACCEPTED}), Status.ASSIGNED),
     "COUNSEL_REGISTERED": (frozenset({Status.ASSIGNED, Status.REGISTERED}), Status.REGISTERED),
     "AID_DECLINED": (
-        frozenset({Status.OPEN, Status.REQUESTED, Status.AT_CENTRE, Status.ACCEPTED,
+        frozenset({Status.CONTACT, Status.OPEN, Status.REQUESTED, Status.AT_CENTRE,
+                   Status.ACCEPTED,
                    Status.ASSIGNED, Status.REGISTERED}),
         Status.DECLINED,
     ),
@@ -101,6 +110,20 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "CASE_CLOSED": (_ACTIVE, Status.CLOSED),
     "QUALITY_ASSESSED": (frozenset({Status.CLOSED}), None),
 }
+
+def next_status(status: str | None, wire_type: str) -> str:
+    """The case's status after an event of `wire_type` (None: the case's first event).
+
+    A case opened by a procedural contact stands at CONTACT until the person is told of the
+    right (NOTIFICATION_ISSUED, JC 10/2018 Art. 7(1)); every other opening stands at OPEN.
+    """
+    if status is None:
+        status = Status.CONTACT if wire_type == "PROCEDURAL_CONTACT" else Status.OPEN
+    elif wire_type == "NOTIFICATION_ISSUED" and status == Status.CONTACT:
+        status = Status.OPEN
+    after = TRANSITIONS[wire_type][1]
+    return after if after is not None else status
+
 
 _PERSON_ATTRIBUTES = (
     "person_id", "proceedings_kind", "eligible_category", "financial_hardship",
@@ -169,6 +192,19 @@ class Referral(Aggregate):
         """Not used: a case is created by its first wire event (kept for the library)."""
 
         TOPIC = "referral.Created.v1"
+
+    class ProceduralContact(Event):
+        """Tiếp xúc tố tụng: bắt, tạm giữ, khởi tố bị can, đưa ra xét xử, xác định bị hại,
+        đương sự — thời điểm phải giải thích, thông báo quyền (TTLT 10/2018 Điều 7 k1)."""
+
+        TOPIC = "referral.ProceduralContact.v1"
+        WIRE_TYPE = "PROCEDURAL_CONTACT"
+
+    class NotEligibleDetermined(Event):
+        """Xác định người không thuộc diện được TGPL, có lý do và căn cứ (Luật TGPL Điều 7)."""
+
+        TOPIC = "referral.NotEligibleDetermined.v1"
+        WIRE_TYPE = "NOT_ELIGIBLE_DETERMINED"
 
     class NotificationIssued(Event):
         """Giải thích, thông báo về quyền được TGPL (TTLT 10/2018 Điều 7 k1; BLTTHS Điều 71)."""
@@ -272,6 +308,9 @@ class Referral(Aggregate):
         self.case_id = case_id
         self.event_ids: dict[str, tuple[int, str]] = {}
         self.has_identity = False
+        # agencies that recorded an event (effective or held), held the case or are its
+        # addressed Centre, in order: who is in the case's scope (not derived: arrival order)
+        self.touched: list[str] = []
         # every recorded fact, effective or held (ADR 0008); the state below is derived from them
         self.facts: list[dict[str, Any]] | None = []
         self._reset_derived()
@@ -299,6 +338,7 @@ class Referral(Aggregate):
         self.event_ids[event.event_id] = (event.originator_version, event.content_digest)
         if event.identity_ciphertext:
             self.has_identity = True
+        self._touch(event.agency_id, event.data)
         fact = _fact_of(event)
         if self.facts is None:  # restored from a snapshot taken before ADR 0008: arrival order
             self._effect(fact)
@@ -308,6 +348,15 @@ class Referral(Aggregate):
             self._effect(fact)  # the common case: the next fact, in time and in order
         else:
             self._derive()
+
+    def _touch(self, agency_id: str, data: Mapping[str, Any]) -> None:
+        touched = self.__dict__.get("touched")
+        if touched is None:  # a snapshot taken before `touched` existed: what it knew
+            touched = self.touched = [
+                a for a in (self.opened_by, self.holder_agency_id, self.centre_id) if a]
+        for agency in (agency_id, data.get("centre_id"), data.get("to_agency_id")):
+            if isinstance(agency, str) and agency not in touched:
+                touched.append(agency)
 
     def _fits_at_end(self, fact: Mapping[str, Any]) -> bool:
         return self.last_occurred_at is None or fact["occurred_at"] >= self.last_occurred_at
@@ -331,14 +380,16 @@ class Referral(Aggregate):
         data = fact["data"]
         occurred_at = fact["occurred_at"]
         self.last_occurred_at = occurred_at
-        if self.status is None:
+        opening = self.status is None
+        if opening:
             self.opened_at = occurred_at
             self.opened_by = fact["agency_id"]
             self.holder_agency_id = fact["agency_id"]
-            self.status = Status.OPEN
         for name in _PERSON_ATTRIBUTES:
             if name in data:
                 self.person[name] = data[name]
+        if wire_type == "NOT_ELIGIBLE_DETERMINED":  # the category recorded so far did not hold
+            self.person.pop("eligible_category", None)
         if wire_type in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             self.centre_id = data["centre_id"]
             self.notice_sent_at = occurred_at
@@ -357,9 +408,7 @@ class Referral(Aggregate):
             self.closed_at = occurred_at
         elif wire_type == "QUALITY_ASSESSED":
             self.quality_assessed = True
-        after = TRANSITIONS[wire_type][1]
-        if after is not None:
-            self.status = after
+        self.status = next_status(None if opening else self.status, wire_type)
 
     def _lifecycle_error(self, fact: Mapping[str, Any]) -> DomainError | None:
         """The rule a fact does not meet where it stands in the case (None: it fits). Only the
@@ -388,6 +437,59 @@ class Referral(Aggregate):
         """The case's province: that of the agency that opened it."""
         opener = reference.agencies.get(self.opened_by or "")
         return opener.province if opener is not None else None
+
+    def posters_in_scope(self) -> frozenset[str]:
+        """The agencies that touched the case: recorded an event, held it or were addressed
+        (a snapshot taken before `touched` existed knows only the opener, holder and Centre)."""
+        known = self.__dict__.get("touched") or []
+        return frozenset(a for a in (*known, self.opened_by, self.holder_agency_id,
+                                     self.centre_id) if a)
+
+    def check_poster_in_scope(
+        self, agency_id: str, reference: ReferenceData, wire_type: str | None = None
+    ) -> None:
+        """Scope first: an agency that has no part in the case (never touched it, not an
+        oversight body of its province) is refused before anything about the case's state
+        (version, status, last occurred_at, event ids, the person) is looked at, with an
+        answer that depends only on the poster's kind — it learns "not permitted", nothing
+        more. Unknown agencies get AGENCY_UNKNOWN (nothing about the case either)."""
+        agency = reference.agencies.get(agency_id)
+        if agency is None:
+            raise InvalidEventError("AGENCY_UNKNOWN", "agency_id", value=agency_id)
+        if agency_id in self.posters_in_scope():
+            return
+        if agency.kind in OVERSIGHT_KINDS:
+            if agency.province == self.province(reference):
+                return
+            raise RuleViolationError("AGENCY_OTHER_PROVINCE", "agency_id", value=agency_id)
+        if wire_type in EVENT_TYPES and EVENT_TYPES[wire_type].emitter == "oversight":
+            raise RuleViolationError(  # depends on the poster's kind only, as in _check_actor
+                "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=agency.kind,
+                kind_vi=KIND_NAMES_VI.get(agency.kind, agency.kind),
+                expected="the council or the Department of Justice",
+                expected_vi="Hội đồng phối hợp liên ngành hoặc Sở Tư pháp",
+            )
+        if agency.is_centre:
+            raise RuleViolationError("AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
+        raise RuleViolationError("AGENCY_NOT_HOLDER", "agency_id", agency_id=agency_id)
+
+    def may_hold_for(self, agency_id: str, error: DomainError,
+                     reference: ReferenceData) -> bool:
+        """Whether a poster refused by `check_poster_in_scope` may still have its fact held
+        (ADR 0008): a procedural agency of the case's province (a transfer to it may be late),
+        or a Centre of the province (the request sent to it may be late). Depends only on the
+        poster and the case's province, never on the case's state."""
+        agency = reference.agencies.get(agency_id)
+        if agency is None or agency.province is None:
+            return False
+        province = self.province(reference) or case_id_province(self.case_id, reference)
+        if agency.province != province:
+            return False
+        if error.code == "AGENCY_NOT_HOLDER":
+            return agency.is_procedural
+        if error.code == "AGENCY_NOT_ADDRESSED_CENTRE":
+            return agency.is_centre
+        return False
 
     def recorded_event(self, event_id: str) -> tuple[int, str] | None:
         """(version, content digest) of an already recorded client event id, if any."""
@@ -434,6 +536,7 @@ class Referral(Aggregate):
         reference: ReferenceData,
         now: datetime,
         future_tolerance: timedelta = timedelta(minutes=5),
+        earliest: datetime = EARLIEST_OCCURRENCE,
     ) -> Referral:
         """Opens a case with its first arriving event: an opening event (a notification, a
         request or an appointment), or any other event, held until the opening arrives.
@@ -450,7 +553,7 @@ class Referral(Aggregate):
             _check_opening(case_id, wire_type, agency_id, occurred_at, data, reference,
                            fields=False)
         shell._check(wire_type, event_id, agency_id, occurred_at, data, reference, now,
-                     future_tolerance)
+                     future_tolerance, earliest)
         identity_ciphertext, content_digest = seal()
         event_class = EVENT_CLASSES[wire_type]
         event = event_class(
@@ -481,14 +584,20 @@ class Referral(Aggregate):
         reference: ReferenceData,
         now: datetime,
         future_tolerance: timedelta = timedelta(minutes=5),
+        earliest: datetime = EARLIEST_OCCURRENCE,
+        prospective: bool = False,
     ) -> None:
         """Records the next fact of an existing case: in effect if the lifecycle ordered by
-        occurred_at allows it, held if it awaits an earlier fact (ADR 0008)."""
+        occurred_at allows it, held if it awaits an earlier fact (ADR 0008).
+
+        `prospective`: the poster has no part in the case yet but a late fact could give it
+        one (`may_hold_for`); the fact is held without being compared with the case's state,
+        so the answer tells the poster nothing of it."""
         if wire_type in OPENING_TYPES and self.status is None:
             _check_opening(self.case_id, wire_type, agency_id, occurred_at, data, reference,
                            fields=False)
         self._check(wire_type, event_id, agency_id, occurred_at, data, reference, now,
-                    future_tolerance)
+                    future_tolerance, earliest, prospective)
         identity_ciphertext, content_digest = seal()
         self.trigger_event(
             EVENT_CLASSES[wire_type],
@@ -523,15 +632,25 @@ class Referral(Aggregate):
         reference: ReferenceData,
         now: datetime,
         future_tolerance: timedelta,
+        earliest: datetime = EARLIEST_OCCURRENCE,
+        prospective: bool = False,
     ) -> None:
         """Refuses what no other fact could make lawful; lets through what is in effect or
         held where the fact stands in occurred order (ADR 0008)."""
-        self._check_occurred_at(occurred_at, now, future_tolerance)
+        self._check_occurred_at(occurred_at, now, future_tolerance, earliest)
         agency = _agency(reference, agency_id, occurred_at)
         _check_actor_kind(wire_type, agency_id, agency)
+        if self.status is None and wire_type not in OPENING_TYPES:
+            # a first arriving fact that is not an opening is held; it may not squat another
+            # province's numbering either (issue 12)
+            check_case_id_province(self.case_id, agency.province, reference)
         if EVENT_TYPES[wire_type].emitter == "oversight":
             self._check_oversight(agency_id, agency, reference)
-        self._check_person(data, occurred_at, reference)
+        if prospective:  # judged on its own: held until a late fact gives the poster its part
+            self._check_person(data, occurred_at, reference, wire_type, person={})
+            self._check_specific(wire_type, occurred_at, data, reference)
+            return
+        self._check_person(data, occurred_at, reference, wire_type)
         self._check_specific(wire_type, occurred_at, data, reference)
         fact = {"version": self.version + 1, "type": wire_type, "event_id": event_id,
                 "agency_id": agency_id, "occurred_at": occurred_at, "data": dict(data)}
@@ -586,15 +705,17 @@ class Referral(Aggregate):
         return True
 
     def _check_occurred_at(
-        self, occurred_at: datetime, now: datetime, future_tolerance: timedelta
+        self, occurred_at: datetime, now: datetime, future_tolerance: timedelta,
+        earliest: datetime = EARLIEST_OCCURRENCE,
     ) -> None:
         if occurred_at > now + future_tolerance:
             raise InvalidEventError(
                 "OCCURRED_IN_FUTURE", "occurred_at", value=occurred_at.isoformat()
             )
-        if occurred_at < EARLIEST_OCCURRENCE:
+        if occurred_at < earliest:
             raise InvalidEventError(
-                "OCCURRED_TOO_EARLY", "occurred_at", value=occurred_at.isoformat()
+                "OCCURRED_TOO_EARLY", "occurred_at", value=occurred_at.isoformat(),
+                earliest=earliest.date().isoformat(),
             )
 
     def _check_order(self, wire_type: str) -> None:
@@ -641,21 +762,27 @@ class Referral(Aggregate):
         if province is not None and agency.province != province:
             raise RuleViolationError("AGENCY_OTHER_PROVINCE", "agency_id", value=agency_id)
 
-    def _check_person_id(self, data: Mapping[str, Any]) -> None:
-        known = self.person.get("person_id")
+    def _check_person_id(self, data: Mapping[str, Any],
+                         person: Mapping[str, Any] | None = None) -> None:
+        known = (self.person if person is None else person).get("person_id")
         given = data.get("person_id")
         if known and given and given != known:
             raise RuleViolationError("PERSON_MISMATCH", "data.person_id", value=given,
                                      expected=known)
 
     def _check_person(
-        self, data: Mapping[str, Any], occurred_at: datetime, reference: ReferenceData
+        self, data: Mapping[str, Any], occurred_at: datetime, reference: ReferenceData,
+        wire_type: str = "", person: Mapping[str, Any] | None = None,
     ) -> None:
-        self._check_person_id(data)
+        person = self.person if person is None else person
+        self._check_person_id(data, person)
         if "eligible_category" not in data:
             return
-        merged = {**self.person, **data}
+        merged = {**person, **data}
         code = data["eligible_category"]
+        if code == UNDETERMINED_CATEGORY:
+            self._check_undetermined(wire_type, person)
+            return
         category = reference.categories[code]
         day = occurred_at.astimezone(VIETNAM_TZ).date()
         if not category.validity.covers(day):
@@ -679,6 +806,28 @@ class Referral(Aggregate):
                 "CATEGORY_AGE_MISMATCH", "data.eligible_category", value=code, age_band=band
             )
 
+    def _check_undetermined(self, wire_type: str,
+                            person: Mapping[str, Any] | None = None) -> None:
+        """UNDETERMINED says "not known yet": only a procedural contact may say it (the
+        category is often unknown at arrest or intake), and never over a known category."""
+        if wire_type != "PROCEDURAL_CONTACT":
+            raise InvalidEventError(
+                "FIELD_INVALID", "data.eligible_category",
+                rule_vi=f"giá trị {UNDETERMINED_CATEGORY} (chưa xác định diện) chỉ dùng cho sự "
+                        "kiện PROCEDURAL_CONTACT; bỏ trống trường này nếu chưa biết diện",
+                rule_en=f"{UNDETERMINED_CATEGORY} is only accepted on PROCEDURAL_CONTACT; "
+                        "leave the field out when the category is not known",
+            )
+        known = (self.person if person is None else person).get("eligible_category")
+        if known not in (None, UNDETERMINED_CATEGORY):
+            raise InvalidEventError(
+                "FIELD_INVALID", "data.eligible_category",
+                rule_vi=f"vụ việc đã xác định diện {known}; không ghi {UNDETERMINED_CATEGORY} "
+                        "đè lên diện đã biết (bỏ trống trường này)",
+                rule_en=f"the case's category is already known ({known}); "
+                        f"{UNDETERMINED_CATEGORY} must not overwrite it (leave the field out)",
+            )
+
     def _check_specific(
         self,
         wire_type: str,
@@ -687,7 +836,18 @@ class Referral(Aggregate):
         reference: ReferenceData,
     ) -> None:
         """The type's own field rules that need no other fact of the case."""
-        if wire_type in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
+        if wire_type == "PROCEDURAL_CONTACT":
+            for name in ("procedural_role", "stage"):  # the role the person enters, and when
+                if name not in data:
+                    raise InvalidEventError("FIELD_REQUIRED", f"data.{name}")
+        elif wire_type == "NOT_ELIGIBLE_DETERMINED":
+            if "eligible_category" in data:
+                raise InvalidEventError(
+                    "FIELD_INVALID", "data.eligible_category",
+                    rule_vi="sự kiện xác định không thuộc diện không ghi diện người được TGPL",
+                    rule_en="a not-eligible determination carries no eligible category",
+                )
+        elif wire_type in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             _agency(reference, data["centre_id"], occurred_at, field="data.centre_id")
         elif wire_type == "CASE_TRANSFERRED":
             to_agency = data.get("to_agency_id")
@@ -708,13 +868,6 @@ class Referral(Aggregate):
             received = data.get("notice_received_at")
             if received is not None:
                 _not_after(received, occurred_at, "data.notice_received_at")
-        elif wire_type == "INTERPRETER_REQUESTED":
-            if not _LANGUAGE_CODE.fullmatch(data["language"]):
-                raise InvalidEventError(
-                    "FIELD_INVALID", "data.language",
-                    rule_vi="phải là mã ngôn ngữ ISO 639 viết thường, ví dụ km, hmn, en",
-                    rule_en="must be a lower-case ISO 639 language code, e.g. km, hmn, en",
-                )
         elif wire_type == "COUNSEL_REGISTERED":
             _not_after(data["documents_complete_at"], occurred_at, "data.documents_complete_at")
 
@@ -809,9 +962,6 @@ def _held_entry(fact: Mapping[str, Any], error: DomainError) -> dict[str, Any]:
     }
 
 
-_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
-
-
 def _check_opening(
     case_id: str, wire_type: str, agency_id: str, occurred_at: datetime,
     data: Mapping[str, Any], reference: ReferenceData, fields: bool = True,
@@ -833,14 +983,17 @@ def _check_opening(
             kind_vi=KIND_NAMES_VI[agency.kind], expected="a procedural agency",
             expected_vi="cơ quan tiến hành tố tụng hoặc cơ sở giam giữ",
         )
+    check_case_id_province(case_id, agency.province, reference)
 
 
 # Rules added after events were first recorded, with the instant they took effect: the offline
 # verifier reports an event recorded before then that breaks one as a note, not as a failure
-# (nothing already recorded is changed; A19, A21 in docs/assumptions.md).
+# (nothing already recorded is changed; A19, A24 in docs/assumptions.md).
 RULES_IN_FORCE_FROM: dict[str, datetime] = {
     "AGENCY_KIND_NOT_PERMITTED": datetime(2026, 12, 1, tzinfo=VIETNAM_TZ),  # issue 20
     "DOCUMENTS_BEFORE_ASSIGNMENT": datetime(2026, 12, 1, tzinfo=VIETNAM_TZ),  # issue 13
+    "CASE_ID_OTHER_PROVINCE": datetime(2026, 12, 1, tzinfo=VIETNAM_TZ),  # issue 12
+    "REFERENCE_FORMAT_INVALID": datetime(2026, 12, 1, tzinfo=VIETNAM_TZ),  # issue 12
 }
 
 
@@ -920,6 +1073,28 @@ def _check_actor_kind(wire_type: str, agency_id: str, agency: Any) -> None:
         expected_vi=" hoặc ".join(KIND_NAMES_VI.get(k, k) for k in spec.actor_kinds),
         basis=spec.actor_basis,
     )
+
+
+def case_id_province(case_id: str, reference: ReferenceData) -> str | None:
+    """The province whose numbering a case id follows: its first `-`-separated segment if
+    that is a province code (`LSN-2026-000123`), else its second one after a series prefix
+    that is not a province code (`VV-LSN-2026-000123`); None if neither is."""
+    segments = case_id.split("-", 2)
+    if segments[0] in reference.provinces:
+        return segments[0]
+    if len(segments) > 1 and segments[1] in reference.provinces:
+        return segments[1]
+    return None
+
+
+def check_case_id_province(
+    case_id: str, province: str | None, reference: ReferenceData
+) -> None:
+    """An agency opens cases only under its own province's numbering (no squatting of another
+    province's ids); a national agency (no province) is not bound."""
+    if province is not None and case_id_province(case_id, reference) != province:
+        raise RuleViolationError("CASE_ID_OTHER_PROVINCE", "case_id", case_id=case_id,
+                                 province=province)
 
 
 def _not_after(value: str, occurred_at: datetime, field: str) -> None:

@@ -11,11 +11,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from domain.calendar import WorkingCalendar
+from domain.calendar import VIETNAM_TZ, WorkingCalendar
 from domain.deadlines import TimeLimitRule
 from domain.reference import ReferenceData
 from infra.event_reads import select_events_of
@@ -42,6 +42,7 @@ class Container:
     tokens: TokenStore | None = None  # bearer tokens of the HTTP API
     extras: dict[str, Any] = field(default_factory=dict)
     projections: Any = None  # projections.runtime.Projections (read models and their runner)
+    reference_state: Any = None  # infra.reference_state.ReferenceState (issue 14)
 
     def close(self) -> None:
         """Releases connections (event store, pools, key store)."""
@@ -51,6 +52,8 @@ class Container:
                 closer()
         if self.projections is not None:
             self.projections.close()
+        if self.reference_state is not None:
+            self.reference_state.app.close()
         self.referrals.close()
         if self.tokens is not None:
             self.tokens.close()
@@ -85,7 +88,8 @@ def open_pg_pool(settings: Settings, max_size: int | None = None) -> Any:
     from psycopg_pool import ConnectionPool
 
     pool = ConnectionPool(
-        settings.pg_conninfo(), min_size=1, max_size=max_size or settings.pg_pool_size,
+        settings.pg_service_conninfo(), min_size=1,
+        max_size=max_size or settings.pool_budget()["own"],
         kwargs={"autocommit": False}, open=True, name="referrals",
     )
     pool.wait(timeout=30)
@@ -103,11 +107,13 @@ def _creating_tables(pg_pool: Any) -> Iterator[None]:
     with pg_pool.connection() as conn:
         conn.autocommit = True
         try:
+            conn.execute("SET lock_timeout = '120s'")  # starting processes queue here
             conn.execute("SELECT pg_advisory_lock(%s)", (TABLE_CREATION_LOCK,))
             try:
                 yield
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (TABLE_CREATION_LOCK,))
+                conn.execute("RESET lock_timeout")
         finally:
             conn.autocommit = False
 
@@ -143,6 +149,7 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
             calendar=calendar,
             clock=clock,
             future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
+            earliest=datetime.combine(settings.earliest_occurrence, time(0), VIETNAM_TZ),
             bulk_reader=select_events_of,
             case_cache_size=settings.case_cache_size,
         )
@@ -152,14 +159,32 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
     )
     container = Container(settings, reference, calendar, rules, vault, referrals, pg_pool,
                           tokens=tokens)
+    from infra.reference_state import ReferenceState, open_reference_versions
+
+    # issue 14: reference data is read from its recorded versions (the files seed version 1)
+    with _creating_tables(pg_pool):
+        state = ReferenceState(container, open_reference_versions(settings),
+                               settings.reference_poll_seconds)
+        state.record_shipped()
+    state.refresh(force=True)
+    container.reference_state = state
+    referrals.before_use = state.maybe_refresh
     from projections.runtime import open_projections
 
-    with _creating_tables(pg_pool):
-        container.projections = open_projections(container)
+    if settings.store == "sqlite" or settings.pool_budget()["projections"] > 0:
+        with _creating_tables(pg_pool):  # the relay reads no view: no views' pool (issue 19)
+            container.projections = open_projections(container)
     from infra.transparency.service import start_checkpointer, transparency_log
 
-    if settings.environment == "production":
+    if settings.environment == "production" and container.projections is not None:
         transparency_log(container).signer  # noqa: B018 - a missing log key fails at start
+    from infra.deployment import check_store_keys
+
+    try:  # a node never joins a store whose keys it does not hold (issue 19)
+        check_store_keys(container)
+    except BaseException:
+        container.close()
+        raise
     if settings.projections_in_process and settings.store == "sqlite":
         container.projections.start()
         start_checkpointer(container)

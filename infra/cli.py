@@ -21,6 +21,7 @@ from rich.table import Table
 from domain.errors import DomainError, InvalidEventError, utf8_safe
 from infra.bootstrap import Container, build_container
 from infra.settings import Settings
+from services.wire import loads_strict
 
 app = typer.Typer(
     help="Sổ theo dõi trợ giúp pháp lý trong tố tụng — legal-aid referral ledger.",
@@ -123,7 +124,9 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             if not raw.strip():
                 continue
             try:
-                yield number, json.loads(raw.decode("utf-8"))
+                yield number, loads_strict(raw.decode("utf-8"))
+            except DomainError as error:  # e.g. JSON_DUPLICATE_KEY
+                yield number, error
             except UnicodeDecodeError:
                 yield number, InvalidEventError(
                     "FIELD_INVALID", "$", rule_vi="dòng không phải UTF-8 hợp lệ",

@@ -19,6 +19,7 @@ AREA_COMMAND_MODULES = (
     "infra.web.commands",  # account
     "bench.commands",  # bench
     "infra.deployment",  # secrets init
+    "infra.reference_commands",  # reference show, history, diff, publish (issue 14)
 )
 
 

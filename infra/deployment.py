@@ -183,3 +183,79 @@ def register(app: typer.Typer) -> None:
         public = signer_from_key_text(values["REFERRALS_LOG_SIGNING_KEY"]).verifier().key_text
         print(f"Đã ghi {out} (0600) / wrote {out}: {', '.join(values)}", file=sys.stderr)
         print(public)
+
+
+# ------------------------------------------------------------------------------- store keys
+def check_store_keys(container: object) -> None:
+    """DeploymentError unless this node holds the keys the store was written with (issue 19):
+    every master key id wrapping a person's data key, and the log key that signed the
+    latest checkpoint. A node started with keys of its own (a development key file made on
+    this node) would otherwise sign receipts with another log key and fail to open
+    identities sealed by the other nodes. Checked in every environment."""
+    from infra.transparency.note import split_note
+    from infra.transparency.service import load_log_signer
+
+    settings = container.settings  # type: ignore[attr-defined]
+    master_keys = container.vault.master_keys  # type: ignore[attr-defined]
+    configured = set(master_keys.ids)
+    samples = _recorded_master_keys(container)
+    missing = sorted(set(samples) - configured)
+    for key_id, (person_id, wrapped) in sorted(samples.items()):
+        if key_id in configured and wrapped is not None:
+            try:  # the same id with other key material (a development key of this node)
+                master_keys.unwrap(person_id, key_id, bytes(wrapped))
+            except Exception:  # noqa: BLE001 - any failure to open means another key
+                missing.append(key_id)
+    if missing:
+        raise DeploymentError(
+            f"Kho dữ liệu dùng khoá chính {', '.join(missing)} mà nút này không có "
+            f"(REFERRALS_MASTER_KEYS có: {', '.join(sorted(configured)) or 'không'}). Hãy cấu "
+            "hình cùng các khoá chính như các nút khác; nút này không khởi động.",
+            f"the store uses master key(s) {', '.join(missing)} that this node does not hold "
+            f"(REFERRALS_MASTER_KEYS has: {', '.join(sorted(configured)) or 'none'}). Configure "
+            "the same master keys as the other nodes; this node does not start.")
+    projections = getattr(container, "projections", None)
+    if projections is None or "audit_trail" not in projections:
+        return
+    latest = projections.view("audit_trail").latest_checkpoint()
+    if latest is None:
+        return
+    signer = load_log_signer(settings)
+    _, signatures = split_note(latest.note)
+    if not any(s.name == signer.name and s.key_hash == signer.key_hash for s in signatures):
+        signed_by = ", ".join(f"{s.name}+{s.key_hash.hex()}" for s in signatures) or "?"
+        mine = f"{signer.name}+{signer.key_hash.hex()}"
+        raise DeploymentError(
+            f"Điểm kiểm mới nhất của sổ (kích thước {latest.size}) được ký bằng khoá {signed_by}, "
+            f"không phải khoá ký của nút này ({mine}). Hãy cấu hình cùng khoá ký nhật ký "
+            "(REFERRALS_LOG_SIGNING_KEY) như các nút khác; nút này không khởi động.",
+            f"the log's latest checkpoint (size {latest.size}) is signed by {signed_by}, not by "
+            f"this node's log key ({mine}). Configure the same log signing key "
+            "(REFERRALS_LOG_SIGNING_KEY) as the other nodes; this node does not start.")
+
+
+def _recorded_master_keys(container: object) -> dict[str, tuple[str, bytes | None]]:
+    """Per master key id used in the store, one (person id, wrapped data key) it wraps."""
+    sql = ("SELECT master_key_id, person_id, wrapped_key FROM person_data_keys WHERE person_id "
+           "IN (SELECT min(person_id) FROM person_data_keys WHERE master_key_id IS NOT NULL "
+           "GROUP BY master_key_id) AND master_key_id IS NOT NULL")
+    pool = getattr(container, "pg_pool", None)
+    if pool is not None:
+        with pool.connection() as conn:
+            exists = conn.execute("SELECT to_regclass('person_data_keys')").fetchone()[0]
+            rows = conn.execute(sql).fetchall() if exists else []
+            conn.rollback()
+        return {str(r[0]): (str(r[1]), r[2]) for r in rows}
+    import sqlite3
+
+    path = container.settings.data_dir / "personal-data.sqlite"  # type: ignore[attr-defined]
+    if not path.exists():
+        return set()
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # no table yet
+        rows = []
+    finally:
+        conn.close()
+    return {str(r[0]): (str(r[1]), r[2]) for r in rows}

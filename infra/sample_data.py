@@ -3,6 +3,11 @@
 Used for the embedded demo (`referrals` with no arguments), for `referrals load` tests and for
 the benchmarks. Every generated case follows the lifecycle the domain enforces; some limits are
 met and some missed, as in real data. Names are synthetic.
+
+Most cases start with the procedural contact (arrest, holding, charge, victim's statement) the
+agency records from its register (issue 17); the person is then told of the right in time,
+late, or never, or is found not eligible. Those choices come from a generator of their own
+(seeded by the case), so the rest of every history is what it was before contacts existed.
 """
 
 from __future__ import annotations
@@ -63,7 +68,89 @@ def _agencies(reference: ReferenceData, province: str, kind: str, day: Any) -> l
             if a.kind == kind and a.validity.covers(day)]
 
 
+# shares of the contacts' outcomes (rule C2): told in time, late, never, found not eligible
+CONTACT_SHARE = 0.7
+CONTACT_OUTCOMES = (("in_time", 0.80), ("late", 0.12), ("never", 0.05), ("not_eligible", 0.03))
+# the document behind a contact, as its reference symbol (biên bản bắt người, quyết định tạm giữ,
+# quyết định khởi tố bị can, biên bản lấy lời khai bị hại): references only, never names
+_CONTACT_REFS = {
+    "ARRESTED": "BB-BN",
+    "TEMPORARILY_DETAINED": "QĐ-TG",
+    "SUSPECT": "QĐ-KTBC",
+    "VICTIM": "BB-LLK",
+}
+
+
 def _case_history(
+    rng: random.Random,
+    seed: int,
+    n: int,
+    province: str,
+    opened: datetime,
+    reference: ReferenceData,
+    identity_ratio: float,
+    case_prefix: str,
+) -> list[dict[str, Any]]:
+    history = _referral_history(rng, seed, n, province, opened, reference, identity_ratio,
+                                case_prefix)
+    return _with_contact(random.Random(f"contact-{seed}-{n}-{case_prefix}"), history)
+
+
+def _with_contact(rng: random.Random, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history preceded by the person's procedural contact (or not), and what followed
+    it: a notification in time or late, none at all, or a not-eligible determination."""
+    if rng.random() >= CONTACT_SHARE:
+        return history
+    first = history[0]
+    data = first["data"]
+    pick, outcome = rng.random(), "in_time"
+    for name, share in CONTACT_OUTCOMES:
+        if pick < share:
+            outcome = name
+            break
+        pick -= share
+    told = datetime.fromisoformat(first["occurred_at"])
+    hours = {"in_time": rng.uniform(0.3, 20), "late": rng.uniform(25, 96)}.get(outcome, 0.0)
+    contact_at = told - timedelta(hours=hours)
+    role = data["procedural_role"]
+    undetermined = outcome == "not_eligible" or rng.random() < 0.15
+    contact_data = {k: data[k] for k in ("person_id", "proceedings_kind", "procedural_role",
+                                         "stage", "sex", "channel") if k in data}
+    if not undetermined:
+        contact_data["eligible_category"] = data["eligible_category"]
+        if "financial_hardship" in data:
+            contact_data["financial_hardship"] = data["financial_hardship"]
+    else:
+        contact_data["eligible_category"] = "UNDETERMINED"
+    contact_data["minutes_ref"] = f"{rng.randint(1, 999)}/{_CONTACT_REFS.get(role, 'BB')}"
+    contact = {
+        "event_id": f"{first['case_id']}-C1",
+        "case_id": first["case_id"],
+        "type": "PROCEDURAL_CONTACT",
+        "agency_id": first["agency_id"],
+        "occurred_at": contact_at.astimezone(VIETNAM_TZ).isoformat(timespec="seconds"),
+        "data": contact_data,
+    }
+    if "identity" in first:  # the register names the person; the notification need not
+        contact["identity"] = first["identity"]
+        history = [{k: v for k, v in first.items() if k != "identity"}, *history[1:]]
+    if outcome == "never":
+        return [contact]
+    if outcome == "not_eligible":
+        decided = contact_at + timedelta(hours=rng.uniform(2, 48))
+        return [contact, {
+            "event_id": f"{first['case_id']}-C2",
+            "case_id": first["case_id"],
+            "type": "NOT_ELIGIBLE_DETERMINED",
+            "agency_id": first["agency_id"],
+            "occurred_at": decided.astimezone(VIETNAM_TZ).isoformat(timespec="seconds"),
+            "data": {"reason": rng.choice(("NO_CATEGORY", "NO_FINANCIAL_HARDSHIP")),
+                     "article": "Luật TGPL 2017 Điều 7"},
+        }]
+    return [contact, *history]
+
+
+def _referral_history(
     rng: random.Random,
     seed: int,
     n: int,
@@ -136,7 +223,7 @@ def _case_history(
         emit("AID_REQUESTED", holder, t, {"request_form": "written"})
         limit = 12 if role in ("ARRESTED", "TEMPORARILY_DETAINED") else 24
         t += timedelta(hours=rng.uniform(0.5, limit * (1.6 if rng.random() < 0.2 else 0.9)))
-        emit("REQUEST_TRANSFERRED", holder, t, {"centre_id": centre, "document_ref": "Mẫu 03"})
+        emit("REQUEST_TRANSFERRED", holder, t, {"centre_id": centre, "document_ref": "MAU-03"})
     t += timedelta(hours=rng.uniform(0.2, 6))
     if rng.random() < 0.05:
         emit("REQUEST_REFUSED", centre, t, {"reason": "NOT_ELIGIBLE", "written": True})

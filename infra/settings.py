@@ -9,6 +9,7 @@ files under `./var`, a generated development master key, projections in process,
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +21,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # its recorder (the library's, with a COPY path for batches); see those modules
 TRANSCODER_TOPIC = "infra.transcoding:FastJSONTranscoder"
 POSTGRES_RECORDER_TOPIC = "infra.postgres.recorder:PostgresReferralRecorder"
+# the library's PostgreSQL factory, plus our session settings on every connection (issue 19)
+POSTGRES_FACTORY_TOPIC = "infra.postgres.recorder:ReferralsPostgresFactory"
 # the development log origin; production refuses it (set REFERRALS_LOG_ORIGIN)
 PLACEHOLDER_LOG_ORIGIN = "legal-aid-ledger.example/log"
 
@@ -47,6 +50,25 @@ class Settings(BaseSettings):
     pg_db_functions: bool = True  # eventsourcing's insert function: ~2x single-event posts
     case_cache_size: int = Field(default=10_000, ge=0)  # cases kept in memory for recording
 
+    # --- PostgreSQL sessions and connection budget (issue 19, docs/cluster.md) ------------------
+    service: Literal["api", "project", "ingest", "relay", "cli"] = "cli"  # set by each command
+    instance: str = ""  # appended to application_name (referrals-api:<instance>): one node
+    pg_lock_timeout_ms: int = Field(default=10_000, ge=0)  # no session waits on a lock for ever
+    pg_statement_timeout_ms: int = Field(default=120_000, ge=0)
+    pg_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)  # a frozen client's
+    pg_keepalives_idle_seconds: int = Field(default=30, ge=1)  # libpq TCP keepalives
+    pg_keepalives_interval_seconds: int = Field(default=10, ge=1)
+    pg_keepalives_count: int = Field(default=3, ge=1)
+    # pools per process (None: the service's default, see `pool_budget`)
+    pg_event_pool_max: int | None = Field(default=None, ge=1, le=200)
+    pg_projection_pool_max: int | None = Field(default=None, ge=1, le=200)
+    pg_own_pool_max: int | None = Field(default=None, ge=1, le=200)
+    # an API read that catches a view up itself waits this long for a worker's lock, then
+    # answers from the view as it is (flagged as lagging)
+    api_read_wait_seconds: float = Field(default=2.0, ge=0, le=60)
+    projection_busy_backoff_seconds: float = Field(default=1.0, gt=0, le=60)
+    projection_lease_seconds: float = Field(default=10.0, ge=1, le=600)  # a view's worker
+
     # --- personal data ----------------------------------------------------------------------
     master_keys: SecretStr | None = None  # JSON {"key-id": "<base64 32 bytes>"}
     active_master_key_id: str | None = None
@@ -55,7 +77,14 @@ class Settings(BaseSettings):
 
     # --- rules and reference data -------------------------------------------------------------
     reference_data_dir: Path | None = None  # default: the files shipped in infra/reference_data
+    reference_poll_seconds: float = Field(default=5.0, ge=0, le=3600)  # issue 14: reload check
+    # clear identity also for agencies that held a case before a transfer (services/access.py)
+    identity_former_holders: bool = False
     future_tolerance_seconds: int = Field(default=300, ge=0, le=86400)
+    # the wire's legal range of instants: from this day (00:00 Vietnam time; the Legal Aid Law
+    # 2017 took effect on 2018-01-01) to now + future_tolerance_seconds
+    earliest_occurrence: date = Field(default=date(2018, 1, 1), ge=date(2018, 1, 1),
+                                      le=date(2100, 1, 1))
 
     # --- HTTP ---------------------------------------------------------------------------------
     http_host: str = "127.0.0.1"
@@ -80,6 +109,7 @@ class Settings(BaseSettings):
     kafka_group_id: str = "referral-ledger-ingest"
     kafka_partitions: int = Field(default=3, ge=1, le=1000)
     kafka_replication_factor: int = Field(default=1, ge=1, le=10)
+    kafka_min_insync_replicas: int | None = Field(default=None, ge=1, le=10)  # per topic
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
     )
@@ -114,6 +144,9 @@ class Settings(BaseSettings):
                 )
             if self.session_secret is None:
                 raise ValueError("REFERRALS_SESSION_SECRET is required in production")
+        if (self.kafka_min_insync_replicas or 0) > self.kafka_replication_factor:
+            raise ValueError("REFERRALS_KAFKA_MIN_INSYNC_REPLICAS cannot exceed "
+                             "REFERRALS_KAFKA_REPLICATION_FACTOR")
         json.loads(self.retention_years)
         return self
 
@@ -137,18 +170,21 @@ class Settings(BaseSettings):
         """The environment the eventsourcing library is configured with (passed explicitly)."""
         if self.store == "postgres":
             env = {
-                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "PERSISTENCE_MODULE": POSTGRES_FACTORY_TOPIC,
                 "POSTGRES_DBNAME": self.pg_dbname,
                 "POSTGRES_HOST": self.pg_host,
                 "POSTGRES_PORT": str(self.pg_port),
                 "POSTGRES_USER": self.pg_user,
                 "POSTGRES_PASSWORD": self.pg_password.get_secret_value(),
-                "POSTGRES_POOL_SIZE": str(self.pg_pool_size),
-                "POSTGRES_MAX_OVERFLOW": str(self.pg_pool_size),
+                "POSTGRES_POOL_SIZE": "1",
+                "POSTGRES_MAX_OVERFLOW": str(self.pool_budget()["event_store"] - 1),
                 "POSTGRES_ENABLE_DB_FUNCTIONS": "y" if self.pg_db_functions else "n",
                 "POSTGRES_LOCK_TIMEOUT": "5",
                 "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
                 "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
+                "POSTGRES_CONNECT_KWARGS": json.dumps(self.pg_session_kwargs()),
+                "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(
+                    max(1, self.pg_idle_in_transaction_timeout_ms // 1000)),
             }
             if self.pg_schema:
                 env["POSTGRES_SCHEMA"] = self.pg_schema
@@ -159,6 +195,71 @@ class Settings(BaseSettings):
             "SQLITE_LOCK_TIMEOUT": "10",
             "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
         }
+
+    @property
+    def application_name(self) -> str:
+        """What pg_stat_activity shows for this process's connections (referrals-api, ...)."""
+        name = f"referrals-{self.service}"
+        return f"{name}:{self.instance}"[:63] if self.instance else name
+
+    def pool_budget(self) -> dict[str, int]:
+        """The most connections each of this process's pools opens (docs/cluster.md).
+
+        Each service builds the pools it uses: the API writes and reads (event store, our
+        own tables for tokens and keys, the views); the projection worker reads the log and
+        writes the views (one connection per view, plus the checkpointer) and LISTENs; the
+        ingest writes events and reads keys; the relay reads the log. A pool opens a
+        connection when it is first needed and keeps at most `max` (idle ones close after
+        10 minutes)."""
+        defaults = {
+            #            event store, views, our own tables, LISTEN
+            "api": (self.pg_pool_size, 4, 4, 0),
+            "project": (3, 6, 1, 1),
+            "ingest": (3, 2, 2, 0),
+            "relay": (2, 0, 1, 0),  # no views: the relay reads the log only
+            "cli": (self.pg_pool_size, 6, 2, 1),
+        }[self.service]
+        event, views, own, listen = defaults
+        return {
+            "event_store": self.pg_event_pool_max or event,
+            "projections": (self.pg_projection_pool_max or views) if views else 0,
+            "own": self.pg_own_pool_max or own,
+            "listen": listen,
+            "relay_lease": 1 if self.service == "relay" else 0,  # the lease's session
+        }
+
+    def connection_budget(self) -> int:
+        """The most PostgreSQL connections one process of this service holds."""
+        return sum(self.pool_budget().values())
+
+    def pg_session_kwargs(self) -> dict[str, str | int]:
+        """libpq parameters of every connection a service opens: its name, TCP keepalives
+        (a dead peer is noticed in about a minute, not two hours) and session timeouts (a
+        frozen client's transaction and locks do not stay for ever)."""
+        options = [
+            f"-c lock_timeout={self.pg_lock_timeout_ms}",
+            f"-c statement_timeout={self.pg_statement_timeout_ms}",
+            f"-c idle_in_transaction_session_timeout={self.pg_idle_in_transaction_timeout_ms}",
+            f"-c tcp_keepalives_idle={self.pg_keepalives_idle_seconds}",
+            f"-c tcp_keepalives_interval={self.pg_keepalives_interval_seconds}",
+            f"-c tcp_keepalives_count={self.pg_keepalives_count}",
+        ]
+        if self.pg_schema:
+            options.insert(0, f"-c search_path={self.pg_schema}")
+        return {
+            "application_name": self.application_name,
+            "keepalives": 1,
+            "keepalives_idle": self.pg_keepalives_idle_seconds,
+            "keepalives_interval": self.pg_keepalives_interval_seconds,
+            "keepalives_count": self.pg_keepalives_count,
+            "options": " ".join(options),
+        }
+
+    def pg_service_conninfo(self) -> str:
+        """`pg_conninfo()` with this service's session parameters (`pg_session_kwargs`)."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(self.pg_conninfo(), **self.pg_session_kwargs())
 
     def pg_conninfo(self) -> str:
         """libpq connection string for our own tables (projections, keys, tokens)."""

@@ -310,6 +310,15 @@ class AuditTrailView(ProjectionView):
             f"WHERE size = (SELECT max(size) FROM {self.t('audit_trail_checkpoints')})", ())
         return found[0] if found else None
 
+    def latest_checkpoint_at(self, instant: datetime) -> StoredCheckpoint | None:
+        """The checkpoint of the largest size signed at or before `instant` (what a reader
+        could check against then)."""
+        table = self.t("audit_trail_checkpoints")
+        found = self._checkpoints(
+            f"WHERE size = (SELECT max(size) FROM {table} WHERE created_at <= %s)",
+            (self.p_ts(instant),))
+        return found[0] if found else None
+
     def checkpoints(self) -> list[StoredCheckpoint]:
         """Every stored checkpoint, smallest first."""
         return self._checkpoints("", ())

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from domain.referral import TRANSITIONS, Referral
+from domain.referral import Referral, next_status
 from projections.framework import (
     Batch,
     PostgresProjectionView,
@@ -49,6 +49,7 @@ def fold_case(row: dict[str, Any] | None, event: Any, reference: Any) -> dict[st
     """The case row after one more event (the same state changes as the aggregate's)."""
     data = event.data
     wire = event.WIRE_TYPE
+    opening = row is None
     if row is None:
         agency = reference.agencies.get(event.agency_id) if reference is not None else None
         row = dict.fromkeys(COLUMNS)
@@ -74,9 +75,9 @@ def fold_case(row: dict[str, Any] | None, event: Any, reference: Any) -> dict[st
             row["stage"] = data["to_stage"]
     elif wire == "CASE_CLOSED":
         row["closed_at"] = event.occurred_at
-    after = TRANSITIONS[wire][1]
-    if after is not None:
-        row["status"] = after
+    elif wire == "NOT_ELIGIBLE_DETERMINED":  # as the aggregate: the category did not hold
+        row["eligible_category"] = None
+    row["status"] = next_status(None if opening else row["status"], wire)
     row["last_occurred_at"] = event.occurred_at
     row["version"] = event.originator_version
     return row

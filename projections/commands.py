@@ -40,14 +40,18 @@ def project_command(
 ) -> None:
     """Runs the projection worker: follows the log (LISTEN/NOTIFY on PostgreSQL, polling on
     SQLite) and applies each page to every view, until SIGTERM/SIGINT."""
+    import os
+
     from infra.cli import console
 
+    os.environ.setdefault("REFERRALS_SERVICE", "project")  # its pools and application_name
     container = _container()
     from infra.process_tuning import tune_for_throughput
     from infra.transparency.service import start_checkpointer
 
     tune_for_throughput()
-    start_checkpointer(container)  # publishes signed checkpoints as the audit trail grows
+    # publishes signed checkpoints as the audit trail grows (its status file beside ours)
+    start_checkpointer(container, status_file=True)
     stop = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -99,21 +103,38 @@ def status_command() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    container = _container()
+    from infra.cli import settings_from_env
+    from infra.worker_health import is_connection_error
+    from projections.runtime import offline_status
+
+    settings = settings_from_env()
     try:
-        status = container.projections.status()
-        rows = container.projections.quarantine(limit=50)
-    finally:
-        container.close()
+        if settings.store == "postgres":  # a quick answer when the database is down
+            import psycopg
+
+            psycopg.connect(settings.pg_conninfo(), connect_timeout=3).close()
+        container = _container()
+    except Exception as error:
+        if not is_connection_error(error):
+            raise
+        status = offline_status(settings, error)  # the database is unreachable
+        rows: list[dict] = []
+    else:
+        try:
+            status = container.projections.status()
+            rows = container.projections.quarantine(limit=50)
+        finally:
+            container.close()
     table = Table(title="Trạng thái các bảng tổng hợp")
-    for column in ("projection", "position", "max id", "lag", "quarantined", "held", "error"):
-        table.add_column(column, justify="left" if column in ("projection", "error")
+    for column in ("projection", "position", "max id", "lag", "quarantined", "held",
+                   "connection", "error"):
+        table.add_column(column, justify="left" if column in ("projection", "connection", "error")
                          else "right")
     for s in status:
         error = f"{s.error_at.isoformat(timespec='seconds')} {s.error}" if s.error_at else (
             s.error or "")
         table.add_row(s.name, str(s.position), str(s.max_notification_id), str(s.lag),
-                      str(s.quarantined), str(s.held), error)
+                      str(s.quarantined), str(s.held), s.connection, error)
     console = Console(stderr=True)
     console.print(table)
     if rows:

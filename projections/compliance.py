@@ -38,6 +38,7 @@ import orjson
 
 from domain.calendar import VIETNAM_TZ
 from domain.deadlines import evaluate_time_limits
+from domain.reference_versions import judge_with_basis
 from projections.case_index import REFERRAL_TOPICS
 from projections.framework import (
     Batch,
@@ -46,18 +47,26 @@ from projections.framework import (
     ProjectionView,
     SQLiteProjectionView,
     StateCache,
+    Tx,
 )
 from services.referrals import case_facts
 
 FAR_FUTURE = datetime(9000, 1, 1, tzinfo=timezone.utc)
 SETTLE_EVERY = 200_000  # events: the most a deferred judging may lag behind
 _FACT_FIELDS = ("procedural_role", "stage", "proceedings_kind", "centre_id", "to_agency_id",
-                "to_stage", "immediate")
+                "to_stage", "immediate", "eligible_category")
 VERDICT_COLUMNS = (
     "case_id", "rule_id", "trigger_version", "trigger_at", "trigger_day", "deadline", "status",
-    "target_version", "met_at", "responsible_agency_id", "province",
+    "target_version", "met_at", "responsible_agency_id", "province", "basis",
+)
+MOVED_COLUMNS = (
+    "published", "sha256", "reason", "province", "period_year", "periods", "case_id", "rule_id",
+    "trigger_version", "responsible_agency_id", "status_before", "status_after",
+    "deadline_before", "deadline_after", "basis_before", "basis_after", "moved_at",
 )
 STATUSES = ("met", "missed", "running", "cancelled")
+# how a missed limit stands: its target came late (decided), or never came (outstanding)
+MISSED_KINDS = ("late", "never")
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,7 @@ class ComplianceView(ProjectionView):
 
     TABLES: ClassVar[tuple[str, ...]] = (
         "compliance_fact", "compliance_dirty", "compliance_settled", "compliance_verdict",
+        "compliance_moved",
     )
 
     # -- writes -------------------------------------------------------------------------------
@@ -191,6 +201,29 @@ class ComplianceView(ProjectionView):
             for name in ("trigger_at", "deadline", "met_at"):
                 row[name] = self.v_ts(row[name])
             row["trigger_day"] = self.v_date(row["trigger_day"])
+            row["basis"] = row["basis"].split() if row.get("basis") else []
+        return rows
+
+    def moved(self, province: str | None = None, year: int | None = None,
+              published: str | None = None) -> list[dict[str, Any]]:
+        """The verdicts a reference publication moved (issue 14), per report period: what
+        moved (case, rule, status and deadline before and after) and why (the publication)."""
+        where, params = [], []
+        for column, value in (("province", province), ("period_year", year),
+                              ("published", published)):
+            if value is not None:
+                where.append(f"{column} = %s")
+                params.append(value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self.read() as tx:
+            rows = tx.execute(
+                f"SELECT {', '.join(MOVED_COLUMNS)} FROM {self.t('compliance_moved')}{clause} "
+                "ORDER BY moved_at, province, period_year, rule_id, case_id, trigger_version",
+                params)
+        for row in rows:
+            for name in ("deadline_before", "deadline_after", "moved_at"):
+                row[name] = self.v_ts(row[name])
+            row["periods"] = row["periods"].split(",") if row["periods"] else []
         return rows
 
     def _select_for_summary(
@@ -223,7 +256,9 @@ class ComplianceView(ProjectionView):
         agency_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Per rule and responsible agency: how many limits were met, missed, cancelled or
-        are still running at `now`, with the cases behind each number.
+        are still running at `now`, with the cases behind each number. The missed ones are
+        also split into `late` (the target came after the deadline) and `never` (no target
+        yet, deadline passed: outstanding), with their cases under `missed_cases`.
 
         Verdicts count in the period holding their trigger's Vietnam-local date
         (`date_from`..`date_to` inclusive).
@@ -238,15 +273,21 @@ class ComplianceView(ProjectionView):
             if group is None:
                 group = groups[key] = {
                     "rule_id": key[0], "responsible_agency_id": key[1],
-                    **dict.fromkeys(STATUSES, 0), "total": 0,
+                    **dict.fromkeys(STATUSES, 0), **dict.fromkeys(MISSED_KINDS, 0), "total": 0,
                 }
-                cases[key] = {s: {} for s in STATUSES}  # ordered sets: first seen first
+                # ordered sets: first seen first
+                cases[key] = {s: {} for s in (*STATUSES, *MISSED_KINDS)}
             status = stored if stored != "open" else status_now(stored, self.v_ts(deadline), now)
             group[status] += 1
             group["total"] += 1
             cases[key][status][case_id] = None
+            if status == "missed":
+                kind = "late" if stored == "missed" else "never"
+                group[kind] += 1
+                cases[key][kind][case_id] = None
         for key, group in groups.items():
-            group["cases"] = {s: list(ids) for s, ids in cases[key].items()}
+            group["cases"] = {s: list(cases[key][s]) for s in STATUSES}
+            group["missed_cases"] = {k: list(cases[key][k]) for k in MISSED_KINDS}
         return [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1] or ""))]
 
     def overdue(
@@ -288,8 +329,14 @@ _DDL = (
     " case_id TEXT NOT NULL, rule_id TEXT NOT NULL, trigger_version INTEGER NOT NULL,"
     " trigger_at %(ts)s NOT NULL, trigger_day %(date)s NOT NULL, deadline %(ts)s NOT NULL,"
     " status TEXT NOT NULL, target_version INTEGER, met_at %(ts)s,"
-    " responsible_agency_id TEXT, province TEXT,"
+    " responsible_agency_id TEXT, province TEXT, basis TEXT,"
     " PRIMARY KEY (case_id, rule_id, trigger_version))",
+    "CREATE TABLE IF NOT EXISTS {schema}compliance_moved ("
+    " published TEXT NOT NULL, sha256 TEXT NOT NULL, reason TEXT NOT NULL, province TEXT,"
+    " period_year INTEGER NOT NULL, periods TEXT NOT NULL, case_id TEXT NOT NULL,"
+    " rule_id TEXT NOT NULL, trigger_version INTEGER NOT NULL, responsible_agency_id TEXT,"
+    " status_before TEXT, status_after TEXT, deadline_before %(ts)s, deadline_after %(ts)s,"
+    " basis_before TEXT, basis_after TEXT, moved_at %(ts)s NOT NULL)",
     "CREATE INDEX IF NOT EXISTS compliance_verdict_period ON {schema}compliance_verdict"
     " (province, trigger_day)",
     "CREATE INDEX IF NOT EXISTS compliance_verdict_open ON {schema}compliance_verdict"
@@ -298,11 +345,21 @@ _DDL = (
 
 
 class PostgresComplianceView(ComplianceView, PostgresProjectionView):
-    DDL = tuple(s.replace("%(ts)s", "TIMESTAMPTZ").replace("%(date)s", "DATE") for s in _DDL)
+    DDL = (*(s.replace("%(ts)s", "TIMESTAMPTZ").replace("%(date)s", "DATE") for s in _DDL),
+           # a view made before issue 14 gains the column (its rows: basis unknown, NULL)
+           "ALTER TABLE {schema}compliance_verdict ADD COLUMN IF NOT EXISTS basis TEXT")
 
 
 class SQLiteComplianceView(ComplianceView, SQLiteProjectionView):
     DDL = tuple(s.replace("%(ts)s", "TEXT").replace("%(date)s", "TEXT") for s in _DDL)
+
+    def _create_view_tables(self) -> None:
+        super()._create_view_tables()
+        with self._write() as cursor:  # a view made before issue 14 gains the column
+            columns = {row[1] for row in cursor.execute(
+                "PRAGMA table_info(compliance_verdict)").fetchall()}
+            if "basis" not in columns:
+                cursor.execute("ALTER TABLE compliance_verdict ADD COLUMN basis TEXT")
 
 
 class Compliance(Projection[ComplianceView]):
@@ -324,11 +381,14 @@ class Compliance(Projection[ComplianceView]):
             set(_FACT_FIELDS) | {r.trigger_field for r in rules if r.trigger_field}
             | {r.start_from.field for r in rules if r.start_from and r.start_from.field}))
         self.known = StateCache()  # case id -> its complete facts, as committed
+        self.references = getattr(context, "references", None)  # the recorded versions
 
     def forget(self) -> None:
         self.known.clear()
 
     def process_batch(self, batch: Batch) -> None:
+        if self.references is not None:
+            self.references.maybe_refresh()  # a version published by another process
         view = self.view
         fields = self.fields
         new: dict[str, list[StoredFact]] = {}
@@ -374,17 +434,138 @@ class Compliance(Projection[ComplianceView]):
         rows = []
         if not facts:
             return rows
-        opening = self.agencies.get(facts[0].agency_id)
+        refs = self.references.refs if self.references is not None else None
+        agencies = (self.references.container.reference.agencies
+                    if refs is not None and refs.records else self.agencies)
+        opening = agencies.get(facts[0].agency_id)
         province = opening.province if opening is not None else None
-        for v in evaluate_time_limits(case_facts(facts), self.rules, self.calendar, FAR_FUTURE):
-            agency = self.agencies.get(v.responsible_agency_id or "")
+        if refs is not None and refs.records:
+            judged = judge_with_basis(case_facts(facts), refs, FAR_FUTURE)
+        else:
+            judged = [(v, ()) for v in evaluate_time_limits(case_facts(facts), self.rules,
+                                                             self.calendar, FAR_FUTURE)]
+        for v, basis in judged:
+            agency = agencies.get(v.responsible_agency_id or "")
             rows.append((
                 case_id, v.rule_id, v.trigger_version, self.view.p_ts(v.trigger_at),
                 self.view.p_date(v.trigger_at.astimezone(VIETNAM_TZ).date()),
                 self.view.p_ts(v.deadline), "open" if v.outstanding else v.status,
                 v.target_version, self.view.p_ts(v.met_at), v.responsible_agency_id,
                 (agency.province if agency is not None else None) or province,
+                " ".join(basis) or None,
             ))
         return rows
+
+    # -- re-judging after a reference publication (issue 14) --------------------------------
+    def touched_cases(self, tx: Any, record: Any, before: Any) -> list[str]:
+        """The cases a new version can change: a calendar year's verdicts that read that
+        year (or whose basis is unknown); for the time-limit table, cases judged in its window
+        and cases with no verdict yet; for the agency register, cases naming a changed
+        agency. Other documents judge nothing here."""
+        view = self.view
+        verdicts, facts = view.t("compliance_verdict"), view.t("compliance_fact")
+        if record.kind == "holidays":
+            rows = tx.execute(
+                f"SELECT DISTINCT case_id FROM {verdicts} WHERE basis LIKE %s OR basis IS NULL",
+                (f"%holidays/{record.key}@%",))
+            return sorted(r["case_id"] for r in rows)
+        if record.kind == "time_limits":
+            params: list[Any] = []
+            cond = ""
+            if record.effective_from is not None:
+                cond = " WHERE trigger_day >= %s"
+                params.append(view.p_date(record.effective_from))
+            rows = tx.execute(f"SELECT DISTINCT case_id FROM {verdicts}{cond}", params)
+            unjudged = tx.execute(
+                f"SELECT DISTINCT case_id FROM {facts} WHERE case_id NOT IN "
+                f"(SELECT case_id FROM {verdicts})")
+            return sorted({r["case_id"] for r in (*rows, *unjudged)})
+        if record.kind == "agencies":
+            old = before.latest("agencies")
+            old_items = {a["agency_id"]: a for a in (old.content["items"] if old else [])}
+            new_items = {a["agency_id"]: a for a in record.content["items"]}
+            changed = sorted(k for k in set(old_items) | set(new_items)
+                             if old_items.get(k) != new_items.get(k))
+            cases: set[str] = set()
+            for agency_id in changed:
+                pattern = f'%"{agency_id}"%'
+                rows = tx.execute(f"SELECT DISTINCT case_id FROM {facts} WHERE facts LIKE %s",
+                                  (pattern,))
+                cases.update(r["case_id"] for r in rows)
+            return sorted(cases)
+        return []
+
+    def rejudge_after(self, record: Any, before: Any, after: Any) -> list[dict[str, Any]]:
+        """Judges again the cases `record` can touch, replaces their verdicts and records, per
+        report period, every verdict that moved and why (`compliance_moved`)."""
+        view = self.view
+        moved: list[dict[str, Any]] = []
+        now = datetime.now(timezone.utc)
+        with view._write() as cursor:  # noqa: SLF001 - a write outside a batch
+            tx = Tx(view, cursor)
+            # serialise with the runner's pages (they lock the same tracking row)
+            tx.execute(f"SELECT notification_id FROM {view.t(view.tracking_table)} "
+                       f"WHERE application_name = %s{view._for_update}",  # noqa: SLF001
+                       (view.application_name,))
+            cases = self.touched_cases(tx, record, before)
+            if not cases:
+                return []
+            old: dict[tuple[str, str, int], dict[str, Any]] = {}
+            for start in range(0, len(cases), 1000):
+                cond, params = view.in_list("case_id", cases[start:start + 1000])
+                for row in tx.execute(
+                        f"SELECT {', '.join(VERDICT_COLUMNS)} FROM "
+                        f"{view.t('compliance_verdict')} WHERE {cond}", params):
+                    old[(row["case_id"], row["rule_id"], row["trigger_version"])] = row
+            histories = view.load_facts(tx, cases)
+            rows: list[tuple] = []
+            for case_id in cases:
+                rows.extend(self.judge(case_id, histories[case_id]))
+            view.replace_verdicts(tx, cases, rows)
+            new = {(r[0], r[1], r[2]): dict(zip(VERDICT_COLUMNS, r, strict=True)) for r in rows}
+            for key in sorted(set(old) | set(new)):
+                a, b = old.get(key), new.get(key)
+                if a is not None and b is not None and all(
+                        _same(a[c], b[c], view) for c in ("status", "deadline",
+                                                          "responsible_agency_id", "province")):
+                    continue
+                either = b or a
+                day = view.v_date(either["trigger_day"])
+                periods = ("jan-oct,full-year" if (day.month, day.day) <= (10, 31)
+                           else "full-year")
+                moved.append({
+                    "published": record.label, "sha256": record.sha256,
+                    "reason": record.source, "province": either["province"],
+                    "period_year": day.year, "periods": periods, "case_id": key[0],
+                    "rule_id": key[1], "trigger_version": key[2],
+                    "responsible_agency_id": either["responsible_agency_id"],
+                    "status_before": a["status"] if a else None,
+                    "status_after": b["status"] if b else None,
+                    "deadline_before": view.v_ts(a["deadline"]) if a else None,
+                    "deadline_after": view.v_ts(b["deadline"]) if b else None,
+                    "basis_before": a["basis"] if a else None,
+                    "basis_after": b["basis"] if b else None, "moved_at": now,
+                })
+            if moved:
+                tx.insert("compliance_moved", MOVED_COLUMNS, [
+                    tuple(view.p_ts(m[c]) if c in ("deadline_before", "deadline_after",
+                                                     "moved_at") else m[c]
+                          for c in MOVED_COLUMNS) for m in moved])
+        self.known.clear()  # nothing cached is stale (facts), but keep memory honest
+        for m in moved:
+            m["periods"] = m["periods"].split(",")
+            for name in ("deadline_before", "deadline_after", "moved_at"):
+                m[name] = m[name].isoformat() if m[name] is not None else None
+        return moved
+
+
+def _same(a: Any, b: Any, view: Any) -> bool:
+    """Stored and freshly judged values compare equal (timestamps read back on SQLite)."""
+    if a == b:
+        return True
+    try:
+        return view.v_ts(a) == view.v_ts(b)
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -44,6 +45,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from eventsourcing.utils import resolve_topic
 from psycopg.rows import tuple_row
 
+from infra.worker_health import ConnectionWatch, is_connection_error
 from projections import quarantine as q
 from projections.quarantine import QuarantineEntry
 
@@ -62,6 +64,24 @@ class PositionMismatchError(RuntimeError):
     Another runner (a second worker, a rebuild) moved it: the batch is rolled back and the
     follower re-reads the position. Not an error of the data.
     """
+
+
+class ViewBusyError(PositionMismatchError):
+    """Raised when another runner holds the view's position row (it is applying a page, or it
+    froze inside its transaction): this runner does not wait on it (NOWAIT, lock_timeout) but
+    leaves the view alone for a while and goes on with the others (issue 19)."""
+
+
+def is_lock_busy(error: BaseException | None) -> bool:
+    """Whether `error` (or what it wraps) is PostgreSQL's "lock not available" (55P03: NOWAIT,
+    or lock_timeout spent waiting on a row another runner holds)."""
+    for _ in range(5):
+        if error is None:
+            return False
+        if getattr(error, "sqlstate", None) == "55P03":
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 # ------------------------------------------------------------------------------------ batches
@@ -107,6 +127,7 @@ class ProjectionContext:
     reference: Any
     rules: tuple[Any, ...] = ()
     calendar: Any = None
+    references: Any = None  # infra.reference_state.ReferenceState: the recorded versions
 
 
 # ------------------------------------------------------------------------------------- views
@@ -256,12 +277,18 @@ class ProjectionView(TrackingRecorder, ABC):
         """One atomic unit: checks the position is `batch.after`, yields, then records
         `batch.tracking` — view rows and position commit together or not at all."""
         with self._write() as cursor:
-            rows = self._execute(
-                cursor,
-                f"SELECT notification_id FROM {self.t(self.tracking_table)} "
-                f"WHERE application_name = %s{self._for_update}",
-                (self.application_name,),
-            )
+            try:
+                rows = self._execute(
+                    cursor,
+                    f"SELECT notification_id FROM {self.t(self.tracking_table)} "
+                    f"WHERE application_name = %s{self._for_update}",
+                    (self.application_name,),
+                )
+            except Exception as error:
+                if is_lock_busy(error):  # another runner is in the middle of a page
+                    raise ViewBusyError(f"{self.name}: another runner holds its position") \
+                        from error
+                raise
             stored = rows[0]["notification_id"] if rows else None
             if stored != batch.after:
                 raise PositionMismatchError(
@@ -433,7 +460,7 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
     """A view stored in PostgreSQL, in the event store's schema."""
 
     dialect: ClassVar[str] = "postgres"
-    _for_update: ClassVar[str] = " FOR UPDATE"
+    _for_update: ClassVar[str] = " FOR UPDATE NOWAIT"  # never queue behind another runner
 
     def __init__(self, datastore: PostgresDatastore, *, name: str, **kwargs: Any) -> None:
         self.name = name
@@ -451,7 +478,32 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
     def _create_view_tables(self) -> None:
         with self._write() as cursor:
             for statement in (*self.DDL, *self._quarantine_ddl()):
+                if self._already_done(cursor, statement):
+                    continue
                 cursor.execute(statement.replace("{schema}", f'"{self._schema}".'))
+
+    _INDEX_DDL = re.compile(r"CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+)")
+    _COLUMN_DDL = re.compile(
+        r"ALTER TABLE \{schema\}(\w+) ADD COLUMN IF NOT EXISTS (\w+)")
+
+    def _already_done(self, cursor: Any, statement: str) -> bool:
+        """Whether an index or added column of the DDL exists already: then the statement is
+        skipped, because even with IF NOT EXISTS it would take a lock on the table and so wait
+        for (and time out behind) another worker's open page (issue 19)."""
+        index = self._INDEX_DDL.match(statement)
+        if index is not None:
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS found",
+                           (f'"{self._schema}".{index.group(1)}',))
+            row = cursor.fetchone()
+            return bool(row["found"] if isinstance(row, dict) else row[0])
+        column = self._COLUMN_DDL.match(statement)
+        if column is not None:
+            cursor.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = %s AND column_name = %s",
+                (self._schema, column.group(1), column.group(2)))
+            return cursor.fetchone() is not None
+        return False
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Any]:
@@ -910,6 +962,8 @@ class ProjectionState:
     error: BaseException | None = None
     error_at: datetime | None = None
     quarantined_events: int = 0
+    busy_until: float = 0.0
+    """While `time.monotonic()` is below it, another runner holds the view: left alone."""
 
 
 @dataclass
@@ -927,10 +981,14 @@ class LogFollower:
         projections: Sequence[Projection[Any]],
         reader: LogReader,
         batch_size: int = 2000,
+        busy_backoff: float = 1.0,
     ) -> None:
         self.app = app
         self.reader = reader
         self.batch_size = batch_size
+        self.busy_backoff = busy_backoff
+        self.only: set[str] | None = None
+        """The views this follower applies (None: all): those leased to its worker."""
         self.states = [ProjectionState(p) for p in projections]
         self.decoder = EventDecoder(app.mapper)
         self._executor: ThreadPoolExecutor | None = None
@@ -962,7 +1020,13 @@ class LogFollower:
         read ahead when this one was full.
         """
         size = batch_size or self.batch_size
-        low = min((s.position or 0 for s in self.states), default=0)
+        now = time.monotonic()
+        only = self.only
+        active = [s for s in self.states if s.busy_until <= now
+                  and (only is None or s.projection.name in only)]
+        if not active:  # every view is another runner's for now
+            return PageResult(0, None)
+        low = min((s.position or 0 for s in active), default=0)
         page, everything = self._read(low, size)
         notifications = page.notifications
         if not notifications:
@@ -971,7 +1035,7 @@ class LogFollower:
         more = page.head > end
         if more:  # read and decode the next page while the projections write this one
             self._prefetch = ((end, size), self._pool().submit(self._read_page, end, size))
-        behind = [s for s in self.states if s.position is None or s.position < end]
+        behind = [s for s in active if s.position is None or s.position < end]
         topics = {i.topic for i in everything}
         work: list[tuple[ProjectionState, Batch]] = []
         for state in behind:
@@ -1005,16 +1069,22 @@ class LogFollower:
                 raise
             except Exception as error:
                 projection.forget()
+                if is_lock_busy(error):  # a row another runner holds (lock_timeout)
+                    raise ViewBusyError(f"{projection.name}: {error}") from error
                 if projection.quarantine_scope == "none" or not q.is_event_error(error):
                     raise
                 log.warning("%s: page after %s failed (%r); isolating the event(s) at fault",
                             projection.name, batch.after, error)
                 self._isolate(state, batch)
         except PositionMismatchError as error:
-            log.info("%s; re-reading its position", error)
             projection.forget()
-            state.position = projection.view.position()
             self._prefetch = None
+            if isinstance(error, ViewBusyError):
+                log.info("%s; leaving it for %.1fs", error, self.busy_backoff)
+                state.busy_until = time.monotonic() + self.busy_backoff
+                return None
+            log.info("%s; re-reading its position", error)
+            state.position = projection.view.position()
             return None
         except BaseException as error:  # noqa: BLE001 - handed back to step(), which raises
             projection.forget()
@@ -1145,10 +1215,14 @@ class LogFollower:
         progress: Callable[[int], None] | None = None,
         batch_size: int | None = None,
         pause: float = 0.0,
+        deadline: float | None = None,
     ) -> int:
-        """Applies pages until a read finds nothing new; returns the events read."""
+        """Applies pages until a read finds nothing new (or `time.monotonic()` passes
+        `deadline`); returns the events read."""
         total = 0
         while stop is None or not stop.is_set():
+            if deadline is not None and total and time.monotonic() >= deadline:
+                break
             result = self.step(batch_size)
             if not result.read:
                 break
@@ -1166,13 +1240,15 @@ class ProjectionStatus:
     """Where a projection stands: its position and how far behind the log it is."""
 
     name: str
-    position: int
-    max_notification_id: int
-    lag: int
+    position: int | None  # None: the database could not be read
+    max_notification_id: int | None
+    lag: int | None
     running: bool
     error: str | None = None
     applied_events: int = 0
     last_batch_at: datetime | None = None
+    connection: str = "ok"  # or "lost since <instant>" (the runner's database connection)
+    last_error: str | None = None  # the runner's last connection error
     error_at: datetime | None = None
     """When `error` happened (the view has not applied a page since)."""
     error_code: str | None = None
@@ -1184,7 +1260,7 @@ class ProjectionStatus:
     """Quarantined events applied since (kept as history)."""
 
     @property
-    def log_head(self) -> int:
+    def log_head(self) -> int | None:
         return self.max_notification_id
 
     @property
@@ -1199,6 +1275,7 @@ class ProjectionStatus:
             "running": self.running, "error": self.error,
             "applied_events": self.applied_events,
             "last_batch_at": self.last_batch_at.isoformat() if self.last_batch_at else None,
+            "connection": self.connection, "last_error": self.last_error,
             "log_head": self.log_head,
             "error_at": self.error_at.isoformat() if self.error_at else None,
             "error_code": self.error_code,
@@ -1212,7 +1289,8 @@ class BackgroundRunner:
     """Runs a follower in a daemon thread: polls (SQLite) or waits on NOTIFY (PostgreSQL).
 
     An error stops the thread (never swallowed): it is kept in `error`, shown by `status()`
-    and raised by `catch_up`; a restart resumes from the stored positions.
+    and raised by `catch_up`; a restart resumes from the stored positions. A lost database
+    connection is not such an error: it is retried with backoff and shown in `watch`.
     """
 
     follower: LogFollower
@@ -1220,6 +1298,8 @@ class BackgroundRunner:
     listen: Callable[[threading.Event, float], None] | None = None
     pause: float = 0.0
     error: BaseException | None = None
+    watch: ConnectionWatch = field(
+        default_factory=lambda: ConnectionWatch("projection runner", logger=log))
     _stop: threading.Event = field(default_factory=threading.Event)
     _wake: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -1248,16 +1328,26 @@ class BackgroundRunner:
 
     def _loop(self) -> None:
         try:
-            self.follower.reload_positions()
+            reload = True
             while not self._stop.is_set():
-                self._wake.clear()
-                read = self.follower.run_until_caught_up(self._stop, pause=self.pause)
-                if read or self._stop.is_set():
-                    continue
-                if self.listen is not None:
-                    self.listen(self._wake, self.poll_interval)
-                else:
-                    self._wake.wait(self.poll_interval)
+                try:
+                    if reload:
+                        self.follower.reload_positions()
+                        reload = False
+                    self._wake.clear()
+                    read = self.follower.run_until_caught_up(self._stop, pause=self.pause)
+                    self.watch.restored()
+                    if read or self._stop.is_set():
+                        continue
+                    if self.listen is not None:
+                        self.listen(self._wake, self.poll_interval)
+                    else:
+                        self._wake.wait(self.poll_interval)
+                except Exception as error:
+                    if not is_connection_error(error):
+                        raise
+                    reload = True  # positions again from the tracking rows
+                    self._stop.wait(self.watch.lost(error))
         except BaseException as error:  # noqa: BLE001 - kept and re-raised to callers
             log.exception("projection runner stopped")
             self.error = error

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
+from domain.calendar import FIRST_REPORT_DAY, LAST_REPORT_DAY
 from domain.errors import InvalidEventError, NotAuthorisedError
 from infra.http.deps import ContainerDep, CurrentPrincipal
 from infra.http.routes import error_responses
@@ -60,8 +61,20 @@ def _province_for(principal: Principal, province: str | None) -> str:
     return province
 
 
+def _days(start: date | None, end: date | None) -> tuple[date | None, date | None]:
+    """`from` and `to` if within the days a period may name (422 naming the field if not)."""
+    for name, day in (("from", start), ("to", end)):
+        if day is not None and not FIRST_REPORT_DAY <= day <= LAST_REPORT_DAY:
+            raise _invalid(name, f"phải trong khoảng {FIRST_REPORT_DAY.isoformat()} đến "
+                                 f"{LAST_REPORT_DAY.isoformat()}",
+                           f"must be within {FIRST_REPORT_DAY.isoformat()} to "
+                           f"{LAST_REPORT_DAY.isoformat()}")
+    return start, end
+
+
 def _period(year: int | None, period: str | None, start: date | None,
             end: date | None) -> tuple[date, date]:
+    start, end = _days(start, end)
     if start is not None or end is not None:
         if start is None or end is None or end < start:
             raise _invalid("from", "cần cả ngày bắt đầu và ngày kết thúc (không trước ngày bắt "
@@ -93,7 +106,8 @@ def read_report(
     date_from: Annotated[date | None, Query(alias="from")] = None,
     date_to: Annotated[date | None, Query(alias="to")] = None,
     format: Annotated[str, Query(pattern="^(xlsx|csv|png|json)$")] = "xlsx",  # noqa: A002
-    table: Annotated[str, Query(pattern="^(agencies|compliance|cases|overdue)$")] = "agencies",
+    table: Annotated[str, Query(
+        pattern="^(agencies|compliance|cases|overdue|contacts|never_notified)$")] = "agencies",
     kind: Annotated[str | None, Query(pattern="^[a-z_]{2,40}$")] = None,
 ) -> Response:
     """The report of a province for a statutory period (`year` + `period`) or a range."""
@@ -121,6 +135,18 @@ def read_report(
         "checkpoint": report.checkpoint, "warnings": report.warnings,
         "tables": {t: {"header": list(h), "rows": [list(r) for r in rows(report)]}
                    for t, (h, rows) in TABLES.items()},
+        # rule C2 per agency, with the cases behind each figure (pseudonymous ids only)
+        "notification_of_rights": [
+            {"agency_id": c.agency_id, "name_vi": c.name_vi, "contacts": c.contacts,
+             "eligible": c.eligible, "notified_in_time": c.met, "notified_late": c.late,
+             "never_notified_running": c.running, "never_notified_missed": c.never,
+             "not_applicable": c.cancelled,
+             "cases": {"notified_in_time": c.cases.get("met", []),
+                       "notified_late": c.cases.get("late", []),
+                       "never_notified_running": c.cases.get("running", []),
+                       "never_notified_missed": c.cases.get("never", []),
+                       "not_applicable": c.cases.get("cancelled", [])}}
+            for c in report.contacts],
     }
     return Response(json.dumps(body, ensure_ascii=False, default=str),
                     media_type="application/json")
@@ -144,6 +170,7 @@ def read_agency_counts(
     if unknown:
         raise _invalid("group_by", f"chỉ nhóm theo: {', '.join(DIMENSIONS)}",
                        f"group only by: {', '.join(DIMENSIONS)}")
+    date_from, date_to = _days(date_from, date_to)
     rows = container.projections.agency_counts.counts(
         province, date_from, date_to, groups, agency_id=agency_id)
     return {"province": province, "from": date_from, "to": date_to, "group_by": groups,
@@ -163,6 +190,7 @@ def read_compliance(
     """Per rule and responsible agency: met, missed, running and cancelled limits (judged now)
     with the case ids behind each number; a limit counts in the period of its trigger day."""
     province = _province_for(principal, province)
+    date_from, date_to = _days(date_from, date_to)
     now = datetime.now(timezone.utc)
     rows = container.projections.compliance.summary(province, date_from, date_to, now=now,
                                                     rule_id=rule_id, agency_id=agency_id)

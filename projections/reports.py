@@ -45,6 +45,9 @@ EVENT_HEADINGS_VI = {
     "AID_DISCONTINUED": "Không tiếp tục TGPL",
     "CASE_CLOSED": "Kết thúc vụ việc",
     "QUALITY_ASSESSED": "Đánh giá chất lượng",
+    # issue 17: appended, so the earlier columns keep their place in every export
+    "PROCEDURAL_CONTACT": "Tiếp xúc tố tụng (bắt, tạm giữ, khởi tố, xét xử, bị hại, đương sự)",
+    "NOT_ELIGIBLE_DETERMINED": "Xác định không thuộc diện được TGPL",
 }
 EVENT_COLUMNS = tuple(EVENT_HEADINGS_VI)
 STATUS_HEADINGS_VI = {
@@ -56,6 +59,17 @@ CHART_EVENTS = {
                          "PROVIDER_CHANGED", "CASE_CLOSED"),
     "_procedural": ("NOTIFICATION_ISSUED", "AID_REQUESTED", "REQUEST_TRANSFERRED",
                     "APPOINTMENT_REQUESTED", "COUNSEL_REGISTERED"),
+}
+CONTACT_TYPE = "PROCEDURAL_CONTACT"
+CONTACTS_CHART = "notified"  # the chart of rule C2's figures per agency
+CONTACT_HEADINGS_VI = {
+    "contacts": "Lượt tiếp xúc tố tụng",
+    "eligible": "Người thuộc diện (có thời hạn thông báo)",
+    "met": "Được thông báo đúng hạn",
+    "late": "Được thông báo muộn",
+    "running": "Chưa được thông báo, còn trong hạn",
+    "never": "Chưa bao giờ được thông báo, đã quá hạn",
+    "cancelled": "Không áp dụng (xác định không thuộc diện)",
 }
 KIND_ORDER = ("police", "procuracy", "court", "detention_facility", "legal_aid_centre",
               "justice_department", "council")
@@ -123,6 +137,9 @@ class ComplianceRow:
     cancelled: int
     legal_basis: str
     cases: dict[str, list[str]]
+    late: int = 0  # of `missed`: the target came after the deadline
+    never: int = 0  # of `missed`: no target yet, deadline passed (outstanding)
+    missed_cases: dict[str, list[str]] = field(default_factory=dict)  # late / never
 
     @property
     def total(self) -> int:
@@ -132,6 +149,29 @@ class ComplianceRow:
     def on_time_rate(self) -> float | None:
         decided = self.met + self.missed
         return round(100.0 * self.met / decided, 1) if decided else None
+
+
+@dataclass
+class ContactRow:
+    """Rule C2 for one agency: the persons it had a procedural contact with, and whether the
+    eligible ones were told of the right in time (JC 10/2018 Art. 7(1); CPC 2015 Art. 71).
+
+    `contacts` counts the agency's PROCEDURAL_CONTACT events in the period (by their day);
+    the other figures are the C2 limits it is responsible for, by their trigger's day."""
+
+    agency_id: str
+    name_vi: str
+    contacts: int = 0
+    met: int = 0
+    late: int = 0
+    running: int = 0
+    never: int = 0
+    cancelled: int = 0
+    cases: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def eligible(self) -> int:
+        return self.met + self.late + self.running + self.never
 
 
 @dataclass
@@ -154,6 +194,8 @@ class Report:
     # submission date of a statutory period's report, per the province's council plan
     due: date | None = None
     due_source: str = ""
+    # rule C2 (procedural contacts → notification of the right) per agency
+    contacts: list[ContactRow] = field(default_factory=list)
 
     @property
     def due_vi(self) -> str:
@@ -232,8 +274,10 @@ def build_report(
             agency_name_vi=agency.name_vi if agency else "(chưa xác định)",
             met=group["met"], missed=group["missed"], running=group["running"],
             cancelled=group["cancelled"], legal_basis=rule.legal_basis if rule else "",
-            cases=group["cases"],
+            cases=group["cases"], late=group.get("late", 0), never=group.get("never", 0),
+            missed_cases=group.get("missed_cases", {}),
         ))
+    contacts = contact_figures(agencies, compliance, rules.values(), reference)
     from infra.reference_data import load_report_deadlines, versions
 
     period = statutory_period(start, end)
@@ -252,11 +296,15 @@ def build_report(
     return Report(
         province=province, province_name_vi=reference.provinces[province].name_vi,
         start=start, end=end, generated_at=generated, judged_at=now,
-        reference_versions=versions(container.settings.reference_data_dir),
+        reference_versions=(container.reference_state.versions_map()
+                            if getattr(container, "reference_state", None) is not None
+                            and container.reference_state.refs.records
+                            else versions(container.settings.reference_data_dir)),
         positions=positions, agencies=agencies, compliance=compliance,
         overdue=projections.compliance.overdue(province, now=now), checkpoint=checkpoint,
         due=due[0] if due else None, due_source=due[1] if due else "",
         warnings=quarantine_warnings(projections, REPORT_VIEWS),
+        contacts=contacts,
     )
 
 
@@ -280,6 +328,34 @@ def quarantine_warnings(projections: Any, names: Sequence[str]) -> list[dict[str
     return out
 
 
+def contact_figures(agencies: Sequence[AgencyRow], compliance: Sequence[ComplianceRow],
+                    rules: Any, reference: Any) -> list[ContactRow]:
+    """Rule C2's figures per agency: contacts recorded, and the limits of the rules started
+    by a contact (met, late, running, never, not applicable), with their cases."""
+    contact_rules = {r.rule_id for r in rules if CONTACT_TYPE in r.trigger_types}
+    rows: dict[str, ContactRow] = {}
+    for agency in agencies:
+        if agency.counts.get(CONTACT_TYPE):
+            rows[agency.agency_id] = ContactRow(agency.agency_id, agency.name_vi,
+                                                contacts=agency.counts[CONTACT_TYPE])
+    for group in compliance:
+        if group.rule_id not in contact_rules:
+            continue
+        agency_id = group.agency_id or ""
+        row = rows.get(agency_id)
+        if row is None:
+            known = reference.agencies.get(agency_id)
+            row = rows[agency_id] = ContactRow(
+                agency_id, known.name_vi if known else "(chưa xác định)")
+        for name in ("met", "late", "running", "never", "cancelled"):
+            setattr(row, name, getattr(row, name) + getattr(group, name))
+            source = group.missed_cases if name in ("late", "never") else group.cases
+            row.cases.setdefault(name, []).extend(source.get(name, []))
+    order = {a.agency_id: n for n, a in enumerate(agencies)}
+    return sorted(rows.values(), key=lambda r: (order.get(r.agency_id, len(order)),
+                                                r.agency_id))
+
+
 # ------------------------------------------------------------------------------------ tables
 AGENCY_HEADER = ("Mã cơ quan", "Tên cơ quan", "Loại cơ quan", "Cấp",
                  *(EVENT_HEADINGS_VI[t] for t in EVENT_COLUMNS), "Tổng số sự kiện")
@@ -288,6 +364,9 @@ COMPLIANCE_HEADER = ("Mã thời hạn", "Thời hạn", "Mã cơ quan chịu tr
                      "Không còn phải thực hiện", "Tổng số", "Tỷ lệ đúng hạn (%)",
                      "Căn cứ pháp lý")
 CASES_HEADER = ("Mã thời hạn", "Mã cơ quan chịu trách nhiệm", "Kết quả", "Mã vụ việc")
+CONTACTS_HEADER = ("Mã cơ quan", "Tên cơ quan", *CONTACT_HEADINGS_VI.values(),
+                   "Tỷ lệ thông báo đúng hạn (%)")
+NEVER_HEADER = ("Mã cơ quan", "Tên cơ quan", "Kết quả", "Mã vụ việc")
 OVERDUE_HEADER = ("Mã vụ việc", "Mã thời hạn", "Bắt đầu tính (giờ Việt Nam)",
                   "Hạn cuối (giờ Việt Nam)", "Số giờ quá hạn", "Mã cơ quan chịu trách nhiệm")
 
@@ -311,6 +390,24 @@ def case_rows(report: Report) -> list[tuple[Any, ...]]:
             for case_id in c.cases.get(status, [])]
 
 
+def contact_rows(report: Report) -> list[tuple[Any, ...]]:
+    out = []
+    for c in report.contacts:
+        decided = c.met + c.late + c.never
+        rate = round(100.0 * c.met / decided, 1) if decided else ""
+        out.append((c.agency_id, c.name_vi, c.contacts, c.eligible, c.met, c.late, c.running,
+                    c.never, c.cancelled, rate))
+    return out
+
+
+def never_notified_rows(report: Report) -> list[tuple[Any, ...]]:
+    """Per agency, the cases whose person was never told of the right (rule C2), missed
+    first: the list an inspection team takes into the agency's files."""
+    return [(c.agency_id, c.name_vi, CONTACT_HEADINGS_VI[kind], case_id)
+            for c in report.contacts for kind in ("never", "running")
+            for case_id in c.cases.get(kind, [])]
+
+
 def overdue_rows(report: Report) -> list[tuple[Any, ...]]:
     return [(r["case_id"], r["rule_id"], _local(r["trigger_at"]), _local(r["deadline"]),
              r["overdue_hours"], r["responsible_agency_id"] or "") for r in report.overdue]
@@ -325,6 +422,8 @@ TABLES = {
     "compliance": (COMPLIANCE_HEADER, compliance_rows),
     "cases": (CASES_HEADER, case_rows),
     "overdue": (OVERDUE_HEADER, overdue_rows),
+    "contacts": (CONTACTS_HEADER, contact_rows),
+    "never_notified": (NEVER_HEADER, never_notified_rows),
 }
 
 
@@ -345,8 +444,67 @@ def report_csv_bytes(report: Report, table: str = "agencies") -> bytes:
 
 
 # -------------------------------------------------------------------------------------- xlsx
+REPORT_TITLE_VI = "BÁO CÁO KẾT QUẢ PHỐI HỢP THỰC HIỆN TRỢ GIÚP PHÁP LÝ TRONG HOẠT ĐỘNG TỐ TỤNG"
+# A font with every Vietnamese glyph (fonts-dejavu-core on Debian, shipped with LibreOffice and
+# matplotlib). Naming none left LibreOffice to substitute one without the stacked diacritics of
+# capitals (Ấ, Ộ...), which it then clipped at row 1's default height.
+XLSX_FONT = "DejaVu Sans"
+XLSX_FONT_SIZE = 10
+TITLE_SIZE = 13
+
+
+def _header_footer_text(text: str) -> str:
+    """`&` starts a code in Excel's header/footer language; a literal one is written `&&`."""
+    return text.replace("&", "&&")
+
+
+def _print_setup(sheet: Any, report: Report, *, title_rows: str | None,
+                 pages_down: int = 0) -> None:
+    """Landscape A4, fitted to the page width (as many pages down as needed), the header row
+    repeated on every page, the report's title, province and period in the page header, its
+    checkpoint and the page number ("Trang 2/5") in the footer."""
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = pages_down  # 0: as many pages as the rows need
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.print_options.horizontalCentered = True
+    sheet.page_margins.left = sheet.page_margins.right = 0.4
+    sheet.page_margins.top = sheet.page_margins.bottom = 0.75
+    sheet.page_margins.header = sheet.page_margins.footer = 0.3
+    if title_rows:
+        sheet.print_title_rows = title_rows
+    sheet.oddHeader.center.text = _header_footer_text(REPORT_TITLE_VI)
+    sheet.oddHeader.center.font = f"{XLSX_FONT},Bold"
+    sheet.oddHeader.center.size = 9
+    sheet.oddHeader.left.text = _header_footer_text(report.province_name_vi)
+    sheet.oddHeader.right.text = _header_footer_text(report.period_vi)
+    for part in (sheet.oddHeader.left, sheet.oddHeader.right):
+        part.font = f"{XLSX_FONT},Regular"
+        part.size = 8
+    sheet.oddFooter.left.text = _header_footer_text(report.checkpoint_vi)
+    sheet.oddFooter.left.font = f"{XLSX_FONT},Regular"
+    sheet.oddFooter.left.size = 7
+    sheet.oddFooter.right.text = "Trang &P/&N"
+    sheet.oddFooter.right.font = f"{XLSX_FONT},Regular"
+    sheet.oddFooter.right.size = 8
+
+
+def _name_the_font(sheet: Any) -> None:
+    """Every cell in XLSX_FONT, keeping its weight and size."""
+    from openpyxl.styles import Font
+
+    for row in sheet.iter_rows():
+        for cell in row:
+            current = cell.font
+            cell.font = Font(name=XLSX_FONT, bold=current.b,
+                             size=current.sz if current.sz and current.sz != 11
+                             else XLSX_FONT_SIZE)
+
+
 def report_xlsx_bytes(report: Report) -> bytes:
-    """The workbook: a cover sheet, then one sheet per table (frozen header row)."""
+    """The workbook: a cover sheet, then one sheet per table (frozen header row), each set up
+    to print (see _print_setup)."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -355,8 +513,10 @@ def report_xlsx_bytes(report: Report) -> bytes:
     cover = workbook.active
     cover.title = "Thông tin chung"
     bold = Font(bold=True)
-    cover["A1"] = "BÁO CÁO KẾT QUẢ PHỐI HỢP THỰC HIỆN TRỢ GIÚP PHÁP LÝ TRONG HOẠT ĐỘNG TỐ TỤNG"
-    cover["A1"].font = Font(bold=True, size=13)
+    cover["A1"] = REPORT_TITLE_VI
+    cover["A1"].font = Font(bold=True, size=TITLE_SIZE)
+    cover["A1"].alignment = Alignment(vertical="center")
+    cover.row_dimensions[1].height = 2 * TITLE_SIZE  # room for the marks above capitals
     lines = [
         ("Tỉnh, thành phố", f"{report.province_name_vi} ({report.province})"),
         ("Kỳ báo cáo", report.period_vi),
@@ -375,9 +535,14 @@ def report_xlsx_bytes(report: Report) -> bytes:
         ("Hạn gửi báo cáo", report.due_vi),
         *(("Cảnh báo", line) for line in report.warning_lines_vi),
     ]
+    wrap = Alignment(wrap_text=True, vertical="top")
     for row, (label, value) in enumerate(lines, start=3):
         cover.cell(row=row, column=1, value=label).font = bold
-        cover.cell(row=row, column=2, value=value)
+        cover.cell(row=row, column=1).alignment = wrap
+        cover.cell(row=row, column=2, value=value).alignment = wrap
+        # LibreOffice does not grow rows to fit wrapped text on open: say how many lines
+        text_lines = sum(1 + len(part) // 85 for part in str(value).split("\n"))
+        cover.row_dimensions[row].height = 15 * max(1, text_lines)
     row = len(lines) + 4
     cover.cell(row=row, column=1, value="Phiên bản dữ liệu tham chiếu").font = bold
     for name, version in sorted(report.reference_versions.items()):
@@ -386,6 +551,8 @@ def report_xlsx_bytes(report: Report) -> bytes:
         cover.cell(row=row, column=2, value=version)
     cover.column_dimensions["A"].width = 40
     cover.column_dimensions["B"].width = 90
+    _name_the_font(cover)
+    _print_setup(cover, report, title_rows=None, pages_down=1)  # a fixed size: one page
 
     header_fill = PatternFill("solid", fgColor="DDEBF7")
     sheets = (
@@ -393,6 +560,8 @@ def report_xlsx_bytes(report: Report) -> bytes:
         ("Tuân thủ thời hạn", "compliance"),
         ("Vụ việc theo kết quả", "cases"),
         ("Đang quá hạn", "overdue"),
+        ("Thông báo quyền (C2)", "contacts"),
+        ("Chưa được thông báo (C2)", "never_notified"),
     )
     for title, table in sheets:
         header, rows = TABLES[table]
@@ -406,11 +575,18 @@ def report_xlsx_bytes(report: Report) -> bytes:
         for values in data:
             sheet.append(list(values))
         sheet.freeze_panes = "A2"
+        header_lines = 1
         for index, heading in enumerate(header, start=1):
             longest = max([len(str(r[index - 1])) for r in data] or [0])
-            width = min(60, max(10, longest + 2, min(len(heading), 28) + 2))
+            numeric = all(isinstance(r[index - 1], int | float) for r in data) and bool(data)
+            # numbers need little room: their headings wrap instead of widening the page
+            width = (max(12, longest + 2) if numeric
+                     else min(60, max(10, longest + 2, min(len(heading), 28) + 2)))
             sheet.column_dimensions[get_column_letter(index)].width = width
-        sheet.row_dimensions[1].height = 45
+            header_lines = max(header_lines, -(-len(heading) // max(1, int(width) - 2)))
+        sheet.row_dimensions[1].height = max(30, 14 * min(header_lines + 1, 6))
+        _name_the_font(sheet)
+        _print_setup(sheet, report, title_rows="1:1")
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
@@ -420,17 +596,32 @@ def report_xlsx_bytes(report: Report) -> bytes:
 def chart_kinds(report: Report) -> list[str]:
     """Agency types that have a chart (those present in the table)."""
     present = {a.kind for a in report.agencies}
-    return [k for k in KIND_ORDER if k in present and k not in ("council", "justice_department")]
+    kinds = [k for k in KIND_ORDER if k in present and k not in ("council", "justice_department")]
+    return [*kinds, CONTACTS_CHART] if report.contacts else kinds
+
+
+NO_DATA_VI = "Không có số liệu"
 
 
 def report_chart_png(report: Report, kind: str) -> bytes:
     """A bar chart of the key counts of one agency type's agencies (PNG, DejaVu Sans)."""
+    buffer = io.BytesIO()
+    report_chart_figure(report, kind).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def report_chart_figure(report: Report, kind: str) -> Any:
+    """The chart's matplotlib Figure. With no event to count (every bar zero, or no agency),
+    the axis stays 0–5 in whole numbers and the plot says "Không có số liệu" — not the
+    −0.045…0.045 axis matplotlib draws around nothing."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    if kind == CONTACTS_CHART:
+        return _contacts_chart_figure(report)
     events = CHART_EVENTS.get(kind, CHART_EVENTS["_procedural"])
     rows = [a for a in report.agencies if a.kind == kind]
     figure = Figure(figsize=(11, 6.5), dpi=100)
@@ -451,13 +642,51 @@ def report_chart_png(report: Report, kind: str) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if not any(a.counts.get(event, 0) for a in rows for event in events):
+        axes.set_ylim(0, 5)
+        axes.text(0.5, 0.5, NO_DATA_VI, transform=axes.transAxes, ha="center", va="center",
+                  fontdict={**font, "size": 16}, color="#555555")
+    else:
+        axes.set_ylim(bottom=0)
     axes.legend(prop={"family": "DejaVu Sans", "size": 8}, loc="upper center",
                 bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
+
+
+def _contacts_chart_figure(report: Report) -> Any:
+    """Stacked bars per agency: eligible persons in contact notified in time, late, not yet
+    (running), never (missed), and the not-applicable ones (rule C2)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    font = {"family": "DejaVu Sans"}
+    rows = report.contacts
+    figure = Figure(figsize=(11, 6.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    bottom = [0] * len(rows)
+    colours = {"met": "#2e7d32", "late": "#f9a825", "running": "#90caf9", "never": "#c62828",
+               "cancelled": "#bdbdbd"}
+    for name, colour in colours.items():
+        values = [getattr(r, name) for r in rows]
+        axes.bar(range(len(rows)), values, 0.6, bottom=bottom, color=colour,
+                 label=CONTACT_HEADINGS_VI[name])
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axes.set_xticks(range(len(rows)))
+    axes.set_xticklabels([_wrap(r.name_vi, 22) for r in rows], fontdict={**font, "size": 8})
+    axes.set_ylabel("Số người (lượt tiếp xúc)", fontdict=font)
+    axes.set_title(f"Giải thích, thông báo quyền được TGPL (C2) — {report.province_name_vi}\n"
+                   f"{report.period_vi}", fontdict={**font, "size": 12})
+    figure.text(0.01, 0.005, report.checkpoint_vi, fontdict={**font, "size": 7})
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend(prop={"family": "DejaVu Sans", "size": 8}, loc="upper center",
+                bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    return figure
 
 
 def _wrap(text: str, width: int) -> str:

@@ -9,12 +9,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from importlib import import_module
 from importlib.util import find_spec
 from typing import Any
 
 from eventsourcing.persistence import Tracking
 
+from infra.worker_health import (
+    ConnectionWatch,
+    describe,
+    is_connection_error,
+    read_worker_status,
+    status_path,
+)
 from projections import quarantine
 from projections.framework import (
     Batch,
@@ -30,6 +38,7 @@ from projections.framework import (
     ProjectionStatus,
     ProjectionView,
     SQLiteLogReader,
+    ViewBusyError,
 )
 from projections.framework import (
     PositionMismatchError as _PositionMismatch,
@@ -90,6 +99,7 @@ class Projections:
             view.create_table()
             self.projections[cls.name] = cls(view=view, context=context)
         self._lock = threading.Lock()
+        self.worker_watch: ConnectionWatch | None = None  # set by run_forever (the worker)
         self.follower = self._new_follower()
         self.runner = BackgroundRunner(self.follower, poll_interval=poll_interval,
                                        listen=self._listener() if self.store == "postgres"
@@ -101,12 +111,18 @@ class Projections:
         if settings.store == "postgres":
             from eventsourcing.postgres import PostgresDatastore
 
-            return PostgresDatastore(
+            budget = settings.pool_budget()["projections"]
+            datastore = PostgresDatastore(
                 dbname=settings.pg_dbname, host=settings.pg_host, port=settings.pg_port,
                 user=settings.pg_user, password=settings.pg_password.get_secret_value(),
-                pool_size=2, max_overflow=6, schema=settings.pg_schema, lock_timeout=10,
-                pre_ping=True,
+                pool_size=1, max_overflow=budget - 1, schema=settings.pg_schema,
+                lock_timeout=10, pre_ping=True,
+                idle_in_transaction_session_timeout=max(
+                    1, settings.pg_idle_in_transaction_timeout_ms // 1000),
             )
+            # named, keepalives, session timeouts (set before the pool opens; issue 19)
+            datastore.pool.kwargs.update(settings.pg_session_kwargs())
+            return datastore
         from eventsourcing.sqlite import SQLiteDatastore
 
         from infra.private_files import private_file
@@ -121,25 +137,42 @@ class Projections:
 
     def _new_follower(self, batch_size: int | None = None) -> LogFollower:
         return LogFollower(self.app, list(self.projections.values()), self._reader(),
-                           batch_size or self.batch_size)
+                           batch_size or self.batch_size, busy_backoff=self._busy_backoff)
+
+    @property
+    def _busy_backoff(self) -> float:
+        return float(getattr(self.settings, "projection_busy_backoff_seconds", 1.0))
 
     def _listener(self) -> Callable[[threading.Event, float], None]:
         """Waits for the event store's NOTIFY (or the timeout, or a wake-up)."""
         state: dict[str, Any] = {}
         channel = self.app.recorder.channel_name
-        conninfo = self.settings.pg_conninfo()
+        conninfo = self.settings.pg_service_conninfo()
 
         def wait(wake: threading.Event, timeout: float) -> None:
             import psycopg
 
             conn = state.get("conn")
-            if conn is None or conn.closed:
-                conn = state["conn"] = psycopg.connect(conninfo, autocommit=True)
-                conn.execute(f'LISTEN "{channel}"')
-            deadline = time.monotonic() + max(timeout, 0.5)
-            while not wake.is_set() and time.monotonic() < deadline:
-                for _ in conn.notifies(timeout=0.1, stop_after=1):
-                    return
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    if conn is not None:
+                        conn.close()
+                    conn = state["conn"] = None  # (closed above: not closed again below)
+                    conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+                    conn.execute(f'LISTEN "{channel}"')
+                    state["conn"] = conn
+                deadline = time.monotonic() + max(timeout, 0.5)
+                while not wake.is_set() and time.monotonic() < deadline:
+                    for _ in conn.notifies(timeout=0.1, stop_after=1):
+                        return
+            except Exception:
+                # a lost LISTEN connection is dropped, and LISTEN is issued again on the next
+                # connection; the caller reads the log before waiting again, so a NOTIFY sent
+                # meanwhile is never needed
+                state["conn"] = None
+                if conn is not None:
+                    conn.close()
+                raise
 
         self._listen_state = state
         return wait
@@ -210,26 +243,46 @@ class Projections:
         until: int | None = None,
         stop: threading.Event | None = None,
         timeout: float = 60.0,
+        names: Sequence[str] | None = None,
     ) -> int:
-        """Applies what is pending in the calling thread until every view reaches `until`
-        (default: the log's end now); returns the events read. If the in-process runner is
-        running, waits for it instead."""
+        """Applies what is pending in the calling thread until every view (or `names`)
+        reaches `until` (default: the log's end now); returns the events read. If the
+        in-process runner is running, waits for it instead.
+
+        Never waits on another runner (a worker) beyond `timeout`: a view whose position row
+        it holds is left to it (NOWAIT), and TimeoutError says the view has not got there."""
         target = self.max_notification_id() if until is None else until
         if self.runner.running:
             self.wait_for(target, timeout)
             return 0
         total = 0
         deadline = time.monotonic() + timeout
-        with self._lock:
-            follower = self.follower
+        chosen = list(names or self.projections)
+
+        def reached() -> bool:
+            return min((self.projections[n].view.visible_position() or 0 for n in chosen),
+                       default=target) >= target
+
+        if not self._lock.acquire(timeout=max(timeout, 0.001)):
+            raise TimeoutError(f"projections did not reach {target} in {timeout}s")
+        try:
+            follower = self.follower if names is None else LogFollower(
+                self.app, [self.projections[n] for n in chosen], self._reader(),
+                self.batch_size, busy_backoff=min(self._busy_backoff, 0.2))
             follower.reload_positions()
-            while stop is None or not stop.is_set():
-                total += follower.run_until_caught_up(stop, progress, batch_size, pause)
-                if min(self.positions().values(), default=target) >= target:
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"projections did not reach {target} in {timeout}s")
-                time.sleep(0.05)  # an unsettled gap in the log (see PostgresLogReader)
+            try:
+                while stop is None or not stop.is_set():
+                    total += follower.run_until_caught_up(stop, progress, batch_size, pause)
+                    if reached():
+                        break
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"projections did not reach {target} in {timeout}s")
+                    time.sleep(0.05)  # an unsettled gap, or a view another runner holds
+            finally:
+                if follower is not self.follower:
+                    follower.close()
+        finally:
+            self._lock.release()
         return total
 
     def run_forever(
@@ -241,29 +294,72 @@ class Projections:
     ) -> None:
         """The worker loop (`referrals project`): follows the log until `stop` is set.
 
-        Raises the first projection error; a restart resumes from the stored positions.
+        A lost database connection is retried with backoff (the outage is logged once, kept
+        in `worker_watch` and written to the worker's status file, see infra.worker_health);
+        after it, positions are read again from the views' tracking rows, which commit with
+        the view rows, so nothing is skipped or applied twice. Any other error is raised: a
+        restart resumes from the stored positions.
         """
+        watch = self.worker_watch = ConnectionWatch(
+            "projections", status_path(self.settings.data_dir, "projections"), logger=log)
         with self._lock:
             follower = self.follower
             if batch_size:
                 follower.batch_size = batch_size
-            follower.reload_positions()
-        self._retry_at_start()
+        self._retry_at_start()  # swallows a store that is down: the loop below reports it
+        leases = self._leases() if self.store == "postgres" else None
         with self._lock:
             listen = self._listener() if self.store == "postgres" else None
             wake = threading.Event()
-            while not stop.is_set():
-                read = follower.run_until_caught_up(stop, pause=pause)
-                if until_caught_up and min(self.positions().values(), default=0) >= (
-                    self.max_notification_id()
-                ):
-                    return
-                if read:
-                    continue
-                if listen is not None:
-                    listen(wake, 1.0)
-                else:
-                    stop.wait(self.poll_interval)
+            reload = True
+            renew_every = (leases.seconds / 3) if leases is not None else 0.0
+            renewed = 0.0
+            try:
+                while not stop.is_set():
+                    try:
+                        if reload:
+                            follower.reload_positions()
+                            reload = False
+                        if leases is not None and time.monotonic() - renewed >= renew_every:
+                            follower.only = leases.refresh()  # between pages, never inside one
+                            renewed = time.monotonic()
+                        read = follower.run_until_caught_up(
+                            stop, pause=pause,
+                            deadline=renewed + renew_every if leases else None)
+                        if until_caught_up and min(self.positions().values(), default=0) >= (
+                            self.max_notification_id()
+                        ):
+                            watch.restored()
+                            return
+                        watch.restored()
+                        if read:
+                            continue
+                        if listen is not None:
+                            listen(wake, min(1.0, renew_every) if leases else 1.0)
+                        else:
+                            stop.wait(self.poll_interval)
+                    except Exception as error:
+                        if not is_connection_error(error):
+                            raise
+                        reload = True
+                        renewed = 0.0  # leases are taken again once the database is back
+                        stop.wait(watch.lost(error))
+            finally:
+                follower.only = None
+                if leases is not None:
+                    try:
+                        leases.release()
+                    except Exception as error:  # noqa: BLE001 - expiry releases them anyway
+                        if not is_connection_error(error):
+                            raise
+
+    def _leases(self) -> Any:
+        """This worker's view leases (PostgreSQL; `projection_lease_seconds`)."""
+        from projections.leases import ViewLeases
+
+        seconds = float(getattr(self.settings, "projection_lease_seconds", 10.0))
+        name = getattr(self.settings, "application_name", "referrals-project")
+        return ViewLeases(self.datastore, list(self.projections), name, seconds)
 
     def wait_for(self, position: int | None, timeout: float = 5.0) -> None:
         """Blocks until every view has applied the log up to `position`.
@@ -298,20 +394,62 @@ class Projections:
         if error is not None:
             raise ProjectionError(f"projection runner failed: {error!r}") from error
 
+    def connection_status(self) -> dict[str, Any]:
+        """`connection` ("ok" | "lost since <instant>") and `last_error` of whichever runner
+        applies the views: this process's worker loop or in-process runner, else the
+        `referrals project` worker running on this machine (its status file)."""
+        watch = self.worker_watch
+        if watch is None and (self.runner.running or self.runner.watch.outages):
+            watch = self.runner.watch
+        if watch is not None:
+            return {"connection": watch.connection, "last_error": watch.last_error}
+        worker = read_worker_status(self.settings.data_dir, "projections")
+        if worker is not None:
+            return {"connection": worker.get("connection") or "ok",
+                    "last_error": worker.get("last_error")}
+        return {"connection": "ok", "last_error": None}
+
+    def _probe(self) -> None:
+        """A fresh connection with a short timeout: raises at once when the database is down
+        (the event store's pool would wait, and the library retry, for minutes)."""
+        if self.store == "postgres":
+            import psycopg
+
+            psycopg.connect(self.settings.pg_conninfo(), connect_timeout=2).close()
+
     def status(self) -> list[ProjectionStatus]:
         """Per projection: position, log head, lag (log end − position), the error that
         stopped it (this process's runner, or the one a worker kept in the store) with its
-        time, and its quarantined events."""
-        top = self.max_notification_id()
+        time, its quarantined events, and the database connection of the runner (while the
+        database is unreachable: no positions)."""
+        connection = self.connection_status()
+        own = self.worker_watch or (self.runner.watch if self.runner.running else None)
+        try:
+            if own is not None and not own.ok:  # this process's runner knows: do not wait
+                raise _Unreachable(own.last_error or "database connection lost")
+            self._probe()
+            top: int | None = self.max_notification_id()
+            positions: dict[str, int | None] = {
+                name: projection.view.visible_position() or 0
+                for name, projection in self.projections.items()}
+            reachable = True
+        except Exception as error:
+            if not isinstance(error, _Unreachable) and not is_connection_error(error):
+                raise
+            top, positions = None, dict.fromkeys(self.projections)
+            reachable = False
+            if connection["connection"] == "ok":
+                connection = lost_now(error)
         states = {s.projection.name: s for s in self.follower.states}
         error = self.runner.error
         out = []
-        for name, projection in self.projections.items():
-            view = projection.view
-            position = view.visible_position() or 0
+        for name, position in positions.items():
+            view = self.projections[name].view
             state = states.get(name)
-            counts = view.quarantine_counts()
-            kept = view.last_failure()
+            if reachable:
+                counts, kept = view.quarantine_counts(), view.last_failure()
+            else:  # nothing to read while the database is down
+                counts, kept = {quarantine.FAILED: 0, quarantine.HELD: 0, "resolved": 0}, None
             message, code, at = None, None, None
             if state is not None and state.error is not None:
                 message, at = repr(state.error), state.error_at
@@ -323,13 +461,16 @@ class Projections:
                 message = repr(error)
             out.append(ProjectionStatus(
                 name=name, position=position, max_notification_id=top,
-                lag=max(0, top - position), running=self.runner.running,
+                lag=max(0, top - position) if top is not None and position is not None
+                else None,
+                running=self.runner.running,
                 error=message,
                 applied_events=state.applied_events if state else 0,
                 last_batch_at=state.last_batch_at if state else None,
                 error_at=at, error_code=code,
                 quarantined=counts[quarantine.FAILED], held=counts[quarantine.HELD],
                 resolved=counts["resolved"],
+                **connection,
             ))
         return out
 
@@ -495,9 +636,34 @@ def _rebuild_view(settings: Any, name: str, target: int, batch_size: int) -> dic
             "events_per_second": read / seconds if seconds else 0.0}
 
 
+class _Unreachable(Exception):
+    """The runner already knows the database is unreachable."""
+
+
+def lost_now(error: BaseException) -> dict[str, Any]:
+    """The connection fields of a status read that could not reach the database."""
+    instant = datetime.now(timezone.utc).isoformat()
+    return {"connection": f"lost since {instant}", "last_error": describe(error)}
+
+
+def offline_status(settings: Any, error: BaseException) -> list[ProjectionStatus]:
+    """The status when the database cannot be reached at all (`referrals projections status`
+    during an outage): no positions; the worker's own account of the outage if it runs on
+    this machine, else this read's failure."""
+    worker = read_worker_status(settings.data_dir, "projections")
+    if worker is not None and worker.get("connection", "ok") != "ok":
+        connection = {"connection": worker["connection"], "last_error": worker.get("last_error")}
+    else:
+        connection = lost_now(error)
+    return [ProjectionStatus(name=cls.name, position=None, max_notification_id=None, lag=None,
+                             running=worker is not None, **connection)
+            for cls in registered_projection_classes()]
+
+
 def open_projections(container: Any, **kwargs: Any) -> Projections:
     """Builds the facade for a container (called by `infra.bootstrap`)."""
-    context = ProjectionContext(container.reference, container.rules, container.calendar)
+    context = ProjectionContext(container.reference, container.rules, container.calendar,
+                                getattr(container, "reference_state", None))
     return Projections(container.referrals, container.settings, context, **kwargs)
 
 
@@ -547,8 +713,10 @@ def _apply_in_place(app: Any, projection: Projection[Any], item: Item | None,
         try:
             projection.process_batch(batch)
             return None
-        except _PositionMismatch:
+        except _PositionMismatch as error:
             projection.forget()
+            if isinstance(error, ViewBusyError):  # a worker is applying a page: let it finish
+                time.sleep(0.1)
             continue
         except Exception as error:
             projection.forget()

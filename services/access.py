@@ -4,8 +4,11 @@ A `Principal` is the party a bearer token stands for. Four roles:
 
 - agency: a procedural agency, Centre or oversight body posting its own events. It posts only
   events whose `agency_id` is its own, and reads only the cases it touched (recorded an event
-  of, holds, or is the Centre addressed). It sees a case's clear identity only if it recorded
-  identity on that case.
+  of, holds, or is the Centre addressed). It sees a case's clear identity only while the law
+  gives it a role on the case that needs it: the agency holding the case (it conducts the
+  proceedings: CPC 2015 Art. 71–76), and the legal aid Centre the request was transferred to
+  once it is (it accepts and assigns: Legal Aid Law 2017 Art. 29–31). Recording an identity
+  block grants nothing (`may_see_identity`; docs/api.md "Who sees clear identity").
 - inspector: reads every case of its provinces and may see the clear identity there; posts
   nothing. A case's province is the province of the agency that opened it.
 - council: reads its province's cases, pseudonymous only (never clear identity), and the
@@ -74,7 +77,10 @@ class CaseScope:
     case_id: str
     province: str | None
     touched_by: frozenset[str]  # agencies that recorded an event, hold it or are its Centre
-    identity_by: frozenset[str]  # agencies that recorded identifying data on it
+    identity_by: frozenset[str]  # agencies that recorded identifying data on it (grants nothing)
+    holder: str | None = None  # the agency holding the case now
+    centre: str | None = None  # the legal aid Centre the request was transferred to, if any
+    former_holders: frozenset[str] = frozenset()  # held it earlier (opened or received it)
 
 
 def case_scope(
@@ -83,20 +89,29 @@ def case_scope(
     """The access facts of a case from its recorded events (in order)."""
     touched: set[str] = set()
     identity: set[str] = set()
+    holders: list[str] = []
+    centre: str | None = None
     opener: str | None = None
     for event in history:
         if opener is None:
             opener = event.agency_id
+            holders.append(opener)
         touched.add(event.agency_id)
         data: Mapping[str, Any] = event.data
+        if isinstance(data.get("to_agency_id"), str):  # CASE_TRANSFERRED to another agency
+            holders.append(data["to_agency_id"])
+        if isinstance(data.get("centre_id"), str):  # REQUEST_TRANSFERRED, APPOINTMENT_REQUESTED
+            centre = data["centre_id"]
         for name in ("centre_id", "to_agency_id"):
             if isinstance(data.get(name), str):
                 touched.add(data[name])
         if getattr(event, "identity_ciphertext", None):
             identity.add(event.agency_id)
     agency = reference.agencies.get(opener) if opener else None
+    holder = holders[-1] if holders else None
     return CaseScope(case_id, agency.province if agency else None, frozenset(touched),
-                     frozenset(identity))
+                     frozenset(identity), holder, centre,
+                     frozenset(h for h in holders if h != holder))
 
 
 def _refuse(rule_vi: str, rule_en: str, field_name: str | None = None) -> NotAuthorisedError:
@@ -134,10 +149,18 @@ def may_search_cases(principal: Principal) -> None:
                       "the admin role does not read cases")
 
 
-def may_see_identity(principal: Principal, scope: CaseScope) -> None:
-    """Clear identity: the agency that recorded it on the case, or an inspector of its province."""
-    if principal.role == "agency" and principal.agency_id in scope.identity_by:
-        return
+def may_see_identity(
+    principal: Principal, scope: CaseScope, former_holders: bool = False
+) -> None:
+    """Clear identity follows the law's roles on the case, never "recorded an identity block":
+    the agency holding the case now, the Centre the request was transferred to (once it is),
+    an inspector of the case's province; with `former_holders` (setting
+    `identity_former_holders`) also the agencies that held it before a transfer."""
+    if principal.role == "agency" and principal.agency_id is not None:
+        if principal.agency_id in (scope.holder, scope.centre):
+            return
+        if former_holders and principal.agency_id in scope.former_holders:
+            return
     if principal.role == "inspector" and scope.province in principal.provinces:
         return
     raise _refuse(

@@ -102,6 +102,11 @@ class MasterKeys:
         self._keys = dict(keys)
         self.active_id = active_id
 
+    @property
+    def ids(self) -> frozenset[str]:
+        """The ids of the configured master keys."""
+        return frozenset(self._keys)
+
     def wrap(self, person_id: str, data_key: bytes, key_id: str | None = None) -> tuple[str, bytes]:
         key_id = key_id or self.active_id
         nonce = os.urandom(12)

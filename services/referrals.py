@@ -5,6 +5,7 @@ personal data of the persons it names.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 import threading
@@ -23,16 +24,19 @@ from eventsourcing.persistence import IntegrityError, Recording
 
 from domain.calendar import VIETNAM_TZ, WorkingCalendar
 from domain.deadlines import CaseFact, TimeLimitRule, TimeLimitVerdict, evaluate_time_limits
+from domain.catalogue import InstantRange
 from domain.errors import (
     ConflictError,
     DomainError,
     InvalidEventError,
     NotFoundError,
     RuleViolationError,
+    UnexpectedItemError,
 )
 from domain.person import ERASURE_REASONS, PersonRecord, person_record_id
 from domain.reference import ReferenceData
-from domain.referral import Recorded, Referral, referral_id
+from domain.reference_versions import judge_with_basis
+from domain.referral import EARLIEST_OCCURRENCE, Recorded, Referral, referral_id
 from services.personal_data import (
     KeySession,
     PersonalDataVault,
@@ -42,6 +46,13 @@ from services.personal_data import (
 from services.wire import WireEvent, is_identifier, parse_wire
 
 Clock = Callable[[], datetime]
+log = logging.getLogger("referrals.ledger")
+# what judging one item may raise when a bug meets a hostile value: answered for that item
+# (UnexpectedItemError), never for the batch. Store errors are not among them: they propagate
+# (the edge answers 503 or retries).
+UNEXPECTED_ITEM_ERRORS: tuple[type[Exception], ...] = (
+    ArithmeticError, ValueError, TypeError, LookupError, AttributeError, RecursionError,
+)
 # reads the stored events of many aggregates at once: (recorder, ids) -> {id: [stored events]}
 # `after` (keyword): only the events above these versions, for aggregates held in memory
 BulkReader = Callable[..., Mapping[UUID, Sequence[Any]] | None]
@@ -118,6 +129,7 @@ class Referrals(Application[UUID]):
         calendar: WorkingCalendar | None = None,
         clock: Clock = system_clock,
         future_tolerance: timedelta = timedelta(minutes=5),
+        earliest: datetime = EARLIEST_OCCURRENCE,
         bulk_reader: BulkReader | None = None,
         case_cache_size: int = 10_000,
     ) -> None:
@@ -130,11 +142,22 @@ class Referrals(Application[UUID]):
         self.calendar = calendar or WorkingCalendar(frozenset())
         self.clock = clock
         self.future_tolerance = future_tolerance
+        self.earliest = earliest
+        # issue 14: the recorded reference versions (a `ReferenceSet`) when the ledger reads
+        # them from the store, and a hook that reloads them when a new version was published
+        self.reference_set: Any = None
+        self.before_use: Callable[[], None] | None = None
+
+    def instant_range(self) -> InstantRange:
+        """The instants the wire accepts now (settings: earliest_occurrence, future tolerance)."""
+        return InstantRange(self.earliest, self.clock() + self.future_tolerance)
 
     # ---------------------------------------------------------------------------- writing
     def record_event(self, wire: Mapping[str, Any]) -> Recorded:
         """Records one wire event, or recognises its retry; raises DomainError otherwise."""
-        event = parse_wire(wire, self.reference)
+        if self.before_use is not None:
+            self.before_use()
+        event = parse_wire(wire, self.reference, self.instant_range())
         referral = self._load_cases([event.case_id])[event.case_id]
         try:
             outcome, pending = self._decide(event, referral, self.vault.session())
@@ -161,6 +184,8 @@ class Referrals(Application[UUID]):
         the items after it. If the atomic save meets a concurrent writer, the batch falls back
         to one transaction per case so that one contended case cannot sink the others.
         """
+        if self.before_use is not None:
+            self.before_use()
         results: list[Recorded | Rejected | None] = [None] * len(wires)
         cases = self._load_cases(  # well-formed ids only: the others are refused when judged
             [w["case_id"] for w in wires if isinstance(w, Mapping) and is_identifier(
@@ -200,11 +225,15 @@ class Referrals(Application[UUID]):
         case_of: dict[int, str],
         keys: KeySession,
     ) -> None:
-        """Decides the given items in order against `cases` (updated as they are accepted)."""
+        """Decides the given items in order against `cases` (updated as they are accepted).
+
+        Every item is answered on its own: a domain error refuses it, and so does an
+        unexpected error (UnexpectedItemError, INTERNAL_ERROR; logged), the others go on."""
+        allowed = self.instant_range()
         for index in indexes:
             wire = wires[index]
             try:
-                event = parse_wire(wire, self.reference)
+                event = parse_wire(wire, self.reference, allowed)
                 case_of[index] = event.case_id
                 if event.case_id not in cases:
                     cases.update(self._load_cases([event.case_id]))
@@ -215,6 +244,23 @@ class Referrals(Application[UUID]):
                     touched.setdefault(event.case_id, []).append(index)
             except DomainError as error:
                 results[index] = Rejected(_event_id_of(wire), error)
+            except UNEXPECTED_ITEM_ERRORS as error:
+                log.exception("item %d of a batch could not be judged (%s)", index,
+                              type(error).__name__)
+                results[index] = Rejected(_event_id_of(wire),
+                                          UnexpectedItemError("INTERNAL_ERROR"))
+                self._forget_case(case_of.get(index), cases, touched)
+
+    def _forget_case(
+        self, case_id: str | None, cases: dict[str, Referral | None],
+        touched: dict[str, list[int]],
+    ) -> None:
+        """After an unexpected error part-way through deciding, a case with nothing accepted
+        yet in this batch is read again from the store by its next item (rather than trust
+        what is in hand). A case with accepted items keeps them: the rules check before they
+        change anything, so the refused item left no trace on it."""
+        if case_id is not None and case_id not in touched:
+            cases.pop(case_id, None)
 
     def _judge_again(
         self,
@@ -299,6 +345,21 @@ class Referrals(Application[UUID]):
         self, event: WireEvent, referral: Referral | None, keys: KeySession | None = None
     ) -> tuple[Recorded, Referral | None]:
         """Judges an event against its case: (outcome, aggregate with the pending event)."""
+        # scope first: a poster with no part in an existing case learns nothing of it (not its
+        # version, status, last occurred_at, event ids, nor whether its person was erased)
+        prospective = False
+        if referral is not None:
+            try:
+                referral.check_poster_in_scope(event.agency_id, self.reference, event.wire_type)
+            except RuleViolationError as error:
+                # ADR 0008: an agency a late fact could bring into the case has its fact held,
+                # judged without the case's state; what would need that state (a version to
+                # expect, an identity block) is refused with the same scope answer
+                if (not referral.may_hold_for(event.agency_id, error, self.reference)
+                        or event.expected_version is not None or event.identity is not None
+                        or referral.recorded_event(event.event_id) is not None):
+                    raise
+                prospective = True
         keys = keys or self.vault.session()
         data = dict(event.data)
         person_id = data.get("person_id") or (referral.person.get("person_id") if referral else None)
@@ -357,11 +418,12 @@ class Referrals(Application[UUID]):
             "reference": self.reference,
             "now": self.clock(),
             "future_tolerance": self.future_tolerance,
+            "earliest": self.earliest,
         }
         if referral is None:
             referral = Referral.open(case_id=event.case_id, **common)
         else:
-            referral.record(**common)
+            referral.record(**common, prospective=prospective)
         return Recorded(event.case_id, event.event_id, referral.version, duplicate=False,
                         awaiting=referral.standing(event.event_id)), referral
 
@@ -471,32 +533,63 @@ class Referrals(Application[UUID]):
     def time_limits(self, case_id: str, at: datetime | None = None) -> list[TimeLimitVerdict]:
         """The case's legal time limits judged at `at` (default now): met, missed or running,
         on the facts known at `at` that are in effect, in occurred order (ADR 0008)."""
+        return [verdict for verdict, _ in self.time_limits_with_basis(case_id, at)]
+
+    def time_limits_with_basis(
+        self, case_id: str, at: datetime | None = None,
+    ) -> list[tuple[TimeLimitVerdict, tuple[str, ...]]]:
+        """Each time-limit verdict with the reference versions it was judged with
+        (`time_limits@1`, `holidays/2026@2`; issue 14): the table in force on its trigger day
+        and the calendar of every year a working-day limit spans."""
+        if self.before_use is not None:
+            self.before_use()
         at = at or self.clock()
-        history = [e for e in self.case_history(case_id) if e.timestamp <= at]
-        return evaluate_time_limits(case_facts(effective_history(history)), self.rules,
-                                    self.calendar, at)
+        history = effective_history(
+            [e for e in self.case_history(case_id) if e.timestamp <= at])
+        if self.reference_set is not None:
+            return judge_with_basis(case_facts(history), self.reference_set, at)
+        return [(v, ()) for v in
+                evaluate_time_limits(case_facts(history), self.rules, self.calendar, at)]
 
     # ---------------------------------------------------------------------- personal data
     def reveal_identity(self, case_id: str) -> dict[str, Any]:
-        """The clear identity blocks of a case (latest wins), or the erased marker.
+        """The clear identity of a case's person, merged field by field with each field's author,
+        or the erased marker.
 
-        Callers decide who may see them and log the read (`services.access`).
+        A field belongs to the agency that first recorded it; that agency's later blocks update
+        it. A block by another agency never overwrites it: a different value is kept as that
+        agency's version (`other_versions`, the latest per field and agency), with its author.
+        Callers decide who may see it and log the read (`services.access`).
         """
         referral = self.get_case(case_id)
         person_id = referral.person.get("person_id")
+        erased = {"person_id": person_id, "erased": True, "identity": None}
         if not person_id:
-            return {"person_id": None, "erased": False, "identity": None}
+            return {**erased, "erased": False}
         if self.vault.is_erased(person_id):
-            return {"person_id": person_id, "erased": True, "identity": None}
+            return erased
         merged: dict[str, Any] = {}
+        authors: dict[str, dict[str, Any]] = {}
+        others: dict[tuple[str, str], dict[str, Any]] = {}
         for event in self.case_history(case_id):
             if event.identity_ciphertext:
                 clear = self.vault.open(person_id, event.identity_ciphertext, event.case_id,
                                         event.event_id)
                 if clear is None:
-                    return {"person_id": person_id, "erased": True, "identity": None}
-                merged.update(clear)
-        return {"person_id": person_id, "erased": False, "identity": merged or None}
+                    return erased
+                for name, value in clear.items():
+                    author = {"agency_id": event.agency_id, "version": event.originator_version}
+                    owner = authors.get(name)
+                    if owner is None or owner["agency_id"] == event.agency_id:
+                        merged[name] = value
+                        authors[name] = author
+                    elif value != merged[name]:
+                        others[(name, event.agency_id)] = {"field": name, "value": value,
+                                                           **author}
+                    else:
+                        others.pop((name, event.agency_id), None)  # agrees again with the owner
+        return {"person_id": person_id, "erased": False, "identity": merged or None,
+                "authors": authors, "other_versions": list(others.values())}
 
     def erase_person(
         self, person_id: str, reason: str, rule: str, requested_by: str, purge: bool = True,
@@ -557,12 +650,15 @@ def case_facts(history: Iterable[Referral.Event]) -> list[CaseFact]:
     facts = []
     holder = None
     centre = None
-    role = stage = None
+    role = stage = category = None
     kind = "criminal"
     for event in history:
         data = event.data
         if holder is None:
             holder = event.agency_id
+        category = data.get("eligible_category", category)
+        if event.WIRE_TYPE == "NOT_ELIGIBLE_DETERMINED":
+            category = None
         role = data.get("procedural_role", role)
         stage = data.get("stage", stage)
         kind = data.get("proceedings_kind", kind)
@@ -583,6 +679,7 @@ def case_facts(history: Iterable[Referral.Event]) -> list[CaseFact]:
                 stage=stage,
                 proceedings_kind=kind,
                 data=data,
+                eligible_category=category,
             )
         )
     return facts

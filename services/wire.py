@@ -16,7 +16,12 @@ from typing import Any
 
 import orjson
 
-from domain.catalogue import event_type_spec, normalise_data, parse_instant
+from domain.catalogue import (
+    InstantRange,
+    event_type_spec,
+    normalise_data,
+    parse_instant,
+)
 from domain.errors import InvalidEventError
 from domain.reference import ReferenceData
 
@@ -83,8 +88,30 @@ def parse_identifier(value: Any, field: str) -> str:
     return value
 
 
-def parse_wire(obj: Any, reference: ReferenceData) -> WireEvent:
-    """Checks a decoded JSON object against the wire format; names the first bad field."""
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InvalidEventError("JSON_DUPLICATE_KEY", key[:64])
+            seen.add(key)
+    return obj
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """`json.loads` that refuses an object naming a key twice (JSON_DUPLICATE_KEY): with plain
+    `json.loads` the last one silently wins, so what is recorded is not what the client meant.
+    The one decoder of wire JSON (HTTP bodies, `referrals load` lines, Kafka messages)."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
+def parse_wire(
+    obj: Any, reference: ReferenceData, allowed: InstantRange | None = None
+) -> WireEvent:
+    """Checks a decoded JSON object against the wire format; names the first bad field.
+
+    `allowed`: the instants accepted for `occurred_at` and the datetime fields of `data`."""
     if not isinstance(obj, Mapping):
         raise InvalidEventError(
             "FIELD_INVALID", "$", rule_vi="sự kiện phải là một đối tượng JSON",
@@ -101,8 +128,8 @@ def parse_wire(obj: Any, reference: ReferenceData) -> WireEvent:
     agency_id = parse_identifier(obj.get("agency_id"), "agency_id")
     if obj.get("occurred_at") is None:
         raise InvalidEventError("FIELD_REQUIRED", "occurred_at")
-    occurred_at = parse_instant(obj["occurred_at"], "occurred_at")
-    data = normalise_data(wire_type, obj.get("data"), reference)
+    occurred_at = parse_instant(obj["occurred_at"], "occurred_at", allowed)
+    data = normalise_data(wire_type, obj.get("data"), reference, allowed)
     identity = obj.get("identity")
     if identity is not None and not isinstance(identity, Mapping):
         raise InvalidEventError(

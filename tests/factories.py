@@ -21,8 +21,10 @@ VLG_POLICE = "vlg-police-investigation"
 T0 = datetime(2026, 3, 3, 9, 0, tzinfo=VIETNAM_TZ)  # a Tuesday
 
 
-def random_case_ref() -> str:
-    return f"LSN-T-{uuid.uuid4().hex[:10]}"
+def random_case_ref(province: str = "LSN") -> str:
+    """A fresh case id under the province's numbering (case ids are bound to the opener's
+    province: CASE_ID_OTHER_PROVINCE)."""
+    return f"{province}-T-{uuid.uuid4().hex[:10]}"
 
 
 def new_person_id() -> str:
@@ -34,7 +36,8 @@ class CaseScript:
 
     def __init__(self, case_id: str | None = None, start: datetime = T0,
                  holder: str = POLICE, person_id: str | None = None) -> None:
-        self.case_id = case_id or random_case_ref()
+        # the test agencies' ids start with their province ("vlg-police" opens VLG-… cases)
+        self.case_id = case_id or random_case_ref(holder.split("-")[0].upper())
         self.at = start
         self.holder = holder
         self.person_id = person_id or new_person_id()
@@ -62,6 +65,21 @@ class CaseScript:
             "person_id": self.person_id, "proceedings_kind": "criminal",
             "procedural_role": role, "stage": "INVESTIGATION", "eligible_category": category,
             "form": "MAU_03", **data})
+
+    def contact(self, role: str = "ARRESTED", category: str | None = "POOR_HOUSEHOLD",
+                agency: str | None = None, after: timedelta = timedelta(hours=1),
+                **data: Any) -> dict[str, Any]:
+        """A procedural contact (arrest, holding, charge, trial, victim, litigant)."""
+        body = {"person_id": self.person_id, "proceedings_kind": "criminal",
+                "procedural_role": role, "stage": "INVESTIGATION", **data}
+        if category is not None:
+            body["eligible_category"] = category
+        return self.event("PROCEDURAL_CONTACT", agency=agency, after=after, data=body)
+
+    def not_eligible(self, reason: str = "NO_CATEGORY", agency: str | None = None,
+                     after: timedelta = timedelta(hours=1)) -> dict[str, Any]:
+        return self.event("NOT_ELIGIBLE_DETERMINED", agency=agency, after=after, data={
+            "reason": reason, "article": "Luật TGPL 2017 Điều 7"})
 
     def request(self, **kw: Any) -> dict[str, Any]:
         return self.event("AID_REQUESTED", **kw)

@@ -17,8 +17,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from domain.errors import DomainError
 from infra.bootstrap import Container
 from infra.http.errors import handle_error
-from infra.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from infra.http.routes import access_log, cases, events, ops
+from infra.http.middleware import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    StrictRequestMiddleware,
+)
+from infra.http.routes import access_log, cases, events, ops, reference_versions
 from infra.transparency import http as transparency_http
 from projections import http as projections_http
 
@@ -85,12 +89,13 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
     # the transparency routes come before the cases router: its `/v1/cases/{case_id:path}`
     # would otherwise swallow `/v1/cases/{case_id}/bundle`
     for router in (ops.router, events.router, transparency_http.router, cases.router,
-                   access_log.router, projections_http.router):
+                   access_log.router, projections_http.router, reference_versions.router):
         app.include_router(router)
     if find_spec("infra.web") is not None:
         from infra.web import install
 
         install(app, container)
+    app.add_middleware(StrictRequestMiddleware)  # inside the body limit: reads a bounded body
     app.add_middleware(BodyLimitMiddleware, max_bytes=container.settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: ids every request and error
     return app

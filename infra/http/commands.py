@@ -25,6 +25,9 @@ def register(app: typer.Typer) -> None:
         from infra.deployment import DeploymentError, check_port_free, fail
         from infra.http.server import serve as serve_api
 
+        import os
+
+        os.environ.setdefault("REFERRALS_SERVICE", "api")  # uvicorn's workers inherit it
         settings = settings_from_env()
         try:  # before anything is built: a taken port is said at once
             check_port_free(host or settings.http_host, port or settings.http_port)

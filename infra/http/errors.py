@@ -23,6 +23,7 @@ from domain.errors import (
     NotAuthorisedError,
     NotFoundError,
     RuleViolationError,
+    UnexpectedItemError,
 )
 from services.access import NotAuthenticatedError
 
@@ -33,6 +34,12 @@ class BodyTooLargeError(DomainError):
     """Raised when a request body exceeds `settings.max_body_bytes` (refused unread)."""
 
     http_status = 413
+
+
+class BadRequestError(DomainError):
+    """Raised when a request is ambiguous before any route reads it (a repeated header)."""
+
+    http_status = 400
 
 
 class RouteNotFoundError(DomainError):
@@ -60,6 +67,7 @@ class InternalError(DomainError):
 
 
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
+    BadRequestError: 400,
     NotAuthenticatedError: 401,
     NotAuthorisedError: 403,
     NotFoundError: 404,
@@ -71,6 +79,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     RuleViolationError: 422,
     DomainError: 422,
     InternalError: 500,
+    UnexpectedItemError: 500,
     StoreUnavailableError: 503,
 }
 

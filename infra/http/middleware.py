@@ -1,4 +1,5 @@
-"""ASGI middleware of the API: request ids and structured logs, the body-size limit.
+"""ASGI middleware of the API: request ids and structured logs, the body-size limit, and
+the refusal of ambiguous requests (a repeated Authorization header, a JSON key twice).
 
 Plain ASGI classes (not BaseHTTPMiddleware): they cost little per request, which matters for
 the single-event post rate.
@@ -14,7 +15,15 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from infra.http.errors import BodyTooLargeError, as_domain_error, error_body, status_for
+from domain.errors import DomainError
+from infra.http.errors import (
+    BadRequestError,
+    BodyTooLargeError,
+    as_domain_error,
+    error_body,
+    status_for,
+)
+from services.wire import loads_strict
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -136,6 +145,60 @@ class BodyLimitMiddleware:
         error = BodyTooLargeError("BODY_TOO_LARGE", "$", limit=self.max_bytes)
         request_id = scope.get("state", {}).get("request_id", "-")
         await _send_json(send, 413, error_body(error, request_id), [(b"connection", b"close")])
+
+
+class StrictRequestMiddleware:
+    """Refuses what would otherwise be read one way silently: a repeated `Authorization`
+    header (400 HEADER_REPEATED; the first would win) and a JSON body naming a key twice in an
+    object (422 JSON_DUPLICATE_KEY; the last would win), on every route that takes JSON.
+
+    Sits inside BodyLimitMiddleware, which hands it the whole (bounded) body at once. A body
+    that is not JSON at all is left to the route, which answers it as before."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        authorizations = 0
+        content_type = None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                authorizations += 1
+            elif name == b"content-type":
+                content_type = value
+        if authorizations > 1:
+            await self._refuse(scope, send, BadRequestError("HEADER_REPEATED", "Authorization"))
+            return
+        if scope.get("method") not in ("POST", "PUT", "PATCH") or not _is_json(content_type):
+            await self.app(scope, receive, send)
+            return
+        message = await receive()
+        body = message.get("body", b"") if message["type"] == "http.request" else b""
+        if body and not message.get("more_body", False):
+            try:
+                loads_strict(body)
+            except DomainError as error:
+                await self._refuse(scope, send, error)
+                return
+            except (ValueError, RecursionError):  # not JSON: the route says so
+                pass
+        await self.app(scope, _replay([message], receive), send)
+
+    async def _refuse(self, scope: Scope, send: Send, error: DomainError) -> None:
+        request_id = scope.get("state", {}).get("request_id", "-")
+        await _send_json(send, status_for(error), error_body(error, request_id))
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    """Whether FastAPI reads the body as JSON: no content type, or application/json, *+json."""
+    if not content_type:
+        return True
+    main = content_type.split(b";", 1)[0].strip().lower()
+    return main == b"application/json" or (main.startswith(b"application/")
+                                           and main.endswith(b"+json"))
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

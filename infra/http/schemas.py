@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StrictBool, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    StrictBool,
+    StrictInt,
+    create_model,
+)
 
 from domain.catalogue import COMMON_FIELDS, EVENT_TYPES, OPENING_TYPES, FieldSpec
 
@@ -22,6 +30,8 @@ _KIND_HINTS = {
     "uuid": "UUID ngẫu nhiên do hệ thống của cơ quan sinh ra (không dùng số CCCD)",
     "datetime": "ISO 8601 có múi giờ, ví dụ 2026-01-05T09:30:00+07:00",
     "category": "mã trong danh mục diện người được TGPL",
+    "language": "mã ngôn ngữ ISO 639, ví dụ km, hmn",
+    "citation": "trích dẫn điều luật, ví dụ «Luật TGPL 2017 Điều 7»",
 }
 
 
@@ -49,6 +59,9 @@ def _annotation(spec: FieldSpec) -> Any:
         return Annotated[str, Field(max_length=36, json_schema_extra={"format": "uuid"})]
     if spec.kind in ("code", "category", "agency"):
         return Annotated[str, Field(min_length=1, max_length=64)]
+    if spec.kind == "language":
+        return Annotated[str, Field(min_length=2, max_length=spec.max_length,
+                                    pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
     return Annotated[str, Field(min_length=1, max_length=spec.max_length)]
 
 
@@ -123,7 +136,8 @@ def _event_model(wire_type: str, data_model: type[BaseModel]) -> type[BaseModel]
         data=data_field,
         identity=(IdentityIn | None, Field(None, description=(
             "Thông tin định danh (tuỳ chọn), mã hoá trước khi lưu"))),
-        expected_version=(int | None, Field(None, ge=0, lt=2**31, description=(
+        # strict: `true` or `1.0` is not a version (lax pydantic read `true` as 1)
+        expected_version=(StrictInt | None, Field(None, ge=0, lt=2**31, description=(
             "Phiên bản vụ việc mà cơ quan đã đọc; khác phiên bản hiện tại → 409 "
             "VERSION_CONFLICT (0 = vụ việc chưa có)"))),
     )
@@ -320,6 +334,14 @@ class AsOfOut(BaseModel):
     events: list[HistoryEventOut]
 
 
+class ReferenceVersionRef(BaseModel):
+    """Một phiên bản dữ liệu tham chiếu đã dùng để xét (issue 14): văn bản, số phiên bản, SHA-256."""
+
+    ref: str = Field(description="Văn bản: `time_limits`, `holidays/2026`, `agencies`…")
+    version: int
+    sha256: str
+
+
 class TimeLimitOut(BaseModel):
     """Một thời hạn luật định của vụ việc: đã đáp ứng, quá hạn, đang chạy hoặc huỷ."""
 
@@ -336,6 +358,10 @@ class TimeLimitOut(BaseModel):
     target_version: int | None
     met_at: datetime | None
     responsible_agency_id: str | None
+    basis: list[ReferenceVersionRef] = Field(
+        default_factory=list,
+        description="Các phiên bản dữ liệu tham chiếu đã dùng: bảng thời hạn và lịch của mỗi năm "
+                    "mà thời hạn tính theo ngày làm việc đi qua")
 
 
 class TimeLimitsOut(BaseModel):
@@ -346,13 +372,33 @@ class TimeLimitsOut(BaseModel):
     time_limits: list[TimeLimitOut]
 
 
+class IdentityFieldAuthor(BaseModel):
+    """Cơ quan đã ghi một trường định danh (và phiên bản vụ việc của sự kiện đó)."""
+
+    agency_id: str
+    version: int
+
+
+class IdentityOtherVersion(BaseModel):
+    """Giá trị khác của một trường do cơ quan khác ghi (không ghi đè giá trị của tác giả)."""
+
+    field: str
+    value: str
+    agency_id: str
+    version: int
+
+
 class IdentityOut(BaseModel):
-    """Thông tin định danh dạng rõ (mỗi lần xem đều được ghi nhật ký truy cập)."""
+    """Thông tin định danh dạng rõ (mỗi lần xem đều được ghi nhật ký truy cập): mỗi trường
+    thuộc cơ quan ghi nó đầu tiên; giá trị khác do cơ quan khác ghi nằm trong
+    `other_versions`, kèm cơ quan ghi."""
 
     case_id: str
     person_id: str | None
     erased: bool
     identity: dict[str, str] | None
+    authors: dict[str, IdentityFieldAuthor] = {}
+    other_versions: list[IdentityOtherVersion] = []
 
 
 class AccessLogEntryOut(BaseModel):

@@ -124,6 +124,9 @@ def wanted_topics(settings: Settings, reference: ReferenceData) -> dict[str, dic
             "num_partitions": partitions, "replication_factor": replication,
             "configs": {},
         }
+    if settings.kafka_min_insync_replicas:  # with acks=all: a write needs this many copies
+        for options in topics.values():
+            options["configs"]["min.insync.replicas"] = str(settings.kafka_min_insync_replicas)
     return topics
 
 

@@ -46,6 +46,8 @@ def register(app: typer.Typer) -> None:
 
         _configure_logging()
         settings = settings_from_env()
+        if "service" not in settings.model_fields_set:
+            settings = settings.model_copy(update={"service": "ingest"})
         container = build_container(settings)
         tune_for_throughput()
         try:
@@ -63,7 +65,8 @@ def register(app: typer.Typer) -> None:
                 worker.close()
         finally:
             container.close()
-        print(json.dumps({"ingest": stats.as_dict()}), flush=True)
+        print(json.dumps({"ingest": {**stats.as_dict(), **worker.watch.as_dict()}}),
+              flush=True)
 
     @app.command("relay")
     def relay(
@@ -79,6 +82,8 @@ def register(app: typer.Typer) -> None:
 
         _configure_logging()
         settings = settings_from_env()
+        if "service" not in settings.model_fields_set:
+            settings = settings.model_copy(update={"service": "relay"})
         container = build_container(settings)
         tune_for_throughput()
         try:
@@ -91,4 +96,4 @@ def register(app: typer.Typer) -> None:
                 worker.close()
         finally:
             container.close()
-        print(json.dumps({"relay": stats.as_dict()}), flush=True)
+        print(json.dumps({"relay": {**stats.as_dict(), **worker.watch.as_dict()}}), flush=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +33,9 @@ from infra.kafka.clients import (
     receipts_topic,
 )
 from infra.settings import Settings
+from infra.worker_health import ConnectionWatch, is_connection_error, status_path
 from services.referrals import Referrals, Rejected
+from services.wire import loads_strict
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,9 @@ def decode_value(value: bytes | None) -> Any:
         return InvalidEventError("FIELD_INVALID", "$", rule_vi="thông điệp không phải UTF-8 hợp lệ",
                                  rule_en="the message is not valid UTF-8")
     try:
-        return json.loads(text)
+        return loads_strict(text)
+    except DomainError as error:  # e.g. JSON_DUPLICATE_KEY
+        return error
     except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
         msg, col = getattr(error, "msg", "invalid"), getattr(error, "colno", 0)
         return InvalidEventError("FIELD_INVALID", "$", rule_vi=f"JSON không hợp lệ ({msg}, cột {col})",
@@ -160,8 +165,10 @@ class IngestWorker:
         *,
         wait: Callable[[float], bool] | None = None,
         receipts: Callable[[Sequence[Any]], Sequence[str | None]] | None = None,
+        watch: ConnectionWatch | None = None,
     ) -> None:
         self.settings = settings
+        self.watch = watch or ConnectionWatch("ingest", logger=log)
         self.referrals = referrals
         self.receipts = receipts
         self.consumer = consumer
@@ -198,7 +205,8 @@ class IngestWorker:
             **common,
         )
         consumer.subscribe(pattern=inbound_pattern(settings))
-        return cls(settings, referrals, consumer, producer, receipts=receipts)
+        watch = ConnectionWatch("ingest", status_path(settings.data_dir, "ingest"), logger=log)
+        return cls(settings, referrals, consumer, producer, receipts=receipts, watch=watch)
 
     def stop(self) -> None:
         """Asks the loop to finish the batch in hand and return (SIGTERM handler)."""
@@ -256,7 +264,8 @@ class IngestWorker:
         try:
             results = self._record(accepted)
         except StoreUnavailableError as error:
-            log.error("ingest: event store unavailable, batch will be redelivered: %s", error)
+            # the outage itself is logged once by `watch` (lost, then restored)
+            log.debug("ingest: event store unavailable, batch will be redelivered: %s", error)
             self._rewind(batch)
             return False
         for item, result in zip(accepted, results, strict=True):
@@ -270,8 +279,11 @@ class IngestWorker:
         try:
             self._publish_receipts(accepted, results)
         except Exception as error:  # noqa: BLE001 - redelivery re-issues the same receipts
-            log.error("ingest: receipts topic did not take the batch (%r); "
-                      "it will be redelivered", error)
+            if is_connection_error(error):  # signing reads the audit trail
+                self._wait(self.watch.lost(error))
+            else:
+                log.error("ingest: receipts topic did not take the batch (%r); "
+                          "it will be redelivered", error)
             self._rewind(batch)
             return False
         if dead:
@@ -301,12 +313,14 @@ class IngestWorker:
                 if attempt == attempts or self._stop.is_set():
                     raise StoreUnavailableError(f"{type(error).__name__}: {error}") from error
                 self.stats.store_retries += 1
-                log.warning("ingest: event store unavailable (%s), retry %d/%d in %.1fs",
-                            type(error).__name__, attempt, attempts - 1, delay)
-                if self._wait(delay):
+                self.watch.lost(error)  # logs once per outage, not per retry
+                log.debug("ingest: event store unavailable (%s), retry %d/%d in %.1fs",
+                          type(error).__name__, attempt, attempts - 1, delay)
+                if self._wait(delay * random.uniform(0.5, 1.0)):  # jitter
                     raise StoreUnavailableError("stopping") from error
                 delay = min(delay * 2, 10.0)
                 continue
+            self.watch.restored()
             if len(results) != len(wires):
                 raise RuntimeError(f"record_batch answered {len(results)} of {len(wires)} items")
             return self._retry_concurrent_writes(wires, results)

@@ -30,6 +30,7 @@ from domain.person import PersonRecord
 from domain.referral import Referral
 from infra.kafka.clients import MAX_MESSAGE_BYTES, client_config
 from infra.settings import Settings
+from infra.worker_health import ConnectionWatch, is_connection_error, status_path
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,11 @@ PERSON_TYPES = {
 """Outbound type names of the person-record events (referral events use their wire type)."""
 
 TRACKING_TABLE = "kafka_relay_tracking"
+
+
+class LeaseLostError(RuntimeError):
+    """Raised when this relay no longer holds the lease (its session ended, a standby took
+    over and raised the fencing token): it must publish and save nothing more."""
 
 
 class UnpublishableEventError(RuntimeError):
@@ -119,6 +125,12 @@ class RelayTracking(Protocol):
 
     def try_lease(self) -> bool: ...
 
+    def reconnect(self) -> None: ...
+
+    def check(self) -> None: ...
+
+    def check_lease(self) -> None: ...
+
     def position(self) -> int: ...
 
     def save(self, position: int) -> None: ...
@@ -130,26 +142,88 @@ class PostgresRelayTracking:
     """The position in a small table of the event store's database, plus a lease.
 
     The lease is a session advisory lock: a second relay for the same topic waits as a
-    standby until the first one's connection ends (clean stop or crash).
+    standby until the first one's connection ends (clean stop, crash, or the server ending a
+    frozen relay's session). It is fenced (issue 19): each take-over raises a fencing token
+    (`epoch`, stored with the position); `check_lease` — before every publish — fails once
+    this session's lock is gone or a later relay raised the token, and `save` moves the
+    position only under this relay's token. A relay that froze, lost the lease and resumed
+    therefore publishes and saves nothing.
     """
 
     def __init__(self, settings: Settings, name: str) -> None:
+        self.name = name
+        self._conninfo = settings.pg_service_conninfo()
+        self._epoch: int | None = None
+        self._lost = False  # lost the lease: only an explicit `try_lease` takes it again
+        self._lock_key = zlib.crc32(f"referrals-relay:{name}".encode())
+        self._conn = self._connect()
+
+    def _connect(self) -> Any:
         import psycopg
 
-        self.name = name
-        self._conn = psycopg.connect(settings.pg_conninfo(), autocommit=True, connect_timeout=10)
-        self._conn.execute(
+        conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
+        conn.execute(
             f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} ("
             " relay_name text PRIMARY KEY,"
             " position bigint NOT NULL,"
             " updated_at timestamptz NOT NULL DEFAULT now())"
         )
-        self._lock_key = zlib.crc32(f"referrals-relay:{name}".encode())
+        conn.execute(
+            f"ALTER TABLE {TRACKING_TABLE} ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL "
+            "DEFAULT 0")
+        return conn
+
+    def reconnect(self) -> None:
+        """A new session after a lost connection. The lease went with the old session:
+        take it again (`try_lease`, which also takes a new fencing epoch) before publishing."""
+        old, self._conn = self._conn, None
+        if old is not None:
+            old.close()
+        self._epoch, self._lost = None, False
+        self._conn = self._connect()
+
+    def check(self) -> None:
+        """Raises if the session (and with it the lease) is gone. Called before each batch,
+        so that a relay notices an outage at once (the event store's own reads retry for many
+        seconds before they fail); `check_lease` then fences the publish itself."""
+        self._conn.execute("SELECT 1")
 
     def try_lease(self) -> bool:
+        if self._conn.closed:  # the session ended (a lost lease): a new one, as a standby
+            self._epoch = None
+            self._conn = self._connect()
         row = self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
                                  (0x52454C, self._lock_key - 2**31)).fetchone()
-        return bool(row and row[0])
+        if not (row and row[0]):
+            return False
+        got = self._conn.execute(
+            f"INSERT INTO {TRACKING_TABLE} AS t (relay_name, position, epoch) "
+            "VALUES (%s, 0, 1) ON CONFLICT (relay_name) DO UPDATE SET epoch = t.epoch + 1 "
+            "RETURNING epoch", (self.name,)).fetchone()
+        self._epoch, self._lost = int(got[0]), False
+        return True
+
+    def check_lease(self) -> None:
+        """LeaseLostError unless this session still holds the lock and the newest token."""
+        import psycopg
+
+        if self._epoch is None and not self._lost and self.try_lease():
+            return  # a relay used without `acquire_lease` (one batch, tests) takes it here
+        if self._epoch is None:
+            raise LeaseLostError(f"{self.name}: this relay does not hold the lease")
+        try:
+            row = self._conn.execute(
+                f"SELECT epoch FROM {TRACKING_TABLE} WHERE relay_name = %s AND EXISTS ("
+                " SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND pid = pg_backend_pid() AND classid::int8 = %s AND objid::int8 = %s)",
+                (self.name, 0x52454C, (self._lock_key - 2**31) & 0xFFFFFFFF)).fetchone()
+        except psycopg.Error as error:  # the session is gone: so is the lock
+            self._epoch, self._lost = None, True
+            self._conn.close()
+            raise LeaseLostError(f"{self.name}: lease session ended ({error})") from None
+        if row is None or int(row[0]) != self._epoch:
+            self._epoch, self._lost = None, True
+            raise LeaseLostError(f"{self.name}: another relay holds the lease now")
 
     def position(self) -> int:
         row = self._conn.execute(f"SELECT position FROM {TRACKING_TABLE} WHERE relay_name = %s",
@@ -157,15 +231,17 @@ class PostgresRelayTracking:
         return int(row[0]) if row else 0
 
     def save(self, position: int) -> None:
+        """Moves the position forward, only under this relay's fencing token."""
+        self.check_lease()
         self._conn.execute(
-            f"INSERT INTO {TRACKING_TABLE} (relay_name, position) VALUES (%s, %s) "
-            "ON CONFLICT (relay_name) DO UPDATE SET position = EXCLUDED.position, "
-            f"updated_at = now() WHERE {TRACKING_TABLE}.position < EXCLUDED.position",
-            (self.name, position),
+            f"UPDATE {TRACKING_TABLE} SET position = %s, updated_at = now() "
+            "WHERE relay_name = %s AND epoch = %s AND position < %s",
+            (position, self.name, self._epoch, position),
         )
 
     def close(self) -> None:
-        self._conn.close()  # ends the session: releases the lease
+        if self._conn is not None:
+            self._conn.close()  # ends the session: releases the lease
 
 
 class SqliteRelayTracking:
@@ -183,6 +259,15 @@ class SqliteRelayTracking:
 
     def try_lease(self) -> bool:
         return True
+
+    def reconnect(self) -> None:
+        """Nothing to do: the SQLite file has no connection to lose."""
+
+    def check(self) -> None:
+        """Nothing to check: no session, no lease."""
+
+    def check_lease(self) -> None:
+        """Embedded SQLite: one process, no lease to lose."""
 
     def position(self) -> int:
         row = self._conn.execute(f"SELECT position FROM {TRACKING_TABLE} WHERE relay_name = ?",
@@ -228,13 +313,15 @@ class Relay:
     """Follows the notification log from the tracked position and publishes each event."""
 
     def __init__(self, settings: Settings, app: Any, tracking: RelayTracking,
-                 producer_factory: Callable[[], Any]) -> None:
+                 producer_factory: Callable[[], Any],
+                 watch: ConnectionWatch | None = None) -> None:
         self.settings = settings
         self.app = app
         self.tracking = tracking
         self.producer_factory = producer_factory
         self.producer: Any = None
         self.stats = RelayStats()
+        self.watch = watch or ConnectionWatch("relay", logger=log)
         self._stop = threading.Event()
         self._position: int | None = None
 
@@ -254,7 +341,8 @@ class Relay:
                 **client_config(settings),
             )
 
-        return cls(settings, app, open_tracking(settings), producer)
+        watch = ConnectionWatch("relay", status_path(settings.data_dir, "relay"), logger=log)
+        return cls(settings, app, open_tracking(settings), producer, watch)
 
     def stop(self) -> None:
         """Asks the loop to finish the batch in hand and return (SIGTERM handler)."""
@@ -291,27 +379,64 @@ class Relay:
         return False
 
     def run(self, max_seconds: float | None = None, until_caught_up: bool = False) -> RelayStats:
-        """Publishes until stopped (or `max_seconds`, or — if asked — until caught up)."""
+        """Publishes until stopped (or `max_seconds`, or — if asked — until caught up).
+
+        A lost database connection is retried with backoff and reported in `watch` (one log
+        line when lost, one when back); then the tracking session is opened again, the lease
+        taken again (another relay may hold it now: this one waits as a standby) and the
+        position read again, so the batch in hand is republished as the same bytes. Any other
+        error is raised.
+        """
         started = time.monotonic()
+        reconnect = False
+        while not self._stop.is_set():
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                break
+            try:
+                if reconnect:
+                    self._position = None
+                    self.tracking.reconnect()
+                    reconnect = False
+                return self._run(started, max_seconds, until_caught_up)
+            except Exception as error:
+                if not is_connection_error(error):
+                    raise
+                reconnect = True
+                self._stop.wait(self.watch.lost(error))
+        return self.stats
+
+    def _run(self, started: float, max_seconds: float | None,
+             until_caught_up: bool) -> RelayStats:
         if not self.acquire_lease(max_seconds):
             return self.stats
         log.info("relay: publishing to %s from position %d", self.settings.kafka_outbound_topic,
                  self.position)
+        self.watch.restored()
         idle = self.settings.kafka_relay_idle_ms / 1000
         failures = 0
         while not self._stop.is_set():
             if max_seconds is not None and time.monotonic() - started >= max_seconds:
                 break
             try:
+                self.tracking.check()
                 published = self.publish_batch()
                 failures = 0
+                self.watch.restored()
+            except LeaseLostError as error:
+                log.warning("relay: %s; publishing nothing more, back to standby", error)
+                self._reset_producer()
+                remaining = (None if max_seconds is None
+                             else max(0.0, max_seconds - (time.monotonic() - started)))
+                if not self.acquire_lease(remaining):
+                    break
+                continue
             except UnpublishableEventError:
                 raise
             except Exception as error:
                 from kafka.errors import KafkaError
 
                 if not isinstance(error, KafkaError):
-                    raise
+                    raise  # a lost database connection: handled by run()
                 failures += 1
                 self.stats.publish_failures += 1
                 delay = min(0.5 * 2 ** min(failures, 6), 30.0)
@@ -338,6 +463,7 @@ class Relay:
         ]
         if self.producer is None:
             self.producer = self.producer_factory()
+        self.tracking.check_lease()  # fenced: a relay that lost the lease publishes nothing
         futures = [
             self.producer.send(self.settings.kafka_outbound_topic, key=m.key, value=m.value,
                                headers=m.headers)

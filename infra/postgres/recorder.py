@@ -20,11 +20,12 @@ lock_timeout`, `NOTIFY`, one `INSERT … RETURNING notification_id`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import retry
 from psycopg.sql import SQL
 
@@ -107,3 +108,17 @@ class PostgresReferralRecorder(PostgresApplicationRecorder):
         if len(ids) != len(stored_events):  # pragma: no cover - the INSERT is all or nothing
             raise RuntimeError(f"inserted {len(ids)} of {len(stored_events)} events")
         return ids
+
+
+class ReferralsPostgresFactory(PostgresFactory):
+    """The library's PostgreSQL factory; every connection of its pool also gets the libpq
+    parameters of `POSTGRES_CONNECT_KWARGS` (JSON: application_name, TCP keepalives, session
+    timeouts — `Settings.pg_session_kwargs`), set before the pool opens its first one."""
+
+    POSTGRES_CONNECT_KWARGS = "POSTGRES_CONNECT_KWARGS"
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        extra = self.env.get(self.POSTGRES_CONNECT_KWARGS)
+        if extra:
+            self.datastore.pool.kwargs.update(json.loads(extra))

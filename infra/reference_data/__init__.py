@@ -54,3 +54,18 @@ def versions(folder: Path | None = None) -> dict[str, str]:
     """The version string of every reference file, for reports and /health."""
     folder = folder or SHIPPED
     return {p.stem: str(_read(folder, p.stem).get("version", "?")) for p in sorted(folder.glob("*.json"))}
+
+
+def shipped_documents(folder: Path | None = None) -> dict[str, Any]:
+    """Every shipped file as reference documents (issue 14): one per file stem, and the
+    calendar split into one document per year (`holidays/<year>`)."""
+    folder = folder or SHIPPED
+    out: dict[str, Any] = {}
+    for path in sorted(folder.glob("*.json")):
+        content = _read(folder, path.stem)
+        if path.stem == "holidays":
+            for year, entry in content["years"].items():
+                out[f"holidays/{year}"] = entry
+        else:
+            out[path.stem] = content
+    return out

@@ -13,9 +13,12 @@ A bundle (JSON, format "legal-aid-ledger bundle/v1") holds:
 `verify_bundle` checks the checkpoint's signature with the log key the inspector trusts, every
 cosignature the inspector asks for, every leaf (canonical, in the tree by its inclusion proof),
 the growth from a checkpoint the inspector trusted earlier (consistency proof), and recomputes
-the figures from the leaves with the shipped rules and calendar. For a case bundle it also
-replays the events through the ledger's own recording rules (`domain.referral.judge_history`)
-and reports every event they would not have accepted (issue 13 item 7).
+the figures from the leaves with the reference versions the bundle carries (`reference`: each
+document's content, SHA-256 and signed note, checked with the log key; issue 14), or with the
+installed rules and calendar for a bundle made before those were carried. For a case bundle it
+also replays the events through the ledger's own recording rules
+(`domain.referral.judge_history`) and reports every event they would not have accepted (issue 13
+item 7).
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ def _leaf_event(record: dict[str, Any]) -> Any:
 
 
 def case_figures(leaves: Sequence[str | bytes], rules: Sequence[Any], calendar: Any,
-                 at: datetime, reference: Any = None) -> dict[str, Any]:
+                 at: datetime, reference: Any = None, refs: Any = None) -> dict[str, Any]:
     """A case's figures from its leaves: status, events, and the legal time-limit verdicts at
     `at` (the same folding as `Referrals.time_limits`: events recorded by `at`, judged by
     `domain.deadlines.evaluate_time_limits`).
@@ -99,11 +102,17 @@ def case_figures(leaves: Sequence[str | bytes], rules: Sequence[Any], calendar: 
     lawful = sorted((e for e in history if e.originator_version not in refused_versions
                      and e.event_id not in held),
                     key=lambda e: (e.occurred_at, e.originator_version))  # ADR 0008
-    verdicts = evaluate_time_limits(case_facts(lawful), rules, calendar, at)
     figures: dict[str, Any] = {
         "events": len(history), "status": state.status if state is not None else None,
-        "time_limits": [_verdict(v) for v in verdicts],
     }
+    if refs is not None:  # issue 14: judged with the recorded versions, each verdict its basis
+        from domain.reference_versions import judge_with_basis
+
+        judged = judge_with_basis(case_facts(lawful), refs, at)
+        figures["time_limits"] = [{**_verdict(v), "basis": list(basis)} for v, basis in judged]
+    else:
+        verdicts = evaluate_time_limits(case_facts(lawful), rules, calendar, at)
+        figures["time_limits"] = [_verdict(v) for v in verdicts]
     if refusals:
         position = {e.originator_version: e.position for e in history}
         figures["refused"] = [{
@@ -113,6 +122,35 @@ def case_figures(leaves: Sequence[str | bytes], rules: Sequence[Any], calendar: 
             "in_force": r.in_force,
         } for r in refusals]
     return figures
+
+
+def bundle_references(bundle: dict[str, Any], verifier: Any) -> Any:
+    """The reference versions a bundle carries (issue 14) as a `ReferenceSet`, each checked:
+    its content hashes to its sha256 and its signed note verifies under the log key and names
+    that ref, version and sha256. None when the bundle carries none (made before issue 14).
+    Raises ValueError naming the first document that fails."""
+    from domain.reference_versions import ReferenceSet, record_from_dict
+
+    documents = bundle.get("reference")
+    if documents is None:
+        return None
+    if not isinstance(documents, list):
+        raise ValueError("member 'reference' must be a list of documents")
+    records = []
+    for item in documents:
+        record = record_from_dict(item)
+        try:
+            text, _ = open_note(record.signed_note, [verifier])
+        except (NoteError, TypeError) as error:
+            raise ValueError(f"reference {record.label}: the log's signature does not verify "
+                             f"({error})") from None
+        lines = set(text.splitlines())
+        expected = {f"ref {record.ref}", f"version {record.version}", f"sha256 {record.sha256}"}
+        if not expected <= lines:
+            raise ValueError(f"reference {record.label}: the signed note names another "
+                             "document, version or hash")
+        records.append(record)
+    return ReferenceSet(records)
 
 
 def _verdict(verdict: Any) -> dict[str, Any]:
@@ -191,8 +229,15 @@ def verify_bundle(
     _check_leaves(report, bundle, checkpoint)
     if trusted_checkpoint is not None:
         _check_growth(report, bundle, checkpoint, trusted_checkpoint, verifier)
+    refs = None
     if report.ok:
-        _recompute(report, bundle, at, rules, calendar)
+        try:
+            refs = bundle_references(bundle, verifier)
+        except (KeyError, TypeError, ValueError) as error:
+            report.fail(f"dữ liệu tham chiếu trong gói không hợp lệ ({error})",
+                        f"the bundle's reference versions do not verify ({error})")
+    if report.ok:
+        _recompute(report, bundle, at, rules, calendar, refs)
     return report
 
 
@@ -314,10 +359,14 @@ def _check_growth(report: BundleReport, bundle: dict[str, Any], checkpoint: Chec
 
 
 def _recompute(report: BundleReport, bundle: dict[str, Any], at: datetime | None,
-               rules: Sequence[Any] | None, calendar: Any) -> None:
+               rules: Sequence[Any] | None, calendar: Any, refs: Any = None) -> None:
     leaves = [e["leaf"] for e in bundle["leaves"]]
     report.claimed_figures = bundle.get("figures")
-    if bundle.get("kind") == "case":
+    if bundle.get("kind") == "case" and refs is not None and rules is None and calendar is None:
+        instant = at or parse_rfc3339(bundle["as_of"])
+        report.figures = case_figures(leaves, (), None, instant, refs=refs)
+        compare = at is None
+    elif bundle.get("kind") == "case":
         if rules is None or calendar is None:
             from infra.reference_data import load_calendar, load_time_limits
 

@@ -509,6 +509,9 @@ def _print_bundle_report(bundle: dict[str, Any], report: Any) -> None:
     if report.trusted_size is not None and report.ok:
         _out(f"Nhất quán với điểm kiểm tin cậy / consistent with the trusted checkpoint of size "
              f"{report.trusted_size}")
+    for document in bundle.get("reference") or [] if report.ok else []:
+        _out(f"Dữ liệu tham chiếu / reference {document.get('ref')} v{document.get('version')} "
+             f"sha256 {str(document.get('sha256'))[:16]}… — chữ ký hợp lệ / signature valid")
     figures = report.figures
     if figures is not None and bundle.get("kind") == "case":
         _out(f"Vụ việc / case {bundle.get('case_id')}: {figures['events']} sự kiện / events, "
@@ -519,7 +522,9 @@ def _print_bundle_report(bundle: dict[str, Any], report: Any) -> None:
             _out(f"  {verdict['rule_id']} (v{verdict['trigger_version']}): {verdict['status']}, "
                  f"hạn / deadline {_local(verdict['deadline'])}, đáp ứng / met "
                  f"{_local(verdict['met_at'])}, cơ quan chịu trách nhiệm / responsible "
-                 f"{verdict['responsible_agency_id']}{flag}")
+                 f"{verdict['responsible_agency_id']}{flag}"
+                 + (f", căn cứ / basis {' '.join(verdict['basis'])}" if verdict.get("basis")
+                    else ""))
     elif figures is not None:
         _out(f"Tỉnh / province {bundle.get('province')} [{bundle.get('from')}, {bundle.get('to')}):"
              f" {figures['events']} sự kiện / events, {figures['cases']} vụ việc / cases")

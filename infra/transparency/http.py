@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.responses import PlainTextResponse
 
 from domain.catalogue import parse_instant
@@ -112,6 +112,7 @@ def consistency_proof(
 def case_bundle(
     container: ContainerDep,
     principal: CurrentPrincipal,
+    response: Response,
     case_id: Annotated[str, Path(pattern=_ID)],
     since: Annotated[list[int] | None, Query(description="kích thước điểm kiểm bạn đã tin")] = None,
     at: Annotated[str | None, Query(
@@ -124,4 +125,9 @@ def case_bundle(
     Verify it offline: `referrals verify-bundle FILE --log-key KEY`."""
     when = parse_instant(at, "at") if at is not None else None  # as every route reads `at`
     _may_read(container, principal, case_id)
-    return transparency_log(container).case_bundle(case_id, at=when, since=since or ())
+    log = transparency_log(container)
+    bundle = log.case_bundle(case_id, at=when, since=since or ())
+    # events recorded that the audit trail had not applied (a worker holding it past the
+    # API's wait): the bundle is the view as it is, against its older checkpoint (issue 19)
+    response.headers["X-Audit-Trail-Lag"] = str(log.lag())
+    return bundle

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from domain.calendar import VIETNAM_TZ
 from domain.errors import DomainError, InvalidEventError, LogIntegrityError, NotFoundError
 from domain.referral import Recorded, referral_id
 from infra.transparency.bundle import (
@@ -55,6 +56,7 @@ from infra.transparency.note import (
     split_note,
 )
 from infra.transparency.receipt import issue_receipt
+from infra.worker_health import ConnectionWatch, is_connection_error, status_path
 
 log = logging.getLogger(__name__)
 
@@ -195,12 +197,37 @@ class TransparencyLog:
         return clock() if callable(clock) else datetime.now(timezone.utc)
 
     # -- catching up --------------------------------------------------------------------------
-    def catch_up(self, position: int | None = None, timeout: float = 60.0) -> None:
-        """Makes sure the audit trail has applied the log up to `position` (default: its end)."""
+    def catch_up(self, position: int | None = None, timeout: float | None = None,
+                 lenient: bool = False) -> int:
+        """Makes sure the audit trail has applied the log up to `position` (default: its end);
+        returns how many events it is still behind (0: caught up).
+
+        Only the audit trail is caught up here. In the API (`service == "api"`) this waits at
+        most `api_read_wait_seconds` for a projection worker that holds the view (issue 19:
+        a frozen worker must not hang reads): then TimeoutError, or, if `lenient`, the lag
+        (the caller answers from the view as it is and says so)."""
         target = (self.app.recorder.max_notification_id() or 0) if position is None else position
         if (self.view.position() or 0) >= target:
-            return
-        self.projections.process_pending(until=target, timeout=timeout)
+            return 0
+        if timeout is None:
+            timeout = (float(self.settings.api_read_wait_seconds)
+                       if getattr(self.settings, "service", "") == "api" else 60.0)
+        try:
+            self.projections.process_pending(until=target, timeout=timeout,
+                                             names=("audit_trail",))
+        except TimeoutError:
+            if not lenient:
+                raise
+            lag = max(0, target - (self.view.position() or 0))
+            log.warning("audit trail %d events behind after %.1fs: answering from the view "
+                        "as it is", lag, timeout)
+            return lag
+        return 0
+
+    def lag(self) -> int:
+        """Events recorded that the audit trail has not applied yet."""
+        return max(0, (self.app.recorder.max_notification_id() or 0)
+                   - (self.view.position() or 0))
 
     # -- checkpoints ----------------------------------------------------------------------------
     def publish_checkpoint(self, size: int | None = None) -> Any:
@@ -380,7 +407,7 @@ class TransparencyLog:
 
         row = lookup()
         if row is None:
-            self.catch_up()
+            self.catch_up(lenient=True)
             row = lookup()
         if row is None:
             raise LogEntryNotFoundError(
@@ -425,8 +452,11 @@ class TransparencyLog:
     def case_bundle(self, case_id: str, at: datetime | None = None,
                     since: Iterable[int] = ()) -> dict[str, Any]:
         """A case's leaves with inclusion proofs against the latest checkpoint (with its
-        cosignatures), consistency proofs from earlier checkpoints, and its figures."""
-        self.catch_up()
+        cosignatures), consistency proofs from earlier checkpoints, and its figures.
+
+        If the audit trail cannot be caught up in time (a worker holds it), the bundle is
+        of the view as it is: valid against its (older) checkpoint (see `lag`)."""
+        self.catch_up(lenient=True)
         rows = self.view.case_timeline(case_id)
         if not rows:
             raise LogEntryNotFoundError(
@@ -436,19 +466,32 @@ class TransparencyLog:
         events = self._stored_events(case_id)
         leaves = self._leaves(rows, lambda row: events.get(row["version"]), stored.size)
         at = at or self._now()
-        return {
+        state = getattr(self.container, "reference_state", None)
+        if state is not None:
+            state.maybe_refresh()  # a version another process published
+        refs = state.refs if state is not None and state.refs.records else None
+        figures = case_figures([e["leaf"] for e in leaves], self.container.rules,
+                               self.container.calendar, at, self.container.reference, refs=refs)
+        bundle = {
             "format": BUNDLE_FORMAT, "kind": "case", "origin": self.origin, "case_id": case_id,
             "as_of": rfc3339(at), "checkpoint": stored.cosigned_note,
             "leaves": leaves, "consistency": self._consistency_chain(stored.size, since),
-            "figures": case_figures([e["leaf"] for e in leaves], self.container.rules,
-                                    self.container.calendar, at, self.container.reference),
+            "figures": figures,
         }
+        if refs is not None:  # issue 14: the versions the verdicts used, to judge offline
+            used = {label for v in figures["time_limits"] for label in v["basis"]}
+            if not any(label.startswith("time_limits@") for label in used):
+                latest = refs.latest("time_limits")
+                if latest is not None:
+                    used.add(latest.label)
+            bundle["reference"] = state.documents(used)
+        return bundle
 
     def province_bundle(self, province: str, occurred_from: datetime, occurred_to: datetime,
                         since: Iterable[int] = ()) -> dict[str, Any]:
         """Every leaf of the province's cases that occurred in [from, to), with proofs, and the
         per-agency counts recomputed from them (a report anyone can recompute)."""
-        self.catch_up()
+        self.catch_up(lenient=True)
         stored = self.fresh_checkpoint()
         rows = self.view.rows_occurred_between(occurred_from, occurred_to, stored.size)
         openers = self.view.opening_agencies(sorted({r["case_id"] for r in rows}))
@@ -474,7 +517,27 @@ class TransparencyLog:
             "as_of": rfc3339(self._now()), "checkpoint": stored.cosigned_note,
             "leaves": leaves, "consistency": self._consistency_chain(stored.size, since),
             "figures": province_figures([e["leaf"] for e in leaves]),
+            **self._province_references(occurred_from, occurred_to),
         }
+
+    def _province_references(self, occurred_from: datetime,
+                             occurred_to: datetime) -> dict[str, Any]:
+        """The reference versions a province's figures rest on (issue 14): every document's
+        version in force at the period's end, and the calendar of each year of the period."""
+        state = getattr(self.container, "reference_state", None)
+        if state is None:
+            return {}
+        state.maybe_refresh()
+        if not state.refs.records:
+            return {}
+        refs = state.refs
+        last = occurred_to.astimezone(VIETNAM_TZ).date()
+        labels = {r.label for r in refs.current(last) if r.kind != "holidays"}
+        for year in range(occurred_from.astimezone(VIETNAM_TZ).year, last.year + 1):
+            record = refs.latest(f"holidays/{year}")
+            if record is not None:
+                labels.add(record.label)
+        return {"reference": state.documents(labels)}
 
     def _stored_events(self, case_id: str) -> dict[int, Any]:
         """The case's stored events by version; LOG_INTEGRITY_FAILED if one cannot be decoded."""
@@ -563,13 +626,18 @@ class CheckpointPublisher:
 
     An error is logged and kept in `error` (shown by `status()`); the next tick tries again,
     because a checkpoint is only ever a signature over what the audit trail already holds.
+    A lost database connection is logged once (and once when it is back), kept in `watch`,
+    and retried with backoff (never slower than `interval`).
     """
 
-    def __init__(self, log_: TransparencyLog, interval: float) -> None:
+    def __init__(self, log_: TransparencyLog, interval: float,
+                 watch: ConnectionWatch | None = None) -> None:
         self.log = log_
         self.interval = max(0.05, float(interval))
         self.error: BaseException | None = None
         self.published = 0
+        self.watch = watch or ConnectionWatch("checkpointer", logger=log)
+        self._next_wait = self.interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -581,17 +649,23 @@ class CheckpointPublisher:
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(self._next_wait):
             self.tick()
 
     def tick(self) -> Any:
         try:
             published = self.log.publish_if_grown()
         except Exception as error:  # noqa: BLE001 - logged, kept, retried next tick
-            log.exception("publishing a checkpoint failed")
             self.error = error
+            if is_connection_error(error):
+                self._next_wait = min(self.interval, self.watch.lost(error))
+            else:
+                log.exception("publishing a checkpoint failed")
+                self._next_wait = self.interval
             return None
         self.error = None
+        self._next_wait = self.interval
+        self.watch.restored()
         if published is not None:
             self.published += 1
         return published
@@ -607,16 +681,22 @@ class CheckpointPublisher:
     def status(self) -> dict[str, Any]:
         return {"running": self._thread is not None and self._thread.is_alive(),
                 "interval_seconds": self.interval, "published": self.published,
-                "error": repr(self.error) if self.error is not None else None}
+                "error": repr(self.error) if self.error is not None else None,
+                **self.watch.as_dict()}
 
 
-def start_checkpointer(container: Any, interval: float | None = None) -> CheckpointPublisher:
-    """Starts the periodic checkpoint publisher of this process (stopped by container.close())."""
+def start_checkpointer(container: Any, interval: float | None = None,
+                       status_file: bool = False) -> CheckpointPublisher:
+    """Starts the periodic checkpoint publisher of this process (stopped by container.close());
+    with `status_file` (the `referrals project` worker), it writes its connection state to
+    `<data dir>/worker-status/checkpointer.json`."""
     existing = container.extras.get("checkpointer")
     if existing is not None:
         return existing
     seconds = container.settings.checkpoint_interval_seconds if interval is None else interval
-    publisher = CheckpointPublisher(transparency_log(container), seconds)
+    path = status_path(container.settings.data_dir, "checkpointer") if status_file else None
+    publisher = CheckpointPublisher(transparency_log(container), seconds,
+                                    ConnectionWatch("checkpointer", path, logger=log))
     container.extras["checkpointer"] = publisher
     publisher.start()
     return publisher

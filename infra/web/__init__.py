@@ -28,14 +28,24 @@ def install(app: Any, container: Any) -> None:
     from infra.web.accounts import account_store
     from infra.web.deps import PREFIX, STATIC, Renderer
     from infra.web import errors
-    from infra.web.routes import auth, cases, stats
+    from infra.web.routes import auth, cases, reference, stats
 
     app.state.web_accounts = account_store(container)
     app.state.web_renderer = Renderer(container)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(STATIC)), name="web-static")
-    for router in (auth.router, cases.router, stats.router, errors.fallback):
+    for router in (auth.router, cases.router, stats.router, reference.router,
+                   errors.fallback):
         app.include_router(router)
     errors.register_handlers(app)
+    if not any(getattr(route, "path", None) == "/favicon.ico" for route in app.router.routes):
+        from fastapi.responses import FileResponse
+
+        @app.get("/favicon.ico", include_in_schema=False)
+        def favicon() -> FileResponse:
+            """Browsers ask for it at the root of every site (the pages also link it)."""
+            return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon",
+                                headers={"Cache-Control": "public, max-age=86400"})
+
     if not any(getattr(route, "path", None) == "/" for route in app.router.routes):
         from fastapi.responses import RedirectResponse
 

@@ -1,13 +1,20 @@
 """Web accounts and server-side sessions of the inspectors' and council's pages.
 
-An account is a username and a password (hashed with scrypt, `hashlib.scrypt`) bound to the same
+An account is a username and a password (hashed with scrypt at OWASP's parameters, N=2^17, r=8,
+p=1, `hashlib.scrypt`; hashes of older parameters still verify and are re-hashed at the next
+successful sign-in) bound to the same
 kind of principal as an API bearer token (`services.access.Principal`: role, agency, provinces),
 so the pages apply exactly the API's access policy. Only inspector and council accounts exist:
 the pages are theirs.
 
 A session is a random id in an HttpOnly, SameSite=Lax cookie; only its SHA-256 hash is stored,
 with the session's CSRF token, its absolute expiry and the time it was last used (idle expiry).
-Five wrong passwords in a row lock the account for five minutes.
+Sign-in attempts are throttled by username (known or not: the same answer and timing) and by
+source address, with growing delays: five free attempts per username, then 15 s, 30 s, … at most
+five minutes (so nobody can lock a clerk out for long), twenty per source address, then 1 s,
+2 s, … at most an hour. Every attempt is counted atomically BEFORE its password is checked (a
+row lock on PostgreSQL, an immediate transaction on SQLite), so parallel guesses never get more
+evaluations than the limit; a blocked attempt is refused without checking the password.
 
 PostgreSQL beside the event store in deployments; a SQLite file under the data folder on the
 embedded default (the pattern of `infra/keystore.py` and `infra/tokens.py`).
@@ -34,12 +41,19 @@ WEB_ROLES = ("inspector", "council")
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 MIN_PASSWORD_LENGTH = 10
 
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB, ~50 ms per hash
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1  # OWASP (2025): ~128 MiB, ~0.4-1 s per hash
+SCRYPT_MAXMEM = 2**28  # hashlib's default (32 MiB) is below N=2^17's needs
+SCRYPT_MAX_N = 2**20  # a stored hash asking for more is refused (a tampered row, not a DoS)
 SESSION_TTL = timedelta(hours=10)  # absolute: one working day
 IDLE_TTL = timedelta(minutes=60)  # without any request
 TOUCH_EVERY = timedelta(seconds=60)  # how often `last_seen_at` is written
-MAX_FAILURES = 5
-LOCK_FOR = timedelta(minutes=5)
+MAX_FAILURES = 5  # free attempts per username before delays start
+LOCK_FOR = timedelta(minutes=5)  # the longest a username is held back (the delays' cap)
+USER_FIRST_DELAY = timedelta(seconds=15)
+SOURCE_FREE = 20  # free attempts per source address
+SOURCE_FIRST_DELAY = timedelta(seconds=1)
+SOURCE_MAX_DELAY = timedelta(hours=1)
+THROTTLE_FORGET = timedelta(hours=1)  # a key's failures are forgotten after this quiet time
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS web_accounts (
@@ -63,6 +77,14 @@ _DDL = (
         expires_at TIMESTAMPTZ NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS web_sessions_by_user ON web_sessions (username)",
+    # sign-in throttling by username and by source address (keys hashed: fixed length, and an
+    # unknown username leaves no readable trace)
+    """CREATE TABLE IF NOT EXISTS web_sign_in_throttle (
+        throttle_key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        blocked_until TIMESTAMPTZ,
+        last_attempt_at TIMESTAMPTZ NOT NULL
+    )""",
 )
 _ACCOUNT_COLUMNS = ("username, role, display_name, agency_id, provinces, created_at, "
                     "disabled_at")
@@ -99,12 +121,17 @@ class WebSession:
 
 # ------------------------------------------------------------------------------- passwords
 def hash_password(password: str) -> str:
-    """`scrypt$N$r$p$<salt>$<hash>` (base64) of a password."""
+    """`scrypt$N$r$p$<salt>$<hash>` (base64) of a password, at the current parameters."""
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R,
-                            p=SCRYPT_P, dklen=32)
+                            p=SCRYPT_P, dklen=32, maxmem=SCRYPT_MAXMEM)
     return "$".join(("scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
                      base64.b64encode(salt).decode(), base64.b64encode(digest).decode()))
+
+
+def needs_rehash(stored: str) -> bool:
+    """Whether a stored hash was made with other parameters than today's."""
+    return not stored.startswith(f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}$")
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -114,14 +141,37 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = base64.b64decode(digest)
+        if not (1 < int(n) <= SCRYPT_MAX_N and 0 < int(r) <= 32 and 0 < int(p) <= 16):
+            return False
         actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt), n=int(n),
-                                r=int(r), p=int(p), dklen=len(expected))
+                                r=int(r), p=int(p), dklen=len(expected), maxmem=SCRYPT_MAXMEM)
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
 
 
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))  # spends the same time on unknown names
+_DUMMY_HASHES: dict[tuple[int, int, int], str] = {}
+
+
+def _dummy_hash() -> str:
+    """A hash at today's parameters that no password matches: unknown names spend the same
+    time as known ones (made once per parameter set, when first needed)."""
+    params = (SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    if params not in _DUMMY_HASHES:
+        _DUMMY_HASHES[params] = hash_password(secrets.token_urlsafe(16))
+    return _DUMMY_HASHES[params]
+
+
+def throttle_delay(failures: int, free: int, first: timedelta, cap: timedelta) -> timedelta:
+    """How long a key is held back after `failures` counted attempts: nothing for the first
+    `free - 1`, then `first`, doubling, at most `cap`."""
+    if failures < free:
+        return timedelta(0)
+    return min(first * (2 ** min(failures - free, 30)), cap)
+
+
+def _throttle_key(kind: str, value: str) -> str:
+    return kind + ":" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
 
 
 def session_hash(session_id: str) -> str:
@@ -223,6 +273,8 @@ class _SqlAccountStore(SqlTables):
                 (hash_password(password), username),
             )
             changed = bool(cur.rowcount)
+            cur.execute(self._sql("DELETE FROM web_sign_in_throttle WHERE throttle_key = %s"),
+                        (_throttle_key("user", username.strip().lower()),))
             cur.execute(self._sql("DELETE FROM web_sessions WHERE username = %s"), (username,))
         return changed
 
@@ -239,38 +291,89 @@ class _SqlAccountStore(SqlTables):
         return changed
 
     # ------------------------------------------------------------------------- signing in
-    def authenticate(self, username: str, password: str) -> Account:
+    def authenticate(self, username: str, password: str, source: str | None = None) -> Account:
         """The account of a correct username and password; SignInError otherwise (unknown,
-        wrong password, disabled, or locked after repeated failures)."""
+        wrong password, disabled, or held back by the throttle).
+
+        The attempt is counted against the username and the source address atomically before
+        the password is checked; a held-back attempt is refused without checking it. Unknown
+        usernames are counted and timed like known ones. A success clears the username's count
+        and takes back its own count from the source; a hash of older parameters is replaced.
+        """
         name = username.strip().lower()
         now = self.clock()
+        keys = [(_throttle_key("user", name), MAX_FAILURES, USER_FIRST_DELAY, LOCK_FOR)]
+        if source:
+            keys.append((_throttle_key("source", source), SOURCE_FREE, SOURCE_FIRST_DELAY,
+                         SOURCE_MAX_DELAY))
         with self._cursor() as cur:
-            cur.execute(self._sql("SELECT password_hash, disabled_at, failed_attempts, "
-                                  "locked_until FROM web_accounts WHERE username = %s"), (name,))
-            row = cur.fetchone()
+            self._begin_locked(cur)
+            try:
+                allowed = True
+                for key, free, first, cap in keys:  # every key counted, even once held back
+                    allowed = self._count_attempt(cur, key, now, free, first, cap) and allowed
+                cur.execute(self._sql("SELECT password_hash, disabled_at FROM web_accounts "
+                                      "WHERE username = %s"), (name,))
+                row = cur.fetchone()
+            except BaseException:
+                self._rollback_locked(cur)
+                raise
+            self._commit_locked(cur)
+        if not allowed:
+            raise SignInError(name)
         if row is None:
-            verify_password(password, _DUMMY_HASH)
+            verify_password(password, _dummy_hash())
             raise SignInError(name)
-        stored, disabled, failures, locked_until = row
-        locked = locked_until is not None and _parse_ts(locked_until) > now
-        if not verify_password(password, stored) or disabled is not None or locked:
-            if not locked and disabled is None:
-                failures = int(failures) + 1
-                lock = now + LOCK_FOR if failures >= MAX_FAILURES else None
-                with self._cursor() as cur:
-                    cur.execute(self._sql(
-                        "UPDATE web_accounts SET failed_attempts = %s, locked_until = %s "
-                        "WHERE username = %s"),
-                        (0 if lock else failures, self._ts(lock), name))
+        stored, disabled = row
+        if not verify_password(password, stored) or disabled is not None:
             raise SignInError(name)
-        if failures:
-            with self._cursor() as cur:
-                cur.execute(self._sql("UPDATE web_accounts SET failed_attempts = 0, "
-                                      "locked_until = NULL WHERE username = %s"), (name,))
+        with self._cursor() as cur:
+            cur.execute(self._sql("DELETE FROM web_sign_in_throttle WHERE throttle_key = %s"),
+                        (keys[0][0],))
+            if source:
+                cur.execute(self._sql("UPDATE web_sign_in_throttle SET failures = failures - 1 "
+                                      "WHERE throttle_key = %s AND failures > 0"), (keys[1][0],))
+            if needs_rehash(stored):
+                cur.execute(self._sql("UPDATE web_accounts SET password_hash = %s "
+                                      "WHERE username = %s AND password_hash = %s"),
+                            (hash_password(password), name, stored))
         account = self.account(name)
         if account is None:  # pragma: no cover - deleted meanwhile
             raise SignInError(name)
         return account
+
+    def _count_attempt(self, cur: Any, key: str, now: datetime, free: int, first: timedelta,
+                       cap: timedelta) -> bool:
+        """Counts one attempt against a throttle key (its row locked); False if held back."""
+        cur.execute(self._sql(
+            "INSERT INTO web_sign_in_throttle (throttle_key, failures, blocked_until, "
+            "last_attempt_at) VALUES (%s, 0, NULL, %s) ON CONFLICT (throttle_key) DO NOTHING"),
+            (key, self._ts(now)))
+        cur.execute(self._sql("SELECT failures, blocked_until, last_attempt_at FROM "
+                              "web_sign_in_throttle WHERE throttle_key = %s" + self._for_update),
+                    (key,))
+        failures, blocked_until, last = cur.fetchone()
+        if blocked_until is not None and _parse_ts(blocked_until) > now:
+            return False
+        if now - _parse_ts(last) > THROTTLE_FORGET:
+            failures = 0
+        failures = int(failures) + 1  # counted as failed until the password proves right
+        delay = throttle_delay(failures, free, first, cap)
+        cur.execute(self._sql("UPDATE web_sign_in_throttle SET failures = %s, blocked_until = %s, "
+                              "last_attempt_at = %s WHERE throttle_key = %s"),
+                    (failures, self._ts(now + delay) if delay else None, self._ts(now), key))
+        return True
+
+    _for_update = ""
+
+    def _begin_locked(self, cur: Any) -> None:
+        """Starts the transaction that counts an attempt (PostgreSQL: already in one)."""
+
+    def _commit_locked(self, cur: Any) -> None:
+        """Ends it (PostgreSQL: the cursor's transaction ends with it)."""
+
+    def _rollback_locked(self, cur: Any) -> None:
+        """Abandons it (PostgreSQL: the cursor's transaction rolls back on the error)."""
 
     # --------------------------------------------------------------------------- sessions
     def open_session(self, account: Account) -> tuple[str, WebSession]:
@@ -332,7 +435,11 @@ class _SqlAccountStore(SqlTables):
             cur.execute(self._sql("DELETE FROM web_sessions WHERE expires_at <= %s "
                                   "OR last_seen_at < %s"),
                         (self._ts(now), self._ts(now - self.idle_ttl)))
-            return int(cur.rowcount or 0)
+            purged = int(cur.rowcount or 0)
+            cur.execute(self._sql("DELETE FROM web_sign_in_throttle WHERE last_attempt_at < %s "
+                                  "AND (blocked_until IS NULL OR blocked_until < %s)"),
+                        (self._ts(now - THROTTLE_FORGET), self._ts(now)))
+            return purged
 
     def _delete(self, digest: str) -> None:
         with self._cursor() as cur:
@@ -346,9 +453,20 @@ class SqliteAccountStore(_SqlAccountStore, SqliteTables):
         super().__init__(**kwargs)
         self._open_sqlite(path, _DDL)
 
+    def _begin_locked(self, cur: Any) -> None:
+        cur.execute("BEGIN IMMEDIATE")  # other processes' writers wait: the count is atomic
+
+    def _commit_locked(self, cur: Any) -> None:
+        cur.execute("COMMIT")
+
+    def _rollback_locked(self, cur: Any) -> None:
+        cur.execute("ROLLBACK")
+
 
 class PostgresAccountStore(_SqlAccountStore, PostgresTables):
     """Accounts and sessions in PostgreSQL tables beside (not inside) the event store."""
+
+    _for_update = " FOR UPDATE"  # the throttle row is locked until the count is written
 
     def __init__(self, pool: Any, owns_pool: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -134,7 +134,7 @@ class Renderer:
                                lstrip_blocks=True)
         reference = container.reference
         self.env.filters.update(
-            vn_time=fmt.vn_time, vn_date=fmt.vn_date,
+            vn_time=fmt.vn_time, vn_date=fmt.vn_date, date_input=fmt.date_input,
             agency=lambda a: fmt.agency_name(reference, a),
             category=lambda c: fmt.code_name(reference, "categories", c),
             role=lambda c: fmt.code_name(reference, "procedural_roles", c),
@@ -142,7 +142,9 @@ class Renderer:
             number=lambda n: f"{n:,}".replace(",", "."),
         )
         self.env.globals.update(
-            reference=reference, PREFIX=PREFIX,
+            reference=reference, PREFIX=PREFIX, DATE_PATTERN=fmt.DATE_PATTERN,
+            DATETIME_PATTERN=fmt.DATETIME_PATTERN, DATE_PLACEHOLDER=fmt.DATE_PLACEHOLDER,
+            DATETIME_PLACEHOLDER=fmt.DATETIME_PLACEHOLDER,
             qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v is not None}),
         )
 
@@ -157,6 +159,7 @@ class Renderer:
                                                               else "vi"),
             query=lambda **changes: _with_query(request, **changes),
             event_title=lambda wire: fmt.event_title(wire, lang),
+            period_text=lambda start, end: fmt.period_text(start, end, lang),
         )
         values.update(context)
         html = self.env.get_template(template).render(**values)

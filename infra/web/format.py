@@ -3,13 +3,14 @@ Vietnamese names from the catalogue and the reference data (never identity)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from domain.calendar import VIETNAM_TZ
+from domain.calendar import FIRST_REPORT_DAY, LAST_REPORT_DAY, VIETNAM_TZ
 from domain.catalogue import EVENT_TYPES, field_specs
-from domain.reference import ReferenceData
+from domain.reference import UNDETERMINED_CATEGORY, UNDETERMINED_NAME_VI, ReferenceData
 
 ENUM_NAMES_VI = {
     "criminal": "hình sự", "civil": "dân sự", "administrative": "hành chính",
@@ -18,6 +19,95 @@ ENUM_NAMES_VI = {
     "MAU_01": "Mẫu 01", "MAU_03": "Mẫu 03",
     "SUCCESSFUL": "thành công", "NOT_SUCCESSFUL": "không thành công", "UNKNOWN": "chưa rõ",
 }
+
+ENUM_NAMES_EN = {
+    "criminal": "criminal", "civil": "civil", "administrative": "administrative",
+    "DEFENCE": "defence", "PROTECTION": "protection of rights",
+    "written": "in writing", "oral": "oral",
+    "MAU_01": "Form 01", "MAU_03": "Form 03",
+    "SUCCESSFUL": "successful", "NOT_SUCCESSFUL": "not successful", "UNKNOWN": "unknown",
+}
+BOOL_NAMES = {"vi": ("Không", "Có"), "en": ("No", "Yes")}
+# The English label of each event data field, by its catalogue title (domain/catalogue.py keeps
+# the Vietnamese one, which is what the law and the forms say; English is a page switch).
+FIELD_TITLES_EN = {
+    "Mã người (bí danh, ngẫu nhiên)": "Person id (pseudonym, random)",
+    "Loại tố tụng": "Kind of proceedings",
+    "Diện người được TGPL": "Eligibility category",
+    "Có khó khăn về tài chính": "Financial hardship",
+    "Tư cách tố tụng": "Procedural role",
+    "Giai đoạn tố tụng": "Stage of proceedings",
+    "Nhóm tuổi tại ngày sự kiện": "Age band on the day of the event",
+    "Giới tính": "Sex",
+    "Mã cán bộ thực hiện": "Official's code",
+    "Hình thức": "Channel",
+    "Số/ký hiệu văn bản, biên bản": "Document or minutes number",
+    "Biểu mẫu": "Form",
+    "Biểu mẫu đã giao, đọc (Mẫu 01; MAU_03: giá trị cũ)":
+        "Form handed over or read out (Form 01; MAU_03: legacy value)",
+    "Thời điểm Trung tâm nhận được thông báo": "When the Centre received the notice",
+    "Điều, khoản căn cứ (ví dụ Luật TGPL 2017 Điều 7)":
+        "Article relied on (e.g. Legal Aid Law 2017 Art. 7)",
+    "Biên bản, quyết định tố tụng": "Procedural minutes or decision",
+    "Số sổ, số thứ tự trong sổ (sổ tiếp nhận, sổ tạm giữ, quyết định)":
+        "Register and line number (intake register, holding register, decision)",
+    "Lý do không thuộc diện": "Reason the person is not eligible",
+    "Ngôn ngữ cần phiên dịch (mã ISO 639)": "Language to interpret (ISO 639 code)",
+    "Cơ quan tiến hành tố tụng nhận yêu cầu": "Proceedings agency receiving the request",
+    "Thời điểm giải thích": "When the rights were explained",
+    "Biên bản tố tụng ghi nhận": "Procedural minutes recording it",
+    "Có người phiên dịch": "Interpreter present",
+    "Hình thức yêu cầu": "Form of the request",
+    "Đủ giấy tờ chứng minh diện": "Eligibility documents complete",
+    "Trung tâm TGPL được đề nghị": "Legal aid centre asked",
+    "Trung tâm TGPL nhận yêu cầu": "Legal aid centre receiving the request",
+    "Căn cứ chỉ định": "Grounds for appointment",
+    "Cơ quan tiếp nhận": "Receiving agency",
+    "Giai đoạn mới": "New stage",
+    "Thụ lý ngay": "Accepted at once",
+    "Số thụ lý (Mẫu 01-TP-TGPL)": "Logbook number (Form 01-TP-TGPL)",
+    "Lý do từ chối": "Reason for refusal",
+    "Từ chối bằng văn bản": "Refused in writing",
+    "Mã người thực hiện TGPL": "Legal aid provider's code",
+    "Mã người thực hiện TGPL mới": "New legal aid provider's code",
+    "Loại người thực hiện TGPL": "Type of legal aid provider",
+    "Bào chữa / bảo vệ quyền lợi": "Defence / protection of rights",
+    "Thời điểm nhận đủ giấy tờ": "When the documents were complete",
+    "Số đăng ký": "Registration number",
+    "Có biên bản ba bên": "Three-party record made",
+    "Số biên bản": "Record number",
+    "Thời điểm có yêu cầu thay đổi": "When the change was asked for",
+    "Căn cứ": "Grounds",
+    "Căn cứ thay đổi": "Grounds for the change",
+    "Lý do kết thúc": "Reason for closing",
+    "Kết quả": "Outcome",
+    "Kết quả đánh giá": "Assessment result",
+    "Mã người đánh giá": "Reviewer's code",
+}
+KIND_NAMES_EN = {
+    "police": "police", "procuracy": "procuracy", "court": "court",
+    "detention_facility": "detention facility", "legal_aid_centre": "State legal aid centre",
+    "council": "interagency council", "justice_department": "Department of Justice",
+}
+LEVEL_NAMES_EN = {"central": "central", "provincial": "provincial", "regional": "regional",
+                  "commune": "commune"}
+
+
+def enum_name(value: str | None, lang: str = "vi") -> str | None:
+    """The name of an enum value in `lang` (the value itself if unknown)."""
+    names = ENUM_NAMES_EN if lang == "en" else ENUM_NAMES_VI
+    return names.get(value or "", value)
+
+
+def field_title(title_vi: str, lang: str = "vi") -> str:
+    return FIELD_TITLES_EN.get(title_vi, title_vi) if lang == "en" else title_vi
+
+
+def period_text(start: date, end: date, lang: str = "vi") -> str:
+    """'Từ ngày 01/01/2026 đến ngày 31/10/2026' or 'From 01/01/2026 to 31/10/2026'."""
+    if lang == "en":
+        return f"From {start:%d/%m/%Y} to {end:%d/%m/%Y}"
+    return f"Từ ngày {start:%d/%m/%Y} đến ngày {end:%d/%m/%Y}"
 
 
 def vn_time(value: datetime | str | None) -> str:
@@ -41,18 +131,44 @@ def vn_date(value: date | datetime | str | None) -> str:
     return value.strftime("%d/%m/%Y")
 
 
+# One format for every date people read or type: dd/mm/yyyy, times 24 h (dd/mm/yyyy HH:MM), in
+# Vietnam time. Inputs are text fields with this pattern (a browser's own date widgets show the
+# browser's locale, e.g. 12/01/2026, 08:48 PM: day and month swapped beside our dates); ISO
+# (2026-01-12, 2026-01-12T20:48) is still accepted, for links and scripts.
+DATE_PLACEHOLDER = "dd/mm/yyyy"
+DATETIME_PLACEHOLDER = "dd/mm/yyyy hh:mm"
+DATE_PATTERN = r"\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2}"
+DATETIME_PATTERN = (r"\d{1,2}/\d{1,2}/\d{4}( \d{1,2}:\d{2})?"
+                    r"|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?")
+_VN_DATETIME = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+
+
 def local_input(value: datetime) -> str:
-    """The value of an `<input type="datetime-local">` for an instant (Vietnam time)."""
-    return value.astimezone(VIETNAM_TZ).strftime("%Y-%m-%dT%H:%M")
+    """The value of the as-of text input for an instant: dd/mm/yyyy HH:MM, Vietnam time."""
+    return vn_time(value)
+
+
+def date_input(value: date | str | None) -> str:
+    """The value of a date text input: dd/mm/yyyy, or empty."""
+    return "" if value is None or value == "" else vn_date(value)
 
 
 def parse_local(text: str | None) -> datetime | None:
-    """An instant from `YYYY-MM-DDTHH:MM[:SS]` (Vietnam time) or a date (end of that day);
-    None if empty or malformed."""
+    """An instant from `dd/mm/yyyy HH:MM[:SS]` or `YYYY-MM-DDTHH:MM[:SS]` (Vietnam time unless
+    an offset is given), or from a date alone (the end of that day); None if empty or
+    malformed."""
     if not text:
         return None
     text = text.strip()
     try:
+        found = _VN_DATETIME.fullmatch(text)
+        if found:
+            day, month, year, hour, minute, second = found.groups()
+            moment = date(int(year), int(month), int(day))
+            if hour is None:
+                return datetime.combine(moment, time(23, 59, 59, 999999), VIETNAM_TZ)
+            return datetime.combine(moment, time(int(hour), int(minute), int(second or 0)),
+                                    VIETNAM_TZ)
         if len(text) == 10:
             day = date.fromisoformat(text)
             return datetime.combine(day, time(23, 59, 59, 999999), VIETNAM_TZ)
@@ -62,18 +178,28 @@ def parse_local(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=VIETNAM_TZ)
 
 
+def names_a_whole_minute(text: str | None) -> bool:
+    """Whether a typed instant stops at the minute (`… 20:46`, no seconds): it then means
+    the whole of that minute."""
+    return bool(text) and re.search(r"(^|[ T])\d{1,2}:\d{2}$", text.strip()) is not None
+
+
 def parse_day(text: str | None) -> date | None:
-    """A date from `YYYY-MM-DD` or `dd/mm/yyyy`; None if empty or malformed."""
+    """A date from `YYYY-MM-DD` or `dd/mm/yyyy`; None if empty or malformed. A day outside
+    FIRST_REPORT_DAY..LAST_REPORT_DAY is clamped to it (no event lies beyond; the bounds of a
+    day near year 1 or 9999 would overflow)."""
     if not text:
         return None
     text = text.strip()
     try:
         if "/" in text:
             day, month, year = (int(x) for x in text.split("/"))
-            return date(year, month, day)
-        return date.fromisoformat(text)
+            parsed = date(year, month, day)
+        else:
+            parsed = date.fromisoformat(text)
     except ValueError:
         return None
+    return min(max(parsed, FIRST_REPORT_DAY), LAST_REPORT_DAY)
 
 
 def day_start(day: date) -> datetime:
@@ -109,6 +235,8 @@ def code_name(reference: ReferenceData, list_name: str, code: str | None) -> str
     if not code:
         return "—"
     if list_name == "categories":
+        if code == UNDETERMINED_CATEGORY:
+            return UNDETERMINED_NAME_VI
         item = reference.categories.get(code)
         return item.name_vi if item is not None else code
     items = reference.code_lists.get(list_name, {})
@@ -123,26 +251,28 @@ def event_title(wire_type: str, lang: str = "vi") -> str:
     return spec.title_en if lang == "en" else spec.title_vi
 
 
-def describe_data(wire_type: str, data: Mapping[str, Any], reference: ReferenceData
-                  ) -> list[tuple[str, str]]:
-    """(label, value) of an event's stored data, in catalogue order, names resolved.
+def describe_data(wire_type: str, data: Mapping[str, Any], reference: ReferenceData,
+                  lang: str = "vi") -> list[tuple[str, str]]:
+    """(label, value) of an event's stored data, in catalogue order, names resolved; labels
+    and enum values in `lang` (reference-data names stay Vietnamese: the legal terms).
 
     The data is pseudonymous by construction (the catalogue refuses identifying fields)."""
     specs = field_specs(wire_type) if wire_type in EVENT_TYPES else {}
     out: list[tuple[str, str]] = []
     for name, spec in specs.items():
         if name in data and data[name] is not None:
-            out.append((spec.title_vi or name, _value(spec, data[name], reference)))
+            out.append((field_title(spec.title_vi, lang) or name,
+                        _value(spec, data[name], reference, lang)))
     for name, value in data.items():
         if name not in specs and value is not None:
             out.append((name, str(value)))
     return out
 
 
-def _value(spec: Any, value: Any, reference: ReferenceData) -> str:
+def _value(spec: Any, value: Any, reference: ReferenceData, lang: str = "vi") -> str:
     kind = spec.kind
     if kind == "bool":
-        return "Có" if value else "Không"
+        return BOOL_NAMES.get(lang, BOOL_NAMES["vi"])[bool(value)]
     if kind == "agency":
         return agency_name(reference, value)
     if kind == "category":
@@ -155,5 +285,5 @@ def _value(spec: Any, value: Any, reference: ReferenceData) -> str:
         except ValueError:
             return str(value)
     if kind == "enum":
-        return ENUM_NAMES_VI.get(value, str(value))
+        return str(enum_name(value, lang))
     return str(value)

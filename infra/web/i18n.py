@@ -113,12 +113,19 @@ VI: dict[str, str] = {
     "status_running": "Đang trong hạn",
     "status_cancelled": "Không còn phải thực hiện",
     "status_outstanding": "quá hạn, chưa thực hiện",
+    "status_late": "Thực hiện muộn",
+    "status_never": "Quá hạn, chưa thực hiện",
+    "status_eligible": "Thuộc diện",
     "integrity_title": "Tính toàn vẹn của chuỗi sự kiện",
     "integrity_verified": "Đã kiểm chứng",
     "integrity_verified_text": "{n} sự kiện khớp với chuỗi băm của vụ việc trong sổ kiểm toán.",
     "integrity_signed_text": "{k}/{n} sự kiện nằm trong điểm kiểm đã ký số (kích thước cây "
                              "{size}, lập lúc {at}).",
     "integrity_unsigned_text": "Chưa có điểm kiểm đã ký nào bao gồm các sự kiện này.",
+    "integrity_as_of": "Tại thời điểm {at}: các sự kiện đã ghi vào sổ đến lúc đó, đối chiếu với "
+                       "điểm kiểm đã ký có đến lúc đó (kiểm chứng lại lúc xem trang).",
+    "integrity_unsigned_as_of": "Đến thời điểm này chưa có điểm kiểm đã ký nào bao gồm các sự "
+                                "kiện này.",
     "integrity_broken": "Bị phá vỡ",
     "integrity_broken_text": "Chuỗi bị phá vỡ tại sự kiện thứ {v} (mã sự kiện {event_id}): "
                              "{problem}.",
@@ -187,6 +194,8 @@ VI: dict[str, str] = {
     "table_compliance": "tuân thủ thời hạn",
     "table_cases": "vụ việc theo kết quả",
     "table_overdue": "đang quá hạn",
+    "table_contacts": "thông báo quyền cho người trong tiếp xúc tố tụng (C2)",
+    "table_never_notified": "người chưa được thông báo quyền (C2)",
     "report_generated": "Lập lúc {at}; số liệu từ các bảng tổng hợp tại vị trí sổ {positions}.",
     "chart_alt": "Biểu đồ số sự kiện của {kind}",
     # inspection
@@ -213,6 +222,13 @@ VI: dict[str, str] = {
     "failing_summary": "{n} vụ việc chưa đạt ít nhất một nội dung.",
     "team_notes": "Ghi chú của đoàn kiểm tra",
     "basis": "Căn cứ",
+    "never_notified_title": "Người chưa bao giờ được giải thích, thông báo quyền được TGPL",
+    "never_notified_intro": "Người thuộc diện đã bị bắt, tạm giữ, khởi tố, đưa ra xét xử hoặc là "
+                            "bị hại, đương sự mà đã quá thời hạn chưa có giải thích, thông báo nào "
+                            "được ghi nhận (TTLT 10/2018 Điều 7 khoản 1; BLTTHS Điều 71): đối "
+                            "chiếu với hồ sơ vụ án tại cơ quan.",
+    "never_notified_none": "Không có người nào trong kỳ.",
+    "contacts_title": "Giải thích, thông báo quyền cho người trong tiếp xúc tố tụng (C2)",
 }
 
 EN: dict[str, str] = {
@@ -318,12 +334,18 @@ EN: dict[str, str] = {
     "status_running": "Running",
     "status_cancelled": "No longer due",
     "status_outstanding": "overdue, not done",
+    "status_late": "Done late",
+    "status_never": "Overdue, never done",
+    "status_eligible": "Eligible",
     "integrity_title": "Integrity of the case's events",
     "integrity_verified": "Verified",
     "integrity_verified_text": "{n} events match the case's hash chain in the audit trail.",
     "integrity_signed_text": "{k}/{n} events are in a signed checkpoint (tree size {size}, "
                              "made {at}).",
     "integrity_unsigned_text": "No signed checkpoint covers these events yet.",
+    "integrity_as_of": "As at {at}: the events recorded by then, against the signed checkpoint "
+                       "that existed then (checked again as this page is shown).",
+    "integrity_unsigned_as_of": "No signed checkpoint covered these events yet at that time.",
     "integrity_broken": "Broken",
     "integrity_broken_text": "The chain is broken at event {v} (event id {event_id}): {problem}.",
     "integrity_pending": "Catching up",
@@ -389,6 +411,8 @@ EN: dict[str, str] = {
     "table_compliance": "compliance",
     "table_cases": "cases by result",
     "table_overdue": "overdue",
+    "table_contacts": "persons in procedural contact told of the right (C2)",
+    "table_never_notified": "persons never told of the right (C2)",
     "report_generated": "Made {at}; figures from the read models at log positions {positions}.",
     "chart_alt": "Chart of the events of {kind}",
     "inspection_title": "Inspection pack",
@@ -413,11 +437,19 @@ EN: dict[str, str] = {
     "failing_summary": "{n} cases fail at least one check.",
     "team_notes": "Notes of the inspection team",
     "basis": "Basis",
+    "never_notified_title": "Persons never told of the right to legal aid",
+    "never_notified_intro": "Eligible persons arrested, held, charged, tried, or recognised as "
+                            "victims or litigants with no explanation recorded by the deadline "
+                            "(JC 10/2018 Art. 7(1); CPC Art. 71): check them against the "
+                            "agency's case files.",
+    "never_notified_none": "Nobody in the period.",
+    "contacts_title": "Persons in procedural contact told of the right (C2)",
 }
 
 STRINGS = {"vi": VI, "en": EN}
 
 STATUS_NAMES_EN = {
+    "CONTACT": "in procedural contact, not yet told of the right",
     "OPEN": "told of the right", "REQUESTED": "request received",
     "AT_CENTRE": "transferred to the Centre", "ACCEPTED": "accepted by the Centre",
     "REFUSED": "refused by the Centre", "ASSIGNED": "provider assigned",

@@ -9,7 +9,11 @@ Items:
 - TRANSFER: requests transferred to the Centre within the limit (rules C1_12H, C1_24H);
 - REGISTRATION: defence/protection registered within the limit (C4_CRIMINAL, C4_CIVIL_ADMIN);
 - REFUSAL: every refusal of the Centre is in writing with a reason (LAL Art. 30(3); C6);
-- ASSIGNMENT (Centres): providers assigned within the limit (C3, C3_IMMEDIATE).
+- ASSIGNMENT (Centres): providers assigned within the limit (C3, C3_IMMEDIATE);
+- NOTIFIED (issue 17): every eligible person the agency arrested, held, charged, tried or
+  recognised as a victim or litigant (PROCEDURAL_CONTACT) was told of the right within the
+  limit (rule C2; JC 10/2018 Art. 7(1); CPC Art. 71); the pack also lists the persons never
+  told (limit passed, no notification recorded) for the team to take into the agency's files.
 
 Limits come from the compliance read model (judged at `now`), attributed to the responsible
 agency and to the period of their trigger day; events by their Vietnam-local day.
@@ -28,6 +32,7 @@ from infra.web.queries import agency_events
 TRANSFER_RULES = ("C1_12H", "C1_24H")
 REGISTRATION_RULES = ("C4_CRIMINAL", "C4_CIVIL_ADMIN")
 ASSIGNMENT_RULES = ("C3", "C3_IMMEDIATE")
+NOTIFICATION_RULES = ("C2",)
 
 
 @dataclass
@@ -35,6 +40,7 @@ class Failing:
     case_id: str
     detail_vi: str
     detail_en: str
+    never: bool = False  # the target was never recorded (outstanding), not merely late
 
 
 @dataclass
@@ -69,6 +75,8 @@ class InspectionPack:
     end: date
     judged_at: datetime
     items: list[CheckItem]
+    # rule C2: persons in contact never told of the right (deadline passed, nothing recorded)
+    never_notified: list[Failing] = field(default_factory=list)
 
     @property
     def failing_cases(self) -> int:
@@ -96,9 +104,17 @@ def build_pack(container: Any, agency: Agency, start: date, end: date, now: date
                 "Legal-aid providers assigned within the limit", ASSIGNMENT_RULES, agency,
                 start, end, now, centre),
     ]
+    notified = _limits(container, "NOTIFIED",
+                       "Giải thích, thông báo quyền được TGPL cho người thuộc diện khi bị bắt, "
+                       "tạm giữ, khởi tố, xét xử, là bị hại, đương sự đúng thời hạn",
+                       "Eligible persons arrested, held, charged, tried, or recognised as "
+                       "victims or litigants told of the right within the limit",
+                       NOTIFICATION_RULES, agency, start, end, now, procedural)
+    items.insert(1, notified)
     if not centre:
         items = [i for i in items if i.key != "ASSIGNMENT"]
-    return InspectionPack(agency, start, end, now, items)
+    never = [f for f in notified.failing if f.never]
+    return InspectionPack(agency, start, end, now, items, never)
 
 
 def _form_03(events: list[tuple[str, Any]], histories: dict[str, list[Any]],
@@ -200,5 +216,5 @@ def _missed(compliance: Any, case_id: str, rule_id: str, agency_id: str, start: 
             late = (now - deadline).total_seconds() / 3600
             vi = f"{rule_id}: hạn {vn_time(deadline)}, chưa thực hiện (đã quá {hours_text(late)})"
             en = f"{rule_id}: due {vn_time(deadline)}, not done ({late:.1f} h overdue)"
-        out.append(Failing(case_id, vi, en))
+        out.append(Failing(case_id, vi, en, never=verdict["met_at"] is None))
     return out

@@ -10,6 +10,10 @@ Built from the transparency area's pieces (projections/audit_trail.py, infra/tra
 3. the latest signed checkpoint is opened with the log's key, and every leaf it covers is
    checked against its signed root with an RFC 9162 inclusion proof.
 
+As of an instant (the case page's replay), the same checks run over the events recorded by
+then, against the latest checkpoint signed by then: the integrity of the record as it stood,
+checked today (a later edit of those events still shows as broken).
+
 The first problem found is reported with the case version and event id. Read-only: it never
 publishes a checkpoint (leaves after the latest one are reported as not yet signed).
 """
@@ -43,8 +47,10 @@ class CaseIntegrity:
 
 
 def case_integrity(container: Any, case_id: str, history: list[Any],
-                   signed: bool = True) -> CaseIntegrity:
-    """Checks the case's audit chain against its stored events (`history`, in order); without
+                   as_of: datetime | None = None, signed: bool = True) -> CaseIntegrity:
+    """Checks the case's audit chain against its stored events (`history`, in order): all of
+    them against the latest checkpoint, or, `as_of` an instant, those recorded by then
+    (`history` is then that prefix) against the latest checkpoint signed by then; without
     `signed`, only steps 1 and 2 (no checkpoint signature or inclusion proofs: the cheap
     check `/history` makes on every read)."""
     projections = container.projections
@@ -80,6 +86,8 @@ def case_integrity(container: Any, case_id: str, history: list[Any],
                            "chuỗi băm của vụ việc không khớp tại sự kiện này",
                            "the case's hash chain does not match at this event")
         chained.append((row, leaf))
+    if as_of is not None:  # events recorded after the instant are not part of this check
+        rows = {v: r for v, r in rows.items() if v <= len(history)}
     if rows:
         version = min(rows)
         row = rows[version]
@@ -90,7 +98,7 @@ def case_integrity(container: Any, case_id: str, history: list[Any],
             problem_en="the audit trail holds this event but the event store no longer does")
     if not signed:
         return CaseIntegrity("verified", len(history), len(chained), 0)
-    signed_count, checkpoint, failed = _signed(view, chained, container)
+    signed_count, checkpoint, failed = _signed(view, chained, container, as_of)
     if failed is not None:
         row, vi, en = failed
         return CaseIntegrity("broken", len(history), len(chained), signed_count,
@@ -109,10 +117,12 @@ def _broken(history: list[Any], chained: list[Any], event: Any, vi: str, en: str
                          problem_vi=vi, problem_en=en)
 
 
-def _signed(view: Any, chained: list[tuple[dict[str, Any], bytes]], container: Any
+def _signed(view: Any, chained: list[tuple[dict[str, Any], bytes]], container: Any,
+            as_of: datetime | None = None,
             ) -> tuple[int, Any, tuple[dict[str, Any], str, str] | None]:
-    """(events covered by the latest checkpoint, that checkpoint, the first failure or None)."""
-    stored = view.latest_checkpoint()
+    """(events covered by the latest checkpoint — signed by `as_of` if given —, that
+    checkpoint, the first failure or None)."""
+    stored = view.latest_checkpoint() if as_of is None else view.latest_checkpoint_at(as_of)
     if stored is None:
         return 0, stored, None
     from infra.transparency.service import transparency_log

@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from infra.bootstrap import Container, build_container
 from infra.http.app import create_app
 from infra.settings import Settings
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, _admin_connect, make_pg_settings
+from tests.conftest import _admin_connect, make_pg_settings
 
 VN = timezone(timedelta(hours=7))
 POLICE = "lsn-police-investigation"
@@ -136,9 +136,9 @@ def server_env(settings: Settings, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFERRALS_")}
     env.update({
         "REFERRALS_STORE": "postgres",
-        "REFERRALS_PG_HOST": PG_HOST,
-        "REFERRALS_PG_PORT": str(PG_PORT),
-        "REFERRALS_PG_USER": PG_USER,
+        "REFERRALS_PG_HOST": settings.pg_host,
+        "REFERRALS_PG_PORT": str(settings.pg_port),
+        "REFERRALS_PG_USER": settings.pg_user,
         "REFERRALS_PG_DBNAME": settings.pg_dbname,
         "REFERRALS_PG_SCHEMA": settings.pg_schema,
         "REFERRALS_PG_POOL_SIZE": "4",
@@ -150,10 +150,13 @@ def server_env(settings: Settings, port: int) -> dict[str, str]:
 
 
 @contextmanager
-def live_server(pg_database: str, data_dir: Path, *extra_args: str) -> Iterator[LiveServer]:
-    """`referrals serve` in a subprocess on a fresh schema and a free loopback port."""
-    with pg_schema_for(pg_database) as schema:
-        settings = make_pg_settings(pg_database, schema, data_dir)
+def live_server(pg_database: str, data_dir: Path, *extra_args: str,
+                settings: Settings | None = None) -> Iterator[LiveServer]:
+    """`referrals serve` in a subprocess on a fresh schema and a free loopback port (or on
+    the given `settings`, e.g. a private cluster's: tests/private_postgres.py)."""
+    with nullcontext(None) if settings is not None else pg_schema_for(pg_database) as schema:
+        if settings is None:
+            settings = make_pg_settings(pg_database, schema, data_dir)
         port = free_port()
         log_path = data_dir / "server.log"
         with log_path.open("wb") as log:

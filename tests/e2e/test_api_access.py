@@ -123,7 +123,8 @@ ALL_401 = (401,) * len(ENDPOINTS)
 MATRIX: dict[str, tuple[Any, ...]] = {
     #                post   batch   case history as_of limits identity log  search
     "police_lsn":    (201, 200,    200, 200,    200,  200,   200,     403, 200),
-    "centre_lsn":    (403, "200r", 200, 200,    200,  200,   403,     403, 200),
+    # the request was transferred to the Centre: the law gives it the person's identity
+    "centre_lsn":    (403, "200r", 200, 200,    200,  200,   200,     403, 200),
     "procuracy_lsn": (403, "200r", 403, 403,    403,  403,   403,     403, 200),
     "police_vlg":    (403, "200r", 403, 403,    403,  403,   403,     403, 200),
     "inspector_lsn": (403, 403,    200, 200,    200,  200,   200,     200, 200),

@@ -187,9 +187,10 @@ def test_identity_read_writes_the_access_log_and_a_refused_read_does_not(
                   transfer(case_id, t + timedelta(minutes=10))):
         assert api.client.post("/v1/events", json=event, headers=police).status_code == 201
     store = api.container.vault.store
-    centre = auth(api.token("agency", agency_id="lsn-centre"))
+    # an agency with no role on the case (the Centre, addressed by the transfer, has one)
+    procuracy = auth(api.token("agency", agency_id="lsn-procuracy"))
     refused = api.client.get(f"/v1/cases/{case_id}/identity", params={"purpose": "tò mò"},
-                             headers=centre)
+                             headers=procuracy)
     assert_error_shape(refused, 403, "NOT_AUTHORISED")
     missing_purpose = api.client.get(f"/v1/cases/{case_id}/identity", headers=police)
     assert_error_shape(missing_purpose, 422, "FIELD_REQUIRED")["field"] == "purpose"

@@ -1,5 +1,5 @@
 """Helpers of the fault suite: the ledger's CLI as a subprocess, what the event store holds,
-PostgreSQL restarts, seeded kill points, and checks of the API's error shape.
+seeded kill points, and checks of the API's error shape.
 
 Every loop here is bounded in count and in time; every random choice takes a seeded RNG.
 """
@@ -7,13 +7,9 @@ Every loop here is bounded in count and in time; every random choice takes a see
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +18,7 @@ import httpx
 import psycopg
 
 from infra.settings import Settings
-from tests.conftest import PG_HOST, PG_PORT, PG_USER
 from tests.integration.kafka_support import settings_env, wait_for
-from tests.kafka_fixtures import skip_or_fail
 
 SEED = 20260707
 ERROR_KEYS = {"code", "field", "message", "message_en", "request_id"}
@@ -120,63 +114,9 @@ def copies(events: list[StoredEvent]) -> Counter[tuple[str | None, str | None]]:
 
 
 # ------------------------------------------------------------------------------ PostgreSQL
-def _cluster() -> tuple[str, str]:
-    """(version, name) of the local cluster serving PG_HOST:PG_PORT (skips if none)."""
-    if PG_HOST not in ("127.0.0.1", "localhost", "::1") or shutil.which("pg_ctlcluster") is None:
-        skip_or_fail("restarting PostgreSQL needs the local Debian cluster (pg_ctlcluster)")
-    try:
-        versions = os.listdir("/etc/postgresql")
-    except OSError:
-        versions = []
-    if not versions:
-        skip_or_fail("no cluster under /etc/postgresql")
-    newest = sorted(versions, key=lambda v: [int(p) for p in v.split(".") if p.isdigit()])[-1]
-    return newest, "main"
-
-
-def pg_ctl(action: str) -> None:
-    """`pg_ctlcluster <version> main <action>` in fast mode (start | stop | restart)."""
-    version, name = _cluster()
-    mode = ["-m", "fast"] if action in ("stop", "restart") else []
-    command = ["pg_ctlcluster", "--skip-systemctl-redirect", *mode, version, name, action]
-    if os.geteuid() != 0:
-        command = ["sudo", "-n", *command]
-    done = subprocess.run(command, capture_output=True, timeout=90, check=False)
-    output = (done.stdout + done.stderr).decode(errors="replace")
-    assert done.returncode == 0, f"{command} exited {done.returncode}: {output}"
-
-
-def postgres_answers() -> bool:
-    try:
-        with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres",
-                             connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-        return True
-    except psycopg.Error:
-        return False
-
-
-def wait_for_postgres(timeout: float = 60.0) -> float:
-    """Blocks until PostgreSQL accepts connections again; the seconds it took."""
-    started = time.monotonic()
-    for _ in range(int(timeout / 0.2) + 1):
-        if postgres_answers():
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            break
-        time.sleep(0.2)
-    raise AssertionError(f"PostgreSQL did not come back within {timeout}s")
-
-
-def ensure_postgres_running() -> None:
-    """Starts the cluster if a test left it down (so later tests find it)."""
-    if postgres_answers():
-        return
-    try:
-        pg_ctl("start")
-    except AssertionError:
-        pass  # already starting
-    wait_for_postgres()
+# Tests that stop, restart or kill PostgreSQL use a PRIVATE cluster of their own
+# (tests/private_postgres.py, fixture `private_pg`): the machine's cluster is shared and is
+# never stopped, restarted, or has its backends terminated by a test.
 
 
 # ------------------------------------------------------------------------------- polling

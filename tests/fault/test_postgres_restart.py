@@ -1,8 +1,9 @@
 """PostgreSQL restarted under the API while four agency clients post.
 
-A `referrals serve` subprocess on a fresh schema and a free loopback port; four clients (three
-agencies, tokens made with `referrals token create`) post cases event by event. The cluster is
-restarted twice: once with `restart` (fast mode), once stopped for OUTAGE_S seconds and started
+A `referrals serve` subprocess on a PRIVATE PostgreSQL cluster the test starts itself
+(tests/private_postgres.py: the machine's shared cluster is never stopped) and a free loopback
+port; four clients (three agencies, tokens made with `referrals token create`) post cases event
+by event. The private cluster is restarted twice: once with `restart` (fast mode), once stopped for OUTAGE_S seconds and started
 again, longer than the library's own 2 s of insert retries, so that clients do see failures.
 
 Proves: every acknowledged event (201/200) is stored exactly once, at the position and version
@@ -17,7 +18,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,12 +32,10 @@ from tests.fault.support import (
     assert_error_body,
     cli_token,
     copies,
-    ensure_postgres_running,
-    pg_ctl,
     stored_events,
-    wait_for_postgres,
     wait_until,
 )
+from tests.private_postgres import PrivateCluster, private_pg  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow]
 
@@ -78,7 +76,7 @@ class Client:
             for _ in range(MAX_CASES_PER_CLIENT):
                 if self.stop.is_set():
                     break
-                case_id = new_case_id()
+                case_id = new_case_id(self.agency.split("-")[0].upper())
                 t = now() - timedelta(hours=2)
                 for event in (opening(case_id, t, agency=self.agency),
                               request_aid(case_id, t + timedelta(minutes=5), agency=self.agency),
@@ -114,19 +112,11 @@ class Client:
         raise AssertionError(f"{event['event_id']} not acknowledged in {MAX_ATTEMPTS} attempts")
 
 
-@pytest.fixture
-def postgres_back() -> Iterator[None]:
-    """Whatever happens in the test, PostgreSQL is running again when it ends."""
-    try:
-        yield
-    finally:
-        ensure_postgres_running()
-
-
 def test_acknowledged_events_survive_a_postgres_restart_exactly_once_and_retries_succeed(
-    pg_database: str, tmp_path: Path, postgres_back: None
+    private_pg: PrivateCluster, tmp_path: Path  # noqa: F811
 ) -> None:
-    with live_server(pg_database, tmp_path) as server:
+    settings = private_pg.settings(tmp_path)
+    with live_server(settings.pg_dbname, tmp_path, settings=settings) as server:
         tokens = [cli_token(server.settings, "agency", "--agency", agency)
                   for agency, _ in CLIENTS]
         stop = threading.Event()
@@ -141,19 +131,17 @@ def test_acknowledged_events_survive_a_postgres_restart_exactly_once_and_retries
             futures = [pool.submit(c.run) for c in clients]
             try:
                 wait_until(lambda: acknowledged() >= 40, 60, message="40 events posted")
-                pg_ctl("restart")
-                wait_for_postgres()
+                private_pg.restart()
                 mark = acknowledged()
                 wait_until(lambda: acknowledged() >= mark + 40, 90,
                            message="posting resumed after the restart")
-                pg_ctl("stop")
+                private_pg.stop()
                 try:
                     with httpx.Client(base_url=server.base_url, timeout=30) as http:
                         ready_during_outage = http.get("/ready")
                     time.sleep(max(0.0, OUTAGE_S - 0.5))
                 finally:
-                    pg_ctl("start")
-                    wait_for_postgres()
+                    private_pg.start()
                 mark = acknowledged()
                 wait_until(lambda: acknowledged() >= mark + 40, 90,
                            message="posting resumed after the outage")

@@ -207,6 +207,28 @@ def test_rebuild_reproduces_the_same_tree_and_keeps_the_signed_checkpoints(
     assert report.ok and report.checkpoints_checked == 1 and report.events_checked == 14
 
 
+@pytest.mark.parametrize("store", ["pg_container", "sqlite_container"])
+def test_latest_checkpoint_at_an_instant_is_the_largest_signed_by_then(
+    store: str, request: pytest.FixtureRequest,
+) -> None:
+    from datetime import timedelta
+
+    container = request.getfixturevalue(store)
+    record_cases(container.referrals, 1)
+    log = transparency_log(container)
+    log.catch_up()
+    first = log.publish_checkpoint()
+    record_cases(container.referrals, 1)
+    log.catch_up()
+    second = log.publish_checkpoint()
+    view = audit_view(container)
+    assert view.latest_checkpoint_at(first.created_at - timedelta(microseconds=1)) is None
+    assert view.latest_checkpoint_at(first.created_at).size == first.size
+    assert view.latest_checkpoint_at(second.created_at - timedelta(microseconds=1)).size == (
+        first.size)
+    assert view.latest_checkpoint_at(second.created_at + timedelta(days=1)).size == second.size
+
+
 def test_audit_trail_runs_in_process_when_the_store_is_sqlite(sqlite_container: Any) -> None:
     record_cases(sqlite_container.referrals, 2)
     log = transparency_log(sqlite_container)

@@ -192,7 +192,8 @@ def _dead_letter_scenario(settings: Settings, container: Container, running: Run
         "not-utf8": ("FIELD_INVALID", "$", police),
         "unknown-type": ("EVENT_TYPE_UNKNOWN", "type", police),
         "wrong-agency": ("NOT_AUTHORISED", "agency_id", police),
-        "out-of-order": ("ORDER_VIOLATION", "type", centre),
+        # a Centre with no part in the case is refused before its status is looked at
+        "out-of-order": ("AGENCY_NOT_ADDRESSED_CENTRE", "agency_id", centre),
     }
     offsets = {value: offset for offset, (_, _, value) in enumerate(police_messages)}
     for name, (code, field, topic) in expected.items():
@@ -208,7 +209,8 @@ def _dead_letter_scenario(settings: Settings, container: Container, running: Run
     recorded = set(stored_event_ids(container.referrals))
     assert recorded == {(w["case_id"], w["event_id"]) for w in good_police + behind}
     assert running.worker.stats.dead_letter_codes == {
-        "FIELD_INVALID": 2, "EVENT_TYPE_UNKNOWN": 1, "NOT_AUTHORISED": 1, "ORDER_VIOLATION": 1}
+        "FIELD_INVALID": 2, "EVENT_TYPE_UNKNOWN": 1, "NOT_AUTHORISED": 1,
+        "AGENCY_NOT_ADDRESSED_CENTRE": 1}
 
 
 def test_worker_killed_mid_stream_and_restarted_leaves_exactly_one_copy_of_each_event(

@@ -42,7 +42,7 @@ def _write_file(path: Path, reference, cases: int, seed: int = 7) -> tuple[int, 
     lines.append(json.dumps({"event_id": "orphan-1", "case_id": "NO-SUCH-CASE", "type":
                              "AID_ASSIGNED", "agency_id": "lsn-centre",
                              "occurred_at": "2026-01-05T10:00:00+07:00",
-                             "data": {"provider_id": "x", "provider_type": "LEGAL_AID_OFFICER",
+                             "data": {"provider_id": "x-1", "provider_type": "LEGAL_AID_OFFICER",
                                       "aid_form": "DEFENCE"}}))
     bad[len(lines)] = "FIRST_EVENT_NOT_OPENING"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

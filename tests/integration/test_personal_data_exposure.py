@@ -81,6 +81,13 @@ def test_identity_stays_out_of_views_and_reports_and_erasure_changes_no_figure(p
         "address": "Bản Mạch, xã Đồng Đăng", "date_of_birth": "1990-01-12"}})
     for wire in case.full_history()[1:]:
         app.record_event(wire)
+    # issue 17: a custody register's contact names the person; never told of the right
+    held = CaseScript(holder="lsn-holding-1")
+    app.record_event(held.contact(role="TEMPORARILY_DETAINED", category="UNDETERMINED") | {
+        "identity": {"full_name": NAME, "id_number": ID_NUMBER, "phone": "0987654321",
+                     "address": "Bản Mạch, xã Đồng Đăng"}})
+    held.at += timedelta(hours=2)
+    app.record_event(held.notification(role="TEMPORARILY_DETAINED"))
     pg_container.projections.process_pending()
     pg_container.projections.catch_up(timeout=30)
 
@@ -92,7 +99,11 @@ def test_identity_stays_out_of_views_and_reports_and_erasure_changes_no_figure(p
         "csv-agencies": report_csv_bytes(report, "agencies"),
         "csv-compliance": report_csv_bytes(report, "compliance"),
         "png": report_chart_png(report, "police"),
+        "csv-contacts": report_csv_bytes(report, "contacts"),
+        "csv-never-notified": report_csv_bytes(report, "never_notified"),
+        "png-notified": report_chart_png(report, "notified"),
     }
+    assert any(c.contacts for c in report.contacts)  # the contacts are in the figures
     for needle in NEEDLES:
         for variant in _variants(needle):
             for name, raw in {**tables, **files}.items():

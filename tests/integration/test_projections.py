@@ -80,7 +80,7 @@ def person(case: str, role: str, stage: str = "INVESTIGATION",
 
 def ev(case: str, n: int, wire_type: str, agency: str, when: str,
        data: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": f"T-{case}-{n:02d}", "case_id": f"T-{case}", "type": wire_type,
+    return {"event_id": f"LSN-T-{case}-{n:02d}", "case_id": f"LSN-T-{case}", "type": wire_type,
             "agency_id": agency, "occurred_at": at(when), "data": data}
 
 
@@ -203,7 +203,7 @@ def test_a_2025_case_counts_under_a_category_repealed_in_2026(ledger: Container)
         "LSN", date(2025, 1, 1), date(2025, 12, 31), ("category", "procedural_role"))
     assert by_category == [{"category": "VICTIM_16_18", "procedural_role": "VICTIM", "n": 5}]
     later = {
-        **CASES["C"][0], "event_id": "T-C2-01", "case_id": "T-C2",
+        **CASES["C"][0], "event_id": "LSN-T-C2-01", "case_id": "LSN-T-C2",
         "occurred_at": at("2026-01-05 09:00"),
         "data": {**CASES["C"][0]["data"], "person_id": "0c200000-0000-4000-8000-00000000000c"},
     }
@@ -229,23 +229,23 @@ def _summary(container: Container, start: date, end: date, now: datetime) -> dic
 def test_compliance_per_rule_and_agency_when_judged_on_1_july_2026(ledger: Container) -> None:
     now = vn("2026-07-01 00:00")
     assert _summary(ledger, date(2026, 1, 1), date(2026, 12, 31), now) == {
-        ("C1_24H", "lsn-police"): (1, 0, 0, 0, {"met": ["T-E"]}),
-        ("C1_12H", "lsn-police-investigation"): (0, 1, 0, 0, {"missed": ["T-B"]}),
-        ("C3", "lsn-centre"): (1, 0, 0, 0, {"met": ["T-A"]}),
-        ("C3_IMMEDIATE", "lsn-centre"): (0, 2, 0, 1, {"missed": ["T-B", "T-D"],
-                                                      "cancelled": ["T-E"]}),
-        ("C4_CRIMINAL", "lsn-police"): (1, 0, 0, 0, {"met": ["T-A"]}),
+        ("C1_24H", "lsn-police"): (1, 0, 0, 0, {"met": ["LSN-T-E"]}),
+        ("C1_12H", "lsn-police-investigation"): (0, 1, 0, 0, {"missed": ["LSN-T-B"]}),
+        ("C3", "lsn-centre"): (1, 0, 0, 0, {"met": ["LSN-T-A"]}),
+        ("C3_IMMEDIATE", "lsn-centre"): (0, 2, 0, 1, {"missed": ["LSN-T-B", "LSN-T-D"],
+                                                      "cancelled": ["LSN-T-E"]}),
+        ("C4_CRIMINAL", "lsn-police"): (1, 0, 0, 0, {"met": ["LSN-T-A"]}),
     }
     assert _summary(ledger, date(2025, 1, 1), date(2025, 12, 31), now) == {
-        ("C1_24H", "lsn-police"): (1, 0, 0, 0, {"met": ["T-C"]}),
-        ("C3_IMMEDIATE", "lsn-centre"): (0, 1, 0, 0, {"missed": ["T-C"]}),
+        ("C1_24H", "lsn-police"): (1, 0, 0, 0, {"met": ["LSN-T-C"]}),
+        ("C3_IMMEDIATE", "lsn-centre"): (0, 1, 0, 0, {"missed": ["LSN-T-C"]}),
     }
 
 
 def test_weekend_and_holidays_do_not_count_when_the_limit_is_in_working_days(
     ledger: Container,
 ) -> None:
-    verdicts = {v["rule_id"]: v for v in ledger.projections.compliance.verdicts("T-A")}
+    verdicts = {v["rule_id"]: v for v in ledger.projections.compliance.verdicts("LSN-T-A")}
     assert verdicts["C3"]["deadline"] == vn("2026-05-07 00:00")  # 24:00 on Wed 6/5
     assert verdicts["C3"]["status"] == "met"
     assert verdicts["C3"]["met_at"] == vn("2026-05-06 16:00")
@@ -256,7 +256,7 @@ def test_weekend_and_holidays_do_not_count_when_the_limit_is_in_working_days(
 def test_c1_is_charged_to_the_proceedings_agency_when_a_detention_facility_passes_it_on(
     ledger: Container,
 ) -> None:
-    verdicts = {v["rule_id"]: v for v in ledger.projections.compliance.verdicts("T-B")}
+    verdicts = {v["rule_id"]: v for v in ledger.projections.compliance.verdicts("LSN-T-B")}
     assert verdicts["C1_12H"]["status"] == "missed"
     assert verdicts["C1_12H"]["deadline"] == vn("2026-03-11 02:00")  # 14:00 + 12 h
     assert verdicts["C1_12H"]["responsible_agency_id"] == "lsn-police-investigation"
@@ -284,7 +284,7 @@ def test_the_centres_receipt_starts_the_assignment_limit_in_the_compliance_view(
             "aid_form": "DEFENCE"}),
     ])
     pg_container.projections.process_pending()
-    verdicts = {v["rule_id"]: v for v in pg_container.projections.compliance.verdicts("T-R")}
+    verdicts = {v["rule_id"]: v for v in pg_container.projections.compliance.verdicts("LSN-T-R")}
     assert set(verdicts) == {"C1_12H", "C3_IMMEDIATE"}
     immediate = verdicts["C3_IMMEDIATE"]
     assert (immediate["trigger_at"], immediate["deadline"], immediate["status"]) == (
@@ -298,13 +298,13 @@ def test_running_or_missed_is_judged_when_asked_from_the_stored_deadline(
     june = (date(2026, 6, 1), date(2026, 6, 30))
     before = _summary(ledger, *june, now=vn("2026-06-01 20:00"))
     after = _summary(ledger, *june, now=vn("2026-06-03 00:00"))
-    assert before == {("C3_IMMEDIATE", "lsn-centre"): (0, 0, 1, 0, {"running": ["T-D"]})}
-    assert after == {("C3_IMMEDIATE", "lsn-centre"): (0, 1, 0, 0, {"missed": ["T-D"]})}
+    assert before == {("C3_IMMEDIATE", "lsn-centre"): (0, 0, 1, 0, {"running": ["LSN-T-D"]})}
+    assert after == {("C3_IMMEDIATE", "lsn-centre"): (0, 1, 0, 0, {"missed": ["LSN-T-D"]})}
     assert [r["case_id"] for r in compliance.overdue("LSN", now=vn("2026-06-01 20:00"))] == [
-        "T-B"]
+        "LSN-T-B"]
     overdue = compliance.overdue("LSN", now=vn("2026-06-03 00:00"))
     assert [(r["case_id"], r["rule_id"], r["responsible_agency_id"]) for r in overdue] == [
-        ("T-B", "C3_IMMEDIATE", "lsn-centre"), ("T-D", "C3_IMMEDIATE", "lsn-centre"),
+        ("LSN-T-B", "C3_IMMEDIATE", "lsn-centre"), ("LSN-T-D", "C3_IMMEDIATE", "lsn-centre"),
     ]
     assert overdue[1]["overdue_hours"] == 14.0
 
@@ -312,7 +312,7 @@ def test_running_or_missed_is_judged_when_asked_from_the_stored_deadline(
 # ------------------------------------------------------------------------------ case index
 def test_case_index_rows_and_search_when_filtered(ledger: Container) -> None:
     index = ledger.projections.case_index
-    b = index.get("T-B")
+    b = index.get("LSN-T-B")
     assert b is not None
     assert {k: b[k] for k in ("province", "opening_agency_id", "holder_agency_id", "centre_id",
                               "status", "procedural_role", "version", "person_id")} == {
@@ -321,24 +321,24 @@ def test_case_index_rows_and_search_when_filtered(ledger: Container) -> None:
         "status": "AT_CENTRE", "procedural_role": "ARRESTED", "version": 3,
         "person_id": PERSON["B"],
     }
-    assert index.touched_agencies("T-B") == ["lsn-centre", "lsn-detention",
+    assert index.touched_agencies("LSN-T-B") == ["lsn-centre", "lsn-detention",
                                             "lsn-police-investigation"]
     rows, total = index.search(province="LSN", limit=2)
     assert total == 6
-    assert [r["case_id"] for r in rows] == ["T-D", "T-A"]  # latest activity first
+    assert [r["case_id"] for r in rows] == ["LSN-T-D", "LSN-T-A"]  # latest activity first
     assert index.search(touched_by="lsn-detention")[1] == 1
-    assert [r["case_id"] for r in index.search(status="REFUSED")[0]] == ["T-E"]
-    assert [r["case_id"] for r in index.search(category="VICTIM_16_18")[0]] == ["T-C"]
+    assert [r["case_id"] for r in index.search(status="REFUSED")[0]] == ["LSN-T-E"]
+    assert [r["case_id"] for r in index.search(category="VICTIM_16_18")[0]] == ["LSN-T-C"]
     assert index.search(provinces=[])[1] == 0
     assert index.search(provinces=["VLG"])[1] == 0
     assert {r["case_id"] for r in index.search(
-        occurred_from=vn("2026-03-01 00:00"), occurred_to=vn("2026-04-01 00:00"))[0]} == {"T-B"}
+        occurred_from=vn("2026-03-01 00:00"), occurred_to=vn("2026-04-01 00:00"))[0]} == {"LSN-T-B"}
     assert index.search(agency_id="lsn-police")[1] == 4  # A, C, E and G: held by the police
-    assert index.search(offset=5, limit=50)[0][0]["case_id"] == "T-C"
+    assert index.search(offset=5, limit=50)[0][0]["case_id"] == "LSN-T-C"
 
 
 def test_views_hold_no_identity_when_events_carry_identity(pg_container: Container) -> None:
-    event = {**CASES["G"][0], "event_id": "T-H-01", "case_id": "T-H",
+    event = {**CASES["G"][0], "event_id": "LSN-T-H-01", "case_id": "LSN-T-H",
              "identity": {"full_name": "Nguyễn Văn Bí Mật", "date_of_birth": "1990-02-03"},
              "data": {**CASES["G"][0]["data"], "person_id": "0f000000-0000-4000-8000-00000000000f"}}
     pg_container.referrals.record_event(event)
@@ -470,7 +470,7 @@ def test_a_late_commit_of_a_lower_id_is_not_skipped(pg_container: Container) -> 
         # A writer draws id 2 and holds it uncommitted (event 1 copied as case T-X).
         held.execute(f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
                      "SELECT gen_random_uuid(), 1, topic, convert_to(replace(convert_from("
-                     f"state, 'UTF8'), 'T-E', 'T-X'), 'UTF8') FROM {table} "
+                     f"state, 'UTF8'), 'LSN-T-E', 'LSN-T-X'), 'UTF8') FROM {table} "
                      "WHERE notification_id = 1")
         record(pg_container, CASES["E"][1:2])  # id 3 commits first
         with pytest.raises(TimeoutError):
@@ -521,9 +521,9 @@ def test_the_in_process_sqlite_runner_catches_up_within_a_second(tmp_path: Path)
         assert container.projections.agency_counts.agency_table(
             "LSN", date(2026, 1, 1), date(2026, 12, 31))["lsn-centre"] == {
             "REQUEST_ACCEPTED": 1, "AID_ASSIGNED": 1, "REQUEST_REFUSED": 1}
-        record(container, [{**CASES["G"][0], "event_id": "T-I-01", "case_id": "T-I"}])
+        record(container, [{**CASES["G"][0], "event_id": "LSN-T-I-01", "case_id": "LSN-T-I"}])
         container.projections.catch_up(timeout=1.0)
-        assert container.projections.case_index.get("T-I") is not None
+        assert container.projections.case_index.get("LSN-T-I") is not None
     finally:
         container.close()
 
@@ -540,7 +540,8 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
     path.write_bytes(report_xlsx_bytes(report))
     workbook = load_workbook(path)
     assert workbook.sheetnames == ["Thông tin chung", "Theo cơ quan", "Tuân thủ thời hạn",
-                                   "Vụ việc theo kết quả", "Đang quá hạn"]
+                                   "Vụ việc theo kết quả", "Đang quá hạn",
+                                   "Thông báo quyền (C2)", "Chưa được thông báo (C2)"]
     cover = workbook["Thông tin chung"]
     assert cover["B3"].value == "Tỉnh Lạng Sơn (LSN)"
     assert cover["B4"].value == "Từ ngày 01/01/2026 đến ngày 31/12/2026"
@@ -558,6 +559,13 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
     rows = {(r[0], r[2]): r for r in compliance.iter_rows(min_row=2, values_only=True)}
     assert rows[("C3_IMMEDIATE", "lsn-centre")][4:10] == (0, 2, 0, 1, 3, 0.0)
     assert agencies.column_dimensions["B"].width >= 20
+    for sheet in workbook.worksheets:  # set up to print, in a font with Vietnamese glyphs
+        assert sheet.page_setup.orientation == "landscape"
+        assert sheet.page_setup.fitToWidth == 1 and sheet.sheet_properties.pageSetUpPr.fitToPage
+        assert "&P" in sheet.oddFooter.right.text and "&N" in sheet.oddFooter.right.text
+        assert all(c.font.name == "DejaVu Sans" for row in sheet.iter_rows() for c in row)
+    assert agencies.print_title_rows == "$1:$1"
+    assert cover.row_dimensions[1].height >= 1.8 * cover["A1"].font.sz
     files = write_report(report, ["csv", "png"], tmp_path / "out")
     assert {p.suffix for p in files} == {".csv", ".png"}
     assert (tmp_path / "out" / f"{report.slug()}-agencies.csv").read_bytes().startswith(
@@ -574,7 +582,41 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
         capture_output=True, timeout=120,
     )
     assert converted.returncode == 0, converted.stderr.decode()
-    assert (tmp_path / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    pdf = tmp_path / "report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    _assert_the_pdf_prints_right(pdf, report)
+
+
+def _assert_the_pdf_prints_right(pdf: Path, report: Any) -> None:
+    """What an official holds: the capitals keep their diacritics, every page is numbered and
+    names the report and its checkpoint, and the page count is sane.
+
+    The bound: this ledger's report has at most a dozen rows per table, so each of the five
+    sheets (cover + four tables) prints on exactly one landscape page once fitted to the page
+    width (the cover to one page): 5 pages. Without print setup it printed 26 pages here (one
+    per few columns; the issue saw 60 with more agencies).
+    """
+    import unicodedata
+
+    tools = [shutil.which("pdftotext"), shutil.which("pdfinfo")]
+    if None in tools:
+        if IN_CI:
+            pytest.fail("poppler-utils (pdftotext, pdfinfo) are required in CI")
+        pytest.skip("pdftotext/pdfinfo not on PATH")
+    text = unicodedata.normalize("NFC", subprocess.run(
+        [tools[0], "-layout", str(pdf), "-"], capture_output=True, timeout=60, check=True,
+    ).stdout.decode())
+    info = subprocess.run([tools[1], str(pdf)], capture_output=True, timeout=60,
+                          check=True).stdout.decode()
+    pages = int(next(line.split()[-1] for line in info.splitlines()
+                     if line.startswith("Pages:")))
+    assert "BÁO CÁO KẾT QUẢ PHỐI HỢP THỰC HIỆN TRỢ GIÚP PHÁP LÝ" in text
+    assert "Tỉnh Lạng Sơn" in text and "Công an tỉnh Lạng Sơn" in text
+    assert "_x000" not in text  # no escaped control characters in headers
+    assert text.count(report.period_vi) >= pages  # in every page's header
+    assert pages == 5, pages
+    assert f"Trang {pages}/{pages}" in " ".join(text.split())
+    assert text.count(report.checkpoint["root"]) >= pages  # in every page's footer
 
 
 def test_report_cli_writes_xlsx_csv_and_png(ledger: Container, tmp_path: Path) -> None:
@@ -597,7 +639,7 @@ def test_report_cli_writes_xlsx_csv_and_png(ledger: Container, tmp_path: Path) -
     names = sorted(p.name for p in out.iterdir())
     assert "bao-cao-LSN-20260101-20261031.xlsx" in names
     assert "bao-cao-LSN-20260101-20261031-police.png" in names
-    assert len([n for n in names if n.endswith(".csv")]) == 4
+    assert len([n for n in names if n.endswith(".csv")]) == 6  # issue 17: contacts, never
 
 
 def test_sqlite_views_match_postgresql_when_built_from_the_same_events(
@@ -617,8 +659,8 @@ def test_sqlite_views_match_postgresql_when_built_from_the_same_events(
                 ledger.projections.agency_counts.agency_table("LSN", start, end))
         assert lite.projections.case_index.search(limit=10) == (
             ledger.projections.case_index.search(limit=10))
-        assert lite.projections.compliance.verdicts("T-B") == (
-            ledger.projections.compliance.verdicts("T-B"))
+        assert lite.projections.compliance.verdicts("LSN-T-B") == (
+            ledger.projections.compliance.verdicts("LSN-T-B"))
         paged = dump_all(lite)
         lite.projections.rebuild()
         assert dump_all(lite) == paged

@@ -67,7 +67,7 @@ def test_statistics_routes_answer_for_the_principal_province(client) -> None:  #
     assert [(r["rule_id"], r["met"], r["missed"]) for r in compliance["rows"]] == [
         ("C1_24H", 1, 0), ("C3_IMMEDIATE", 0, 1)]  # a victim's notice: LAL Art. 31(3)
     overdue = http.get("/v1/stats/overdue", headers=headers).json()
-    assert {r["case_id"] for r in overdue["rows"]} == {"T-B", "T-D"}
+    assert {r["case_id"] for r in overdue["rows"]} == {"LSN-T-B", "LSN-T-D"}
     status = http.get("/v1/projections/status", headers={"Authorization": auth["admin"]})
     assert status.status_code == 200
     assert {p["name"]: p["lag"] for p in status.json()["projections"]}["case_index"] == 0

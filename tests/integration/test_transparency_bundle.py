@@ -64,8 +64,9 @@ def test_verify_bundle_passes_offline_and_fails_when_a_leaf_is_edited(
     assert json.loads(bundle["leaves"][0]["leaf"])["identity_ciphertext"].startswith("aesgcm")
 
     at = parse_rfc3339(bundle["as_of"])
-    assert bundle["figures"]["time_limits"] == [_verdict(v) for v in app.time_limits(case.case_id,
-                                                                                    at)]
+    assert bundle["figures"]["time_limits"] == [  # issue 14: each verdict names its basis
+        {**_verdict(v), "basis": list(basis)}
+        for v, basis in app.time_limits_with_basis(case.case_id, at)]
     assert any(v["outstanding"] for v in bundle["figures"]["time_limits"])
 
     passed = _offline(tmp_path, "verify-bundle", str(out), "--log-key", key)

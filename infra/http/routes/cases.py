@@ -197,8 +197,15 @@ def read_time_limits(
     referrals = container.referrals
     when = parse_instant(at, "at") if at is not None else referrals.clock()
     _authorised(referrals, principal, case_id)
+    verdicts = referrals.time_limits_with_basis(case_id, when)
     rules = {rule.rule_id: rule for rule in container.rules}
-    verdicts = referrals.time_limits(case_id, when)
+    refs = referrals.reference_set
+    for label in {label for _, basis in verdicts for label in basis
+                  if label.startswith("time_limits@")}:
+        record = refs.by_label(label)  # the table that judged it, an older one included
+        if record is not None:
+            rules = {**{r.rule_id: r for r in refs.rules_of(record)}, **rules}
+    state = container.reference_state
     return TimeLimitsOut(case_id=case_id, at=when, time_limits=[
         TimeLimitOut(
             rule_id=v.rule_id, title_vi=rules[v.rule_id].title_vi,
@@ -208,8 +215,9 @@ def read_time_limits(
             trigger_version=v.trigger_version, trigger_at=v.trigger_at, deadline=v.deadline,
             target_version=v.target_version, met_at=v.met_at,
             responsible_agency_id=v.responsible_agency_id,
+            basis=state.describe(basis) if state is not None else [],
         )
-        for v in verdicts
+        for v, basis in verdicts
     ])
 
 
@@ -222,12 +230,16 @@ def read_identity(
     principal: CurrentPrincipal,
     container: ContainerDep,
 ) -> IdentityOut:
-    """The person's clear identity: only for the agency that recorded identity on this case and
-    for inspectors of the case's province. Every read is logged (who, when, which person,
-    why); a refused read is not logged."""
+    """The person's clear identity, each field with the agency that recorded it: only for the
+    agency holding the case, the Centre the request was transferred to, and inspectors of the
+    case's province (docs/api.md). Every read is logged (who, when, which person, why); a
+    refused read is not logged."""
     purpose = clean_text(purpose, "purpose")
     referrals = container.referrals
-    _, scope = _authorised(referrals, principal, case_id, may_see_identity)
+    former = bool(getattr(container.settings, "identity_former_holders", False))
+    _, scope = _authorised(
+        referrals, principal, case_id,
+        lambda p, s: may_see_identity(p, s, former_holders=former))
     revealed = referrals.reveal_identity(case_id)
     person_id = revealed["person_id"]
     if person_id:
@@ -237,7 +249,8 @@ def read_identity(
             person_id=person_id, case_id=case_id, purpose=purpose, province=scope.province,
         ))
     return IdentityOut(case_id=case_id, person_id=person_id, erased=revealed["erased"],
-                       identity=revealed["identity"])
+                       identity=revealed["identity"], authors=revealed.get("authors", {}),
+                       other_versions=revealed.get("other_versions", []))
 
 
 @router.get("/{case_id:path}", response_model=CaseOut, responses=_READ_ERRORS,

@@ -35,7 +35,7 @@ def _store_answers(container: Any) -> None:
 
     recorder = container.referrals.recorder
     table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
-    with psycopg.connect(settings.pg_conninfo(), connect_timeout=READY_TIMEOUT_S,
+    with psycopg.connect(settings.pg_service_conninfo(), connect_timeout=READY_TIMEOUT_S,
                          autocommit=True) as conn:
         conn.execute(f"SET statement_timeout = {READY_TIMEOUT_S * 1000}")
         conn.execute(sql.SQL("SELECT max(notification_id) FROM {}").format(table))

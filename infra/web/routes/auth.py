@@ -71,7 +71,8 @@ def sign_in(
     except WebError:
         return _sign_in_page(request, target, status=403, error="csrf_refused")
     try:
-        account = store.authenticate(username, password)
+        account = store.authenticate(username, password,
+                                     source=request.client.host if request.client else None)
     except SignInError:
         return _sign_in_page(request, target, status=400, error="wrong_password")
     session_id, session = store.open_session(account)

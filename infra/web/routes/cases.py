@@ -105,8 +105,7 @@ def search_page(
         request, "cases.html", session,
         filters={"q": q or "", "province": province or "", "agency_id": agency_id or "",
                  "category": category or "", "status": status or "",
-                 "from": start.isoformat() if start else "",
-                 "to": end.isoformat() if end else ""},
+                 "from": start or "", "to": end or ""},
         rows=rows, total=total, page=number, pages=pages,
         provinces=sorted(principal.provinces),
         agencies=scope_agencies(container, principal.provinces),
@@ -149,7 +148,7 @@ def case_page(
                      else history[0].timestamp - timedelta(microseconds=1))
     elif at:
         replay_at = fmt.parse_local(at)
-        if replay_at is not None and len(at.strip()) == 16:  # a whole minute
+        if replay_at is not None and fmt.names_a_whole_minute(at):
             replay_at += timedelta(seconds=59, microseconds=999_999)
     if replay_at is not None and replay_at >= now:
         replay_at = None
@@ -177,7 +176,7 @@ def case_page(
     events = [{
         "version": e.originator_version, "type": e.WIRE_TYPE, "agency_id": e.agency_id,
         "official": e.data.get("official"), "occurred_at": e.occurred_at,
-        "recorded_at": e.timestamp, "data": fmt.describe_data(e.WIRE_TYPE, e.data, reference),
+        "recorded_at": e.timestamp, "data": fmt.describe_data(e.WIRE_TYPE, e.data, reference, lang),
         "identity": bool(e.identity_ciphertext), "basis": _basis(e.WIRE_TYPE),
     } for e in known]
     view = None
@@ -187,10 +186,10 @@ def case_page(
             "holder": referral.holder_agency_id, "centre": referral.centre_id,
             "provider_id": referral.provider_id,
             "provider_type": fmt.code_name(reference, "provider_types", referral.provider_type),
-            "aid_form": fmt.ENUM_NAMES_VI.get(referral.aid_form or "", referral.aid_form),
+            "aid_form": fmt.enum_name(referral.aid_form, lang),
             "opened_at": referral.opened_at, "last_occurred_at": referral.last_occurred_at,
             "closed_at": referral.closed_at, "person": dict(referral.person),
-            "kind": fmt.ENUM_NAMES_VI.get(referral.person.get("proceedings_kind", ""), "—"),
+            "kind": fmt.enum_name(referral.person.get("proceedings_kind"), lang) or "—",
         }
     return renderer(request).page(
         request, "case.html", session, case_id=case_id, province=scope.province,
@@ -199,7 +198,8 @@ def case_page(
         view=view, events=events, total_events=len(history), step=step,
         replay_at=replay_at, when=when, now=now,
         at_value=fmt.local_input(replay_at or now), limits=limits,
-        integrity=case_integrity(container, case_id, history),
+        integrity=(case_integrity(container, case_id, known, as_of=replay_at)
+                   if replay_at is not None else case_integrity(container, case_id, history)),
         steps=[{"v": e.originator_version, "title": fmt.event_title(e.WIRE_TYPE, lang),
                 "recorded_at": e.timestamp} for e in history],
     )

@@ -20,6 +20,10 @@ from infra.web.routes.cases import scope_agencies, status_name
 from projections.reports import (
     AGENCY_HEADER,
     COMPLIANCE_HEADER,
+    CONTACT_HEADINGS_VI,
+    CONTACT_TYPE,
+    CONTACTS_CHART,
+    EVENT_COLUMNS,
     EVENT_HEADINGS_VI,
     PERIODS,
     TABLES,
@@ -41,6 +45,48 @@ KEY_EVENTS = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "REQUEST_TRANSFERRED",
               "APPOINTMENT_REQUESTED", "REQUEST_ACCEPTED", "REQUEST_REFUSED", "AID_ASSIGNED",
               "COUNSEL_REGISTERED", "CASE_CLOSED")
 STATUSES = ("met", "missed", "running", "cancelled")
+# The report's tables on the English page (the downloads stay the council's Vietnamese)
+REPORT_AGENCY_HEADER_EN = ("Agency code", "Agency", "Type of agency", "Level",
+                           *(fmt.event_title(t, "en") for t in EVENT_COLUMNS),
+                           "Total events")
+REPORT_COMPLIANCE_HEADER_EN = ("Limit code", "Time limit", "Responsible agency code",
+                               "Responsible agency", "On time", "Late", "Still running",
+                               "No longer due", "Total", "On-time rate (%)", "Legal basis")
+CONTACTS_CHART_NAME_VI = "giải thích, thông báo quyền (C2)"
+CONTACTS_CHART_NAME_EN = "rights explained and notified (C2)"
+# drill-down cells of the contacts table (rule C2): the missed ones split, and all eligible
+MISSED_KINDS = ("late", "never")
+ELIGIBLE = ("met", "missed", "running")
+CONTACT_CELLS = ("met", "late", "running", "never", "cancelled")
+
+
+def _cell_cases(group: dict[str, Any] | None, status: str) -> list[str]:
+    """The cases behind one cell: a status, a kind of missed (late, never) or `eligible`."""
+    if group is None:
+        return []
+    if status in MISSED_KINDS:
+        return list(group.get("missed_cases", {}).get(status, []))
+    if status == "eligible":
+        return list(dict.fromkeys(c for s in ELIGIBLE for c in group["cases"][s]))
+    return list(group["cases"][status])
+
+
+def _cell_count(group: dict[str, Any] | None, status: str) -> int:
+    if group is None:
+        return 0
+    if status == "eligible":
+        return sum(group[s] for s in ELIGIBLE)
+    return group.get(status, 0)
+
+
+def _verdict_in_cell(verdict: dict[str, Any], status: str) -> bool:
+    if status == "late":
+        return verdict["status"] == "missed" and verdict["met_at"] is not None
+    if status == "never":
+        return verdict["status"] == "missed" and verdict["met_at"] is None
+    if status == "eligible":
+        return verdict["status"] in ELIGIBLE
+    return verdict["status"] == status
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -112,6 +158,7 @@ def dashboard(
     lang = lang_of(request)
     headings = {t: (fmt.event_title(t, "en") if lang == "en" else EVENT_HEADINGS_VI[t])
                 for t in KEY_EVENTS}
+    contact_rule = next((r for r in container.rules if CONTACT_TYPE in r.trigger_types), None)
     return renderer(request).page(
         request, "dashboard.html", session, province=chosen,
         provinces=sorted(principal.provinces), start=start, end=end, report=report,
@@ -124,6 +171,8 @@ def dashboard(
         rules={r.rule_id: r for r in container.rules}, hours_text=fmt.hours_text,
         projections_status=container.projections.status(),
         quarantine=_quarantine_in_scope(container, principal),
+        contacts=report.contacts, contact_rule=contact_rule, contact_cells=CONTACT_CELLS,
+        contact_headings=CONTACT_HEADINGS_VI,
     )
 
 
@@ -163,23 +212,23 @@ def drill_down(
     context: dict[str, Any] = {"province": chosen, "start": start, "end": end,
                                "agency_id": agency_id, "judged": judged or ""}
     if rule_id:
-        if status not in STATUSES:
+        if status not in (*STATUSES, *MISSED_KINDS, "eligible"):
             raise WebError(404, "not_found")
         responsible = None if agency_id in (None, "", "-") else agency_id
         group = compliance_group(container, chosen, start, end, rule_id, responsible, now)
-        case_ids = list(group["cases"][status]) if group else []
+        case_ids = _cell_cases(group, status)
         rows, hidden = case_rows(container, case_ids, principal.provinces)
         details = {}
         compliance = container.projections.compliance
         for row in rows:
             details[row["case_id"]] = [
                 v for v in compliance.verdicts(row["case_id"], now=now)
-                if v["rule_id"] == rule_id and v["status"] == status
+                if v["rule_id"] == rule_id and _verdict_in_cell(v, status)
                 and v["responsible_agency_id"] == responsible
                 and start <= v["trigger_day"] <= end]
         rule = next((r for r in container.rules if r.rule_id == rule_id), None)
         context.update(kind="limits", rule=rule, rule_id=rule_id, status=status,
-                       count=group[status] if group else 0, rows=rows, hidden=hidden,
+                       count=_cell_count(group, status), rows=rows, hidden=hidden,
                        details=details, responsible=responsible)
     else:
         agency = reference.agencies.get(agency_id or "")
@@ -233,13 +282,23 @@ def report_page(
                                                             today)
     report = build_report(container, chosen, start, end, now=now)
     query = {"province": chosen, "from": start.isoformat(), "to": end.isoformat()}
+    english = lang_of(request) == "en"
+    rows = agency_rows(report)
+    if english:  # the agency type and level columns; names stay Vietnamese (legal terms)
+        rows = [(r[0], r[1], fmt.KIND_NAMES_EN.get(a.kind, r[2]),
+                 fmt.LEVEL_NAMES_EN.get(a.level, r[3]), *r[4:])
+                for r, a in zip(rows, report.agencies, strict=True)]
+    kind_names = fmt.KIND_NAMES_EN if english else KIND_NAMES_VI
     return renderer(request).page(
         request, "report.html", session, report=report, province=chosen,
         provinces=sorted(principal.provinces), year=chosen_year, period=chosen_period,
         years=list(range(today.year, today.year - 5, -1)), start=start, end=end,
-        agency_header=AGENCY_HEADER, agency_rows=agency_rows(report),
-        compliance_header=COMPLIANCE_HEADER, compliance_rows=compliance_rows(report),
-        kinds=[(k, KIND_NAMES_VI.get(k, k)) for k in chart_kinds(report)],
+        agency_header=REPORT_AGENCY_HEADER_EN if english else AGENCY_HEADER, agency_rows=rows,
+        compliance_header=REPORT_COMPLIANCE_HEADER_EN if english else COMPLIANCE_HEADER,
+        compliance_rows=compliance_rows(report),
+        kinds=[(k, (CONTACTS_CHART_NAME_EN if english else CONTACTS_CHART_NAME_VI)
+                if k == CONTACTS_CHART else kind_names.get(k, k))
+               for k in chart_kinds(report)],
         tables=tuple(TABLES), download_query=query,
     )
 

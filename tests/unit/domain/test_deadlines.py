@@ -467,15 +467,16 @@ def test_pairing_is_fifo_and_each_target_used_once_when_requests_and_transfers_i
 
 
 def test_rules_file_parses_with_the_expected_rules_when_loaded():
-    assert RULES_DOC["version"] == "2026-12-01.1"
+    assert RULES_DOC["version"] == "2026-12-01.2"
     limits = {r.rule_id: (r.limit, r.clock) for r in RULES}
     assert limits == {
-        "C1_12H": (12, "hours"), "C1_24H": (24, "hours"), "C3": (3, "working_days"),
+        "C1_12H": (12, "hours"), "C1_24H": (24, "hours"), "C2": (24, "hours"),
+        "C3": (3, "working_days"),
         "C3_IMMEDIATE": (24, "hours"), "C4_CRIMINAL": (24, "hours"),
         "C4_CIVIL_ADMIN": (3, "working_days"), "C7": (3, "working_days"),
     }
     unverified = {r.rule_id for r in RULES if not r.verified}
-    assert {"C1_12H", "C1_24H", "C3_IMMEDIATE"} <= unverified
+    assert {"C1_12H", "C1_24H", "C2", "C3_IMMEDIATE"} <= unverified
     assert BY_ID["C4_CIVIL_ADMIN"].verified and BY_ID["C4_CIVIL_ADMIN"].source
     assert BY_ID["C4_CRIMINAL"].trigger_field == "documents_complete_at"
     assert BY_ID["C7"].trigger_field == "requested_at"

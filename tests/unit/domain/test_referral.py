@@ -52,7 +52,7 @@ def test_first_event_is_held_when_it_is_not_an_opening_event(referrals):
     held = referrals.record_event(transfer)
     assert held.held and held.awaiting["reason"] == "FIRST_EVENT_NOT_OPENING"
     assert held.awaiting["awaiting"] == ["NOTIFICATION_ISSUED", "AID_REQUESTED",
-                                         "APPOINTMENT_REQUESTED"]
+                                         "APPOINTMENT_REQUESTED", "PROCEDURAL_CONTACT"]
     assert "sự kiện đầu tiên" in held.awaiting["message"]
     assert referrals.get_case(case.case_id).status is None
     assert not referrals.record_event(opening).held

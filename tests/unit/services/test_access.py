@@ -74,17 +74,27 @@ def test_read_case_when_touched_or_in_province(scope: CaseScope, principal: Prin
 
 
 @pytest.mark.parametrize(("principal", "allowed"), [
-    (POLICE, True), (INSPECTOR, True),
-    (CENTRE, False), (COURT, False), (COUNCIL, False), (INSPECTOR_VLG, False), (ADMIN, False),
+    (COURT, True), (CENTRE, True), (INSPECTOR, True),
+    (POLICE, False), (COUNCIL, False), (INSPECTOR_VLG, False), (ADMIN, False),
 ])
-def test_identity_only_for_its_recorder_and_province_inspectors(
+def test_identity_for_the_holder_the_addressed_centre_and_province_inspectors(
     scope: CaseScope, principal: Principal, allowed: bool
 ) -> None:
+    # the police recorded the identity but no longer holds the case (it went to the court):
+    # recording a block grants nothing; the law's roles on the case decide
     if allowed:
         may_see_identity(principal, scope)
     else:
         with pytest.raises(NotAuthorisedError):
             may_see_identity(principal, scope)
+
+
+def test_identity_for_former_holders_only_when_configured(scope: CaseScope) -> None:
+    assert scope.holder == "lsn-court" and scope.centre == "lsn-centre"
+    assert scope.former_holders == {"lsn-police-investigation"}
+    may_see_identity(POLICE, scope, former_holders=True)
+    with pytest.raises(NotAuthorisedError):
+        may_see_identity(COUNCIL, scope, former_holders=True)
 
 
 def test_access_log_for_inspectors_of_the_province_and_admins() -> None:

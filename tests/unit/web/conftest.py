@@ -22,6 +22,16 @@ from infra.web.accounts import AccountStore
 from tests.factories import VLG_POLICE, CaseScript
 
 PASSWORD = "mat-khau-dung-1"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test-only scrypt work factor (2^12, not OWASP's 2^17 = ~1 s a hash on the shared test
+    machine): these tests are about pages and sessions; tests/fault/test_insiders.py checks the
+    production parameters."""
+    from infra.web import accounts
+
+    monkeypatch.setattr(accounts, "SCRYPT_N", 2**12)
 SECRET_NAME = "Nguyễn Văn Bảo Mật"
 
 

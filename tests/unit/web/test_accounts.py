@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.web import accounts
 from infra.web.accounts import (
     IDLE_TTL,
     LOCK_FOR,
@@ -40,7 +41,7 @@ def store(tmp_path: Path, clock: FixedClock, reference) -> SqliteAccountStore:  
 
 def test_password_verifies_only_when_it_is_the_same() -> None:
     stored = hash_password(PASSWORD)
-    assert stored.startswith("scrypt$16384$8$1$")
+    assert stored.startswith(f"scrypt${accounts.SCRYPT_N}$8$1$")
     assert verify_password(PASSWORD, stored)
     assert not verify_password(PASSWORD + "x", stored)
     assert not verify_password(PASSWORD, "plain$text")
