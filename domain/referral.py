@@ -308,9 +308,6 @@ class Referral(Aggregate):
         self.case_id = case_id
         self.event_ids: dict[str, tuple[int, str]] = {}
         self.has_identity = False
-        # agencies that recorded an event (effective or held), held the case or are its
-        # addressed Centre, in order: who is in the case's scope (not derived: arrival order)
-        self.touched: list[str] = []
         # every recorded fact, effective or held (ADR 0008); the state below is derived from them
         self.facts: list[dict[str, Any]] | None = []
         self._reset_derived()
@@ -331,6 +328,10 @@ class Referral(Aggregate):
         self.notice_sent_at: datetime | None = None  # the last notice to the Centre
         self.provider_since: datetime | None = None
         self.person: dict[str, Any] = {}
+        # agencies that recorded an event in effect, held the case or are its addressed Centre,
+        # in order: who is in the case's scope. A held fact gives its poster no part in the
+        # case (nor a read of it) until it takes effect (ADR 0008)
+        self.touched: list[str] = []
         # event id -> what a held fact awaits (code of the rule it does not meet yet, types)
         self.held: dict[str, dict[str, Any]] = {}
 
@@ -338,7 +339,6 @@ class Referral(Aggregate):
         self.event_ids[event.event_id] = (event.originator_version, event.content_digest)
         if event.identity_ciphertext:
             self.has_identity = True
-        self._touch(event.agency_id, event.data)
         fact = _fact_of(event)
         if self.facts is None:  # restored from a snapshot taken before ADR 0008: arrival order
             self._effect(fact)
@@ -373,6 +373,13 @@ class Referral(Aggregate):
                 self.held[fact["event_id"]] = _held_entry(fact, error)
                 if errors is not None:
                     errors[fact["event_id"]] = error
+        in_scope = self.posters_in_scope()
+        for event_id, entry in self.held.items():
+            if self.status is not None and entry["agency_id"] not in in_scope:
+                # a poster with no part in the case yet learns only that it has none: not
+                # where its fact stands against the case's other facts (issue 12 scope first)
+                fact = {**entry, "occurred_at": datetime.fromisoformat(entry["occurred_at"])}
+                self.held[event_id] = _held_entry(fact, _scope_error(entry))
 
     def _effect(self, fact: Mapping[str, Any]) -> None:
         """Applies one effective fact to the derived state."""
@@ -390,6 +397,7 @@ class Referral(Aggregate):
                 self.person[name] = data[name]
         if wire_type == "NOT_ELIGIBLE_DETERMINED":  # the category recorded so far did not hold
             self.person.pop("eligible_category", None)
+        self._touch(fact["agency_id"], data)
         if wire_type in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             self.centre_id = data["centre_id"]
             self.notice_sent_at = occurred_at
@@ -490,6 +498,14 @@ class Referral(Aggregate):
         if error.code == "AGENCY_NOT_ADDRESSED_CENTRE":
             return agency.is_centre
         return False
+
+    def recorded_by(self, event_id: str) -> str | None:
+        """The agency that recorded a known client event id (None: unknown, or a case restored
+        from a snapshot taken before ADR 0008)."""
+        for fact in self.facts or ():
+            if fact["event_id"] == event_id:
+                return str(fact["agency_id"])
+        return None
 
     def recorded_event(self, event_id: str) -> tuple[int, str] | None:
         """(version, content digest) of an already recorded client event id, if any."""
@@ -951,6 +967,12 @@ def _awaited_types(error: DomainError, wire_type: str) -> list[str]:
     if error.code == "TRANSFER_TO_SELF":
         return ["CASE_TRANSFERRED"]
     return []
+
+
+def _scope_error(entry: Mapping[str, Any]) -> DomainError:
+    if EVENT_TYPES[entry["type"]].emitter == "centre":
+        return RuleViolationError("AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
+    return RuleViolationError("AGENCY_NOT_HOLDER", "agency_id", agency_id=entry["agency_id"])
 
 
 def _held_entry(fact: Mapping[str, Any], error: DomainError) -> dict[str, Any]:

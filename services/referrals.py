@@ -355,11 +355,15 @@ class Referrals(Application[UUID]):
                 # ADR 0008: an agency a late fact could bring into the case has its fact held,
                 # judged without the case's state; what would need that state (a version to
                 # expect, an identity block) is refused with the same scope answer
-                if (not referral.may_hold_for(event.agency_id, error, self.reference)
+                known = referral.recorded_event(event.event_id) is not None
+                if known and referral.recorded_by(event.event_id) == event.agency_id:
+                    pass  # a retry of its own held fact: answered as any retry is, below
+                elif (not referral.may_hold_for(event.agency_id, error, self.reference)
                         or event.expected_version is not None or event.identity is not None
-                        or referral.recorded_event(event.event_id) is not None):
+                        or known):
                     raise
-                prospective = True
+                else:
+                    prospective = True
         keys = keys or self.vault.session()
         data = dict(event.data)
         person_id = data.get("person_id") or (referral.person.get("person_id") if referral else None)

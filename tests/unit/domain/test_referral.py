@@ -70,7 +70,8 @@ def test_assignment_is_refused_when_the_centre_does_not_have_the_request(referra
     referrals.record_event(case.notification())
     referrals.record_event(case.request())
     held = referrals.record_event(case.assign())  # ADR 0008: held (was refused)
-    assert held.awaiting["reason"] == "ORDER_VIOLATION"
+    # the Centre has no part in the case yet: told only that (scope first), not its state
+    assert held.awaiting["reason"] == "AGENCY_NOT_ADDRESSED_CENTRE"
     assert "REQUEST_TRANSFERRED" in held.awaiting["awaiting"]
     state = referrals.get_case(case.case_id)
     assert (state.version, state.status, state.provider_id) == (3, "REQUESTED", None)
