@@ -1031,6 +1031,23 @@ class Refusal:
     in_force: bool = True  # False: the rule took effect after the event was recorded
 
 
+def effective_facts(events: Iterable[Any], case_id: str = "") -> list[Any]:
+    """The events of a case that are in effect once all of them are known, in occurred order
+    (ties: version): what state, time limits and figures judge (ADR 0008). `events` are stored
+    events or any objects with WIRE_TYPE, originator_version, agency_id, occurred_at and data
+    carrying the fields the lifecycle reads."""
+    events = list(events)
+    state = Referral.__new__(Referral)
+    state.case_id = case_id
+    state.facts = [{"version": int(e.originator_version), "type": e.WIRE_TYPE,
+                    "event_id": str(e.originator_version), "agency_id": e.agency_id,
+                    "occurred_at": e.occurred_at, "data": dict(e.data)} for e in events]
+    state._derive()
+    held = {int(h["version"]) for h in state.held.values()}
+    return sorted((e for e in events if int(e.originator_version) not in held),
+                  key=lambda e: (e.occurred_at, int(e.originator_version)))
+
+
 def judge_history(
     case_id: str,
     events: Iterable[Any],

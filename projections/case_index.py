@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from domain.referral import Referral, next_status
+from projections.derived import DerivedCases, is_simple
 from projections.framework import (
     Batch,
     PostgresProjectionView,
@@ -81,6 +82,28 @@ def fold_case(row: dict[str, Any] | None, event: Any, reference: Any) -> dict[st
     row["last_occurred_at"] = event.occurred_at
     row["version"] = event.originator_version
     return row
+
+
+def derived_row(referral: Referral, reference: Any) -> dict[str, Any] | None:
+    """The case row from the derived case (ADR 0008): its facts in effect, in occurred order;
+    None while no fact is in effect (every one held)."""
+    if referral.status is None:
+        return None
+    agency = (reference.agencies.get(referral.opened_by or "")
+              if reference is not None else None)
+    person = referral.person
+    return {
+        "case_id": referral.case_id,
+        "province": agency.province if agency is not None else None,
+        "opening_agency_id": referral.opened_by, "holder_agency_id": referral.holder_agency_id,
+        "centre_id": referral.centre_id, "status": referral.status,
+        "eligible_category": person.get("eligible_category"),
+        "procedural_role": person.get("procedural_role"), "stage": person.get("stage"),
+        "proceedings_kind": person.get("proceedings_kind") or "criminal",
+        "opened_at": referral.opened_at, "last_occurred_at": referral.last_occurred_at,
+        "closed_at": referral.closed_at, "version": referral.version,
+        "person_id": person.get("person_id"),
+    }
 
 
 def touched_by(event: Any) -> set[str]:
@@ -251,12 +274,21 @@ class CaseIndex(Projection[CaseIndexView]):
         super().__init__(view, context)
         self.cache = StateCache()
         self.known_agencies = StateCache()  # case id -> agencies already stored
+        self.derived = DerivedCases(context)  # ADR 0008: the case as its facts in effect make it
 
     def forget(self) -> None:
         self.cache.clear()
         self.known_agencies.clear()
+        self.derived.forget()
 
     def process_batch(self, batch: Batch) -> None:
+        try:
+            self._process_batch(batch)
+        except BaseException:
+            self.derived.forget()  # folded in place before the transaction failed
+            raise
+
+    def _process_batch(self, batch: Batch) -> None:
         reference = self.context.reference if self.context is not None else None
         view = self.view
         with view.transaction(batch) as tx:
@@ -270,15 +302,21 @@ class CaseIndex(Projection[CaseIndexView]):
             for item in batch.items:
                 event = item.event
                 case_id = event.case_id
-                rows[case_id] = fold_case(rows.get(case_id), event, reference)
+                row = fold_case(rows.get(case_id), event, reference)
+                state = self.derived.before(event)
+                simple = is_simple(state, event)
+                state = self.derived.apply(state, event)
+                if not simple or state.held:  # late, or something held: derived as a whole
+                    row = derived_row(state, reference)
+                rows[case_id] = row
                 before = agencies.get(case_id, known.get(case_id, frozenset()))
-                new = touched_by(event) - before
+                new = set(state.posters_in_scope()) - before
                 if new:
                     touched.update((case_id, a) for a in new)
                     agencies[case_id] = before | new
             if case_ids:
-                view.save(tx, (rows[c] for c in case_ids), touched)
-        self.cache.update({c: rows[c] for c in case_ids})
+                view.save(tx, (rows[c] for c in case_ids if rows[c] is not None), touched)
+        self.cache.update({c: rows[c] for c in case_ids if rows[c] is not None})
         self.known_agencies.update(agencies)
 
 

@@ -36,7 +36,13 @@ from domain.errors import (
 from domain.person import ERASURE_REASONS, PersonRecord, person_record_id
 from domain.reference import ReferenceData
 from domain.reference_versions import judge_with_basis
-from domain.referral import EARLIEST_OCCURRENCE, Recorded, Referral, referral_id
+from domain.referral import (
+    EARLIEST_OCCURRENCE,
+    Recorded,
+    Referral,
+    effective_facts,
+    referral_id,
+)
 from services.personal_data import (
     KeySession,
     PersonalDataVault,
@@ -641,12 +647,7 @@ class Referrals(Application[UUID]):
 def effective_history(history: Sequence[Any]) -> list[Any]:
     """The events of a case (in version order) that are in effect once all of them are known,
     in occurred order, ties by version: what the time limits and the figures judge (ADR 0008)."""
-    referral = None
-    for event in history:
-        referral = event.mutate(referral)
-    held = set(referral.held or ()) if referral is not None else set()
-    return sorted((e for e in history if e.event_id not in held),
-                  key=lambda e: (e.occurred_at, e.originator_version))
+    return effective_facts(history, history[0].case_id if history else "")
 
 
 def case_facts(history: Iterable[Referral.Event]) -> list[CaseFact]:
