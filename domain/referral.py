@@ -947,7 +947,8 @@ def _fact_of(event: Any) -> dict[str, Any]:
     """The fields of a recorded event the derivation folds (plain data: snapshots keep it)."""
     return {"version": int(event.originator_version), "type": event.WIRE_TYPE,
             "event_id": event.event_id, "agency_id": event.agency_id,
-            "occurred_at": event.occurred_at, "data": dict(event.data)}
+            "occurred_at": event.occurred_at, "data": dict(event.data),
+            "recorded_at": getattr(event, "timestamp", None)}
 
 
 def _awaited_types(error: DomainError, wire_type: str) -> list[str]:
@@ -981,6 +982,7 @@ def _held_entry(fact: Mapping[str, Any], error: DomainError) -> dict[str, Any]:
         "agency_id": fact["agency_id"], "occurred_at": fact["occurred_at"].isoformat(),
         "reason": error.code, "awaiting": _awaited_types(error, fact["type"]),
         "message": error.message_vi, "message_en": error.message_en,
+        "recorded_at": fact.get("recorded_at"),  # the recording clock: how long it waits
     }
 
 
@@ -1029,6 +1031,26 @@ class Refusal:
     recorded_at: datetime
     error: Any  # DomainError
     in_force: bool = True  # False: the rule took effect after the event was recorded
+
+
+def derive_case(case_id: str, events: Iterable[Any]) -> Referral | None:
+    """The case derived from any subset of its stored events (not necessarily consecutive
+    versions, e.g. those that occurred by an instant): the state their facts make in occurred
+    order, held ones named (ADR 0008). None when there is none."""
+    events = sorted(events, key=lambda e: int(e.originator_version))
+    if not events:
+        return None
+    state = Referral.__new__(Referral)
+    state._initial_state(case_id)
+    state._id = referral_id(case_id)
+    state._version = int(events[-1].originator_version)
+    for event in events:
+        state.event_ids[event.event_id] = (int(event.originator_version), event.content_digest)
+        if event.identity_ciphertext:
+            state.has_identity = True
+    state.facts = [_fact_of(e) for e in events]
+    state._derive()
+    return state
 
 
 def effective_facts(events: Iterable[Any], case_id: str = "") -> list[Any]:

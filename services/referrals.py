@@ -40,6 +40,7 @@ from domain.referral import (
     EARLIEST_OCCURRENCE,
     Recorded,
     Referral,
+    derive_case,
     effective_facts,
     referral_id,
 )
@@ -535,9 +536,7 @@ class Referrals(Application[UUID]):
         history = [e for e in self.case_history(case_id) if e.occurred_at <= at]
         if not history:
             return None, []
-        referral = None
-        for event in history:
-            referral = event.mutate(referral)
+        referral = derive_case(case_id, history)
         return referral, sorted(history, key=lambda e: (e.occurred_at, e.originator_version))
 
     def time_limits(self, case_id: str, at: datetime | None = None) -> list[TimeLimitVerdict]:

@@ -22,7 +22,7 @@ from infra.http.middleware import (
     RequestContextMiddleware,
     StrictRequestMiddleware,
 )
-from infra.http.routes import access_log, cases, events, ops, reference_versions
+from infra.http.routes import access_log, cases, events, held, ops, reference_versions
 from infra.transparency import http as transparency_http
 from projections import http as projections_http
 
@@ -88,8 +88,9 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
         app.add_exception_handler(error_class, _handle)
     # the transparency routes come before the cases router: its `/v1/cases/{case_id:path}`
     # would otherwise swallow `/v1/cases/{case_id}/bundle`
-    for router in (ops.router, events.router, transparency_http.router, cases.router,
-                   access_log.router, projections_http.router, reference_versions.router):
+    for router in (ops.router, events.router, held.router, transparency_http.router,
+                   cases.router, access_log.router, projections_http.router,
+                   reference_versions.router):
         app.include_router(router)
     if find_spec("infra.web") is not None:
         from infra.web import install

@@ -358,6 +358,11 @@ class AsOfOut(BaseModel):
 
     case_id: str
     as_of: datetime
+    clock: Literal["recorded", "occurred"] = Field(
+        default="recorded",
+        description="recorded: như sổ đã biết tại thời điểm đó (ghi trước hoặc đúng lúc đó); "
+        "occurred: như đã xảy ra đến thời điểm đó (xảy ra trước hoặc đúng lúc đó, theo mọi sự "
+        "kiện sổ biết đến nay), ADR 0008")
     case: CaseOut | None
     events: list[HistoryEventOut]
 

@@ -154,6 +154,36 @@ def test_event_whose_predecessor_has_not_arrived_is_202_held_and_takes_effect_la
     assert again.status_code == 200 and again.json()["awaiting"] is None
 
 
+def test_as_of_replays_by_either_clock_when_a_fact_arrived_late(api: Api, police: dict) -> None:
+    # issue 13: "as known at T" (recorded <= T, the default) stays; "as it happened at T"
+    # (occurred <= T, every fact known now) is new
+    case_id = new_case_id()
+    t = now() - timedelta(hours=3)
+    for wire in (opening(case_id, t), transfer(case_id, t + timedelta(minutes=20))):
+        api.client.post("/v1/events", json=wire, headers=police)  # the transfer is held
+    history = api.client.get(f"/v1/cases/{case_id}/history", headers=police).json()
+    known_before_request = history["events"][-1]["recorded_at"]
+    late = request_aid(case_id, t + timedelta(minutes=10), n=4)
+    assert api.client.post("/v1/events", json=late, headers=police).status_code == 201
+    at = (t + timedelta(minutes=15)).isoformat()
+
+    def as_of(query: dict) -> dict:
+        response = api.client.get(f"/v1/cases/{case_id}/as-of", params=query, headers=police)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    happened = as_of({"at": at, "clock": "occurred"})
+    assert happened["clock"] == "occurred" and happened["case"]["status"] == "REQUESTED"
+    assert [e["type"] for e in happened["events"]] == ["NOTIFICATION_ISSUED", "AID_REQUESTED"]
+    known = as_of({"at": known_before_request})  # clock=recorded, as before
+    assert known["clock"] == "recorded" and known["case"]["status"] == "OPEN"
+    assert [e["type"] for e in known["events"]] == ["NOTIFICATION_ISSUED", "REQUEST_TRANSFERRED"]
+    assert as_of({"at": now().isoformat(), "clock": "occurred"})["case"]["status"] == "AT_CENTRE"
+    bad = api.client.get(f"/v1/cases/{case_id}/as-of", params={"at": at, "clock": "wall"},
+                         headers=police)
+    assert bad.status_code == 422
+
+
 def test_openapi_documents_the_held_answer(api: Api) -> None:
     spec = api.client.get("/openapi.json").json()
     answers = spec["paths"]["/v1/events"]["post"]["responses"]
