@@ -65,7 +65,7 @@ def test_held_events_are_listed_for_their_agency_and_the_inspectors(api: Api) ->
 
 
 def test_a_held_event_leaves_the_list_once_it_takes_effect(api: Api) -> None:
-    case, assign, early = _held_case(api)
+    _, assign, early = _held_case(api)
     app = api.container.referrals
     assert not app.record_event(assign).held
     api.container.projections.process_pending()
