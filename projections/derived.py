@@ -45,7 +45,11 @@ class DerivedCases:
         return referral
 
     def apply(self, referral: Referral | None, event: Any) -> Referral:
-        referral = event.mutate(referral)
+        if referral is None:
+            referral = event.mutate(None)
+        else:  # `before` checked the version follows on: the library's checks are not repeated
+            referral._apply(event)
+            referral._version = event.originator_version
         self.cache.update({event.case_id: referral})
         return referral
 
