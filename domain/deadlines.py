@@ -498,7 +498,7 @@ def _responsible_at(
 ) -> str | None:
     """The holder (or addressed Centre) as of the last fact at or before `cutoff`."""
     chosen = None
-    for fact in facts:  # in version order
+    for fact in facts:  # in occurred order (ties: version)
         if fact.occurred_at <= cutoff:
             chosen = fact
     source = chosen if chosen is not None else fallback
@@ -595,7 +595,11 @@ def evaluate_time_limits(
     """
     if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("at must be a timezone-aware datetime")
-    known = sorted((f for f in facts if f.occurred_at <= at), key=lambda f: f.version)
+    # the law's clock: facts in occurred order, ties by recording order (ADR 0008); a late
+    # fact takes its place by when it happened, not by when the ledger learned it
+    known = sorted((f for f in facts if f.occurred_at <= at),
+                   key=lambda f: (f.occurred_at, f.version))
+    rank = {id(f): i for i, f in enumerate(known)}
     grounds = tuple(g for rule in rules for g in rule.immediate_grounds)
     verdicts: list[TimeLimitVerdict] = []
     for rule in rules:
@@ -618,11 +622,12 @@ def evaluate_time_limits(
         for trigger, target, cancel in _pair(rule, known):
             end = target or cancel
             between = [f for f in known
-                       if trigger.version < f.version and (end is None or f.version < end.version)]
+                       if rank[id(trigger)] < rank[id(f)]
+                       and (end is None or rank[id(f)] < rank[id(end)])]
             settled = True
             if "eligible_category_known" in rule.conditions:
                 settled = category_settled(
-                    trigger, [f for f in known if f.version > trigger.version], cancel)
+                    trigger, [f for f in known if rank[id(f)] > rank[id(trigger)]], cancel)
             if not _applies(rule, trigger, is_immediate(trigger, between, grounds), settled):
                 continue
             start = _start(rule, trigger, [*between, *([end] if end is not None else [])])

@@ -52,6 +52,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "occurred_at ({value}) is earlier than the case's previous event ({previous}); "
         "a case's events must be recorded in time order.",
     ),
+    "OCCURRED_ORDER_CONFLICT": (
+        "Thời điểm xảy ra ({value}) đặt sự kiện này trước sự kiện {event_type} đã ghi "
+        "(xảy ra {other_at}), khiến sự kiện đó không còn hợp lệ ({rule}); hãy kiểm tra lại "
+        "thời điểm hoặc đề nghị đính chính sự kiện kia.",
+        "occurred_at ({value}) puts this event before the recorded {event_type} (occurred "
+        "{other_at}), which would then break rule {rule} for good; check the instant, or have "
+        "the other event corrected.",
+    ),
     "REFERENCE_FORMAT_INVALID": (
         "Trường «{field}» chỉ ghi số hiệu, ký hiệu hoặc mã (ví dụ 123/BB-CSĐT, "
         "01-TP-TGPL/2026/15, CB-0042): không có khoảng trắng, có ít nhất một chữ số, chỉ gồm "

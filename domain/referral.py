@@ -141,9 +141,15 @@ class Recorded:
     duplicate: bool
     recorded_at: datetime | None = None
     position: int | None = None  # the event's notification id in the log (global order)
+    # None: in effect; else what the held fact awaits (ADR 0008: 202 status "held")
+    awaiting: dict[str, Any] | None = None
     # the stored record as this process wrote it (id, topic, state bytes), when it wrote it:
     # receipts hash it without reading it back; not part of the outcome's value
     stored: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def held(self) -> bool:
+        return self.awaiting is not None
 
 
 class Referral(Aggregate):
@@ -300,6 +306,13 @@ class Referral(Aggregate):
     # ------------------------------------------------------------------------------- state
     def _initial_state(self, case_id: str) -> None:
         self.case_id = case_id
+        self.event_ids: dict[str, tuple[int, str]] = {}
+        self.has_identity = False
+        # every recorded fact, effective or held (ADR 0008); the state below is derived from them
+        self.facts: list[dict[str, Any]] | None = []
+        self._reset_derived()
+
+    def _reset_derived(self) -> None:
         self.status: str | None = None
         self.holder_agency_id: str | None = None
         self.centre_id: str | None = None
@@ -315,38 +328,79 @@ class Referral(Aggregate):
         self.notice_sent_at: datetime | None = None  # the last notice to the Centre
         self.provider_since: datetime | None = None
         self.person: dict[str, Any] = {}
-        self.event_ids: dict[str, tuple[int, str]] = {}
-        self.has_identity = False
-        # agencies that recorded an event, held the case or are its addressed Centre, in order
+        # agencies that recorded an event in effect, held the case or are its addressed Centre,
+        # in order: who is in the case's scope. A held fact gives its poster no part in the
+        # case (nor a read of it) until it takes effect (ADR 0008)
         self.touched: list[str] = []
+        # event id -> what a held fact awaits (code of the rule it does not meet yet, types)
+        self.held: dict[str, dict[str, Any]] = {}
 
     def _apply(self, event: Referral.Event) -> None:
-        wire_type = event.WIRE_TYPE
-        data = event.data
         self.event_ids[event.event_id] = (event.originator_version, event.content_digest)
-        self.last_occurred_at = event.occurred_at
-        opening = self.status is None
-        if opening:
-            self.opened_at = event.occurred_at
-            self.opened_by = event.agency_id
-            self.holder_agency_id = event.agency_id
-        for name in _PERSON_ATTRIBUTES:
-            if name in data:
-                self.person[name] = data[name]
         if event.identity_ciphertext:
             self.has_identity = True
+        fact = _fact_of(event)
+        if self.facts is None:  # restored from a snapshot taken before ADR 0008: arrival order
+            self._effect(fact)
+            return
+        self.facts.append(fact)
+        if not self.held and self._fits_at_end(fact) and self._lifecycle_error(fact) is None:
+            self._effect(fact)  # the common case: the next fact, in time and in order
+        else:
+            self._derive()
+
+    def _touch(self, agency_id: str, data: Mapping[str, Any]) -> None:
         touched = self.__dict__.get("touched")
         if touched is None:  # a snapshot taken before `touched` existed: what it knew
             touched = self.touched = [
                 a for a in (self.opened_by, self.holder_agency_id, self.centre_id) if a]
-        for agency_id in (event.agency_id, data.get("centre_id"), data.get("to_agency_id")):
-            if isinstance(agency_id, str) and agency_id not in touched:
-                touched.append(agency_id)
+        for agency in (agency_id, data.get("centre_id"), data.get("to_agency_id")):
+            if isinstance(agency, str) and agency not in touched:
+                touched.append(agency)
+
+    def _fits_at_end(self, fact: Mapping[str, Any]) -> bool:
+        return self.last_occurred_at is None or fact["occurred_at"] >= self.last_occurred_at
+
+    def _derive(self, errors: dict[str, DomainError] | None = None) -> None:
+        """The state from every fact ordered by occurred_at (ties: recording order); a fact that
+        does not fit where it stands is held, naming what it awaits (ADR 0008)."""
+        self._reset_derived()
+        for fact in sorted(self.facts or (), key=_occurred_order):
+            error = self._lifecycle_error(fact)
+            if error is None:
+                self._effect(fact)
+            else:
+                self.held[fact["event_id"]] = _held_entry(fact, error)
+                if errors is not None:
+                    errors[fact["event_id"]] = error
+        in_scope = self.posters_in_scope()
+        for event_id, entry in self.held.items():
+            if self.status is not None and entry["agency_id"] not in in_scope:
+                # a poster with no part in the case yet learns only that it has none: not
+                # where its fact stands against the case's other facts (issue 12 scope first)
+                fact = {**entry, "occurred_at": datetime.fromisoformat(entry["occurred_at"])}
+                self.held[event_id] = _held_entry(fact, _scope_error(entry))
+
+    def _effect(self, fact: Mapping[str, Any]) -> None:
+        """Applies one effective fact to the derived state."""
+        wire_type = fact["type"]
+        data = fact["data"]
+        occurred_at = fact["occurred_at"]
+        self.last_occurred_at = occurred_at
+        opening = self.status is None
+        if opening:
+            self.opened_at = occurred_at
+            self.opened_by = fact["agency_id"]
+            self.holder_agency_id = fact["agency_id"]
+        for name in _PERSON_ATTRIBUTES:
+            if name in data:
+                self.person[name] = data[name]
         if wire_type == "NOT_ELIGIBLE_DETERMINED":  # the category recorded so far did not hold
             self.person.pop("eligible_category", None)
+        self._touch(fact["agency_id"], data)
         if wire_type in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             self.centre_id = data["centre_id"]
-            self.notice_sent_at = event.occurred_at
+            self.notice_sent_at = occurred_at
         elif wire_type in ("CASE_TRANSFERRED", "REQUEST_FORWARDED"):
             self.holder_agency_id = data.get("to_agency_id", self.holder_agency_id)
             if "to_stage" in data:
@@ -355,14 +409,36 @@ class Referral(Aggregate):
             self.provider_id = data["provider_id"]
             self.provider_type = data["provider_type"]
             self.aid_form = data.get("aid_form", self.aid_form)
-            self.provider_since = event.occurred_at
+            self.provider_since = occurred_at
         elif wire_type == "COUNSEL_REGISTERED":
             self.registered_with = self.holder_agency_id
         elif wire_type == "CASE_CLOSED":
-            self.closed_at = event.occurred_at
+            self.closed_at = occurred_at
         elif wire_type == "QUALITY_ASSESSED":
             self.quality_assessed = True
         self.status = next_status(None if opening else self.status, wire_type)
+
+    def _lifecycle_error(self, fact: Mapping[str, Any]) -> DomainError | None:
+        """The rule a fact does not meet where it stands in the case (None: it fits). Only the
+        rules that depend on the case's other facts: the others were judged when it was
+        recorded, and need the reference data."""
+        wire_type = fact["type"]
+        data = fact["data"]
+        try:
+            if self.status is None:
+                if wire_type not in OPENING_TYPES or any(n not in data for n in OPENING_REQUIRED):
+                    raise RuleViolationError(
+                        "FIRST_EVENT_NOT_OPENING", "type", case_id=self.case_id,
+                        allowed=", ".join(OPENING_TYPES),
+                    )
+            else:
+                self._check_holder_or_centre(wire_type, fact["agency_id"])
+                self._check_order(wire_type)
+            self._check_person_id(data)
+            self._check_against_state(wire_type, data)
+        except DomainError as error:
+            return error
+        return None
 
     # ----------------------------------------------------------------------------- queries
     def province(self, reference: ReferenceData) -> str | None:
@@ -405,6 +481,32 @@ class Referral(Aggregate):
             raise RuleViolationError("AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
         raise RuleViolationError("AGENCY_NOT_HOLDER", "agency_id", agency_id=agency_id)
 
+    def may_hold_for(self, agency_id: str, error: DomainError,
+                     reference: ReferenceData) -> bool:
+        """Whether a poster refused by `check_poster_in_scope` may still have its fact held
+        (ADR 0008): a procedural agency of the case's province (a transfer to it may be late),
+        or a Centre of the province (the request sent to it may be late). Depends only on the
+        poster and the case's province, never on the case's state."""
+        agency = reference.agencies.get(agency_id)
+        if agency is None or agency.province is None:
+            return False
+        province = self.province(reference) or case_id_province(self.case_id, reference)
+        if agency.province != province:
+            return False
+        if error.code == "AGENCY_NOT_HOLDER":
+            return agency.is_procedural
+        if error.code == "AGENCY_NOT_ADDRESSED_CENTRE":
+            return agency.is_centre
+        return False
+
+    def recorded_by(self, event_id: str) -> str | None:
+        """The agency that recorded a known client event id (None: unknown, or a case restored
+        from a snapshot taken before ADR 0008)."""
+        for fact in self.facts or ():
+            if fact["event_id"] == event_id:
+                return str(fact["agency_id"])
+        return None
+
     def recorded_event(self, event_id: str) -> tuple[int, str] | None:
         """(version, content digest) of an already recorded client event id, if any."""
         return self.event_ids.get(event_id)
@@ -428,7 +530,12 @@ class Referral(Aggregate):
                 self.last_occurred_at.isoformat() if self.last_occurred_at else None
             ),
             "person": dict(self.person),
+            "held": [dict(h) for h in (self.held or {}).values()],
         }
+
+    def standing(self, event_id: str) -> dict[str, Any] | None:
+        """What a recorded fact awaits if it is held (None: it is in effect)."""
+        return (self.held or {}).get(event_id)
 
     # ---------------------------------------------------------------------------- commands
     @classmethod
@@ -447,19 +554,22 @@ class Referral(Aggregate):
         future_tolerance: timedelta = timedelta(minutes=5),
         earliest: datetime = EARLIEST_OCCURRENCE,
     ) -> Referral:
-        """Opens a case with its first event (a notification, a request or an appointment).
+        """Opens a case with its first arriving event: an opening event (a notification, a
+        request or an appointment), or any other event, held until the opening arrives.
 
         `seal` is called only once every rule has passed: it encrypts the identity block (if
         any) and gives (ciphertext or None, content digest), so a refused event leaves nothing
         behind — not even a person's data key.
         """
-        _check_opening(case_id, wire_type, agency_id, occurred_at, data, reference)
         shell = cls.__new__(cls)
         shell._initial_state(case_id)
         shell._id = referral_id(case_id)
         shell._version = 0
-        shell._check(wire_type, agency_id, occurred_at, data, reference, now, future_tolerance,
-                     earliest)
+        if wire_type in OPENING_TYPES:
+            _check_opening(case_id, wire_type, agency_id, occurred_at, data, reference,
+                           fields=False)
+        shell._check(wire_type, event_id, agency_id, occurred_at, data, reference, now,
+                     future_tolerance, earliest)
         identity_ciphertext, content_digest = seal()
         event_class: Any = EVENT_CLASSES[wire_type]  # each adds the recorded fields to the base
         event = event_class(
@@ -491,10 +601,19 @@ class Referral(Aggregate):
         now: datetime,
         future_tolerance: timedelta = timedelta(minutes=5),
         earliest: datetime = EARLIEST_OCCURRENCE,
+        prospective: bool = False,
     ) -> None:
-        """Records the next event of an existing case if the lifecycle allows it."""
-        self._check(wire_type, agency_id, occurred_at, data, reference, now, future_tolerance,
-                    earliest)
+        """Records the next fact of an existing case: in effect if the lifecycle ordered by
+        occurred_at allows it, held if it awaits an earlier fact (ADR 0008).
+
+        `prospective`: the poster has no part in the case yet but a late fact could give it
+        one (`may_hold_for`); the fact is held without being compared with the case's state,
+        so the answer tells the poster nothing of it."""
+        if wire_type in OPENING_TYPES and self.status is None:
+            _check_opening(self.case_id, wire_type, agency_id, occurred_at, data, reference,
+                           fields=False)
+        self._check(wire_type, event_id, agency_id, occurred_at, data, reference, now,
+                    future_tolerance, earliest, prospective)
         identity_ciphertext, content_digest = seal()
         self.trigger_event(
             EVENT_CLASSES[wire_type],
@@ -515,12 +634,14 @@ class Referral(Aggregate):
         version, digest = known
         if digest != content_digest:
             raise ConflictError("EVENT_ID_CONFLICT", "event_id", value=event_id)
-        return Recorded(self.case_id, event_id, version, duplicate=True)
+        return Recorded(self.case_id, event_id, version, duplicate=True,
+                        awaiting=self.standing(event_id))
 
     # ------------------------------------------------------------------------------ guards
     def _check(
         self,
         wire_type: str,
+        event_id: str,
         agency_id: str,
         occurred_at: datetime,
         data: Mapping[str, Any],
@@ -528,15 +649,76 @@ class Referral(Aggregate):
         now: datetime,
         future_tolerance: timedelta,
         earliest: datetime = EARLIEST_OCCURRENCE,
+        prospective: bool = False,
     ) -> None:
+        """Refuses what no other fact could make lawful; lets through what is in effect or
+        held where the fact stands in occurred order (ADR 0008)."""
         self._check_occurred_at(occurred_at, now, future_tolerance, earliest)
         agency = _agency(reference, agency_id, occurred_at)
         _check_actor_kind(wire_type, agency_id, agency)
-        if self.status is not None:
-            self._check_actor(wire_type, agency_id, agency, reference)
-            self._check_order(wire_type)
+        if self.status is None and wire_type not in OPENING_TYPES:
+            # a first arriving fact that is not an opening is held; it may not squat another
+            # province's numbering either (issue 12)
+            check_case_id_province(self.case_id, agency.province, reference)
+        if EVENT_TYPES[wire_type].emitter == "oversight":
+            self._check_oversight(agency_id, agency, reference)
+        if prospective:  # judged on its own: held until a late fact gives the poster its part
+            self._check_person(data, occurred_at, reference, wire_type, person={})
+            self._check_specific(wire_type, occurred_at, data, reference)
+            return
         self._check_person(data, occurred_at, reference, wire_type)
         self._check_specific(wire_type, occurred_at, data, reference)
+        fact = {"version": self.version + 1, "type": wire_type, "event_id": event_id,
+                "agency_id": agency_id, "occurred_at": occurred_at, "data": dict(data)}
+        if self.facts is None:  # a case restored from a pre-ADR 0008 snapshot: arrival order
+            if self.last_occurred_at is not None and occurred_at < self.last_occurred_at:
+                raise RuleViolationError(
+                    "OCCURRED_BEFORE_PREVIOUS", "occurred_at", value=occurred_at.isoformat(),
+                    previous=self.last_occurred_at.isoformat(),
+                )
+            error = self._lifecycle_error(fact)
+            if error is not None:
+                raise error
+            return
+        if not self.held and self._fits_at_end(fact):
+            error = self._lifecycle_error(fact)
+            if error is not None and not self._curable(error, wire_type, agency, reference):
+                raise error
+            return
+        scratch = Referral.__new__(Referral)
+        scratch.case_id = self.case_id
+        scratch.facts = [*self.facts, fact]
+        errors: dict[str, DomainError] = {}
+        scratch._derive(errors)
+        mine = errors.get(event_id)
+        if mine is not None and not self._curable(mine, wire_type, agency, reference):
+            raise mine
+        for other, error in errors.items():
+            if other != event_id and other not in self.held and error.code not in CURABLE:
+                later = next(f for f in self.facts if f["event_id"] == other)
+                raise RuleViolationError(
+                    "OCCURRED_ORDER_CONFLICT", "occurred_at", value=occurred_at.isoformat(),
+                    event_type=later["type"], other_at=later["occurred_at"].isoformat(),
+                    rule=error.code,
+                )
+
+    def _curable(self, error: DomainError, wire_type: str, agency: Any,
+                 reference: ReferenceData) -> bool:
+        """Whether an earlier fact still to arrive could make the event lawful (then it is
+        held). A non-holder is held only if it is a procedural agency of the case's province
+        (a transfer to it may be late); any other agency is refused, naming no one."""
+        if error.code not in CURABLE:
+            return False
+        if error.code in ("AGENCY_NOT_HOLDER", "AGENCY_NOT_ADDRESSED_CENTRE"):
+            province = self.province(reference)
+            centre = agency.kind == "legal_aid_centre"
+            if error.code == "AGENCY_NOT_ADDRESSED_CENTRE":
+                kind_ok = centre  # another centre's request may be late
+            else:  # a closure by a centre not addressed yet, or a holder not yet transferred to
+                kind_ok = agency.is_procedural or (
+                    centre and EVENT_TYPES[wire_type].emitter == "closer")
+            return kind_ok and (province is None or agency.province == province)
+        return True
 
     def _check_occurred_at(
         self, occurred_at: datetime, now: datetime, future_tolerance: timedelta,
@@ -550,11 +732,6 @@ class Referral(Aggregate):
             raise InvalidEventError(
                 "OCCURRED_TOO_EARLY", "occurred_at", value=occurred_at.isoformat(),
                 earliest=earliest.date().isoformat(),
-            )
-        if self.last_occurred_at is not None and occurred_at < self.last_occurred_at:
-            raise RuleViolationError(
-                "OCCURRED_BEFORE_PREVIOUS", "occurred_at", value=occurred_at.isoformat(),
-                previous=self.last_occurred_at.isoformat(),
             )
 
     def _check_order(self, wire_type: str) -> None:
@@ -576,10 +753,7 @@ class Referral(Aggregate):
                 allowed_vi=", ".join(STATUS_NAMES_VI[s] for s in sorted(allowed)),
             )
 
-    def _check_actor(
-        self, wire_type: str, agency_id: str, agency: Any, reference: ReferenceData
-    ) -> None:
-        kind = agency.kind
+    def _check_holder_or_centre(self, wire_type: str, agency_id: str) -> None:
         emitter = EVENT_TYPES[wire_type].emitter
         if emitter == "closer":
             emitter = "centre" if self.centre_id and agency_id == self.centre_id else "holder"
@@ -589,34 +763,41 @@ class Referral(Aggregate):
             )
         # no centre addressed yet: the order rule names the problem (the request is not there)
         if emitter == "centre" and self.centre_id is not None and agency_id != self.centre_id:
-            raise RuleViolationError(
-"AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
-        if emitter == "oversight":
-            if kind not in OVERSIGHT_KINDS:
-                raise RuleViolationError(
-                    "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=kind,
-                    kind_vi=KIND_NAMES_VI.get(kind, kind),
-                    expected="the council or the Department of Justice",
-                    expected_vi="Hội đồng phối hợp liên ngành hoặc Sở Tư pháp",
-                )
-            if agency.province != self.province(reference):
-                raise RuleViolationError("AGENCY_OTHER_PROVINCE", "agency_id", value=agency_id)
+            raise RuleViolationError("AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
 
-    def _check_person(
-        self, data: Mapping[str, Any], occurred_at: datetime, reference: ReferenceData,
-        wire_type: str = "",
-    ) -> None:
-        known = self.person.get("person_id")
+    def _check_oversight(self, agency_id: str, agency: Any, reference: ReferenceData) -> None:
+        kind = agency.kind
+        if kind not in OVERSIGHT_KINDS:
+            raise RuleViolationError(
+                "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=kind,
+                kind_vi=KIND_NAMES_VI.get(kind, kind),
+                expected="the council or the Department of Justice",
+                expected_vi="Hội đồng phối hợp liên ngành hoặc Sở Tư pháp",
+            )
+        province = self.province(reference)
+        if province is not None and agency.province != province:
+            raise RuleViolationError("AGENCY_OTHER_PROVINCE", "agency_id", value=agency_id)
+
+    def _check_person_id(self, data: Mapping[str, Any],
+                         person: Mapping[str, Any] | None = None) -> None:
+        known = (self.person if person is None else person).get("person_id")
         given = data.get("person_id")
         if known and given and given != known:
             raise RuleViolationError("PERSON_MISMATCH", "data.person_id", value=given,
                                      expected=known)
+
+    def _check_person(
+        self, data: Mapping[str, Any], occurred_at: datetime, reference: ReferenceData,
+        wire_type: str = "", person: Mapping[str, Any] | None = None,
+    ) -> None:
+        person = self.person if person is None else person
+        self._check_person_id(data, person)
         if "eligible_category" not in data:
             return
-        merged = {**self.person, **data}
+        merged = {**person, **data}
         code = data["eligible_category"]
         if code == UNDETERMINED_CATEGORY:
-            self._check_undetermined(wire_type)
+            self._check_undetermined(wire_type, person)
             return
         category = reference.categories[code]
         day = occurred_at.astimezone(VIETNAM_TZ).date()
@@ -641,7 +822,8 @@ class Referral(Aggregate):
                 "CATEGORY_AGE_MISMATCH", "data.eligible_category", value=code, age_band=band
             )
 
-    def _check_undetermined(self, wire_type: str) -> None:
+    def _check_undetermined(self, wire_type: str,
+                            person: Mapping[str, Any] | None = None) -> None:
         """UNDETERMINED says "not known yet": only a procedural contact may say it (the
         category is often unknown at arrest or intake), and never over a known category."""
         if wire_type != "PROCEDURAL_CONTACT":
@@ -652,7 +834,7 @@ class Referral(Aggregate):
                 rule_en=f"{UNDETERMINED_CATEGORY} is only accepted on PROCEDURAL_CONTACT; "
                         "leave the field out when the category is not known",
             )
-        known = self.person.get("eligible_category")
+        known = (self.person if person is None else person).get("eligible_category")
         if known not in (None, UNDETERMINED_CATEGORY):
             raise InvalidEventError(
                 "FIELD_INVALID", "data.eligible_category",
@@ -669,6 +851,7 @@ class Referral(Aggregate):
         data: Mapping[str, Any],
         reference: ReferenceData,
     ) -> None:
+        """The type's own field rules that need no other fact of the case."""
         if wire_type == "PROCEDURAL_CONTACT":
             for name in ("procedural_role", "stage"):  # the role the person enters, and when
                 if name not in data:
@@ -689,10 +872,6 @@ class Referral(Aggregate):
                 raise InvalidEventError("FIELD_REQUIRED", "data.to_agency_id")
             if to_agency is not None:
                 _agency(reference, to_agency, occurred_at, field="data.to_agency_id")
-            if (to_agency in (None, self.holder_agency_id)) and (
-                to_stage in (None, self.person.get("stage"))
-            ):
-                raise RuleViolationError("TRANSFER_TO_SELF", "data.to_agency_id")
         elif wire_type in ("AID_ASSIGNED", "PROVIDER_CHANGED"):
             provider_type = reference.codes("provider_types")[data["provider_type"]]
             if not provider_type.attributes.get("in_proceedings", False):
@@ -700,30 +879,44 @@ class Referral(Aggregate):
                     "PROVIDER_NOT_IN_PROCEEDINGS", "data.provider_type", value=data["provider_type"]
                 )
             if wire_type == "PROVIDER_CHANGED":
-                if data["provider_id"] == self.provider_id:
-                    raise RuleViolationError("SAME_PROVIDER", "data.provider_id",
-                                             value=data["provider_id"])
                 _not_after(data["requested_at"], occurred_at, "data.requested_at")
         elif wire_type in ("REQUEST_ACCEPTED", "REQUEST_REFUSED"):
             received = data.get("notice_received_at")
             if received is not None:
                 _not_after(received, occurred_at, "data.notice_received_at")
-                if self.notice_sent_at is not None and (
-                    datetime.fromisoformat(received) < self.notice_sent_at
-                ):
-                    raise InvalidEventError(
-                        "FIELD_INVALID", "data.notice_received_at",
-                        rule_vi="không được sớm hơn thời điểm cơ quan gửi thông báo "
-                                f"({self.notice_sent_at.isoformat()})",
-                        rule_en="must not be earlier than the agency's notice "
-                                f"({self.notice_sent_at.isoformat()})",
-                    )
+        elif wire_type == "COUNSEL_REGISTERED":
+            _not_after(data["documents_complete_at"], occurred_at, "data.documents_complete_at")
+
+    def _check_against_state(self, wire_type: str, data: Mapping[str, Any]) -> None:
+        """The type's field rules that compare with the case as its earlier facts left it."""
+        if wire_type == "CASE_TRANSFERRED":
+            to_agency = data.get("to_agency_id")
+            to_stage = data.get("to_stage")
+            if (to_agency in (None, self.holder_agency_id)) and (
+                to_stage in (None, self.person.get("stage"))
+            ):
+                raise RuleViolationError("TRANSFER_TO_SELF", "data.to_agency_id")
+        elif wire_type == "PROVIDER_CHANGED":
+            if data["provider_id"] == self.provider_id:
+                raise RuleViolationError("SAME_PROVIDER", "data.provider_id",
+                                         value=data["provider_id"])
+        elif wire_type in ("REQUEST_ACCEPTED", "REQUEST_REFUSED"):
+            received = data.get("notice_received_at")
+            if received is not None and self.notice_sent_at is not None and (
+                datetime.fromisoformat(received) < self.notice_sent_at
+            ):
+                raise InvalidEventError(
+                    "FIELD_INVALID", "data.notice_received_at",
+                    rule_vi="không được sớm hơn thời điểm cơ quan gửi thông báo "
+                            f"({self.notice_sent_at.isoformat()})",
+                    rule_en="must not be earlier than the agency's notice "
+                            f"({self.notice_sent_at.isoformat()})",
+                )
         elif wire_type == "COUNSEL_REGISTERED":
             given = data.get("provider_id")
             if given is not None and given != self.provider_id:
                 raise RuleViolationError("PROVIDER_MISMATCH", "data.provider_id", value=given,
                                          expected=self.provider_id)
-            _not_after(data["documents_complete_at"], occurred_at, "data.documents_complete_at")
             self._check_documents_after_assignment(data["documents_complete_at"])
 
     def _check_documents_after_assignment(self, documents_complete_at: str) -> None:
@@ -739,17 +932,72 @@ class Referral(Aggregate):
             )
 
 
+# the rules an earlier fact still to arrive can satisfy: such an event is held, not refused
+CURABLE = frozenset({
+    "ORDER_VIOLATION", "FIRST_EVENT_NOT_OPENING", "AGENCY_NOT_HOLDER",
+    "AGENCY_NOT_ADDRESSED_CENTRE", "PROVIDER_MISMATCH", "SAME_PROVIDER", "TRANSFER_TO_SELF",
+})
+
+
+def _occurred_order(fact: Mapping[str, Any]) -> tuple[datetime, int]:
+    return fact["occurred_at"], fact["version"]
+
+
+def _fact_of(event: Any) -> dict[str, Any]:
+    """The fields of a recorded event the derivation folds (plain data: snapshots keep it)."""
+    return {"version": int(event.originator_version), "type": event.WIRE_TYPE,
+            "event_id": event.event_id, "agency_id": event.agency_id,
+            "occurred_at": event.occurred_at, "data": dict(event.data),
+            "recorded_at": getattr(event, "timestamp", None)}
+
+
+def _awaited_types(error: DomainError, wire_type: str) -> list[str]:
+    """The event types whose arrival (dated before the held fact) could let it take effect."""
+    if error.code == "FIRST_EVENT_NOT_OPENING":
+        return list(OPENING_TYPES)
+    if error.code == "ORDER_VIOLATION":
+        allowed = TRANSITIONS[wire_type][0]
+        return sorted(t for t, (_, after) in TRANSITIONS.items()
+                      if after in allowed and t != wire_type)
+    if error.code == "AGENCY_NOT_HOLDER":
+        return ["CASE_TRANSFERRED", "REQUEST_FORWARDED"]
+    if error.code == "AGENCY_NOT_ADDRESSED_CENTRE":
+        return ["REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"]
+    if error.code in ("PROVIDER_MISMATCH", "SAME_PROVIDER"):
+        return ["AID_ASSIGNED", "PROVIDER_CHANGED"]
+    if error.code == "TRANSFER_TO_SELF":
+        return ["CASE_TRANSFERRED"]
+    return []
+
+
+def _scope_error(entry: Mapping[str, Any]) -> DomainError:
+    if EVENT_TYPES[entry["type"]].emitter == "centre":
+        return RuleViolationError("AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
+    return RuleViolationError("AGENCY_NOT_HOLDER", "agency_id", agency_id=entry["agency_id"])
+
+
+def _held_entry(fact: Mapping[str, Any], error: DomainError) -> dict[str, Any]:
+    return {
+        "event_id": fact["event_id"], "version": fact["version"], "type": fact["type"],
+        "agency_id": fact["agency_id"], "occurred_at": fact["occurred_at"].isoformat(),
+        "reason": error.code, "awaiting": _awaited_types(error, fact["type"]),
+        "message": error.message_vi, "message_en": error.message_en,
+        "recorded_at": fact.get("recorded_at"),  # the recording clock: how long it waits
+    }
+
+
 def _check_opening(
     case_id: str, wire_type: str, agency_id: str, occurred_at: datetime,
-    data: Mapping[str, Any], reference: ReferenceData,
+    data: Mapping[str, Any], reference: ReferenceData, fields: bool = True,
 ) -> None:
     """A case opens with a notification, a request or an appointment, by a procedural agency,
-    naming the person, the proceedings, the role and the stage."""
+    naming the person, the proceedings, the role and the stage (`fields`: check those; without,
+    an event that lacks them is held until an opening event arrives, ADR 0008)."""
     if wire_type not in OPENING_TYPES:
         raise RuleViolationError(
             "FIRST_EVENT_NOT_OPENING", "type", case_id=case_id, allowed=", ".join(OPENING_TYPES)
         )
-    for name in OPENING_REQUIRED:
+    for name in OPENING_REQUIRED if fields else ():
         if name not in data:
             raise InvalidEventError("FIELD_REQUIRED", f"data.{name}")
     agency = _agency(reference, agency_id, occurred_at)
@@ -783,6 +1031,43 @@ class Refusal:
     recorded_at: datetime
     error: Any  # DomainError
     in_force: bool = True  # False: the rule took effect after the event was recorded
+
+
+def derive_case(case_id: str, events: Iterable[Any]) -> Referral | None:
+    """The case derived from any subset of its stored events (not necessarily consecutive
+    versions, e.g. those that occurred by an instant): the state their facts make in occurred
+    order, held ones named (ADR 0008). None when there is none."""
+    events = sorted(events, key=lambda e: int(e.originator_version))
+    if not events:
+        return None
+    state = Referral.__new__(Referral)
+    state._initial_state(case_id)
+    state._id = referral_id(case_id)
+    state._version = int(events[-1].originator_version)
+    for event in events:
+        state.event_ids[event.event_id] = (int(event.originator_version), event.content_digest)
+        if event.identity_ciphertext:
+            state.has_identity = True
+    state.facts = [_fact_of(e) for e in events]
+    state._derive()
+    return state
+
+
+def effective_facts(events: Iterable[Any], case_id: str = "") -> list[Any]:
+    """The events of a case that are in effect once all of them are known, in occurred order
+    (ties: version): what state, time limits and figures judge (ADR 0008). `events` are stored
+    events or any objects with WIRE_TYPE, originator_version, agency_id, occurred_at and data
+    carrying the fields the lifecycle reads."""
+    events = list(events)
+    state = Referral.__new__(Referral)
+    state.case_id = case_id
+    state.facts = [{"version": int(e.originator_version), "type": e.WIRE_TYPE,
+                    "event_id": str(e.originator_version), "agency_id": e.agency_id,
+                    "occurred_at": e.occurred_at, "data": dict(e.data)} for e in events]
+    state._derive()
+    held = {int(h["version"]) for h in state.held.values()}
+    return sorted((e for e in events if int(e.originator_version) not in held),
+                  key=lambda e: (e.occurred_at, int(e.originator_version)))
 
 
 def judge_history(
@@ -824,11 +1109,11 @@ def judge_history(
                 raise ConflictError("EVENT_ID_CONFLICT", "event_id", value=event.event_id)
             data = event.data or {}
             normalise_data(wire_type, data, reference)
-            if state.status is None:
+            if state.status is None and wire_type in OPENING_TYPES:
                 _check_opening(case_id, wire_type, event.agency_id, event.occurred_at, data,
-                               reference)
-            state._check(wire_type, event.agency_id, event.occurred_at, data, reference,
-                         event.timestamp, future_tolerance)
+                               reference, fields=False)
+            state._check(wire_type, event.event_id, event.agency_id, event.occurred_at, data,
+                         reference, event.timestamp, future_tolerance)
         except DomainError as error:
             since = RULES_IN_FORCE_FROM.get(error.code)
             refusals.append(Refusal(

@@ -663,7 +663,8 @@ def offline_status(settings: Any, error: BaseException) -> list[ProjectionStatus
 def open_projections(container: Any, **kwargs: Any) -> Projections:
     """Builds the facade for a container (called by `infra.bootstrap`)."""
     context = ProjectionContext(container.reference, container.rules, container.calendar,
-                                getattr(container, "reference_state", None))
+                                getattr(container, "reference_state", None),
+                                history=container.referrals.case_history)
     return Projections(container.referrals, container.settings, context, **kwargs)
 
 

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # issue 13 item 5: an event is "entered late" when recorded more than this many hours
     # after it occurred (the council report's, dashboard's and inspection pack's timeliness)
     late_entry_hours: float = Field(default=24.0, gt=0, le=24 * 366)
+    # issue 13 / ADR 0008: a fact still held (awaiting an earlier fact) after this long is an
+    # anomaly, reported to its agency and the inspectors (REFERRALS_HELD_ANOMALY_AFTER_HOURS)
+    held_anomaly_after_hours: float = Field(default=72.0, gt=0, le=24 * 366)
     # the wire's legal range of instants: from this day (00:00 Vietnam time; the Legal Aid Law
     # 2017 took effect on 2018-01-01) to now + future_tolerance_seconds
     earliest_occurrence: date = Field(default=date(2018, 1, 1), ge=date(2018, 1, 1),

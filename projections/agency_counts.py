@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from domain.calendar import VIETNAM_TZ
 from projections.case_index import REFERRAL_TOPICS
+from projections.derived import DerivedCases, effective_facts_of, is_simple
 from projections.framework import (
     Batch,
     Projection,
@@ -105,7 +106,7 @@ class AgencyCountsView(ProjectionView):
             )
         out = []
         for row in rows:
-            if row["n"] is None:
+            if not row["n"]:  # none, or counted and taken back (a fact sent back to held)
                 continue
             row["n"] = int(row["n"])
             if "day" in row:
@@ -148,11 +149,20 @@ class AgencyCounts(Projection[AgencyCountsView]):
     def __init__(self, view: AgencyCountsView, context: Any = None) -> None:
         super().__init__(view, context)
         self.cache = StateCache()
+        self.derived = DerivedCases(context)  # ADR 0008: held events count once in effect
 
     def forget(self) -> None:
         self.cache.clear()
+        self.derived.forget()
 
     def process_batch(self, batch: Batch) -> None:
+        try:
+            self._process_batch(batch)
+        except BaseException:
+            self.derived.forget()  # folded in place before the transaction failed
+            raise
+
+    def _process_batch(self, batch: Batch) -> None:
         reference = self.context.reference if self.context is not None else None
         agencies = reference.agencies if reference is not None else {}
         provinces = {a: (x.province or "") for a, x in agencies.items()}
@@ -172,17 +182,50 @@ class AgencyCounts(Projection[AgencyCountsView]):
                 case_id = event.case_id
                 state = changed.get(case_id) or states.get(case_id) or {
                     "case_id": case_id, "category": "", "procedural_role": "", "stage": ""}
-                new = _updated(state, event.data)
-                if new is not state:
-                    changed[case_id] = state = new
-                counts[(
-                    event.agency_id, event.WIRE_TYPE, provinces.get(event.agency_id, ""),
-                    state["category"], state["procedural_role"], state["stage"],
-                    event.occurred_at.astimezone(VIETNAM_TZ).date(),
-                )] += 1
-            if counts:
+                derived = self.derived.before(event)
+                if is_simple(derived, event):
+                    derived = self.derived.apply(derived, event)
+                    if derived.held:  # the new fact is held: nothing counts until it takes effect
+                        continue
+                    new = _updated(state, event.data)
+                    if new is not state:
+                        changed[case_id] = state = new
+                    counts[(
+                        event.agency_id, event.WIRE_TYPE, provinces.get(event.agency_id, ""),
+                        state["category"], state["procedural_role"], state["stage"],
+                        event.occurred_at.astimezone(VIETNAM_TZ).date(),
+                    )] += 1
+                    continue
+                # a late fact, or one on a case with held facts: the case is counted again as
+                # a whole, its facts in effect in occurred order (what moved, moves)
+                old, _ = _contribution(case_id, derived, provinces)
+                derived = self.derived.apply(derived, event)
+                now, final = _contribution(case_id, derived, provinces)
+                counts.update(now)
+                counts.subtract(old)
+                if final != state:
+                    changed[case_id] = final
+            counts = Counter({k: n for k, n in counts.items() if n})
+            if counts or changed:
                 view.save(tx, changed.values(), counts)
         self.cache.update({**loaded, **changed})
+
+
+def _contribution(case_id: str, derived: Any, provinces: dict[str, str]
+                  ) -> tuple[Counter[tuple], dict[str, Any]]:
+    """What a case adds to the counts: its facts in effect, in occurred order, each with the
+    case's attributes as they stand after it; and the attributes after the last one."""
+    state: dict[str, Any] = {"case_id": case_id, "category": "", "procedural_role": "",
+                             "stage": ""}
+    counts: Counter[tuple] = Counter()
+    for fact in effective_facts_of(derived):
+        state = _updated(state, fact["data"])
+        counts[(
+            fact["agency_id"], fact["type"], provinces.get(fact["agency_id"], ""),
+            state["category"], state["procedural_role"], state["stage"],
+            fact["occurred_at"].astimezone(VIETNAM_TZ).date(),
+        )] += 1
+    return counts, state
 
 
 def _updated(state: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

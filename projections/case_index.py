@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from domain.referral import Referral, next_status
+from projections.derived import DerivedCases, is_simple
 from projections.framework import (
     Batch,
     Projection,
@@ -41,6 +42,8 @@ COLUMNS = (
     "last_occurred_at", "closed_at", "version", "person_id",
 )
 _TIMES = ("opened_at", "last_occurred_at", "closed_at")
+HELD_COLUMNS = ("case_id", "event_id", "version", "event_type", "agency_id", "province",
+                "occurred_at", "recorded_at", "reason", "awaiting")
 _ATTRIBUTES = ("person_id", "eligible_category", "procedural_role", "stage", "proceedings_kind")
 
 
@@ -82,6 +85,43 @@ def fold_case(row: dict[str, Any] | None, event: Any, reference: Any) -> dict[st
     return row
 
 
+def derived_row(referral: Referral, reference: Any) -> dict[str, Any] | None:
+    """The case row from the derived case (ADR 0008): its facts in effect, in occurred order;
+    None while no fact is in effect (every one held)."""
+    if referral.status is None:
+        return None
+    agency = (reference.agencies.get(referral.opened_by or "")
+              if reference is not None else None)
+    person = referral.person
+    return {
+        "case_id": referral.case_id,
+        "province": agency.province if agency is not None else None,
+        "opening_agency_id": referral.opened_by, "holder_agency_id": referral.holder_agency_id,
+        "centre_id": referral.centre_id, "status": referral.status,
+        "eligible_category": person.get("eligible_category"),
+        "procedural_role": person.get("procedural_role"), "stage": person.get("stage"),
+        "proceedings_kind": person.get("proceedings_kind") or "criminal",
+        "opened_at": referral.opened_at, "last_occurred_at": referral.last_occurred_at,
+        "closed_at": referral.closed_at, "version": referral.version,
+        "person_id": person.get("person_id"),
+    }
+
+
+def _held_row(case_id: str, entry: dict[str, Any], state: Referral,
+              reference: Any) -> dict[str, Any]:
+    agencies = reference.agencies if reference is not None else {}
+    opener = agencies.get(state.opened_by or "") or agencies.get(entry["agency_id"])
+    recorded = entry.get("recorded_at")
+    return {
+        "case_id": case_id, "event_id": entry["event_id"], "version": entry["version"],
+        "event_type": entry["type"], "agency_id": entry["agency_id"],
+        "province": opener.province if opener is not None else None,
+        "occurred_at": datetime.fromisoformat(entry["occurred_at"]),
+        "recorded_at": recorded, "reason": entry["reason"],
+        "awaiting": ",".join(entry["awaiting"]),
+    }
+
+
 def touched_by(event: Any) -> set[str]:
     """Agencies an event involves: its recorder, a transfer's receiver, an addressed Centre."""
     agencies = {event.agency_id}
@@ -95,7 +135,7 @@ def touched_by(event: Any) -> set[str]:
 class CaseIndexView(ProjectionView):
     """The case index tables and their queries."""
 
-    TABLES: ClassVar[tuple[str, ...]] = ("case_index", "case_index_agency")
+    TABLES: ClassVar[tuple[str, ...]] = ("case_index", "case_index_agency", "case_index_held")
 
     # -- writes -------------------------------------------------------------------------------
     def load(self, tx: Any, case_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -109,6 +149,40 @@ class CaseIndexView(ProjectionView):
                     row[name] = self.v_ts(row[name])
                 out[row["case_id"]] = row
         return out
+
+    def save_held(self, tx: Any, case_ids: Sequence[str], held: list[dict[str, Any]]) -> None:
+        """Replaces the held facts of these cases (ADR 0008)."""
+        if not case_ids:
+            return
+        tx.delete_in("case_index_held", "case_id", list(case_ids))
+        tx.upsert("case_index_held", HELD_COLUMNS, [
+            tuple(self.p_ts(h[c]) if c in ("occurred_at", "recorded_at") else h[c]
+                  for c in HELD_COLUMNS) for h in held], key=("case_id", "event_id"))
+
+    def held(self, agency_id: str | None = None, provinces: Sequence[str] | None = None,
+             limit: int = 1000) -> list[dict[str, Any]]:
+        """The facts recorded but not in effect (held), oldest recording first: of one agency,
+        and/or of cases in these provinces."""
+        where, params = [], []
+        if agency_id is not None:
+            where.append("agency_id = %s")
+            params.append(agency_id)
+        if provinces is not None:
+            if not provinces:
+                return []
+            cond, more = self.in_list("province", list(provinces))
+            where.append(cond)
+            params.extend(more)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self.read() as tx:
+            rows = tx.execute(
+                f"SELECT {', '.join(HELD_COLUMNS)} FROM {self.t('case_index_held')}{clause}"
+                f" ORDER BY recorded_at, case_id, version LIMIT %s", [*params, int(limit)])
+        for row in rows:
+            row["occurred_at"] = self.v_ts(row["occurred_at"])
+            row["recorded_at"] = self.v_ts(row["recorded_at"])
+            row["awaiting"] = [t for t in (row["awaiting"] or "").split(",") if t]
+        return rows
 
     def save(self, tx: Any, rows: Iterable[dict[str, Any]], touched: set[tuple[str, str]]) -> None:
         tx.upsert(
@@ -226,6 +300,14 @@ _DDL = (
     " case_id TEXT NOT NULL, agency_id TEXT NOT NULL, PRIMARY KEY (case_id, agency_id))",
     "CREATE INDEX IF NOT EXISTS case_index_agency_by_agency ON {schema}case_index_agency"
     " (agency_id, case_id)",
+    # ADR 0008: facts recorded but not in effect, what they await, since when
+    "CREATE TABLE IF NOT EXISTS {schema}case_index_held ("
+    " case_id TEXT NOT NULL, event_id TEXT NOT NULL, version INTEGER NOT NULL,"
+    " event_type TEXT NOT NULL, agency_id TEXT NOT NULL, province TEXT,"
+    " occurred_at %(ts)s NOT NULL, recorded_at %(ts)s, reason TEXT NOT NULL, awaiting TEXT,"
+    " PRIMARY KEY (case_id, event_id))",
+    "CREATE INDEX IF NOT EXISTS case_index_held_by_agency ON {schema}case_index_held"
+    " (agency_id, recorded_at)",
 )
 
 
@@ -241,12 +323,21 @@ class CaseIndex(Projection[CaseIndexView]):
         super().__init__(view, context)
         self.cache = StateCache()
         self.known_agencies = StateCache()  # case id -> agencies already stored
+        self.derived = DerivedCases(context)  # ADR 0008: the case as its facts in effect make it
 
     def forget(self) -> None:
         self.cache.clear()
         self.known_agencies.clear()
+        self.derived.forget()
 
     def process_batch(self, batch: Batch) -> None:
+        try:
+            self._process_batch(batch)
+        except BaseException:
+            self.derived.forget()  # folded in place before the transaction failed
+            raise
+
+    def _process_batch(self, batch: Batch) -> None:
         reference = self.context.reference if self.context is not None else None
         view = self.view
         with view.transaction(batch) as tx:
@@ -257,18 +348,30 @@ class CaseIndex(Projection[CaseIndexView]):
             known, _ = self.known_agencies.split(case_ids)
             agencies: dict[str, frozenset[str]] = {}
             touched: set[tuple[str, str]] = set()
+            held_cases: dict[str, Any] = {}  # cases whose held facts are (or were) not none
             for item in batch.items:
                 event = item.event
                 case_id = event.case_id
-                rows[case_id] = fold_case(rows.get(case_id), event, reference)
+                row = fold_case(rows.get(case_id), event, reference)
+                state = self.derived.before(event)
+                simple = is_simple(state, event)
+                state = self.derived.apply(state, event)
+                if not simple or state.held:  # late, or something held: derived as a whole
+                    row = derived_row(state, reference)
+                    held_cases[case_id] = state
+                rows[case_id] = row
                 before = agencies.get(case_id, known.get(case_id, frozenset()))
-                new = touched_by(event) - before
+                new = set(state.posters_in_scope()) - before
                 if new:
                     touched.update((case_id, a) for a in new)
                     agencies[case_id] = before | new
             if case_ids:
-                view.save(tx, (rows[c] for c in case_ids), touched)
-        self.cache.update({c: rows[c] for c in case_ids})
+                view.save(tx, (rows[c] for c in case_ids if rows[c] is not None), touched)
+            if held_cases:
+                view.save_held(tx, list(held_cases), [
+                    _held_row(case_id, h, state, reference)
+                    for case_id, state in held_cases.items() for h in state.held.values()])
+        self.cache.update({c: rows[c] for c in case_ids if rows[c] is not None})
         self.known_agencies.update(agencies)
 
 

@@ -37,8 +37,10 @@ from typing import Any, ClassVar
 import orjson
 
 from domain.calendar import VIETNAM_TZ
+from domain.catalogue import OPENING_TYPES
 from domain.deadlines import evaluate_time_limits
 from domain.reference_versions import judge_with_basis
+from domain.referral import effective_facts
 from projections.case_index import REFERRAL_TOPICS
 from projections.framework import (
     Batch,
@@ -53,7 +55,10 @@ from services.referrals import case_facts
 FAR_FUTURE = datetime(9000, 1, 1, tzinfo=timezone.utc)
 SETTLE_EVERY = 200_000  # events: the most a deferred judging may lag behind
 _FACT_FIELDS = ("procedural_role", "stage", "proceedings_kind", "centre_id", "to_agency_id",
-                "to_stage", "immediate", "eligible_category")
+                "to_stage", "immediate", "eligible_category",
+                # what the lifecycle derivation reads (ADR 0008: held facts are not judged)
+                "person_id", "provider_id", "provider_type", "aid_form",
+                "documents_complete_at", "notice_received_at")
 VERDICT_COLUMNS = (
     "case_id", "rule_id", "trigger_version", "trigger_at", "trigger_day", "deadline", "status",
     "target_version", "met_at", "responsible_agency_id", "province", "basis",
@@ -86,6 +91,17 @@ class StoredFact:
     def decode(cls, value: list[Any]) -> StoredFact:
         version, wire, at, agency, data = value
         return cls(version, wire, datetime.fromisoformat(at), agency, data)
+
+
+def _in_effect(case_id: str, facts: list[StoredFact]) -> list[StoredFact]:
+    """The facts in effect, in occurred order (ADR 0008): a held fact is judged only once it
+    takes effect. Facts stored before the view kept the lifecycle fields (no `person_id` on
+    an opening) are judged as recorded, in version order, until `referrals rebuild`."""
+    facts = sorted(facts, key=lambda f: f.originator_version)
+    if facts and facts[0].WIRE_TYPE in OPENING_TYPES and not any(
+            "person_id" in f.data for f in facts):
+        return facts
+    return effective_facts(facts, case_id)
 
 
 def _fact_json(value: list[Any]) -> str:
@@ -437,6 +453,7 @@ class Compliance(Projection[ComplianceView]):
                     if refs is not None and refs.records else self.agencies)
         opening = agencies.get(facts[0].agency_id)
         province = opening.province if opening is not None else None
+        facts = _in_effect(case_id, facts)
         if refs is not None and refs.records:
             judged = judge_with_basis(case_facts(facts), refs, FAR_FUTURE)
         else:

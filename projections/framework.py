@@ -128,6 +128,9 @@ class ProjectionContext:
     rules: tuple[Any, ...] = ()
     calendar: Any = None
     references: Any = None  # infra.reference_state.ReferenceState: the recorded versions
+    # case id -> its stored events in version order (ADR 0008: a case a late or held fact
+    # touches is derived again from its facts; read once per case and process, on a miss)
+    history: Any = None
 
 
 # ------------------------------------------------------------------------------------- views

@@ -21,7 +21,7 @@ read is not a read and is not logged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +86,12 @@ class CaseScope:
 def case_scope(
     case_id: str, history: Iterable[Any], reference: ReferenceData
 ) -> CaseScope:
-    """The access facts of a case from its recorded events (in order)."""
+    """The access facts of a case from its recorded events (in order). A held event (ADR
+    0008) gives its poster no part in the case until it takes effect."""
+    history = list(history)
+    held = _held_event_ids(history)
+    if held:
+        history = [e for e in history if e.event_id not in held]
     touched: set[str] = set()
     identity: set[str] = set()
     holders: list[str] = []
@@ -112,6 +117,18 @@ def case_scope(
     return CaseScope(case_id, agency.province if agency else None, frozenset(touched),
                      frozenset(identity), holder, centre,
                      frozenset(h for h in holders if h != holder))
+
+
+def _held_event_ids(history: Sequence[Any]) -> set[str]:
+    """The client ids of the held events of a case's stored events (none if they cannot be
+    folded, e.g. plain records)."""
+    referral = None
+    try:
+        for event in history:
+            referral = event.mutate(referral)
+    except AttributeError:
+        return set()
+    return set(getattr(referral, "held", None) or ())
 
 
 def _refuse(rule_vi: str, rule_en: str, field_name: str | None = None) -> NotAuthorisedError:

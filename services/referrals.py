@@ -36,7 +36,14 @@ from domain.errors import (
 from domain.person import ERASURE_REASONS, PersonRecord, person_record_id
 from domain.reference import ReferenceData
 from domain.reference_versions import judge_with_basis
-from domain.referral import EARLIEST_OCCURRENCE, Recorded, Referral, referral_id
+from domain.referral import (
+    EARLIEST_OCCURRENCE,
+    Recorded,
+    Referral,
+    derive_case,
+    effective_facts,
+    referral_id,
+)
 from services.personal_data import (
     KeySession,
     PersonalDataVault,
@@ -347,8 +354,23 @@ class Referrals(Application[UUID]):
         """Judges an event against its case: (outcome, aggregate with the pending event)."""
         # scope first: a poster with no part in an existing case learns nothing of it (not its
         # version, status, last occurred_at, event ids, nor whether its person was erased)
+        prospective = False
         if referral is not None:
-            referral.check_poster_in_scope(event.agency_id, self.reference, event.wire_type)
+            try:
+                referral.check_poster_in_scope(event.agency_id, self.reference, event.wire_type)
+            except RuleViolationError as error:
+                # ADR 0008: an agency a late fact could bring into the case has its fact held,
+                # judged without the case's state; what would need that state (a version to
+                # expect, an identity block) is refused with the same scope answer
+                known = referral.recorded_event(event.event_id) is not None
+                if known and referral.recorded_by(event.event_id) == event.agency_id:
+                    pass  # a retry of its own held fact: answered as any retry is, below
+                elif (not referral.may_hold_for(event.agency_id, error, self.reference)
+                        or event.expected_version is not None or event.identity is not None
+                        or known):
+                    raise
+                else:
+                    prospective = True
         keys = keys or self.vault.session()
         data = dict(event.data)
         person_id = data.get("person_id") or (referral.person.get("person_id") if referral else None)
@@ -412,8 +434,9 @@ class Referrals(Application[UUID]):
         if referral is None:
             referral = Referral.open(case_id=event.case_id, **common)
         else:
-            referral.record(**common)
-        return Recorded(event.case_id, event.event_id, referral.version, duplicate=False), referral
+            referral.record(**common, prospective=prospective)
+        return Recorded(event.case_id, event.event_id, referral.version, duplicate=False,
+                        awaiting=referral.standing(event.event_id)), referral
 
     def _retry_after_erasure(
         self, event: WireEvent, data: dict[str, Any], referral: Referral | None
@@ -507,8 +530,18 @@ class Referrals(Application[UUID]):
             referral = event.mutate(referral)
         return referral, history
 
+    def case_as_happened(self, case_id: str, at: datetime) -> tuple[Referral | None, list[Any]]:
+        """The case as it happened by `at` on the law's clock: every fact known now whose
+        occurred_at is at or before `at`, derived (ADR 0008); the facts in occurred order."""
+        history = [e for e in self.case_history(case_id) if e.occurred_at <= at]
+        if not history:
+            return None, []
+        referral = derive_case(case_id, history)
+        return referral, sorted(history, key=lambda e: (e.occurred_at, e.originator_version))
+
     def time_limits(self, case_id: str, at: datetime | None = None) -> list[TimeLimitVerdict]:
-        """The case's legal time limits judged at `at` (default now): met, missed or running."""
+        """The case's legal time limits judged at `at` (default now): met, missed or running,
+        on the facts known at `at` that are in effect, in occurred order (ADR 0008)."""
         return [verdict for verdict, _ in self.time_limits_with_basis(case_id, at)]
 
     def time_limits_with_basis(
@@ -520,7 +553,8 @@ class Referrals(Application[UUID]):
         if self.before_use is not None:
             self.before_use()
         at = at or self.clock()
-        history = [e for e in self.case_history(case_id) if e.timestamp <= at]
+        history = effective_history(
+            [e for e in self.case_history(case_id) if e.timestamp <= at])
         if self.reference_set is not None:
             return judge_with_basis(case_facts(history), self.reference_set, at)
         return [(v, ()) for v in
@@ -609,6 +643,12 @@ class Referrals(Application[UUID]):
             start = notifications[-1].id + 1
 
 
+def effective_history(history: Sequence[Any]) -> list[Any]:
+    """The events of a case (in version order) that are in effect once all of them are known,
+    in occurred order, ties by version: what the time limits and the figures judge (ADR 0008)."""
+    return effective_facts(history, history[0].case_id if history else "")
+
+
 def case_facts(history: Iterable[Referral.Event]) -> list[CaseFact]:
     """The case's events as the facts the time-limit rules judge (state folded along)."""
     facts = []
@@ -653,7 +693,7 @@ def _recorded(
     outcome: Any, recorded_at: datetime, position: int | None = None, stored: Any = None
 ) -> Recorded:
     return Recorded(outcome.case_id, outcome.event_id, outcome.version, outcome.duplicate,
-                    recorded_at, position, stored)
+                    recorded_at, position, awaiting=outcome.awaiting, stored=stored)
 
 
 _UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

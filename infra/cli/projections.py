@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
     report_app.callback(invoke_without_command=True)(report_command)
     report_app.command("regenerate")(regenerate_command)
     app.add_typer(report_app, name="report")
+    app.command("held")(held_command)
     status_app = typer.Typer(help="Các bảng tổng hợp (projections): trạng thái.")
     status_app.command("status")(status_command)
     status_app.command("quarantine")(quarantine_command)
@@ -33,6 +34,41 @@ def _container():  # type: ignore[no-untyped-def]
     settings = settings_from_env()
     # the worker and the CLI run projections themselves: never a second in-process runner
     return build_container(settings.model_copy(update={"projections_in_process": False}))
+
+
+def held_command(
+    agency: str | None = typer.Option(None, "--agency", help="only this agency's held events"),
+    limit: int = typer.Option(1000, min=1, max=100_000),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line"),
+) -> None:
+    """Lists the held events (recorded, awaiting an earlier fact; ADR 0008), oldest first, with
+    their age and ANOMALY once held longer than REFERRALS_HELD_ANOMALY_AFTER_HOURS (72 h).
+    Exits 1 when one is an anomaly. Read from the case index: run `referrals project` first."""
+    from infra.cli.core import console
+    from services.held import held_listing
+
+    container = _container()
+    try:
+        container.projections.process_pending()
+        rows = container.projections.case_index.held(agency_id=agency, limit=limit)
+        after = container.settings.held_anomaly_after_hours
+        listed = held_listing(rows, container.referrals.clock(), after)
+    finally:
+        container.close()
+    for row in listed:
+        if as_json:
+            typer.echo(json.dumps(row, default=str, ensure_ascii=False))
+            continue
+        flag = "ANOMALY " if row["anomaly"] else ""
+        console.print(
+            f"{flag}{row['case_id']} {row['event_type']} v{row['version']} "
+            f"agency={row['agency_id']} occurred={row['occurred_at'].isoformat()} "
+            f"age={row['age_hours']} h reason={row['reason']} "
+            f"awaiting={'|'.join(row['awaiting'])}", markup=False, highlight=False)
+    anomalies = sum(1 for r in listed if r["anomaly"])
+    summary = {"held": len(listed), "anomalies": anomalies, "anomaly_after_hours": after}
+    typer.echo(json.dumps(summary))
+    raise typer.Exit(1 if anomalies else 0)
 
 
 def project_command(

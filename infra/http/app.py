@@ -23,7 +23,7 @@ from infra.http.middleware import (
     RequestContextMiddleware,
     StrictRequestMiddleware,
 )
-from infra.http.routes import access_log, cases, events, ops, reference, reference_versions
+from infra.http.routes import access_log, cases, events, held, ops, reference, reference_versions
 from infra.http.routes import log as transparency_http
 from infra.http.routes import reports as projections_http
 from infra.http.schemas import openapi_with_reference
@@ -112,8 +112,8 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
         app.add_exception_handler(error_class, _handle)
     # the transparency routes come before the cases router: its `/v1/cases/{case_id:path}`
     # would otherwise swallow `/v1/cases/{case_id}/bundle`
-    for router in (ops.router, events.router, transparency_http.router, cases.router,
-                   access_log.router, projections_http.router, reference.router,
+    for router in (ops.router, events.router, held.router, transparency_http.router,
+                   cases.router, access_log.router, projections_http.router, reference.router,
                    reference_versions.router):
         app.include_router(router)
     _install_reference_enums(app, container)

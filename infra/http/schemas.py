@@ -296,11 +296,36 @@ class ItemError(BaseModel):
     message_en: str
 
 
+class AwaitingOut(BaseModel):
+    """Sự kiện đang chờ (held, ADR 0008): đã ghi vào sổ, chưa có hiệu lực vì sự kiện đứng
+    trước nó (theo thời điểm xảy ra) chưa đến; tự có hiệu lực khi sự kiện đó đến."""
+
+    reason: str = Field(description="Mã quy tắc sự kiện chưa đáp ứng, ví dụ ORDER_VIOLATION")
+    types: list[str] = Field(description="Các loại sự kiện đang chờ (một trong số đó)")
+    message: str = Field(description="Giải thích tiếng Việt")
+    message_en: str = Field(description="English explanation")
+
+
+def awaiting_out(entry: Any) -> AwaitingOut | None:
+    """The held entry of a fact (`Referral.standing`) as the API answers it."""
+    if entry is None:
+        return None
+    return AwaitingOut(reason=entry["reason"], types=list(entry["awaiting"]),
+                       message=entry["message"], message_en=entry["message_en"])
+
+
 class RecordedOut(BaseModel):
-    """Kết quả ghi một sự kiện (ghi mới hoặc trùng lặp)."""
+    """Kết quả ghi một sự kiện (ghi mới, đang chờ hoặc trùng lặp)."""
 
     case_id: str
     event_id: str
+    status: Literal["recorded", "held", "duplicate"] = Field(
+        default="recorded",
+        description="recorded: đã ghi và có hiệu lực (201); held: đã ghi, đang chờ sự kiện "
+        "đứng trước (202); duplicate: đã ghi trước đó (200)")
+    awaiting: AwaitingOut | None = Field(
+        default=None, description="Với status held (hoặc duplicate của sự kiện đang chờ): "
+        "sự kiện đang chờ")
     version: int = Field(description="Phiên bản của vụ việc sau sự kiện này")
     recorded_at: datetime | None = Field(description="Thời điểm sổ ghi nhận sự kiện")
     duplicate: bool = Field(description="true: sự kiện này đã được ghi trước đó, không ghi lại")
@@ -316,8 +341,9 @@ class BatchItemOut(BaseModel):
     """Kết quả của một sự kiện trong lô."""
 
     index: int
-    status: Literal["recorded", "duplicate", "rejected"]
+    status: Literal["recorded", "held", "duplicate", "rejected"]
     event_id: str | None
+    awaiting: AwaitingOut | None = None
     case_id: str | None = None
     version: int | None = None
     recorded_at: datetime | None = None
@@ -332,6 +358,8 @@ class BatchOut(BaseModel):
     recorded: int
     duplicates: int
     rejected: int
+    held: int = Field(default=0, description="Trong số sự kiện ghi mới (recorded), số sự kiện "
+                      "đang chờ sự kiện đứng trước (status held, ADR 0008)")
     items: list[BatchItemOut]
 
 
@@ -433,6 +461,11 @@ class AsOfOut(BaseModel):
 
     case_id: str
     as_of: datetime
+    clock: Literal["recorded", "occurred"] = Field(
+        default="recorded",
+        description="recorded: như sổ đã biết tại thời điểm đó (ghi trước hoặc đúng lúc đó); "
+        "occurred: như đã xảy ra đến thời điểm đó (xảy ra trước hoặc đúng lúc đó, theo mọi sự "
+        "kiện sổ biết đến nay), ADR 0008")
     case: CaseOut | None
     events: list[HistoryEventOut]
 

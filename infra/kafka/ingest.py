@@ -83,6 +83,7 @@ class IngestStats:
     records: int = 0
     recorded: int = 0
     duplicates: int = 0
+    held: int = 0  # recorded, awaiting an earlier fact (ADR 0008): never dead-lettered
     dead_lettered: int = 0
     receipts: int = 0
     store_retries: int = 0
@@ -275,6 +276,8 @@ class IngestWorker:
                 self.stats.duplicates += 1
             else:
                 self.stats.recorded += 1
+                if result.held:
+                    self.stats.held += 1
         dead = [j for j in judged if j.error is not None]
         try:
             self._publish_receipts(accepted, results)
@@ -385,7 +388,8 @@ class IngestWorker:
                 value=note.encode(),
                 headers=[("event_id", result.event_id.encode()),
                          ("case_id", result.case_id.encode()),
-                         ("position", str(result.position or "").encode())],
+                         ("position", str(result.position or "").encode()),
+                         *_standing_headers(result)],
             ))
         self.producer.flush(timeout=self.settings.kafka_flush_timeout_seconds)
         for future in futures:
@@ -433,3 +437,17 @@ class IngestWorker:
         for tp, records in batch.items():
             if records and tp in assigned:
                 self.consumer.seek(tp, min(r.offset for r in records))
+
+
+def _standing_headers(result: Any) -> list[tuple[str, bytes]]:
+    """The receipt's standing (ADR 0008): `status` recorded | held | duplicate and, for a held
+    event, `awaiting` (JSON: reason, types, messages) — what it waits for."""
+    status = "duplicate" if result.duplicate else "held" if result.held else "recorded"
+    headers = [("status", status.encode())]
+    if result.awaiting is not None:
+        entry = result.awaiting
+        headers.append(("awaiting", json.dumps(
+            {"reason": entry["reason"], "types": list(entry["awaiting"]),
+             "message": entry["message"], "message_en": entry["message_en"]},
+            ensure_ascii=False).encode()))
+    return headers

@@ -94,7 +94,10 @@ def case_figures(leaves: Sequence[str | bytes], rules: Sequence[Any], calendar: 
     case_id = history[0].case_id if history else ""
     state, refusals = judge_history(case_id, history, reference)  # no reference: folded only
     refused_versions = {r.version for r in refusals}
-    lawful = [e for e in history if e.originator_version not in refused_versions]
+    held = set(state.held or ()) if state is not None else set()
+    lawful = sorted((e for e in history if e.originator_version not in refused_versions
+                     and e.event_id not in held),
+                    key=lambda e: (e.occurred_at, e.originator_version))  # ADR 0008
     figures: dict[str, Any] = {
         "events": len(history), "status": state.status if state is not None else None,
     }

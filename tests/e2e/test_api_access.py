@@ -184,11 +184,20 @@ def test_inspector_sees_only_access_log_entries_of_their_provinces(world: World)
     assert len(admin) == len(mine)
 
 
-def test_agency_on_a_case_it_does_not_hold_gets_the_domain_422_when_posting(world: World) -> None:
+def test_agency_on_a_case_it_does_not_hold_gets_held_or_the_domain_422_when_posting(
+    world: World
+) -> None:
+    # ADR 0008 (was 422): a procedural agency of the province may be the holder once a late
+    # transfer arrives: its event is held, judged without the case's state ...
     event = {"event_id": f"{world.case_id}-procuracy", "case_id": world.case_id,
              "type": "NOTIFICATION_ISSUED", "agency_id": "lsn-procuracy",
              "occurred_at": now().isoformat(), "data": {"form": "MAU_03"}}
     response = world.client.post("/v1/events", json=event, headers=world.headers["procuracy_lsn"])
+    assert response.status_code == 202, response.text
+    assert response.json()["awaiting"]["reason"] == "AGENCY_NOT_HOLDER"
+    # ... a version to expect would need the case's state: the scope answer, as before
+    stale = {**event, "event_id": f"{world.case_id}-procuracy-2", "expected_version": 1}
+    response = world.client.post("/v1/events", json=stale, headers=world.headers["procuracy_lsn"])
     assert_error_shape(response, 422, "AGENCY_NOT_HOLDER")
 
 

@@ -102,28 +102,96 @@ def test_batch_answers_each_item_when_valid_duplicate_and_invalid_are_mixed(
         {**opening(new_case_id(), t), "agency_id": "vlg-police"},  # rejected: not its agency
         {**request_aid(case_id, t + timedelta(minutes=30), n=6), "type": "NO_SUCH_TYPE"},
         transfer(case_id, t + timedelta(minutes=40)),  # recorded
-        {**transfer(case_id, t + timedelta(minutes=50), n=7)},  # rejected by the lifecycle
+        {**transfer(case_id, t + timedelta(minutes=50), n=7)},  # held (ADR 0008; was refused)
     ]}
     response = api.client.post("/v1/events/batch", json=batch, headers=police)
     assert response.status_code == 200, response.text
     body = response.json()
     statuses = [item["status"] for item in body["items"]]
     assert statuses == ["duplicate", "recorded", "rejected", "rejected", "rejected",
-                        "rejected", "recorded", "rejected"]
-    assert (body["recorded"], body["duplicates"], body["rejected"]) == (2, 1, 5)
+                        "rejected", "recorded", "held"]
+    # recorded counts every new event, held ones included (they are in the log)
+    assert (body["recorded"], body["duplicates"], body["rejected"], body["held"]) == (3, 1, 4, 1)
+    assert body["items"][7]["awaiting"]["reason"] == "ORDER_VIOLATION"
     errors = [(i["error"]["code"], i["error"]["field"]) for i in body["items"] if i["error"]]
     assert errors == [
         ("FIELD_REQUIRED", "data.centre_id"),
         ("FIELD_REQUIRED", "event_id"),
         ("NOT_AUTHORISED", "agency_id"),
         ("EVENT_TYPE_UNKNOWN", "type"),
-        ("ORDER_VIOLATION", "type"),
     ]
     for item in body["items"]:
         if item["error"]:
             assert item["error"]["message"] and item["error"]["message_en"]
     assert [i["version"] for i in body["items"] if i["status"] == "recorded"] == [2, 3]
-    assert _history_length(api, case_id) == 3
+    assert _history_length(api, case_id) == 4  # the held transfer is in the log too
+
+
+def test_event_whose_predecessor_has_not_arrived_is_202_held_and_takes_effect_later(
+    api: Api, police: dict
+) -> None:
+    # issue 13 / ADR 0008: a transfer posted before the request it follows is recorded and held
+    case_id = new_case_id()
+    t = now() - timedelta(hours=2)
+    assert api.client.post("/v1/events", json=opening(case_id, t), headers=police).status_code == 201
+    early = transfer(case_id, t + timedelta(minutes=20))
+    response = api.client.post("/v1/events", json=early, headers=police)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "held" and body["receipt"] and body["version"] == 2
+    assert body["awaiting"]["reason"] == "ORDER_VIOLATION"
+    assert "AID_REQUESTED" in body["awaiting"]["types"]
+    assert body["awaiting"]["message"] and body["awaiting"]["message_en"]
+    again = api.client.post("/v1/events", json=early, headers=police)  # a retry: its standing
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert again.json()["awaiting"]["reason"] == "ORDER_VIOLATION"
+    late = request_aid(case_id, t + timedelta(minutes=10), n=4)
+    answer = api.client.post("/v1/events", json=late, headers=police)
+    assert answer.status_code == 201 and answer.json()["status"] == "recorded"
+    case = api.client.get(f"/v1/cases/{case_id}", headers=police).json()
+    assert case["status"] == "AT_CENTRE"
+    again = api.client.post("/v1/events", json=early, headers=police)
+    assert again.status_code == 200 and again.json()["awaiting"] is None
+
+
+def test_as_of_replays_by_either_clock_when_a_fact_arrived_late(api: Api, police: dict) -> None:
+    # issue 13: "as known at T" (recorded <= T, the default) stays; "as it happened at T"
+    # (occurred <= T, every fact known now) is new
+    case_id = new_case_id()
+    t = now() - timedelta(hours=3)
+    for wire in (opening(case_id, t), transfer(case_id, t + timedelta(minutes=20))):
+        api.client.post("/v1/events", json=wire, headers=police)  # the transfer is held
+    history = api.client.get(f"/v1/cases/{case_id}/history", headers=police).json()
+    known_before_request = history["events"][-1]["recorded_at"]
+    late = request_aid(case_id, t + timedelta(minutes=10), n=4)
+    assert api.client.post("/v1/events", json=late, headers=police).status_code == 201
+    at = (t + timedelta(minutes=15)).isoformat()
+
+    def as_of(query: dict) -> dict:
+        response = api.client.get(f"/v1/cases/{case_id}/as-of", params=query, headers=police)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    happened = as_of({"at": at, "clock": "occurred"})
+    assert happened["clock"] == "occurred" and happened["case"]["status"] == "REQUESTED"
+    assert [e["type"] for e in happened["events"]] == ["NOTIFICATION_ISSUED", "AID_REQUESTED"]
+    known = as_of({"at": known_before_request})  # clock=recorded, as before
+    assert known["clock"] == "recorded" and known["case"]["status"] == "OPEN"
+    assert [e["type"] for e in known["events"]] == ["NOTIFICATION_ISSUED", "REQUEST_TRANSFERRED"]
+    assert as_of({"at": now().isoformat(), "clock": "occurred"})["case"]["status"] == "AT_CENTRE"
+    bad = api.client.get(f"/v1/cases/{case_id}/as-of", params={"at": at, "clock": "wall"},
+                         headers=police)
+    assert bad.status_code == 422
+
+
+def test_openapi_documents_the_held_answer(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    answers = spec["paths"]["/v1/events"]["post"]["responses"]
+    assert "202" in answers and "held" in answers["202"]["description"]
+    recorded = spec["components"]["schemas"]["RecordedOut"]["properties"]
+    assert "awaiting" in recorded and "held" in str(recorded["status"])
+    item = spec["components"]["schemas"]["BatchItemOut"]["properties"]["status"]
+    assert "held" in str(item)
 
 
 def test_batch_over_1000_items_is_422(api: Api, police: dict) -> None:

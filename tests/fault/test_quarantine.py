@@ -200,8 +200,13 @@ def test_an_out_of_range_event_is_quarantined_and_every_reader_says_so(
     a, b = CaseScript(start=T0), CaseScript(start=T0)
     record(container, [a.notification(), b.notification()])
     a.count += 1
+    # ADR 0008: dated before the opening, the request takes effect only as an opening itself
+    # (else it is held, and the views never apply it): it carries the opening's fields
     bad = store_unvalidated(container, a.case_id, "AID_REQUESTED", f"{a.case_id}-002",
-                            a.holder, YEAR_ONE, {"request_form": "written"})
+                            a.holder, YEAR_ONE, {
+                                "request_form": "written", "person_id": a.person_id,
+                                "proceedings_kind": "criminal", "procedural_role": "ARRESTED",
+                                "stage": "INVESTIGATION"})
     a.at = T0 + timedelta(hours=2)
     record(container, [b.request(), a.transfer(), b.transfer()])
     projections = container.projections

@@ -172,28 +172,26 @@ def _dead_letter_scenario(settings: Settings, container: Container, running: Run
     produce(settings.kafka_bootstrap_servers, police_messages)
     wait_for(lambda: count_events(settings) >= len(good_police), 60, message="police events")
 
-    # The centre assigns a lawyer on case B, whose request never reached it: out of order.
+    # The centre assigns a lawyer on case B, whose request has not reached it yet: out of
+    # order, so held (ADR 0008; it was dead-lettered), never dead-lettered for order alone.
     out_of_order = b.assign()
-    bad["out-of-order"] = json.dumps(out_of_order).encode()
     behind = [c.accept(), c.assign()]
     produce(settings.kafka_bootstrap_servers,
-            [(centre, b"k", bad["out-of-order"]),
+            [(centre, b"k", json.dumps(out_of_order).encode()),
              *[(centre, b"k", json.dumps(w).encode()) for w in behind]])
-    wait_for(lambda: count_events(settings) >= len(good_police) + len(behind), 60,
+    wait_for(lambda: count_events(settings) >= len(good_police) + len(behind) + 1, 60,
              message="centre events behind the dead letter")
 
     letters = read_topic(settings.kafka_bootstrap_servers, settings.kafka_dead_letter_topic,
-                         at_least=5)
+                         at_least=4)
     by_value = {r.value: headers_of(r) for r in letters}
-    assert len(letters) == 5
+    assert len(letters) == 4
     assert set(by_value) == set(bad.values())  # the original bytes, unchanged
     expected = {
         "malformed": ("FIELD_INVALID", "$", police),
         "not-utf8": ("FIELD_INVALID", "$", police),
         "unknown-type": ("EVENT_TYPE_UNKNOWN", "type", police),
         "wrong-agency": ("NOT_AUTHORISED", "agency_id", police),
-        # a Centre with no part in the case is refused before its status is looked at
-        "out-of-order": ("AGENCY_NOT_ADDRESSED_CENTRE", "agency_id", centre),
     }
     offsets = {value: offset for offset, (_, _, value) in enumerate(police_messages)}
     for name, (code, field, topic) in expected.items():
@@ -207,10 +205,13 @@ def _dead_letter_scenario(settings: Settings, container: Container, running: Run
     assert "Không có quyền" in by_value[bad["wrong-agency"]]["error_message_vi"]
 
     recorded = set(stored_event_ids(container.referrals))
-    assert recorded == {(w["case_id"], w["event_id"]) for w in good_police + behind}
+    assert recorded == {(w["case_id"], w["event_id"])
+                        for w in [*good_police, *behind, out_of_order]}
     assert running.worker.stats.dead_letter_codes == {
-        "FIELD_INVALID": 2, "EVENT_TYPE_UNKNOWN": 1, "NOT_AUTHORISED": 1,
-        "AGENCY_NOT_ADDRESSED_CENTRE": 1}
+        "FIELD_INVALID": 2, "EVENT_TYPE_UNKNOWN": 1, "NOT_AUTHORISED": 1}
+    assert running.worker.stats.held == 1
+    standing = container.referrals.get_case(b.case_id).held[out_of_order["event_id"]]
+    assert standing["reason"] == "AGENCY_NOT_ADDRESSED_CENTRE"  # no part in case B yet
 
 
 def test_worker_killed_mid_stream_and_restarted_leaves_exactly_one_copy_of_each_event(
@@ -303,6 +304,18 @@ def test_every_streamed_event_gets_a_signed_receipt_on_its_agency_topic(
         same = [r.value for r in again
                 if open_receipt(r.value.decode(), [verifier]).event_id == wires[0]["event_id"]]
         assert same == [first, first]
+        assert {headers_of(r)["status"] for r in records} == {"recorded"}
+
+        # ADR 0008: a registration before the assignment it follows is held, and its receipt
+        # says so, naming what it awaits (it is not dead-lettered)
+        early = case.register()
+        ours.add(early["event_id"])
+        produce(ingest_settings.kafka_bootstrap_servers, [message(ingest_settings, early)])
+        held = [r for r in read_mine(5) if headers_of(r)["event_id"] == early["event_id"]]
+        assert headers_of(held[0])["status"] == "held"
+        awaiting = json.loads(headers_of(held[0])["awaiting"])
+        assert awaiting["reason"] == "ORDER_VIOLATION" and "AID_ASSIGNED" in awaiting["types"]
+        assert worker.stats.held == 1 and worker.stats.dead_lettered == 0
     finally:
         worker.stop()
         thread.join(timeout=30)

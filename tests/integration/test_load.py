@@ -44,7 +44,10 @@ def _write_file(path: Path, reference, cases: int, seed: int = 7) -> tuple[int, 
                              "occurred_at": "2026-01-05T10:00:00+07:00",
                              "data": {"provider_id": "x-1", "provider_type": "LEGAL_AID_OFFICER",
                                       "aid_form": "DEFENCE"}}))
-    bad[len(lines)] = "FIRST_EVENT_NOT_OPENING"
+    # ADR 0008: a first arriving event that is not an opening is held, not refused; this one
+    # is refused because its case id is not of the poster's province (it may not park facts
+    # under another numbering; was FIRST_EVENT_NOT_OPENING)
+    bad[len(lines)] = "CASE_ID_OTHER_PROVINCE"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return len(events), bad
 

@@ -128,7 +128,8 @@ def test_a_cached_case_sees_events_another_process_wrote(pg_settings):
         assert second.referrals.record_event(case.register()).version == 6
         assert first.referrals.get_case(case.case_id).version == 6
         again = first.referrals.record_batch([dict(case.register(), event_id="x-1")])
-        assert again[0].error.code == "ORDER_VIOLATION"  # judged on version 6, not the cache's 5
+        # judged on version 6, not the cache's 5: a second registration is held (ADR 0008)
+        assert again[0].awaiting["reason"] == "ORDER_VIOLATION"
     finally:
         first.close()
         second.close()

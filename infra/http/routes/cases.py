@@ -164,21 +164,29 @@ def _history_integrity(container: Any, case_id: str, history: list[Any]) -> Hist
 
 
 @router.get("/{case_id:path}/as-of", response_model=AsOfOut, responses=_READ_ERRORS,
-            summary="Vụ việc như sổ đã biết tại một thời điểm")
+            summary="Vụ việc như sổ đã biết (hoặc như đã xảy ra) tại một thời điểm")
 def read_as_of(
     case_id: CaseId,
     at: Annotated[str, Query(min_length=10, max_length=40, json_schema_extra=_INSTANT,
                              description="Thời điểm ISO 8601 có múi giờ")],
     principal: CurrentPrincipal,
     referrals: ReferralsDep,
+    clock: Annotated[Literal["recorded", "occurred"], Query(
+        description="recorded (mặc định): như sổ đã biết tại `at`; occurred: như đã xảy ra "
+        "đến `at`, theo mọi sự kiện sổ biết đến nay (ADR 0008)")] = "recorded",
 ) -> AsOfOut:
     """The case's state and events as the ledger knew them at `at` (events recorded at or
-    before it); `case` is null if nothing was recorded yet then."""
+    before it; the default, `clock=recorded`), or as it happened by `at` (`clock=occurred`:
+    every event known now whose occurred_at is at or before `at`, in occurred order; held
+    ones stay held). `case` is null if there is nothing then."""
     as_of = parse_instant(at, "at")
     _, scope = _authorised(referrals, principal, case_id)
-    referral, events = referrals.case_as_of(case_id, as_of)
+    if clock == "occurred":
+        referral, events = referrals.case_as_happened(case_id, as_of)
+    else:
+        referral, events = referrals.case_as_of(case_id, as_of)
     return AsOfOut(
-        case_id=case_id, as_of=as_of,
+        case_id=case_id, as_of=as_of, clock=clock,
         case=_case_out(referral.snapshot_view(), scope) if referral is not None else None,
         events=[history_item(e, referrals.reference) for e in events],
     )

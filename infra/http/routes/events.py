@@ -20,6 +20,7 @@ from infra.http.schemas import (
     ItemError,
     RecordedOut,
     WireEventIn,
+    awaiting_out,
     wire_dict,
 )
 from infra.transparency.service import receipt_for, receipts_for
@@ -41,8 +42,15 @@ def case_location(case_id: str) -> str:
     return "/v1/cases/" + quote(case_id, safe="")
 
 
+def _status(recorded: Recorded) -> str:
+    if recorded.duplicate:
+        return "duplicate"
+    return "held" if recorded.held else "recorded"
+
+
 def _recorded_out(recorded: Recorded, receipt: str | None) -> RecordedOut:
     return RecordedOut(case_id=recorded.case_id, event_id=recorded.event_id,
+                       status=_status(recorded), awaiting=awaiting_out(recorded.awaiting),
                        version=recorded.version, recorded_at=recorded.recorded_at,
                        duplicate=recorded.duplicate, position=recorded.position,
                        receipt=receipt)
@@ -54,7 +62,12 @@ def _recorded_out(recorded: Recorded, receipt: str | None) -> RecordedOut:
     response_model=RecordedOut,
     summary="Ghi một sự kiện",
     responses={
-        201: {"description": "Đã ghi mới", "headers": _LOCATION},
+        201: {"description": "Đã ghi mới, có hiệu lực (status recorded)",
+              "headers": _LOCATION},
+        202: {"model": RecordedOut, "headers": _LOCATION,
+              "description": "Đã ghi, đang chờ (status held): sự kiện đứng trước nó theo thời "
+              "điểm xảy ra chưa đến (awaiting nêu sự kiện đang chờ); tự có hiệu lực khi sự "
+              "kiện đó đến (ADR 0008)"},
         200: {"model": RecordedOut, "headers": _LOCATION,
               "description": "Sự kiện này đã được ghi trước đó (gửi lại): không ghi trùng"},
         **error_responses(401, 403, 409, 413, 422, 503, rules=_DOMAIN_RULES),
@@ -67,7 +80,9 @@ def post_event(
     container: ContainerDep,
 ) -> Response:
     """Records one event of the wire format. Sending the same `event_id` with the same
-    content again answers 200 with the original version (nothing new is recorded)."""
+    content again answers 200 with the original version (nothing new is recorded). An event
+    whose predecessor (in occurred order) has not arrived yet is recorded and held: 202,
+    `status: "held"`, `awaiting` names what it waits for (ADR 0008)."""
     may_post(principal, event.agency_id)
     recorded = container.group_recorder.record(wire_dict(event))
     receipt = receipt_for(container, recorded)
@@ -75,7 +90,8 @@ def post_event(
     # FastAPI's second validation of the response, which would cost a thread-pool hop.
     return Response(
         _recorded_out(recorded, receipt).model_dump_json().encode(),
-        status_code=200 if recorded.duplicate else 201, media_type="application/json",
+        status_code=200 if recorded.duplicate else 202 if recorded.held else 201,
+        media_type="application/json",
         headers={"Location": case_location(recorded.case_id)},
     )
 
@@ -95,7 +111,7 @@ def _rejected(index: int, raw: Any, error: DomainError) -> BatchItemOut:
     summary="Ghi một lô sự kiện (tối đa 1.000)",
     responses={
         200: {"description": (
-            "Kết quả từng sự kiện: recorded | duplicate | rejected. Lô được nhận thì trả 200 kể "
+            "Kết quả từng sự kiện: recorded | held | duplicate | rejected. Lô được nhận thì trả 200 kể "
             "cả khi mọi sự kiện đều bị từ chối (mỗi sự kiện có lỗi riêng trong `items`, "
             "`rejected` đếm chúng); 422 chỉ khi bản thân lô sai (thiếu `events`, không phải "
             "mảng, quá 1.000). A batch answers 200 even when every item is rejected, by design: "
@@ -129,7 +145,7 @@ def post_batch(
     for index, wire, result, receipt in zip(accepted, wires, results, receipts, strict=True):
         if isinstance(result, Recorded):
             items[index] = BatchItemOut(
-                index=index, status="duplicate" if result.duplicate else "recorded",
+                index=index, status=_status(result), awaiting=awaiting_out(result.awaiting),
                 event_id=result.event_id, case_id=result.case_id, version=result.version,
                 recorded_at=result.recorded_at, position=result.position, receipt=receipt,
             )
@@ -137,9 +153,10 @@ def post_batch(
             items[index] = _rejected(index, wire, result.error)
     out = [item for item in items if item is not None]
     answer = BatchOut(
-        recorded=sum(1 for i in out if i.status == "recorded"),
+        recorded=sum(1 for i in out if i.status in ("recorded", "held")),
         duplicates=sum(1 for i in out if i.status == "duplicate"),
         rejected=sum(1 for i in out if i.status == "rejected"),
+        held=sum(1 for i in out if i.status == "held"),
         items=out,
     )
     # Answered directly, as the single post is: FastAPI would validate the 1,000 items of the
