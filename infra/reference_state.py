@@ -48,6 +48,9 @@ def open_reference_versions(settings: Any) -> ReferenceVersions:
         return sign_note(text, signer[0])
 
     env = dict(settings.eventsourcing_env())
+    if "POSTGRES_DBNAME" in env:  # one connection: read at start, polled, rarely written
+        env["POSTGRES_POOL_SIZE"] = "1"  # (Settings.pool_budget()["reference"], docs/cluster.md)
+        env["POSTGRES_MAX_OVERFLOW"] = "0"
     if "APPLICATION_RECORDER_TOPIC" in env:
         # The insert functions are named per schema, not per table (the ledger's
         # `referrals_insert_event_v1_*`, the library's `es_insert_events_*`, created with

@@ -231,6 +231,7 @@ class Settings(BaseSettings):
             "own": self.pg_own_pool_max or own,
             "listen": listen,
             "relay_lease": 1 if self.service == "relay" else 0,  # the lease's session
+            "reference": 1,  # the recorded reference versions (issue 14): read, polled
         }
 
     def connection_budget(self) -> int:

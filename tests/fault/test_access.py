@@ -64,6 +64,16 @@ OUT_OF_SCOPE: dict[tuple[str, str, str], str] = {
     ("other_inspector", "get", "/v1/projections/status"): "200 without the case",
     # quarantined events of the views, filtered to the principal's provinces (issue 12)
     ("other_inspector", "get", "/v1/projections/quarantine"): "200 without the case",
+    # the law's recorded reference versions (issue 14): nobody's data, any signed-in principal
+    ("other_agency", "get", "/v1/reference/versions"): "200: the law's data",
+    ("other_agency", "get", "/v1/reference/versions/history"): "200: the law's data",
+    ("other_agency", "get", "/v1/reference/versions/{ref}"): "200: the law's data",
+    ("other_inspector", "get", "/v1/reference/versions"): "200: the law's data",
+    ("other_inspector", "get", "/v1/reference/versions/history"): "200: the law's data",
+    ("other_inspector", "get", "/v1/reference/versions/{ref}"): "200: the law's data",
+    # held events (issue 13): each principal sees its own agency's / provinces' only
+    ("other_agency", "get", "/v1/held-events"): "200 without the case",
+    ("other_inspector", "get", "/v1/held-events"): "200 without the case",
 }
 TRACE_TABLES = ("referrals_events", "audit_trail", "personal_data_access_log", "api_tokens",
                 "audit_trail_cosignatures", "audit_trail_checkpoints")
@@ -134,7 +144,8 @@ def _operations(world: World) -> list[tuple[str, str, dict[str, Any]]]:
 def _request(world: World, method: str, path: str, operation: dict[str, Any]
              ) -> tuple[str, dict[str, Any], Any]:
     """The URL, query and JSON body of a well-formed call of one operation on the real case."""
-    values = {"case_id": world.case_id, "province": "LSN", "size": world.size}
+    values = {"case_id": world.case_id, "province": "LSN", "size": world.size,
+              "report_id": "lsn-report-unknown", "ref": "holidays/2026"}
     url = path
     for name, value in values.items():
         url = url.replace("{" + name + "}", str(value))

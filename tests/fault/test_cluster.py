@@ -135,7 +135,7 @@ def test_a_frozen_projection_worker_stalls_neither_the_other_worker_nor_api_read
             worker_b = start_worker("project", _node(base, "project", "b"), b_log,
                                     "--batch-size", "89", "--until-caught-up")
             try:
-                assert worker_b.wait(timeout=90) == 0, b_log.read_text()[-3000:]
+                assert worker_b.wait(timeout=240) == 0, b_log.read_text()[-3000:]
             finally:
                 stop(worker_b, signal.SIGKILL)
             assert time.monotonic() - stopped_at < 90

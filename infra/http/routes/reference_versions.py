@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.errors import NotAuthorisedError, NotFoundError
 from infra.http.deps import ContainerDep, CurrentPrincipal
+from services.access import Principal
 from infra.http.routes import error_responses
 
 router = APIRouter(tags=["reference"])
@@ -111,20 +112,26 @@ def reference_document(
     return record.as_dict()
 
 
-@router.post("/v1/reference/publish", responses=error_responses(401, 403, 409, 422, 503),
-             summary="Công bố phiên bản mới (chỉ quản trị)")
-def reference_publish(
-    body: Annotated[ReferencePublishIn, Body()],
-    principal: CurrentPrincipal,
-    container: ContainerDep,
-) -> dict[str, Any]:
-    """Validates, signs and records the version, then re-judges the verdicts it can touch;
-    answers the version and every verdict that moved. Admin role only."""
+def _admin(principal: CurrentPrincipal) -> Principal:
+    """The caller, if an administrator: checked before the body is read, so that another
+    principal learns nothing of what a publication must contain (scope first, issue 12)."""
     if principal.role != "admin":
         raise NotAuthorisedError(
             "NOT_AUTHORISED", None,
             rule_vi="chỉ quản trị viên được công bố dữ liệu tham chiếu",
             rule_en="only the admin role may publish reference data")
+    return principal
+
+
+@router.post("/v1/reference/publish", responses=error_responses(401, 403, 409, 422, 503),
+             summary="Công bố phiên bản mới (chỉ quản trị)")
+def reference_publish(
+    principal: Annotated[Principal, Depends(_admin)],
+    body: Annotated[ReferencePublishIn, Body()],
+    container: ContainerDep,
+) -> dict[str, Any]:
+    """Validates, signs and records the version, then re-judges the verdicts it can touch;
+    answers the version and every verdict that moved. Admin role only."""
     result = container.reference_state.publish(
         body.ref, body.content, effective_from=body.effective_from,
         effective_to=body.effective_to, source=body.source,
