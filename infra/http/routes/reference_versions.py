@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.errors import NotAuthorisedError, NotFoundError
 from infra.http.deps import ContainerDep, CurrentPrincipal
-from services.access import Principal
 from infra.http.routes import error_responses
+from services.access import Principal
 
 router = APIRouter(tags=["reference"])
 _READ = error_responses(401, 404, 422, 503)
