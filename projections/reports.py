@@ -700,7 +700,7 @@ def _streaming_writer(streamed: dict[str, list[tuple[Any, ...]]]) -> Any:
     class RowsWriter(WorksheetWriter):  # type: ignore[misc]
         def __init__(self, ws: Any, rows: list[tuple[Any, ...]]) -> None:
             self.extra = rows
-            super().__init__(ws)
+            super().__init__(ws, out=io.BytesIO())  # in memory: no temporary file round trip
 
         def write_dimensions(self) -> None:
             first, _, last = self.ws.calculate_dimension().partition(":")
@@ -729,9 +729,8 @@ def _streaming_writer(streamed: dict[str, list[tuple[Any, ...]]]) -> Any:
             writer = RowsWriter(ws, rows)
             writer.write()
             ws._rels = writer._rels
-            self._archive.write(writer.out, ws.path[1:])
+            self._archive.writestr(ws.path[1:], writer.out.getvalue())
             self.manifest.append(ws)
-            writer.cleanup()
 
     return Writer
 
