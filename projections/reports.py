@@ -520,7 +520,7 @@ def report_xlsx_bytes(report: Report, *, fast: bool = True) -> bytes:
     from openpyxl.utils import get_column_letter
 
     fast = fast and not LXML  # the streamed rows reproduce the stdlib serialiser's bytes
-    streamed: dict[str, list[tuple[Any, ...]]] = {}
+    streamed: dict[str, list[tuple[Any, ...]]] = {}  # sheet title → rows 3… by column
     workbook = Workbook()
     cover = workbook.active
     cover.title = "Thông tin chung"
@@ -690,8 +690,9 @@ def _column_cells(letter: str, column: Sequence[Any], numbers: range, style: int
 
 
 def _streaming_writer(streamed: dict[str, list[tuple[Any, ...]]]) -> Any:
-    """openpyxl's ExcelWriter whose worksheets named in `streamed` get those rows appended
-    after the ones openpyxl holds (row 2, the first data row, sets the rows' style)."""
+    """openpyxl's ExcelWriter whose worksheets named in `streamed` get those rows (given by
+    column) appended after the ones openpyxl holds (row 2, the first data row, sets the rows'
+    style)."""
     from openpyxl.drawing.spreadsheet_drawing import SpreadsheetDrawing
     from openpyxl.worksheet._writer import WorksheetWriter
     from openpyxl.worksheet.dimensions import SheetDimension
