@@ -118,7 +118,8 @@ def kafka_ingest(
 
             worker = IngestWorker.connect(
                 settings, container.referrals,
-                receipts=lambda results: receipts_for(container, results))
+                receipts=lambda results: receipts_for(container, results,
+                                                      one_signature=False))
             try:
                 ingest_seconds, ingest_count = _drain(worker.poll_once, len(wires), max_seconds)
             finally:

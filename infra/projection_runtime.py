@@ -56,6 +56,9 @@ PROJECTION_CLASSES = (
 """Registered projections, in the order each page is applied. A missing module is skipped."""
 
 REBUILD_BATCH_SIZE = 5000
+REBUILD_COST = {"audit_trail": 47, "compliance": 36, "agency_counts": 20, "case_index": 16}
+"""CPU µs per event of each view's rebuild, read and decode included (measured on 50,000
+events, issue 16): how `rebuild(processes=True)` shares the views between its processes."""
 
 
 def registered_projection_classes(paths: Sequence[str] = PROJECTION_CLASSES) -> list[type]:
@@ -513,16 +516,19 @@ class Projections:
         names: Sequence[str] | None = None,
         batch_size: int = REBUILD_BATCH_SIZE,
         processes: bool = False,
+        workers: int | None = None,
     ) -> dict[str, Any]:
         """Drops the views (all, or `names`) and rebuilds them from event zero.
 
         `progress(done, total)` is called after every page. The in-process runner is stopped
         during the rebuild and restarted after it.
 
-        With `processes` (PostgreSQL, more than one view), each view is rebuilt by its own
-        process reading the log itself, so the views' Python work runs on every core instead
-        of sharing one interpreter; each still applies pages exactly once through its own
-        position (the same follower, the same transactions).
+        With `processes` (PostgreSQL, more than one view), the views are shared between
+        `workers` processes (default: one per core, at most one per view; by their measured
+        cost, REBUILD_COST), so the views' Python work runs on every core instead of sharing
+        one interpreter. Each process reads and decodes every page once and applies it to
+        each of its views (the same follower, the same transactions, each view through its
+        own position, exactly once).
         """
         was_running = self.runner.running
         self.stop()
@@ -534,7 +540,8 @@ class Projections:
         target = self.max_notification_id()
         if processes and self.store == "postgres" and len(chosen) > 1:
             try:
-                return self._rebuild_in_processes(chosen, target, batch_size, progress)
+                return self._rebuild_in_processes(chosen, target, batch_size, progress,
+                                                  workers)
             finally:
                 self.follower.reload_positions()
                 if was_running:
@@ -568,17 +575,19 @@ class Projections:
 
     def _rebuild_in_processes(
         self, chosen: list[str], target: int, batch_size: int,
-        progress: Callable[[int, int], None] | None,
+        progress: Callable[[int, int], None] | None, workers: int | None = None,
     ) -> dict[str, Any]:
         import multiprocessing
+        import os
         from concurrent.futures import ProcessPoolExecutor
 
         started = time.perf_counter()
+        groups = rebuild_groups(chosen, workers or os.cpu_count() or 1)
         context = multiprocessing.get_context("spawn")  # no threads or pools carried over
         settings = self.settings.model_copy(update={"projections_in_process": False})
-        with ProcessPoolExecutor(len(chosen), mp_context=context) as pool:
-            futures = {name: pool.submit(_rebuild_view, settings, name, target, batch_size)
-                       for name in chosen}
+        with ProcessPoolExecutor(len(groups), mp_context=context) as pool:
+            futures = {group: pool.submit(_rebuild_views, settings, group, target, batch_size)
+                       for group in groups}
             for _ in range(1_000_000):  # bounded: every wait is a second or the futures end
                 pending = [f for f in futures.values() if not f.done()]
                 if not pending:
@@ -588,14 +597,28 @@ class Projections:
                                    for n in chosen)
                     progress(min(position, target), target)
                 _wait_any(pending, 1.0)
-            by_view = {name: f.result() for name, f in futures.items()}
+            by_group = {group: f.result() for group, f in futures.items()}
         elapsed = time.perf_counter() - started
         if progress is not None:
             progress(target, target)
-        done = max((r["events"] for r in by_view.values()), default=0)
+        done = max((r["events"] for r in by_group.values()), default=0)
         return {"projections": chosen, "events": done, "seconds": elapsed,
                 "events_per_second": done / elapsed if elapsed else 0.0,
-                "processes": len(chosen), "by_view": by_view}
+                "processes": len(groups), "groups": [list(g) for g in groups],
+                "by_view": {name: r for group, r in by_group.items() for name in group}}
+
+
+def rebuild_groups(names: Sequence[str], workers: int) -> list[tuple[str, ...]]:
+    """`names` shared between at most `workers` groups of about equal cost (REBUILD_COST;
+    20 for a view not measured): the costliest first, each to the cheapest group so far."""
+    count = max(1, min(workers, len(names)))
+    groups: list[list[str]] = [[] for _ in range(count)]
+    costs = [0] * count
+    for name in sorted(names, key=lambda n: (-REBUILD_COST.get(n, 20), list(names).index(n))):
+        cheapest = costs.index(min(costs))
+        groups[cheapest].append(name)
+        costs[cheapest] += REBUILD_COST.get(name, 20)
+    return [tuple(g) for g in groups if g]
 
 
 def _wait_any(futures: Sequence[Any], timeout: float) -> None:
@@ -604,9 +627,11 @@ def _wait_any(futures: Sequence[Any], timeout: float) -> None:
     wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
 
 
-def _rebuild_view(settings: Any, name: str, target: int, batch_size: int) -> dict[str, Any]:
-    """One view's rebuild, in its own process: follows the log until the view has applied
-    everything up to `target` (the log's end when the rebuild started)."""
+def _rebuild_views(settings: Any, names: Sequence[str], target: int,
+                   batch_size: int) -> dict[str, Any]:
+    """Some views' rebuild, in a process of their own: one follower reads and decodes each
+    page once and applies it to every one of `names`, until each has applied everything up to
+    `target` (the log's end when the rebuild started)."""
     from infra.bootstrap import build_container
     from infra.process_tuning import tune_for_throughput
 
@@ -614,14 +639,13 @@ def _rebuild_view(settings: Any, name: str, target: int, batch_size: int) -> dic
     tune_for_throughput()
     try:
         projections = container.projections
-        projection = projections.projections[name]
-        follower = LogFollower(container.referrals, [projection], projections._reader(),
-                               batch_size)
+        chosen = [projections.projections[name] for name in names]
+        follower = LogFollower(container.referrals, chosen, projections._reader(), batch_size)
         started = time.perf_counter()
         read = 0
         try:
             for _ in range(100_000_000):  # bounded by the target (an unsettled gap waits)
-                if (projection.view.visible_position() or 0) >= target:
+                if min(p.view.visible_position() or 0 for p in chosen) >= target:
                     break
                 got = follower.run_until_caught_up()
                 read += got
@@ -632,7 +656,7 @@ def _rebuild_view(settings: Any, name: str, target: int, batch_size: int) -> dic
         seconds = time.perf_counter() - started
     finally:
         container.close()
-    return {"events": read, "seconds": seconds,
+    return {"views": list(names), "events": read, "seconds": seconds,
             "events_per_second": read / seconds if seconds else 0.0}
 
 

@@ -114,7 +114,8 @@ def rebuild_command(
     only: list[str] = typer.Option(None, "--only", help="rebuild only these projections"),
     batch_size: int = typer.Option(5000, min=1, max=100_000),
     processes: bool = typer.Option(True, "--processes/--in-process", help=(
-        "PostgreSQL: one process per view (every core works); --in-process: one process")),
+        "PostgreSQL: one process per core, views shared between them (every core works); "
+        "--in-process: one process")),
 ) -> None:
     """Drops the views and rebuilds them from event zero (stop the worker first)."""
     from infra.cli.core import _progress

@@ -5,7 +5,9 @@ Entry points other areas call (each takes the process's container):
 
     receipt_for(container, recorded) -> str          a signed receipt/v1 for one accepted post
     receipts_for(container, results) -> list          the same for a batch's results (one
-                                                      store read; None for a rejection)
+                                                      store read; None for a rejection; two
+                                                      or more new events: batch-receipt/v1
+                                                      under one signature, ADR 0011)
     checkpoint_for_position(container, position) -> (size, root, note)
                                                       the signed checkpoint a report is bound to
     start_checkpointer(container) -> CheckpointPublisher
@@ -55,7 +57,7 @@ from services.transparency.note import (
     signer_from_key_text,
     split_note,
 )
-from services.transparency.receipt import issue_receipt
+from services.transparency.receipt import Receipt, issue_batch_receipts, issue_receipt
 from services.worker_health import ConnectionWatch, is_connection_error, status_path
 
 if TYPE_CHECKING:
@@ -331,10 +333,12 @@ class TransparencyLog:
         """A signed receipt/v1 for one accepted post (a duplicate's is re-issued)."""
         return self.receipts_for([recorded])[0]
 
-    def receipts_for(self, recorded: Sequence[Any]) -> list[Any]:
+    def receipts_for(self, recorded: Sequence[Any], *, one_signature: bool = True) -> list[Any]:
         """Receipts for accepted posts: new events from the stored event, duplicates from the
-        audit trail (the same note the original post got: Ed25519 signatures are deterministic).
-        Items that are not `Recorded` (a batch's rejections) get None."""
+        audit trail (a receipt/v1 note: Ed25519 signatures are deterministic, so a post first
+        answered with one gets the same note again). Items that are not `Recorded` (a batch's
+        rejections) get None. Two or more new events get batch-receipt/v1 texts under one
+        signature (ADR 0011) unless `one_signature` is False (receipt/v1 each)."""
         fresh = [r for r in recorded
                  if isinstance(r, Recorded) and not r.duplicate and r.position is not None]
         stored: dict[int, Any] = {}
@@ -353,7 +357,8 @@ class TransparencyLog:
                 start=low, limit=high - low + 1, stop=high
             ):
                 stored[n.id] = n
-        out = []
+        out: list[Any] = []
+        promised: list[tuple[int, Receipt]] = []  # new events' promises, by place in `out`
         for item in recorded:
             if not isinstance(item, Recorded):
                 out.append(None)
@@ -373,9 +378,16 @@ class TransparencyLog:
                     f"{item.position}.")
             event = self.app.mapper.to_domain_event(notification)
             leaf = leaf_bytes(item.position, event)
-            out.append(issue_receipt(self.signer, origin=self.origin, position=item.position,
-                                     leaf_hash=leaf_hash(leaf), event_id=event.event_id,
-                                     time=event.timestamp))
+            promised.append((len(out), Receipt(self.origin, item.position, leaf_hash(leaf),
+                                               event.event_id, event.timestamp)))
+            out.append(None)
+        if len(promised) == 1 or not one_signature:  # receipt/v1, as ever
+            for place, receipt in promised:
+                out[place] = sign_note(receipt.body(), self.signer)
+        elif promised:  # one signature for the batch (ADR 0011)
+            texts = issue_batch_receipts(self.signer, [r for _, r in promised])
+            for (place, _), text in zip(promised, texts, strict=True):
+                out[place] = text
         return out
 
     def _receipt_from_trail(self, recorded: Recorded) -> str | None:
@@ -613,9 +625,11 @@ def receipt_for(container: Any, recorded: Recorded) -> str:
     return transparency_log(container).receipt_for(recorded)
 
 
-def receipts_for(container: Any, recorded: Sequence[Any]) -> list[str | None]:
-    """Receipts for a batch's results, in order (None for a rejected item)."""
-    return transparency_log(container).receipts_for(recorded)
+def receipts_for(container: Any, recorded: Sequence[Any], *,
+                 one_signature: bool = True) -> list[str | None]:
+    """Receipts for a batch's results, in order (None for a rejected item); see
+    TransparencyLog.receipts_for."""
+    return transparency_log(container).receipts_for(recorded, one_signature=one_signature)
 
 
 def checkpoint_for_position(container: Any, position: int) -> tuple[int, bytes, str]:

@@ -22,6 +22,11 @@ takes the leaf index from the log's inclusion-proof answer and checks the receip
 at that index. A receipt proves "the log promised leaf L for the event at position p"; checking
 it against a later checkpoint plus an RFC 9162 §2.1.3.2 inclusion proof proves the log kept
 that promise.
+
+A batch of receipts costs one signature (ADR 0011): `issue_batch_receipts` gives each event a
+batch-receipt/v1 text — its receipt/v1 body, its inclusion path in an RFC 9162 tree whose
+leaves are the batch's receipt/v1 bodies, and the signed note of that tree's size and root.
+`open_receipt` verifies both kinds and answers the same `Receipt`.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from services.transparency.checkpoint import Checkpoint, parse_checkpoint
-from services.transparency.merkle import HASH_SIZE, leaf_hash, verify_inclusion
+from services.transparency.merkle import HASH_SIZE, leaf_hash, node_hash, verify_inclusion
 from services.transparency.note import (
     NoteError,
     NoteSigner,
@@ -44,6 +49,9 @@ from services.transparency.note import (
 )
 
 RECEIPT_HEADER = "legal-aid-ledger receipt/v1"
+BATCH_RECEIPT_HEADER = "legal-aid-ledger batch-receipt/v1"
+BATCH_NOTE_HEADER = "legal-aid-ledger receipt-batch/v1"
+MAX_PATH = 64
 _DECIMAL_PATTERN = re.compile(r"0|[1-9][0-9]*")
 _TIME_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?Z")
 
@@ -133,9 +141,97 @@ def parse_receipt(body: str) -> Receipt:
 
 
 def open_receipt(note: str, verifiers: Iterable[NoteVerifier]) -> Receipt:
-    """Verify a receipt note's signature with trusted keys and parse it (raises NoteError)."""
+    """Verify a receipt's signature with trusted keys and parse it (raises NoteError): a
+    receipt/v1 note, or a batch-receipt/v1 (its path to the signed batch root checked)."""
+    if note.startswith(BATCH_RECEIPT_HEADER + "\n"):
+        return open_batch_receipt(note, verifiers)
     text, _ = open_note(note, verifiers)
     return parse_receipt(text)
+
+
+class ReceiptNotInBatchError(NoteError):
+    """Raised when a batch receipt's body is not in the tree its signed note names."""
+
+
+def issue_batch_receipts(signer: NoteSigner, receipts: Sequence[Receipt]) -> list[str]:
+    """One batch-receipt/v1 text per receipt, in order, under one signature (ADR 0011)."""
+    if not receipts:
+        return []
+    origin = receipts[0].origin
+    if any(r.origin != origin for r in receipts):
+        raise MalformedReceiptError("a batch of receipts has one origin")
+    bodies = [r.body() for r in receipts]
+    root, paths = _root_and_paths([leaf_hash(b.encode("utf-8")) for b in bodies])
+    note = sign_note(_batch_note_body(origin, len(bodies), root), signer)
+    return [_batch_head(index, path, body) + "\n" + note
+            for index, (path, body) in enumerate(zip(paths, bodies, strict=True))]
+
+
+def open_batch_receipt(text: str, verifiers: Iterable[NoteVerifier]) -> Receipt:
+    """Verify a batch-receipt/v1 (the batch note's signature, the body's path to its root) and
+    parse the event's receipt (raises NoteError)."""
+    head, blank, signed = text.partition("\n\n")
+    lines = head.split("\n")
+    if not blank or len(lines) < 8 or lines[0] != BATCH_RECEIPT_HEADER:
+        raise MalformedReceiptError("not a batch-receipt/v1")
+    index_text = _field(lines[1], "index")
+    if not _DECIMAL_PATTERN.fullmatch(index_text):
+        raise MalformedReceiptError("index is not a canonical decimal")
+    path_lines = lines[2:-6]
+    if len(path_lines) > MAX_PATH:
+        raise MalformedReceiptError("path too long")
+    path = [_hash_field(line, "path") for line in path_lines]
+    body = "\n".join(lines[-6:]) + "\n"
+    receipt = parse_receipt(body)
+    if _batch_head(int(index_text), path, body) != head + "\n":
+        raise MalformedReceiptError("batch receipt is not in canonical form")
+    note_text, _ = open_note(signed, verifiers)
+    note_lines = note_text[:-1].split("\n") if note_text.endswith("\n") else []
+    if len(note_lines) != 4 or note_lines[0] != BATCH_NOTE_HEADER:
+        raise MalformedReceiptError(f"the signed note is not a {BATCH_NOTE_HEADER!r}")
+    size_text = _field(note_lines[2], "size")
+    if not _DECIMAL_PATTERN.fullmatch(size_text):
+        raise MalformedReceiptError("size is not a canonical decimal")
+    root = _hash_field(note_lines[3], "root")
+    if _batch_note_body(note_lines[1], int(size_text), root) != note_text:
+        raise MalformedReceiptError("batch note is not in canonical form")
+    if note_lines[1] != receipt.origin:
+        raise ReceiptNotInBatchError("the receipt's origin is not the batch's")
+    if not verify_inclusion(leaf_hash(body.encode("utf-8")), int(index_text), int(size_text),
+                            path, root):
+        raise ReceiptNotInBatchError("the receipt is not in the signed batch")
+    return receipt
+
+
+def _batch_note_body(origin: str, size: int, root: bytes) -> str:
+    return f"{BATCH_NOTE_HEADER}\n{origin}\nsize {size}\nroot {base64.b64encode(root).decode()}\n"
+
+
+def _batch_head(index: int, path: Sequence[bytes], body: str) -> str:
+    lines = "".join(f"path {base64.b64encode(h).decode()}\n" for h in path)
+    return f"{BATCH_RECEIPT_HEADER}\nindex {index}\n{lines}{body}"
+
+
+def _hash_field(line: str, name: str) -> bytes:
+    text = _field(line, name)
+    try:
+        value = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise MalformedReceiptError(f"{name} is not base64") from None
+    if len(value) != HASH_SIZE or base64.b64encode(value).decode() != text:
+        raise MalformedReceiptError(f"{name} is not the canonical base64 of 32 bytes")
+    return value
+
+
+def _root_and_paths(hashes: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """MTH of `hashes` (RFC 9162 §2.1.1) and every leaf's PATH (§2.1.3.1)."""
+    if len(hashes) == 1:
+        return hashes[0], [[]]
+    split = 1 << ((len(hashes) - 1).bit_length() - 1)
+    left, left_paths = _root_and_paths(hashes[:split])
+    right, right_paths = _root_and_paths(hashes[split:])
+    return node_hash(left, right), ([p + [right] for p in left_paths]
+                                    + [p + [left] for p in right_paths])
 
 
 def check_receipt_against_checkpoint(

@@ -266,8 +266,9 @@ def test_every_streamed_event_gets_a_signed_receipt_on_its_agency_topic(
     from infra.transparency.service import receipts_for, transparency_log
     from services.transparency.receipt import open_receipt
 
-    worker = IngestWorker.connect(ingest_settings, container.referrals,
-                                  receipts=lambda results: receipts_for(container, results))
+    worker = IngestWorker.connect(  # wired as `referrals ingest` wires it (receipt/v1 each)
+        ingest_settings, container.referrals,
+        receipts=lambda results: receipts_for(container, results, one_signature=False))
     thread = threading.Thread(target=worker.run, kwargs={"max_seconds": 60}, daemon=True)
     thread.start()
     try:

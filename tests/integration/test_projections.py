@@ -360,13 +360,28 @@ def test_views_are_identical_whatever_the_batch_size_and_after_a_rebuild(
 
 def test_views_are_identical_when_rebuilt_by_one_process_per_view(ledger: Container) -> None:
     paged = dump_all(ledger)
-    result = ledger.projections.rebuild(processes=True)
-    assert result["processes"] == len(ledger.projections.projections)
+    views = len(ledger.projections.projections)
+    result = ledger.projections.rebuild(processes=True, workers=views)
+    assert result["processes"] == views
     assert result["events"] == len(interleaved())
     assert dump_all(ledger) == paged
     assert all(s.lag == 0 for s in ledger.projections.status())
     ledger.referrals.record_event(CaseScript().notification())  # the parent follows on
     ledger.projections.process_pending()
+    assert all(s.lag == 0 for s in ledger.projections.status())
+
+
+def test_views_are_identical_when_two_processes_each_feed_several_views(
+    ledger: Container,
+) -> None:
+    """Issue 16: a process reads and decodes the log once for all the views it rebuilds."""
+    paged = dump_all(ledger)
+    result = ledger.projections.rebuild(processes=True, workers=2)
+    assert result["processes"] == 2
+    assert sorted(n for g in result["groups"] for n in g) == sorted(ledger.projections.projections)
+    assert all(len(g) >= 2 for g in result["groups"])
+    assert result["events"] == len(interleaved())
+    assert dump_all(ledger) == paged
     assert all(s.lag == 0 for s in ledger.projections.status())
 
 

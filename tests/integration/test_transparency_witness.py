@@ -22,7 +22,12 @@ from infra.bootstrap import build_container
 from infra.cli.transparency import register
 from infra.http.app import create_app
 from infra.reference_data import load_calendar, load_reference, load_time_limits
-from infra.transparency.service import LogForkError, receipt_for, transparency_log
+from infra.transparency.service import (
+    LogForkError,
+    receipt_for,
+    receipts_for,
+    transparency_log,
+)
 from infra.transparency.witness import RefusalReason, Witness, WitnessRefusal
 from services.transparency.bundle import unb64, verify_bundle
 from services.transparency.checkpoint import Checkpoint, generate_cosigner
@@ -239,3 +244,37 @@ def test_receipts_for_a_batch_bind_positions_and_verify_against_a_later_checkpoi
         assert not check_receipt_against_checkpoint(receipt, answer["checkpoint"],
                                                     answer["leaf_index"] + 1, _proof(answer),
                                                     trusted)
+
+
+def test_a_batch_is_signed_once_and_verify_receipt_checks_both_kinds(
+    pg_container: Any, tmp_path: Path,
+) -> None:
+    """Issue 16 / ADR 0011: receipts for a batch share one signature (batch-receipt/v1); a
+    single post keeps receipt/v1; `verify-receipt` checks both offline."""
+    from services.transparency.receipt import BATCH_RECEIPT_HEADER, RECEIPT_HEADER
+
+    app = pg_container.referrals
+    single_case = CaseScript()
+    single = receipt_for(pg_container, app.record_event(single_case.notification()))
+    assert single.startswith(RECEIPT_HEADER + "\n")
+    cases = [CaseScript() for _ in range(5)]
+    results = app.record_batch([c.notification() for c in cases])
+    receipts = receipts_for(pg_container, results)
+    assert all(r.startswith(BATCH_RECEIPT_HEADER + "\n") for r in receipts)
+    assert len({r.rsplit("\n— ", 1)[1] for r in receipts}) == 1  # one signature
+    log = transparency_log(pg_container)
+    log.catch_up()
+    cli = typer.Typer()
+    register(cli)
+    for case, receipt in [(single_case, single), *zip(cases, receipts, strict=True)]:
+        answer = log.inclusion(case.case_id, 1)
+        checked = CliRunner().invoke(cli, [
+            "verify-receipt", str(_write(tmp_path / "receipt.txt", receipt)), "--log-key",
+            log.public_key, "--proof",
+            str(_write(tmp_path / "inclusion.json", json.dumps(answer)))])
+        assert checked.exit_code == 0 and "VALID: event" in checked.stdout, checked.output
+    wrong = dict(log.inclusion(cases[0].case_id, 1), leaf_index=answer["leaf_index"])
+    checked = CliRunner().invoke(cli, [
+        "verify-receipt", str(_write(tmp_path / "receipt.txt", receipts[0])), "--log-key",
+        log.public_key, "--proof", str(_write(tmp_path / "inclusion.json", json.dumps(wrong)))])
+    assert checked.exit_code != 0 and "INVALID" in checked.stdout, checked.output
