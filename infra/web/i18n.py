@@ -89,6 +89,19 @@ VI: dict[str, str] = {
     "replaying": "Đang xem lại: {k}/{n} sự kiện đã được ghi vào sổ đến {at}.",
     "replay_nothing": "Chưa có sự kiện nào của vụ việc được ghi vào sổ tại thời điểm này.",
     "replay_later": "{n} sự kiện ghi sau thời điểm này không được hiển thị.",
+    "as_happened_at": "như đã xảy ra đến {at}",
+    "replay_clock": "Đồng hồ",
+    "clock_recorded": "Như sổ đã ghi nhận",
+    "clock_occurred": "Như đã xảy ra",
+    "replay_clock_intro": "«Như sổ đã ghi nhận»: các sự kiện đã ghi vào sổ đến thời điểm đó. "
+                          "«Như đã xảy ra»: mọi sự kiện sổ biết đến nay có thời điểm xảy ra "
+                          "đến thời điểm đó (đồng hồ của luật).",
+    "replaying_occurred": "Đang xem lại: {k}/{n} sự kiện đã xảy ra đến {at}, theo mọi sự kiện "
+                          "sổ biết đến nay, theo thứ tự xảy ra.",
+    "replay_nothing_occurred": "Không có sự kiện nào của vụ việc xảy ra trước thời điểm này.",
+    "replay_later_occurred": "{n} sự kiện xảy ra sau thời điểm này không được hiển thị.",
+    "event_held": "Đang chờ",
+    "event_held_awaiting": "chưa có hiệu lực, chờ sự kiện đứng trước: {types}",
     "timeline_title": "Diễn biến vụ việc",
     "event_occurred": "Xảy ra",
     "event_recorded": "Ghi vào sổ",
@@ -329,6 +342,19 @@ EN: dict[str, str] = {
     "replaying": "Replaying: {k}/{n} events had been recorded by {at}.",
     "replay_nothing": "Nothing of this case had been recorded at that instant.",
     "replay_later": "{n} events recorded after that instant are not shown.",
+    "as_happened_at": "as it happened by {at}",
+    "replay_clock": "Clock",
+    "clock_recorded": "As the ledger knew it",
+    "clock_occurred": "As it happened",
+    "replay_clock_intro": "\u201cAs the ledger knew it\u201d: the events recorded by that instant. "
+                          "\u201cAs it happened\u201d: every event known now that occurred by that "
+                          "instant (the law's clock).",
+    "replaying_occurred": "Replaying: {k}/{n} events had occurred by {at}, as known now, in "
+                          "the order they occurred.",
+    "replay_nothing_occurred": "Nothing of this case had occurred by that instant.",
+    "replay_later_occurred": "{n} events that occurred after that instant are not shown.",
+    "event_held": "Held",
+    "event_held_awaiting": "not in effect, awaiting an earlier event: {types}",
     "timeline_title": "Timeline",
     "event_occurred": "Occurred",
     "event_recorded": "Recorded",
