@@ -98,3 +98,72 @@ def test_every_event_row_shows_both_instants_and_the_held_badge(web: Web) -> Non
     assert len(held_en) == 1 and "Held" in held_en[0]
     assert fmt.event_title("AID_ASSIGNED", "en") in held_en[0]
     web.client.get("/web/cases", params={"lang": "vi"})
+
+
+def _days_later(web: Web, days: int) -> None:
+    """The ledger's clock moved on: the held event has waited `days` days on the recording
+    clock (what the pages judge age by)."""
+    referrals = web.container.referrals
+    real = referrals.clock
+    referrals.clock = lambda: real() + timedelta(days=days)  # type: ignore[method-assign]
+
+
+def test_held_events_page_lists_held_events_with_age_and_anomaly(web: Web) -> None:
+    script, _ = _held_case(web)
+    web.sign_in()
+    page = web.client.get("/web/held")
+    assert page.status_code == 200
+    rows = [r.split("</tr>")[0] for r in page.text.split('data-testid="held-row"')[1:]]
+    assert len(rows) == 1 and script.case_id in rows[0]
+    assert fmt.event_title("COUNSEL_REGISTERED") in rows[0]
+    assert fmt.event_title("AID_ASSIGNED") in rows[0]  # what it awaits
+    assert 'data-testid="held-anomaly"' not in rows[0]
+    assert 'data-testid="held-count" data-count="1"' in page.text
+    # another province's inspector sees none of it
+    web.client.post("/web/sign-out", data={"csrf_token": _csrf(web.client.get("/web/held"))})
+    web.sign_in("tt-vlg")
+    other = web.client.get("/web/held")
+    assert other.status_code == 200 and script.case_id not in other.text
+    assert web.client.get("/web/held", params={"agency_id": "lsn-police-investigation"}
+                          ).status_code == 403
+
+
+def _csrf(page: object) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)  # type: ignore[attr-defined]
+    assert found is not None
+    return found.group(1)
+
+
+def test_held_anomaly_on_the_held_page_the_dashboard_and_the_inspection_pack(web: Web) -> None:
+    script, _ = _held_case(web)
+    web.sign_in()
+    agency = "lsn-police-investigation"
+    dashboard = web.client.get("/web/dashboard")
+    assert 'data-testid="held-anomalies"' in dashboard.text
+    before = dashboard.text.split('data-testid="held-anomalies"')[1].split("</section>")[0]
+    assert f'data-agency="{agency}"' in before and 'data-testid="held-anomaly-link"' not in before
+
+    _days_later(web, 4)  # past the 72 h setting
+    held = web.client.get("/web/held")
+    row = held.text.split('data-testid="held-row"')[1].split("</tr>")[0]
+    assert 'data-testid="held-anomaly"' in row and "96" in row
+    dashboard = web.client.get("/web/dashboard")
+    section = dashboard.text.split('data-testid="held-anomalies"')[1].split("</section>")[0]
+    found = re.search(rf'data-agency="{agency}".*?<a href="([^"]+)" data-testid="held-anomaly-link"'
+                      rf' data-count="(\d+)"', section, re.S)
+    assert found is not None, section
+    assert found.group(2) == "1"
+    listed = web.client.get(found.group(1).replace("&amp;", "&"))
+    assert listed.status_code == 200 and script.case_id in listed.text
+    assert 'data-testid="held-count" data-count="1"' in listed.text
+
+    pack = web.client.get("/web/inspection", params={"agency_id": agency})
+    part = pack.text.split('data-testid="held-anomalies"')[1].split("</section>")[0]
+    assert 'data-count="1"' in part and script.case_id in part
+    assert fmt.event_title("AID_ASSIGNED") in part
+    english = web.client.get("/web/inspection", params={"agency_id": agency, "lang": "en"})
+    part_en = english.text.split('data-testid="held-anomalies"')[1].split("</section>")[0]
+    assert "Held longer than 72 h" in part_en and script.case_id in part_en
+    held_en = web.client.get("/web/held", params={"lang": "en"})
+    assert "Held events" in held_en.text and "Anomaly" in held_en.text
+    web.client.get("/web/cases", params={"lang": "vi"})
