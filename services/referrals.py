@@ -539,22 +539,26 @@ class Referrals(Application[UUID]):
         referral = derive_case(case_id, history)
         return referral, sorted(history, key=lambda e: (e.occurred_at, e.originator_version))
 
-    def time_limits(self, case_id: str, at: datetime | None = None) -> list[TimeLimitVerdict]:
+    def time_limits(self, case_id: str, at: datetime | None = None,
+                    clock: str = "recorded") -> list[TimeLimitVerdict]:
         """The case's legal time limits judged at `at` (default now): met, missed or running,
-        on the facts known at `at` that are in effect, in occurred order (ADR 0008)."""
-        return [verdict for verdict, _ in self.time_limits_with_basis(case_id, at)]
+        on the facts known at `at` that are in effect, in occurred order (ADR 0008);
+        `clock="occurred"`: on every fact known now that occurred by `at` (as it happened)."""
+        return [verdict for verdict, _ in self.time_limits_with_basis(case_id, at, clock)]
 
     def time_limits_with_basis(
-        self, case_id: str, at: datetime | None = None,
+        self, case_id: str, at: datetime | None = None, clock: str = "recorded",
     ) -> list[tuple[TimeLimitVerdict, tuple[str, ...]]]:
         """Each time-limit verdict with the reference versions it was judged with
         (`time_limits@1`, `holidays/2026@2`; issue 14): the table in force on its trigger day
-        and the calendar of every year a working-day limit spans."""
+        and the calendar of every year a working-day limit spans. `clock`: which facts count,
+        those recorded by `at` (as known) or, `"occurred"`, those that occurred by it."""
         if self.before_use is not None:
             self.before_use()
         at = at or self.clock()
         history = effective_history(
-            [e for e in self.case_history(case_id) if e.timestamp <= at])
+            [e for e in self.case_history(case_id)
+             if (e.occurred_at if clock == "occurred" else e.timestamp) <= at])
         if self.reference_set is not None:
             return judge_with_basis(case_facts(history), self.reference_set, at)
         return [(v, ()) for v in

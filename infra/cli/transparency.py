@@ -278,8 +278,14 @@ def register(app: typer.Typer) -> None:
                                           "as the trusted one (--trusted-checkpoint)"),
         at: str | None = typer.Option(None, help="evaluate the time limits at this instant "
                                       "(default: the bundle's as_of)"),
+        clock: str = typer.Option("recorded", help="a case bundle: recorded (the case as the "
+                                  "ledger knew it at --at) or occurred (as it happened by --at: "
+                                  "every event in the bundle that occurred by then)"),
     ) -> None:
         """OFFLINE: checks a bundle with public keys only and recomputes its figures."""
+        if clock not in ("recorded", "occurred"):
+            _err(f"--clock: recorded hoặc occurred / recorded or occurred: {clock}")
+            raise typer.Exit(code=EXIT_USAGE)
         from infra.reference_data import load_calendar, load_reference, load_time_limits
         from services.transparency.bundle import verify_bundle
         from services.transparency.note import NoteError
@@ -299,7 +305,7 @@ def register(app: typer.Typer) -> None:
         try:
             report = verify_bundle(bundle, log_key, witness_key, trusted, _instant(at, "--at"),
                                    rules=load_time_limits(None), calendar=load_calendar(None),
-                                   reference=load_reference(None))
+                                   reference=load_reference(None), clock=clock)
         except NoteError as error:
             _err(f"Khoá không hợp lệ / invalid key: {error}")
             raise typer.Exit(code=EXIT_USAGE) from None
@@ -519,6 +525,9 @@ def _print_bundle_report(bundle: dict[str, Any], report: Any) -> None:
     if figures is not None and bundle.get("kind") == "case":
         _out(f"Vụ việc / case {bundle.get('case_id')}: {figures['events']} sự kiện / events, "
              f"trạng thái / status {figures['status']}")
+        if figures.get("clock") == "occurred":
+            _out("  như đã xảy ra / as it happened (thời điểm xảy ra / occurred_at ≤ --at, theo "
+                 "mọi sự kiện trong gói / every event in the bundle)")
         _out("  (giờ Việt Nam / Vietnam time, UTC+7)")
         for verdict in figures["time_limits"]:
             flag = " QUÁ HẠN / OVERDUE" if verdict["outstanding"] else ""

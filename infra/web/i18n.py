@@ -89,6 +89,19 @@ VI: dict[str, str] = {
     "replaying": "Đang xem lại: {k}/{n} sự kiện đã được ghi vào sổ đến {at}.",
     "replay_nothing": "Chưa có sự kiện nào của vụ việc được ghi vào sổ tại thời điểm này.",
     "replay_later": "{n} sự kiện ghi sau thời điểm này không được hiển thị.",
+    "as_happened_at": "như đã xảy ra đến {at}",
+    "replay_clock": "Đồng hồ",
+    "clock_recorded": "Như sổ đã ghi nhận",
+    "clock_occurred": "Như đã xảy ra",
+    "replay_clock_intro": "«Như sổ đã ghi nhận»: các sự kiện đã ghi vào sổ đến thời điểm đó. "
+                          "«Như đã xảy ra»: mọi sự kiện sổ biết đến nay có thời điểm xảy ra "
+                          "đến thời điểm đó (đồng hồ của luật).",
+    "replaying_occurred": "Đang xem lại: {k}/{n} sự kiện đã xảy ra đến {at}, theo mọi sự kiện "
+                          "sổ biết đến nay, theo thứ tự xảy ra.",
+    "replay_nothing_occurred": "Không có sự kiện nào của vụ việc xảy ra trước thời điểm này.",
+    "replay_later_occurred": "{n} sự kiện xảy ra sau thời điểm này không được hiển thị.",
+    "event_held": "Đang chờ",
+    "event_held_awaiting": "chưa có hiệu lực, chờ sự kiện đứng trước: {types}",
     "timeline_title": "Diễn biến vụ việc",
     "event_occurred": "Xảy ra",
     "event_recorded": "Ghi vào sổ",
@@ -248,6 +261,31 @@ VI: dict[str, str] = {
     "timeliness_late_none": "Không có sự kiện nào ghi muộn trong kỳ.",
     "timeliness_late_item": "{event}: xảy ra {occurred}, ghi vào sổ {recorded} (sau {delay})",
     "drill_late_only": "Chỉ các sự kiện ghi vào sổ sau khi xảy ra hơn {hours} giờ",
+    # held events (issue 13 item 2, ADR 0008)
+    "nav_held": "Sự kiện đang chờ",
+    "held_title": "Sự kiện đang chờ sự kiện đứng trước",
+    "held_intro": "Các sự kiện đã ghi vào sổ nhưng chưa có hiệu lực vì sự kiện đứng trước nó "
+                  "(theo thời điểm xảy ra) chưa đến; chờ quá {hours} giờ là bất thường, cần "
+                  "cơ quan đính chính hoặc rút sự kiện.",
+    "held_all_agencies": "Mọi cơ quan",
+    "held_only_anomalies": "Chỉ sự kiện chờ quá {hours} giờ",
+    "held_count": "{n} sự kiện đang chờ, trong đó {k} bất thường",
+    "held_awaiting": "Đang chờ",
+    "held_age": "Đã chờ",
+    "held_anomaly": "Bất thường",
+    "held_none": "Không có sự kiện nào đang chờ.",
+    "held_dashboard_title": "Sự kiện đang chờ theo cơ quan",
+    "held_dashboard_intro": "Sự kiện đã ghi nhưng chưa có hiệu lực, theo cơ quan đã gửi; chờ quá "
+                            "{hours} giờ là bất thường.",
+    "held_see_all": "Xem danh sách",
+    "held_column": "Đang chờ",
+    "held_anomalies": "Chờ quá {hours} giờ",
+    "held_pack_intro": "Các sự kiện cơ quan đã gửi, hiện vẫn chưa có hiệu lực sau hơn {hours} "
+                       "giờ vì sự kiện đứng trước chưa đến (bất thường, không phải tiêu chí "
+                       "đạt/không đạt).",
+    "held_pack_item": "{event}: xảy ra {occurred}, ghi vào sổ {recorded}, đã chờ {age}; chờ "
+                      "{awaiting}",
+    "held_pack_none": "Không có sự kiện nào chờ quá thời hạn.",
 }
 
 EN: dict[str, str] = {
@@ -329,6 +367,19 @@ EN: dict[str, str] = {
     "replaying": "Replaying: {k}/{n} events had been recorded by {at}.",
     "replay_nothing": "Nothing of this case had been recorded at that instant.",
     "replay_later": "{n} events recorded after that instant are not shown.",
+    "as_happened_at": "as it happened by {at}",
+    "replay_clock": "Clock",
+    "clock_recorded": "As the ledger knew it",
+    "clock_occurred": "As it happened",
+    "replay_clock_intro": "\u201cAs the ledger knew it\u201d: the events recorded by that instant. "
+                          "\u201cAs it happened\u201d: every event known now that occurred by that "
+                          "instant (the law's clock).",
+    "replaying_occurred": "Replaying: {k}/{n} events had occurred by {at}, as known now, in "
+                          "the order they occurred.",
+    "replay_nothing_occurred": "Nothing of this case had occurred by that instant.",
+    "replay_later_occurred": "{n} events that occurred after that instant are not shown.",
+    "event_held": "Held",
+    "event_held_awaiting": "not in effect, awaiting an earlier event: {types}",
     "timeline_title": "Timeline",
     "event_occurred": "Occurred",
     "event_recorded": "Recorded",
@@ -482,6 +533,30 @@ EN: dict[str, str] = {
     "timeliness_late_none": "No event was entered late in the period.",
     "timeliness_late_item": "{event}: occurred {occurred}, recorded {recorded} ({delay} later)",
     "drill_late_only": "Only the events recorded more than {hours} h after they occurred",
+    "nav_held": "Held events",
+    "held_title": "Held events, awaiting an earlier event",
+    "held_intro": "Events recorded but not in effect because the event before them (in "
+                  "occurred order) has not arrived; held longer than {hours} h is an anomaly "
+                  "for the agency to correct or withdraw.",
+    "held_all_agencies": "All agencies",
+    "held_only_anomalies": "Only events held longer than {hours} h",
+    "held_count": "{n} held events, {k} of them anomalies",
+    "held_awaiting": "Awaiting",
+    "held_age": "Held for",
+    "held_anomaly": "Anomaly",
+    "held_none": "No event is held.",
+    "held_dashboard_title": "Held events by agency",
+    "held_dashboard_intro": "Events recorded but not in effect, by the agency that sent them; "
+                            "held longer than {hours} h is an anomaly.",
+    "held_see_all": "See the list",
+    "held_column": "Held",
+    "held_anomalies": "Held longer than {hours} h",
+    "held_pack_intro": "Events the agency sent that are still not in effect after more than "
+                       "{hours} h because the event before them has not arrived (an anomaly, "
+                       "not a pass/fail item).",
+    "held_pack_item": "{event}: occurred {occurred}, recorded {recorded}, held for {age}; "
+                      "awaiting {awaiting}",
+    "held_pack_none": "No event held past the limit.",
 }
 
 STRINGS = {"vi": VI, "en": EN}

@@ -18,7 +18,8 @@ Items:
 Beside the checklist, the agency's timeliness (issue 13 item 5): the events it recorded more
 than `late_entry_hours` after they occurred, the median and 90th percentile of its recording
 delay, its corrections, withdrawals and held events (projections.reports.timeliness_figures),
-with the late entries listed.
+with the late entries listed; and the agency's held events that have waited longer than
+`held_anomaly_after_hours` (ADR 0008: anomalies, for people to resolve), listed.
 
 Limits come from the compliance read model (judged at `now`), attributed to the responsible
 agency and to the period of their trigger day; events by their Vietnam-local day.
@@ -32,8 +33,9 @@ from typing import Any
 
 from domain.reference import Agency
 from infra.web.format import hours_text, vn_time
-from infra.web.queries import agency_events
+from infra.web.queries import agency_events, held_anomaly_after
 from projections.reports import LATE_ENTRY_HOURS, TimelinessRow, timeliness_figures
+from services.held import held_listing
 
 TRANSFER_RULES = ("C1_12H", "C1_24H")
 REGISTRATION_RULES = ("C4_CRIMINAL", "C4_CIVIL_ADMIN")
@@ -86,6 +88,9 @@ class InspectionPack:
     # issue 13 item 5: the agency's late entries, delays, corrections, withdrawals, held events
     timeliness: TimelinessRow | None = None
     late_entry_hours: float = LATE_ENTRY_HOURS
+    # issue 13 item 2: the agency's events held longer than the setting (anomalies), now
+    held_anomalies: list[dict[str, Any]] = field(default_factory=list)
+    held_anomaly_after_hours: float = 72.0
 
     @property
     def failing_cases(self) -> int:
@@ -129,7 +134,12 @@ def build_pack(container: Any, agency: Agency, start: date, end: date, now: date
         [timeliness] = timeliness_figures(container.projections,
                                           [(agency.agency_id, agency.name_vi)], start, end,
                                           late_hours)
-    return InspectionPack(agency, start, end, now, items, never, timeliness, late_hours)
+    held_after = held_anomaly_after(container)
+    held_rows = container.projections.case_index.held(agency_id=agency.agency_id,
+                                                      provinces=sorted(provinces))
+    anomalies = [r for r in held_listing(held_rows, now, held_after) if r["anomaly"]]
+    return InspectionPack(agency, start, end, now, items, never, timeliness, late_hours,
+                          anomalies, held_after)
 
 
 def entered_late(event: Any, late_hours: float) -> bool:

@@ -12,6 +12,7 @@ from domain.calendar import VIETNAM_TZ
 from domain.referral import referral_id
 from infra.event_reads import select_events_of
 from infra.web.format import day_after, day_start
+from services.held import held_listing, held_scope
 
 PAGE = 500
 
@@ -104,3 +105,18 @@ def compliance_group(container: Any, province: str, start: date, end: date, rule
         if group["responsible_agency_id"] == agency_id:
             return group
     return None
+
+
+def held_in_scope(container: Any, principal: Any, agency_id: str | None = None,
+                  limit: int = 1000) -> list[dict[str, Any]]:
+    """The held events the principal may list (`services.held.held_scope`: an agency its own,
+    an inspector or the council its provinces'), oldest first, each with `age_hours` and
+    `anomaly` (held longer than the setting `held_anomaly_after_hours`). From the case index."""
+    scope = held_scope(principal, agency_id)
+    rows = container.projections.case_index.held(limit=limit, **scope)
+    return held_listing(rows, container.referrals.clock(), held_anomaly_after(container))
+
+
+def held_anomaly_after(container: Any) -> float:
+    """The setting: hours a held event may wait before it is an anomaly (72 by default)."""
+    return float(getattr(container.settings, "held_anomaly_after_hours", 72.0))

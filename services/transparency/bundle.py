@@ -74,10 +74,17 @@ def _leaf_event(record: dict[str, Any]) -> Any:
 
 
 def case_figures(leaves: Sequence[str | bytes], rules: Sequence[Any], calendar: Any,
-                 at: datetime, reference: Any = None, refs: Any = None) -> dict[str, Any]:
+                 at: datetime, reference: Any = None, refs: Any = None,
+                 clock: str = "recorded") -> dict[str, Any]:
     """A case's figures from its leaves: status, events, and the legal time-limit verdicts at
     `at` (the same folding as `Referrals.time_limits`: events recorded by `at`, judged by
     `domain.deadlines.evaluate_time_limits`).
+
+    `clock="occurred"` (ADR 0008): the case as it happened by `at` instead — every event in the
+    bundle whose occurred_at is at or before `at`, derived in occurred order
+    (`Referrals.case_as_happened`), its limits judged at `at`; the figures then carry
+    `"clock": "occurred"`. The recording rules are still replayed over every event of the
+    bundle and every refusal is reported (a refusal is a refusal on either clock).
 
     The events are first replayed through the ledger's own recording rules
     (`domain.referral.judge_history`, with the shipped reference data): an event they would not
@@ -85,15 +92,23 @@ def case_figures(leaves: Sequence[str | bytes], rules: Sequence[Any], calendar: 
     takes no part in the status or the verdicts.
     """
     from domain.deadlines import evaluate_time_limits
-    from domain.referral import judge_history
+    from domain.referral import derive_case, judge_history
     from services.referrals import case_facts
 
     records = sorted((parse_leaf(leaf) for leaf in leaves), key=lambda r: r["version"])
     history = [_leaf_event(r) for r in records if r["case_id"] is not None]
-    history = [e for e in history if e.timestamp <= at]
-    case_id = history[0].case_id if history else ""
-    state, refusals = judge_history(case_id, history, reference)  # no reference: folded only
-    refused_versions = {r.version for r in refusals}
+    if clock == "occurred":  # as known now (the whole bundle), as it happened by `at`
+        case_id = history[0].case_id if history else ""
+        _, refusals = judge_history(case_id, history, reference)  # every recording decision
+        refused_versions = {r.version for r in refusals}
+        history = [e for e in history if e.occurred_at <= at]
+        state = derive_case(case_id, [e for e in history
+                                      if e.originator_version not in refused_versions])
+    else:
+        history = [e for e in history if e.timestamp <= at]
+        case_id = history[0].case_id if history else ""
+        state, refusals = judge_history(case_id, history, reference)  # no reference: folded
+        refused_versions = {r.version for r in refusals}
     held = set(state.held or ()) if state is not None else set()
     lawful = sorted((e for e in history if e.originator_version not in refused_versions
                      and e.event_id not in held),
@@ -101,6 +116,8 @@ def case_figures(leaves: Sequence[str | bytes], rules: Sequence[Any], calendar: 
     figures: dict[str, Any] = {
         "events": len(history), "status": state.status if state is not None else None,
     }
+    if clock == "occurred":
+        figures["clock"] = "occurred"
     if refs is not None:  # issue 14: judged with the recorded versions, each verdict its basis
         from domain.reference_versions import judge_with_basis
 
@@ -205,12 +222,18 @@ def verify_bundle(
     rules: Sequence[Any] | None = None,
     calendar: Any = None,
     reference: Any = None,
+    clock: str = "recorded",
 ) -> BundleReport:
     """Verifies a bundle with only public keys; recomputes its figures (see module docstring).
 
     `reference` (the register and code lists, `ReferenceData`) lets the recomputation replay a
     case's events through the ledger's recording rules and report those it would have refused;
-    without it the events are folded as recorded."""
+    without it the events are folded as recorded. `clock` (a case bundle): `"recorded"` (the
+    default) recomputes the case as the ledger knew it at `at` (default the bundle's as_of) and
+    compares with the exported figures when `at` is not given; `"occurred"` recomputes it as it
+    happened by `at` (`case_figures`), never compared (the ledger exports the known figures)."""
+    if clock not in ("recorded", "occurred"):
+        raise ValueError("clock is 'recorded' or 'occurred'")
     report = BundleReport()
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         report.fail("tệp không phải gói chứng cứ legal-aid-ledger bundle/v1",
@@ -238,7 +261,7 @@ def verify_bundle(
             report.fail(f"dữ liệu tham chiếu trong gói không hợp lệ ({error})",
                         f"the bundle's reference versions do not verify ({error})")
     if report.ok:
-        _recompute(report, bundle, at, rules, calendar, refs, reference)
+        _recompute(report, bundle, at, rules, calendar, refs, reference, clock)
     return report
 
 
@@ -361,20 +384,21 @@ def _check_growth(report: BundleReport, bundle: dict[str, Any], checkpoint: Chec
 
 def _recompute(report: BundleReport, bundle: dict[str, Any], at: datetime | None,
                rules: Sequence[Any] | None, calendar: Any, refs: Any = None,
-               reference: Any = None) -> None:
+               reference: Any = None, clock: str = "recorded") -> None:
     leaves = [e["leaf"] for e in bundle["leaves"]]
     report.claimed_figures = bundle.get("figures")
     if bundle.get("kind") == "case" and refs is not None:  # the recorded versions (issue 14)
         instant = at or parse_rfc3339(bundle["as_of"])
-        report.figures = case_figures(leaves, (), None, instant, reference, refs=refs)
-        compare = at is None
+        report.figures = case_figures(leaves, (), None, instant, reference, refs=refs,
+                                      clock=clock)
+        compare = at is None and clock == "recorded"
     elif bundle.get("kind") == "case":
         if rules is None or calendar is None:  # the caller loads them (infra.reference_data)
             raise TypeError("a case bundle's figures are recomputed with the time-limit rules "
                             "and the working calendar: pass rules= and calendar=")
         instant = at or parse_rfc3339(bundle["as_of"])
-        report.figures = case_figures(leaves, rules, calendar, instant, reference)
-        compare = at is None
+        report.figures = case_figures(leaves, rules, calendar, instant, reference, clock=clock)
+        compare = at is None and clock == "recorded"
     else:
         report.figures = province_figures(leaves)
         compare = True

@@ -198,9 +198,50 @@ def test_verify_bundle_reports_a_registration_forged_after_closure(
             f"{case.case_id}-forged, version 8, COUNSEL_REGISTERED) would have been refused "
             "by the ledger's own rules: CASE_CLOSED") in problem[1]
     assert "lẽ ra bị sổ từ chối" in problem[0]
+    on_law_clock = verify_bundle(bundle, log.public_key, clock="occurred", **SHIPPED_TABLES)
+    assert not on_law_clock.ok and on_law_clock.problems == report.problems
+    assert on_law_clock.figures["status"] == "CLOSED"
 
     out = _offline(tmp_path, "verify-bundle", str(_dump(tmp_path / "f.json", bundle)),
                    "--log-key", log.public_key)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "trạng thái / status CLOSED" in out.stdout
     assert "KẾT QUẢ: KHÔNG HỢP LỆ / RESULT: INVALID" in out.stdout
+
+
+def test_verify_bundle_recomputes_the_case_as_it_happened_at_an_instant(
+    pg_container: Any, tmp_path: Path
+) -> None:
+    # issue 13 item 1: `--clock occurred` recomputes the case as it happened by `--at` (every
+    # fact in the bundle that occurred by then), not as the ledger knew it then (recorded by
+    # then: here nothing, the whole history was entered months after it happened)
+    app = pg_container.referrals
+    [case] = record_cases(app, 1)  # occurred from T0, an hour apart; recorded now
+    log = transparency_log(pg_container)
+    bundle = log.case_bundle(case.case_id)
+    at = T0 + timedelta(minutes=90)  # after the request, before the transfer
+
+    happened = verify_bundle(bundle, log.public_key, at=at, clock="occurred", **SHIPPED_TABLES)
+    assert happened.ok, happened.problems
+    assert happened.figures["status"] == "REQUESTED" and happened.figures["events"] == 2
+    assert happened.figures["clock"] == "occurred"
+    transfer = [v for v in happened.figures["time_limits"] if v["rule_id"].startswith("C1_")]
+    assert transfer and all(v["status"] == "running" for v in transfer)
+
+    known = verify_bundle(bundle, log.public_key, at=at, **SHIPPED_TABLES)
+    assert known.ok and known.figures["status"] is None and known.figures["events"] == 0
+    assert "clock" not in known.figures  # as known: the figures the ledger exports, unchanged
+
+    # the default instant is the bundle's as_of: every fact, the case as it ended
+    whole = verify_bundle(bundle, log.public_key, clock="occurred", **SHIPPED_TABLES)
+    assert whole.ok and whole.figures["status"] == "CLOSED" and whole.figures["events"] == 7
+
+    path = _dump(tmp_path / "c.json", bundle)
+    out = _offline(tmp_path, "verify-bundle", str(path), "--log-key", log.public_key,
+                   "--at", at.isoformat(), "--clock", "occurred")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 sự kiện / events, trạng thái / status REQUESTED" in out.stdout
+    assert "như đã xảy ra / as it happened" in out.stdout
+    bad = _offline(tmp_path, "verify-bundle", str(path), "--log-key", log.public_key,
+                   "--clock", "tomorrow")
+    assert bad.returncode == 2, bad.stdout + bad.stderr

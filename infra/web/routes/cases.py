@@ -123,9 +123,11 @@ def case_page(
     container: ContainerDep,
     at: Text = None,
     v: Text = None,
+    clock: Text = None,
 ) -> Response:
     """The case, its timeline, time limits and integrity — now, or as the ledger knew it at
-    `at` (Vietnam time) or after its `v`-th recorded event."""
+    `at` (Vietnam time) or after its `v`-th recorded event, or (`clock=occurred`) as it
+    happened by `at`: every fact known now that occurred by then (ADR 0008)."""
     referrals = container.referrals
     reference = container.reference
     if len(case_id) > 128:
@@ -142,7 +144,9 @@ def case_page(
     now = referrals.clock()
     step: int | None = None
     replay_at = None
+    by_occurrence = clock == "occurred"
     if v is not None and v.strip().isdigit():
+        by_occurrence = False  # the slider steps through the recorded events
         step = min(int(v), len(history))
         replay_at = (history[step - 1].timestamp if step > 0
                      else history[0].timestamp - timedelta(microseconds=1))
@@ -153,16 +157,19 @@ def case_page(
     if replay_at is not None and replay_at >= now:
         replay_at = None
     when = replay_at or now
-    if replay_at is not None:
+    if replay_at is not None and by_occurrence:
+        referral, known = referrals.case_as_happened(case_id, replay_at)
+    elif replay_at is not None:
         referral, known = referrals.case_as_of(case_id, replay_at)
     else:
         referral, known = referrals.get_case(case_id), history
     if step is None:
-        step = len(known)
+        step = len(known) if not by_occurrence else len(history)
+    clock_used = "occurred" if by_occurrence and replay_at is not None else "recorded"
     rules = {rule.rule_id: rule for rule in container.rules}
     limits = []
     if known:
-        for verdict in referrals.time_limits(case_id, when):
+        for verdict in referrals.time_limits(case_id, when, clock=clock_used):
             rule = rules.get(verdict.rule_id)
             limits.append({
                 "rule_id": verdict.rule_id,
@@ -178,6 +185,7 @@ def case_page(
         "official": e.data.get("official"), "occurred_at": e.occurred_at,
         "recorded_at": e.timestamp, "data": fmt.describe_data(e.WIRE_TYPE, e.data, reference, lang),
         "identity": bool(e.identity_ciphertext), "basis": _basis(e.WIRE_TYPE),
+        "held": _held(referral, e.event_id, lang),
     } for e in known]
     view = None
     if referral is not None:
@@ -196,13 +204,24 @@ def case_page(
         province_name=(reference.provinces[scope.province].name_vi
                        if scope.province in reference.provinces else scope.province),
         view=view, events=events, total_events=len(history), step=step,
-        replay_at=replay_at, when=when, now=now,
+        replay_at=replay_at, when=when, now=now, clock=clock_used,
         at_value=fmt.local_input(replay_at or now), limits=limits,
         integrity=(case_integrity(container, case_id, known, as_of=replay_at)
-                   if replay_at is not None else case_integrity(container, case_id, history)),
+                   if replay_at is not None and clock_used == "recorded"
+                   else case_integrity(container, case_id, history)),
         steps=[{"v": e.originator_version, "title": fmt.event_title(e.WIRE_TYPE, lang),
                 "recorded_at": e.timestamp} for e in history],
     )
+
+
+def _held(referral: Any, event_id: str, lang: str) -> dict[str, Any] | None:
+    """What a held fact awaits (the event types, by their title), or None when in effect."""
+    entry = referral.standing(event_id) if referral is not None else None
+    if entry is None:
+        return None
+    return {"reason": entry.get("reason"),
+            "awaiting": [fmt.event_title(t, lang) for t in entry.get("awaiting") or ()],
+            "message": entry.get("message_en" if lang == "en" else "message")}
 
 
 def _basis(wire_type: str) -> str:

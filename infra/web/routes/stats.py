@@ -11,11 +11,18 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from domain.calendar import VIETNAM_TZ
+from domain.errors import NotAuthorisedError
 from domain.reference import KIND_NAMES_VI
 from infra.web import format as fmt
 from infra.web.deps import PREFIX, ContainerDep, SessionDep, WebError, lang_of, renderer
 from infra.web.inspection import build_pack, entered_late
-from infra.web.queries import agency_events, case_rows, compliance_group
+from infra.web.queries import (
+    agency_events,
+    case_rows,
+    compliance_group,
+    held_anomaly_after,
+    held_in_scope,
+)
 from infra.web.routes.cases import scope_agencies, status_name
 from projections.reports import (
     AGENCY_HEADER,
@@ -175,6 +182,57 @@ def dashboard(
         contact_headings=CONTACT_HEADINGS_VI, timeliness=report.timeliness or [],
         late_hours=f"{report.late_entry_hours:g}",
         delay_text=lambda hours: fmt.delay_text(hours, lang),
+        held_by_agency=_held_by_agency(container, principal, chosen),
+        held_after=f"{held_anomaly_after(container):g}",
+    )
+
+
+def _held_by_agency(container: Any, principal: Principal, province: str) -> list[dict[str, Any]]:
+    """Per agency, its held events on the province's cases and how many are anomalies (held
+    longer than the setting), agencies with an anomaly first."""
+    counts: dict[str, dict[str, Any]] = {}
+    for row in held_in_scope(container, principal):
+        if row.get("province") != province:
+            continue
+        entry = counts.setdefault(row["agency_id"], {
+            "agency_id": row["agency_id"], "held": 0, "anomalies": 0})
+        entry["held"] += 1
+        entry["anomalies"] += int(bool(row["anomaly"]))
+    return sorted(counts.values(), key=lambda e: (-e["anomalies"], -e["held"], e["agency_id"]))
+
+
+@router.get("/held")
+def held_page(
+    request: Request,
+    session: SessionDep,
+    container: ContainerDep,
+    agency_id: Text = None,
+    anomaly: Text = None,
+) -> Response:
+    """Events recorded but not in effect, awaiting an earlier fact (ADR 0008), oldest first,
+    with their age and the anomaly flag (held longer than `held_anomaly_after_hours`): an
+    agency its own, an inspector or the council their provinces' (`anomaly=1`: only those)."""
+    principal = session.principal
+    agency_id = (agency_id or "").strip()[:64] or None
+    try:
+        rows = held_in_scope(container, principal, agency_id)
+    except NotAuthorisedError:
+        raise WebError(403, "forbidden") from None
+    if agency_id is not None and principal.role != "agency":
+        agency = container.reference.agencies.get(agency_id)
+        if agency is not None and agency.province not in principal.provinces:
+            raise WebError(403, "forbidden")
+    only_anomalies = anomaly == "1"
+    if only_anomalies:
+        rows = [r for r in rows if r["anomaly"]]
+    lang = lang_of(request)
+    return renderer(request).page(
+        request, "held.html", session, rows=rows, agency_id=agency_id or "",
+        only_anomalies=only_anomalies, after=f"{held_anomaly_after(container):g}",
+        anomalies=sum(1 for r in rows if r["anomaly"]),
+        agencies=scope_agencies(container, principal.provinces),
+        awaiting=lambda types: ", ".join(fmt.event_title(t, lang) for t in types) or "—",
+        age_text=lambda hours: fmt.delay_text(hours, lang),
     )
 
 

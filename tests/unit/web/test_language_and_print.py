@@ -77,11 +77,16 @@ def every_page(web: Web) -> dict[str, str]:
     """One address per web page (and the variants that show other labels)."""
     case_id = web.cases["full"].case_id
     rule = web.container.rules[0].rule_id
+    yesterday = (datetime.now(VIETNAM_TZ) - timedelta(days=1)).strftime("%d/%m/%Y %H:%M")
     return {
         "/web/cases": "/web/cases",
         "/web/cases/{case_id:path}": f"/web/cases/{case_id}",
         "case replayed": f"/web/cases/{case_id}?v=2",
         "case as of": f"/web/cases/{case_id}?at=2020-01-01T00:00",
+        "case as it happened": f"/web/cases/{case_id}?at={yesterday}&clock=occurred",
+        "case as it happened, before it": f"/web/cases/{case_id}?at=2020-01-01T00:00&clock=occurred",
+        "/web/held": "/web/held",
+        "held anomalies": "/web/held?anomaly=1&agency_id=lsn-police",
         "/web/dashboard": "/web/dashboard",
         "/web/dashboard/cases": "/web/dashboard/cases?agency_id=lsn-police",
         "drill-down by limit": f"/web/dashboard/cases?rule_id={rule}&status=met&agency_id=-",
