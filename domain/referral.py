@@ -23,7 +23,6 @@ from domain.errors import (
     ConflictError,
     DomainError,
     InvalidEventError,
-    NotFoundError,
     RuleViolationError,
 )
 from domain.reference import (
@@ -578,7 +577,8 @@ class Referral(Aggregate):
         behind — not even a person's data key.
         """
         if wire_type in AMENDMENT_TYPES:  # nothing recorded yet: nothing to correct
-            raise NotFoundError("CASE_NOT_FOUND", "case_id", case_id=case_id)
+            raise InvalidEventError("AMENDMENT_TARGET_UNKNOWN", "data.target_event_id",
+                                    value=data.get("target_event_id"), case_id=case_id)
         shell = cls.__new__(cls)
         shell._initial_state(case_id)
         shell._id = referral_id(case_id)

@@ -135,3 +135,13 @@ def test_refusals_name_the_field_and_rule(referrals: Referrals) -> None:
             referrals.record_event(wire)
         assert (error.value.code, error.value.field) == (code, field), wire
     assert referrals.get_case(script.case_id).version == len(history)
+
+
+def test_an_amendment_on_a_case_with_nothing_recorded_names_the_target(
+        referrals: Referrals) -> None:
+    script = CaseScript()
+    with pytest.raises(DomainError) as error:
+        referrals.record_event(script.event("EVENT_WITHDRAWN", data={
+            "target_event_id": "x-1", "reason_code": "WRONG_CASE"}))
+    assert (error.value.code, error.value.field) == (
+        "AMENDMENT_TARGET_UNKNOWN", "data.target_event_id")
