@@ -1206,6 +1206,13 @@ def effective_facts(events: Iterable[Any], case_id: str = "") -> list[Any]:
     return sorted(out, key=lambda e: (e.occurred_at, int(e.originator_version)))
 
 
+def occurred_as_corrected(events: Iterable[Any]) -> dict[int, datetime]:
+    """Version -> occurred_at of each lifecycle event as its corrections make it (withdrawn
+    events and the amendments themselves absent): what "as it happened at T" selects by."""
+    return {int(f["version"]): f["occurred_at"]
+            for f in amended_facts([_fact_of(e) for e in events])}
+
+
 class CorrectedFact:
     """A recorded event as its corrections make it (ADR 0008 addendum): the corrected
     `occurred_at` and `data`, `corrected_by` (the corrections' versions); every other attribute

@@ -42,6 +42,7 @@ from domain.referral import (
     Referral,
     derive_case,
     effective_facts,
+    occurred_as_corrected,
     referral_id,
 )
 from services.personal_data import (
@@ -542,7 +543,11 @@ class Referrals(Application[UUID]):
     def case_as_happened(self, case_id: str, at: datetime) -> tuple[Referral | None, list[Any]]:
         """The case as it happened by `at` on the law's clock: every fact known now whose
         occurred_at is at or before `at`, derived (ADR 0008); the facts in occurred order."""
-        history = [e for e in self.case_history(case_id) if e.occurred_at <= at]
+        known = self.case_history(case_id)
+        instants = occurred_as_corrected(known)  # corrections known now apply (issue 13)
+        kept = {v for v, occurred in instants.items() if occurred <= at}
+        history = [e for e in known if int(e.originator_version) in kept or (
+            e.WIRE_TYPE in AMENDMENT_TYPES and e.data.get("target_version") in kept)]
         if not history:
             return None, []
         referral = derive_case(case_id, history)

@@ -145,3 +145,18 @@ def test_an_amendment_on_a_case_with_nothing_recorded_names_the_target(
             "target_event_id": "x-1", "reason_code": "WRONG_CASE"}))
     assert (error.value.code, error.value.field) == (
         "AMENDMENT_TARGET_UNKNOWN", "data.target_event_id")
+
+
+def test_as_it_happened_selects_by_the_corrected_instant(referrals: Referrals) -> None:
+    script = CaseScript()
+    history = [script.notification(), script.request(), script.transfer()]
+    for wire in history:
+        referrals.record_event(wire)
+    transferred = datetime.fromisoformat(history[2]["occurred_at"])
+    referrals.record_event(_correct(script, history[2], {
+        "occurred_at": (transferred + timedelta(days=1)).isoformat()}))
+    case, events = referrals.case_as_happened(script.case_id, transferred + timedelta(hours=1))
+    assert case is not None and case.status == "REQUESTED"  # the transfer came a day later
+    assert [e.WIRE_TYPE for e in events] == ["NOTIFICATION_ISSUED", "AID_REQUESTED"]
+    case, events = referrals.case_as_happened(script.case_id, transferred + timedelta(days=2))
+    assert case is not None and case.status == "AT_CENTRE" and len(events) == 4
