@@ -40,7 +40,7 @@ class EventTypeSpec:
     wire_type: str
     title_vi: str
     title_en: str
-    emitter: str  # holder | centre | oversight
+    emitter: str  # holder | centre | closer | oversight | poster (corrections, withdrawals)
     fields: tuple[FieldSpec, ...]
     legal_basis: str
     # agency kinds that may record it at all (empty: any the emitter rule allows), and the
@@ -316,6 +316,57 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
     )
 }
 
+# Corrections and withdrawals (issue 13 item 3; ADR 0008 addendum): events about another event
+# of the same case. The target stays in the log; the derivation applies them (domain.referral).
+AMENDMENT_TYPES = ("EVENT_CORRECTED", "EVENT_WITHDRAWN")
+# the fields a correction may change: the law's clock and the facts the figures and time limits
+# read. `occurred_at` always; a `data.*` field only if the target carries it.
+CORRECTABLE_FIELDS = ("occurred_at", "data.procedural_role", "data.eligible_category",
+                      "data.provider_id", "data.provider_type", "data.stage")
+# who may correct or withdraw an event (the rules table: docs/adr/0008 addendum, docs/api.md):
+# the agency that recorded it — so a Centre only its own events, and never an agency of another
+# province; the error is AMENDMENT_NOT_PERMITTED
+AMENDMENT_BY = "poster"
+_AMENDMENT_FIELDS = (
+    FieldSpec("target_event_id", "event_ref", required=True,
+              title_vi="Mã sự kiện (event_id) được đính chính hoặc rút"),
+    # filled in by the ledger from target_event_id (a client may send it: it must agree)
+    FieldSpec("target_version", "version", title_vi="Số thứ tự của sự kiện đó trong vụ việc"),
+)
+EVENT_TYPES.update({
+    spec.wire_type: spec
+    for spec in (
+        EventTypeSpec(
+            "EVENT_CORRECTED",
+            "Đính chính sự kiện đã ghi",
+            "Recorded event corrected",
+            AMENDMENT_BY,
+            (
+                *_AMENDMENT_FIELDS,
+                FieldSpec("changes", "changes", required=True,
+                          title_vi="Các trường đính chính và giá trị đúng"),
+                FieldSpec("reason_code", "code", required=True, reference="correction_reasons",
+                          title_vi="Lý do đính chính"),
+                FieldSpec("reason", "text", title_vi="Số văn bản, biên bản đính chính"),
+            ),
+            "Sự kiện đã ghi không bị sửa hay xoá; đính chính là một sự kiện mới (ADR 0008)",
+        ),
+        EventTypeSpec(
+            "EVENT_WITHDRAWN",
+            "Rút sự kiện đã ghi (ghi nhầm vụ việc, ghi trùng)",
+            "Recorded event withdrawn (wrong case, entered twice)",
+            AMENDMENT_BY,
+            (
+                *_AMENDMENT_FIELDS,
+                FieldSpec("reason_code", "code", required=True, reference="correction_reasons",
+                          title_vi="Lý do rút"),
+                FieldSpec("reason", "text", title_vi="Số văn bản, biên bản"),
+            ),
+            "Sự kiện đã ghi không bị sửa hay xoá; việc rút là một sự kiện mới (ADR 0008)",
+        ),
+    )
+})
+
 OPENING_TYPES = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "APPOINTMENT_REQUESTED",
                  "PROCEDURAL_CONTACT")
 OPENING_REQUIRED = ("person_id", "proceedings_kind", "procedural_role", "stage")
@@ -356,8 +407,17 @@ def field_specs(wire_type: str) -> dict[str, FieldSpec]:
 
 # per type: every accepted field in catalogue order (built once; normalise_data reads it)
 _FIELD_SPECS: dict[str, dict[str, FieldSpec]] = {
-    wire_type: {f.name: f for f in (*COMMON_FIELDS, *spec.fields)}
+    wire_type: {f.name: f for f in (
+        *(COMMON_FIELDS if wire_type not in AMENDMENT_TYPES else ()), *spec.fields)}
     for wire_type, spec in EVENT_TYPES.items()
+}
+_EVENT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}")  # the wire's event_id format
+# the specs a correction's `changes` are checked with (keys: CORRECTABLE_FIELDS)
+_CHANGE_SPECS: dict[str, FieldSpec] = {
+    "occurred_at": FieldSpec("occurred_at", "datetime"),
+    **{f"data.{f.name}": f for f in COMMON_FIELDS if f"data.{f.name}" in CORRECTABLE_FIELDS},
+    "data.provider_id": FieldSpec("provider_id", "text", max_length=64),
+    "data.provider_type": FieldSpec("provider_type", "code", reference="provider_types"),
 }
 
 
@@ -565,6 +625,22 @@ def _check_value(
                 "VALUE_NOT_IN_REFERENCE", path, value=code, reference="eligible_categories"
             )
         return code
+    if kind == "event_ref":
+        if not isinstance(value, str) or not _EVENT_REF.fullmatch(value):
+            raise InvalidEventError(
+                "FIELD_INVALID", path, rule_vi="1–128 ký tự gồm chữ, số và . _ : / @ -",
+                rule_en="1–128 characters of letters, digits and . _ : / @ -",
+            )
+        return value
+    if kind == "version":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
+            raise InvalidEventError(
+                "FIELD_INVALID", path, rule_vi="phải là số nguyên dương",
+                rule_en="must be a positive integer",
+            )
+        return value
+    if kind == "changes":
+        return _check_changes(value, path, reference, allowed)
     if kind == "agency":
         agency_id = clean_text(value, path, 64)
         agency = reference.agencies.get(agency_id)
@@ -590,3 +666,37 @@ def _bad_uuid(path: str) -> str:
         rule_vi="phải là UUID ngẫu nhiên do hệ thống của cơ quan sinh ra (không dùng số CCCD)",
         rule_en="must be a random UUID generated by the agency's system (never an ID number)",
     )
+
+
+def _check_changes(
+    value: Any, path: str, reference: ReferenceData, allowed: InstantRange | None
+) -> dict[str, Any]:
+    """A correction's `changes`: a non-empty object whose keys are CORRECTABLE_FIELDS, each
+    value checked as the field itself is (`occurred_at` as an instant in the accepted range)."""
+    if not isinstance(value, Mapping) or not value:
+        raise InvalidEventError(
+            "FIELD_INVALID", path,
+            rule_vi="phải là đối tượng JSON không rỗng, khoá là một trong "
+                    + ", ".join(CORRECTABLE_FIELDS),
+            rule_en="must be a non-empty JSON object whose keys are among "
+                    + ", ".join(CORRECTABLE_FIELDS),
+        )
+    out: dict[str, Any] = {}
+    for name, item in value.items():
+        spec = _CHANGE_SPECS.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise InvalidEventError(
+                "FIELD_INVALID", f"{path}.{str(name)[:64]}",
+                rule_vi="không đính chính được trường này; chỉ " + ", ".join(CORRECTABLE_FIELDS),
+                rule_en="this field cannot be corrected; only " + ", ".join(CORRECTABLE_FIELDS),
+            )
+        if item is None:
+            raise InvalidEventError("FIELD_REQUIRED", f"{path}.{name}")
+        if spec.kind == "category" and item == UNDETERMINED_CATEGORY:
+            raise InvalidEventError(
+                "FIELD_INVALID", f"{path}.{name}",
+                rule_vi="đính chính phải ghi một diện cụ thể",
+                rule_en="a correction names a definite category",
+            )
+        out[name] = _check_value(spec, item, f"{path}.{name}", reference, allowed)
+    return {k: out[k] for k in sorted(out)}

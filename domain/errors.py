@@ -185,6 +185,37 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "A case transfer must change the agency or the stage.",
     ),
     # --- conflicts ---------------------------------------------------------------------------
+    # --- corrections and withdrawals (issue 13 item 3) ----------------------------------------
+    "AMENDMENT_TARGET_UNKNOWN": (
+        "Vụ việc {case_id} không có sự kiện «{value}» (trường «{field}») để đính chính hoặc rút.",
+        "Case {case_id} has no event '{value}' (field '{field}') to correct or withdraw.",
+    ),
+    "AMENDMENT_TARGET_INVALID": (
+        "Không đính chính hoặc rút được sự kiện «{value}» (trường «{field}»): {rule_vi}.",
+        "Event '{value}' (field '{field}') cannot be corrected or withdrawn: {rule_en}.",
+    ),
+    "AMENDMENT_NOT_PERMITTED": (
+        "Cơ quan «{agency_id}» không được đính chính hoặc rút sự kiện {event_type} (số "
+        "{target_version}) của vụ việc: chỉ cơ quan đã ghi sự kiện đó mới được đính chính hoặc "
+        "rút (Trung tâm TGPL chỉ sự kiện của Trung tâm; không bao giờ cơ quan tỉnh khác).",
+        "Agency '{agency_id}' may not correct or withdraw the case's {event_type} (version "
+        "{target_version}): only the agency that recorded an event may correct or withdraw it "
+        "(a Centre only its own events; never an agency of another province).",
+    ),
+    "CORRECTION_FIELD_NOT_CARRIED": (
+        "Sự kiện {event_type} được đính chính không có trường «{value}» (trường «{field}»); "
+        "chỉ đính chính được thời điểm xảy ra và các trường sự kiện đó đã ghi.",
+        "The corrected {event_type} does not carry '{value}' (field '{field}'); only "
+        "occurred_at and the fields the event carries can be corrected.",
+    ),
+    "AMENDMENT_CONFLICT": (
+        "Sau khi đính chính hoặc rút, sự kiện {event_type} (xảy ra {other_at}) của vụ việc không "
+        "còn hợp lệ theo trình tự thời gian ({rule}); hãy kiểm tra lại nội dung đính chính hoặc "
+        "đính chính, rút sự kiện kia trước.",
+        "After this correction or withdrawal the case's {event_type} (occurred {other_at}) "
+        "would break rule {rule} for good in occurred order; check the correction, or correct "
+        "or withdraw that event first.",
+    ),
     "EVENT_ID_CONFLICT": (
         "Mã sự kiện «{value}» đã được dùng cho một sự kiện có nội dung khác.",
         "event_id '{value}' was already used for an event with different content.",

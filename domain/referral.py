@@ -18,7 +18,7 @@ from typing import Any, ClassVar, cast
 from eventsourcing.domain import Aggregate
 
 from domain.calendar import VIETNAM_TZ
-from domain.catalogue import EVENT_TYPES, OPENING_REQUIRED, OPENING_TYPES
+from domain.catalogue import AMENDMENT_TYPES, EVENT_TYPES, OPENING_REQUIRED, OPENING_TYPES
 from domain.errors import (
     ConflictError,
     DomainError,
@@ -303,6 +303,18 @@ class Referral(Aggregate):
         TOPIC = "referral.QualityAssessed.v1"
         WIRE_TYPE = "QUALITY_ASSESSED"
 
+    class EventCorrected(Event):
+        """Đính chính một sự kiện đã ghi của vụ việc: sự kiện gốc vẫn ở trong sổ (ADR 0008)."""
+
+        TOPIC = "referral.EventCorrected.v1"
+        WIRE_TYPE = "EVENT_CORRECTED"
+
+    class EventWithdrawn(Event):
+        """Rút một sự kiện đã ghi (ghi nhầm vụ việc, ghi trùng): sự kiện gốc vẫn ở trong sổ."""
+
+        TOPIC = "referral.EventWithdrawn.v1"
+        WIRE_TYPE = "EVENT_WITHDRAWN"
+
     # ------------------------------------------------------------------------------- state
     def _initial_state(self, case_id: str) -> None:
         self.case_id = case_id
@@ -341,10 +353,13 @@ class Referral(Aggregate):
             self.has_identity = True
         fact = _fact_of(event)
         if self.facts is None:  # restored from a snapshot taken before ADR 0008: arrival order
-            self._effect(fact)
+            if fact["type"] not in AMENDMENT_TYPES:
+                self._effect(fact)
             return
         self.facts.append(fact)
-        if not self.held and self._fits_at_end(fact) and self._lifecycle_error(fact) is None:
+        if fact["type"] in AMENDMENT_TYPES:
+            self._derive()  # a correction or withdrawal: the case derived again as a whole
+        elif not self.held and self._fits_at_end(fact) and self._lifecycle_error(fact) is None:
             self._effect(fact)  # the common case: the next fact, in time and in order
         else:
             self._derive()
@@ -365,7 +380,7 @@ class Referral(Aggregate):
         """The state from every fact ordered by occurred_at (ties: recording order); a fact that
         does not fit where it stands is held, naming what it awaits (ADR 0008)."""
         self._reset_derived()
-        for fact in sorted(self.facts or (), key=_occurred_order):
+        for fact in sorted(amended_facts(self.facts or ()), key=_occurred_order):
             error = self._lifecycle_error(fact)
             if error is None:
                 self._effect(fact)
@@ -561,6 +576,9 @@ class Referral(Aggregate):
         any) and gives (ciphertext or None, content digest), so a refused event leaves nothing
         behind — not even a person's data key.
         """
+        if wire_type in AMENDMENT_TYPES:  # nothing recorded yet: nothing to correct
+            raise InvalidEventError("AMENDMENT_TARGET_UNKNOWN", "data.target_event_id",
+                                    value=data.get("target_event_id"), case_id=case_id)
         shell = cls.__new__(cls)
         shell._initial_state(case_id)
         shell._id = referral_id(case_id)
@@ -609,11 +627,15 @@ class Referral(Aggregate):
         `prospective`: the poster has no part in the case yet but a late fact could give it
         one (`may_hold_for`); the fact is held without being compared with the case's state,
         so the answer tells the poster nothing of it."""
-        if wire_type in OPENING_TYPES and self.status is None:
-            _check_opening(self.case_id, wire_type, agency_id, occurred_at, data, reference,
-                           fields=False)
-        self._check(wire_type, event_id, agency_id, occurred_at, data, reference, now,
-                    future_tolerance, earliest, prospective)
+        if wire_type in AMENDMENT_TYPES:
+            data = self._check_amendment(wire_type, event_id, agency_id, occurred_at, data,
+                                         reference, now, future_tolerance, earliest)
+        else:
+            if wire_type in OPENING_TYPES and self.status is None:
+                _check_opening(self.case_id, wire_type, agency_id, occurred_at, data, reference,
+                               fields=False)
+            self._check(wire_type, event_id, agency_id, occurred_at, data, reference, now,
+                        future_tolerance, earliest, prospective)
         identity_ciphertext, content_digest = seal()
         self.trigger_event(
             EVENT_CLASSES[wire_type],
@@ -701,6 +723,75 @@ class Referral(Aggregate):
                     event_type=later["type"], other_at=later["occurred_at"].isoformat(),
                     rule=error.code,
                 )
+
+    def _check_amendment(
+        self, wire_type: str, event_id: str, agency_id: str, occurred_at: datetime,
+        data: Mapping[str, Any], reference: ReferenceData, now: datetime,
+        future_tolerance: timedelta, earliest: datetime = EARLIEST_OCCURRENCE,
+    ) -> dict[str, Any]:
+        """A correction or withdrawal (ADR 0008 addendum): of an event of this case that is not
+        itself one and not withdrawn, by the agency that recorded it (AMENDMENT_BY), changing
+        only what the target carries, and leaving every fact in effect lawful in occurred order
+        (facts it sends back to held are accepted, as a late fact's are). Gives the data to
+        store: with `target_version` filled in."""
+        self._check_occurred_at(occurred_at, now, future_tolerance, earliest)
+        agency = _agency(reference, agency_id, occurred_at)
+        target_id = data["target_event_id"]
+        facts = self.facts or []
+        target = next((f for f in facts if f["event_id"] == target_id), None)
+        if target is None:
+            raise InvalidEventError("AMENDMENT_TARGET_UNKNOWN", "data.target_event_id",
+                                    value=target_id, case_id=self.case_id)
+        given = data.get("target_version")
+        if given is not None and given != target["version"]:
+            raise InvalidEventError(
+                "FIELD_INVALID", "data.target_version",
+                rule_vi=f"sự kiện {target_id} có số thứ tự {target['version']}",
+                rule_en=f"event {target_id} has version {target['version']}")
+        if target["type"] in AMENDMENT_TYPES:
+            raise RuleViolationError(
+                "AMENDMENT_TARGET_INVALID", "data.target_event_id", value=target_id,
+                rule_vi="đó là một đính chính hoặc việc rút; hãy đính chính hoặc rút sự kiện gốc",
+                rule_en="it is itself a correction or withdrawal; amend the original event")
+        if any(f["type"] == "EVENT_WITHDRAWN" and f["data"].get("target_version")
+               == target["version"] for f in facts):
+            raise RuleViolationError(
+                "AMENDMENT_TARGET_INVALID", "data.target_event_id", value=target_id,
+                rule_vi="sự kiện đã bị rút", rule_en="it has been withdrawn")
+        if agency_id != target["agency_id"] or (
+                agency.province is not None
+                and agency.province not in (self.province(reference), None)):
+            raise RuleViolationError(
+                "AMENDMENT_NOT_PERMITTED", "agency_id", agency_id=agency_id,
+                event_type=target["type"], target_version=target["version"])
+        reason = reference.codes("correction_reasons")[data["reason_code"]]
+        if wire_type not in reason.attributes.get("applies_to", (wire_type,)):
+            raise InvalidEventError(
+                "FIELD_INVALID", "data.reason_code",
+                rule_vi=f"lý do {reason.code} không dùng cho {wire_type}",
+                rule_en=f"reason {reason.code} does not apply to {wire_type}")
+        for name, value in (data.get("changes") or {}).items():
+            if name == "occurred_at":
+                self._check_occurred_at(datetime.fromisoformat(value), now, future_tolerance,
+                                        earliest)
+            elif name.removeprefix("data.") not in target["data"]:
+                raise InvalidEventError("CORRECTION_FIELD_NOT_CARRIED", f"data.changes.{name}",
+                                        value=name, event_type=target["type"])
+        stored = {**data, "target_version": target["version"]}
+        scratch = Referral.__new__(Referral)
+        scratch.case_id = self.case_id
+        scratch.facts = [*facts, {"version": self.version + 1, "type": wire_type,
+                                  "event_id": event_id, "agency_id": agency_id,
+                                  "occurred_at": occurred_at, "data": stored}]
+        errors: dict[str, DomainError] = {}
+        scratch._derive(errors)
+        for other, error in errors.items():
+            if other not in self.held and error.code not in CURABLE:
+                later = next(f for f in amended_facts(scratch.facts) if f["event_id"] == other)
+                raise RuleViolationError(
+                    "AMENDMENT_CONFLICT", "data.changes", event_type=later["type"],
+                    other_at=later["occurred_at"].isoformat(), rule=error.code)
+        return stored
 
     def _curable(self, error: DomainError, wire_type: str, agency: Any,
                  reference: ReferenceData) -> bool:
@@ -939,6 +1030,41 @@ CURABLE = frozenset({
 })
 
 
+def amended_facts(facts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The case's lifecycle facts with its corrections applied and its withdrawn facts left out
+    (ADR 0008 addendum), in version order. A corrected fact is a copy carrying the corrected
+    `occurred_at` / `data` fields and `corrected_by` (the corrections' versions, in order); the
+    recorded fact is never changed. Corrections and withdrawals are not lifecycle facts."""
+    lifecycle: dict[int, dict[str, Any]] = {}
+    amendments = []
+    for fact in facts:
+        if fact["type"] in AMENDMENT_TYPES:
+            amendments.append(fact)
+        else:
+            lifecycle[int(fact["version"])] = fact  # type: ignore[assignment]
+    if not amendments:
+        return list(lifecycle.values())
+    for amendment in sorted(amendments, key=lambda f: int(f["version"])):
+        target = amendment["data"].get("target_version")
+        if target not in lifecycle:
+            continue
+        if amendment["type"] == "EVENT_WITHDRAWN":
+            del lifecycle[target]
+            continue
+        fact = dict(lifecycle[target])
+        data = dict(fact["data"])
+        for name, value in amendment["data"].get("changes", {}).items():
+            if name == "occurred_at":
+                fact["occurred_at"] = (value if isinstance(value, datetime)
+                                       else datetime.fromisoformat(value))
+            else:
+                data[name.removeprefix("data.")] = value
+        fact["data"] = data
+        fact["corrected_by"] = [*fact.get("corrected_by", ()), int(amendment["version"])]
+        lifecycle[target] = fact
+    return sorted(lifecycle.values(), key=lambda f: int(f["version"]))
+
+
 def _occurred_order(fact: Mapping[str, Any]) -> tuple[datetime, int]:
     return fact["occurred_at"], fact["version"]
 
@@ -1066,8 +1192,40 @@ def effective_facts(events: Iterable[Any], case_id: str = "") -> list[Any]:
                     "occurred_at": e.occurred_at, "data": dict(e.data)} for e in events]
     state._derive()
     held = {int(h["version"]) for h in state.held.values()}
-    return sorted((e for e in events if int(e.originator_version) not in held),
-                  key=lambda e: (e.occurred_at, int(e.originator_version)))
+    if not any(e.WIRE_TYPE in AMENDMENT_TYPES for e in events):
+        return sorted((e for e in events if int(e.originator_version) not in held),
+                      key=lambda e: (e.occurred_at, int(e.originator_version)))
+    by_version = {int(e.originator_version): e for e in events}
+    out: list[Any] = []
+    for fact in amended_facts(state.facts or ()):
+        version = int(fact["version"])
+        if version in held:
+            continue
+        event = by_version[version]
+        out.append(CorrectedFact(event, fact) if "corrected_by" in fact else event)
+    return sorted(out, key=lambda e: (e.occurred_at, int(e.originator_version)))
+
+
+def occurred_as_corrected(events: Iterable[Any]) -> dict[int, datetime]:
+    """Version -> occurred_at of each lifecycle event as its corrections make it (withdrawn
+    events and the amendments themselves absent): what "as it happened at T" selects by."""
+    return {int(f["version"]): f["occurred_at"]
+            for f in amended_facts([_fact_of(e) for e in events])}
+
+
+class CorrectedFact:
+    """A recorded event as its corrections make it (ADR 0008 addendum): the corrected
+    `occurred_at` and `data`, `corrected_by` (the corrections' versions); every other attribute
+    is the recorded event's own, which is never changed."""
+
+    def __init__(self, event: Any, fact: Mapping[str, Any]) -> None:
+        self._event = event
+        self.occurred_at: datetime = fact["occurred_at"]
+        self.data: dict[str, Any] = fact["data"]
+        self.corrected_by: list[int] = list(fact["corrected_by"])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._event, name)
 
 
 def judge_history(
@@ -1109,6 +1267,13 @@ def judge_history(
                 raise ConflictError("EVENT_ID_CONFLICT", "event_id", value=event.event_id)
             data = event.data or {}
             normalise_data(wire_type, data, reference)
+            if wire_type in AMENDMENT_TYPES:
+                state._check_amendment(wire_type, event.event_id, event.agency_id,
+                                       event.occurred_at, data, reference, event.timestamp,
+                                       future_tolerance)
+                state._apply(event)
+                state._version = int(event.originator_version)
+                continue
             if state.status is None and wire_type in OPENING_TYPES:
                 _check_opening(case_id, wire_type, event.agency_id, event.occurred_at, data,
                                reference, fields=False)

@@ -58,6 +58,13 @@ class AgencyCountsView(ProjectionView):
             [(*key[:-1], self.p_date(key[-1]), n) for key, n in sorted(counts.items())],
             key=DIMENSIONS, mode="add",
         )
+        # a fact that left (withdrawn, corrected to another day, back to held) leaves no row
+        # counting 0 behind: the views stay what a rebuild from the log makes them
+        cond = " AND ".join(f"{c} = %s" for c in DIMENSIONS)
+        for key, n in sorted(counts.items()):
+            if n < 0:
+                tx.execute(f"DELETE FROM {self.t('agency_counts')} WHERE {cond} AND n = 0",
+                           [*key[:-1], self.p_date(key[-1])])
 
     def counts(
         self,

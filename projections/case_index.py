@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
+from domain.catalogue import AMENDMENT_TYPES
 from domain.referral import Referral, next_status
 from projections.derived import DerivedCases, is_simple
 from projections.framework import (
@@ -51,6 +52,8 @@ def fold_case(row: dict[str, Any] | None, event: Any, reference: Any) -> dict[st
     """The case row after one more event (the same state changes as the aggregate's)."""
     data = event.data
     wire = event.WIRE_TYPE
+    if wire in AMENDMENT_TYPES and row is not None:  # the case is derived again as a whole
+        return {**row, "version": event.originator_version}
     opening = row is None
     if row is None:
         agency = reference.agencies.get(event.agency_id) if reference is not None else None

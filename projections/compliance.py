@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import orjson
 
 from domain.calendar import VIETNAM_TZ
-from domain.catalogue import OPENING_TYPES
+from domain.catalogue import AMENDMENT_TYPES, OPENING_TYPES
 from domain.deadlines import evaluate_time_limits
 from domain.reference_versions import judge_with_basis
 from domain.referral import effective_facts
@@ -409,9 +409,11 @@ class Compliance(Projection[ComplianceView]):
         for item in batch.items:
             event = item.event
             data = event.data
+            kept = (dict(data) if event.WIRE_TYPE in AMENDMENT_TYPES  # what they change
+                    else {k: data[k] for k in fields if k in data})
             new.setdefault(event.case_id, []).append(StoredFact(
                 event.originator_version, event.WIRE_TYPE, event.occurred_at,
-                event.agency_id, {k: data[k] for k in fields if k in data},
+                event.agency_id, kept,
             ))
         # complete histories known in memory (first seen from version 1, or loaded once)
         cached, _ = self.known.split(list(new))

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from domain.referral import Referral
+from domain.catalogue import AMENDMENT_TYPES
+from domain.referral import Referral, amended_facts
 from projections.framework import StateCache
 
 
@@ -57,6 +58,8 @@ class DerivedCases:
 def is_simple(before: Referral | None, event: Any) -> bool:
     """Whether `event` can only be the next fact at the end of its case, with nothing held
     before it: then the facts already in effect stay as they were (the fast path)."""
+    if event.WIRE_TYPE in AMENDMENT_TYPES:  # a correction or withdrawal: derived as a whole
+        return False
     if before is None:
         return True
     if getattr(before, "facts", None) is None or before.held:
@@ -68,13 +71,14 @@ def effective_versions(referral: Referral | None) -> set[int]:
     if referral is None or referral.facts is None:
         return set()
     held = {int(h["version"]) for h in (referral.held or {}).values()}
-    return {int(f["version"]) for f in referral.facts} - held
+    return {int(f["version"]) for f in amended_facts(referral.facts)} - held
 
 
 def effective_facts_of(referral: Referral | None) -> list[dict[str, Any]]:
-    """The facts in effect, in occurred order (ties: version), as plain dicts."""
+    """The facts in effect, in occurred order (ties: version), as plain dicts: corrected ones
+    as their corrections make them, withdrawn ones and the amendments themselves left out."""
     if referral is None or referral.facts is None:
         return []
     held = {int(h["version"]) for h in (referral.held or {}).values()}
-    return sorted((f for f in referral.facts if int(f["version"]) not in held),
+    return sorted((f for f in amended_facts(referral.facts) if int(f["version"]) not in held),
                   key=lambda f: (f["occurred_at"], f["version"]))

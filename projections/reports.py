@@ -179,8 +179,8 @@ LATE_ENTRY_HOURS = 24.0
 """Default threshold of a late entry (setting `late_entry_hours`)."""
 CORRECTION_TYPES = ("EVENT_CORRECTED",)
 WITHDRAWAL_TYPES = ("EVENT_WITHDRAWN",)
-"""Wire types counted as corrections and withdrawals (issue 13 item 3; none are recorded yet,
-so these columns are 0 until those event types exist)."""
+"""Wire types counted as corrections and withdrawals (issue 13 item 3), per agency that
+recorded them."""
 
 
 @dataclass

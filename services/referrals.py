@@ -23,7 +23,7 @@ from eventsourcing.application import (
 from eventsourcing.persistence import IntegrityError, Recording
 
 from domain.calendar import VIETNAM_TZ, WorkingCalendar
-from domain.catalogue import InstantRange
+from domain.catalogue import AMENDMENT_TYPES, InstantRange
 from domain.deadlines import CaseFact, TimeLimitRule, TimeLimitVerdict, evaluate_time_limits
 from domain.errors import (
     ConflictError,
@@ -42,6 +42,7 @@ from domain.referral import (
     Referral,
     derive_case,
     effective_facts,
+    occurred_as_corrected,
     referral_id,
 )
 from services.personal_data import (
@@ -355,7 +356,11 @@ class Referrals(Application[UUID]):
         # scope first: a poster with no part in an existing case learns nothing of it (not its
         # version, status, last occurred_at, event ids, nor whether its person was erased)
         prospective = False
-        if referral is not None:
+        amendment = event.wire_type in AMENDMENT_TYPES
+        if amendment and referral is not None and referral.recorded_by(
+                event.data["target_event_id"]) == event.agency_id:
+            pass  # a poster amends its own fact (held ones too: they give no scope)
+        elif referral is not None:
             try:
                 referral.check_poster_in_scope(event.agency_id, self.reference, event.wire_type)
             except RuleViolationError as error:
@@ -365,7 +370,8 @@ class Referrals(Application[UUID]):
                 known = referral.recorded_event(event.event_id) is not None
                 if known and referral.recorded_by(event.event_id) == event.agency_id:
                     pass  # a retry of its own held fact: answered as any retry is, below
-                elif (not referral.may_hold_for(event.agency_id, error, self.reference)
+                elif (amendment
+                        or not referral.may_hold_for(event.agency_id, error, self.reference)
                         or event.expected_version is not None or event.identity is not None
                         or known):
                     raise
@@ -373,6 +379,10 @@ class Referrals(Application[UUID]):
                     prospective = True
         keys = keys or self.vault.session()
         data = dict(event.data)
+        if amendment and referral is not None and "target_version" not in data:
+            target = referral.recorded_event(data["target_event_id"])
+            if target is not None:  # stored with the correction (and in its content digest)
+                data["target_version"] = target[0]
         person_id = data.get("person_id") or (referral.person.get("person_id") if referral else None)
         identity = None
         identity_digest = None
@@ -533,7 +543,11 @@ class Referrals(Application[UUID]):
     def case_as_happened(self, case_id: str, at: datetime) -> tuple[Referral | None, list[Any]]:
         """The case as it happened by `at` on the law's clock: every fact known now whose
         occurred_at is at or before `at`, derived (ADR 0008); the facts in occurred order."""
-        history = [e for e in self.case_history(case_id) if e.occurred_at <= at]
+        known = self.case_history(case_id)
+        instants = occurred_as_corrected(known)  # corrections known now apply (issue 13)
+        kept = {v for v, occurred in instants.items() if occurred <= at}
+        history = [e for e in known if int(e.originator_version) in kept or (
+            e.WIRE_TYPE in AMENDMENT_TYPES and e.data.get("target_version") in kept)]
         if not history:
             return None, []
         referral = derive_case(case_id, history)

@@ -29,7 +29,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from domain.catalogue import (
+    AMENDMENT_TYPES,
     COMMON_FIELDS,
+    CORRECTABLE_FIELDS,
     EVENT_TYPES,
     INSTANT_PATTERN,
     OPENING_TYPES,
@@ -132,6 +134,13 @@ def _annotation(spec: FieldSpec) -> Any:
                          _checked("uuid")]
     if spec.kind in ("code", "category", "agency"):  # enums: openapi_with_reference
         return Annotated[str, Field(min_length=1, max_length=64), _checked(spec.kind)]
+    if spec.kind == "event_ref":  # the target of a correction or withdrawal
+        return Annotated[str, Field(pattern=ID_PATTERN)]
+    if spec.kind == "version":
+        return Annotated[StrictInt, Field(ge=1, lt=2**31)]
+    if spec.kind == "changes":  # keys: CORRECTABLE_FIELDS; values checked by the service
+        return Annotated[dict[str, Any], Field(min_length=1, json_schema_extra={
+            "propertyNames": {"enum": list(CORRECTABLE_FIELDS)}})]
     if spec.kind == "language":
         return Annotated[str, Field(min_length=2, max_length=spec.max_length,
                                     pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
@@ -173,7 +182,8 @@ class IdentityIn(BaseModel):
 def _data_model(wire_type: str) -> type[BaseModel]:
     spec = EVENT_TYPES[wire_type]
     fields: dict[str, Any] = {}
-    for field_spec in (*COMMON_FIELDS, *spec.fields):
+    common = COMMON_FIELDS if wire_type not in AMENDMENT_TYPES else ()
+    for field_spec in (*common, *spec.fields):
         annotation = _annotation(field_spec)
         description = _description(field_spec)
         # optional: may be omitted, not sent as null (the stored event leaves it out)
@@ -419,6 +429,15 @@ class EncryptedMarker(BaseModel):
     encrypted: Literal[True] = True
 
 
+class AmendedByOut(BaseModel):
+    """Một sự kiện đính chính hoặc rút sự kiện này: số thứ tự, mã, cơ quan, thời điểm ghi."""
+
+    version: int
+    event_id: str
+    agency_id: str
+    recorded_at: datetime
+
+
 class HistoryEventOut(BaseModel):
     """Một sự kiện đã ghi của vụ việc."""
 
@@ -432,6 +451,10 @@ class HistoryEventOut(BaseModel):
     recorded_at: datetime
     data: dict[str, Any]
     identity: EncryptedMarker | None
+    # issue 13 item 3: the corrections (in order) and the withdrawal of this event, by whom and
+    # when; the event itself is shown as recorded (its corrections are events of their own)
+    corrected_by: list[AmendedByOut] | None = None
+    withdrawn_by: AmendedByOut | None = None
 
 
 class HistoryIntegrityOut(BaseModel):

@@ -9,7 +9,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from domain.catalogue import EVENT_TYPES, INSTANT_PATTERN, clean_text, parse_instant
+from domain.catalogue import (
+    AMENDMENT_TYPES,
+    EVENT_TYPES,
+    INSTANT_PATTERN,
+    clean_text,
+    parse_instant,
+)
 from domain.reference import ReferenceData
 from domain.referral import STATUS_NAMES_VI
 from infra.http.deps import ContainerDep, CurrentPrincipal, ReferralsDep
@@ -17,6 +23,7 @@ from infra.http.errors import StoreUnavailableError
 from infra.http.routes import error_responses
 from infra.http.schemas import (
     ID_PATTERN,
+    AmendedByOut,
     AsOfOut,
     CaseOut,
     CaseSearchOut,
@@ -64,6 +71,27 @@ def _authorised(
 
 def _case_out(view: dict[str, Any], scope: CaseScope) -> CaseOut:
     return CaseOut(**view, province=scope.province)
+
+
+def history_items(events: list[Any], reference: ReferenceData) -> list[HistoryEventOut]:
+    """The recorded events as shown to readers, each corrected or withdrawn one with the
+    events that amended it (among `events`: a replay as known at T shows only those known)."""
+    amended: dict[int, dict[str, Any]] = {}
+    for event in events:
+        if event.WIRE_TYPE in AMENDMENT_TYPES:
+            target = event.data.get("target_version")
+            by = AmendedByOut(version=event.originator_version, event_id=event.event_id,
+                              agency_id=event.agency_id, recorded_at=event.timestamp)
+            entry = amended.setdefault(target, {})
+            if event.WIRE_TYPE == "EVENT_WITHDRAWN":
+                entry["withdrawn_by"] = by
+            else:
+                entry.setdefault("corrected_by", []).append(by)
+    items = [history_item(e, reference) for e in events]
+    for item in items:
+        for name, value in amended.get(item.version, {}).items():
+            setattr(item, name, value)
+    return items
 
 
 def history_item(event: Any, reference: ReferenceData) -> HistoryEventOut:
@@ -142,7 +170,7 @@ def read_history(case_id: CaseId, principal: CurrentPrincipal,
     integrity = _history_integrity(container, case_id, history)
     response.headers["X-Log-Integrity"] = integrity.status
     return HistoryOut(case_id=case_id,
-                      events=[history_item(e, referrals.reference) for e in history],
+                      events=history_items(history, referrals.reference),
                       integrity=integrity)
 
 
@@ -188,7 +216,7 @@ def read_as_of(
     return AsOfOut(
         case_id=case_id, as_of=as_of, clock=clock,
         case=_case_out(referral.snapshot_view(), scope) if referral is not None else None,
-        events=[history_item(e, referrals.reference) for e in events],
+        events=history_items(events, referrals.reference),
     )
 
 

@@ -118,7 +118,7 @@ def reference_lists(reference: ReferenceData) -> dict[str, dict[str, Any]]:
 
 
 LIST_NAMES = ("age_bands", "agencies", "agency_kinds", "aid_form", "appointment_grounds",
-              "categories", "change_grounds", "channels", "close_reasons",
+              "categories", "change_grounds", "channels", "close_reasons", "correction_reasons",
               "discontinuation_grounds", "event_types", "form", "notification_triggers",
               "outcome", "proceedings_kind", "procedural_roles", "provider_types", "provinces",
               "quality_results", "refusal_reasons", "request_form", "sexes", "stages")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.catalogue import EVENT_TYPES, PROCEEDINGS_AGENCY_KINDS
+from domain.catalogue import AMENDMENT_TYPES, EVENT_TYPES, PROCEEDINGS_AGENCY_KINDS
 from domain.referral import EVENT_CLASSES, TRANSITIONS
 
 
@@ -37,4 +37,5 @@ def test_only_proceedings_agencies_may_notify_appoint_or_register_with_the_artic
     assert forwarded.actor_kinds == ("detention_facility",)
     assert "Điều 10 khoản 1 điểm a" in forwarded.legal_basis
     assert EVENT_CLASSES["REQUEST_FORWARDED"].TOPIC == "referral.RequestForwarded.v1"
-    assert set(TRANSITIONS) == set(EVENT_TYPES) == set(EVENT_CLASSES)
+    # corrections and withdrawals are events about events: no lifecycle transition (ADR 0008)
+    assert set(TRANSITIONS) | set(AMENDMENT_TYPES) == set(EVENT_TYPES) == set(EVENT_CLASSES)
