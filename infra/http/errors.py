@@ -150,12 +150,28 @@ def handle_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+def _flat_routes(routes: Any, depth: int = 0) -> Any:
+    """The app's routes, also those behind included routers (FastAPI keeps an included router
+    as one entry that resolves its routes lazily)."""
+    for route in routes:
+        candidates = getattr(route, "effective_candidates", None)
+        if not callable(candidates) or depth > 8:
+            yield route
+            continue
+        for candidate in candidates():
+            if callable(getattr(candidate, "effective_candidates", None)):
+                yield from _flat_routes([candidate], depth + 1)
+            else:
+                yield (getattr(candidate, "starlette_route", None)
+                       or getattr(candidate, "original_route", None))
+
+
 def allowed_methods(request: Request, exc: Exception) -> str:
     """The methods of every route matching the request's path."""
     from starlette.routing import Match
 
     methods: set[str] = set()
-    for route in getattr(request.app, "routes", ()):
+    for route in _flat_routes(getattr(request.app, "routes", ())):
         route_methods = getattr(route, "methods", None)
         if not route_methods:
             continue
