@@ -13,12 +13,13 @@ in the legal range) the service checks and answers 422 naming the field (docs/ap
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SkipValidation,
@@ -28,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from domain.calendar import FIRST_REPORT_DAY, LAST_REPORT_DAY
 from domain.catalogue import (
     AMENDMENT_TYPES,
     COMMON_FIELDS,
@@ -585,3 +587,22 @@ class HealthOut(BaseModel):
 class ReadyOut(BaseModel):
     status: Literal["ready"]
     store: str
+
+
+# a day of a period: YYYY-MM-DD within FIRST_REPORT_DAY..LAST_REPORT_DAY (2000-01-01 to
+# 2100-12-31), as the schema's pattern; the shape is checked here, the range by `_days`
+DAY_PATTERN = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+assert (FIRST_REPORT_DAY, LAST_REPORT_DAY) == (date(2000, 1, 1), date(2100, 12, 31)), DAY_PATTERN
+
+
+def _day_text(value: Any) -> Any:
+    """Only `YYYY-MM-DD` (pydantic alone also reads a midnight date-time or a Unix time)."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise PydanticCustomError("domain_rule", "must be a date YYYY-MM-DD", {
+            "code": "FIELD_INVALID", "rule_vi": "phải là ngày dạng YYYY-MM-DD",
+            "rule_en": "must be a date YYYY-MM-DD"})
+    return value
+
+
+Day = Annotated[date | None, BeforeValidator(_day_text)]
+_DAY = {"pattern": DAY_PATTERN}

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.errors import NotAuthorisedError, NotFoundError
 from infra.http.deps import ContainerDep, CurrentPrincipal
 from infra.http.routes import error_responses
+from infra.http.schemas import _DAY, Day
 from services.access import Principal
 
 router = APIRouter(tags=["reference"])
@@ -44,7 +45,8 @@ def _state(container: Any) -> Any:
 def reference_in_force(
     principal: CurrentPrincipal,
     container: ContainerDep,
-    as_of: Annotated[date | None, Query(description="Ngày xét YYYY-MM-DD (mặc định: hôm nay)")]
+    as_of: Annotated[Day, Query(description="Ngày xét YYYY-MM-DD (mặc định: hôm nay)",
+                                json_schema_extra=_DAY)]
     = None,
 ) -> dict[str, Any]:
     """One version per document, the one in force on `as_of`: ref, version, SHA-256,
@@ -100,7 +102,7 @@ def reference_document(
     container: ContainerDep,
     version: Annotated[int | None, Query(ge=1, description="Phiên bản (mặc định: có hiệu lực)")]
     = None,
-    as_of: Annotated[date | None, Query()] = None,
+    as_of: Annotated[Day, Query(json_schema_extra=_DAY)] = None,
 ) -> dict[str, Any]:
     """The document's content with its hash and signed note."""
     state = _state(container)

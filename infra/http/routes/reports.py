@@ -8,19 +8,20 @@ pseudonymous (case ids, agency ids, counts); no identity ever.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BeforeValidator
-from pydantic_core import PydanticCustomError
 
 from domain.calendar import FIRST_REPORT_DAY, LAST_REPORT_DAY
 from domain.errors import InvalidEventError, NotAuthorisedError
 from infra.http.deps import ContainerDep, CurrentPrincipal
 from infra.http.routes import error_responses
-from infra.http.schemas import ID_PATTERN  # an agency id: never NUL or control bytes
+from infra.http.schemas import (
+    _DAY,
+    ID_PATTERN,  # an agency id: never NUL or control bytes
+    Day,
+)
 from projections.agency_counts import DIMENSIONS
 from projections.reports import (
     PERIODS,
@@ -42,23 +43,6 @@ _ONE_PROVINCE = ("`province` is required when the token covers more than one pro
 _STATS_ERRORS = error_responses(401, 403, 422, 503, rules=_ONE_PROVINCE + "; `from`/`to` "
                                 f"within {FIRST_REPORT_DAY.isoformat()} to "
                                 f"{LAST_REPORT_DAY.isoformat()}")
-# a day of a period: YYYY-MM-DD within FIRST_REPORT_DAY..LAST_REPORT_DAY (2000-01-01 to
-# 2100-12-31), as the schema's pattern; the shape is checked here, the range by `_days`
-DAY_PATTERN = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
-assert (FIRST_REPORT_DAY, LAST_REPORT_DAY) == (date(2000, 1, 1), date(2100, 12, 31)), DAY_PATTERN
-
-
-def _day_text(value: Any) -> Any:
-    """Only `YYYY-MM-DD` (pydantic alone also reads a midnight date-time or a Unix time)."""
-    if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
-        raise PydanticCustomError("domain_rule", "must be a date YYYY-MM-DD", {
-            "code": "FIELD_INVALID", "rule_vi": "phải là ngày dạng YYYY-MM-DD",
-            "rule_en": "must be a date YYYY-MM-DD"})
-    return value
-
-
-Day = Annotated[date | None, BeforeValidator(_day_text)]
-_DAY = {"pattern": DAY_PATTERN}
 _DIMENSION = "(" + "|".join(DIMENSIONS) + ")"
 _GROUP_BY = f"^{_DIMENSION}(,{_DIMENSION})*$"
 _PROVINCE_DOC = ("Mã tỉnh; bắt buộc khi mã truy cập có nhiều tỉnh (thiếu → 422), mặc định: tỉnh "
