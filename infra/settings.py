@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     instance: str = ""  # appended to application_name (referrals-api:<instance>): one node
     pg_lock_timeout_ms: int = Field(default=10_000, ge=0)  # no session waits on a lock for ever
     pg_statement_timeout_ms: int = Field(default=120_000, ge=0)
+    # the projection worker's pages take well under a second: a worker frozen inside a
+    # statement (e.g. a COPY waiting for its rows) gives its locks back after this long
+    pg_project_statement_timeout_ms: int = Field(default=30_000, ge=0)
     pg_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)  # a frozen client's
     pg_keepalives_idle_seconds: int = Field(default=30, ge=1)  # libpq TCP keepalives
     pg_keepalives_interval_seconds: int = Field(default=10, ge=1)
@@ -238,13 +241,19 @@ class Settings(BaseSettings):
         """The most PostgreSQL connections one process of this service holds."""
         return sum(self.pool_budget().values())
 
+    def _statement_timeout_ms(self) -> int:
+        if self.service == "project" and self.pg_project_statement_timeout_ms:
+            return min(self.pg_statement_timeout_ms or self.pg_project_statement_timeout_ms,
+                       self.pg_project_statement_timeout_ms)
+        return self.pg_statement_timeout_ms
+
     def pg_session_kwargs(self) -> dict[str, str | int]:
         """libpq parameters of every connection a service opens: its name, TCP keepalives
         (a dead peer is noticed in about a minute, not two hours) and session timeouts (a
         frozen client's transaction and locks do not stay for ever)."""
         options = [
             f"-c lock_timeout={self.pg_lock_timeout_ms}",
-            f"-c statement_timeout={self.pg_statement_timeout_ms}",
+            f"-c statement_timeout={self._statement_timeout_ms()}",
             f"-c idle_in_transaction_session_timeout={self.pg_idle_in_transaction_timeout_ms}",
             f"-c tcp_keepalives_idle={self.pg_keepalives_idle_seconds}",
             f"-c tcp_keepalives_interval={self.pg_keepalives_interval_seconds}",

@@ -14,6 +14,7 @@ connections are counted in pg_stat_activity (the database is shared).
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -69,6 +70,7 @@ def test_a_frozen_projection_worker_stalls_neither_the_other_worker_nor_api_read
 ) -> None:
     base = make_pg_settings(pg_database, pg_schema, tmp_path,
                             pg_idle_in_transaction_timeout_ms=8000,
+                            pg_project_statement_timeout_ms=8000,
                             projection_busy_backoff_seconds=0.3, api_read_wait_seconds=1.0)
     api_settings = _node(base, "api", "api")
     container = build_container(api_settings)
@@ -135,7 +137,18 @@ def test_a_frozen_projection_worker_stalls_neither_the_other_worker_nor_api_read
             worker_b = start_worker("project", _node(base, "project", "b"), b_log,
                                     "--batch-size", "89", "--until-caught-up")
             try:
-                assert worker_b.wait(timeout=240) == 0, b_log.read_text()[-3000:]
+                try:
+                    code = worker_b.wait(timeout=240)
+                except subprocess.TimeoutExpired:
+                    code = None
+                activity = ""
+                if code != 0:  # what every session of this test waits on (for the message)
+                    with psycopg.connect(base.pg_conninfo(), autocommit=True) as conn:
+                        activity = "\n".join(str(r) for r in conn.execute(
+                            "SELECT application_name, state, now() - state_change, now() - xact_start, wait_event, "
+                            "left(query, 160) FROM pg_stat_activity WHERE application_name "
+                            "LIKE 'referrals-%'").fetchall())
+                assert code == 0, b_log.read_text()[-6000:] + "\n" + activity
             finally:
                 stop(worker_b, signal.SIGKILL)
             assert time.monotonic() - stopped_at < 90

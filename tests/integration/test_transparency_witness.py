@@ -225,10 +225,11 @@ def test_receipts_for_a_batch_bind_positions_and_verify_against_a_later_checkpoi
     app = pg_container.referrals
     record_cases(app, 1)
     cases = [CaseScript() for _ in range(3)]
+    refused = CaseScript().notification() | {"agency_id": "no-such-agency"}
     results = app.record_batch([c.notification() for c in cases] + [cases[0].request(),
-                                                                      CaseScript().request()])
+                                                                      refused])
     receipts = receipts_for(pg_container, results)
-    assert receipts[-1] is None  # the rejected item (a case cannot open with a request)
+    assert receipts[-1] is None  # the rejected item (an agency the register does not know)
     results, receipts = results[:-1], receipts[:-1]
     log = transparency_log(pg_container)
     trusted = [log.signer.verifier()]
