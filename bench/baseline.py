@@ -34,11 +34,15 @@ def decided_events(wires: Sequence[dict[str, Any]]) -> list[Any]:
     with tempfile.TemporaryDirectory() as folder:
         store = SqliteKeyStore(Path(folder) / "keys.sqlite")
         vault = PersonalDataVault(store, MasterKeys({"k": b"\0" * 32}, "k"))
-        app = Referrals({"PERSISTENCE_MODULE": "eventsourcing.popo"},
-                        reference=load_reference(None), vault=vault,
-                        rules=load_time_limits(None), calendar=load_calendar(None))
+        app = Referrals(
+            {"PERSISTENCE_MODULE": "eventsourcing.popo"},
+            reference=load_reference(None),
+            vault=vault,
+            rules=load_time_limits(None),
+            calendar=load_calendar(None),
+        )
         for start in range(0, len(wires), 1000):
-            app.record_batch(wires[start:start + 1000])
+            app.record_batch(wires[start : start + 1000])
         events = []
         position = 1
         while True:
@@ -57,16 +61,22 @@ def library_save_rate(
     """Events per second of `StockApplication.save(*1,000 events)` on PostgreSQL."""
     events = decided_events(wires)
     target.fresh_schema(BASELINE_SCHEMA)
-    app = StockApplication(env={
-        "PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": target.database,
-        "POSTGRES_HOST": target.host, "POSTGRES_PORT": str(target.port),
-        "POSTGRES_USER": target.user, "POSTGRES_PASSWORD": "",
-        "POSTGRES_SCHEMA": BASELINE_SCHEMA, "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
-    })
+    app = StockApplication(
+        env={
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": target.database,
+            "POSTGRES_HOST": target.host,
+            "POSTGRES_PORT": str(target.port),
+            "POSTGRES_USER": target.user,
+            "POSTGRES_PASSWORD": "",
+            "POSTGRES_SCHEMA": BASELINE_SCHEMA,
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
+        }
+    )
     try:
         started = time.perf_counter()
         for start in range(0, len(events), 1000):
-            app.save(*events[start:start + 1000])
+            app.save(*events[start : start + 1000])
         seconds = time.perf_counter() - started
     finally:
         app.close()

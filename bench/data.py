@@ -34,8 +34,7 @@ def cases_for(events: int) -> int:
 
 def provinces_of(reference: ReferenceData) -> list[str]:
     """The provinces whose register has a legal-aid centre (the generator needs one)."""
-    return sorted({a.province for a in reference.agencies.values()
-                   if a.province and a.is_centre})
+    return sorted({a.province for a in reference.agencies.values() if a.province and a.is_centre})
 
 
 def stream_events(
@@ -65,9 +64,16 @@ def stream_events(
         now = opened.astimezone(VIETNAM_TZ).isoformat(timespec="seconds")
         while waiting and waiting[0][0] <= now:
             yield _next(waiting)
-        history = _case_history(random.Random(seed * 1_000_003 + n), seed, n,
-                                provinces[n % len(provinces)], opened, reference,
-                                identity_ratio, case_prefix)
+        history = _case_history(
+            random.Random(seed * 1_000_003 + n),
+            seed,
+            n,
+            provinces[n % len(provinces)],
+            opened,
+            reference,
+            identity_ratio,
+            case_prefix,
+        )
         history = [e for e in history if e["occurred_at"] <= limit]
         if history:
             heapq.heappush(waiting, (history[0]["occurred_at"], n, 0, history))

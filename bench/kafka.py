@@ -37,15 +37,40 @@ def tansu_broker(work_dir: Path, ready_timeout: float = 30.0) -> Iterator[str]:
     port = free_port()
     url = f"tcp://{HOST}:{port}"
     work_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in (
-        "CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE",
-        "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "CLUSTER_ID",
+            "LISTENER_URL",
+            "ADVERTISED_LISTENER_URL",
+            "STORAGE_ENGINE",
+            "SCHEMA_REGISTRY",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        )
+    }
     env["RUST_LOG"] = "warn"
     with open(work_dir / "tansu.log", "ab") as log:
         proc = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/", "--cluster-id", f"bench-{uuid.uuid4().hex[:8]}"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+                "--cluster-id",
+                f"bench-{uuid.uuid4().hex[:8]}",
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
     bootstrap = f"{HOST}:{port}"
     try:
         deadline = time.monotonic() + ready_timeout
@@ -67,7 +92,10 @@ def tansu_broker(work_dir: Path, ready_timeout: float = 30.0) -> Iterator[str]:
 
 
 def kafka_ingest(
-    target: Target, messages: int, seed: int, log: Callable[[str], None],
+    target: Target,
+    messages: int,
+    seed: int,
+    log: Callable[[str], None],
     max_seconds: float = 900.0,
 ) -> list[Figure]:
     from kafka import KafkaConsumer, KafkaProducer
@@ -82,22 +110,33 @@ def kafka_ingest(
     with tansu_broker(target.data_dir / "kafka") as bootstrap:
         target.fresh_schema(WRITES_SCHEMA)
         settings = target.settings(
-            WRITES_SCHEMA, kafka_bootstrap_servers=bootstrap, kafka_group_id="bench-ingest",
+            WRITES_SCHEMA,
+            kafka_bootstrap_servers=bootstrap,
+            kafka_group_id="bench-ingest",
             kafka_session_timeout_ms=GROUP_TIMEOUTS["session_timeout_ms"],
             kafka_heartbeat_interval_ms=GROUP_TIMEOUTS["heartbeat_interval_ms"],
         )
         container = build_container(settings)
         try:
-            wires = opening_phases(seed + 1, cases_for(messages) * 3, container.reference,
-                                   "KF")[:messages]
+            wires = opening_phases(seed + 1, cases_for(messages) * 3, container.reference, "KF")[
+                :messages
+            ]
             ensure_ledger_topics(settings, container.reference)
-            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                     batch_size=256 * 1024, enable_idempotence=True,
-                                     max_in_flight_requests_per_connection=1)
+            producer = KafkaProducer(
+                bootstrap_servers=bootstrap,
+                acks="all",
+                linger_ms=5,
+                batch_size=256 * 1024,
+                enable_idempotence=True,
+                max_in_flight_requests_per_connection=1,
+            )
             started = time.perf_counter()
             for wire in wires:
-                producer.send(inbound_topic(settings, wire["agency_id"]),
-                              key=wire["case_id"].encode(), value=orjson.dumps(wire))
+                producer.send(
+                    inbound_topic(settings, wire["agency_id"]),
+                    key=wire["case_id"].encode(),
+                    value=orjson.dumps(wire),
+                )
             producer.flush(60)
             producer.close()
             produce_rate = len(wires) / (time.perf_counter() - started)
@@ -105,21 +144,28 @@ def kafka_ingest(
 
             # baseline: kafka-python consuming the same messages (its own group)
             consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap, group_id="bench-raw", enable_auto_commit=False,
-                auto_offset_reset="earliest", max_poll_records=settings.kafka_batch_size,
-                **GROUP_TIMEOUTS)
+                bootstrap_servers=bootstrap,
+                group_id="bench-raw",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=settings.kafka_batch_size,
+                **GROUP_TIMEOUTS,
+            )
             consumer.subscribe(pattern=inbound_pattern(settings))
             raw_seconds, raw_count = _drain(
                 lambda: sum(len(r) for r in consumer.poll(timeout_ms=1000).values()),
-                len(wires), max_seconds)
+                len(wires),
+                max_seconds,
+            )
             consumer.close(autocommit=False)
             raw_rate = raw_count / raw_seconds if raw_seconds else 0.0  # records/s
             log(f"kafka: raw consumer {raw_count:,} in {raw_seconds:.1f}s ({raw_rate:,.0f}/s)")
 
             worker = IngestWorker.connect(
-                settings, container.referrals,
-                receipts=lambda results: receipts_for(container, results,
-                                                      one_signature=False))
+                settings,
+                container.referrals,
+                receipts=lambda results: receipts_for(container, results, one_signature=False),
+            )
             try:
                 ingest_seconds, ingest_count = _drain(worker.poll_once, len(wires), max_seconds)
             finally:
@@ -128,18 +174,26 @@ def kafka_ingest(
         finally:
             container.close()
     rate = ingest_count / ingest_seconds if ingest_seconds else 0.0
-    log(f"kafka: ingest {ingest_count:,} in {ingest_seconds:.1f}s ({rate:,.0f} events/s) "
-        f"{stats}")
-    return [Figure(
-        row="Kafka ingest, end to end", store="postgres",
-        what=f"`referrals ingest` loop: poll, record_batch, receipts, commit "
-             f"({stats['recorded']:,} recorded, batches of {settings.kafka_batch_size})",
-        value=rate, unit="events/s",
-        baseline_what="kafka-python consumer reading the same messages",
-        baseline=raw_rate, target="report the ratio", met=None,
-        details={"stats": stats, "produce_rate": produce_rate,
-                 "dead_lettered": stats["dead_lettered"]},
-    )]
+    log(f"kafka: ingest {ingest_count:,} in {ingest_seconds:.1f}s ({rate:,.0f} events/s) {stats}")
+    return [
+        Figure(
+            row="Kafka ingest, end to end",
+            store="postgres",
+            what=f"`referrals ingest` loop: poll, record_batch, receipts, commit "
+            f"({stats['recorded']:,} recorded, batches of {settings.kafka_batch_size})",
+            value=rate,
+            unit="events/s",
+            baseline_what="kafka-python consumer reading the same messages",
+            baseline=raw_rate,
+            target="report the ratio",
+            met=None,
+            details={
+                "stats": stats,
+                "produce_rate": produce_rate,
+                "dead_lettered": stats["dead_lettered"],
+            },
+        )
+    ]
 
 
 def _drain(poll: Callable[[], int], expected: int, max_seconds: float) -> tuple[float, int]:
@@ -162,4 +216,3 @@ def _drain(poll: Callable[[], int], expected: int, max_seconds: float) -> tuple[
     if first is None:
         return 0.0, 0
     return last - first, seen - first_count
-

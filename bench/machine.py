@@ -32,8 +32,13 @@ def _memory_gib() -> float | None:
 
 def _git(*args: str) -> str:
     try:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent.parent)
+        done = subprocess.run(
+            ["git", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
         return done.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""

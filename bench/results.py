@@ -33,30 +33,38 @@ def _ratio(figure: Figure) -> str:
 
 def table(figures: Sequence[Figure]) -> str:
     lines = [
-        "| row | store | what was measured | figure | baseline (same run) | ratio | target "
-        "| |",
+        "| row | store | what was measured | figure | baseline (same run) | ratio | target | |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for f in figures:
-        baseline = (f"{fmt(f.baseline, f.unit)} — {f.baseline_what}"
-                    if f.baseline is not None else "—")
+        baseline = (
+            f"{fmt(f.baseline, f.unit)} — {f.baseline_what}" if f.baseline is not None else "—"
+        )
         what = f.what + (f" ({f.note})" if f.note else "")
-        lines.append(f"| {f.row} | {f.store} | {what} | **{fmt(f.value, f.unit)}** | {baseline} "
-                     f"| {_ratio(f)} | {f.target or '—'} | {_met(f)} |")
+        lines.append(
+            f"| {f.row} | {f.store} | {what} | **{fmt(f.value, f.unit)}** | {baseline} "
+            f"| {_ratio(f)} | {f.target or '—'} | {_met(f)} |"
+        )
     return "\n".join(lines)
 
 
 def _run_line(info: dict[str, Any]) -> str:
-    return (f"run of {info.get('date', '?')}, commit `{info.get('commit', '?')}`"
-            + (" (with uncommitted changes)" if info.get("dirty") else "")
-            + f", `{info.get('command', '?')}`, {info.get('seconds', '?')} s, load average at "
-            f"start {info.get('load_average_at_start', '?')}, at end "
-            f"{info.get('load_average_at_end', '?')}")
+    return (
+        f"run of {info.get('date', '?')}, commit `{info.get('commit', '?')}`"
+        + (" (with uncommitted changes)" if info.get("dirty") else "")
+        + f", `{info.get('command', '?')}`, {info.get('seconds', '?')} s, load average at "
+        f"start {info.get('load_average_at_start', '?')}, at end "
+        f"{info.get('load_average_at_end', '?')}"
+    )
 
 
 def generated_section(
-    figures: Sequence[Figure], info: dict[str, Any], dataset: Any, failures: Sequence[str],
-    options: Any, earlier_runs: Sequence[dict[str, Any]] = (),
+    figures: Sequence[Figure],
+    info: dict[str, Any],
+    dataset: Any,
+    failures: Sequence[str],
+    options: Any,
+    earlier_runs: Sequence[dict[str, Any]] = (),
 ) -> str:
     pg = info.get("postgres_settings", {})
     lines = [
@@ -74,8 +82,12 @@ def generated_section(
         "",
     ]
     if earlier_runs:
-        lines += ["Figures marked \"from the run of …\" were measured by an earlier run: "
-                  + "; ".join(_run_line(r) for r in earlier_runs) + ".", ""]
+        lines += [
+            'Figures marked "from the run of …" were measured by an earlier run: '
+            + "; ".join(_run_line(r) for r in earlier_runs)
+            + ".",
+            "",
+        ]
     if dataset is not None:
         lines += [
             f"Dataset: {dataset.loaded_events:,} events of {dataset.cases:,} generated cases "
@@ -83,8 +95,11 @@ def generated_section(
             f"identity block) in database `referrals_bench`, schema "
             f"`{info.get('dataset_schema', 'dataset')}`"
             + (" — reused from an earlier run." if dataset.reused else ", loaded by this run.")
-            + (f" {dataset.rejected} events rejected while loading." if dataset.rejected else
-               " Every event passed every rule."),
+            + (
+                f" {dataset.rejected} events rejected while loading."
+                if dataset.rejected
+                else " Every event passed every rule."
+            ),
             "",
         ]
     lines += [table(figures), ""]
@@ -92,14 +107,22 @@ def generated_section(
         lines += ["Rows that failed in this run:", ""]
         lines += [f"- {f}" for f in failures]
         lines.append("")
-    lines += ["Details of each figure (latencies, counts, per-view rates) are in "
-              "`bench/RESULTS.json`.", "", END]
+    lines += [
+        "Details of each figure (latencies, counts, per-view rates) are in `bench/RESULTS.json`.",
+        "",
+        END,
+    ]
     return "\n".join(lines)
 
 
 def write_results(
-    path: Path, figures: Sequence[Figure], info: dict[str, Any], dataset: Any,
-    failures: Sequence[str], options: Any, earlier_runs: Sequence[dict[str, Any]] = (),
+    path: Path,
+    figures: Sequence[Figure],
+    info: dict[str, Any],
+    dataset: Any,
+    failures: Sequence[str],
+    options: Any,
+    earlier_runs: Sequence[dict[str, Any]] = (),
 ) -> Path:
     section = generated_section(figures, info, dataset, failures, options, earlier_runs)
     if path.exists():
@@ -117,4 +140,6 @@ def summary(figures: Sequence[Figure]) -> str:
     """One line per figure, for the console."""
     return "\n".join(
         f"{f.store:8} {f.row[:40]:40} {fmt(f.value, f.unit):>16}  baseline "
-        f"{fmt(f.baseline, f.unit):>14}  ratio {_ratio(f):>12}  {_met(f)}" for f in figures)
+        f"{fmt(f.baseline, f.unit):>14}  ratio {_ratio(f):>12}  {_met(f)}"
+        for f in figures
+    )

@@ -52,8 +52,9 @@ def run(options: Options, log: Callable[[str], None] = print) -> tuple[list[Figu
     from infra.process_tuning import tune_for_throughput
 
     tune_for_throughput()
-    target = options.target = dataclasses.replace(options.target,
-                                                  dataset=dataset_schema(options.events))
+    target = options.target = dataclasses.replace(
+        options.target, dataset=dataset_schema(options.events)
+    )
     target.ensure_database()
     with target.connect() as conn:
         info = machine_info(conn)
@@ -90,14 +91,14 @@ def run(options: Options, log: Callable[[str], None] = print) -> tuple[list[Figu
     if options.wants("load"):
         attempt("load", lambda: _load(options, dataset, log))
     elif needs_dataset:  # the reading rows alone: the dataset as it is (loaded if missing)
-        dataset.append(ensure_dataset(target, events, options.seed, True,
-                                      options.load_processes, log))
+        dataset.append(
+            ensure_dataset(target, events, options.seed, True, options.load_processes, log)
+        )
     small = max(20_000, min(200_000, events // 25))
     if options.wants("batch"):
         from bench.api import batch_posts
 
-        attempt("batch", lambda: batch_posts(target, options.workers, small, 4, options.seed,
-                                             log))
+        attempt("batch", lambda: batch_posts(target, options.workers, small, 4, options.seed, log))
     if options.wants("single"):
         from bench.api import single_posts
 
@@ -105,14 +106,12 @@ def run(options: Options, log: Callable[[str], None] = print) -> tuple[list[Figu
     if options.wants("kafka"):
         from bench.kafka import kafka_ingest
 
-        attempt("kafka", lambda: kafka_ingest(target, max(20_000, small // 2), options.seed,
-                                              log))
+        attempt("kafka", lambda: kafka_ingest(target, max(20_000, small // 2), options.seed, log))
     if dataset or not needs_dataset:
         from bench import reads
 
         attempt("rebuild", lambda: reads.rebuild(target, log))
-        attempt("replay", lambda: reads.replay(target, 2000 if events >= 1_000_000 else 500,
-                                               log))
+        attempt("replay", lambda: reads.replay(target, 2000 if events >= 1_000_000 else 500, log))
         attempt("report", lambda: reads.report(target, options.province, options.year, log))
     if options.wants("sqlite"):
         from bench.embedded import sqlite_rows
@@ -125,16 +124,34 @@ def run(options: Options, log: Callable[[str], None] = print) -> tuple[list[Figu
         figures = [*_earlier_figures(options.output.with_suffix(".json"), ran), *figures]
         order = {row: index for index, row in enumerate(ROWS)}
         figures.sort(key=lambda f: order.get(f.details.get("bench_row", ""), len(ROWS)))
-        earlier_runs = _earlier_runs(options.output.with_suffix(".json"),
-                                     {f.details.get("run") for f in figures} - {info["date"]})
+        earlier_runs = _earlier_runs(
+            options.output.with_suffix(".json"),
+            {f.details.get("run") for f in figures} - {info["date"]},
+        )
     from bench.results import write_results
 
-    path = write_results(options.output, figures, info, dataset[0] if dataset else None,
-                         failures, options, earlier_runs)
-    (options.output.with_suffix(".json")).write_text(json.dumps(
-        {"machine": info, "earlier_runs": earlier_runs,
-         "figures": [asdict(f) | {"ratio": f.ratio} for f in figures],
-         "failures": failures}, indent=1, default=str, ensure_ascii=False))
+    path = write_results(
+        options.output,
+        figures,
+        info,
+        dataset[0] if dataset else None,
+        failures,
+        options,
+        earlier_runs,
+    )
+    (options.output.with_suffix(".json")).write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "earlier_runs": earlier_runs,
+                "figures": [asdict(f) | {"ratio": f.ratio} for f in figures],
+                "failures": failures,
+            },
+            indent=1,
+            default=str,
+            ensure_ascii=False,
+        )
+    )
     log(f"results: {path} ({info['seconds']} s)")
     return figures, path
 
@@ -150,7 +167,8 @@ def _earlier_figures(path: Path, ran: set[str]) -> list[Figure]:
         if figure.details.get("bench_row") not in ran:
             if "from the run of" not in figure.note:
                 figure.note = (figure.note + "; " if figure.note else "") + (
-                    f"from the run of {figure.details.get('run', '?')}")
+                    f"from the run of {figure.details.get('run', '?')}"
+                )
             kept.append(figure)
     return kept
 
@@ -170,18 +188,26 @@ def _earlier_runs(path: Path, dates: set[Any]) -> list[dict[str, Any]]:
 
 
 def _load(options: Options, out: list[Dataset], log: Callable[[str], None]) -> list[Figure]:
-    dataset = ensure_dataset(options.target, options.events, options.seed, options.reuse,
-                             options.load_processes, log)
+    dataset = ensure_dataset(
+        options.target, options.events, options.seed, options.reuse, options.load_processes, log
+    )
     out.append(dataset)
     rate = dataset.loaded_events / dataset.seconds if dataset.seconds else 0.0
     note = "" if not dataset.reused else "measured when the dataset was loaded (reused now)"
-    return [Figure(
-        row="batch posts (1,000 per request)", store="postgres",
-        what=f"dataset load: `Referrals.record_batch`, 1,000 a call, {dataset.processes} "
-             f"loader processes, {dataset.loaded_events:,} events (generation included)",
-        value=rate, unit="events/s", target="≥ 30,000 events/s", met=rate >= 30_000,
-        note=note, details=asdict(dataset),
-    )]
+    return [
+        Figure(
+            row="batch posts (1,000 per request)",
+            store="postgres",
+            what=f"dataset load: `Referrals.record_batch`, 1,000 a call, {dataset.processes} "
+            f"loader processes, {dataset.loaded_events:,} events (generation included)",
+            value=rate,
+            unit="events/s",
+            target="≥ 30,000 events/s",
+            met=rate >= 30_000,
+            note=note,
+            details=asdict(dataset),
+        )
+    ]
 
 
 def _command_line(options: Options) -> str:

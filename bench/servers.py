@@ -31,15 +31,24 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def server(
-    command: Sequence[str], ready_url: str, log_file: Path, env: Mapping[str, str] | None = None,
+    command: Sequence[str],
+    ready_url: str,
+    log_file: Path,
+    env: Mapping[str, str] | None = None,
     ready_timeout: float = 60.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Runs `command` until the block ends; waits until `ready_url` answers 200."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **(env or {})}
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen(list(command), stdout=log, stderr=log, env=full_env,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            list(command),
+            stdout=log,
+            stderr=log,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + ready_timeout
         for _ in range(10_000):  # bounded by the deadline too
@@ -74,16 +83,41 @@ def stop(proc: subprocess.Popen[Any], grace: float = 15.0) -> None:
 
 
 def uvicorn_command(app: str, port: int, workers: int, factory: bool = False) -> list[str]:
-    command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
-               "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     if factory:
         command.append("--factory")
     return command
 
 
 def ledger_command(port: int, workers: int, log_level: str) -> list[str]:
-    return [sys.executable, "-m", "infra.cli", "serve", "--host", HOST, "--port", str(port),
-            "--workers", str(workers), "--log-level", log_level]
+    return [
+        sys.executable,
+        "-m",
+        "infra.cli",
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        log_level,
+    ]
 
 
 # ---------------------------------------------------------------------------------- wrk
@@ -161,17 +195,34 @@ def wrk_available() -> bool:
 
 
 def run_wrk(
-    url: str, script: str, args: Sequence[str], seconds: float, connections: int, threads: int,
+    url: str,
+    script: str,
+    args: Sequence[str],
+    seconds: float,
+    connections: int,
+    threads: int,
     work_dir: Path,
 ) -> dict[str, Any]:
     """Runs wrk for `seconds` (bounded: wrk stops itself; we kill it after twice that)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     script_file = work_dir / f"wrk-{abs(hash(script))}.lua"
     script_file.write_text(script)
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, int(seconds))}s",
-               "--timeout", "10s", "-s", str(script_file), url, "--", *args]
-    done = subprocess.run(command, capture_output=True, text=True,
-                          timeout=max(30.0, seconds * 2 + 20))
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, int(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script_file),
+        url,
+        "--",
+        *args,
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=max(30.0, seconds * 2 + 20)
+    )
     text = done.stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
     stats = re.search(r"BENCH bad=(\d+) p50_us=(\d+) p99_us=(\d+) requests=(\d+)", text)

@@ -31,6 +31,8 @@ FULL_SIZE = 5_000_000
 def dataset_schema(events: int) -> str:
     """The schema of a dataset of this size: a quick run never drops the full one."""
     return DATASET_SCHEMA if events == FULL_SIZE else f"{DATASET_SCHEMA}_{events}"
+
+
 WRITES_SCHEMA = "writes"
 BASELINE_SCHEMA = "baseline"
 LOAD_BATCH = 1000
@@ -48,15 +50,22 @@ class Target:
     dataset: str = DATASET_SCHEMA  # the dataset's schema (one per size: see dataset_schema)
 
     def connect(self, dbname: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
-        return psycopg.connect(host=self.host, port=self.port, user=self.user,
-                               dbname=dbname or self.database, autocommit=True,
-                               connect_timeout=10, **kwargs)
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            dbname=dbname or self.database,
+            autocommit=True,
+            connect_timeout=10,
+            **kwargs,
+        )
 
     def ensure_database(self) -> None:
         """Creates the benchmark database if it is missing (never touches any other)."""
         with self.connect("postgres") as conn:
-            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                 (self.database,)).fetchone()
+            found = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+            ).fetchone()
             if not found:
                 conn.execute(f'CREATE DATABASE "{self.database}"')
 
@@ -73,9 +82,15 @@ class Target:
         """Ledger settings for one schema of the benchmark database (projections not in
         process: the benchmark runs them itself)."""
         values: dict[str, Any] = dict(
-            store="postgres", pg_host=self.host, pg_port=self.port, pg_user=self.user,
-            pg_dbname=self.database, pg_schema=schema, data_dir=self.data_dir / schema,
-            projections_in_process=False, pg_pool_size=4,
+            store="postgres",
+            pg_host=self.host,
+            pg_port=self.port,
+            pg_user=self.user,
+            pg_dbname=self.database,
+            pg_schema=schema,
+            data_dir=self.data_dir / schema,
+            projections_in_process=False,
+            pg_pool_size=4,
         )
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -83,9 +98,12 @@ class Target:
     def env(self, schema: str, **extra: str) -> dict[str, str]:
         """The same settings as REFERRALS_* environment variables (for subprocesses)."""
         out = {
-            "REFERRALS_STORE": "postgres", "REFERRALS_PG_HOST": self.host,
-            "REFERRALS_PG_PORT": str(self.port), "REFERRALS_PG_USER": self.user,
-            "REFERRALS_PG_DBNAME": self.database, "REFERRALS_PG_SCHEMA": schema,
+            "REFERRALS_STORE": "postgres",
+            "REFERRALS_PG_HOST": self.host,
+            "REFERRALS_PG_PORT": str(self.port),
+            "REFERRALS_PG_USER": self.user,
+            "REFERRALS_PG_DBNAME": self.database,
+            "REFERRALS_PG_SCHEMA": schema,
             "REFERRALS_DATA_DIR": str((self.data_dir / schema).resolve()),
             "REFERRALS_PROJECTIONS_IN_PROCESS": "false",
         }
@@ -111,7 +129,9 @@ def stored_dataset(target: Target) -> dict[str, Any] | None:
     with target.connect() as conn:
         exists = conn.execute(
             "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND "
-            "table_name = 'bench_meta'", (target.dataset,)).fetchone()
+            "table_name = 'bench_meta'",
+            (target.dataset,),
+        ).fetchone()
         if not exists:
             return None
         row = conn.execute(f'SELECT meta FROM "{target.dataset}".bench_meta').fetchone()
@@ -119,7 +139,11 @@ def stored_dataset(target: Target) -> dict[str, Any] | None:
 
 
 def ensure_dataset(
-    target: Target, events: int, seed: int, reuse: bool, processes: int,
+    target: Target,
+    events: int,
+    seed: int,
+    reuse: bool,
+    processes: int,
     log: Callable[[str], None] = print,
 ) -> Dataset:
     """The dataset of `events` events: reused if `reuse` and the stored one matches,
@@ -130,19 +154,31 @@ def ensure_dataset(
     meta = stored_dataset(target)
     if reuse and meta and meta.get("events") == events and meta.get("seed") == seed:
         log(f"dataset: reusing {meta['loaded_events']:,} events loaded {meta['loaded_at']}")
-        return Dataset(seed, events, meta["cases"], meta["loaded_events"], meta["seconds"],
-                       meta["processes"], meta["rejected"], True)
+        return Dataset(
+            seed,
+            events,
+            meta["cases"],
+            meta["loaded_events"],
+            meta["seconds"],
+            meta["processes"],
+            meta["rejected"],
+            True,
+        )
     target.fresh_schema(target.dataset)
     cases = cases_for(events)
-    log(f"dataset: generating and loading {events:,} events ({cases:,} cases, seed {seed}) "
-        f"with {processes} process(es)")
+    log(
+        f"dataset: generating and loading {events:,} events ({cases:,} cases, seed {seed}) "
+        f"with {processes} process(es)"
+    )
     settings = target.settings(target.dataset)
     _prepare(settings)
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes) as pool:
-        parts = pool.starmap(_load_part, [
-            (target, seed, cases, events, part, processes) for part in range(processes)])
+        parts = pool.starmap(
+            _load_part,
+            [(target, seed, cases, events, part, processes) for part in range(processes)],
+        )
     seconds = time.perf_counter() - started
     loaded = sum(p[0] for p in parts)
     rejected = sum(p[1] for p in parts)
@@ -150,16 +186,25 @@ def ensure_dataset(
     for _, _, part_codes in parts:
         for code, n in part_codes.items():
             codes[code] = codes.get(code, 0) + n
-    meta = {"seed": seed, "events": events, "cases": cases, "loaded_events": loaded,
-            "rejected": rejected, "rejected_codes": codes, "seconds": seconds,
-            "processes": processes, "loaded_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    meta = {
+        "seed": seed,
+        "events": events,
+        "cases": cases,
+        "loaded_events": loaded,
+        "rejected": rejected,
+        "rejected_codes": codes,
+        "seconds": seconds,
+        "processes": processes,
+        "loaded_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     with target.connect() as conn:
         conn.execute(f'CREATE TABLE "{target.dataset}".bench_meta (meta TEXT NOT NULL)')
-        conn.execute(f'INSERT INTO "{target.dataset}".bench_meta VALUES (%s)',
-                     (json.dumps(meta),))
+        conn.execute(f'INSERT INTO "{target.dataset}".bench_meta VALUES (%s)', (json.dumps(meta),))
     _analyze(target)
-    log(f"dataset: {loaded:,} events recorded in {seconds:,.0f} s "
-        f"({loaded / seconds:,.0f} events/s), {rejected} rejected {codes}")
+    log(
+        f"dataset: {loaded:,} events recorded in {seconds:,.0f} s "
+        f"({loaded / seconds:,.0f} events/s), {rejected} rejected {codes}"
+    )
     return Dataset(seed, events, cases, loaded, seconds, processes, rejected, False)
 
 
@@ -186,8 +231,7 @@ def _record_batch_retrying(container: Any, batch: list[dict[str, Any]]) -> list[
     for attempt in range(60):  # bounded: about two minutes of a database away
         try:
             return container.referrals.record_batch(batch)
-        except (OperationalError, InterfaceError, psycopg.OperationalError,
-                psycopg.InterfaceError):
+        except (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError):
             if attempt == 59:
                 raise
             time.sleep(2)
@@ -234,8 +278,9 @@ def _load_part(
     codes: dict[str, int] = {}
     try:
         share = events // parts + (1 if part < events % parts else 0)
-        stream = islice(stream_events(seed, cases, container.reference, part=part, parts=parts),
-                        share)
+        stream = islice(
+            stream_events(seed, cases, container.reference, part=part, parts=parts), share
+        )
         for number, batch in enumerate(batches(stream, LOAD_BATCH)):
             if part == 0 and number in ANALYZE_AFTER_BATCHES:
                 _analyze(target)

@@ -26,12 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def _settings(database: str, schema: str, data_dir: Path) -> Any:
     from infra.settings import Settings
 
-    return Settings(_env_file=None, store="postgres",  # type: ignore[call-arg]
-                    pg_host=os.environ.get("TEST_PG_HOST", "127.0.0.1"),
-                    pg_port=int(os.environ.get("TEST_PG_PORT", "5432")),
-                    pg_user=os.environ.get("TEST_PG_USER", "postgres"), pg_dbname=database,
-                    pg_schema=schema, data_dir=data_dir, service="project",
-                    projection_lease_seconds=3.0)
+    return Settings(
+        _env_file=None,
+        store="postgres",  # type: ignore[call-arg]
+        pg_host=os.environ.get("TEST_PG_HOST", "127.0.0.1"),
+        pg_port=int(os.environ.get("TEST_PG_PORT", "5432")),
+        pg_user=os.environ.get("TEST_PG_USER", "postgres"),
+        pg_dbname=database,
+        pg_schema=schema,
+        data_dir=data_dir,
+        service="project",
+        projection_lease_seconds=3.0,
+    )
 
 
 def _env(settings: Any, instance: str) -> dict[str, str]:
@@ -41,8 +47,9 @@ def _env(settings: Any, instance: str) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
-        env[f"REFERRALS_{name.upper()}"] = (str(value).lower() if isinstance(value, bool)
-                                            else str(value))
+        env[f"REFERRALS_{name.upper()}"] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
     env["REFERRALS_INSTANCE"] = instance
     env["PYTHONPATH"] = str(ROOT)
     return env
@@ -53,11 +60,26 @@ def _run_workers(settings: Any, count: int, batch: int, log_dir: Path) -> float:
     procs = []
     for n in range(count):
         log = open(log_dir / f"worker-{count}-{n}.log", "wb")  # noqa: SIM115 - closed below
-        procs.append((subprocess.Popen(
-            [sys.executable, "-c", "from infra.cli import main; main()", "project",
-             "--until-caught-up", "--batch-size", str(batch)],
-            env=_env(settings, f"bench-{n}"), stdout=log, stderr=subprocess.STDOUT,
-            cwd=str(settings.data_dir)), log))
+        procs.append(
+            (
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        "from infra.cli import main; main()",
+                        "project",
+                        "--until-caught-up",
+                        "--batch-size",
+                        str(batch),
+                    ],
+                    env=_env(settings, f"bench-{n}"),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=str(settings.data_dir),
+                ),
+                log,
+            )
+        )
     try:
         for proc, _ in procs:
             code = proc.wait(timeout=1800)
@@ -89,8 +111,10 @@ def main() -> None:
     data_dir = Path(f"/tmp/{schema}")
     data_dir.mkdir()
     settings = _settings(args.database, schema, data_dir)
-    admin = f"host={settings.pg_host} port={settings.pg_port} user={settings.pg_user} " \
-            f"dbname={args.database}"
+    admin = (
+        f"host={settings.pg_host} port={settings.pg_port} user={settings.pg_user} "
+        f"dbname={args.database}"
+    )
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     container = build_container(settings.model_copy(update={"service": "cli"}))
@@ -99,8 +123,9 @@ def main() -> None:
         cases = max(1, args.events // 9)
         batch: list[dict[str, Any]] = []
         recorded = 0
-        for event in generate_events(2026, cases, container.reference,
-                                     now - timedelta(days=700), now - timedelta(minutes=10)):
+        for event in generate_events(
+            2026, cases, container.reference, now - timedelta(days=700), now - timedelta(minutes=10)
+        ):
             batch.append(event)
             if len(batch) == 1000:
                 container.referrals.record_batch(batch)
@@ -123,10 +148,16 @@ def main() -> None:
             assert min(projections.positions().values()) >= top
         ratio = seconds[1] / seconds[2]
         load = os.getloadavg()
-        result = {"events": top, "views": views, "one_worker_s": round(seconds[1], 2),
-                  "two_workers_s": round(seconds[2], 2), "ratio": round(ratio, 2),
-                  "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in load],
-                  "at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+        result = {
+            "events": top,
+            "views": views,
+            "one_worker_s": round(seconds[1], 2),
+            "two_workers_s": round(seconds[2], 2),
+            "ratio": round(ratio, 2),
+            "cpus": os.cpu_count(),
+            "load_average": [round(x, 2) for x in load],
+            "at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        }
         print(json.dumps(result))
         if args.write:
             _write(result)
@@ -143,11 +174,13 @@ def _write(result: dict[str, Any]) -> None:
     path = ROOT / "bench" / "RESULTS.md"
     text = path.read_text(encoding="utf-8")
     heading = "## Projection workers sharing the views (issue 19)"
-    row = (f"| {result['at']} | {result['events']:,} | {len(result['views'])} | "
-           f"{result['one_worker_s']:.1f} s | {result['two_workers_s']:.1f} s | "
-           f"**{result['ratio']:.2f}×** | ≥ 1.5× | "
-           f"{'met' if result['ratio'] >= 1.5 else '**missed**'} | "
-           f"{' '.join(str(x) for x in result['load_average'])} |\n")
+    row = (
+        f"| {result['at']} | {result['events']:,} | {len(result['views'])} | "
+        f"{result['one_worker_s']:.1f} s | {result['two_workers_s']:.1f} s | "
+        f"**{result['ratio']:.2f}×** | ≥ 1.5× | "
+        f"{'met' if result['ratio'] >= 1.5 else '**missed**'} | "
+        f"{' '.join(str(x) for x in result['load_average'])} |\n"
+    )
     if heading not in text:
         text = text.rstrip("\n") + (
             f"\n\n{heading}\n\n`python -m bench.workers --events N --write`: a backlog of N "
@@ -155,9 +188,11 @@ def _write(result: dict[str, Any]) -> None:
             "start to exit, one worker then two started together (views reset in between; "
             f"{result['cpus']} CPUs, shared machine: load average at the end in the last "
             "column).\n\n| run | events | views | 1 worker | 2 workers | speed-up | target | | "
-            "load |\n|---|---|---|---|---|---|---|---|---|\n")
-    path.write_text(text.rstrip("\n") + "\n" + row if heading in text else text + row,
-                    encoding="utf-8")
+            "load |\n|---|---|---|---|---|---|---|---|---|\n"
+        )
+    path.write_text(
+        text.rstrip("\n") + "\n" + row if heading in text else text + row, encoding="utf-8"
+    )
 
 
 if __name__ == "__main__":

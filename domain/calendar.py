@@ -190,8 +190,10 @@ def calendar_from_record(record: Mapping[str, Any]) -> WorkingCalendar:
         if source is not None and (not isinstance(source, str) or not source.strip()):
             raise ValueError(f"{where}: field 'source' must be a non-empty string")
         if entry["verified"] and source is None:
-            raise ValueError(f"{where}: field 'source' is required when verified is true "
-                             "(name the notice the year was checked against)")
+            raise ValueError(
+                f"{where}: field 'source' is required when verified is true "
+                "(name the notice the year was checked against)"
+            )
         days_off = _iso_dates(entry["holidays"], f"{where} field 'holidays'", year)
         worked = _iso_dates(
             entry.get("extra_working_days", []), f"{where} field 'extra_working_days'", year

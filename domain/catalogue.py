@@ -51,8 +51,12 @@ class EventTypeSpec:
 
 COMMON_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("person_id", "uuid", title_vi="Mã người (bí danh, ngẫu nhiên)"),
-    FieldSpec("proceedings_kind", "enum", choices=("criminal", "civil", "administrative"),
-              title_vi="Loại tố tụng"),
+    FieldSpec(
+        "proceedings_kind",
+        "enum",
+        choices=("criminal", "civil", "administrative"),
+        title_vi="Loại tố tụng",
+    ),
     FieldSpec("eligible_category", "category", title_vi="Diện người được TGPL"),
     FieldSpec("financial_hardship", "bool", title_vi="Có khó khăn về tài chính"),
     FieldSpec("procedural_role", "code", reference="procedural_roles", title_vi="Tư cách tố tụng"),
@@ -81,9 +85,11 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "for trial, recognition as a victim or litigant",
             "holder",
             (
-                FieldSpec("register_ref", "text",
-                          title_vi="Số sổ, số thứ tự trong sổ (sổ tiếp nhận, sổ tạm giữ, "
-                                   "quyết định)"),
+                FieldSpec(
+                    "register_ref",
+                    "text",
+                    title_vi="Số sổ, số thứ tự trong sổ (sổ tiếp nhận, sổ tạm giữ, quyết định)",
+                ),
                 FieldSpec("minutes_ref", "text", title_vi="Biên bản, quyết định tố tụng"),
             ),
             "TTLT 10/2018 Điều 7 khoản 1 (thời điểm phải giải thích, thông báo quyền); "
@@ -99,10 +105,18 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             (
                 # MAU_03 stays accepted: events recorded before 2026-12-01 carry it (issue 20:
                 # Mẫu 03 is the notice to the Centre, i.e. REQUEST_TRANSFERRED)
-                FieldSpec("form", "enum", choices=("MAU_01", "MAU_03"),
-                          title_vi="Biểu mẫu đã giao, đọc (Mẫu 01; MAU_03: giá trị cũ)"),
-                FieldSpec("trigger", "code", reference="notification_triggers",
-                          title_vi="Thời điểm giải thích"),
+                FieldSpec(
+                    "form",
+                    "enum",
+                    choices=("MAU_01", "MAU_03"),
+                    title_vi="Biểu mẫu đã giao, đọc (Mẫu 01; MAU_03: giá trị cũ)",
+                ),
+                FieldSpec(
+                    "trigger",
+                    "code",
+                    reference="notification_triggers",
+                    title_vi="Thời điểm giải thích",
+                ),
                 FieldSpec("minutes_ref", "text", title_vi="Biên bản tố tụng ghi nhận"),
                 FieldSpec("interpreter", "bool", title_vi="Có người phiên dịch"),
             ),
@@ -114,10 +128,20 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Person determined not eligible for legal aid",
             "closer",
             (
-                FieldSpec("reason", "code", required=True, reference="ineligibility_reasons",
-                          title_vi="Lý do không thuộc diện"),
-                FieldSpec("article", "citation", required=True, max_length=120,
-                          title_vi="Điều, khoản căn cứ (ví dụ Luật TGPL 2017 Điều 7)"),
+                FieldSpec(
+                    "reason",
+                    "code",
+                    required=True,
+                    reference="ineligibility_reasons",
+                    title_vi="Lý do không thuộc diện",
+                ),
+                FieldSpec(
+                    "article",
+                    "citation",
+                    required=True,
+                    max_length=120,
+                    title_vi="Điều, khoản căn cứ (ví dụ Luật TGPL 2017 Điều 7)",
+                ),
             ),
             "Luật TGPL 2017 Điều 7 (người được trợ giúp pháp lý)",
         ),
@@ -127,8 +151,12 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Legal-aid request received",
             "holder",
             (
-                FieldSpec("request_form", "enum", choices=("written", "oral"),
-                          title_vi="Hình thức yêu cầu"),
+                FieldSpec(
+                    "request_form",
+                    "enum",
+                    choices=("written", "oral"),
+                    title_vi="Hình thức yêu cầu",
+                ),
                 FieldSpec("documents_complete", "bool", title_vi="Đủ giấy tờ chứng minh diện"),
             ),
             "BLTTHS Điều 71; Luật TGPL Điều 29",
@@ -138,8 +166,15 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Chuyển yêu cầu trợ giúp pháp lý cho Trung tâm TGPL nhà nước",
             "Request transferred to the State Legal Aid Centre",
             "holder",
-            (FieldSpec("centre_id", "agency", required=True, reference=_CENTRE,
-                       title_vi="Trung tâm TGPL nhận yêu cầu"),),
+            (
+                FieldSpec(
+                    "centre_id",
+                    "agency",
+                    required=True,
+                    reference=_CENTRE,
+                    title_vi="Trung tâm TGPL nhận yêu cầu",
+                ),
+            ),
             "Luật TGPL Điều 31 khoản 3 (thông báo cho Trung tâm); TTLT 10/2018 Mẫu 03 "
             "(thông báo cho Trung tâm, CHƯA XÁC MINH)",
             actor_kinds=PROCEEDINGS_AGENCY_KINDS,
@@ -150,8 +185,15 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Cơ sở giam giữ chuyển yêu cầu trợ giúp pháp lý cho cơ quan tiến hành tố tụng",
             "Detention facility passed the legal-aid request on to the proceedings agency",
             "holder",
-            (FieldSpec("to_agency_id", "agency", required=True, reference=_PROCEEDINGS,
-                       title_vi="Cơ quan tiến hành tố tụng nhận yêu cầu"),),
+            (
+                FieldSpec(
+                    "to_agency_id",
+                    "agency",
+                    required=True,
+                    reference=_PROCEEDINGS,
+                    title_vi="Cơ quan tiến hành tố tụng nhận yêu cầu",
+                ),
+            ),
             "TTLT 10/2018 Điều 10 khoản 1 điểm a; BLTTHS Điều 75",
             actor_kinds=("detention_facility",),
             actor_basis="TTLT 10/2018 Điều 10 khoản 1 điểm a",
@@ -162,10 +204,20 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Appointment of defence counsel requested (CPC Art. 76)",
             "holder",
             (
-                FieldSpec("centre_id", "agency", required=True, reference=_CENTRE,
-                          title_vi="Trung tâm TGPL được đề nghị"),
-                FieldSpec("ground", "code", required=True, reference="appointment_grounds",
-                          title_vi="Căn cứ chỉ định"),
+                FieldSpec(
+                    "centre_id",
+                    "agency",
+                    required=True,
+                    reference=_CENTRE,
+                    title_vi="Trung tâm TGPL được đề nghị",
+                ),
+                FieldSpec(
+                    "ground",
+                    "code",
+                    required=True,
+                    reference="appointment_grounds",
+                    title_vi="Căn cứ chỉ định",
+                ),
             ),
             "BLTTHS Điều 76",
             actor_kinds=PROCEEDINGS_AGENCY_KINDS,
@@ -177,8 +229,9 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Case moved to another procedural agency and/or stage",
             "holder",
             (
-                FieldSpec("to_agency_id", "agency", reference=_PROCEDURAL,
-                          title_vi="Cơ quan tiếp nhận"),
+                FieldSpec(
+                    "to_agency_id", "agency", reference=_PROCEDURAL, title_vi="Cơ quan tiếp nhận"
+                ),
                 FieldSpec("to_stage", "code", reference="stages", title_vi="Giai đoạn mới"),
             ),
             "BLTTHS (chuyển hồ sơ giữa các giai đoạn)",
@@ -191,8 +244,11 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             (
                 FieldSpec("immediate", "bool", title_vi="Thụ lý ngay"),
                 FieldSpec("logbook_ref", "text", title_vi="Số thụ lý (Mẫu 01-TP-TGPL)"),
-                FieldSpec("notice_received_at", "datetime",
-                          title_vi="Thời điểm Trung tâm nhận được thông báo"),
+                FieldSpec(
+                    "notice_received_at",
+                    "datetime",
+                    title_vi="Thời điểm Trung tâm nhận được thông báo",
+                ),
             ),
             "Luật TGPL Điều 30; TT 12/2018 Điều 5–6",
         ),
@@ -202,11 +258,19 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Centre refused the request",
             "centre",
             (
-                FieldSpec("reason", "code", required=True, reference="refusal_reasons",
-                          title_vi="Lý do từ chối"),
+                FieldSpec(
+                    "reason",
+                    "code",
+                    required=True,
+                    reference="refusal_reasons",
+                    title_vi="Lý do từ chối",
+                ),
                 FieldSpec("written", "bool", required=True, title_vi="Từ chối bằng văn bản"),
-                FieldSpec("notice_received_at", "datetime",
-                          title_vi="Thời điểm Trung tâm nhận được thông báo"),
+                FieldSpec(
+                    "notice_received_at",
+                    "datetime",
+                    title_vi="Thời điểm Trung tâm nhận được thông báo",
+                ),
             ),
             "Luật TGPL Điều 30 khoản 3",
         ),
@@ -216,12 +280,27 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Legal-aid provider assigned",
             "centre",
             (
-                FieldSpec("provider_id", "text", required=True, max_length=64,
-                          title_vi="Mã người thực hiện TGPL"),
-                FieldSpec("provider_type", "code", required=True, reference="provider_types",
-                          title_vi="Loại người thực hiện TGPL"),
-                FieldSpec("aid_form", "enum", required=True, choices=("DEFENCE", "PROTECTION"),
-                          title_vi="Bào chữa / bảo vệ quyền lợi"),
+                FieldSpec(
+                    "provider_id",
+                    "text",
+                    required=True,
+                    max_length=64,
+                    title_vi="Mã người thực hiện TGPL",
+                ),
+                FieldSpec(
+                    "provider_type",
+                    "code",
+                    required=True,
+                    reference="provider_types",
+                    title_vi="Loại người thực hiện TGPL",
+                ),
+                FieldSpec(
+                    "aid_form",
+                    "enum",
+                    required=True,
+                    choices=("DEFENCE", "PROTECTION"),
+                    title_vi="Bào chữa / bảo vệ quyền lợi",
+                ),
             ),
             "TTLT 10/2018 Điều 3 khoản 4; Luật TGPL",
         ),
@@ -231,8 +310,12 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Defence (or protection) registered",
             "holder",
             (
-                FieldSpec("documents_complete_at", "datetime", required=True,
-                          title_vi="Thời điểm nhận đủ giấy tờ"),
+                FieldSpec(
+                    "documents_complete_at",
+                    "datetime",
+                    required=True,
+                    title_vi="Thời điểm nhận đủ giấy tờ",
+                ),
                 FieldSpec("provider_id", "text", max_length=64, title_vi="Mã người thực hiện TGPL"),
                 FieldSpec("registration_ref", "text", title_vi="Số đăng ký"),
             ),
@@ -246,8 +329,9 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Person declined legal aid",
             "holder",
             (
-                FieldSpec("three_party_record", "bool", required=True,
-                          title_vi="Có biên bản ba bên"),
+                FieldSpec(
+                    "three_party_record", "bool", required=True, title_vi="Có biên bản ba bên"
+                ),
                 FieldSpec("record_ref", "text", title_vi="Số biên bản"),
             ),
             "TTLT 29/2025 (sửa đổi TTLT 10/2018; có hiệu lực từ ngày ký 31/12/2025)",
@@ -258,8 +342,15 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "phiên dịch tham gia",
             "Centre asked the proceedings agency (or detention facility) to call an interpreter",
             "centre",
-            (FieldSpec("language", "language", required=True, max_length=16,
-                       title_vi="Ngôn ngữ cần phiên dịch (mã ISO 639)"),),
+            (
+                FieldSpec(
+                    "language",
+                    "language",
+                    required=True,
+                    max_length=16,
+                    title_vi="Ngôn ngữ cần phiên dịch (mã ISO 639)",
+                ),
+            ),
             "TTLT 29/2025 (sửa đổi TTLT 10/2018; có hiệu lực từ ngày ký 31/12/2025)",
         ),
         EventTypeSpec(
@@ -268,14 +359,33 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Legal-aid provider changed",
             "centre",
             (
-                FieldSpec("provider_id", "text", required=True, max_length=64,
-                          title_vi="Mã người thực hiện TGPL mới"),
-                FieldSpec("provider_type", "code", required=True, reference="provider_types",
-                          title_vi="Loại người thực hiện TGPL"),
-                FieldSpec("requested_at", "datetime", required=True,
-                          title_vi="Thời điểm có yêu cầu thay đổi"),
-                FieldSpec("grounds", "code", required=True, reference="change_grounds",
-                          title_vi="Căn cứ thay đổi"),
+                FieldSpec(
+                    "provider_id",
+                    "text",
+                    required=True,
+                    max_length=64,
+                    title_vi="Mã người thực hiện TGPL mới",
+                ),
+                FieldSpec(
+                    "provider_type",
+                    "code",
+                    required=True,
+                    reference="provider_types",
+                    title_vi="Loại người thực hiện TGPL",
+                ),
+                FieldSpec(
+                    "requested_at",
+                    "datetime",
+                    required=True,
+                    title_vi="Thời điểm có yêu cầu thay đổi",
+                ),
+                FieldSpec(
+                    "grounds",
+                    "code",
+                    required=True,
+                    reference="change_grounds",
+                    title_vi="Căn cứ thay đổi",
+                ),
             ),
             "Luật TGPL Điều 25",
         ),
@@ -284,8 +394,15 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Không tiếp tục thực hiện trợ giúp pháp lý",
             "Legal aid discontinued",
             "centre",
-            (FieldSpec("grounds", "code", required=True, reference="discontinuation_grounds",
-                       title_vi="Căn cứ"),),
+            (
+                FieldSpec(
+                    "grounds",
+                    "code",
+                    required=True,
+                    reference="discontinuation_grounds",
+                    title_vi="Căn cứ",
+                ),
+            ),
             "Luật TGPL Điều 37",
         ),
         EventTypeSpec(
@@ -294,10 +411,19 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Case closed",
             "closer",
             (
-                FieldSpec("close_reason", "code", required=True, reference="close_reasons",
-                          title_vi="Lý do kết thúc"),
-                FieldSpec("outcome", "enum", choices=("SUCCESSFUL", "NOT_SUCCESSFUL", "UNKNOWN"),
-                          title_vi="Kết quả"),
+                FieldSpec(
+                    "close_reason",
+                    "code",
+                    required=True,
+                    reference="close_reasons",
+                    title_vi="Lý do kết thúc",
+                ),
+                FieldSpec(
+                    "outcome",
+                    "enum",
+                    choices=("SUCCESSFUL", "NOT_SUCCESSFUL", "UNKNOWN"),
+                    title_vi="Kết quả",
+                ),
             ),
             "TT 12/2018 Điều 10",
         ),
@@ -307,8 +433,13 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
             "Case quality assessed",
             "oversight",
             (
-                FieldSpec("result", "code", required=True, reference="quality_results",
-                          title_vi="Kết quả đánh giá"),
+                FieldSpec(
+                    "result",
+                    "code",
+                    required=True,
+                    reference="quality_results",
+                    title_vi="Kết quả đánh giá",
+                ),
                 FieldSpec("reviewer", "text", max_length=64, title_vi="Mã người đánh giá"),
             ),
             "TT 12/2018 Điều 15 (sửa đổi bởi TT 03/2021)",
@@ -321,54 +452,84 @@ EVENT_TYPES: dict[str, EventTypeSpec] = {
 AMENDMENT_TYPES = ("EVENT_CORRECTED", "EVENT_WITHDRAWN")
 # the fields a correction may change: the law's clock and the facts the figures and time limits
 # read. `occurred_at` always; a `data.*` field only if the target carries it.
-CORRECTABLE_FIELDS = ("occurred_at", "data.procedural_role", "data.eligible_category",
-                      "data.provider_id", "data.provider_type", "data.stage")
+CORRECTABLE_FIELDS = (
+    "occurred_at",
+    "data.procedural_role",
+    "data.eligible_category",
+    "data.provider_id",
+    "data.provider_type",
+    "data.stage",
+)
 # who may correct or withdraw an event (the rules table: docs/adr/0008 addendum, docs/api.md):
 # the agency that recorded it — so a Centre only its own events, and never an agency of another
 # province; the error is AMENDMENT_NOT_PERMITTED
 AMENDMENT_BY = "poster"
 _AMENDMENT_FIELDS = (
-    FieldSpec("target_event_id", "event_ref", required=True,
-              title_vi="Mã sự kiện (event_id) được đính chính hoặc rút"),
+    FieldSpec(
+        "target_event_id",
+        "event_ref",
+        required=True,
+        title_vi="Mã sự kiện (event_id) được đính chính hoặc rút",
+    ),
     # filled in by the ledger from target_event_id (a client may send it: it must agree)
     FieldSpec("target_version", "version", title_vi="Số thứ tự của sự kiện đó trong vụ việc"),
 )
-EVENT_TYPES.update({
-    spec.wire_type: spec
-    for spec in (
-        EventTypeSpec(
-            "EVENT_CORRECTED",
-            "Đính chính sự kiện đã ghi",
-            "Recorded event corrected",
-            AMENDMENT_BY,
-            (
-                *_AMENDMENT_FIELDS,
-                FieldSpec("changes", "changes", required=True,
-                          title_vi="Các trường đính chính và giá trị đúng"),
-                FieldSpec("reason_code", "code", required=True, reference="correction_reasons",
-                          title_vi="Lý do đính chính"),
-                FieldSpec("reason", "text", title_vi="Số văn bản, biên bản đính chính"),
+EVENT_TYPES.update(
+    {
+        spec.wire_type: spec
+        for spec in (
+            EventTypeSpec(
+                "EVENT_CORRECTED",
+                "Đính chính sự kiện đã ghi",
+                "Recorded event corrected",
+                AMENDMENT_BY,
+                (
+                    *_AMENDMENT_FIELDS,
+                    FieldSpec(
+                        "changes",
+                        "changes",
+                        required=True,
+                        title_vi="Các trường đính chính và giá trị đúng",
+                    ),
+                    FieldSpec(
+                        "reason_code",
+                        "code",
+                        required=True,
+                        reference="correction_reasons",
+                        title_vi="Lý do đính chính",
+                    ),
+                    FieldSpec("reason", "text", title_vi="Số văn bản, biên bản đính chính"),
+                ),
+                "Sự kiện đã ghi không bị sửa hay xoá; đính chính là một sự kiện mới (ADR 0008)",
             ),
-            "Sự kiện đã ghi không bị sửa hay xoá; đính chính là một sự kiện mới (ADR 0008)",
-        ),
-        EventTypeSpec(
-            "EVENT_WITHDRAWN",
-            "Rút sự kiện đã ghi (ghi nhầm vụ việc, ghi trùng)",
-            "Recorded event withdrawn (wrong case, entered twice)",
-            AMENDMENT_BY,
-            (
-                *_AMENDMENT_FIELDS,
-                FieldSpec("reason_code", "code", required=True, reference="correction_reasons",
-                          title_vi="Lý do rút"),
-                FieldSpec("reason", "text", title_vi="Số văn bản, biên bản"),
+            EventTypeSpec(
+                "EVENT_WITHDRAWN",
+                "Rút sự kiện đã ghi (ghi nhầm vụ việc, ghi trùng)",
+                "Recorded event withdrawn (wrong case, entered twice)",
+                AMENDMENT_BY,
+                (
+                    *_AMENDMENT_FIELDS,
+                    FieldSpec(
+                        "reason_code",
+                        "code",
+                        required=True,
+                        reference="correction_reasons",
+                        title_vi="Lý do rút",
+                    ),
+                    FieldSpec("reason", "text", title_vi="Số văn bản, biên bản"),
+                ),
+                "Sự kiện đã ghi không bị sửa hay xoá; việc rút là một sự kiện mới (ADR 0008)",
             ),
-            "Sự kiện đã ghi không bị sửa hay xoá; việc rút là một sự kiện mới (ADR 0008)",
-        ),
-    )
-})
+        )
+    }
+)
 
-OPENING_TYPES = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "APPOINTMENT_REQUESTED",
-                 "PROCEDURAL_CONTACT")
+OPENING_TYPES = (
+    "NOTIFICATION_ISSUED",
+    "AID_REQUESTED",
+    "APPOINTMENT_REQUESTED",
+    "PROCEDURAL_CONTACT",
+)
 OPENING_REQUIRED = ("person_id", "proceedings_kind", "procedural_role", "stage")
 
 # RFC 3339 with an explicit offset within ±14:00, seconds required, fraction optional: the one
@@ -387,6 +548,8 @@ FIRST_YEAR, LAST_YEAR = 1000, 9899
 def has_instant_shape(value: str) -> bool:
     """Whether the text is shaped as the wire's instants are (years and range not checked)."""
     return _INSTANT_SHAPE.fullmatch(value) is not None
+
+
 _OFFSET_TEXT = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")  # no seconds: "+07:00:30"
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # the free-text fields of `data` (kind "text": document numbers, officials' and providers'
@@ -407,8 +570,10 @@ def field_specs(wire_type: str) -> dict[str, FieldSpec]:
 
 # per type: every accepted field in catalogue order (built once; normalise_data reads it)
 _FIELD_SPECS: dict[str, dict[str, FieldSpec]] = {
-    wire_type: {f.name: f for f in (
-        *(COMMON_FIELDS if wire_type not in AMENDMENT_TYPES else ()), *spec.fields)}
+    wire_type: {
+        f.name: f
+        for f in (*(COMMON_FIELDS if wire_type not in AMENDMENT_TYPES else ()), *spec.fields)
+    }
     for wire_type, spec in EVENT_TYPES.items()
 }
 _EVENT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}")  # the wire's event_id format
@@ -456,33 +621,40 @@ def parse_instant(value: Any, field_name: str, allowed: InstantRange | None = No
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise InvalidEventError(
-                "FIELD_INVALID", field_name,
+                "FIELD_INVALID",
+                field_name,
                 rule_vi="phải là thời điểm theo ISO 8601, ví dụ 2026-01-05T09:30:00+07:00",
                 rule_en="must be an ISO 8601 instant, e.g. 2026-01-05T09:30:00+07:00",
             ) from None
     else:
         raise InvalidEventError(
-            "FIELD_INVALID", field_name,
+            "FIELD_INVALID",
+            field_name,
             rule_vi="phải là chuỗi thời điểm theo ISO 8601 có múi giờ",
             rule_en="must be an ISO 8601 string with a UTC offset",
         )
     offset = parsed.utcoffset() if parsed.tzinfo is not None else None
     if offset is None:
         raise InvalidEventError("TIMESTAMP_WITHOUT_OFFSET", field_name)
-    if (abs(offset) > MAX_OFFSET or offset % timedelta(minutes=1)
-            or (isinstance(value, str) and not _OFFSET_TEXT.search(value))):
+    if (
+        abs(offset) > MAX_OFFSET
+        or offset % timedelta(minutes=1)
+        or (isinstance(value, str) and not _OFFSET_TEXT.search(value))
+    ):
         raise InvalidEventError(
-            "FIELD_INVALID", field_name,
+            "FIELD_INVALID",
+            field_name,
             rule_vi="múi giờ phải nằm trong khoảng -14:00 đến +14:00, tính bằng giờ và phút",
             rule_en="the UTC offset must be within -14:00 to +14:00, in hours and minutes",
         )
     if isinstance(value, str) and not _INSTANT_SHAPE.fullmatch(value):  # one format everywhere
         raise InvalidEventError(
-            "FIELD_INVALID", field_name,
+            "FIELD_INVALID",
+            field_name,
             rule_vi="phải là thời điểm theo RFC 3339 (có giây, múi giờ dạng +07:00 hoặc Z), "
-                    "ví dụ 2026-01-05T09:30:00+07:00",
+            "ví dụ 2026-01-05T09:30:00+07:00",
             rule_en="must be an RFC 3339 instant (with seconds, offset as +07:00 or Z), "
-                    "e.g. 2026-01-05T09:30:00+07:00",
+            "e.g. 2026-01-05T09:30:00+07:00",
         )
     shown = parsed.isoformat()
     try:
@@ -491,14 +663,20 @@ def parse_instant(value: Any, field_name: str, allowed: InstantRange | None = No
         utc = _SAFE_MIN - timedelta(days=1) if parsed.year < 5000 else _SAFE_MAX + timedelta(days=1)
     if allowed is not None:
         if utc < allowed.earliest:
-            raise InvalidEventError("OCCURRED_TOO_EARLY", field_name, value=shown,
-                                    earliest=allowed.earliest.date().isoformat())
+            raise InvalidEventError(
+                "OCCURRED_TOO_EARLY",
+                field_name,
+                value=shown,
+                earliest=allowed.earliest.date().isoformat(),
+            )
         if utc > allowed.latest:
             raise InvalidEventError("OCCURRED_IN_FUTURE", field_name, value=shown)
     if not _SAFE_MIN <= utc <= _SAFE_MAX or (
-            isinstance(value, str) and not FIRST_YEAR <= parsed.year <= LAST_YEAR):
+        isinstance(value, str) and not FIRST_YEAR <= parsed.year <= LAST_YEAR
+    ):
         raise InvalidEventError(
-            "FIELD_INVALID", field_name,
+            "FIELD_INVALID",
+            field_name,
             rule_vi=f"thời điểm nằm ngoài khoảng năm {FIRST_YEAR}–{LAST_YEAR} mà sổ nhận",
             rule_en=f"the instant is outside the years {FIRST_YEAR}–{LAST_YEAR} the ledger takes",
         )
@@ -509,17 +687,22 @@ def clean_text(value: Any, field_name: str, max_length: int = MAX_TEXT) -> str:
     """A short, printable, non-empty string."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidEventError(
-            "FIELD_INVALID", field_name,
-            rule_vi="phải là chuỗi ký tự không rỗng", rule_en="must be a non-empty string",
+            "FIELD_INVALID",
+            field_name,
+            rule_vi="phải là chuỗi ký tự không rỗng",
+            rule_en="must be a non-empty string",
         )
     if len(value) > max_length:
         raise InvalidEventError(
-            "FIELD_INVALID", field_name,
-            rule_vi=f"dài tối đa {max_length} ký tự", rule_en=f"at most {max_length} characters",
+            "FIELD_INVALID",
+            field_name,
+            rule_vi=f"dài tối đa {max_length} ký tự",
+            rule_en=f"at most {max_length} characters",
         )
     if _UNSAFE_TEXT.search(value):
         raise InvalidEventError(
-            "FIELD_INVALID", field_name,
+            "FIELD_INVALID",
+            field_name,
             rule_vi="chứa ký tự điều khiển hoặc Unicode hỏng",
             rule_en="contains control characters or broken Unicode",
         )
@@ -538,16 +721,16 @@ def normalise_data(
         data = {}
     if not isinstance(data, Mapping):
         raise InvalidEventError(
-            "FIELD_INVALID", "data", rule_vi="phải là một đối tượng JSON",
+            "FIELD_INVALID",
+            "data",
+            rule_vi="phải là một đối tượng JSON",
             rule_en="must be a JSON object",
         )
     specs = _FIELD_SPECS[wire_type]
     out: dict[str, Any] = {}
     for name in data:
         if name not in specs:
-            raise InvalidEventError(
-                "FIELD_UNKNOWN", f"data.{str(name)[:64]}", event_type=wire_type
-            )
+            raise InvalidEventError("FIELD_UNKNOWN", f"data.{str(name)[:64]}", event_type=wire_type)
     get = data.get
     for name, spec in specs.items():  # catalogue order: the first bad field is named
         value = get(name)
@@ -560,7 +743,10 @@ def normalise_data(
 
 
 def _check_value(
-    spec: FieldSpec, value: Any, path: str, reference: ReferenceData,
+    spec: FieldSpec,
+    value: Any,
+    path: str,
+    reference: ReferenceData,
     allowed: InstantRange | None = None,
 ) -> Any:
     kind = spec.kind
@@ -573,7 +759,8 @@ def _check_value(
         text = clean_text(value, path, spec.max_length)
         if not CITATION_TEXT.fullmatch(text):
             raise InvalidEventError(
-                "FIELD_INVALID", path,
+                "FIELD_INVALID",
+                path,
                 rule_vi="phải là trích dẫn điều luật, ví dụ «Luật TGPL 2017 Điều 7» (có số điều)",
                 rule_en="must cite a legal article, e.g. 'Luật TGPL 2017 Điều 7' (with its number)",
             )
@@ -582,7 +769,8 @@ def _check_value(
         code = clean_text(value, path, spec.max_length)
         if not LANGUAGE_CODE.fullmatch(code):
             raise InvalidEventError(
-                "FIELD_INVALID", path,
+                "FIELD_INVALID",
+                path,
                 rule_vi="phải là mã ngôn ngữ ISO 639 (ví dụ km, hmn, en)",
                 rule_en="must be an ISO 639 language code (e.g. km, hmn, en)",
             )
@@ -590,7 +778,9 @@ def _check_value(
     if kind == "bool":
         if not isinstance(value, bool):
             raise InvalidEventError(
-                "FIELD_INVALID", path, rule_vi="phải là true hoặc false",
+                "FIELD_INVALID",
+                path,
+                rule_vi="phải là true hoặc false",
                 rule_en="must be true or false",
             )
         return value
@@ -604,7 +794,8 @@ def _check_value(
     if kind == "enum":
         if value not in spec.choices:
             raise InvalidEventError(
-                "FIELD_INVALID", path,
+                "FIELD_INVALID",
+                path,
                 rule_vi="phải là một trong " + ", ".join(spec.choices),
                 rule_en="must be one of " + ", ".join(spec.choices),
             )
@@ -628,14 +819,18 @@ def _check_value(
     if kind == "event_ref":
         if not isinstance(value, str) or not _EVENT_REF.fullmatch(value):
             raise InvalidEventError(
-                "FIELD_INVALID", path, rule_vi="1–128 ký tự gồm chữ, số và . _ : / @ -",
+                "FIELD_INVALID",
+                path,
+                rule_vi="1–128 ký tự gồm chữ, số và . _ : / @ -",
                 rule_en="1–128 characters of letters, digits and . _ : / @ -",
             )
         return value
     if kind == "version":
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
             raise InvalidEventError(
-                "FIELD_INVALID", path, rule_vi="phải là số nguyên dương",
+                "FIELD_INVALID",
+                path,
+                rule_vi="phải là số nguyên dương",
                 rule_en="must be a positive integer",
             )
         return value
@@ -651,7 +846,10 @@ def _check_value(
             from domain.reference import KIND_NAMES_VI
 
             raise InvalidEventError(
-                "AGENCY_WRONG_KIND", path, value=agency_id, kind=agency.kind,
+                "AGENCY_WRONG_KIND",
+                path,
+                value=agency_id,
+                kind=agency.kind,
                 kind_vi=KIND_NAMES_VI.get(agency.kind, agency.kind),
                 expected=" or ".join(kinds),
                 expected_vi=" hoặc ".join(KIND_NAMES_VI.get(k, k) for k in kinds),
@@ -662,7 +860,8 @@ def _check_value(
 
 def _bad_uuid(path: str) -> str:
     raise InvalidEventError(
-        "FIELD_INVALID", path,
+        "FIELD_INVALID",
+        path,
         rule_vi="phải là UUID ngẫu nhiên do hệ thống của cơ quan sinh ra (không dùng số CCCD)",
         rule_en="must be a random UUID generated by the agency's system (never an ID number)",
     )
@@ -675,18 +874,20 @@ def _check_changes(
     value checked as the field itself is (`occurred_at` as an instant in the accepted range)."""
     if not isinstance(value, Mapping) or not value:
         raise InvalidEventError(
-            "FIELD_INVALID", path,
+            "FIELD_INVALID",
+            path,
             rule_vi="phải là đối tượng JSON không rỗng, khoá là một trong "
-                    + ", ".join(CORRECTABLE_FIELDS),
+            + ", ".join(CORRECTABLE_FIELDS),
             rule_en="must be a non-empty JSON object whose keys are among "
-                    + ", ".join(CORRECTABLE_FIELDS),
+            + ", ".join(CORRECTABLE_FIELDS),
         )
     out: dict[str, Any] = {}
     for name, item in value.items():
         spec = _CHANGE_SPECS.get(name) if isinstance(name, str) else None
         if spec is None:
             raise InvalidEventError(
-                "FIELD_INVALID", f"{path}.{str(name)[:64]}",
+                "FIELD_INVALID",
+                f"{path}.{str(name)[:64]}",
                 rule_vi="không đính chính được trường này; chỉ " + ", ".join(CORRECTABLE_FIELDS),
                 rule_en="this field cannot be corrected; only " + ", ".join(CORRECTABLE_FIELDS),
             )
@@ -694,7 +895,8 @@ def _check_changes(
             raise InvalidEventError("FIELD_REQUIRED", f"{path}.{name}")
         if spec.kind == "category" and item == UNDETERMINED_CATEGORY:
             raise InvalidEventError(
-                "FIELD_INVALID", f"{path}.{name}",
+                "FIELD_INVALID",
+                f"{path}.{name}",
                 rule_vi="đính chính phải ghi một diện cụ thể",
                 rule_en="a correction names a definite category",
             )

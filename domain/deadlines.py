@@ -19,11 +19,22 @@ from typing import Any
 from domain.calendar import WorkingCalendar
 
 PROCEEDINGS_KINDS = ("criminal", "civil", "administrative")
-PROCEDURAL_ROLES = frozenset({
-    "DENOUNCED", "RECOMMENDED_FOR_PROSECUTION", "EMERGENCY_HELD", "ARRESTED",
-    "TEMPORARILY_DETAINED", "SUSPECT", "DEFENDANT", "VICTIM", "WITNESS", "DIVERSION",
-    "PRISONER", "LITIGANT",
-})
+PROCEDURAL_ROLES = frozenset(
+    {
+        "DENOUNCED",
+        "RECOMMENDED_FOR_PROSECUTION",
+        "EMERGENCY_HELD",
+        "ARRESTED",
+        "TEMPORARILY_DETAINED",
+        "SUSPECT",
+        "DEFENDANT",
+        "VICTIM",
+        "WITNESS",
+        "DIVERSION",
+        "PRISONER",
+        "LITIGANT",
+    }
+)
 CLOCKS = ("hours", "working_days", "calendar_days")
 RESPONSIBLE = ("holder", "centre")
 STATUSES = ("met", "missed", "running", "cancelled")
@@ -68,11 +79,15 @@ class CaseFact:
             or self.occurred_at.tzinfo is None
             or self.occurred_at.utcoffset() is None
         ):
-            raise ValueError(f"CaseFact.occurred_at must be a timezone-aware datetime "
-                             f"(fact version {self.version})")
+            raise ValueError(
+                f"CaseFact.occurred_at must be a timezone-aware datetime "
+                f"(fact version {self.version})"
+            )
         if self.proceedings_kind not in PROCEEDINGS_KINDS:
-            raise ValueError(f"CaseFact.proceedings_kind must be one of {PROCEEDINGS_KINDS}, "
-                             f"got {self.proceedings_kind!r}")
+            raise ValueError(
+                f"CaseFact.proceedings_kind must be one of {PROCEEDINGS_KINDS}, "
+                f"got {self.proceedings_kind!r}"
+            )
         if not isinstance(self.data, Mapping):
             raise ValueError("CaseFact.data must be a mapping")
 
@@ -128,9 +143,11 @@ class ImmediateGround:
     legal_basis: str
 
     def covers(self, trigger: CaseFact) -> bool:
-        return (trigger.type in self.trigger_types
-                and trigger.proceedings_kind in self.proceedings_kind_in
-                and trigger.procedural_role in self.procedural_role_in)
+        return (
+            trigger.type in self.trigger_types
+            and trigger.proceedings_kind in self.proceedings_kind_in
+            and trigger.procedural_role in self.procedural_role_in
+        )
 
 
 @dataclass(frozen=True)
@@ -153,12 +170,34 @@ class TimeLimitVerdict:
 # The rules table
 # --------------------------------------------------------------------------------------------
 
-_REQUIRED = ("rule_id", "title_vi", "title_en", "legal_basis", "trigger_types", "target_types",
-             "limit", "clock", "responsible", "verified")
-_OPTIONAL = ("trigger_field", "conditions", "cancelled_by", "note", "start_from",
-             "immediate_grounds", "source", "cancels_any_time")
-_CONDITION_KEYS = ("procedural_role_in", "proceedings_kind_in", "immediate",
-                   "eligible_category_known")
+_REQUIRED = (
+    "rule_id",
+    "title_vi",
+    "title_en",
+    "legal_basis",
+    "trigger_types",
+    "target_types",
+    "limit",
+    "clock",
+    "responsible",
+    "verified",
+)
+_OPTIONAL = (
+    "trigger_field",
+    "conditions",
+    "cancelled_by",
+    "note",
+    "start_from",
+    "immediate_grounds",
+    "source",
+    "cancels_any_time",
+)
+_CONDITION_KEYS = (
+    "procedural_role_in",
+    "proceedings_kind_in",
+    "immediate",
+    "eligible_category_known",
+)
 UNDETERMINED_CATEGORY = "UNDETERMINED"  # as domain.reference says
 
 
@@ -234,8 +273,9 @@ def _start_from(
         raise _bad(rule, "start_from", "must be an object with 'types' and 'field'")
     if rec.get("trigger_field") is not None:
         raise _bad(rule, "start_from", "must not be set together with trigger_field")
-    types = _types({"start_from.types": value.get("types")}, rule, "start_from.types", known,
-                   allow_empty=False)
+    types = _types(
+        {"start_from.types": value.get("types")}, rule, "start_from.types", known, allow_empty=False
+    )
     bad = set(types) & (set(rec.get("trigger_types") or ()) | set(rec.get("target_types") or ()))
     if bad:
         raise _bad(rule, "start_from.types", "must not overlap trigger_types or target_types")
@@ -246,7 +286,9 @@ def _start_from(
 
 
 def _immediate_grounds(
-    rec: Mapping[str, Any], rule: str, known: Collection[str] | None,
+    rec: Mapping[str, Any],
+    rule: str,
+    known: Collection[str] | None,
     known_roles: Collection[str],
 ) -> tuple[ImmediateGround, ...]:
     value = rec.get("immediate_grounds", [])
@@ -261,8 +303,10 @@ def _immediate_grounds(
         name = f"{path}.trigger_types"
         types = _types({name: item["trigger_types"]}, rule, name, known, allow_empty=False)
         sets = {}
-        for key, allowed in (("proceedings_kind_in", PROCEEDINGS_KINDS),
-                             ("procedural_role_in", known_roles)):
+        for key, allowed in (
+            ("proceedings_kind_in", PROCEEDINGS_KINDS),
+            ("procedural_role_in", known_roles),
+        ):
             codes = item[key]
             if not isinstance(codes, (list, tuple)) or not codes:
                 raise _bad(rule, f"{path}.{key}", "must be a non-empty list")
@@ -273,8 +317,9 @@ def _immediate_grounds(
         basis = item["legal_basis"]
         if not isinstance(basis, str) or not basis.strip():
             raise _bad(rule, f"{path}.legal_basis", "must be a non-empty string")
-        out.append(ImmediateGround(types, sets["proceedings_kind_in"],
-                                   sets["procedural_role_in"], basis))
+        out.append(
+            ImmediateGround(types, sets["proceedings_kind_in"], sets["procedural_role_in"], basis)
+        )
     return tuple(out)
 
 
@@ -309,12 +354,18 @@ def rule_from_record(
         if not isinstance(trigger_field, str) or not _FIELD_NAME.match(trigger_field):
             raise _bad(label, "trigger_field", "must be null or a data field name")
         if set(trigger_types) != set(target_types):
-            raise _bad(label, "trigger_types",
-                       "must equal target_types when trigger_field is set (the target fact "
-                       "carries its own trigger instant)")
+            raise _bad(
+                label,
+                "trigger_types",
+                "must equal target_types when trigger_field is set (the target fact "
+                "carries its own trigger instant)",
+            )
         if cancelled_by:
-            raise _bad(label, "cancelled_by",
-                       "must be empty when trigger_field is set (such a limit is met or missed)")
+            raise _bad(
+                label,
+                "cancelled_by",
+                "must be empty when trigger_field is set (such a limit is met or missed)",
+            )
     elif set(trigger_types) & set(target_types):
         raise _bad(label, "target_types", "must not overlap trigger_types")
     if set(cancelled_by) & (set(trigger_types) | set(target_types)):
@@ -429,8 +480,7 @@ def category_known(category: str | None) -> bool:
     return category is not None and category != UNDETERMINED_CATEGORY
 
 
-def category_settled(trigger: CaseFact, later: Sequence[CaseFact],
-                     cancel: CaseFact | None) -> bool:
+def category_settled(trigger: CaseFact, later: Sequence[CaseFact], cancel: CaseFact | None) -> bool:
     """Whether the trigger's person has (or, for an UNDETERMINED contact, later got) a known
     eligible category, or was determined not eligible (`cancel`): the condition
     `eligible_category_known` of rule C2 (JC 10/2018 Art. 7(1); CPC 2015 Art. 71).
@@ -444,8 +494,7 @@ def category_settled(trigger: CaseFact, later: Sequence[CaseFact],
     return any(category_known(f.eligible_category) for f in later)
 
 
-def _applies(rule: TimeLimitRule, trigger: CaseFact, immediate: bool,
-             settled: bool = True) -> bool:
+def _applies(rule: TimeLimitRule, trigger: CaseFact, immediate: bool, settled: bool = True) -> bool:
     cond = rule.conditions
     wanted_known = cond.get("eligible_category_known")
     if wanted_known is not None and wanted_known != settled:
@@ -570,8 +619,10 @@ def _pair(
             while open_triggers:
                 closed[open_triggers.popleft().version] = (None, fact)
         if fact.type in rule.trigger_types:
-            if only_covered and ((roles is not None and fact.procedural_role not in roles)
-                                 or (kinds is not None and fact.proceedings_kind not in kinds)):
+            if only_covered and (
+                (roles is not None and fact.procedural_role not in roles)
+                or (kinds is not None and fact.proceedings_kind not in kinds)
+            ):
                 continue
             open_triggers.append(fact)
             triggers.append(fact)
@@ -597,8 +648,9 @@ def evaluate_time_limits(
         raise ValueError("at must be a timezone-aware datetime")
     # the law's clock: facts in occurred order, ties by recording order (ADR 0008); a late
     # fact takes its place by when it happened, not by when the ledger learned it
-    known = sorted((f for f in facts if f.occurred_at <= at),
-                   key=lambda f: (f.occurred_at, f.version))
+    known = sorted(
+        (f for f in facts if f.occurred_at <= at), key=lambda f: (f.occurred_at, f.version)
+    )
     rank = {id(f): i for i, f in enumerate(known)}
     grounds = tuple(g for rule in rules for g in rule.immediate_grounds)
     verdicts: list[TimeLimitVerdict] = []
@@ -607,8 +659,9 @@ def evaluate_time_limits(
             for fact in known:
                 if fact.type not in rule.target_types:
                     continue
-                settled = ("eligible_category_known" not in rule.conditions
-                           or category_known(fact.eligible_category))
+                settled = "eligible_category_known" not in rule.conditions or category_known(
+                    fact.eligible_category
+                )
                 if not _applies(rule, fact, is_immediate(fact, (), grounds), settled):
                     continue
                 start = _instant(
@@ -616,23 +669,28 @@ def evaluate_time_limits(
                     f"fact version {fact.version} ({fact.type}) data.{rule.trigger_field}",
                 )
                 deadline = compute_deadline(rule, start, calendar)
-                verdicts.append(_verdict(rule, known, fact.version, start, deadline,
-                                         fact, None, at, fact))
+                verdicts.append(
+                    _verdict(rule, known, fact.version, start, deadline, fact, None, at, fact)
+                )
             continue
         for trigger, target, cancel in _pair(rule, known):
             end = target or cancel
-            between = [f for f in known
-                       if rank[id(trigger)] < rank[id(f)]
-                       and (end is None or rank[id(f)] < rank[id(end)])]
+            between = [
+                f
+                for f in known
+                if rank[id(trigger)] < rank[id(f)] and (end is None or rank[id(f)] < rank[id(end)])
+            ]
             settled = True
             if "eligible_category_known" in rule.conditions:
                 settled = category_settled(
-                    trigger, [f for f in known if rank[id(f)] > rank[id(trigger)]], cancel)
+                    trigger, [f for f in known if rank[id(f)] > rank[id(trigger)]], cancel
+                )
             if not _applies(rule, trigger, is_immediate(trigger, between, grounds), settled):
                 continue
             start = _start(rule, trigger, [*between, *([end] if end is not None else [])])
             deadline = compute_deadline(rule, start, calendar)
-            verdicts.append(_verdict(rule, known, trigger.version, start,
-                                     deadline, target, cancel, at, trigger))
+            verdicts.append(
+                _verdict(rule, known, trigger.version, start, deadline, target, cancel, at, trigger)
+            )
     verdicts.sort(key=lambda v: (v.trigger_version, v.rule_id))
     return verdicts

@@ -120,8 +120,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ORDER_VIOLATION": (
         "Không thể ghi {event_type} khi vụ việc đang ở trạng thái «{status_vi}»; "
         "chỉ được ghi khi ở trạng thái: {allowed_vi}.",
-        "{event_type} cannot be recorded while the case is '{status}'; "
-        "allowed only in: {allowed}.",
+        "{event_type} cannot be recorded while the case is '{status}'; allowed only in: {allowed}.",
     ),
     "CASE_CLOSED": (
         "Vụ việc «{case_id}» đã kết thúc; sau khi kết thúc chỉ được ghi đánh giá chất lượng.",
@@ -413,8 +412,7 @@ class LogIntegrityError(ConflictError):
     read that needs them (a case bundle, an export) is refused with LOG_INTEGRITY_FAILED."""
 
     def __init__(self, field: str | None, detail_vi: str, detail_en: str) -> None:
-        super().__init__("LOG_INTEGRITY_FAILED", field, detail_vi=detail_vi,
-                         detail_en=detail_en)
+        super().__init__("LOG_INTEGRITY_FAILED", field, detail_vi=detail_vi, detail_en=detail_en)
 
 
 class UnexpectedItemError(DomainError):

@@ -44,8 +44,9 @@ class ReferenceRejectedError(DomainError):
 
 def canonical(content: Any) -> str:
     """The document's content as stored and hashed: JSON, sorted keys, no spaces, UTF-8."""
-    return json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                      allow_nan=False)
+    return json.dumps(
+        content, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
 
 
 def sha256_hex(text: str) -> str:
@@ -67,12 +68,22 @@ def document_id(kind: str, key: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, ref_of(kind, key))
 
 
-def note_text(kind: str, key: str, version: int, sha256: str, effective_from: str,
-              effective_to: str, published_by: str, previous: str) -> str:
+def note_text(
+    kind: str,
+    key: str,
+    version: int,
+    sha256: str,
+    effective_from: str,
+    effective_to: str,
+    published_by: str,
+    previous: str,
+) -> str:
     """The header lines the log key signs (a c2sp signed note's text)."""
-    return (f"{NOTE_HEADING}\nref {ref_of(kind, key)}\nversion {version}\nsha256 {sha256}\n"
-            f"effective_from {effective_from or '-'}\neffective_to {effective_to or '-'}\n"
-            f"published_by {published_by}\nprevious {previous or '-'}\n")
+    return (
+        f"{NOTE_HEADING}\nref {ref_of(kind, key)}\nversion {version}\nsha256 {sha256}\n"
+        f"effective_from {effective_from or '-'}\neffective_to {effective_to or '-'}\n"
+        f"published_by {published_by}\nprevious {previous or '-'}\n"
+    )
 
 
 class ReferenceDocument(Aggregate):
@@ -108,9 +119,11 @@ class ReferenceDocument(Aggregate):
         def mutate(self, aggregate: Any) -> Any:
             if aggregate is None:
                 aggregate = ReferenceDocument.__new__(ReferenceDocument)
-                aggregate.__base_init__(originator_id=self.originator_id,
-                                        originator_version=self.originator_version - 1,
-                                        timestamp=self.timestamp)
+                aggregate.__base_init__(
+                    originator_id=self.originator_id,
+                    originator_version=self.originator_version - 1,
+                    timestamp=self.timestamp,
+                )
                 aggregate.versions = []
             return super().mutate(aggregate)
 
@@ -122,9 +135,12 @@ class ReferenceDocument(Aggregate):
     @classmethod
     def first(cls, **fields: Any) -> ReferenceDocument:
         """Version 1 of a document (its first `Published` event creates it)."""
-        event = cls.Published(originator_id=document_id(fields["kind"], fields["key"]),
-                              originator_version=1, timestamp=cls.Published.create_timestamp(),
-                              **fields)
+        event = cls.Published(
+            originator_id=document_id(fields["kind"], fields["key"]),
+            originator_version=1,
+            timestamp=cls.Published.create_timestamp(),
+            **fields,
+        )
         aggregate: ReferenceDocument = event.mutate(None)
         aggregate._pending_events.append(event)
         return aggregate
@@ -173,13 +189,19 @@ class ReferenceRecord:
 
     def as_dict(self, content: bool = True) -> dict[str, Any]:
         out = {
-            "ref": self.ref, "kind": self.kind, "key": self.key, "version": self.version,
+            "ref": self.ref,
+            "kind": self.kind,
+            "key": self.key,
+            "version": self.version,
             "sha256": self.sha256,
             "effective_from": self.effective_from.isoformat() if self.effective_from else None,
             "effective_to": self.effective_to.isoformat() if self.effective_to else None,
-            "source": self.source, "published_by": self.published_by,
-            "published_at": self.published_at.isoformat(), "previous": self.previous or None,
-            "record_sha256": self.record_sha256, "signed_note": self.signed_note,
+            "source": self.source,
+            "published_by": self.published_by,
+            "published_at": self.published_at.isoformat(),
+            "previous": self.previous or None,
+            "record_sha256": self.record_sha256,
+            "signed_note": self.signed_note,
         }
         if content:
             out["content"] = self.content
@@ -188,13 +210,21 @@ class ReferenceRecord:
 
 def record_from_event(event: Any, sequence: int = 0) -> ReferenceRecord:
     return ReferenceRecord(
-        kind=event.kind, key=event.key, version=event.version,
-        content=json.loads(event.content), content_json=event.content, sha256=event.sha256,
+        kind=event.kind,
+        key=event.key,
+        version=event.version,
+        content=json.loads(event.content),
+        content_json=event.content,
+        sha256=event.sha256,
         effective_from=_date_or_none(event.effective_from),
-        effective_to=_date_or_none(event.effective_to), source=event.source,
-        published_by=event.published_by, published_at=event.timestamp,
-        previous=event.previous, record_sha256=event.record_sha256,
-        signed_note=event.signed_note, sequence=sequence,
+        effective_to=_date_or_none(event.effective_to),
+        source=event.source,
+        published_by=event.published_by,
+        published_at=event.timestamp,
+        previous=event.previous,
+        record_sha256=event.record_sha256,
+        signed_note=event.signed_note,
+        sequence=sequence,
     )
 
 
@@ -202,16 +232,24 @@ def record_from_dict(value: Mapping[str, Any]) -> ReferenceRecord:
     """A record from its `as_dict()` form (a bundle's `reference` member); checks the hash."""
     content_json = canonical(value["content"])
     if sha256_hex(content_json) != value["sha256"]:
-        raise ValueError(f"reference {value.get('ref')}@{value.get('version')}: the content "
-                         "does not hash to its sha256")
+        raise ValueError(
+            f"reference {value.get('ref')}@{value.get('version')}: the content "
+            "does not hash to its sha256"
+        )
     return ReferenceRecord(
-        kind=value["kind"], key=value["key"], version=int(value["version"]),
-        content=value["content"], content_json=content_json, sha256=value["sha256"],
+        kind=value["kind"],
+        key=value["key"],
+        version=int(value["version"]),
+        content=value["content"],
+        content_json=content_json,
+        sha256=value["sha256"],
         effective_from=_date_or_none(value.get("effective_from")),
-        effective_to=_date_or_none(value.get("effective_to")), source=value.get("source", ""),
+        effective_to=_date_or_none(value.get("effective_to")),
+        source=value.get("source", ""),
         published_by=value.get("published_by", ""),
         published_at=datetime.fromisoformat(value["published_at"]),
-        previous=value.get("previous") or "", record_sha256=value.get("record_sha256", ""),
+        previous=value.get("previous") or "",
+        record_sha256=value.get("record_sha256", ""),
         signed_note=value.get("signed_note", ""),
     )
 
@@ -220,11 +258,33 @@ def _date_or_none(value: Any) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-def record_hash(kind: str, key: str, version: int, sha256: str, effective_from: str,
-                effective_to: str, source: str, published_by: str, previous: str) -> str:
+def record_hash(
+    kind: str,
+    key: str,
+    version: int,
+    sha256: str,
+    effective_from: str,
+    effective_to: str,
+    source: str,
+    published_by: str,
+    previous: str,
+) -> str:
     """SHA-256 of the record's fields, chained to the previous version's record hash."""
-    return sha256_hex(canonical([kind, key, version, sha256, effective_from, effective_to,
-                                 source, published_by, previous]))
+    return sha256_hex(
+        canonical(
+            [
+                kind,
+                key,
+                version,
+                sha256,
+                effective_from,
+                effective_to,
+                source,
+                published_by,
+                previous,
+            ]
+        )
+    )
 
 
 @dataclass
@@ -289,8 +349,7 @@ class ReferenceSet:
 
     # -- what the ledger uses -----------------------------------------------------------------
     def reference_data(self, day: date) -> ReferenceData:
-        files = {r.ref: r.content for r in self.current(day)
-                 if r.kind not in NOT_CODE_LISTS}
+        files = {r.ref: r.content for r in self.current(day) if r.kind not in NOT_CODE_LISTS}
         return reference_from_records(files)
 
     def calendar(self) -> WorkingCalendar:
@@ -298,16 +357,23 @@ class ReferenceSet:
         if self._calendar is None:
             record = self.calendar_record()
             # no year recorded (a bundle whose limits run in hours): weekends only
-            self._calendar = (calendar_from_record(record) if record["years"]
-                              else WorkingCalendar(frozenset()))
+            self._calendar = (
+                calendar_from_record(record) if record["years"] else WorkingCalendar(frozenset())
+            )
         return self._calendar
 
     def calendar_record(self) -> dict[str, Any]:
-        latest = {r.key: r for r in (self.latest(ref) for ref in self.refs()
-                                     if ref.startswith(CALENDAR + "/")) if r}
+        latest = {
+            r.key: r
+            for r in (self.latest(ref) for ref in self.refs() if ref.startswith(CALENDAR + "/"))
+            if r
+        }
         years = {key: r.content for key, r in latest.items()}
-        return {"version": " ".join(f"{y}@{latest[y].version}" for y in sorted(years)) or "-",
-                "source": "recorded reference versions", "years": years}
+        return {
+            "version": " ".join(f"{y}@{latest[y].version}" for y in sorted(years)) or "-",
+            "source": "recorded reference versions",
+            "years": years,
+        }
 
     def rules_versions(self) -> list[ReferenceRecord]:
         return self.history("time_limits")
@@ -341,8 +407,11 @@ class ReferenceSet:
 # --------------------------------------------------------------------------------------------
 
 
-def judge_with_basis(facts: Sequence[CaseFact], refs: ReferenceSet, at: datetime,
-                     ) -> list[tuple[TimeLimitVerdict, tuple[str, ...]]]:
+def judge_with_basis(
+    facts: Sequence[CaseFact],
+    refs: ReferenceSet,
+    at: datetime,
+) -> list[tuple[TimeLimitVerdict, tuple[str, ...]]]:
     """Each verdict with the reference versions it used: the time-limit table in force on its
     trigger's Vietnam-local day, and (working-day limits only) the calendar of every year its
     limit spans. A limit triggered before a table's effective date keeps the older table."""
@@ -423,8 +492,12 @@ def validate_publication(
     ref = ref_of(kind, key)
     known = {r.kind for r in refs.records}
     if not known_kind(kind, known):
-        raise ReferenceRejectedError("REFERENCE_KIND_UNKNOWN", "kind", value=kind,
-                                     known=", ".join(sorted(known | {CALENDAR})))
+        raise ReferenceRejectedError(
+            "REFERENCE_KIND_UNKNOWN",
+            "kind",
+            value=kind,
+            known=", ".join(sorted(known | {CALENDAR})),
+        )
     if kind == CALENDAR:
         if not (key.isdigit() and len(key) == 4):
             raise ReferenceRejectedError("REFERENCE_KEY_INVALID", "key", value=key)
@@ -433,32 +506,46 @@ def validate_publication(
     if not isinstance(source, str) or not source.strip():
         raise ReferenceRejectedError("REFERENCE_SOURCE_REQUIRED", "source")
     if effective_from and effective_to and effective_to <= effective_from:
-        raise ReferenceRejectedError("REFERENCE_DATES_INVALID", "effective_to",
-                                     rule_vi="phải sau ngày bắt đầu hiệu lực",
-                                     rule_en="must be after effective_from")
+        raise ReferenceRejectedError(
+            "REFERENCE_DATES_INVALID",
+            "effective_to",
+            rule_vi="phải sau ngày bắt đầu hiệu lực",
+            rule_en="must be after effective_from",
+        )
     if kind == CALENDAR:
         year = int(key)
         for name, day in (("effective_from", effective_from), ("effective_to", effective_to)):
-            if day is not None and day.year != year and not (
-                    name == "effective_to" and day == date(year + 1, 1, 1)):
+            if (
+                day is not None
+                and day.year != year
+                and not (name == "effective_to" and day == date(year + 1, 1, 1))
+            ):
                 raise ReferenceRejectedError(
-                    "REFERENCE_DATES_INVALID", name,
+                    "REFERENCE_DATES_INVALID",
+                    name,
                     rule_vi=f"lịch của năm {year} chỉ có hiệu lực trong năm {year}",
-                    rule_en=f"the calendar of {year} is in force in {year} only")
+                    rule_en=f"the calendar of {year} is in force in {year} only",
+                )
     _check_schema(kind, key, content, refs, today)
     latest = refs.latest(ref)
-    if latest is not None and latest.sha256 == sha256_hex(canonical(content)) and (
-            latest.effective_from == effective_from and latest.effective_to == effective_to):
-        raise ReferenceRejectedError("REFERENCE_UNCHANGED", "content", ref=ref,
-                                     version=latest.version)
+    if (
+        latest is not None
+        and latest.sha256 == sha256_hex(canonical(content))
+        and (latest.effective_from == effective_from and latest.effective_to == effective_to)
+    ):
+        raise ReferenceRejectedError(
+            "REFERENCE_UNCHANGED", "content", ref=ref, version=latest.version
+        )
     current = refs.in_force(ref, today) or latest
     if kind == "agencies" and current is not None:
         kept = {a.get("agency_id") for a in content.get("items", [])}
-        gone = sorted(set(held_agencies) & ({a["agency_id"] for a in current.content["items"]}
-                                            - kept))
+        gone = sorted(
+            set(held_agencies) & ({a["agency_id"] for a in current.content["items"]} - kept)
+        )
         if gone:
-            raise ReferenceRejectedError("REFERENCE_AGENCY_STILL_HELD", "items",
-                                         value=", ".join(gone))
+            raise ReferenceRejectedError(
+                "REFERENCE_AGENCY_STILL_HELD", "items", value=", ".join(gone)
+            )
     if kind == "categories" and current is not None:
         new = {c.get("code"): c for c in content.get("items", [])}
         for old in current.content["items"]:
@@ -468,14 +555,19 @@ def validate_publication(
             old_to = _date_or_none(old.get("valid_to"))
             new_to = _date_or_none(new[code].get("valid_to"))
             if new_to is not None and new_to < today and (old_to is None or new_to < old_to):
-                raise ReferenceRejectedError("REFERENCE_CATEGORY_RETROACTIVE", "valid_to",
-                                             value=code, date=new_to.isoformat())
+                raise ReferenceRejectedError(
+                    "REFERENCE_CATEGORY_RETROACTIVE",
+                    "valid_to",
+                    value=code,
+                    date=new_to.isoformat(),
+                )
 
 
 def _check_schema(kind: str, key: str, content: Any, refs: ReferenceSet, today: date) -> None:
     def bad(error: Exception) -> ReferenceRejectedError:
-        return ReferenceRejectedError("REFERENCE_CONTENT_INVALID", "content",
-                                      ref=ref_of(kind, key), detail=str(error))
+        return ReferenceRejectedError(
+            "REFERENCE_CONTENT_INVALID", "content", ref=ref_of(kind, key), detail=str(error)
+        )
 
     if not isinstance(content, Mapping):
         raise bad(ValueError("the content must be a JSON object"))
@@ -489,8 +581,7 @@ def _check_schema(kind: str, key: str, content: Any, refs: ReferenceSet, today: 
             if not isinstance(content.get("provinces"), Mapping):
                 raise ValueError("field 'provinces' must be an object")
         else:
-            files = {r.ref: r.content for r in refs.current(today)
-                     if r.kind not in NOT_CODE_LISTS}
+            files = {r.ref: r.content for r in refs.current(today) if r.kind not in NOT_CODE_LISTS}
             files[kind] = content
             reference_from_records(files)
     except (KeyError, TypeError, ValueError) as error:

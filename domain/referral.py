@@ -95,21 +95,32 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "AID_ASSIGNED": (frozenset({Status.AT_CENTRE, Status.ACCEPTED}), Status.ASSIGNED),
     "COUNSEL_REGISTERED": (frozenset({Status.ASSIGNED, Status.REGISTERED}), Status.REGISTERED),
     "AID_DECLINED": (
-        frozenset({Status.CONTACT, Status.OPEN, Status.REQUESTED, Status.AT_CENTRE,
-                   Status.ACCEPTED,
-                   Status.ASSIGNED, Status.REGISTERED}),
+        frozenset(
+            {
+                Status.CONTACT,
+                Status.OPEN,
+                Status.REQUESTED,
+                Status.AT_CENTRE,
+                Status.ACCEPTED,
+                Status.ASSIGNED,
+                Status.REGISTERED,
+            }
+        ),
         Status.DECLINED,
     ),
     "INTERPRETER_REQUESTED": (
-        frozenset({Status.AT_CENTRE, Status.ACCEPTED, Status.ASSIGNED, Status.REGISTERED}), None
+        frozenset({Status.AT_CENTRE, Status.ACCEPTED, Status.ASSIGNED, Status.REGISTERED}),
+        None,
     ),
     "PROVIDER_CHANGED": (frozenset({Status.ASSIGNED, Status.REGISTERED}), Status.ASSIGNED),
     "AID_DISCONTINUED": (
-        frozenset({Status.ACCEPTED, Status.ASSIGNED, Status.REGISTERED}), Status.DISCONTINUED
+        frozenset({Status.ACCEPTED, Status.ASSIGNED, Status.REGISTERED}),
+        Status.DISCONTINUED,
     ),
     "CASE_CLOSED": (_ACTIVE, Status.CLOSED),
     "QUALITY_ASSESSED": (frozenset({Status.CLOSED}), None),
 }
+
 
 def next_status(status: str | None, wire_type: str) -> str:
     """The case's status after an event of `wire_type` (None: the case's first event).
@@ -126,8 +137,14 @@ def next_status(status: str | None, wire_type: str) -> str:
 
 
 _PERSON_ATTRIBUTES = (
-    "person_id", "proceedings_kind", "eligible_category", "financial_hardship",
-    "procedural_role", "stage", "age_band", "sex",
+    "person_id",
+    "proceedings_kind",
+    "eligible_category",
+    "financial_hardship",
+    "procedural_role",
+    "stage",
+    "age_band",
+    "sex",
 )
 
 
@@ -368,7 +385,8 @@ class Referral(Aggregate):
         touched = self.__dict__.get("touched")
         if touched is None:  # a snapshot taken before `touched` existed: what it knew
             touched = self.touched = [
-                a for a in (self.opened_by, self.holder_agency_id, self.centre_id) if a]
+                a for a in (self.opened_by, self.holder_agency_id, self.centre_id) if a
+            ]
         for agency in (agency_id, data.get("centre_id"), data.get("to_agency_id")):
             if isinstance(agency, str) and agency not in touched:
                 touched.append(agency)
@@ -443,7 +461,9 @@ class Referral(Aggregate):
             if self.status is None:
                 if wire_type not in OPENING_TYPES or any(n not in data for n in OPENING_REQUIRED):
                     raise RuleViolationError(
-                        "FIRST_EVENT_NOT_OPENING", "type", case_id=self.case_id,
+                        "FIRST_EVENT_NOT_OPENING",
+                        "type",
+                        case_id=self.case_id,
                         allowed=", ".join(OPENING_TYPES),
                     )
             else:
@@ -465,8 +485,9 @@ class Referral(Aggregate):
         """The agencies that touched the case: recorded an event, held it or were addressed
         (a snapshot taken before `touched` existed knows only the opener, holder and Centre)."""
         known = self.__dict__.get("touched") or []
-        return frozenset(a for a in (*known, self.opened_by, self.holder_agency_id,
-                                     self.centre_id) if a)
+        return frozenset(
+            a for a in (*known, self.opened_by, self.holder_agency_id, self.centre_id) if a
+        )
 
     def check_poster_in_scope(
         self, agency_id: str, reference: ReferenceData, wire_type: str | None = None
@@ -487,7 +508,10 @@ class Referral(Aggregate):
             raise RuleViolationError("AGENCY_OTHER_PROVINCE", "agency_id", value=agency_id)
         if wire_type in EVENT_TYPES and EVENT_TYPES[wire_type].emitter == "oversight":
             raise RuleViolationError(  # depends on the poster's kind only, as in _check_actor
-                "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=agency.kind,
+                "AGENCY_WRONG_KIND",
+                "agency_id",
+                value=agency_id,
+                kind=agency.kind,
                 kind_vi=KIND_NAMES_VI.get(agency.kind, agency.kind),
                 expected="the council or the Department of Justice",
                 expected_vi="Hội đồng phối hợp liên ngành hoặc Sở Tư pháp",
@@ -496,8 +520,7 @@ class Referral(Aggregate):
             raise RuleViolationError("AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
         raise RuleViolationError("AGENCY_NOT_HOLDER", "agency_id", agency_id=agency_id)
 
-    def may_hold_for(self, agency_id: str, error: DomainError,
-                     reference: ReferenceData) -> bool:
+    def may_hold_for(self, agency_id: str, error: DomainError, reference: ReferenceData) -> bool:
         """Whether a poster refused by `check_poster_in_scope` may still have its fact held
         (ADR 0008): a procedural agency of the case's province (a transfer to it may be late),
         or a Centre of the province (the request sent to it may be late). Depends only on the
@@ -577,17 +600,31 @@ class Referral(Aggregate):
         behind — not even a person's data key.
         """
         if wire_type in AMENDMENT_TYPES:  # nothing recorded yet: nothing to correct
-            raise InvalidEventError("AMENDMENT_TARGET_UNKNOWN", "data.target_event_id",
-                                    value=data.get("target_event_id"), case_id=case_id)
+            raise InvalidEventError(
+                "AMENDMENT_TARGET_UNKNOWN",
+                "data.target_event_id",
+                value=data.get("target_event_id"),
+                case_id=case_id,
+            )
         shell = cls.__new__(cls)
         shell._initial_state(case_id)
         shell._id = referral_id(case_id)
         shell._version = 0
         if wire_type in OPENING_TYPES:
-            _check_opening(case_id, wire_type, agency_id, occurred_at, data, reference,
-                           fields=False)
-        shell._check(wire_type, event_id, agency_id, occurred_at, data, reference, now,
-                     future_tolerance, earliest)
+            _check_opening(
+                case_id, wire_type, agency_id, occurred_at, data, reference, fields=False
+            )
+        shell._check(
+            wire_type,
+            event_id,
+            agency_id,
+            occurred_at,
+            data,
+            reference,
+            now,
+            future_tolerance,
+            earliest,
+        )
         identity_ciphertext, content_digest = seal()
         event_class: Any = EVENT_CLASSES[wire_type]  # each adds the recorded fields to the base
         event = event_class(
@@ -628,14 +665,34 @@ class Referral(Aggregate):
         one (`may_hold_for`); the fact is held without being compared with the case's state,
         so the answer tells the poster nothing of it."""
         if wire_type in AMENDMENT_TYPES:
-            data = self._check_amendment(wire_type, event_id, agency_id, occurred_at, data,
-                                         reference, now, future_tolerance, earliest)
+            data = self._check_amendment(
+                wire_type,
+                event_id,
+                agency_id,
+                occurred_at,
+                data,
+                reference,
+                now,
+                future_tolerance,
+                earliest,
+            )
         else:
             if wire_type in OPENING_TYPES and self.status is None:
-                _check_opening(self.case_id, wire_type, agency_id, occurred_at, data, reference,
-                               fields=False)
-            self._check(wire_type, event_id, agency_id, occurred_at, data, reference, now,
-                        future_tolerance, earliest, prospective)
+                _check_opening(
+                    self.case_id, wire_type, agency_id, occurred_at, data, reference, fields=False
+                )
+            self._check(
+                wire_type,
+                event_id,
+                agency_id,
+                occurred_at,
+                data,
+                reference,
+                now,
+                future_tolerance,
+                earliest,
+                prospective,
+            )
         identity_ciphertext, content_digest = seal()
         self.trigger_event(
             EVENT_CLASSES[wire_type],
@@ -656,8 +713,9 @@ class Referral(Aggregate):
         version, digest = known
         if digest != content_digest:
             raise ConflictError("EVENT_ID_CONFLICT", "event_id", value=event_id)
-        return Recorded(self.case_id, event_id, version, duplicate=True,
-                        awaiting=self.standing(event_id))
+        return Recorded(
+            self.case_id, event_id, version, duplicate=True, awaiting=self.standing(event_id)
+        )
 
     # ------------------------------------------------------------------------------ guards
     def _check(
@@ -690,12 +748,20 @@ class Referral(Aggregate):
             return
         self._check_person(data, occurred_at, reference, wire_type)
         self._check_specific(wire_type, occurred_at, data, reference)
-        fact = {"version": self.version + 1, "type": wire_type, "event_id": event_id,
-                "agency_id": agency_id, "occurred_at": occurred_at, "data": dict(data)}
+        fact = {
+            "version": self.version + 1,
+            "type": wire_type,
+            "event_id": event_id,
+            "agency_id": agency_id,
+            "occurred_at": occurred_at,
+            "data": dict(data),
+        }
         if self.facts is None:  # a case restored from a pre-ADR 0008 snapshot: arrival order
             if self.last_occurred_at is not None and occurred_at < self.last_occurred_at:
                 raise RuleViolationError(
-                    "OCCURRED_BEFORE_PREVIOUS", "occurred_at", value=occurred_at.isoformat(),
+                    "OCCURRED_BEFORE_PREVIOUS",
+                    "occurred_at",
+                    value=occurred_at.isoformat(),
                     previous=self.last_occurred_at.isoformat(),
                 )
             error = self._lifecycle_error(fact)
@@ -719,15 +785,25 @@ class Referral(Aggregate):
             if other != event_id and other not in self.held and error.code not in CURABLE:
                 later = next(f for f in self.facts if f["event_id"] == other)
                 raise RuleViolationError(
-                    "OCCURRED_ORDER_CONFLICT", "occurred_at", value=occurred_at.isoformat(),
-                    event_type=later["type"], other_at=later["occurred_at"].isoformat(),
+                    "OCCURRED_ORDER_CONFLICT",
+                    "occurred_at",
+                    value=occurred_at.isoformat(),
+                    event_type=later["type"],
+                    other_at=later["occurred_at"].isoformat(),
                     rule=error.code,
                 )
 
     def _check_amendment(
-        self, wire_type: str, event_id: str, agency_id: str, occurred_at: datetime,
-        data: Mapping[str, Any], reference: ReferenceData, now: datetime,
-        future_tolerance: timedelta, earliest: datetime = EARLIEST_OCCURRENCE,
+        self,
+        wire_type: str,
+        event_id: str,
+        agency_id: str,
+        occurred_at: datetime,
+        data: Mapping[str, Any],
+        reference: ReferenceData,
+        now: datetime,
+        future_tolerance: timedelta,
+        earliest: datetime = EARLIEST_OCCURRENCE,
     ) -> dict[str, Any]:
         """A correction or withdrawal (ADR 0008 addendum): of an event of this case that is not
         itself one and not withdrawn, by the agency that recorded it (AMENDMENT_BY), changing
@@ -740,61 +816,100 @@ class Referral(Aggregate):
         facts = self.facts or []
         target = next((f for f in facts if f["event_id"] == target_id), None)
         if target is None:
-            raise InvalidEventError("AMENDMENT_TARGET_UNKNOWN", "data.target_event_id",
-                                    value=target_id, case_id=self.case_id)
+            raise InvalidEventError(
+                "AMENDMENT_TARGET_UNKNOWN",
+                "data.target_event_id",
+                value=target_id,
+                case_id=self.case_id,
+            )
         given = data.get("target_version")
         if given is not None and given != target["version"]:
             raise InvalidEventError(
-                "FIELD_INVALID", "data.target_version",
+                "FIELD_INVALID",
+                "data.target_version",
                 rule_vi=f"sự kiện {target_id} có số thứ tự {target['version']}",
-                rule_en=f"event {target_id} has version {target['version']}")
+                rule_en=f"event {target_id} has version {target['version']}",
+            )
         if target["type"] in AMENDMENT_TYPES:
             raise RuleViolationError(
-                "AMENDMENT_TARGET_INVALID", "data.target_event_id", value=target_id,
+                "AMENDMENT_TARGET_INVALID",
+                "data.target_event_id",
+                value=target_id,
                 rule_vi="đó là một đính chính hoặc việc rút; hãy đính chính hoặc rút sự kiện gốc",
-                rule_en="it is itself a correction or withdrawal; amend the original event")
-        if any(f["type"] == "EVENT_WITHDRAWN" and f["data"].get("target_version")
-               == target["version"] for f in facts):
+                rule_en="it is itself a correction or withdrawal; amend the original event",
+            )
+        if any(
+            f["type"] == "EVENT_WITHDRAWN" and f["data"].get("target_version") == target["version"]
+            for f in facts
+        ):
             raise RuleViolationError(
-                "AMENDMENT_TARGET_INVALID", "data.target_event_id", value=target_id,
-                rule_vi="sự kiện đã bị rút", rule_en="it has been withdrawn")
+                "AMENDMENT_TARGET_INVALID",
+                "data.target_event_id",
+                value=target_id,
+                rule_vi="sự kiện đã bị rút",
+                rule_en="it has been withdrawn",
+            )
         if agency_id != target["agency_id"] or (
-                agency.province is not None
-                and agency.province not in (self.province(reference), None)):
+            agency.province is not None and agency.province not in (self.province(reference), None)
+        ):
             raise RuleViolationError(
-                "AMENDMENT_NOT_PERMITTED", "agency_id", agency_id=agency_id,
-                event_type=target["type"], target_version=target["version"])
+                "AMENDMENT_NOT_PERMITTED",
+                "agency_id",
+                agency_id=agency_id,
+                event_type=target["type"],
+                target_version=target["version"],
+            )
         reason = reference.codes("correction_reasons")[data["reason_code"]]
         if wire_type not in reason.attributes.get("applies_to", (wire_type,)):
             raise InvalidEventError(
-                "FIELD_INVALID", "data.reason_code",
+                "FIELD_INVALID",
+                "data.reason_code",
                 rule_vi=f"lý do {reason.code} không dùng cho {wire_type}",
-                rule_en=f"reason {reason.code} does not apply to {wire_type}")
+                rule_en=f"reason {reason.code} does not apply to {wire_type}",
+            )
         for name, value in (data.get("changes") or {}).items():
             if name == "occurred_at":
-                self._check_occurred_at(datetime.fromisoformat(value), now, future_tolerance,
-                                        earliest)
+                self._check_occurred_at(
+                    datetime.fromisoformat(value), now, future_tolerance, earliest
+                )
             elif name.removeprefix("data.") not in target["data"]:
-                raise InvalidEventError("CORRECTION_FIELD_NOT_CARRIED", f"data.changes.{name}",
-                                        value=name, event_type=target["type"])
+                raise InvalidEventError(
+                    "CORRECTION_FIELD_NOT_CARRIED",
+                    f"data.changes.{name}",
+                    value=name,
+                    event_type=target["type"],
+                )
         stored = {**data, "target_version": target["version"]}
         scratch = Referral.__new__(Referral)
         scratch.case_id = self.case_id
-        scratch.facts = [*facts, {"version": self.version + 1, "type": wire_type,
-                                  "event_id": event_id, "agency_id": agency_id,
-                                  "occurred_at": occurred_at, "data": stored}]
+        scratch.facts = [
+            *facts,
+            {
+                "version": self.version + 1,
+                "type": wire_type,
+                "event_id": event_id,
+                "agency_id": agency_id,
+                "occurred_at": occurred_at,
+                "data": stored,
+            },
+        ]
         errors: dict[str, DomainError] = {}
         scratch._derive(errors)
         for other, error in errors.items():
             if other not in self.held and error.code not in CURABLE:
                 later = next(f for f in amended_facts(scratch.facts) if f["event_id"] == other)
                 raise RuleViolationError(
-                    "AMENDMENT_CONFLICT", "data.changes", event_type=later["type"],
-                    other_at=later["occurred_at"].isoformat(), rule=error.code)
+                    "AMENDMENT_CONFLICT",
+                    "data.changes",
+                    event_type=later["type"],
+                    other_at=later["occurred_at"].isoformat(),
+                    rule=error.code,
+                )
         return stored
 
-    def _curable(self, error: DomainError, wire_type: str, agency: Any,
-                 reference: ReferenceData) -> bool:
+    def _curable(
+        self, error: DomainError, wire_type: str, agency: Any, reference: ReferenceData
+    ) -> bool:
         """Whether an earlier fact still to arrive could make the event lawful (then it is
         held). A non-holder is held only if it is a procedural agency of the case's province
         (a transfer to it may be late); any other agency is refused, naming no one."""
@@ -807,12 +922,16 @@ class Referral(Aggregate):
                 kind_ok = centre  # another centre's request may be late
             else:  # a closure by a centre not addressed yet, or a holder not yet transferred to
                 kind_ok = agency.is_procedural or (
-                    centre and EVENT_TYPES[wire_type].emitter == "closer")
+                    centre and EVENT_TYPES[wire_type].emitter == "closer"
+                )
             return kind_ok and (province is None or agency.province == province)
         return True
 
     def _check_occurred_at(
-        self, occurred_at: datetime, now: datetime, future_tolerance: timedelta,
+        self,
+        occurred_at: datetime,
+        now: datetime,
+        future_tolerance: timedelta,
         earliest: datetime = EARLIEST_OCCURRENCE,
     ) -> None:
         if occurred_at > now + future_tolerance:
@@ -821,7 +940,9 @@ class Referral(Aggregate):
             )
         if occurred_at < earliest:
             raise InvalidEventError(
-                "OCCURRED_TOO_EARLY", "occurred_at", value=occurred_at.isoformat(),
+                "OCCURRED_TOO_EARLY",
+                "occurred_at",
+                value=occurred_at.isoformat(),
                 earliest=earliest.date().isoformat(),
             )
 
@@ -838,7 +959,10 @@ class Referral(Aggregate):
         )
         if self.status not in allowed or reregistration:
             raise RuleViolationError(
-                "ORDER_VIOLATION", "type", event_type=wire_type, status=self.status,
+                "ORDER_VIOLATION",
+                "type",
+                event_type=wire_type,
+                status=self.status,
                 status_vi=STATUS_NAMES_VI.get(self.status or "", ""),
                 allowed=", ".join(sorted(allowed)),
                 allowed_vi=", ".join(STATUS_NAMES_VI[s] for s in sorted(allowed)),
@@ -849,9 +973,7 @@ class Referral(Aggregate):
         if emitter == "closer":
             emitter = "centre" if self.centre_id and agency_id == self.centre_id else "holder"
         if emitter == "holder" and agency_id != self.holder_agency_id:
-            raise RuleViolationError(
-                "AGENCY_NOT_HOLDER", "agency_id", agency_id=agency_id
-            )
+            raise RuleViolationError("AGENCY_NOT_HOLDER", "agency_id", agency_id=agency_id)
         # no centre addressed yet: the order rule names the problem (the request is not there)
         if emitter == "centre" and self.centre_id is not None and agency_id != self.centre_id:
             raise RuleViolationError("AGENCY_NOT_ADDRESSED_CENTRE", "agency_id")
@@ -860,7 +982,10 @@ class Referral(Aggregate):
         kind = agency.kind
         if kind not in OVERSIGHT_KINDS:
             raise RuleViolationError(
-                "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=kind,
+                "AGENCY_WRONG_KIND",
+                "agency_id",
+                value=agency_id,
+                kind=kind,
                 kind_vi=KIND_NAMES_VI.get(kind, kind),
                 expected="the council or the Department of Justice",
                 expected_vi="Hội đồng phối hợp liên ngành hoặc Sở Tư pháp",
@@ -869,17 +994,23 @@ class Referral(Aggregate):
         if province is not None and agency.province != province:
             raise RuleViolationError("AGENCY_OTHER_PROVINCE", "agency_id", value=agency_id)
 
-    def _check_person_id(self, data: Mapping[str, Any],
-                         person: Mapping[str, Any] | None = None) -> None:
+    def _check_person_id(
+        self, data: Mapping[str, Any], person: Mapping[str, Any] | None = None
+    ) -> None:
         known = (self.person if person is None else person).get("person_id")
         given = data.get("person_id")
         if known and given and given != known:
-            raise RuleViolationError("PERSON_MISMATCH", "data.person_id", value=given,
-                                     expected=known)
+            raise RuleViolationError(
+                "PERSON_MISMATCH", "data.person_id", value=given, expected=known
+            )
 
     def _check_person(
-        self, data: Mapping[str, Any], occurred_at: datetime, reference: ReferenceData,
-        wire_type: str = "", person: Mapping[str, Any] | None = None,
+        self,
+        data: Mapping[str, Any],
+        occurred_at: datetime,
+        reference: ReferenceData,
+        wire_type: str = "",
+        person: Mapping[str, Any] | None = None,
     ) -> None:
         person = self.person if person is None else person
         self._check_person_id(data, person)
@@ -894,8 +1025,11 @@ class Referral(Aggregate):
         day = occurred_at.astimezone(VIETNAM_TZ).date()
         if not category.validity.covers(day):
             raise InvalidEventError(
-                "CATEGORY_NOT_VALID_ON_DATE", "data.eligible_category", value=code,
-                date=f"{day:%d/%m/%Y}", valid=category.validity.describe_vi(),
+                "CATEGORY_NOT_VALID_ON_DATE",
+                "data.eligible_category",
+                value=code,
+                date=f"{day:%d/%m/%Y}",
+                valid=category.validity.describe_vi(),
                 valid_en=category.validity.describe_en(),
             )
         if category.requires_financial_hardship and merged.get("financial_hardship") is not True:
@@ -913,26 +1047,27 @@ class Referral(Aggregate):
                 "CATEGORY_AGE_MISMATCH", "data.eligible_category", value=code, age_band=band
             )
 
-    def _check_undetermined(self, wire_type: str,
-                            person: Mapping[str, Any] | None = None) -> None:
+    def _check_undetermined(self, wire_type: str, person: Mapping[str, Any] | None = None) -> None:
         """UNDETERMINED says "not known yet": only a procedural contact may say it (the
         category is often unknown at arrest or intake), and never over a known category."""
         if wire_type != "PROCEDURAL_CONTACT":
             raise InvalidEventError(
-                "FIELD_INVALID", "data.eligible_category",
+                "FIELD_INVALID",
+                "data.eligible_category",
                 rule_vi=f"giá trị {UNDETERMINED_CATEGORY} (chưa xác định diện) chỉ dùng cho sự "
-                        "kiện PROCEDURAL_CONTACT; bỏ trống trường này nếu chưa biết diện",
+                "kiện PROCEDURAL_CONTACT; bỏ trống trường này nếu chưa biết diện",
                 rule_en=f"{UNDETERMINED_CATEGORY} is only accepted on PROCEDURAL_CONTACT; "
-                        "leave the field out when the category is not known",
+                "leave the field out when the category is not known",
             )
         known = (self.person if person is None else person).get("eligible_category")
         if known not in (None, UNDETERMINED_CATEGORY):
             raise InvalidEventError(
-                "FIELD_INVALID", "data.eligible_category",
+                "FIELD_INVALID",
+                "data.eligible_category",
                 rule_vi=f"vụ việc đã xác định diện {known}; không ghi {UNDETERMINED_CATEGORY} "
-                        "đè lên diện đã biết (bỏ trống trường này)",
+                "đè lên diện đã biết (bỏ trống trường này)",
                 rule_en=f"the case's category is already known ({known}); "
-                        f"{UNDETERMINED_CATEGORY} must not overwrite it (leave the field out)",
+                f"{UNDETERMINED_CATEGORY} must not overwrite it (leave the field out)",
             )
 
     def _check_specific(
@@ -950,7 +1085,8 @@ class Referral(Aggregate):
         elif wire_type == "NOT_ELIGIBLE_DETERMINED":
             if "eligible_category" in data:
                 raise InvalidEventError(
-                    "FIELD_INVALID", "data.eligible_category",
+                    "FIELD_INVALID",
+                    "data.eligible_category",
                     rule_vi="sự kiện xác định không thuộc diện không ghi diện người được TGPL",
                     rule_en="a not-eligible determination carries no eligible category",
                 )
@@ -989,25 +1125,30 @@ class Referral(Aggregate):
                 raise RuleViolationError("TRANSFER_TO_SELF", "data.to_agency_id")
         elif wire_type == "PROVIDER_CHANGED":
             if data["provider_id"] == self.provider_id:
-                raise RuleViolationError("SAME_PROVIDER", "data.provider_id",
-                                         value=data["provider_id"])
+                raise RuleViolationError(
+                    "SAME_PROVIDER", "data.provider_id", value=data["provider_id"]
+                )
         elif wire_type in ("REQUEST_ACCEPTED", "REQUEST_REFUSED"):
             received = data.get("notice_received_at")
-            if received is not None and self.notice_sent_at is not None and (
-                datetime.fromisoformat(received) < self.notice_sent_at
+            if (
+                received is not None
+                and self.notice_sent_at is not None
+                and (datetime.fromisoformat(received) < self.notice_sent_at)
             ):
                 raise InvalidEventError(
-                    "FIELD_INVALID", "data.notice_received_at",
+                    "FIELD_INVALID",
+                    "data.notice_received_at",
                     rule_vi="không được sớm hơn thời điểm cơ quan gửi thông báo "
-                            f"({self.notice_sent_at.isoformat()})",
+                    f"({self.notice_sent_at.isoformat()})",
                     rule_en="must not be earlier than the agency's notice "
-                            f"({self.notice_sent_at.isoformat()})",
+                    f"({self.notice_sent_at.isoformat()})",
                 )
         elif wire_type == "COUNSEL_REGISTERED":
             given = data.get("provider_id")
             if given is not None and given != self.provider_id:
-                raise RuleViolationError("PROVIDER_MISMATCH", "data.provider_id", value=given,
-                                         expected=self.provider_id)
+                raise RuleViolationError(
+                    "PROVIDER_MISMATCH", "data.provider_id", value=given, expected=self.provider_id
+                )
             self._check_documents_after_assignment(data["documents_complete_at"])
 
     def _check_documents_after_assignment(self, documents_complete_at: str) -> None:
@@ -1018,16 +1159,25 @@ class Referral(Aggregate):
         since = self.provider_since
         if since is not None and datetime.fromisoformat(documents_complete_at) < since:
             raise RuleViolationError(
-                "DOCUMENTS_BEFORE_ASSIGNMENT", "data.documents_complete_at",
-                value=documents_complete_at, assigned_at=since.isoformat(),
+                "DOCUMENTS_BEFORE_ASSIGNMENT",
+                "data.documents_complete_at",
+                value=documents_complete_at,
+                assigned_at=since.isoformat(),
             )
 
 
 # the rules an earlier fact still to arrive can satisfy: such an event is held, not refused
-CURABLE = frozenset({
-    "ORDER_VIOLATION", "FIRST_EVENT_NOT_OPENING", "AGENCY_NOT_HOLDER",
-    "AGENCY_NOT_ADDRESSED_CENTRE", "PROVIDER_MISMATCH", "SAME_PROVIDER", "TRANSFER_TO_SELF",
-})
+CURABLE = frozenset(
+    {
+        "ORDER_VIOLATION",
+        "FIRST_EVENT_NOT_OPENING",
+        "AGENCY_NOT_HOLDER",
+        "AGENCY_NOT_ADDRESSED_CENTRE",
+        "PROVIDER_MISMATCH",
+        "SAME_PROVIDER",
+        "TRANSFER_TO_SELF",
+    }
+)
 
 
 def amended_facts(facts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -1055,8 +1205,9 @@ def amended_facts(facts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         data = dict(fact["data"])
         for name, value in amendment["data"].get("changes", {}).items():
             if name == "occurred_at":
-                fact["occurred_at"] = (value if isinstance(value, datetime)
-                                       else datetime.fromisoformat(value))
+                fact["occurred_at"] = (
+                    value if isinstance(value, datetime) else datetime.fromisoformat(value)
+                )
             else:
                 data[name.removeprefix("data.")] = value
         fact["data"] = data
@@ -1071,10 +1222,15 @@ def _occurred_order(fact: Mapping[str, Any]) -> tuple[datetime, int]:
 
 def _fact_of(event: Any) -> dict[str, Any]:
     """The fields of a recorded event the derivation folds (plain data: snapshots keep it)."""
-    return {"version": int(event.originator_version), "type": event.WIRE_TYPE,
-            "event_id": event.event_id, "agency_id": event.agency_id,
-            "occurred_at": event.occurred_at, "data": dict(event.data),
-            "recorded_at": getattr(event, "timestamp", None)}
+    return {
+        "version": int(event.originator_version),
+        "type": event.WIRE_TYPE,
+        "event_id": event.event_id,
+        "agency_id": event.agency_id,
+        "occurred_at": event.occurred_at,
+        "data": dict(event.data),
+        "recorded_at": getattr(event, "timestamp", None),
+    }
 
 
 def _awaited_types(error: DomainError, wire_type: str) -> list[str]:
@@ -1083,8 +1239,9 @@ def _awaited_types(error: DomainError, wire_type: str) -> list[str]:
         return list(OPENING_TYPES)
     if error.code == "ORDER_VIOLATION":
         allowed = TRANSITIONS[wire_type][0]
-        return sorted(t for t, (_, after) in TRANSITIONS.items()
-                      if after in allowed and t != wire_type)
+        return sorted(
+            t for t, (_, after) in TRANSITIONS.items() if after in allowed and t != wire_type
+        )
     if error.code == "AGENCY_NOT_HOLDER":
         return ["CASE_TRANSFERRED", "REQUEST_FORWARDED"]
     if error.code == "AGENCY_NOT_ADDRESSED_CENTRE":
@@ -1104,17 +1261,27 @@ def _scope_error(entry: Mapping[str, Any]) -> DomainError:
 
 def _held_entry(fact: Mapping[str, Any], error: DomainError) -> dict[str, Any]:
     return {
-        "event_id": fact["event_id"], "version": fact["version"], "type": fact["type"],
-        "agency_id": fact["agency_id"], "occurred_at": fact["occurred_at"].isoformat(),
-        "reason": error.code, "awaiting": _awaited_types(error, fact["type"]),
-        "message": error.message_vi, "message_en": error.message_en,
+        "event_id": fact["event_id"],
+        "version": fact["version"],
+        "type": fact["type"],
+        "agency_id": fact["agency_id"],
+        "occurred_at": fact["occurred_at"].isoformat(),
+        "reason": error.code,
+        "awaiting": _awaited_types(error, fact["type"]),
+        "message": error.message_vi,
+        "message_en": error.message_en,
         "recorded_at": fact.get("recorded_at"),  # the recording clock: how long it waits
     }
 
 
 def _check_opening(
-    case_id: str, wire_type: str, agency_id: str, occurred_at: datetime,
-    data: Mapping[str, Any], reference: ReferenceData, fields: bool = True,
+    case_id: str,
+    wire_type: str,
+    agency_id: str,
+    occurred_at: datetime,
+    data: Mapping[str, Any],
+    reference: ReferenceData,
+    fields: bool = True,
 ) -> None:
     """A case opens with a notification, a request or an appointment, by a procedural agency,
     naming the person, the proceedings, the role and the stage (`fields`: check those; without,
@@ -1129,8 +1296,12 @@ def _check_opening(
     agency = _agency(reference, agency_id, occurred_at)
     if not agency.is_procedural:
         raise RuleViolationError(
-            "AGENCY_WRONG_KIND", "agency_id", value=agency_id, kind=agency.kind,
-            kind_vi=KIND_NAMES_VI[agency.kind], expected="a procedural agency",
+            "AGENCY_WRONG_KIND",
+            "agency_id",
+            value=agency_id,
+            kind=agency.kind,
+            kind_vi=KIND_NAMES_VI[agency.kind],
+            expected="a procedural agency",
             expected_vi="cơ quan tiến hành tố tụng hoặc cơ sở giam giữ",
         )
     check_case_id_province(case_id, agency.province, reference)
@@ -1187,14 +1358,24 @@ def effective_facts(events: Iterable[Any], case_id: str = "") -> list[Any]:
     events = list(events)
     state = Referral.__new__(Referral)
     state.case_id = case_id
-    state.facts = [{"version": int(e.originator_version), "type": e.WIRE_TYPE,
-                    "event_id": str(e.originator_version), "agency_id": e.agency_id,
-                    "occurred_at": e.occurred_at, "data": dict(e.data)} for e in events]
+    state.facts = [
+        {
+            "version": int(e.originator_version),
+            "type": e.WIRE_TYPE,
+            "event_id": str(e.originator_version),
+            "agency_id": e.agency_id,
+            "occurred_at": e.occurred_at,
+            "data": dict(e.data),
+        }
+        for e in events
+    ]
     state._derive()
     held = {int(h["version"]) for h in state.held.values()}
     if not any(e.WIRE_TYPE in AMENDMENT_TYPES for e in events):
-        return sorted((e for e in events if int(e.originator_version) not in held),
-                      key=lambda e: (e.occurred_at, int(e.originator_version)))
+        return sorted(
+            (e for e in events if int(e.originator_version) not in held),
+            key=lambda e: (e.occurred_at, int(e.originator_version)),
+        )
     by_version = {int(e.originator_version): e for e in events}
     out: list[Any] = []
     for fact in amended_facts(state.facts or ()):
@@ -1209,8 +1390,9 @@ def effective_facts(events: Iterable[Any], case_id: str = "") -> list[Any]:
 def occurred_as_corrected(events: Iterable[Any]) -> dict[int, datetime]:
     """Version -> occurred_at of each lifecycle event as its corrections make it (withdrawn
     events and the amendments themselves absent): what "as it happened at T" selects by."""
-    return {int(f["version"]): f["occurred_at"]
-            for f in amended_facts([_fact_of(e) for e in events])}
+    return {
+        int(f["version"]): f["occurred_at"] for f in amended_facts([_fact_of(e) for e in events])
+    }
 
 
 class CorrectedFact:
@@ -1261,30 +1443,62 @@ def judge_history(
             if wire_type not in EVENT_TYPES:
                 raise InvalidEventError("EVENT_TYPE_UNKNOWN", "type", value=wire_type[:64])
             if getattr(event, "case_id", case_id) != case_id:
-                raise InvalidEventError("FIELD_INVALID", "case_id", rule_vi=f"phải là {case_id}",
-                                        rule_en=f"must be {case_id}")
+                raise InvalidEventError(
+                    "FIELD_INVALID",
+                    "case_id",
+                    rule_vi=f"phải là {case_id}",
+                    rule_en=f"must be {case_id}",
+                )
             if event.event_id in state.event_ids:
                 raise ConflictError("EVENT_ID_CONFLICT", "event_id", value=event.event_id)
             data = event.data or {}
             normalise_data(wire_type, data, reference)
             if wire_type in AMENDMENT_TYPES:
-                state._check_amendment(wire_type, event.event_id, event.agency_id,
-                                       event.occurred_at, data, reference, event.timestamp,
-                                       future_tolerance)
+                state._check_amendment(
+                    wire_type,
+                    event.event_id,
+                    event.agency_id,
+                    event.occurred_at,
+                    data,
+                    reference,
+                    event.timestamp,
+                    future_tolerance,
+                )
                 state._apply(event)
                 state._version = int(event.originator_version)
                 continue
             if state.status is None and wire_type in OPENING_TYPES:
-                _check_opening(case_id, wire_type, event.agency_id, event.occurred_at, data,
-                               reference, fields=False)
-            state._check(wire_type, event.event_id, event.agency_id, event.occurred_at, data,
-                         reference, event.timestamp, future_tolerance)
+                _check_opening(
+                    case_id,
+                    wire_type,
+                    event.agency_id,
+                    event.occurred_at,
+                    data,
+                    reference,
+                    fields=False,
+                )
+            state._check(
+                wire_type,
+                event.event_id,
+                event.agency_id,
+                event.occurred_at,
+                data,
+                reference,
+                event.timestamp,
+                future_tolerance,
+            )
         except DomainError as error:
             since = RULES_IN_FORCE_FROM.get(error.code)
-            refusals.append(Refusal(
-                int(event.originator_version), str(getattr(event, "event_id", "")), wire_type,
-                event.timestamp, error, in_force=since is None or event.timestamp >= since,
-            ))
+            refusals.append(
+                Refusal(
+                    int(event.originator_version),
+                    str(getattr(event, "event_id", "")),
+                    wire_type,
+                    event.timestamp,
+                    error,
+                    in_force=since is None or event.timestamp >= since,
+                )
+            )
             continue
         state._apply(event)
         state._version = int(event.originator_version)
@@ -1298,8 +1512,12 @@ def _check_actor_kind(wire_type: str, agency_id: str, agency: Any) -> None:
     if not spec.actor_kinds or agency.kind in spec.actor_kinds:
         return
     raise RuleViolationError(
-        "AGENCY_KIND_NOT_PERMITTED", "agency_id", value=agency_id, kind=agency.kind,
-        kind_vi=KIND_NAMES_VI.get(agency.kind, agency.kind), event_type=wire_type,
+        "AGENCY_KIND_NOT_PERMITTED",
+        "agency_id",
+        value=agency_id,
+        kind=agency.kind,
+        kind_vi=KIND_NAMES_VI.get(agency.kind, agency.kind),
+        event_type=wire_type,
         expected=" or ".join(spec.actor_kinds),
         expected_vi=" hoặc ".join(KIND_NAMES_VI.get(k, k) for k in spec.actor_kinds),
         basis=spec.actor_basis,
@@ -1318,20 +1536,20 @@ def case_id_province(case_id: str, reference: ReferenceData) -> str | None:
     return None
 
 
-def check_case_id_province(
-    case_id: str, province: str | None, reference: ReferenceData
-) -> None:
+def check_case_id_province(case_id: str, province: str | None, reference: ReferenceData) -> None:
     """An agency opens cases only under its own province's numbering (no squatting of another
     province's ids); a national agency (no province) is not bound."""
     if province is not None and case_id_province(case_id, reference) != province:
-        raise RuleViolationError("CASE_ID_OTHER_PROVINCE", "case_id", case_id=case_id,
-                                 province=province)
+        raise RuleViolationError(
+            "CASE_ID_OTHER_PROVINCE", "case_id", case_id=case_id, province=province
+        )
 
 
 def _not_after(value: str, occurred_at: datetime, field: str) -> None:
     if datetime.fromisoformat(value) > occurred_at:
         raise InvalidEventError(
-            "FIELD_INVALID", field,
+            "FIELD_INVALID",
+            field,
             rule_vi="không được muộn hơn thời điểm xảy ra sự kiện (occurred_at)",
             rule_en="must not be later than occurred_at",
         )
@@ -1346,8 +1564,12 @@ def _agency(
     day = occurred_at.astimezone(VIETNAM_TZ).date()
     if not agency.validity.covers(day):
         raise InvalidEventError(
-            "AGENCY_INACTIVE", field, value=agency_id, date=f"{day:%d/%m/%Y}",
-            valid=agency.validity.describe_vi(), valid_en=agency.validity.describe_en(),
+            "AGENCY_INACTIVE",
+            field,
+            value=agency_id,
+            date=f"{day:%d/%m/%Y}",
+            valid=agency.validity.describe_vi(),
+            valid_en=agency.validity.describe_en(),
         )
     return agency
 

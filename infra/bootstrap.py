@@ -133,9 +133,12 @@ def open_pg_pool(settings: Settings, max_size: int | None = None) -> Any:
     from psycopg_pool import ConnectionPool
 
     pool = ConnectionPool(
-        settings.pg_service_conninfo(), min_size=1,
+        settings.pg_service_conninfo(),
+        min_size=1,
         max_size=max_size or settings.pool_budget()["own"],
-        kwargs={"autocommit": False}, open=True, name="referrals",
+        kwargs={"autocommit": False},
+        open=True,
+        name="referrals",
     )
     pool.wait(timeout=30)
     return pool
@@ -199,18 +202,21 @@ def build_container(settings: Settings, clock: Clock = system_clock) -> Containe
             case_cache_size=settings.case_cache_size,
         )
     tokens: TokenStore = (
-        PostgresTokenStore(pg_pool) if pg_pool is not None
+        PostgresTokenStore(pg_pool)
+        if pg_pool is not None
         else SqliteTokenStore(settings.data_dir / "api-tokens.sqlite")
     )
-    container = Container(settings, reference, calendar, rules, vault, referrals, pg_pool,
-                          tokens=tokens)
+    container = Container(
+        settings, reference, calendar, rules, vault, referrals, pg_pool, tokens=tokens
+    )
     container.group_recorder = GroupRecorder(referrals)
     from infra.reference_state import ReferenceState, open_reference_versions
 
     # issue 14: reference data is read from its recorded versions (the files seed version 1)
     with _creating_tables(pg_pool):
-        state = ReferenceState(container, open_reference_versions(settings),
-                               settings.reference_poll_seconds)
+        state = ReferenceState(
+            container, open_reference_versions(settings), settings.reference_poll_seconds
+        )
         state.record_shipped()
     state.refresh(force=True)
     container.reference_state = state

@@ -21,8 +21,10 @@ def load(settings: Any) -> dict[str, dict[str, str]]:
         document = json.loads(_path(settings).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {"accounts": {}, "tokens": {}}
-    return {section: {str(k): str(v) for k, v in dict(document.get(section) or {}).items()}
-            for section in ("accounts", "tokens")}
+    return {
+        section: {str(k): str(v) for k, v in dict(document.get(section) or {}).items()}
+        for section in ("accounts", "tokens")
+    }
 
 
 def save(settings: Any, section: str, values: dict[str, str]) -> None:

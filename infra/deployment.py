@@ -71,8 +71,10 @@ def write_secrets_file(path: Path, values: dict[str, str], force: bool = False) 
     for value in values.values():
         if "'" in value or "\n" in value:
             raise ValueError("secret values cannot hold quotes or newlines")
-    text = ("# Secrets of docker-compose.yml, made by `referrals secrets init`. Never commit.\n"
-            + "".join(f"{key}='{value}'\n" for key, value in values.items()))
+    text = (
+        "# Secrets of docker-compose.yml, made by `referrals secrets init`. Never commit.\n"
+        + "".join(f"{key}='{value}'\n" for key, value in values.items())
+    )
     flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
     fd = os.open(path, flags, 0o600)
     os.fchmod(fd, 0o600)
@@ -96,7 +98,9 @@ def check_database(settings: Settings, timeout: float = 5.0) -> None:
         text = str(error)
         sqlstate = getattr(error, "sqlstate", None)
         if sqlstate == "3D000" or f'database "{name}" does not exist' in text:
-            create = f"createdb -h {settings.pg_host} -p {settings.pg_port} -U {settings.pg_user} {name}"
+            create = (
+                f"createdb -h {settings.pg_host} -p {settings.pg_port} -U {settings.pg_user} {name}"
+            )
             raise DeploymentError(
                 f"Cơ sở dữ liệu «{name}» không tồn tại trên {where} — hãy tạo bằng: {create}",
                 f"database {name} does not exist on {where} — create it with: {create}",
@@ -177,7 +181,8 @@ def check_store_keys(container: object) -> None:
             "hình cùng các khoá chính như các nút khác; nút này không khởi động.",
             f"the store uses master key(s) {', '.join(missing)} that this node does not hold "
             f"(REFERRALS_MASTER_KEYS has: {', '.join(sorted(configured)) or 'none'}). Configure "
-            "the same master keys as the other nodes; this node does not start.")
+            "the same master keys as the other nodes; this node does not start.",
+        )
     projections = getattr(container, "projections", None)
     if projections is None or "audit_trail" not in projections:
         return
@@ -195,14 +200,17 @@ def check_store_keys(container: object) -> None:
             "(REFERRALS_LOG_SIGNING_KEY) như các nút khác; nút này không khởi động.",
             f"the log's latest checkpoint (size {latest.size}) is signed by {signed_by}, not by "
             f"this node's log key ({mine}). Configure the same log signing key "
-            "(REFERRALS_LOG_SIGNING_KEY) as the other nodes; this node does not start.")
+            "(REFERRALS_LOG_SIGNING_KEY) as the other nodes; this node does not start.",
+        )
 
 
 def _recorded_master_keys(container: object) -> dict[str, tuple[str, bytes | None]]:
     """Per master key id used in the store, one (person id, wrapped data key) it wraps."""
-    sql = ("SELECT master_key_id, person_id, wrapped_key FROM person_data_keys WHERE person_id "
-           "IN (SELECT min(person_id) FROM person_data_keys WHERE master_key_id IS NOT NULL "
-           "GROUP BY master_key_id) AND master_key_id IS NOT NULL")
+    sql = (
+        "SELECT master_key_id, person_id, wrapped_key FROM person_data_keys WHERE person_id "
+        "IN (SELECT min(person_id) FROM person_data_keys WHERE master_key_id IS NOT NULL "
+        "GROUP BY master_key_id) AND master_key_id IS NOT NULL"
+    )
     pool = getattr(container, "pg_pool", None)
     if pool is not None:
         with pool.connection() as conn:

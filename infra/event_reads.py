@@ -41,22 +41,31 @@ def select_events_of(
                 "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
                 "WHERE originator_id = u.id AND originator_version > u.v "
                 "ORDER BY originator_version) e"
-            ).format(schema=Identifier(recorder.datastore.schema),
-                     table=Identifier(recorder.events_table_name))
+            ).format(
+                schema=Identifier(recorder.datastore.schema),
+                table=Identifier(recorder.events_table_name),
+            )
             params: tuple[Any, ...] = (list(ids), [after.get(i, 0) for i in ids])
         else:
             statement = SQL(
                 "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
                 "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
-            ).format(schema=Identifier(recorder.datastore.schema),
-                     table=Identifier(recorder.events_table_name))
+            ).format(
+                schema=Identifier(recorder.datastore.schema),
+                table=Identifier(recorder.events_table_name),
+            )
             params = (list(ids),)
         with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, params)
             for row in curs.fetchall():
-                found[row["originator_id"]].append(StoredEvent(
-                    row["originator_id"], row["originator_version"], row["topic"],
-                    bytes(row["state"])))
+                found[row["originator_id"]].append(
+                    StoredEvent(
+                        row["originator_id"],
+                        row["originator_version"],
+                        row["topic"],
+                        bytes(row["state"]),
+                    )
+                )
         return found
     if isinstance(recorder, SQLiteAggregateRecorder):
         marks = ",".join("?" * len(ids))
@@ -71,8 +80,11 @@ def select_events_of(
                 originator_id = recorder.convert_originator_id(row["originator_id"])
                 if row["originator_version"] <= after.get(originator_id, 0):
                     continue
-                found[originator_id].append(StoredEvent(
-                    originator_id, row["originator_version"], row["topic"], row["state"]))
+                found[originator_id].append(
+                    StoredEvent(
+                        originator_id, row["originator_version"], row["topic"], row["state"]
+                    )
+                )
         return found
     return None
 
@@ -86,15 +98,23 @@ def _select_one(
     key = (recorder.datastore.schema, recorder.events_table_name)
     statement = _ONE_STATEMENTS.get(key)
     if statement is None:
-        statement = _ONE_STATEMENTS[key] = SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
-            "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
-        ).format(schema=Identifier(key[0]), table=Identifier(key[1])).as_string()
+        statement = _ONE_STATEMENTS[key] = (
+            SQL(
+                "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
+                "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
+            )
+            .format(schema=Identifier(key[0]), table=Identifier(key[1]))
+            .as_string()
+        )
     found: dict[UUID, list[StoredEvent]] = {}
     with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
         curs.execute(statement, (aggregate_id, after), prepare=True)
         rows = curs.fetchall()
     if rows:
-        found[aggregate_id] = [StoredEvent(row["originator_id"], row["originator_version"],
-                                           row["topic"], bytes(row["state"])) for row in rows]
+        found[aggregate_id] = [
+            StoredEvent(
+                row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"])
+            )
+            for row in rows
+        ]
     return found

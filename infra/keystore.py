@@ -52,8 +52,10 @@ class _SqlKeyStore(SqlTables):
     def get(self, person_id: str) -> WrappedKey | None:
         with self._cursor() as cur:
             cur.execute(
-                self._sql("SELECT person_id, master_key_id, wrapped_key, erased_at "
-                          "FROM person_data_keys WHERE person_id = %s"),
+                self._sql(
+                    "SELECT person_id, master_key_id, wrapped_key, erased_at "
+                    "FROM person_data_keys WHERE person_id = %s"
+                ),
                 (person_id,),
             )
             row = cur.fetchone()
@@ -62,8 +64,10 @@ class _SqlKeyStore(SqlTables):
     def insert_if_absent(self, key: WrappedKey) -> WrappedKey:
         with self._cursor() as cur:
             cur.execute(
-                self._sql("INSERT INTO person_data_keys (person_id, master_key_id, wrapped_key, "
-                          "erased_at) VALUES (%s, %s, %s, %s) ON CONFLICT (person_id) DO NOTHING"),
+                self._sql(
+                    "INSERT INTO person_data_keys (person_id, master_key_id, wrapped_key, "
+                    "erased_at) VALUES (%s, %s, %s, %s) ON CONFLICT (person_id) DO NOTHING"
+                ),
                 (key.person_id, key.master_key_id, key.wrapped, self._ts(key.erased_at)),
             )
         stored = self.get(key.person_id)
@@ -76,12 +80,15 @@ class _SqlKeyStore(SqlTables):
         out: dict[str, WrappedKey] = {}
         ids = list(dict.fromkeys(person_ids))
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             with self._cursor() as cur:
                 cur.execute(
-                    self._sql("SELECT person_id, master_key_id, wrapped_key, erased_at "
-                              "FROM person_data_keys WHERE person_id IN ("
-                              + ", ".join(["%s"] * len(chunk)) + ")"),
+                    self._sql(
+                        "SELECT person_id, master_key_id, wrapped_key, erased_at "
+                        "FROM person_data_keys WHERE person_id IN ("
+                        + ", ".join(["%s"] * len(chunk))
+                        + ")"
+                    ),
                     chunk,
                 )
                 for row in cur.fetchall():
@@ -94,8 +101,10 @@ class _SqlKeyStore(SqlTables):
             return {}
         with self._cursor() as cur:
             cur.executemany(
-                self._sql("INSERT INTO person_data_keys (person_id, master_key_id, wrapped_key, "
-                          "erased_at) VALUES (%s, %s, %s, %s) ON CONFLICT (person_id) DO NOTHING"),
+                self._sql(
+                    "INSERT INTO person_data_keys (person_id, master_key_id, wrapped_key, "
+                    "erased_at) VALUES (%s, %s, %s, %s) ON CONFLICT (person_id) DO NOTHING"
+                ),
                 [(k.person_id, k.master_key_id, k.wrapped, self._ts(k.erased_at)) for k in keys],
             )
         return self.get_many([k.person_id for k in keys])
@@ -103,8 +112,10 @@ class _SqlKeyStore(SqlTables):
     def destroy(self, person_id: str, at: datetime) -> bool:
         with self._cursor() as cur:
             cur.execute(
-                self._sql("UPDATE person_data_keys SET wrapped_key = NULL, master_key_id = NULL, "
-                          "erased_at = %s WHERE person_id = %s AND erased_at IS NULL"),
+                self._sql(
+                    "UPDATE person_data_keys SET wrapped_key = NULL, master_key_id = NULL, "
+                    "erased_at = %s WHERE person_id = %s AND erased_at IS NULL"
+                ),
                 (self._ts(at), person_id),
             )
             return bool(cur.rowcount)
@@ -118,9 +129,11 @@ class _SqlKeyStore(SqlTables):
         while True:
             with self._cursor() as cur:
                 cur.execute(
-                    self._sql("SELECT person_id, master_key_id, wrapped_key, erased_at "
-                              "FROM person_data_keys WHERE erased_at IS NULL AND person_id > %s "
-                              "ORDER BY person_id LIMIT %s"),
+                    self._sql(
+                        "SELECT person_id, master_key_id, wrapped_key, erased_at "
+                        "FROM person_data_keys WHERE erased_at IS NULL AND person_id > %s "
+                        "ORDER BY person_id LIMIT %s"
+                    ),
                     (after, batch),
                 )
                 rows = cur.fetchall()
@@ -133,23 +146,37 @@ class _SqlKeyStore(SqlTables):
     def replace_wrapping(self, person_id: str, master_key_id: str, wrapped: bytes) -> None:
         with self._cursor() as cur:
             cur.execute(
-                self._sql("UPDATE person_data_keys SET master_key_id = %s, wrapped_key = %s "
-                          "WHERE person_id = %s AND erased_at IS NULL"),
+                self._sql(
+                    "UPDATE person_data_keys SET master_key_id = %s, wrapped_key = %s "
+                    "WHERE person_id = %s AND erased_at IS NULL"
+                ),
                 (master_key_id, wrapped, person_id),
             )
 
     def log_access(self, entry: AccessLogEntry) -> None:
         with self._cursor() as cur:
             cur.execute(
-                self._sql("INSERT INTO personal_data_access_log (at, principal_id, principal_role, "
-                          "agency_id, person_id, case_id, purpose, province) "
-                          "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"),
-                (self._ts(entry.at), entry.principal_id, entry.principal_role, entry.agency_id,
-                 entry.person_id, entry.case_id, entry.purpose, entry.province),
+                self._sql(
+                    "INSERT INTO personal_data_access_log (at, principal_id, principal_role, "
+                    "agency_id, person_id, case_id, purpose, province) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                ),
+                (
+                    self._ts(entry.at),
+                    entry.principal_id,
+                    entry.principal_role,
+                    entry.agency_id,
+                    entry.person_id,
+                    entry.case_id,
+                    entry.purpose,
+                    entry.province,
+                ),
             )
 
     def access_log(
-        self, person_id: str | None = None, limit: int = 1000,
+        self,
+        person_id: str | None = None,
+        limit: int = 1000,
         provinces: Iterable[str] | None = None,
     ) -> list[AccessLogEntry]:
         """Newest first; only the given provinces' entries when `provinces` is given."""
@@ -167,15 +194,16 @@ class _SqlKeyStore(SqlTables):
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         with self._cursor() as cur:
             cur.execute(
-                self._sql("SELECT at, principal_id, principal_role, agency_id, person_id, case_id, "
-                          f"purpose, province FROM personal_data_access_log {where} "
-                          "ORDER BY id DESC LIMIT %s"),
+                self._sql(
+                    "SELECT at, principal_id, principal_role, agency_id, person_id, case_id, "
+                    f"purpose, province FROM personal_data_access_log {where} "
+                    "ORDER BY id DESC LIMIT %s"
+                ),
                 (*params, limit),
             )
             rows = cur.fetchall()
         return [
-            AccessLogEntry(parse_ts(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7])
-            for r in rows
+            AccessLogEntry(parse_ts(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows
         ]
 
 
@@ -238,11 +266,15 @@ class PostgresKeyStore(_SqlKeyStore, PostgresTables):
             conn.add_notice_handler(on_notice)
             try:
                 marker = conn.execute("SELECT txid_current()").fetchone()[0]
-                while time.monotonic() < deadline and conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL "
-                    "AND age(backend_xmin) >= age((%s %% 4294967296)::text::xid)", (marker,),
-                ).fetchone()[0]:
+                while (
+                    time.monotonic() < deadline
+                    and conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL "
+                        "AND age(backend_xmin) >= age((%s %% 4294967296)::text::xid)",
+                        (marker,),
+                    ).fetchone()[0]
+                ):
                     time.sleep(0.1)
                 # a short lock wait: while VACUUM queues for its exclusive lock, every writer
                 # queues behind it; an open transaction that read the table makes it retry
@@ -278,8 +310,11 @@ class PostgresKeyStore(_SqlKeyStore, PostgresTables):
 
     def get(self, person_id: str) -> WrappedKey | None:
         with self._statement() as cur:
-            cur.execute("SELECT person_id, master_key_id, wrapped_key, erased_at "
-                        "FROM person_data_keys WHERE person_id = %s", (person_id,))
+            cur.execute(
+                "SELECT person_id, master_key_id, wrapped_key, erased_at "
+                "FROM person_data_keys WHERE person_id = %s",
+                (person_id,),
+            )
             row = cur.fetchone()
         return None if row is None else _key(row)
 
@@ -307,4 +342,3 @@ class PostgresKeyStore(_SqlKeyStore, PostgresTables):
 def _key(row: Any) -> WrappedKey:
     wrapped = bytes(row[2]) if row[2] is not None else None
     return WrappedKey(row[0], row[1], wrapped, parse_ts(row[3]) if row[3] else None)
-

@@ -104,9 +104,11 @@ class Projections:
         self._lock = threading.Lock()
         self.worker_watch: ConnectionWatch | None = None  # set by run_forever (the worker)
         self.follower = self._new_follower()
-        self.runner = BackgroundRunner(self.follower, poll_interval=poll_interval,
-                                       listen=self._listener() if self.store == "postgres"
-                                       else None)
+        self.runner = BackgroundRunner(
+            self.follower,
+            poll_interval=poll_interval,
+            listen=self._listener() if self.store == "postgres" else None,
+        )
 
     # -- construction ---------------------------------------------------------------------
     @staticmethod
@@ -116,12 +118,19 @@ class Projections:
 
             budget = settings.pool_budget()["projections"]
             datastore = PostgresDatastore(
-                dbname=settings.pg_dbname, host=settings.pg_host, port=settings.pg_port,
-                user=settings.pg_user, password=settings.pg_password.get_secret_value(),
-                pool_size=1, max_overflow=budget - 1, schema=settings.pg_schema,
-                lock_timeout=10, pre_ping=True,
+                dbname=settings.pg_dbname,
+                host=settings.pg_host,
+                port=settings.pg_port,
+                user=settings.pg_user,
+                password=settings.pg_password.get_secret_value(),
+                pool_size=1,
+                max_overflow=budget - 1,
+                schema=settings.pg_schema,
+                lock_timeout=10,
+                pre_ping=True,
                 idle_in_transaction_session_timeout=max(
-                    1, settings.pg_idle_in_transaction_timeout_ms // 1000),
+                    1, settings.pg_idle_in_transaction_timeout_ms // 1000
+                ),
             )
             # named, keepalives, session timeouts (set before the pool opens; issue 19)
             datastore.pool.kwargs.update(settings.pg_session_kwargs())
@@ -139,8 +148,13 @@ class Projections:
         return SQLiteLogReader(self.app)
 
     def _new_follower(self, batch_size: int | None = None) -> LogFollower:
-        return LogFollower(self.app, list(self.projections.values()), self._reader(),
-                           batch_size or self.batch_size, busy_backoff=self._busy_backoff)
+        return LogFollower(
+            self.app,
+            list(self.projections.values()),
+            self._reader(),
+            batch_size or self.batch_size,
+            busy_backoff=self._busy_backoff,
+        )
 
     @property
     def _busy_backoff(self) -> float:
@@ -263,15 +277,28 @@ class Projections:
         chosen = list(names or self.projections)
 
         def reached() -> bool:
-            return min((self.projections[n].view.visible_position() or 0 for n in chosen),
-                       default=target) >= target
+            return (
+                min(
+                    (self.projections[n].view.visible_position() or 0 for n in chosen),
+                    default=target,
+                )
+                >= target
+            )
 
         if not self._lock.acquire(timeout=max(timeout, 0.001)):
             raise TimeoutError(f"projections did not reach {target} in {timeout}s")
         try:
-            follower = self.follower if names is None else LogFollower(
-                self.app, [self.projections[n] for n in chosen], self._reader(),
-                self.batch_size, busy_backoff=min(self._busy_backoff, 0.2))
+            follower = (
+                self.follower
+                if names is None
+                else LogFollower(
+                    self.app,
+                    [self.projections[n] for n in chosen],
+                    self._reader(),
+                    self.batch_size,
+                    busy_backoff=min(self._busy_backoff, 0.2),
+                )
+            )
             follower.reload_positions()
             try:
                 while stop is None or not stop.is_set():
@@ -304,7 +331,8 @@ class Projections:
         restart resumes from the stored positions.
         """
         watch = self.worker_watch = ConnectionWatch(
-            "projections", status_path(self.settings.data_dir, "projections"), logger=log)
+            "projections", status_path(self.settings.data_dir, "projections"), logger=log
+        )
         with self._lock:
             follower = self.follower
             if batch_size:
@@ -327,8 +355,8 @@ class Projections:
                             follower.only = leases.refresh()  # between pages, never inside one
                             renewed = time.monotonic()
                         read = follower.run_until_caught_up(
-                            stop, pause=pause,
-                            deadline=renewed + renew_every if leases else None)
+                            stop, pause=pause, deadline=renewed + renew_every if leases else None
+                        )
                         if until_caught_up and min(self.positions().values(), default=0) >= (
                             self.max_notification_id()
                         ):
@@ -408,8 +436,10 @@ class Projections:
             return {"connection": watch.connection, "last_error": watch.last_error}
         worker = read_worker_status(self.settings.data_dir, "projections")
         if worker is not None:
-            return {"connection": worker.get("connection") or "ok",
-                    "last_error": worker.get("last_error")}
+            return {
+                "connection": worker.get("connection") or "ok",
+                "last_error": worker.get("last_error"),
+            }
         return {"connection": "ok", "last_error": None}
 
     def _probe(self) -> None:
@@ -434,7 +464,8 @@ class Projections:
             top: int | None = self.max_notification_id()
             positions: dict[str, int | None] = {
                 name: projection.view.visible_position() or 0
-                for name, projection in self.projections.items()}
+                for name, projection in self.projections.items()
+            }
             reachable = True
         except Exception as error:
             if not isinstance(error, _Unreachable) and not is_connection_error(error):
@@ -462,23 +493,31 @@ class Projections:
                 code, at = kept["error_code"], kept["error_at"]
             elif error is not None:
                 message = repr(error)
-            out.append(ProjectionStatus(
-                name=name, position=position, max_notification_id=top,
-                lag=max(0, top - position) if top is not None and position is not None
-                else None,
-                running=self.runner.running,
-                error=message,
-                applied_events=state.applied_events if state else 0,
-                last_batch_at=state.last_batch_at if state else None,
-                error_at=at, error_code=code,
-                quarantined=counts[quarantine.FAILED], held=counts[quarantine.HELD],
-                resolved=counts["resolved"],
-                **connection,
-            ))
+            out.append(
+                ProjectionStatus(
+                    name=name,
+                    position=position,
+                    max_notification_id=top,
+                    lag=max(0, top - position)
+                    if top is not None and position is not None
+                    else None,
+                    running=self.runner.running,
+                    error=message,
+                    applied_events=state.applied_events if state else 0,
+                    last_batch_at=state.last_batch_at if state else None,
+                    error_at=at,
+                    error_code=code,
+                    quarantined=counts[quarantine.FAILED],
+                    held=counts[quarantine.HELD],
+                    resolved=counts["resolved"],
+                    **connection,
+                )
+            )
         return out
 
-    def quarantine(self, names: Sequence[str] | None = None, include_resolved: bool = False,
-                   limit: int = 1000) -> list[dict[str, Any]]:
+    def quarantine(
+        self, names: Sequence[str] | None = None, include_resolved: bool = False, limit: int = 1000
+    ) -> list[dict[str, Any]]:
         """Quarantine rows of every view (or `names`), by view then log position."""
         rows: list[dict[str, Any]] = []
         for name in names or self.projections:
@@ -502,8 +541,10 @@ class Projections:
         self.stop()
         try:
             with self._lock:
-                out = {name: _retry_view(self.app, self.projections[name], self.follower.decoder)
-                       for name in (names or self.projections)}
+                out = {
+                    name: _retry_view(self.app, self.projections[name], self.follower.decoder)
+                    for name in (names or self.projections)
+                }
                 self.follower.reload_positions()
         finally:
             if was_running:
@@ -540,8 +581,7 @@ class Projections:
         target = self.max_notification_id()
         if processes and self.store == "postgres" and len(chosen) > 1:
             try:
-                return self._rebuild_in_processes(chosen, target, batch_size, progress,
-                                                  workers)
+                return self._rebuild_in_processes(chosen, target, batch_size, progress, workers)
             finally:
                 self.follower.reload_positions()
                 if was_running:
@@ -556,8 +596,9 @@ class Projections:
                 progress(min(done, target), target)
 
         with self._lock:
-            follower = LogFollower(self.app, [self.projections[n] for n in chosen],
-                                   self._reader(), batch_size)
+            follower = LogFollower(
+                self.app, [self.projections[n] for n in chosen], self._reader(), batch_size
+            )
             try:
                 while min(self.projections[n].view.visible_position() or 0 for n in chosen) < (
                     target
@@ -569,13 +610,20 @@ class Projections:
         elapsed = time.perf_counter() - started
         if was_running:
             self.start()
-        return {"projections": chosen, "events": done, "seconds": elapsed,
-                "events_per_second": done / elapsed if elapsed else 0.0}
-
+        return {
+            "projections": chosen,
+            "events": done,
+            "seconds": elapsed,
+            "events_per_second": done / elapsed if elapsed else 0.0,
+        }
 
     def _rebuild_in_processes(
-        self, chosen: list[str], target: int, batch_size: int,
-        progress: Callable[[int, int], None] | None, workers: int | None = None,
+        self,
+        chosen: list[str],
+        target: int,
+        batch_size: int,
+        progress: Callable[[int, int], None] | None,
+        workers: int | None = None,
     ) -> dict[str, Any]:
         import multiprocessing
         import os
@@ -586,15 +634,16 @@ class Projections:
         context = multiprocessing.get_context("spawn")  # no threads or pools carried over
         settings = self.settings.model_copy(update={"projections_in_process": False})
         with ProcessPoolExecutor(len(groups), mp_context=context) as pool:
-            futures = {group: pool.submit(_rebuild_views, settings, group, target, batch_size)
-                       for group in groups}
+            futures = {
+                group: pool.submit(_rebuild_views, settings, group, target, batch_size)
+                for group in groups
+            }
             for _ in range(1_000_000):  # bounded: every wait is a second or the futures end
                 pending = [f for f in futures.values() if not f.done()]
                 if not pending:
                     break
                 if progress is not None:
-                    position = min(self.projections[n].view.visible_position() or 0
-                                   for n in chosen)
+                    position = min(self.projections[n].view.visible_position() or 0 for n in chosen)
                     progress(min(position, target), target)
                 _wait_any(pending, 1.0)
             by_group = {group: f.result() for group, f in futures.items()}
@@ -602,10 +651,15 @@ class Projections:
         if progress is not None:
             progress(target, target)
         done = max((r["events"] for r in by_group.values()), default=0)
-        return {"projections": chosen, "events": done, "seconds": elapsed,
-                "events_per_second": done / elapsed if elapsed else 0.0,
-                "processes": len(groups), "groups": [list(g) for g in groups],
-                "by_view": {name: r for group, r in by_group.items() for name in group}}
+        return {
+            "projections": chosen,
+            "events": done,
+            "seconds": elapsed,
+            "events_per_second": done / elapsed if elapsed else 0.0,
+            "processes": len(groups),
+            "groups": [list(g) for g in groups],
+            "by_view": {name: r for group, r in by_group.items() for name in group},
+        }
 
 
 def rebuild_groups(names: Sequence[str], workers: int) -> list[tuple[str, ...]]:
@@ -627,8 +681,9 @@ def _wait_any(futures: Sequence[Any], timeout: float) -> None:
     wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
 
 
-def _rebuild_views(settings: Any, names: Sequence[str], target: int,
-                   batch_size: int) -> dict[str, Any]:
+def _rebuild_views(
+    settings: Any, names: Sequence[str], target: int, batch_size: int
+) -> dict[str, Any]:
     """Some views' rebuild, in a process of their own: one follower reads and decodes each
     page once and applies it to every one of `names`, until each has applied everything up to
     `target` (the log's end when the rebuild started)."""
@@ -656,8 +711,12 @@ def _rebuild_views(settings: Any, names: Sequence[str], target: int,
         seconds = time.perf_counter() - started
     finally:
         container.close()
-    return {"views": list(names), "events": read, "seconds": seconds,
-            "events_per_second": read / seconds if seconds else 0.0}
+    return {
+        "views": list(names),
+        "events": read,
+        "seconds": seconds,
+        "events_per_second": read / seconds if seconds else 0.0,
+    }
 
 
 class _Unreachable(Exception):
@@ -679,16 +738,28 @@ def offline_status(settings: Any, error: BaseException) -> list[ProjectionStatus
         connection = {"connection": worker["connection"], "last_error": worker.get("last_error")}
     else:
         connection = lost_now(error)
-    return [ProjectionStatus(name=cls.name, position=None, max_notification_id=None, lag=None,
-                             running=worker is not None, **connection)
-            for cls in registered_projection_classes()]
+    return [
+        ProjectionStatus(
+            name=cls.name,
+            position=None,
+            max_notification_id=None,
+            lag=None,
+            running=worker is not None,
+            **connection,
+        )
+        for cls in registered_projection_classes()
+    ]
 
 
 def open_projections(container: Any, **kwargs: Any) -> Projections:
     """Builds the facade for a container (called by `infra.bootstrap`)."""
-    context = ProjectionContext(container.reference, container.rules, container.calendar,
-                                getattr(container, "reference_state", None),
-                                history=container.referrals.case_history)
+    context = ProjectionContext(
+        container.reference,
+        container.rules,
+        container.calendar,
+        getattr(container, "reference_state", None),
+        history=container.referrals.case_history,
+    )
     return Projections(container.referrals, container.settings, context, **kwargs)
 
 
@@ -708,12 +779,17 @@ def _retry_view(app: Any, projection: Projection[Any], decoder: EventDecoder) ->
             notification = _notification(app, int(row["position"]))
             if notification is None:
                 break
-            item = Item(notification.id, notification.topic, decoder.decode(notification),
-                        notification)
+            item = Item(
+                notification.id, notification.topic, decoder.decode(notification), notification
+            )
             applied = _apply_in_place(app, projection, item, resolve=(item.position,))
             if applied is not None:  # still fails: record why; the case's later events wait
-                _apply_in_place(app, projection, None, entries=(
-                    QuarantineEntry.of(item, quarantine.FAILED, applied),))
+                _apply_in_place(
+                    app,
+                    projection,
+                    None,
+                    entries=(QuarantineEntry.of(item, quarantine.FAILED, applied),),
+                )
                 break
             resolved += 1
     return {"resolved": resolved, "open": len(rows) - resolved}
@@ -724,17 +800,26 @@ def _notification(app: Any, position: int) -> Any:
     return found[0] if found else None
 
 
-def _apply_in_place(app: Any, projection: Projection[Any], item: Item | None,
-                    resolve: Sequence[int] = (),
-                    entries: Sequence[QuarantineEntry] = ()) -> BaseException | None:
+def _apply_in_place(
+    app: Any,
+    projection: Projection[Any],
+    item: Item | None,
+    resolve: Sequence[int] = (),
+    entries: Sequence[QuarantineEntry] = (),
+) -> BaseException | None:
     """One transaction at the view's current position (which it keeps): applies `item` and
     marks `resolve` resolved, or records `entries`. Returns the event's error, if any (an
     error that is not the event's is raised)."""
     for _ in range(100):  # bounded: a rival runner moving the position makes us re-read it
         after = projection.view.position()
-        batch = Batch(after, [item] if item is not None else [],
-                      Tracking(app.name, after or 0), more=False, quarantine=tuple(entries),
-                      resolve=tuple(resolve))
+        batch = Batch(
+            after,
+            [item] if item is not None else [],
+            Tracking(app.name, after or 0),
+            more=False,
+            quarantine=tuple(entries),
+            resolve=tuple(resolve),
+        )
         try:
             projection.process_batch(batch)
             return None

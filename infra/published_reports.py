@@ -93,15 +93,25 @@ class _Store(SqlTables):
 
     def add(self, record: dict[str, Any]) -> None:
         with self._cursor() as cur:
-            cur.execute(self._sql(
-                "INSERT INTO published_reports (report_id, province, period_start, period_end, "
-                "checkpoint_size, published_at, record) VALUES (%s, %s, %s, %s, %s, %s, %s)"),
-                (record["id"], record["province"], record["start"], record["end"],
-                 record["checkpoint"]["size"], record["published_at"],
-                 json.dumps(record, ensure_ascii=False)))
+            cur.execute(
+                self._sql(
+                    "INSERT INTO published_reports (report_id, province, period_start, period_end, "
+                    "checkpoint_size, published_at, record) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                ),
+                (
+                    record["id"],
+                    record["province"],
+                    record["start"],
+                    record["end"],
+                    record["checkpoint"]["size"],
+                    record["published_at"],
+                    json.dumps(record, ensure_ascii=False),
+                ),
+            )
 
-    def find(self, province: str, report_id: str | None = None,
-             checkpoint_size: int | None = None) -> list[dict[str, Any]]:
+    def find(
+        self, province: str, report_id: str | None = None, checkpoint_size: int | None = None
+    ) -> list[dict[str, Any]]:
         where, params = ["province = %s"], [province]
         if report_id is not None:
             where.append("report_id = %s")
@@ -110,9 +120,13 @@ class _Store(SqlTables):
             where.append("checkpoint_size = %s")
             params.append(checkpoint_size)
         with self._cursor() as cur:
-            cur.execute(self._sql(
-                f"SELECT record FROM published_reports WHERE {' AND '.join(where)} "
-                "ORDER BY published_at, report_id"), tuple(params))
+            cur.execute(
+                self._sql(
+                    f"SELECT record FROM published_reports WHERE {' AND '.join(where)} "
+                    "ORDER BY published_at, report_id"
+                ),
+                tuple(params),
+            )
             rows = cur.fetchall()
         return [json.loads(row[0]) for row in rows]
 
@@ -132,20 +146,27 @@ def store_of(container: Any) -> _Store:
     with _OPENING:
         store = container.published_reports
         if store is None:
-            store = (_PostgresStore(container.pg_pool) if container.pg_pool is not None
-                     else _SqliteStore(container.settings.data_dir / "published-reports.sqlite"))
+            store = (
+                _PostgresStore(container.pg_pool)
+                if container.pg_pool is not None
+                else _SqliteStore(container.settings.data_dir / "published-reports.sqlite")
+            )
             container.published_reports = store
         return store
 
 
-def find_published(container: Any, province: str, report_id: str | None = None,
-                   checkpoint_size: int | None = None) -> dict[str, Any]:
+def find_published(
+    container: Any, province: str, report_id: str | None = None, checkpoint_size: int | None = None
+) -> dict[str, Any]:
     """The one publication named by id (or the latest at a checkpoint size); 404 if none."""
     rows = store_of(container).find(province, report_id, checkpoint_size)
     if not rows:
-        raise NotFoundError("PUBLISHED_REPORT_NOT_FOUND", "id" if report_id else "checkpoint",
-                            value=report_id or f"checkpoint {checkpoint_size}",
-                            province=province)
+        raise NotFoundError(
+            "PUBLISHED_REPORT_NOT_FOUND",
+            "id" if report_id else "checkpoint",
+            value=report_id or f"checkpoint {checkpoint_size}",
+            province=province,
+        )
     return rows[-1]
 
 
@@ -174,23 +195,28 @@ def output_filename(report: Report, name: str) -> str:
 def publish(container: Any, report: Report, published_by: str) -> dict[str, Any]:
     """Stores what regenerating `report` needs and the sha256 of its outputs; the record."""
     if report.checkpoint is None:
-        raise ConflictError("FIELD_INVALID", "checkpoint",
-                            rule_vi="báo cáo chưa gắn với điểm kiểm nào của sổ (sổ trống)",
-                            rule_en="the report names no checkpoint (the log is empty)")
+        raise ConflictError(
+            "FIELD_INVALID",
+            "checkpoint",
+            rule_vi="báo cáo chưa gắn với điểm kiểm nào của sổ (sổ trống)",
+            rule_en="the report names no checkpoint (the log is empty)",
+        )
     state = container.reference_state
     labels = sorted(r.label for r in state.refs.records) if state is not None else []
     record = {
         "id": f"{report.province.lower()}-{report.start:%Y%m%d}-{report.end:%Y%m%d}-"
-              f"n{report.checkpoint['size']}-{uuid.uuid4().hex[:8]}",
+        f"n{report.checkpoint['size']}-{uuid.uuid4().hex[:8]}",
         "province": report.province,
-        "start": report.start.isoformat(), "end": report.end.isoformat(),
+        "start": report.start.isoformat(),
+        "end": report.end.isoformat(),
         "generated_at": report.generated_at.isoformat(),
         "judged_at": report.judged_at.isoformat(),
         "published_at": datetime.now(timezone.utc).isoformat(),
         "published_by": published_by,
         "checkpoint": report.checkpoint,
         "positions": report.positions,
-        "due": report.due.isoformat() if report.due else None, "due_source": report.due_source,
+        "due": report.due.isoformat() if report.due else None,
+        "due_source": report.due_source,
         "reference_labels": labels,
         "reference_versions": report.reference_versions,
         "late_entry_hours": report.late_entry_hours,
@@ -271,8 +297,9 @@ def reference_set_of(container: Any, labels: Sequence[str]) -> ReferenceSet:
 
 
 @contextlib.contextmanager
-def replay_prefix(container: Any, position: int, refs: ReferenceSet,
-                  day: date) -> Iterator[ReplayedViews]:
+def replay_prefix(
+    container: Any, position: int, refs: ReferenceSet, day: date
+) -> Iterator[ReplayedViews]:
     """The report views as the log prefix up to `position` makes them, judged with `refs`
     (the register and tables in force on `day`), in throw-away views on the same store."""
     from projections.agency_counts import AgencyCounts
@@ -280,8 +307,11 @@ def replay_prefix(container: Any, position: int, refs: ReferenceSet,
 
     reference = refs.reference_data(day)
     context = ProjectionContext(
-        reference=reference, rules=refs.rules(day), calendar=refs.calendar(),
-        references=_FixedReferences(refs, SimpleNamespace(reference=reference)))
+        reference=reference,
+        rules=refs.rules(day),
+        calendar=refs.calendar(),
+        references=_FixedReferences(refs, SimpleNamespace(reference=reference)),
+    )
     app = container.referrals
     with _scratch_datastore(container) as (datastore, store):
         projections = {}
@@ -290,8 +320,9 @@ def replay_prefix(container: Any, position: int, refs: ReferenceSet,
             view.create_table()
             projections[cls.name] = cls(view=view, context=context)
         reader = PostgresLogReader(app) if store == "postgres" else SQLiteLogReader(app)
-        follower = LogFollower(app, list(projections.values()), _PrefixReader(reader, position),
-                               batch_size=5000)
+        follower = LogFollower(
+            app, list(projections.values()), _PrefixReader(reader, position), batch_size=5000
+        )
         try:
             for _ in range(10_000_000):  # bounded by the prefix (each step reads ≥ 1 event)
                 if not follower.run_until_caught_up():
@@ -312,9 +343,16 @@ def _scratch_datastore(container: Any) -> Iterator[tuple[Any, str]]:
             conn.execute(f'CREATE SCHEMA "{schema}"')
             conn.commit()
         datastore = PostgresDatastore(
-            dbname=settings.pg_dbname, host=settings.pg_host, port=settings.pg_port,
-            user=settings.pg_user, password=settings.pg_password.get_secret_value(),
-            pool_size=1, max_overflow=2, schema=schema, lock_timeout=10)
+            dbname=settings.pg_dbname,
+            host=settings.pg_host,
+            port=settings.pg_port,
+            user=settings.pg_user,
+            password=settings.pg_password.get_secret_value(),
+            pool_size=1,
+            max_overflow=2,
+            schema=schema,
+            lock_timeout=10,
+        )
         try:
             yield datastore, "postgres"
         finally:
@@ -347,7 +385,8 @@ def regenerate(container: Any, record: dict[str, Any]) -> Report:
     reference = refs.reference_data(day)
     with replay_prefix(container, int(checkpoint["position"]), refs, day) as views:
         agencies, compliance, contacts = report_figures(
-            reference, refs.rules(day), views, province, start, end, judged)
+            reference, refs.rules(day), views, province, start, end, judged
+        )
         overdue = views.compliance.overdue(province, now=judged)
         warnings = quarantine_warnings(views, REPORT_VIEWS)
     timeliness = None
@@ -355,18 +394,30 @@ def regenerate(container: Any, record: dict[str, Any]) -> Report:
     if "csv:timeliness" in record["sha256"]:  # published with the timeliness table
         # the audit trail is append-only in log order: its rows up to the checkpoint's
         # position are the same today as at publication
-        timeliness = report_timeliness(container.projections, agencies, start, end,
-                                       late_hours, int(checkpoint["position"]))
+        timeliness = report_timeliness(
+            container.projections, agencies, start, end, late_hours, int(checkpoint["position"])
+        )
     return Report(
-        province=province, province_name_vi=reference.provinces[province].name_vi,
-        start=start, end=end, generated_at=generated, judged_at=judged,
-        reference_versions={r.ref: f"v{r.version} sha256:{r.sha256[:16]}"
-                            for r in refs.current(day)},
-        positions=record["positions"], agencies=agencies, compliance=compliance,
-        overdue=overdue, checkpoint=checkpoint,
+        province=province,
+        province_name_vi=reference.provinces[province].name_vi,
+        start=start,
+        end=end,
+        generated_at=generated,
+        judged_at=judged,
+        reference_versions={
+            r.ref: f"v{r.version} sha256:{r.sha256[:16]}" for r in refs.current(day)
+        },
+        positions=record["positions"],
+        agencies=agencies,
+        compliance=compliance,
+        overdue=overdue,
+        checkpoint=checkpoint,
         due=date.fromisoformat(record["due"]) if record.get("due") else None,
-        due_source=record.get("due_source", ""), warnings=warnings, contacts=contacts,
-        timeliness=timeliness, late_entry_hours=late_hours,
+        due_source=record.get("due_source", ""),
+        warnings=warnings,
+        contacts=contacts,
+        timeliness=timeliness,
+        late_entry_hours=late_hours,
     )
 
 
@@ -381,12 +432,15 @@ def _check_checkpoint(container: Any, checkpoint: dict[str, Any]) -> None:
         from domain.errors import LogIntegrityError
 
         raise LogIntegrityError(
-            "checkpoint", f"gốc cây ở kích thước {size} không còn là {checkpoint['root']}",
-            f"the tree root at size {size} is no longer {checkpoint['root']}")
+            "checkpoint",
+            f"gốc cây ở kích thước {size} không còn là {checkpoint['root']}",
+            f"the tree root at size {size} is no longer {checkpoint['root']}",
+        )
 
 
-def regenerated_outputs(container: Any, record: dict[str, Any]
-                        ) -> tuple[Report, dict[str, bytes], dict[str, bool]]:
+def regenerated_outputs(
+    container: Any, record: dict[str, Any]
+) -> tuple[Report, dict[str, bytes], dict[str, bool]]:
     """The regenerated report, its outputs, and per output whether its sha256 is the one
     recorded at publication."""
     report = regenerate(container, record)
@@ -396,10 +450,14 @@ def regenerated_outputs(container: Any, record: dict[str, Any]
 
 
 def not_reproduced(record: dict[str, Any], name: str, data: bytes) -> ConflictError:
-    return ConflictError("REPORT_NOT_REPRODUCED", "checkpoint",
-                         size=record["checkpoint"]["size"], output=name,
-                         published=record["sha256"].get(name, "-")[:16],
-                         regenerated=sha256(data)[:16])
+    return ConflictError(
+        "REPORT_NOT_REPRODUCED",
+        "checkpoint",
+        size=record["checkpoint"]["size"],
+        output=name,
+        published=record["sha256"].get(name, "-")[:16],
+        regenerated=sha256(data)[:16],
+    )
 
 
 # --------------------------------------------------------------------------- corrections
@@ -408,10 +466,18 @@ def corrected(container: Any, record: dict[str, Any], judge_at: str = "published
     published report's judging instant (or at now)."""
     from projections.reports import build_report
 
-    judged = (datetime.fromisoformat(record["judged_at"]) if judge_at == "published"
-              else datetime.now(timezone.utc))
-    return build_report(container, record["province"], date.fromisoformat(record["start"]),
-                        date.fromisoformat(record["end"]), now=judged)
+    judged = (
+        datetime.fromisoformat(record["judged_at"])
+        if judge_at == "published"
+        else datetime.now(timezone.utc)
+    )
+    return build_report(
+        container,
+        record["province"],
+        date.fromisoformat(record["start"]),
+        date.fromisoformat(record["end"]),
+        now=judged,
+    )
 
 
 def _cells(report: Report) -> dict[tuple[str, ...], tuple[int, list[str]]]:
@@ -424,14 +490,20 @@ def _cells(report: Report) -> dict[tuple[str, ...], tuple[int, list[str]]]:
         agency = c.agency_id or ""
         for status in ("met", "missed", "running", "cancelled"):
             cells[("compliance", c.rule_id, agency, status)] = (
-                getattr(c, status), list(c.cases.get(status, [])))
+                getattr(c, status),
+                list(c.cases.get(status, [])),
+            )
         for kind in ("late", "never"):
             cells[("compliance", c.rule_id, agency, kind)] = (
-                getattr(c, kind), list(c.missed_cases.get(kind, [])))
+                getattr(c, kind),
+                list(c.missed_cases.get(kind, [])),
+            )
     for row in report.contacts:
         for name in ("contacts", "met", "late", "running", "never", "cancelled"):
-            cells[("contacts", row.agency_id, name)] = (getattr(row, name),
-                                                        list(row.cases.get(name, [])))
+            cells[("contacts", row.agency_id, name)] = (
+                getattr(row, name),
+                list(row.cases.get(name, [])),
+            )
     for t in report.timeliness or ():  # issue 13 item 5 (none in earlier publications)
         cells[("timeliness", t.agency_id, "events")] = (t.events, [])
         cells[("timeliness", t.agency_id, "late")] = (t.late, list(t.late_cases))
@@ -440,8 +512,9 @@ def _cells(report: Report) -> dict[tuple[str, ...], tuple[int, list[str]]]:
     return cells
 
 
-def late_entries(container: Any, record: dict[str, Any], cases: set[str],
-                 limit: int = 1_000_000) -> list[dict[str, Any]]:
+def late_entries(
+    container: Any, record: dict[str, Any], cases: set[str], limit: int = 1_000_000
+) -> list[dict[str, Any]]:
     """Events recorded after the checkpoint's position that occurred in the period (by their
     Vietnam-local day) at an agency of the province, or belong to one of `cases`."""
     from projections.case_index import REFERRAL_TOPICS
@@ -457,8 +530,9 @@ def late_entries(container: Any, record: dict[str, Any], cases: set[str],
     out: list[dict[str, Any]] = []
     read = 0
     while read < limit:
-        page = list(app.recorder.select_notifications(start=after, limit=1000,
-                                                      inclusive_of_start=False))
+        page = list(
+            app.recorder.select_notifications(start=after, limit=1000, inclusive_of_start=False)
+        )
         if not page:
             break
         read += len(page)
@@ -469,22 +543,27 @@ def late_entries(container: Any, record: dict[str, Any], cases: set[str],
             event = decoder.decode(n)
             day = event.occurred_at.astimezone(VIETNAM_TZ).date()
             agency = agencies.get(event.agency_id)
-            in_period = start <= day <= end and agency is not None \
-                and agency.province == province
+            in_period = start <= day <= end and agency is not None and agency.province == province
             if in_period or event.case_id in cases:
-                out.append({
-                    "position": n.id, "case_id": event.case_id,
-                    "version": n.originator_version, "event_id": event.event_id,
-                    "type": event.WIRE_TYPE, "agency_id": event.agency_id,
-                    "occurred_at": event.occurred_at.isoformat(),
-                    "recorded_at": event.timestamp.isoformat(),
-                    "in_period": in_period,
-                })
+                out.append(
+                    {
+                        "position": n.id,
+                        "case_id": event.case_id,
+                        "version": n.originator_version,
+                        "event_id": event.event_id,
+                        "type": event.WIRE_TYPE,
+                        "agency_id": event.agency_id,
+                        "occurred_at": event.occurred_at.isoformat(),
+                        "recorded_at": event.timestamp.isoformat(),
+                        "in_period": in_period,
+                    }
+                )
     return out
 
 
-def difference(container: Any, record: dict[str, Any], published: Report,
-               now_report: Report) -> dict[str, Any]:
+def difference(
+    container: Any, record: dict[str, Any], published: Report, now_report: Report
+) -> dict[str, Any]:
     """Which figures moved between the published report and the corrected one, and which
     late entries and reference publications moved them."""
     before, after = _cells(published), _cells(now_report)
@@ -501,8 +580,16 @@ def difference(container: Any, record: dict[str, Any], published: Report,
         left = sorted(set(cases0) - set(cases1))
         moved_cases.update(entered)
         moved_cases.update(left)
-        moved_cells.append({"figure": _figure(key), "key": list(key), "published": n0,
-                            "corrected": n1, "cases_in": entered, "cases_out": left})
+        moved_cells.append(
+            {
+                "figure": _figure(key),
+                "key": list(key),
+                "published": n0,
+                "corrected": n1,
+                "cases_in": entered,
+                "cases_out": left,
+            }
+        )
     late = late_entries(container, record, moved_cases)
     generated = datetime.fromisoformat(record["generated_at"])
     state = container.reference_state
@@ -517,27 +604,37 @@ def difference(container: Any, record: dict[str, Any], published: Report,
         key = cell["key"]
         cases = set(cell["cases_in"]) | set(cell["cases_out"])
         if key[0] == "agencies":
-            cell["late_entries"] = [e["position"] for e in late if e["in_period"]
-                                    and e["agency_id"] == key[1] and e["type"] == key[2]]
+            cell["late_entries"] = [
+                e["position"]
+                for e in late
+                if e["in_period"] and e["agency_id"] == key[1] and e["type"] == key[2]
+            ]
         elif key[0] == "timeliness":
-            cell["late_entries"] = [e["position"] for e in late if e["in_period"]
-                                    and e["agency_id"] == key[1]]
+            cell["late_entries"] = [
+                e["position"] for e in late if e["in_period"] and e["agency_id"] == key[1]
+            ]
         else:
             cell["late_entries"] = [e["position"] for e in late if e["case_id"] in cases]
         cell["reference_publications"] = sorted(
-            {label for case in cases for label in moved_by_publication.get(case, ())})
+            {label for case in cases for label in moved_by_publication.get(case, ())}
+        )
     return {
-        "id": record["id"], "province": record["province"], "start": record["start"],
-        "end": record["end"], "published_checkpoint": {
-            k: record["checkpoint"][k] for k in ("size", "root", "position")},
-        "corrected_checkpoint": ({k: now_report.checkpoint[k] for k in ("size", "root",
-                                                                        "position")}
-                                 if now_report.checkpoint else None),
+        "id": record["id"],
+        "province": record["province"],
+        "start": record["start"],
+        "end": record["end"],
+        "published_checkpoint": {k: record["checkpoint"][k] for k in ("size", "root", "position")},
+        "corrected_checkpoint": (
+            {k: now_report.checkpoint[k] for k in ("size", "root", "position")}
+            if now_report.checkpoint
+            else None
+        ),
         "judged_at": now_report.judged_at.isoformat(),
         "moved": moved_cells,
         "late_entries": late,
-        "reference_publications": [r.as_dict(content=False) | {"label": r.label}
-                                   for r in publications],
+        "reference_publications": [
+            r.as_dict(content=False) | {"label": r.label} for r in publications
+        ],
     }
 
 

@@ -30,8 +30,10 @@ class ReferenceVersionsRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sql_create_statements = [
-            s for s in self.sql_create_statements
-            if s is not self.sql_create_pg_function_insert_events]
+            s
+            for s in self.sql_create_statements
+            if s is not self.sql_create_pg_function_insert_events
+        ]
 
 
 def open_reference_versions(settings: Any) -> ReferenceVersions:
@@ -76,8 +78,11 @@ class Publication:
     moved: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"published": self.record.as_dict(content=False), "moved": self.moved,
-                "moved_count": len(self.moved)}
+        return {
+            "published": self.record.as_dict(content=False),
+            "moved": self.moved,
+            "moved_count": len(self.moved),
+        }
 
 
 class ReferenceState:
@@ -140,8 +145,7 @@ class ReferenceState:
         for label in sorted(set(labels or ())):
             record = self.refs.by_label(label)
             if record is not None:
-                out.append({"ref": record.ref, "version": record.version,
-                            "sha256": record.sha256})
+                out.append({"ref": record.ref, "version": record.version, "sha256": record.sha256})
         return out
 
     def documents(self, labels: Any) -> list[dict[str, Any]]:
@@ -151,19 +155,34 @@ class ReferenceState:
     def versions_map(self) -> dict[str, str]:
         """ref -> "version N, sha256 …" of the versions in force today (reports, /health)."""
         self.maybe_refresh()
-        return {r.ref: f"v{r.version} sha256:{r.sha256[:16]}"
-                for r in self.refs.current(self._today())}
+        return {
+            r.ref: f"v{r.version} sha256:{r.sha256[:16]}" for r in self.refs.current(self._today())
+        }
 
     # -- publishing ---------------------------------------------------------------------------
-    def publish(self, ref: str, content: Any, *, effective_from: date | None,
-                effective_to: date | None, source: str, published_by: str) -> Publication:
+    def publish(
+        self,
+        ref: str,
+        content: Any,
+        *,
+        effective_from: date | None,
+        effective_to: date | None,
+        source: str,
+        published_by: str,
+    ) -> Publication:
         """Validates, signs and records a version, reloads, and re-judges what it touches."""
         kind, key = split_ref(ref)
         self.refresh(force=True)
         before = self.refs
         record = self.app.publish(
-            kind, key, content, effective_from=effective_from, effective_to=effective_to,
-            source=source, published_by=published_by, today=self._today(),
+            kind,
+            key,
+            content,
+            effective_from=effective_from,
+            effective_to=effective_to,
+            source=source,
+            published_by=published_by,
+            today=self._today(),
             held_agencies=self._held_agencies(),
         )
         self.refresh(force=True)
@@ -184,7 +203,8 @@ class ReferenceState:
             rows = tx.execute(
                 f"SELECT DISTINCT holder_agency_id AS a FROM {view.t('case_index')} "
                 "WHERE closed_at IS NULL UNION SELECT DISTINCT centre_id AS a FROM "
-                f"{view.t('case_index')} WHERE closed_at IS NULL")
+                f"{view.t('case_index')} WHERE closed_at IS NULL"
+            )
         return {r["a"] for r in rows if r["a"]}
 
 
@@ -194,14 +214,19 @@ def parse_publication(document: Mapping[str, Any]) -> dict[str, Any]:
     from domain.errors import InvalidEventError
 
     if not isinstance(document, Mapping):
-        raise InvalidEventError("FIELD_INVALID", "body", rule_vi="phải là một đối tượng JSON",
-                                rule_en="must be a JSON object")
+        raise InvalidEventError(
+            "FIELD_INVALID",
+            "body",
+            rule_vi="phải là một đối tượng JSON",
+            rule_en="must be a JSON object",
+        )
     for name in ("ref", "content", "source"):
         if name not in document:
             raise InvalidEventError("FIELD_REQUIRED", name)
     if not isinstance(document["ref"], str):
-        raise InvalidEventError("FIELD_INVALID", "ref", rule_vi="phải là chuỗi",
-                                rule_en="must be a string")
+        raise InvalidEventError(
+            "FIELD_INVALID", "ref", rule_vi="phải là chuỗi", rule_en="must be a string"
+        )
     dates: dict[str, date | None] = {}
     for name in ("effective_from", "effective_to"):
         value = document.get(name)
@@ -209,10 +234,17 @@ def parse_publication(document: Mapping[str, Any]) -> dict[str, Any]:
             dates[name] = date.fromisoformat(value) if value else None
         except (TypeError, ValueError):
             raise InvalidEventError(
-                "FIELD_INVALID", name, rule_vi="phải là ngày dạng YYYY-MM-DD",
-                rule_en="must be a date YYYY-MM-DD") from None
-    return {"ref": document["ref"], "content": document["content"],
-            "source": document["source"], **dates}
+                "FIELD_INVALID",
+                name,
+                rule_vi="phải là ngày dạng YYYY-MM-DD",
+                rule_en="must be a date YYYY-MM-DD",
+            ) from None
+    return {
+        "ref": document["ref"],
+        "content": document["content"],
+        "source": document["source"],
+        **dates,
+    }
 
 
 def now_utc() -> datetime:

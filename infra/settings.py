@@ -91,8 +91,9 @@ class Settings(BaseSettings):
     held_anomaly_after_hours: float = Field(default=72.0, gt=0, le=24 * 366)
     # the wire's legal range of instants: from this day (00:00 Vietnam time; the Legal Aid Law
     # 2017 took effect on 2018-01-01) to now + future_tolerance_seconds
-    earliest_occurrence: date = Field(default=date(2018, 1, 1), ge=date(2018, 1, 1),
-                                      le=date(2100, 1, 1))
+    earliest_occurrence: date = Field(
+        default=date(2018, 1, 1), ge=date(2018, 1, 1), le=date(2100, 1, 1)
+    )
 
     # --- HTTP ---------------------------------------------------------------------------------
     http_host: str = "127.0.0.1"
@@ -118,9 +119,7 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(default=3, ge=1, le=1000)
     kafka_replication_factor: int = Field(default=1, ge=1, le=10)
     kafka_min_insync_replicas: int | None = Field(default=None, ge=1, le=10)  # per topic
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
@@ -153,8 +152,10 @@ class Settings(BaseSettings):
             if self.session_secret is None:
                 raise ValueError("REFERRALS_SESSION_SECRET is required in production")
         if (self.kafka_min_insync_replicas or 0) > self.kafka_replication_factor:
-            raise ValueError("REFERRALS_KAFKA_MIN_INSYNC_REPLICAS cannot exceed "
-                             "REFERRALS_KAFKA_REPLICATION_FACTOR")
+            raise ValueError(
+                "REFERRALS_KAFKA_MIN_INSYNC_REPLICAS cannot exceed "
+                "REFERRALS_KAFKA_REPLICATION_FACTOR"
+            )
         json.loads(self.retention_years)
         return self
 
@@ -192,7 +193,8 @@ class Settings(BaseSettings):
                 "APPLICATION_RECORDER_TOPIC": POSTGRES_RECORDER_TOPIC,
                 "POSTGRES_CONNECT_KWARGS": json.dumps(self.pg_session_kwargs()),
                 "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(
-                    max(1, self.pg_idle_in_transaction_timeout_ms // 1000)),
+                    max(1, self.pg_idle_in_transaction_timeout_ms // 1000)
+                ),
             }
             if self.pg_schema:
                 env["POSTGRES_SCHEMA"] = self.pg_schema
@@ -243,8 +245,10 @@ class Settings(BaseSettings):
 
     def _statement_timeout_ms(self) -> int:
         if self.service == "project" and self.pg_project_statement_timeout_ms:
-            return min(self.pg_statement_timeout_ms or self.pg_project_statement_timeout_ms,
-                       self.pg_project_statement_timeout_ms)
+            return min(
+                self.pg_statement_timeout_ms or self.pg_project_statement_timeout_ms,
+                self.pg_project_statement_timeout_ms,
+            )
         return self.pg_statement_timeout_ms
 
     def pg_session_kwargs(self) -> dict[str, str | int]:

@@ -42,8 +42,10 @@ _DDL = (
         revoked_at TIMESTAMPTZ
     )""",
 )
-_COLUMNS = ("token_id, principal_id, role, agency_id, provinces, display_name, created_at, "
-            "expires_at, revoked_at")
+_COLUMNS = (
+    "token_id, principal_id, role, agency_id, provinces, display_name, created_at, "
+    "expires_at, revoked_at"
+)
 
 
 @dataclass(frozen=True)
@@ -106,16 +108,28 @@ class _SqlTokenStore(SqlTables):
             raise ValueError("expires_at needs a UTC offset")
         token_id = secrets.token_hex(6)
         token = f"rlt_{token_id}_{secrets.token_urlsafe(32)}"
-        principal = Principal(principal_id or f"{role}:{token_id}", role, display_name.strip(),
-                              agency_id, provinces)
+        principal = Principal(
+            principal_id or f"{role}:{token_id}", role, display_name.strip(), agency_id, provinces
+        )
         record = TokenRecord(token_id, principal, now or _now(), expires_at, None)
         with self._cursor() as cur:
             cur.execute(
-                self._sql(f"INSERT INTO api_tokens (token_hash, {_COLUMNS}) "
-                          "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"),
-                (token_hash(token), token_id, principal.principal_id, role, agency_id,
-                 ",".join(sorted(provinces)), principal.display_name,
-                 self._ts(record.created_at), self._ts(expires_at), None),
+                self._sql(
+                    f"INSERT INTO api_tokens (token_hash, {_COLUMNS}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                ),
+                (
+                    token_hash(token),
+                    token_id,
+                    principal.principal_id,
+                    role,
+                    agency_id,
+                    ",".join(sorted(provinces)),
+                    principal.display_name,
+                    self._ts(record.created_at),
+                    self._ts(expires_at),
+                    None,
+                ),
             )
         return token, record
 
@@ -123,8 +137,10 @@ class _SqlTokenStore(SqlTables):
         """Revokes a token by id; False if there is no such active token."""
         with self._cursor() as cur:
             cur.execute(
-                self._sql("UPDATE api_tokens SET revoked_at = %s "
-                          "WHERE token_id = %s AND revoked_at IS NULL"),
+                self._sql(
+                    "UPDATE api_tokens SET revoked_at = %s "
+                    "WHERE token_id = %s AND revoked_at IS NULL"
+                ),
                 (self._ts(now or _now()), token_id),
             )
             changed = bool(cur.rowcount)
@@ -142,8 +158,9 @@ class _SqlTokenStore(SqlTables):
         return [_record(row) for row in rows]
 
     # ----------------------------------------------------------------------- authenticating
-    def authenticate_cached(self, token: str | None, now: datetime | None = None
-                            ) -> Principal | None:
+    def authenticate_cached(
+        self, token: str | None, now: datetime | None = None
+    ) -> Principal | None:
         """Like `authenticate` without touching the database: None when the token is not in
         the in-memory cache (the caller then calls `authenticate`, off the event loop)."""
         record = self._check_and_lookup(token)
@@ -157,8 +174,9 @@ class _SqlTokenStore(SqlTables):
         digest = token_hash(token or "")
         if record is None:
             with self._cursor() as cur:
-                cur.execute(self._sql(f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = %s"),
-                            (digest,))
+                cur.execute(
+                    self._sql(f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = %s"), (digest,)
+                )
                 row = cur.fetchone()
             if row is None:
                 raise _unauthenticated("mã truy cập không hợp lệ", "the token is not valid")
@@ -171,8 +189,10 @@ class _SqlTokenStore(SqlTables):
 
     def _check_and_lookup(self, token: str | None) -> TokenRecord | None:
         if not token:
-            raise _unauthenticated("thiếu mã truy cập (Authorization: Bearer …)",
-                                   "no bearer token (Authorization: Bearer …)")
+            raise _unauthenticated(
+                "thiếu mã truy cập (Authorization: Bearer …)",
+                "no bearer token (Authorization: Bearer …)",
+            )
         if not TOKEN_PATTERN.match(token):
             raise _unauthenticated("mã truy cập không hợp lệ", "the token is not valid")
         return self._cached(token_hash(token))
@@ -217,8 +237,9 @@ def _principal_if_valid(record: TokenRecord, now: datetime | None) -> Principal:
 
 
 def _unauthenticated(rule_vi: str, rule_en: str) -> NotAuthenticatedError:
-    return NotAuthenticatedError("NOT_AUTHENTICATED", "Authorization", rule_vi=rule_vi,
-                                 rule_en=rule_en)
+    return NotAuthenticatedError(
+        "NOT_AUTHENTICATED", "Authorization", rule_vi=rule_vi, rule_en=rule_en
+    )
 
 
 def _check_against_reference(

@@ -19,8 +19,11 @@ import orjson
 from eventsourcing.persistence import JSONTranscoder
 
 _INT_RANGE = range(-(2**63), 2**64)
-_DUMP_OPTIONS = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-                 | orjson.OPT_PASSTHROUGH_SUBCLASS)
+_DUMP_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 class _NotPlainError(Exception):
@@ -57,8 +60,10 @@ class FastJSONTranscoder(JSONTranscoder):
         if transcoding is None:
             raise _NotPlainError
         data = transcoding.encode(value)
-        return {"_type_": transcoding.name,
-                "_data_": data if type(data) is str else self._prepare(data)}
+        return {
+            "_type_": transcoding.name,
+            "_data_": data if type(data) is str else self._prepare(data),
+        }
 
     def decode(self, data: bytes) -> Any:
         try:

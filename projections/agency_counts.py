@@ -29,8 +29,7 @@ from projections.framework import (
     store_views,
 )
 
-DIMENSIONS = ("agency_id", "event_type", "province", "category", "procedural_role", "stage",
-              "day")
+DIMENSIONS = ("agency_id", "event_type", "province", "category", "procedural_role", "stage", "day")
 _STATE = ("case_id", "category", "procedural_role", "stage")
 
 
@@ -42,7 +41,7 @@ class AgencyCountsView(ProjectionView):
     def load(self, tx: Any, case_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         out = {}
         for start in range(0, len(case_ids), 500):
-            cond, params = self.in_list("case_id", list(case_ids[start:start + 500]))
+            cond, params = self.in_list("case_id", list(case_ids[start : start + 500]))
             for row in tx.execute(
                 f"SELECT {', '.join(_STATE)} FROM {self.t('agency_counts_case')} WHERE {cond}",
                 params,
@@ -51,20 +50,28 @@ class AgencyCountsView(ProjectionView):
         return out
 
     def save(self, tx: Any, states: Iterable[dict[str, Any]], counts: Counter[tuple]) -> None:
-        tx.upsert("agency_counts_case", _STATE, [tuple(s[c] for c in _STATE) for s in states],
-                  key=("case_id",))
         tx.upsert(
-            "agency_counts", (*DIMENSIONS, "n"),
+            "agency_counts_case",
+            _STATE,
+            [tuple(s[c] for c in _STATE) for s in states],
+            key=("case_id",),
+        )
+        tx.upsert(
+            "agency_counts",
+            (*DIMENSIONS, "n"),
             [(*key[:-1], self.p_date(key[-1]), n) for key, n in sorted(counts.items())],
-            key=DIMENSIONS, mode="add",
+            key=DIMENSIONS,
+            mode="add",
         )
         # a fact that left (withdrawn, corrected to another day, back to held) leaves no row
         # counting 0 behind: the views stay what a rebuild from the log makes them
         cond = " AND ".join(f"{c} = %s" for c in DIMENSIONS)
         for key, n in sorted(counts.items()):
             if n < 0:
-                tx.execute(f"DELETE FROM {self.t('agency_counts')} WHERE {cond} AND n = 0",
-                           [*key[:-1], self.p_date(key[-1])])
+                tx.execute(
+                    f"DELETE FROM {self.t('agency_counts')} WHERE {cond} AND n = 0",
+                    [*key[:-1], self.p_date(key[-1])],
+                )
 
     def counts(
         self,
@@ -137,13 +144,11 @@ _DDL = (
     " category TEXT NOT NULL, procedural_role TEXT NOT NULL, stage TEXT NOT NULL,"
     " day %(date)s NOT NULL, n BIGINT NOT NULL,"
     " PRIMARY KEY (agency_id, event_type, province, category, procedural_role, stage, day))",
-    "CREATE INDEX IF NOT EXISTS agency_counts_by_province ON {schema}agency_counts"
-    " (province, day)",
+    "CREATE INDEX IF NOT EXISTS agency_counts_by_province ON {schema}agency_counts (province, day)",
     "CREATE TABLE IF NOT EXISTS {schema}agency_counts_case ("
     " case_id TEXT PRIMARY KEY, category TEXT NOT NULL, procedural_role TEXT NOT NULL,"
     " stage TEXT NOT NULL)",
 )
-
 
 
 class AgencyCounts(Projection[AgencyCountsView]):
@@ -179,16 +184,21 @@ class AgencyCounts(Projection[AgencyCountsView]):
             states, missing = self.cache.split(case_ids)
             loaded = view.load(tx, missing) if missing else {}
             for case_id in missing:  # never stored: nothing known yet
-                loaded.setdefault(case_id, {"case_id": case_id, "category": "",
-                                            "procedural_role": "", "stage": ""})
+                loaded.setdefault(
+                    case_id,
+                    {"case_id": case_id, "category": "", "procedural_role": "", "stage": ""},
+                )
             states.update(loaded)
             changed: dict[str, dict[str, Any]] = {}
             counts: Counter[tuple] = Counter()
             for item in batch.items:
                 event = item.event
                 case_id = event.case_id
-                state = changed.get(case_id) or states.get(case_id) or {
-                    "case_id": case_id, "category": "", "procedural_role": "", "stage": ""}
+                state = (
+                    changed.get(case_id)
+                    or states.get(case_id)
+                    or {"case_id": case_id, "category": "", "procedural_role": "", "stage": ""}
+                )
                 derived = self.derived.before(event)
                 if is_simple(derived, event):
                     derived = self.derived.apply(derived, event)
@@ -197,11 +207,17 @@ class AgencyCounts(Projection[AgencyCountsView]):
                     new = _updated(state, event.data)
                     if new is not state:
                         changed[case_id] = state = new
-                    counts[(
-                        event.agency_id, event.WIRE_TYPE, provinces.get(event.agency_id, ""),
-                        state["category"], state["procedural_role"], state["stage"],
-                        event.occurred_at.astimezone(VIETNAM_TZ).date(),
-                    )] += 1
+                    counts[
+                        (
+                            event.agency_id,
+                            event.WIRE_TYPE,
+                            provinces.get(event.agency_id, ""),
+                            state["category"],
+                            state["procedural_role"],
+                            state["stage"],
+                            event.occurred_at.astimezone(VIETNAM_TZ).date(),
+                        )
+                    ] += 1
                     continue
                 # a late fact, or one on a case with held facts: the case is counted again as
                 # a whole, its facts in effect in occurred order (what moved, moves)
@@ -218,28 +234,38 @@ class AgencyCounts(Projection[AgencyCountsView]):
         self.cache.update({**loaded, **changed})
 
 
-def _contribution(case_id: str, derived: Any, provinces: dict[str, str]
-                  ) -> tuple[Counter[tuple], dict[str, Any]]:
+def _contribution(
+    case_id: str, derived: Any, provinces: dict[str, str]
+) -> tuple[Counter[tuple], dict[str, Any]]:
     """What a case adds to the counts: its facts in effect, in occurred order, each with the
     case's attributes as they stand after it; and the attributes after the last one."""
-    state: dict[str, Any] = {"case_id": case_id, "category": "", "procedural_role": "",
-                             "stage": ""}
+    state: dict[str, Any] = {"case_id": case_id, "category": "", "procedural_role": "", "stage": ""}
     counts: Counter[tuple] = Counter()
     for fact in effective_facts_of(derived):
         state = _updated(state, fact["data"])
-        counts[(
-            fact["agency_id"], fact["type"], provinces.get(fact["agency_id"], ""),
-            state["category"], state["procedural_role"], state["stage"],
-            fact["occurred_at"].astimezone(VIETNAM_TZ).date(),
-        )] += 1
+        counts[
+            (
+                fact["agency_id"],
+                fact["type"],
+                provinces.get(fact["agency_id"], ""),
+                state["category"],
+                state["procedural_role"],
+                state["stage"],
+                fact["occurred_at"].astimezone(VIETNAM_TZ).date(),
+            )
+        ] += 1
     return counts, state
 
 
 def _updated(state: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """The case's attributes after an event's data (the same dict when nothing changes)."""
     new = None
-    for key, name in (("eligible_category", "category"), ("procedural_role", "procedural_role"),
-                      ("stage", "stage"), ("to_stage", "stage")):
+    for key, name in (
+        ("eligible_category", "category"),
+        ("procedural_role", "procedural_role"),
+        ("stage", "stage"),
+        ("to_stage", "stage"),
+    ):
         value = data.get(key)
         if value is not None and value != (new or state)[name]:
             if new is None:

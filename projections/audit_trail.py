@@ -40,8 +40,19 @@ from services.transparency.leaves import CHAIN_SEED, chain_next, leaf_entry
 from services.transparency.merkle import EMPTY_ROOT, MerkleTree, NodeKey, leaf_hash
 
 ROW_COLUMNS = (
-    "leaf_index", "position", "originator_id", "case_id", "version", "event_id", "type",
-    "agency_id", "occurred_at", "recorded_at", "leaf_hash", "case_chain_hash", "global_chain_hash",
+    "leaf_index",
+    "position",
+    "originator_id",
+    "case_id",
+    "version",
+    "event_id",
+    "type",
+    "agency_id",
+    "occurred_at",
+    "recorded_at",
+    "leaf_hash",
+    "case_chain_hash",
+    "global_chain_hash",
 )
 _TIMES = ("occurred_at", "recorded_at")
 _HASHES = ("leaf_hash", "case_chain_hash", "global_chain_hash")
@@ -87,8 +98,11 @@ class _TxNodeStore:
         return self.view._get_nodes(self.tx, list(keys))
 
     def put_nodes(self, nodes: Mapping[NodeKey, bytes]) -> None:
-        self.tx.insert("audit_trail_nodes", ("level", "idx", "hash"),
-                       [(level, index, node) for (level, index), node in nodes.items()])
+        self.tx.insert(
+            "audit_trail_nodes",
+            ("level", "idx", "hash"),
+            [(level, index, node) for (level, index), node in nodes.items()],
+        )
 
     def size(self) -> int:
         return self._size
@@ -101,39 +115,51 @@ class AuditTrailView(ProjectionView):
     """The audit trail tables, the Merkle node table, the checkpoints, and their queries."""
 
     TABLES: ClassVar[tuple[str, ...]] = (
-        "audit_trail", "audit_trail_nodes", "audit_trail_head", "audit_trail_case_heads",
+        "audit_trail",
+        "audit_trail_nodes",
+        "audit_trail_head",
+        "audit_trail_case_heads",
     )
     """Dropped by a rebuild. Not the checkpoint tables: signed history survives a rebuild."""
 
     # -- writes (inside the projection's transaction) -------------------------------------------
     def load_head(self, tx: Any) -> tuple[int, bytes, int | None]:
-        rows = tx.execute(f"SELECT size, chain_hash, last_position FROM "
-                          f"{self.t('audit_trail_head')} WHERE id = 1")
+        rows = tx.execute(
+            f"SELECT size, chain_hash, last_position FROM {self.t('audit_trail_head')} WHERE id = 1"
+        )
         if not rows:
             return 0, CHAIN_SEED, None
         return int(rows[0]["size"]), bytes(rows[0]["chain_hash"]), rows[0]["last_position"]
 
     def save_head(self, tx: Any, size: int, chain_hash: bytes, last_position: int | None) -> None:
-        tx.upsert("audit_trail_head", ("id", "size", "chain_hash", "last_position"),
-                  [(1, size, chain_hash, last_position)], key=("id",))
+        tx.upsert(
+            "audit_trail_head",
+            ("id", "size", "chain_hash", "last_position"),
+            [(1, size, chain_hash, last_position)],
+            key=("id",),
+        )
 
     def load_case_heads(self, tx: Any, originators: Sequence[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         for start in range(0, len(originators), 500):
-            cond, params = self.in_list("originator_id", list(originators[start:start + 500]))
-            for row in tx.execute(f"SELECT originator_id, chain_hash FROM "
-                                  f"{self.t('audit_trail_case_heads')} WHERE {cond}", params):
+            cond, params = self.in_list("originator_id", list(originators[start : start + 500]))
+            for row in tx.execute(
+                f"SELECT originator_id, chain_hash FROM "
+                f"{self.t('audit_trail_case_heads')} WHERE {cond}",
+                params,
+            ):
                 out[row["originator_id"]] = bytes(row["chain_hash"])
         return out
 
     def _get_nodes(self, tx: Any, keys: list[NodeKey]) -> dict[NodeKey, bytes]:
         out: dict[NodeKey, bytes] = {}
         for start in range(0, len(keys), 100):
-            chunk = keys[start:start + 100]
+            chunk = keys[start : start + 100]
             cond = " OR ".join("(level = %s AND idx = %s)" for _ in chunk)
             params = [value for key in chunk for value in key]
-            for row in tx.execute(f"SELECT level, idx, hash FROM {self.t('audit_trail_nodes')} "
-                                  f"WHERE {cond}", params):
+            for row in tx.execute(
+                f"SELECT level, idx, hash FROM {self.t('audit_trail_nodes')} WHERE {cond}", params
+            ):
                 out[(int(row["level"]), int(row["idx"]))] = bytes(row["hash"])
         return out
 
@@ -162,8 +188,11 @@ class AuditTrailView(ProjectionView):
             if size == 0:
                 return TreeHead(0, EMPTY_ROOT, CHAIN_SEED, None)
             root = self._tree(tx, current).root(size)
-            row = tx.execute(f"SELECT global_chain_hash, position FROM {self.t('audit_trail')} "
-                             "WHERE leaf_index = %s", (size - 1,))[0]
+            row = tx.execute(
+                f"SELECT global_chain_hash, position FROM {self.t('audit_trail')} "
+                "WHERE leaf_index = %s",
+                (size - 1,),
+            )[0]
         return TreeHead(size, root, bytes(row["global_chain_hash"]), int(row["position"]))
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
@@ -184,8 +213,10 @@ class AuditTrailView(ProjectionView):
     def size_at_position(self, position: int) -> int:
         """How many leaves the tree had once the log reached `position` (events at or before it)."""
         with self.read() as tx:
-            rows = tx.execute(f"SELECT max(leaf_index) AS top FROM {self.t('audit_trail')} "
-                              "WHERE position <= %s", (position,))
+            rows = tx.execute(
+                f"SELECT max(leaf_index) AS top FROM {self.t('audit_trail')} WHERE position <= %s",
+                (position,),
+            )
         top = rows[0]["top"] if rows else None
         return 0 if top is None else int(top) + 1
 
@@ -204,15 +235,21 @@ class AuditTrailView(ProjectionView):
 
     def _one(self, where: str, params: Sequence[Any]) -> dict[str, Any] | None:
         with self.read() as tx:
-            rows = tx.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM {self.t('audit_trail')} "
-                              f"WHERE {where} ORDER BY leaf_index LIMIT 1", params)
+            rows = tx.execute(
+                f"SELECT {', '.join(ROW_COLUMNS)} FROM {self.t('audit_trail')} "
+                f"WHERE {where} ORDER BY leaf_index LIMIT 1",
+                params,
+            )
         return self._row(rows[0]) if rows else None
 
     def case_timeline(self, case_id: str) -> list[dict[str, Any]]:
         """A case's events in order: who recorded each, when it occurred and when it was recorded."""
         with self.read() as tx:
-            rows = tx.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM {self.t('audit_trail')} "
-                              "WHERE case_id = %s ORDER BY version", (case_id,))
+            rows = tx.execute(
+                f"SELECT {', '.join(ROW_COLUMNS)} FROM {self.t('audit_trail')} "
+                "WHERE case_id = %s ORDER BY version",
+                (case_id,),
+            )
         return [self._row(r) for r in rows]
 
     def agency_timeline(
@@ -243,9 +280,11 @@ class AuditTrailView(ProjectionView):
     def rows(self, after_index: int, limit: int) -> list[dict[str, Any]]:
         """Rows with leaf_index > after_index, in tree order (for the verifier)."""
         with self.read() as tx:
-            rows = tx.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM {self.t('audit_trail')} "
-                              "WHERE leaf_index > %s ORDER BY leaf_index LIMIT %s",
-                              (after_index, limit))
+            rows = tx.execute(
+                f"SELECT {', '.join(ROW_COLUMNS)} FROM {self.t('audit_trail')} "
+                "WHERE leaf_index > %s ORDER BY leaf_index LIMIT %s",
+                (after_index, limit),
+            )
         return [self._row(r) for r in rows]
 
     def rows_occurred_between(
@@ -262,7 +301,10 @@ class AuditTrailView(ProjectionView):
         return [self._row(r) for r in rows]
 
     def recording_delays(
-        self, agency_ids: Sequence[str], occurred_from: datetime, occurred_to: datetime,
+        self,
+        agency_ids: Sequence[str],
+        occurred_from: datetime,
+        occurred_to: datetime,
         max_position: int | None = None,
     ) -> list[dict[str, Any]]:
         """Case events of the agencies that occurred in [from, to), with both clocks (agency,
@@ -271,7 +313,7 @@ class AuditTrailView(ProjectionView):
         if not agency_ids:
             return []
         cond, params = self.in_list("agency_id", list(agency_ids))
-        where = (f"case_id IS NOT NULL AND {cond} AND occurred_at >= %s AND occurred_at < %s")
+        where = f"case_id IS NOT NULL AND {cond} AND occurred_at >= %s AND occurred_at < %s"
         params = [*params, self.p_ts(occurred_from), self.p_ts(occurred_to)]
         if max_position is not None:
             where += " AND position <= %s"
@@ -279,18 +321,29 @@ class AuditTrailView(ProjectionView):
         with self.read() as tx:
             rows = tx.execute(
                 "SELECT agency_id, case_id, version, type, position, occurred_at, recorded_at "
-                f"FROM {self.t('audit_trail')} WHERE {where} ORDER BY leaf_index", params)
-        return [{**row, "occurred_at": self.v_ts(row["occurred_at"]),
-                 "recorded_at": self.v_ts(row["recorded_at"])} for row in rows]
+                f"FROM {self.t('audit_trail')} WHERE {where} ORDER BY leaf_index",
+                params,
+            )
+        return [
+            {
+                **row,
+                "occurred_at": self.v_ts(row["occurred_at"]),
+                "recorded_at": self.v_ts(row["recorded_at"]),
+            }
+            for row in rows
+        ]
 
     def opening_agencies(self, case_ids: Sequence[str]) -> dict[str, str]:
         """The agency that recorded version 1 of each case."""
         out: dict[str, str] = {}
         with self.read() as tx:
             for start in range(0, len(case_ids), 500):
-                cond, params = self.in_list("case_id", list(case_ids[start:start + 500]))
-                for row in tx.execute(f"SELECT case_id, agency_id FROM {self.t('audit_trail')} "
-                                      f"WHERE version = 1 AND {cond}", params):
+                cond, params = self.in_list("case_id", list(case_ids[start : start + 500]))
+                for row in tx.execute(
+                    f"SELECT case_id, agency_id FROM {self.t('audit_trail')} "
+                    f"WHERE version = 1 AND {cond}",
+                    params,
+                ):
                     out[row["case_id"]] = row["agency_id"]
         return out
 
@@ -307,18 +360,31 @@ class AuditTrailView(ProjectionView):
         """Stores a signed checkpoint (a second one at the same size is ignored)."""
         with self._write() as cursor:
             tx = _tx(self, cursor)
-            tx.upsert("audit_trail_checkpoints",
-                      ("size", "root", "chain_hash", "last_position", "note", "created_at"),
-                      [(head.size, head.root, head.chain_hash, head.last_position, note,
-                        self.p_ts(created_at))],
-                      key=("size",), mode="ignore")
+            tx.upsert(
+                "audit_trail_checkpoints",
+                ("size", "root", "chain_hash", "last_position", "note", "created_at"),
+                [
+                    (
+                        head.size,
+                        head.root,
+                        head.chain_hash,
+                        head.last_position,
+                        note,
+                        self.p_ts(created_at),
+                    )
+                ],
+                key=("size",),
+                mode="ignore",
+            )
 
     def add_cosignature(self, size: int, witness: str, line: str, created_at: datetime) -> None:
         """Stores (or replaces) one witness's cosignature line of the checkpoint at `size`."""
         with self._write() as cursor:
             _tx(self, cursor).upsert(
-                "audit_trail_cosignatures", ("size", "witness", "line", "created_at"),
-                [(size, witness, line, self.p_ts(created_at))], key=("size", "witness"),
+                "audit_trail_cosignatures",
+                ("size", "witness", "line", "created_at"),
+                [(size, witness, line, self.p_ts(created_at))],
+                key=("size", "witness"),
             )
 
     def checkpoint(self, size: int) -> StoredCheckpoint | None:
@@ -329,7 +395,8 @@ class AuditTrailView(ProjectionView):
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         """The checkpoint of the largest size."""
         found = self._checkpoints(
-            f"WHERE size = (SELECT max(size) FROM {self.t('audit_trail_checkpoints')})", ())
+            f"WHERE size = (SELECT max(size) FROM {self.t('audit_trail_checkpoints')})", ()
+        )
         return found[0] if found else None
 
     def latest_checkpoint_at(self, instant: datetime) -> StoredCheckpoint | None:
@@ -338,7 +405,8 @@ class AuditTrailView(ProjectionView):
         table = self.t("audit_trail_checkpoints")
         found = self._checkpoints(
             f"WHERE size = (SELECT max(size) FROM {table} WHERE created_at <= %s)",
-            (self.p_ts(instant),))
+            (self.p_ts(instant),),
+        )
         return found[0] if found else None
 
     def checkpoints(self) -> list[StoredCheckpoint]:
@@ -355,19 +423,30 @@ class AuditTrailView(ProjectionView):
         with self.read() as tx:
             rows = tx.execute(
                 f"SELECT size, root, chain_hash, last_position, note, created_at FROM "
-                f"{self.t('audit_trail_checkpoints')} {where} ORDER BY size", params)
+                f"{self.t('audit_trail_checkpoints')} {where} ORDER BY size",
+                params,
+            )
             sizes = [int(r["size"]) for r in rows]
             lines: dict[int, list[str]] = {}
             if sizes:
                 cond, more = self.in_list("size", sizes)
-                for row in tx.execute(f"SELECT size, line FROM "
-                                      f"{self.t('audit_trail_cosignatures')} WHERE {cond} "
-                                      "ORDER BY size, witness", more):
+                for row in tx.execute(
+                    f"SELECT size, line FROM "
+                    f"{self.t('audit_trail_cosignatures')} WHERE {cond} "
+                    "ORDER BY size, witness",
+                    more,
+                ):
                     lines.setdefault(int(row["size"]), []).append(row["line"])
         return [
-            StoredCheckpoint(int(r["size"]), bytes(r["root"]), bytes(r["chain_hash"]),
-                             r["last_position"], r["note"], self.v_ts(r["created_at"]),
-                             tuple(lines.get(int(r["size"]), ())))
+            StoredCheckpoint(
+                int(r["size"]),
+                bytes(r["root"]),
+                bytes(r["chain_hash"]),
+                r["last_position"],
+                r["note"],
+                self.v_ts(r["created_at"]),
+                tuple(lines.get(int(r["size"]), ())),
+            )
             for r in rows
         ]
 
@@ -403,7 +482,6 @@ _DDL = (
 )
 
 
-
 class AuditTrail(Projection[AuditTrailView]):
     """Every event as a Merkle leaf with case and global hash chains (projection `audit_trail`)."""
 
@@ -437,17 +515,31 @@ class AuditTrail(Projection[AuditTrailView]):
                 try:
                     occurred_value = view.p_ts(occurred)
                 except (OverflowError, ValueError):  # beyond the store's range: the leaf (the
-                    occurred_value = None            # stored bytes) keeps the exact value
-                rows.append((
-                    size + len(rows), item.position, originator, record["case_id"],
-                    record["version"], record["event_id"], record["type"], record["agency_id"],
-                    occurred_value, view.p_ts(item.event.timestamp), digest, case_chain,
-                    global_chain,
-                ))
+                    occurred_value = None  # stored bytes) keeps the exact value
+                rows.append(
+                    (
+                        size + len(rows),
+                        item.position,
+                        originator,
+                        record["case_id"],
+                        record["version"],
+                        record["event_id"],
+                        record["type"],
+                        record["agency_id"],
+                        occurred_value,
+                        view.p_ts(item.event.timestamp),
+                        digest,
+                        case_chain,
+                        global_chain,
+                    )
+                )
                 last_position = item.position
             view._tree(tx, size).append_leaf_hashes(hashes)
             tx.insert("audit_trail", ROW_COLUMNS, rows)
-            tx.upsert("audit_trail_case_heads", ("originator_id", "chain_hash", "version"),
-                      [(o, case_chains[o], case_versions[o]) for o in sorted(case_versions)],
-                      key=("originator_id",))
+            tx.upsert(
+                "audit_trail_case_heads",
+                ("originator_id", "chain_hash", "version"),
+                [(o, case_chains[o], case_versions[o]) for o in sorted(case_versions)],
+                key=("originator_id",),
+            )
             view.save_head(tx, size + len(rows), global_chain, last_position)

@@ -33,18 +33,41 @@ from projections.framework import (
 )
 
 REFERRAL_TOPICS = tuple(
-    cls.TOPIC for cls in vars(Referral).values()
+    cls.TOPIC
+    for cls in vars(Referral).values()
     if isinstance(cls, type) and issubclass(cls, Referral.Event) and getattr(cls, "WIRE_TYPE", "")
 )
 
 COLUMNS = (
-    "case_id", "province", "opening_agency_id", "holder_agency_id", "centre_id", "status",
-    "eligible_category", "procedural_role", "stage", "proceedings_kind", "opened_at",
-    "last_occurred_at", "closed_at", "version", "person_id",
+    "case_id",
+    "province",
+    "opening_agency_id",
+    "holder_agency_id",
+    "centre_id",
+    "status",
+    "eligible_category",
+    "procedural_role",
+    "stage",
+    "proceedings_kind",
+    "opened_at",
+    "last_occurred_at",
+    "closed_at",
+    "version",
+    "person_id",
 )
 _TIMES = ("opened_at", "last_occurred_at", "closed_at")
-HELD_COLUMNS = ("case_id", "event_id", "version", "event_type", "agency_id", "province",
-                "occurred_at", "recorded_at", "reason", "awaiting")
+HELD_COLUMNS = (
+    "case_id",
+    "event_id",
+    "version",
+    "event_type",
+    "agency_id",
+    "province",
+    "occurred_at",
+    "recorded_at",
+    "reason",
+    "awaiting",
+)
 _ATTRIBUTES = ("person_id", "eligible_category", "procedural_role", "stage", "proceedings_kind")
 
 
@@ -93,34 +116,43 @@ def derived_row(referral: Referral, reference: Any) -> dict[str, Any] | None:
     None while no fact is in effect (every one held)."""
     if referral.status is None:
         return None
-    agency = (reference.agencies.get(referral.opened_by or "")
-              if reference is not None else None)
+    agency = reference.agencies.get(referral.opened_by or "") if reference is not None else None
     person = referral.person
     return {
         "case_id": referral.case_id,
         "province": agency.province if agency is not None else None,
-        "opening_agency_id": referral.opened_by, "holder_agency_id": referral.holder_agency_id,
-        "centre_id": referral.centre_id, "status": referral.status,
+        "opening_agency_id": referral.opened_by,
+        "holder_agency_id": referral.holder_agency_id,
+        "centre_id": referral.centre_id,
+        "status": referral.status,
         "eligible_category": person.get("eligible_category"),
-        "procedural_role": person.get("procedural_role"), "stage": person.get("stage"),
+        "procedural_role": person.get("procedural_role"),
+        "stage": person.get("stage"),
         "proceedings_kind": person.get("proceedings_kind") or "criminal",
-        "opened_at": referral.opened_at, "last_occurred_at": referral.last_occurred_at,
-        "closed_at": referral.closed_at, "version": referral.version,
+        "opened_at": referral.opened_at,
+        "last_occurred_at": referral.last_occurred_at,
+        "closed_at": referral.closed_at,
+        "version": referral.version,
         "person_id": person.get("person_id"),
     }
 
 
-def _held_row(case_id: str, entry: dict[str, Any], state: Referral,
-              reference: Any) -> dict[str, Any]:
+def _held_row(
+    case_id: str, entry: dict[str, Any], state: Referral, reference: Any
+) -> dict[str, Any]:
     agencies = reference.agencies if reference is not None else {}
     opener = agencies.get(state.opened_by or "") or agencies.get(entry["agency_id"])
     recorded = entry.get("recorded_at")
     return {
-        "case_id": case_id, "event_id": entry["event_id"], "version": entry["version"],
-        "event_type": entry["type"], "agency_id": entry["agency_id"],
+        "case_id": case_id,
+        "event_id": entry["event_id"],
+        "version": entry["version"],
+        "event_type": entry["type"],
+        "agency_id": entry["agency_id"],
         "province": opener.province if opener is not None else None,
         "occurred_at": datetime.fromisoformat(entry["occurred_at"]),
-        "recorded_at": recorded, "reason": entry["reason"],
+        "recorded_at": recorded,
+        "reason": entry["reason"],
         "awaiting": ",".join(entry["awaiting"]),
     }
 
@@ -158,12 +190,25 @@ class CaseIndexView(ProjectionView):
         if not case_ids:
             return
         tx.delete_in("case_index_held", "case_id", list(case_ids))
-        tx.upsert("case_index_held", HELD_COLUMNS, [
-            tuple(self.p_ts(h[c]) if c in ("occurred_at", "recorded_at") else h[c]
-                  for c in HELD_COLUMNS) for h in held], key=("case_id", "event_id"))
+        tx.upsert(
+            "case_index_held",
+            HELD_COLUMNS,
+            [
+                tuple(
+                    self.p_ts(h[c]) if c in ("occurred_at", "recorded_at") else h[c]
+                    for c in HELD_COLUMNS
+                )
+                for h in held
+            ],
+            key=("case_id", "event_id"),
+        )
 
-    def held(self, agency_id: str | None = None, provinces: Sequence[str] | None = None,
-             limit: int = 1000) -> list[dict[str, Any]]:
+    def held(
+        self,
+        agency_id: str | None = None,
+        provinces: Sequence[str] | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
         """The facts recorded but not in effect (held), oldest recording first: of one agency,
         and/or of cases in these provinces."""
         where, params = [], []
@@ -180,7 +225,9 @@ class CaseIndexView(ProjectionView):
         with self.read() as tx:
             rows = tx.execute(
                 f"SELECT {', '.join(HELD_COLUMNS)} FROM {self.t('case_index_held')}{clause}"
-                f" ORDER BY recorded_at, case_id, version LIMIT %s", [*params, int(limit)])
+                f" ORDER BY recorded_at, case_id, version LIMIT %s",
+                [*params, int(limit)],
+            )
         for row in rows:
             row["occurred_at"] = self.v_ts(row["occurred_at"])
             row["recorded_at"] = self.v_ts(row["recorded_at"])
@@ -189,12 +236,18 @@ class CaseIndexView(ProjectionView):
 
     def save(self, tx: Any, rows: Iterable[dict[str, Any]], touched: set[tuple[str, str]]) -> None:
         tx.upsert(
-            "case_index", COLUMNS,
+            "case_index",
+            COLUMNS,
             [tuple(self.p_ts(r[c]) if c in _TIMES else r[c] for c in COLUMNS) for r in rows],
             key=("case_id",),
         )
-        tx.upsert("case_index_agency", ("case_id", "agency_id"), sorted(touched),
-                  key=("case_id", "agency_id"), mode="ignore")
+        tx.upsert(
+            "case_index_agency",
+            ("case_id", "agency_id"),
+            sorted(touched),
+            key=("case_id", "agency_id"),
+            mode="ignore",
+        )
 
     # -- queries ------------------------------------------------------------------------------
     def search(
@@ -247,8 +300,10 @@ class CaseIndexView(ProjectionView):
             where.append("c.opened_at < %s")
             params.append(self.p_ts(occurred_to))
         if touched_by is not None:
-            where.append(f"EXISTS (SELECT 1 FROM {self.t('case_index_agency')} a "
-                         "WHERE a.case_id = c.case_id AND a.agency_id = %s)")
+            where.append(
+                f"EXISTS (SELECT 1 FROM {self.t('case_index_agency')} a "
+                "WHERE a.case_id = c.case_id AND a.agency_id = %s)"
+            )
             params.append(touched_by)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         with self.read() as tx:
@@ -276,7 +331,8 @@ class CaseIndexView(ProjectionView):
         with self.read() as tx:
             rows = tx.execute(
                 f"SELECT agency_id FROM {self.t('case_index_agency')} WHERE case_id = %s "
-                "ORDER BY agency_id", (case_id,),
+                "ORDER BY agency_id",
+                (case_id,),
             )
         return [r["agency_id"] for r in rows]
 
@@ -312,7 +368,6 @@ _DDL = (
     "CREATE INDEX IF NOT EXISTS case_index_held_by_agency ON {schema}case_index_held"
     " (agency_id, recorded_at)",
 )
-
 
 
 class CaseIndex(Projection[CaseIndexView]):
@@ -371,13 +426,19 @@ class CaseIndex(Projection[CaseIndexView]):
             if case_ids:
                 view.save(tx, (rows[c] for c in case_ids if rows[c] is not None), touched)
             if held_cases:
-                view.save_held(tx, list(held_cases), [
-                    _held_row(case_id, h, state, reference)
-                    for case_id, state in held_cases.items() for h in state.held.values()])
+                view.save_held(
+                    tx,
+                    list(held_cases),
+                    [
+                        _held_row(case_id, h, state, reference)
+                        for case_id, state in held_cases.items()
+                        for h in state.held.values()
+                    ],
+                )
         self.cache.update({c: rows[c] for c in case_ids if rows[c] is not None})
         self.known_agencies.update(agencies)
 
 
 def _chunks(values: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]

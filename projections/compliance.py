@@ -54,19 +54,55 @@ from services.referrals import case_facts
 
 FAR_FUTURE = datetime(9000, 1, 1, tzinfo=timezone.utc)
 SETTLE_EVERY = 200_000  # events: the most a deferred judging may lag behind
-_FACT_FIELDS = ("procedural_role", "stage", "proceedings_kind", "centre_id", "to_agency_id",
-                "to_stage", "immediate", "eligible_category",
-                # what the lifecycle derivation reads (ADR 0008: held facts are not judged)
-                "person_id", "provider_id", "provider_type", "aid_form",
-                "documents_complete_at", "notice_received_at")
+_FACT_FIELDS = (
+    "procedural_role",
+    "stage",
+    "proceedings_kind",
+    "centre_id",
+    "to_agency_id",
+    "to_stage",
+    "immediate",
+    "eligible_category",
+    # what the lifecycle derivation reads (ADR 0008: held facts are not judged)
+    "person_id",
+    "provider_id",
+    "provider_type",
+    "aid_form",
+    "documents_complete_at",
+    "notice_received_at",
+)
 VERDICT_COLUMNS = (
-    "case_id", "rule_id", "trigger_version", "trigger_at", "trigger_day", "deadline", "status",
-    "target_version", "met_at", "responsible_agency_id", "province", "basis",
+    "case_id",
+    "rule_id",
+    "trigger_version",
+    "trigger_at",
+    "trigger_day",
+    "deadline",
+    "status",
+    "target_version",
+    "met_at",
+    "responsible_agency_id",
+    "province",
+    "basis",
 )
 MOVED_COLUMNS = (
-    "published", "sha256", "reason", "province", "period_year", "periods", "case_id", "rule_id",
-    "trigger_version", "responsible_agency_id", "status_before", "status_after",
-    "deadline_before", "deadline_after", "basis_before", "basis_after", "moved_at",
+    "published",
+    "sha256",
+    "reason",
+    "province",
+    "period_year",
+    "periods",
+    "case_id",
+    "rule_id",
+    "trigger_version",
+    "responsible_agency_id",
+    "status_before",
+    "status_after",
+    "deadline_before",
+    "deadline_after",
+    "basis_before",
+    "basis_after",
+    "moved_at",
 )
 STATUSES = ("met", "missed", "running", "cancelled")
 # how a missed limit stands: its target came late (decided), or never came (outstanding)
@@ -84,8 +120,13 @@ class StoredFact:
     data: dict[str, Any]
 
     def encode(self) -> list[Any]:
-        return [self.originator_version, self.WIRE_TYPE, self.occurred_at.isoformat(),
-                self.agency_id, self.data]
+        return [
+            self.originator_version,
+            self.WIRE_TYPE,
+            self.occurred_at.isoformat(),
+            self.agency_id,
+            self.data,
+        ]
 
     @classmethod
     def decode(cls, value: list[Any]) -> StoredFact:
@@ -98,8 +139,11 @@ def _in_effect(case_id: str, facts: list[StoredFact]) -> list[StoredFact]:
     takes effect. Facts stored before the view kept the lifecycle fields (no `person_id` on
     an opening) are judged as recorded, in version order, until `referrals rebuild`."""
     facts = sorted(facts, key=lambda f: f.originator_version)
-    if facts and facts[0].WIRE_TYPE in OPENING_TYPES and not any(
-            "person_id" in f.data for f in facts):
+    if (
+        facts
+        and facts[0].WIRE_TYPE in OPENING_TYPES
+        and not any("person_id" in f.data for f in facts)
+    ):
         return facts
     return effective_facts(facts, case_id)
 
@@ -120,7 +164,10 @@ class ComplianceView(ProjectionView):
     """Verdict rows per case and rule trigger; the compliance and overdue queries."""
 
     TABLES: ClassVar[tuple[str, ...]] = (
-        "compliance_fact", "compliance_dirty", "compliance_settled", "compliance_verdict",
+        "compliance_fact",
+        "compliance_dirty",
+        "compliance_settled",
+        "compliance_verdict",
         "compliance_moved",
     )
 
@@ -132,25 +179,37 @@ class ComplianceView(ProjectionView):
                 cursor.execute(
                     "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND "
                     "table_name = 'compliance_verdict' AND column_name = 'basis'",
-                    (self._schema,))  # type: ignore[attr-defined]
+                    (self._schema,),
+                )  # type: ignore[attr-defined]
                 if cursor.fetchone() is None:
-                    cursor.execute(f"ALTER TABLE {self.t('compliance_verdict')} "
-                                   "ADD COLUMN IF NOT EXISTS basis TEXT")
+                    cursor.execute(
+                        f"ALTER TABLE {self.t('compliance_verdict')} "
+                        "ADD COLUMN IF NOT EXISTS basis TEXT"
+                    )
             else:
-                columns = {row[1] for row in cursor.execute(
-                    "PRAGMA table_info(compliance_verdict)").fetchall()}
+                columns = {
+                    row[1]
+                    for row in cursor.execute("PRAGMA table_info(compliance_verdict)").fetchall()
+                }
                 if "basis" not in columns:
                     cursor.execute("ALTER TABLE compliance_verdict ADD COLUMN basis TEXT")
 
     # -- writes -------------------------------------------------------------------------------
     def add_facts(self, tx: Any, facts: list[tuple[str, StoredFact]]) -> None:
-        tx.insert("compliance_fact", ("case_id", "version", "facts"),
-                  [(case_id, f.originator_version, _fact_json(f.encode()))
-                   for case_id, f in facts])
+        tx.insert(
+            "compliance_fact",
+            ("case_id", "version", "facts"),
+            [(case_id, f.originator_version, _fact_json(f.encode())) for case_id, f in facts],
+        )
 
     def mark_dirty(self, tx: Any, case_ids: Sequence[str]) -> None:
-        tx.upsert("compliance_dirty", ("case_id",), [(c,) for c in case_ids],
-                  key=("case_id",), mode="ignore")
+        tx.upsert(
+            "compliance_dirty",
+            ("case_id",),
+            [(c,) for c in case_ids],
+            key=("case_id",),
+            mode="ignore",
+        )
 
     def take_dirty(self, tx: Any) -> list[str]:
         rows = tx.execute(f"SELECT case_id FROM {self.t('compliance_dirty')}")
@@ -161,10 +220,11 @@ class ComplianceView(ProjectionView):
     def load_facts(self, tx: Any, case_ids: Sequence[str]) -> dict[str, list[StoredFact]]:
         out: dict[str, list[StoredFact]] = {c: [] for c in case_ids}
         for start in range(0, len(case_ids), 1000):
-            cond, params = self.in_list("case_id", list(case_ids[start:start + 1000]))
+            cond, params = self.in_list("case_id", list(case_ids[start : start + 1000]))
             for row in tx.execute(
                 f"SELECT case_id, facts FROM {self.t('compliance_fact')} WHERE {cond} "
-                "ORDER BY case_id, version", params,
+                "ORDER BY case_id, version",
+                params,
             ):
                 out[row["case_id"]].append(StoredFact.decode(json.loads(row["facts"])))
         return out
@@ -197,8 +257,12 @@ class ComplianceView(ProjectionView):
     ) -> tuple[str, list[Any]]:
         """The WHERE clause (with its parameters) of the verdict queries."""
         where, params = [], []
-        for column, value in (("province", province), ("rule_id", rule_id),
-                              ("responsible_agency_id", agency_id), ("case_id", case_id)):
+        for column, value in (
+            ("province", province),
+            ("rule_id", rule_id),
+            ("responsible_agency_id", agency_id),
+            ("case_id", case_id),
+        ):
             if value is not None:
                 where.append(f"{column} = %s")
                 params.append(value)
@@ -222,8 +286,9 @@ class ComplianceView(ProjectionView):
         open_only: bool = False,
         case_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        clause, params = self._where(province, date_from, date_to, rule_id, agency_id,
-                                     case_id=case_id, open_only=open_only)
+        clause, params = self._where(
+            province, date_from, date_to, rule_id, agency_id, case_id=case_id, open_only=open_only
+        )
         with self.read() as tx:
             rows = tx.execute(
                 f"SELECT {', '.join(VERDICT_COLUMNS)} FROM {self.t('compliance_verdict')}"
@@ -237,13 +302,17 @@ class ComplianceView(ProjectionView):
             row["basis"] = row["basis"].split() if row.get("basis") else []
         return rows
 
-    def moved(self, province: str | None = None, year: int | None = None,
-              published: str | None = None) -> list[dict[str, Any]]:
+    def moved(
+        self, province: str | None = None, year: int | None = None, published: str | None = None
+    ) -> list[dict[str, Any]]:
         """The verdicts a reference publication moved (issue 14), per report period: what
         moved (case, rule, status and deadline before and after) and why (the publication)."""
         where, params = [], []
-        for column, value in (("province", province), ("period_year", year),
-                              ("published", published)):
+        for column, value in (
+            ("province", province),
+            ("period_year", year),
+            ("published", published),
+        ):
             if value is not None:
                 where.append(f"{column} = %s")
                 params.append(value)
@@ -252,7 +321,8 @@ class ComplianceView(ProjectionView):
             rows = tx.execute(
                 f"SELECT {', '.join(MOVED_COLUMNS)} FROM {self.t('compliance_moved')}{clause} "
                 "ORDER BY moved_at, province, period_year, rule_id, case_id, trigger_version",
-                params)
+                params,
+            )
         for row in rows:
             for name in ("deadline_before", "deadline_after", "moved_at"):
                 row[name] = self.v_ts(row[name])
@@ -305,8 +375,11 @@ class ComplianceView(ProjectionView):
             group = groups.get(key)
             if group is None:
                 group = groups[key] = {
-                    "rule_id": key[0], "responsible_agency_id": key[1],
-                    **dict.fromkeys(STATUSES, 0), **dict.fromkeys(MISSED_KINDS, 0), "total": 0,
+                    "rule_id": key[0],
+                    "responsible_agency_id": key[1],
+                    **dict.fromkeys(STATUSES, 0),
+                    **dict.fromkeys(MISSED_KINDS, 0),
+                    "total": 0,
                 }
                 # ordered sets: first seen first
                 cases[key] = {s: {} for s in (*STATUSES, *MISSED_KINDS)}
@@ -377,7 +450,6 @@ _DDL = (
 )
 
 
-
 class Compliance(Projection[ComplianceView]):
     """Time-limit verdicts per case (projection `compliance`)."""
 
@@ -391,9 +463,13 @@ class Compliance(Projection[ComplianceView]):
         self.rules = rules
         self.calendar = context.calendar if context is not None else None
         self.agencies = context.reference.agencies if context is not None else {}
-        self.fields = tuple(sorted(
-            set(_FACT_FIELDS) | {r.trigger_field for r in rules if r.trigger_field}
-            | {r.start_from.field for r in rules if r.start_from and r.start_from.field}))
+        self.fields = tuple(
+            sorted(
+                set(_FACT_FIELDS)
+                | {r.trigger_field for r in rules if r.trigger_field}
+                | {r.start_from.field for r in rules if r.start_from and r.start_from.field}
+            )
+        )
         self.known = StateCache()  # case id -> its complete facts, as committed
         self.references = getattr(context, "references", None)  # the recorded versions
 
@@ -409,12 +485,20 @@ class Compliance(Projection[ComplianceView]):
         for item in batch.items:
             event = item.event
             data = event.data
-            kept = (dict(data) if event.WIRE_TYPE in AMENDMENT_TYPES  # what they change
-                    else {k: data[k] for k in fields if k in data})
-            new.setdefault(event.case_id, []).append(StoredFact(
-                event.originator_version, event.WIRE_TYPE, event.occurred_at,
-                event.agency_id, kept,
-            ))
+            kept = (
+                dict(data)
+                if event.WIRE_TYPE in AMENDMENT_TYPES  # what they change
+                else {k: data[k] for k in fields if k in data}
+            )
+            new.setdefault(event.case_id, []).append(
+                StoredFact(
+                    event.originator_version,
+                    event.WIRE_TYPE,
+                    event.occurred_at,
+                    event.agency_id,
+                    kept,
+                )
+            )
         # complete histories known in memory (first seen from version 1, or loaded once)
         cached, _ = self.known.split(list(new))
         updated: dict[str, tuple[StoredFact, ...]] = {}
@@ -451,26 +535,41 @@ class Compliance(Projection[ComplianceView]):
         if not facts:
             return rows
         refs = self.references.refs if self.references is not None else None
-        agencies = (self.references.container.reference.agencies
-                    if refs is not None and refs.records else self.agencies)
+        agencies = (
+            self.references.container.reference.agencies
+            if refs is not None and refs.records
+            else self.agencies
+        )
         opening = agencies.get(facts[0].agency_id)
         province = opening.province if opening is not None else None
         facts = _in_effect(case_id, facts)
         if refs is not None and refs.records:
             judged = judge_with_basis(case_facts(facts), refs, FAR_FUTURE)
         else:
-            judged = [(v, ()) for v in evaluate_time_limits(case_facts(facts), self.rules,
-                                                             self.calendar, FAR_FUTURE)]
+            judged = [
+                (v, ())
+                for v in evaluate_time_limits(
+                    case_facts(facts), self.rules, self.calendar, FAR_FUTURE
+                )
+            ]
         for v, basis in judged:
             agency = agencies.get(v.responsible_agency_id or "")
-            rows.append((
-                case_id, v.rule_id, v.trigger_version, self.view.p_ts(v.trigger_at),
-                self.view.p_date(v.trigger_at.astimezone(VIETNAM_TZ).date()),
-                self.view.p_ts(v.deadline), "open" if v.outstanding else v.status,
-                v.target_version, self.view.p_ts(v.met_at), v.responsible_agency_id,
-                (agency.province if agency is not None else None) or province,
-                " ".join(basis) or None,
-            ))
+            rows.append(
+                (
+                    case_id,
+                    v.rule_id,
+                    v.trigger_version,
+                    self.view.p_ts(v.trigger_at),
+                    self.view.p_date(v.trigger_at.astimezone(VIETNAM_TZ).date()),
+                    self.view.p_ts(v.deadline),
+                    "open" if v.outstanding else v.status,
+                    v.target_version,
+                    self.view.p_ts(v.met_at),
+                    v.responsible_agency_id,
+                    (agency.province if agency is not None else None) or province,
+                    " ".join(basis) or None,
+                )
+            )
         return rows
 
     # -- re-judging after a reference publication (issue 14) --------------------------------
@@ -484,7 +583,8 @@ class Compliance(Projection[ComplianceView]):
         if record.kind == "holidays":
             rows = tx.execute(
                 f"SELECT DISTINCT case_id FROM {verdicts} WHERE basis LIKE %s OR basis IS NULL",
-                (f"%holidays/{record.key}@%",))
+                (f"%holidays/{record.key}@%",),
+            )
             return sorted(r["case_id"] for r in rows)
         if record.kind == "time_limits":
             params: list[Any] = []
@@ -495,19 +595,22 @@ class Compliance(Projection[ComplianceView]):
             rows = tx.execute(f"SELECT DISTINCT case_id FROM {verdicts}{cond}", params)
             unjudged = tx.execute(
                 f"SELECT DISTINCT case_id FROM {facts} WHERE case_id NOT IN "
-                f"(SELECT case_id FROM {verdicts})")
+                f"(SELECT case_id FROM {verdicts})"
+            )
             return sorted({r["case_id"] for r in (*rows, *unjudged)})
         if record.kind == "agencies":
             old = before.latest("agencies")
             old_items = {a["agency_id"]: a for a in (old.content["items"] if old else [])}
             new_items = {a["agency_id"]: a for a in record.content["items"]}
-            changed = sorted(k for k in set(old_items) | set(new_items)
-                             if old_items.get(k) != new_items.get(k))
+            changed = sorted(
+                k for k in set(old_items) | set(new_items) if old_items.get(k) != new_items.get(k)
+            )
             cases: set[str] = set()
             for agency_id in changed:
                 pattern = f'%"{agency_id}"%'
-                rows = tx.execute(f"SELECT DISTINCT case_id FROM {facts} WHERE facts LIKE %s",
-                                  (pattern,))
+                rows = tx.execute(
+                    f"SELECT DISTINCT case_id FROM {facts} WHERE facts LIKE %s", (pattern,)
+                )
                 cases.update(r["case_id"] for r in rows)
             return sorted(cases)
         return []
@@ -521,18 +624,22 @@ class Compliance(Projection[ComplianceView]):
         with view._write() as cursor:  # noqa: SLF001 - a write outside a batch
             tx = Tx(view, cursor)
             # serialise with the runner's pages (they lock the same tracking row)
-            tx.execute(f"SELECT notification_id FROM {view.t(view.tracking_table)} "
-                       f"WHERE application_name = %s{view._for_update}",  # noqa: SLF001
-                       (view.application_name,))
+            tx.execute(
+                f"SELECT notification_id FROM {view.t(view.tracking_table)} "
+                f"WHERE application_name = %s{view._for_update}",  # noqa: SLF001
+                (view.application_name,),
+            )
             cases = self.touched_cases(tx, record, before)
             if not cases:
                 return []
             old: dict[tuple[str, str, int], dict[str, Any]] = {}
             for start in range(0, len(cases), 1000):
-                cond, params = view.in_list("case_id", cases[start:start + 1000])
+                cond, params = view.in_list("case_id", cases[start : start + 1000])
                 for row in tx.execute(
-                        f"SELECT {', '.join(VERDICT_COLUMNS)} FROM "
-                        f"{view.t('compliance_verdict')} WHERE {cond}", params):
+                    f"SELECT {', '.join(VERDICT_COLUMNS)} FROM "
+                    f"{view.t('compliance_verdict')} WHERE {cond}",
+                    params,
+                ):
                     old[(row["case_id"], row["rule_id"], row["trigger_version"])] = row
             histories = view.load_facts(tx, cases)
             rows: list[tuple] = []
@@ -542,32 +649,53 @@ class Compliance(Projection[ComplianceView]):
             new = {(r[0], r[1], r[2]): dict(zip(VERDICT_COLUMNS, r, strict=True)) for r in rows}
             for key in sorted(set(old) | set(new)):
                 a, b = old.get(key), new.get(key)
-                if a is not None and b is not None and all(
-                        _same(a[c], b[c], view) for c in ("status", "deadline",
-                                                          "responsible_agency_id", "province")):
+                if (
+                    a is not None
+                    and b is not None
+                    and all(
+                        _same(a[c], b[c], view)
+                        for c in ("status", "deadline", "responsible_agency_id", "province")
+                    )
+                ):
                     continue
                 either = b or a
                 day = view.v_date(either["trigger_day"])
-                periods = ("jan-oct,full-year" if (day.month, day.day) <= (10, 31)
-                           else "full-year")
-                moved.append({
-                    "published": record.label, "sha256": record.sha256,
-                    "reason": record.source, "province": either["province"],
-                    "period_year": day.year, "periods": periods, "case_id": key[0],
-                    "rule_id": key[1], "trigger_version": key[2],
-                    "responsible_agency_id": either["responsible_agency_id"],
-                    "status_before": a["status"] if a else None,
-                    "status_after": b["status"] if b else None,
-                    "deadline_before": view.v_ts(a["deadline"]) if a else None,
-                    "deadline_after": view.v_ts(b["deadline"]) if b else None,
-                    "basis_before": a["basis"] if a else None,
-                    "basis_after": b["basis"] if b else None, "moved_at": now,
-                })
+                periods = "jan-oct,full-year" if (day.month, day.day) <= (10, 31) else "full-year"
+                moved.append(
+                    {
+                        "published": record.label,
+                        "sha256": record.sha256,
+                        "reason": record.source,
+                        "province": either["province"],
+                        "period_year": day.year,
+                        "periods": periods,
+                        "case_id": key[0],
+                        "rule_id": key[1],
+                        "trigger_version": key[2],
+                        "responsible_agency_id": either["responsible_agency_id"],
+                        "status_before": a["status"] if a else None,
+                        "status_after": b["status"] if b else None,
+                        "deadline_before": view.v_ts(a["deadline"]) if a else None,
+                        "deadline_after": view.v_ts(b["deadline"]) if b else None,
+                        "basis_before": a["basis"] if a else None,
+                        "basis_after": b["basis"] if b else None,
+                        "moved_at": now,
+                    }
+                )
             if moved:
-                tx.insert("compliance_moved", MOVED_COLUMNS, [
-                    tuple(view.p_ts(m[c]) if c in ("deadline_before", "deadline_after",
-                                                     "moved_at") else m[c]
-                          for c in MOVED_COLUMNS) for m in moved])
+                tx.insert(
+                    "compliance_moved",
+                    MOVED_COLUMNS,
+                    [
+                        tuple(
+                            view.p_ts(m[c])
+                            if c in ("deadline_before", "deadline_after", "moved_at")
+                            else m[c]
+                            for c in MOVED_COLUMNS
+                        )
+                        for m in moved
+                    ],
+                )
         self.known.clear()  # nothing cached is stale (facts), but keep memory honest
         for m in moved:
             m["periods"] = m["periods"].split(",")
@@ -584,5 +712,3 @@ def _same(a: Any, b: Any, view: Any) -> bool:
         return view.v_ts(a) == view.v_ts(b)
     except (TypeError, ValueError, AttributeError):
         return False
-
-

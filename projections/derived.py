@@ -80,5 +80,7 @@ def effective_facts_of(referral: Referral | None) -> list[dict[str, Any]]:
     if referral is None or referral.facts is None:
         return []
     held = {int(h["version"]) for h in (referral.held or {}).values()}
-    return sorted((f for f in amended_facts(referral.facts) if int(f["version"]) not in held),
-                  key=lambda f: (f["occurred_at"], f["version"]))
+    return sorted(
+        (f for f in amended_facts(referral.facts) if int(f["version"]) not in held),
+        key=lambda f: (f["occurred_at"], f["version"]),
+    )

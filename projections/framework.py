@@ -176,12 +176,13 @@ class Tx:
     def delete_in(self, table: str, column: str, values: Sequence[Any]) -> None:
         """Deletes the rows whose `column` is one of `values`."""
         for start in range(0, len(values), 500):
-            cond, params = self.view.in_list(column, list(values[start:start + 500]))
+            cond, params = self.view.in_list(column, list(values[start : start + 500]))
             self.execute(f"DELETE FROM {self.t(table)} WHERE {cond}", params)
 
 
-def _upsert_sql(target: str, source: str, columns: Sequence[str], key: Sequence[str],
-                mode: str) -> str:
+def _upsert_sql(
+    target: str, source: str, columns: Sequence[str], key: Sequence[str], mode: str
+) -> str:
     cols = ", ".join(columns)
     others = [c for c in columns if c not in key]
     if mode == "ignore" or not others:
@@ -227,17 +228,15 @@ class ProjectionView(TrackingRecorder, ABC):
         """A read-only transaction, for queries."""
 
     @abstractmethod
-    def _execute(self, cursor: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        ...
+    def _execute(self, cursor: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        ...
+    def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
     @abstractmethod
-    def _execute_tuples(self, cursor: Any, sql: str,
-                        params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        ...
+    def _execute_tuples(
+        self, cursor: Any, sql: str, params: Sequence[Any]
+    ) -> list[tuple[Any, ...]]: ...
 
     @abstractmethod
     def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -252,16 +251,13 @@ class ProjectionView(TrackingRecorder, ABC):
         """A stored timestamp as an aware datetime (UTC)."""
 
     @abstractmethod
-    def p_date(self, value: date | None) -> Any:
-        ...
+    def p_date(self, value: date | None) -> Any: ...
 
     @abstractmethod
-    def v_date(self, value: Any) -> date | None:
-        ...
+    def v_date(self, value: Any) -> date | None: ...
 
     @abstractmethod
-    def _create_view_tables(self) -> None:
-        ...
+    def _create_view_tables(self) -> None: ...
 
     # -- positions --------------------------------------------------------------------------
     def position(self) -> int | None:
@@ -290,8 +286,9 @@ class ProjectionView(TrackingRecorder, ABC):
                 )
             except Exception as error:
                 if is_lock_busy(error):  # another runner is in the middle of a page
-                    raise ViewBusyError(f"{self.name}: another runner holds its position") \
-                        from error
+                    raise ViewBusyError(
+                        f"{self.name}: another runner holds its position"
+                    ) from error
                 raise
             stored = rows[0]["notification_id"] if rows else None
             if stored != batch.after:
@@ -325,8 +322,9 @@ class ProjectionView(TrackingRecorder, ABC):
         ts = "TIMESTAMPTZ" if self.dialect == "postgres" else "TEXT"
         return tuple(s.replace("%(ts)s", ts) for s in q.DDL)
 
-    def _write_quarantine(self, cursor: Any, entries: Sequence[QuarantineEntry],
-                          resolve: Sequence[int]) -> None:
+    def _write_quarantine(
+        self, cursor: Any, entries: Sequence[QuarantineEntry], resolve: Sequence[int]
+    ) -> None:
         now = self.p_ts(datetime.now(timezone.utc))
         table = self.t(q.QUARANTINE_TABLE)
         if entries:
@@ -338,9 +336,25 @@ class ProjectionView(TrackingRecorder, ABC):
                 "error_class = excluded.error_class, message = excluded.message, "
                 "last_attempt = excluded.last_attempt, attempts = t.attempts + 1, "
                 "resolved_at = NULL",
-                [(self.name, e.position, e.originator_id, e.case_id, e.event_type, e.agency_id,
-                  e.reason, e.error_code, e.error_class, e.message, now, now, 1, None)
-                 for e in entries],
+                [
+                    (
+                        self.name,
+                        e.position,
+                        e.originator_id,
+                        e.case_id,
+                        e.event_type,
+                        e.agency_id,
+                        e.reason,
+                        e.error_code,
+                        e.error_class,
+                        e.message,
+                        now,
+                        now,
+                        1,
+                        None,
+                    )
+                    for e in entries
+                ],
             )
         if resolve:
             self._executemany(
@@ -353,8 +367,11 @@ class ProjectionView(TrackingRecorder, ABC):
     def held_keys(self) -> set[str]:
         """The cases (aggregate ids) with an unresolved quarantined event in this view."""
         with self.read() as tx:
-            rows = tx.rows(f"SELECT DISTINCT originator_id FROM {self.t(q.QUARANTINE_TABLE)} "
-                           "WHERE view_name = %s AND resolved_at IS NULL", (self.name,))
+            rows = tx.rows(
+                f"SELECT DISTINCT originator_id FROM {self.t(q.QUARANTINE_TABLE)} "
+                "WHERE view_name = %s AND resolved_at IS NULL",
+                (self.name,),
+            )
         return {r[0] for r in rows}
 
     def quarantine_counts(self) -> dict[str, int]:
@@ -364,20 +381,24 @@ class ProjectionView(TrackingRecorder, ABC):
             rows = tx.rows(
                 f"SELECT CASE WHEN resolved_at IS NULL THEN reason ELSE 'resolved' END, "
                 f"count(*) FROM {self.t(q.QUARANTINE_TABLE)} WHERE view_name = %s "
-                "GROUP BY 1", (self.name,))
+                "GROUP BY 1",
+                (self.name,),
+            )
         for reason, n in rows:
             out[reason] = int(n)
         return out
 
-    def quarantined(self, include_resolved: bool = False,
-                    limit: int = 1000) -> list[dict[str, Any]]:
+    def quarantined(
+        self, include_resolved: bool = False, limit: int = 1000
+    ) -> list[dict[str, Any]]:
         """This view's quarantine rows in log order (unresolved only unless asked)."""
         where = "" if include_resolved else " AND resolved_at IS NULL"
         with self.read() as tx:
             rows = tx.execute(
                 f"SELECT {', '.join(q.COLUMNS)} FROM {self.t(q.QUARANTINE_TABLE)} "
                 f"WHERE view_name = %s{where} ORDER BY position LIMIT %s",
-                (self.name, max(0, int(limit))))
+                (self.name, max(0, int(limit))),
+            )
         for row in rows:
             for name in ("first_seen", "last_attempt", "resolved_at"):
                 row[name] = self.v_ts(row[name])
@@ -400,15 +421,18 @@ class ProjectionView(TrackingRecorder, ABC):
     def clear_failure(self) -> None:
         """Forgets the kept error (the view applied a page again)."""
         with self._write() as cursor:
-            self._execute(cursor, f"DELETE FROM {self.t(q.HEALTH_TABLE)} WHERE view_name = %s",
-                          (self.name,))
+            self._execute(
+                cursor, f"DELETE FROM {self.t(q.HEALTH_TABLE)} WHERE view_name = %s", (self.name,)
+            )
 
     def last_failure(self) -> dict[str, Any] | None:
         """The error that stopped the view last, while it has not applied a page since."""
         with self.read() as tx:
             rows = tx.execute(
                 f"SELECT error_class, error_code, message, error_at, failures FROM "
-                f"{self.t(q.HEALTH_TABLE)} WHERE view_name = %s", (self.name,))
+                f"{self.t(q.HEALTH_TABLE)} WHERE view_name = %s",
+                (self.name,),
+            )
         if not rows:
             return None
         row = rows[0]
@@ -434,8 +458,9 @@ class ProjectionView(TrackingRecorder, ABC):
                 "WHERE view_name = %s AND resolved_at IS NULL",
                 (self.p_ts(datetime.now(timezone.utc)), self.name),
             )
-            self._execute(cursor, f"DELETE FROM {self.t(q.HEALTH_TABLE)} WHERE view_name = %s",
-                          (self.name,))
+            self._execute(
+                cursor, f"DELETE FROM {self.t(q.HEALTH_TABLE)} WHERE view_name = %s", (self.name,)
+            )
         self._create_view_tables()
 
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
@@ -487,8 +512,7 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
                 cursor.execute(statement.replace("{schema}", f'"{self._schema}".'))
 
     _INDEX_DDL = re.compile(r"CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+)")
-    _COLUMN_DDL = re.compile(
-        r"ALTER TABLE \{schema\}(\w+) ADD COLUMN IF NOT EXISTS (\w+)")
+    _COLUMN_DDL = re.compile(r"ALTER TABLE \{schema\}(\w+) ADD COLUMN IF NOT EXISTS (\w+)")
 
     def _already_done(self, cursor: Any, statement: str) -> bool:
         """Whether an index or added column of the DDL exists already: then the statement is
@@ -496,8 +520,10 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
         for (and time out behind) another worker's open page (issue 19)."""
         index = self._INDEX_DDL.match(statement)
         if index is not None:
-            cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS found",
-                           (f'"{self._schema}".{index.group(1)}',))
+            cursor.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AS found",
+                (f'"{self._schema}".{index.group(1)}',),
+            )
             row = cursor.fetchone()
             return bool(row["found"] if isinstance(row, dict) else row[0])
         column = self._COLUMN_DDL.match(statement)
@@ -505,7 +531,8 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
             cursor.execute(
                 "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
                 "AND table_name = %s AND column_name = %s",
-                (self._schema, column.group(1), column.group(2)))
+                (self._schema, column.group(1), column.group(2)),
+            )
             return cursor.fetchone() is not None
         return False
 
@@ -516,8 +543,7 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Tx]:
-        with self.datastore.get_connection() as conn, conn.transaction(), \
-                conn.cursor() as cursor:
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield Tx(self, cursor)
 
@@ -525,8 +551,9 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
         cursor.execute(sql, tuple(params) if params else None)
         return list(cursor.fetchall()) if cursor.description else []
 
-    def _execute_tuples(self, cursor: Any, sql: str,
-                        params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def _execute_tuples(
+        self, cursor: Any, sql: str, params: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
         with cursor.connection.cursor(row_factory=tuple_row) as tuples:
             tuples.execute(sql, tuple(params) if params else None)
             return tuples.fetchall() if tuples.description else []
@@ -534,27 +561,37 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
     def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         cursor.executemany(sql, rows)
 
-    def _insert(self, cursor: Any, table: str, columns: Sequence[str],
-                rows: Sequence[Sequence[Any]]) -> None:
+    def _insert(
+        self, cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
         with cursor.copy(f"COPY {self.t(table)} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
 
-    def _upsert(self, cursor: Any, table: str, columns: Sequence[str],
-                rows: Sequence[Sequence[Any]], key: Sequence[str], mode: str) -> None:
+    def _upsert(
+        self,
+        cursor: Any,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Sequence[str],
+        mode: str,
+    ) -> None:
         if len(rows) < 20:
             values = f"VALUES ({', '.join('%s' for _ in columns)})"
             cursor.executemany(_upsert_sql(self.t(table), values, columns, key, mode), rows)
             return
         stage = f"_stage_{table}"
-        cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" '
-                       f"(LIKE {self.t(table)}) ON COMMIT DROP")
+        cursor.execute(
+            f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE {self.t(table)}) ON COMMIT DROP'
+        )
         cols = ", ".join(columns)
         with cursor.copy(f'COPY "{stage}" ({cols}) FROM STDIN') as copy:
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(_upsert_sql(self.t(table), f'SELECT {cols} FROM "{stage}"', columns,
-                                   key, mode))
+        cursor.execute(
+            _upsert_sql(self.t(table), f'SELECT {cols} FROM "{stage}"', columns, key, mode)
+        )
         cursor.execute(f'DROP TABLE "{stage}"')
 
     def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -608,14 +645,16 @@ class SQLiteProjectionView(ProjectionView, SQLiteTrackingRecorder):
     def create_table(self) -> None:
         with self._write() as cursor:
             exists = self._execute(
-                cursor, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=%s",
+                cursor,
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=%s",
                 (self.tracking_table,),
             )
             for statement in self.create_table_statements:
                 cursor.execute(statement)
             if not exists:
-                self._execute(cursor, f"INSERT INTO {self.tracking_table} VALUES (%s, 1)",
-                              (MIGRATION_ROW,))
+                self._execute(
+                    cursor, f"INSERT INTO {self.tracking_table} VALUES (%s, 1)", (MIGRATION_ROW,)
+                )
 
     def _create_view_tables(self) -> None:
         with self._write() as cursor:
@@ -661,21 +700,33 @@ class SQLiteProjectionView(ProjectionView, SQLiteTrackingRecorder):
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    def _execute_tuples(self, cursor: Any, sql: str,
-                        params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def _execute_tuples(
+        self, cursor: Any, sql: str, params: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
         cursor.execute(self._sql(sql), tuple(params))
         return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
 
     def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         cursor.executemany(self._sql(sql), rows)
 
-    def _insert(self, cursor: Any, table: str, columns: Sequence[str],
-                rows: Sequence[Sequence[Any]]) -> None:
-        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                           f"({', '.join('?' for _ in columns)})", rows)
+    def _insert(
+        self, cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        cursor.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+            f"({', '.join('?' for _ in columns)})",
+            rows,
+        )
 
-    def _upsert(self, cursor: Any, table: str, columns: Sequence[str],
-                rows: Sequence[Sequence[Any]], key: Sequence[str], mode: str) -> None:
+    def _upsert(
+        self,
+        cursor: Any,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Sequence[str],
+        mode: str,
+    ) -> None:
         values = f"VALUES ({', '.join('?' for _ in columns)})"
         cursor.executemany(_upsert_sql(table, values, columns, key, mode), rows)
 
@@ -727,16 +778,23 @@ def ddl_for(store: str, tables: Sequence[str]) -> tuple[str, ...]:
     return tuple(statements)
 
 
-def store_views(view: type[ProjectionView], tables: Sequence[str]
-                ) -> dict[str, type[ProjectionView]]:
+def store_views(
+    view: type[ProjectionView], tables: Sequence[str]
+) -> dict[str, type[ProjectionView]]:
     """A projection's `views`: its view class once per store (`PostgresXView`, `SQLiteXView`),
     each creating `tables` with that store's column types."""
     made: dict[str, type[ProjectionView]] = {}
     for store, (prefix, base) in _STORE_BASES.items():
         name = prefix + view.__name__
-        made[store] = type(name, (view, base), {
-            "DDL": ddl_for(store, tables), "__module__": view.__module__, "__qualname__": name,
-        })
+        made[store] = type(
+            name,
+            (view, base),
+            {
+                "DDL": ddl_for(store, tables),
+                "__module__": view.__module__,
+                "__qualname__": name,
+            },
+        )
     return made
 
 
@@ -767,8 +825,7 @@ class Projection(LibraryProjection[TView], Generic[TView]):
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:  # type: ignore[override]
         """The library's one-event entry point (stock `ProjectionRunner`): a batch of one."""
         after = self.view.position()
-        item = Item(tracking.notification_id, type(domain_event).TOPIC, domain_event,
-                    None)  # type: ignore[arg-type]
+        item = Item(tracking.notification_id, type(domain_event).TOPIC, domain_event, None)  # type: ignore[arg-type]
         self.process_batch(Batch(after, [item], tracking))
 
     def wants(self, topic: str) -> bool:
@@ -841,9 +898,9 @@ class SQLiteLogReader(LogReader):
 
     def read(self, after: int, limit: int) -> Page:
         recorder = self.app.recorder
-        notifications = list(recorder.select_notifications(
-            start=after, limit=limit, inclusive_of_start=False
-        ))
+        notifications = list(
+            recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        )
         return Page(notifications, recorder.max_notification_id() or 0)
 
 
@@ -893,9 +950,19 @@ class PostgresLogReader(LogReader):
                 else:
                     cut = _gap_at(after, [r[0] for r in rows])
                     rows = rows[:cut]
-        return Page([Notification(id=nid, originator_id=originator_id, originator_version=version,
-                                  topic=topic, state=bytes(state))
-                     for nid, originator_id, version, topic, state in rows], head)
+        return Page(
+            [
+                Notification(
+                    id=nid,
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=bytes(state),
+                )
+                for nid, originator_id, version, topic, state in rows
+            ],
+            head,
+        )
 
     def _wait_for_writers(self, conn: Any) -> bool:
         """Waits until no insert is in flight (a SHARE lock, released at once)."""
@@ -925,7 +992,7 @@ def _gap_at(after: int, ids: Sequence[int]) -> int | None:
 
 
 def _holds_float(value: Any) -> bool:
-    for item in (value.values() if type(value) is dict else value):
+    for item in value.values() if type(value) is dict else value:
         kind = type(item)
         if kind is float or ((kind is dict or kind is list) and _holds_float(item)):
             return True
@@ -1064,8 +1131,11 @@ class LogFollower:
         size = batch_size or self.batch_size
         now = time.monotonic()
         only = self.only
-        active = [s for s in self.states if s.busy_until <= now
-                  and (only is None or s.projection.name in only)]
+        active = [
+            s
+            for s in self.states
+            if s.busy_until <= now and (only is None or s.projection.name in only)
+        ]
         if not active:  # every view is another runner's for now
             return PageResult(0, None)
         low = min((s.position or 0 for s in active), default=0)
@@ -1087,8 +1157,7 @@ class LogFollower:
                 items = everything
             else:
                 items = [i for i in everything if i.position > after and wants(i.topic)]
-            work.append((state, Batch(state.position, items, Tracking(self.app.name, end),
-                                      more)))
+            work.append((state, Batch(state.position, items, Tracking(self.app.name, end), more)))
         if len(work) == 1:
             outcomes = [self._apply(*work[0])]
         else:
@@ -1115,8 +1184,12 @@ class LogFollower:
                     raise ViewBusyError(f"{projection.name}: {error}") from error
                 if projection.quarantine_scope == "none" or not q.is_event_error(error):
                     raise
-                log.warning("%s: page after %s failed (%r); isolating the event(s) at fault",
-                            projection.name, batch.after, error)
+                log.warning(
+                    "%s: page after %s failed (%r); isolating the event(s) at fault",
+                    projection.name,
+                    batch.after,
+                    error,
+                )
                 self._isolate(state, batch)
         except PositionMismatchError as error:
             projection.forget()
@@ -1144,9 +1217,14 @@ class LogFollower:
         return None
 
     @staticmethod
-    def _holding(state: ProjectionState, batch: Batch, items: Sequence[Item],
-                 after: int | None | type = ..., end: int | None = None,
-                 more_entries: Sequence[QuarantineEntry] = ()) -> Batch:
+    def _holding(
+        state: ProjectionState,
+        batch: Batch,
+        items: Sequence[Item],
+        after: int | None | type = ...,
+        end: int | None = None,
+        more_entries: Sequence[QuarantineEntry] = (),
+    ) -> Batch:
         """`items` as a batch, without (but recording as held) those of held cases."""
         kept: Sequence[Item] = items
         entries: list[QuarantineEntry] = []
@@ -1157,11 +1235,15 @@ class LogFollower:
                     entries.append(QuarantineEntry.of(item, q.HELD))
                 else:
                     kept.append(item)
-        tracking = batch.tracking if end is None else Tracking(batch.tracking.application_name,
-                                                               end)
+        tracking = batch.tracking if end is None else Tracking(batch.tracking.application_name, end)
         start = batch.after if after is ... else after
-        return Batch(start, kept, tracking, batch.more,  # type: ignore[arg-type]
-                     quarantine=(*entries, *more_entries))
+        return Batch(
+            start,
+            kept,
+            tracking,
+            batch.more,  # type: ignore[arg-type]
+            quarantine=(*entries, *more_entries),
+        )
 
     def _isolate(self, state: ProjectionState, batch: Batch) -> None:
         """Applies the page in halves, down to single events; quarantines each event that
@@ -1187,10 +1269,15 @@ class LogFollower:
                     if failures > q.PAGE_LIMIT:
                         raise
                     entry = QuarantineEntry.of(kept[0], q.FAILED, error)
-                    projection.process_batch(self._holding(state, batch, [], after, end,
-                                                           (*sub.quarantine, entry)))
-                    log.warning("%s: event at position %s quarantined: %s", projection.name,
-                                entry.position, entry.message)
+                    projection.process_batch(
+                        self._holding(state, batch, [], after, end, (*sub.quarantine, entry))
+                    )
+                    log.warning(
+                        "%s: event at position %s quarantined: %s",
+                        projection.name,
+                        entry.position,
+                        entry.message,
+                    )
                     state.quarantined_events += 1
                     if projection.quarantine_scope == "case":
                         state.held.add(entry.originator_id)
@@ -1241,8 +1328,9 @@ class LogFollower:
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=len(self.states) + 1,
-                                                thread_name_prefix="projection")
+            self._executor = ThreadPoolExecutor(
+                max_workers=len(self.states) + 1, thread_name_prefix="projection"
+            )
         return self._executor
 
     def close(self) -> None:
@@ -1312,16 +1400,22 @@ class ProjectionStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "position": self.position,
-            "max_notification_id": self.max_notification_id, "lag": self.lag,
-            "running": self.running, "error": self.error,
+            "name": self.name,
+            "position": self.position,
+            "max_notification_id": self.max_notification_id,
+            "lag": self.lag,
+            "running": self.running,
+            "error": self.error,
             "applied_events": self.applied_events,
             "last_batch_at": self.last_batch_at.isoformat() if self.last_batch_at else None,
-            "connection": self.connection, "last_error": self.last_error,
+            "connection": self.connection,
+            "last_error": self.last_error,
             "log_head": self.log_head,
             "error_at": self.error_at.isoformat() if self.error_at else None,
             "error_code": self.error_code,
-            "quarantined": self.quarantined, "held": self.held, "resolved": self.resolved,
+            "quarantined": self.quarantined,
+            "held": self.held,
+            "resolved": self.resolved,
             "excluded_events": self.excluded,
         }
 
@@ -1341,7 +1435,8 @@ class BackgroundRunner:
     pause: float = 0.0
     error: BaseException | None = None
     watch: ConnectionWatch = field(
-        default_factory=lambda: ConnectionWatch("projection runner", logger=log))
+        default_factory=lambda: ConnectionWatch("projection runner", logger=log)
+    )
     _stop: threading.Event = field(default_factory=threading.Event)
     _wake: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None

@@ -28,19 +28,24 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 DDL = (
-    ("CREATE TABLE IF NOT EXISTS {schema}projection_workers ("
-     " worker_id TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL)"),
-    ("CREATE TABLE IF NOT EXISTS {schema}projection_leases ("
-     " view_name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL,"
-     " token BIGINT NOT NULL DEFAULT 1)"),
+    (
+        "CREATE TABLE IF NOT EXISTS {schema}projection_workers ("
+        " worker_id TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL)"
+    ),
+    (
+        "CREATE TABLE IF NOT EXISTS {schema}projection_leases ("
+        " view_name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL,"
+        " token BIGINT NOT NULL DEFAULT 1)"
+    ),
 )
 
 
 class ViewLeases:
     """One worker's leases on the views it applies."""
 
-    def __init__(self, datastore: Any, views: Sequence[str], name: str,
-                 seconds: float = 10.0) -> None:
+    def __init__(
+        self, datastore: Any, views: Sequence[str], name: str, seconds: float = 10.0
+    ) -> None:
         self.datastore = datastore
         self.views = sorted(views)
         self.seconds = float(seconds)
@@ -60,23 +65,28 @@ class ViewLeases:
             cursor.execute(
                 f"INSERT INTO {self.workers} (worker_id, expires_at) VALUES "
                 "(%s, now() + %s::interval) ON CONFLICT (worker_id) DO UPDATE SET "
-                "expires_at = excluded.expires_at", (self.worker_id, ttl))
-            cursor.execute(f"DELETE FROM {self.workers} WHERE expires_at < now() - "
-                           "%s::interval", (ttl,))
+                "expires_at = excluded.expires_at",
+                (self.worker_id, ttl),
+            )
+            cursor.execute(
+                f"DELETE FROM {self.workers} WHERE expires_at < now() - %s::interval", (ttl,)
+            )
             cursor.execute(f"SELECT count(*) AS n FROM {self.workers} WHERE expires_at > now()")
             live = max(1, int(cursor.fetchone()["n"]))
             share = math.ceil(len(self.views) / live)
             cursor.execute(
                 f"UPDATE {self.leases} SET expires_at = now() + %s::interval "
                 "WHERE holder = %s AND expires_at > now() RETURNING view_name",
-                (ttl, self.worker_id))
-            mine = sorted(r["view_name"] for r in cursor.fetchall()
-                          if r["view_name"] in self.views)
+                (ttl, self.worker_id),
+            )
+            mine = sorted(r["view_name"] for r in cursor.fetchall() if r["view_name"] in self.views)
             if len(mine) > share:  # another worker joined: hand the rest over
                 extra = mine[share:]
-                cursor.execute(f"UPDATE {self.leases} SET expires_at = now() "
-                               "WHERE holder = %s AND view_name = ANY(%s)",
-                               (self.worker_id, extra))
+                cursor.execute(
+                    f"UPDATE {self.leases} SET expires_at = now() "
+                    "WHERE holder = %s AND view_name = ANY(%s)",
+                    (self.worker_id, extra),
+                )
                 mine = mine[:share]
             # claim free or expired views, starting at a point of our own (spreads claims)
             start = int(self.worker_id.encode().hex()[-6:], 16) % max(1, len(self.views))
@@ -90,7 +100,8 @@ class ViewLeases:
                     "(%s, %s, now() + %s::interval) ON CONFLICT (view_name) DO UPDATE SET "
                     "holder = excluded.holder, expires_at = excluded.expires_at, "
                     "token = t.token + 1 WHERE t.expires_at <= now() RETURNING view_name",
-                    (view, self.worker_id, ttl))
+                    (view, self.worker_id, ttl),
+                )
                 if cursor.fetchone() is not None:
                     mine.append(view)
         if set(mine) != self.held:
@@ -102,10 +113,13 @@ class ViewLeases:
         """Gives every lease back at once (a clean stop: the others take them now)."""
         try:
             with self.datastore.transaction(commit=True) as cursor:
-                cursor.execute(f"UPDATE {self.leases} SET expires_at = now() WHERE holder = %s",
-                               (self.worker_id,))
-                cursor.execute(f"DELETE FROM {self.workers} WHERE worker_id = %s",
-                               (self.worker_id,))
+                cursor.execute(
+                    f"UPDATE {self.leases} SET expires_at = now() WHERE holder = %s",
+                    (self.worker_id,),
+                )
+                cursor.execute(
+                    f"DELETE FROM {self.workers} WHERE worker_id = %s", (self.worker_id,)
+                )
         except Exception:  # noqa: BLE001 - the store may be down: the leases expire anyway
             log.warning("could not release the projection leases", exc_info=True)
         self.held = set()

@@ -49,9 +49,22 @@ DDL = (
     " error_at %(ts)s, failures INTEGER NOT NULL)",
 )
 
-COLUMNS = ("view_name", "position", "originator_id", "case_id", "event_type", "agency_id",
-           "reason", "error_code", "error_class", "message", "first_seen", "last_attempt",
-           "attempts", "resolved_at")
+COLUMNS = (
+    "view_name",
+    "position",
+    "originator_id",
+    "case_id",
+    "event_type",
+    "agency_id",
+    "reason",
+    "error_code",
+    "error_class",
+    "message",
+    "first_seen",
+    "last_attempt",
+    "attempts",
+    "resolved_at",
+)
 
 
 @dataclass(frozen=True)
@@ -78,7 +91,10 @@ class QuarantineEntry:
             case_id=getattr(event, "case_id", None),
             event_type=getattr(event, "WIRE_TYPE", None) or item.topic,
             agency_id=getattr(event, "agency_id", None),
-            reason=reason, error_code=code, error_class=name, message=message,
+            reason=reason,
+            error_code=code,
+            error_class=name,
+            message=message,
         )
 
 
@@ -112,8 +128,10 @@ def _is_driver_error(error: BaseException, *names: str) -> bool:
     """Whether `error` is (a subclass of) one of the drivers' or the library's exception classes
     of these names. Matched by class name and module along its MRO, so that this module needs
     no import of the PostgreSQL driver (only infra/ and the view base class import it)."""
-    return any(cls.__name__ in names and cls.__module__.split(".")[0] in _DRIVER_MODULES
-               for cls in type(error).__mro__)
+    return any(
+        cls.__name__ in names and cls.__module__.split(".")[0] in _DRIVER_MODULES
+        for cls in type(error).__mro__
+    )
 
 
 def is_transient(error: BaseException) -> bool:
@@ -126,16 +144,23 @@ def is_transient(error: BaseException) -> bool:
     if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit, ...
         return True
     return _is_driver_error(error, "OperationalError", "InterfaceError") or isinstance(
-        error, (ConnectionError, TimeoutError, PositionMismatchError, ConnectionNotFromPoolError,
-                ConnectionPoolClosedError))
+        error,
+        (
+            ConnectionError,
+            TimeoutError,
+            PositionMismatchError,
+            ConnectionNotFromPoolError,
+            ConnectionPoolClosedError,
+        ),
+    )
 
 
 def is_systemic(error: BaseException) -> bool:
     """The view itself is broken (bad SQL, a missing table, an internal error): every event
     would fail, so none is quarantined."""
-    return _is_driver_error(error, "ProgrammingError", "InternalError",
-                            "NotSupportedError") or isinstance(
-        error, (MemoryError, RecursionError, NotImplementedError))
+    return _is_driver_error(
+        error, "ProgrammingError", "InternalError", "NotSupportedError"
+    ) or isinstance(error, (MemoryError, RecursionError, NotImplementedError))
 
 
 def is_event_error(error: BaseException) -> bool:

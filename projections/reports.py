@@ -52,14 +52,26 @@ EVENT_HEADINGS_VI = {
 }
 EVENT_COLUMNS = tuple(EVENT_HEADINGS_VI)
 STATUS_HEADINGS_VI = {
-    "met": "Đúng hạn", "missed": "Quá hạn", "running": "Đang trong hạn",
+    "met": "Đúng hạn",
+    "missed": "Quá hạn",
+    "running": "Đang trong hạn",
     "cancelled": "Không còn phải thực hiện",
 }
 CHART_EVENTS = {
-    "legal_aid_centre": ("REQUEST_ACCEPTED", "REQUEST_REFUSED", "AID_ASSIGNED",
-                         "PROVIDER_CHANGED", "CASE_CLOSED"),
-    "_procedural": ("NOTIFICATION_ISSUED", "AID_REQUESTED", "REQUEST_TRANSFERRED",
-                    "APPOINTMENT_REQUESTED", "COUNSEL_REGISTERED"),
+    "legal_aid_centre": (
+        "REQUEST_ACCEPTED",
+        "REQUEST_REFUSED",
+        "AID_ASSIGNED",
+        "PROVIDER_CHANGED",
+        "CASE_CLOSED",
+    ),
+    "_procedural": (
+        "NOTIFICATION_ISSUED",
+        "AID_REQUESTED",
+        "REQUEST_TRANSFERRED",
+        "APPOINTMENT_REQUESTED",
+        "COUNSEL_REGISTERED",
+    ),
 }
 CONTACT_TYPE = "PROCEDURAL_CONTACT"
 CONTACTS_CHART = "notified"  # the chart of rule C2's figures per agency
@@ -72,8 +84,15 @@ CONTACT_HEADINGS_VI = {
     "never": "Chưa bao giờ được thông báo, đã quá hạn",
     "cancelled": "Không áp dụng (xác định không thuộc diện)",
 }
-KIND_ORDER = ("police", "procuracy", "court", "detention_facility", "legal_aid_centre",
-              "justice_department", "council")
+KIND_ORDER = (
+    "police",
+    "procuracy",
+    "court",
+    "detention_facility",
+    "legal_aid_centre",
+    "justice_department",
+    "council",
+)
 
 
 def period_dates(year: int, period: str) -> tuple[date, date]:
@@ -85,8 +104,9 @@ def period_dates(year: int, period: str) -> tuple[date, date]:
     raise ValueError(f"period must be one of {PERIODS}, not {period!r}")
 
 
-def report_due_date(deadlines: dict[str, Any], province: str, year: int,
-                    period: str) -> tuple[date, str] | None:
+def report_due_date(
+    deadlines: dict[str, Any], province: str, year: int, period: str
+) -> tuple[date, str] | None:
     """(due date, source) of the report of `province` for a statutory period of `year`, from
     the per-province table (`infra/reference_data/report_deadlines.json`: a provincial
     council's plan, e.g. Lạng Sơn's 10/11 and 10/01; JC 10/2018 Art. 20(5) sets only the
@@ -100,8 +120,10 @@ def report_due_date(deadlines: dict[str, Any], province: str, year: int,
     try:
         when = date(year + int(due.get("year_offset", 0)), int(due["month"]), int(due["day"]))
     except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"report deadlines, province {province}, period {period}: "
-                         f"needs month, day and year_offset ({error})") from None
+        raise ValueError(
+            f"report deadlines, province {province}, period {period}: "
+            f"needs month, day and year_offset ({error})"
+        ) from None
     return when, str(entry.get("source", ""))
 
 
@@ -219,8 +241,13 @@ def delay_percentile(delays: Sequence[float], fraction: float) -> float | None:
     return round(value, 2)
 
 
-def held_counts(projections: Any, agency_ids: Sequence[str], start: date, end: date,
-                max_position: int | None = None) -> dict[str, int]:
+def held_counts(
+    projections: Any,
+    agency_ids: Sequence[str],
+    start: date,
+    end: date,
+    max_position: int | None = None,
+) -> dict[str, int]:
     """Held events per agency (issue 13 item 2: events accepted and held until their
     predecessor arrives). HOOK: no event is held yet, so every agency has 0; once held events
     exist, count here those each agency posted that occurred in the period and are still held
@@ -228,9 +255,14 @@ def held_counts(projections: Any, agency_ids: Sequence[str], start: date, end: d
     return {}
 
 
-def timeliness_figures(projections: Any, agencies: Sequence[tuple[str, str]], start: date,
-                       end: date, late_hours: float = LATE_ENTRY_HOURS,
-                       max_position: int | None = None) -> list[TimelinessRow]:
+def timeliness_figures(
+    projections: Any,
+    agencies: Sequence[tuple[str, str]],
+    start: date,
+    end: date,
+    late_hours: float = LATE_ENTRY_HOURS,
+    max_position: int | None = None,
+) -> list[TimelinessRow]:
     """One TimelinessRow per (agency id, name) in `agencies`, from the audit trail (both
     clocks of every event; see docs/projections.md), counting the events that occurred on
     the days `start`..`end` (Vietnam-local) and were recorded at positions <= `max_position`
@@ -257,11 +289,17 @@ def timeliness_figures(projections: Any, agencies: Sequence[tuple[str, str]], st
         delays[row.agency_id].append(hours)
         if hours > late_hours:
             row.late += 1
-            row.late_events.append({
-                "case_id": entry["case_id"], "version": entry["version"],
-                "type": entry["type"], "position": entry["position"],
-                "occurred_at": entry["occurred_at"], "recorded_at": entry["recorded_at"],
-                "delay_hours": round(hours, 2)})
+            row.late_events.append(
+                {
+                    "case_id": entry["case_id"],
+                    "version": entry["version"],
+                    "type": entry["type"],
+                    "position": entry["position"],
+                    "occurred_at": entry["occurred_at"],
+                    "recorded_at": entry["recorded_at"],
+                    "delay_hours": round(hours, 2),
+                }
+            )
             if entry["case_id"] not in row.late_cases:
                 row.late_cases.append(entry["case_id"])
     for agency_id, n in held_counts(projections, ids, start, end, max_position).items():
@@ -305,8 +343,11 @@ class Report:
     def due_vi(self) -> str:
         if self.due is None:
             return "Không có trong dữ liệu (theo kế hoạch của Hội đồng tỉnh)"
-        return f"{self.due:%d/%m/%Y} ({self.due_source})" if self.due_source else \
-            f"{self.due:%d/%m/%Y}"
+        return (
+            f"{self.due:%d/%m/%Y} ({self.due_source})"
+            if self.due_source
+            else f"{self.due:%d/%m/%Y}"
+        )
 
     # what the figures leave out: events a view could not apply (quarantined, issue 12)
     warnings: list[dict[str, Any]] = field(default_factory=list)
@@ -318,16 +359,20 @@ class Report:
     @property
     def late_entry_vi(self) -> str:
         """How the timeliness table counts (printed on the cover)."""
-        return (f"Sự kiện được ghi vào sổ sau khi xảy ra hơn {self.late_entry_hours:g} giờ; "
-                "thời gian ghi nhận = thời điểm ghi vào sổ − thời điểm xảy ra")
+        return (
+            f"Sự kiện được ghi vào sổ sau khi xảy ra hơn {self.late_entry_hours:g} giờ; "
+            "thời gian ghi nhận = thời điểm ghi vào sổ − thời điểm xảy ra"
+        )
 
     @property
     def checkpoint_vi(self) -> str:
         """One line naming the checkpoint, printed on every output of the report."""
         if self.checkpoint is None:
             return "Chưa gắn với điểm kiểm (checkpoint) của sổ"
-        return (f"Điểm kiểm của sổ: {self.checkpoint['size']} sự kiện, gốc cây "
-                f"{self.checkpoint['root']}")
+        return (
+            f"Điểm kiểm của sổ: {self.checkpoint['size']} sự kiện, gốc cây "
+            f"{self.checkpoint['root']}"
+        )
 
     @property
     def period_vi(self) -> str:
@@ -359,45 +404,88 @@ def build_report(
     projections = container.projections
     settings = getattr(container, "settings", None)
     late_hours = float(getattr(settings, "late_entry_hours", LATE_ENTRY_HOURS))
-    agencies, compliance, contacts = report_figures(reference, container.rules, projections,
-                                                    province, start, end, now)
+    agencies, compliance, contacts = report_figures(
+        reference, container.rules, projections, province, start, end, now
+    )
     period = statutory_period(start, end)
-    due = (report_due_date(container.report_deadlines(), province, start.year, period)
-           if period else None)
+    due = (
+        report_due_date(container.report_deadlines(), province, start.year, period)
+        if period
+        else None
+    )
 
     positions = projections.positions()
     report_position = min(positions.get(name, 0) or 0 for name in ("agency_counts", "compliance"))
     checkpoint = None
     if report_position > 0:
         size, root, note = container.checkpoint_for_position(report_position)
-        checkpoint = {"size": size, "root": base64.b64encode(root).decode(), "note": note,
-                      "position": report_position}
+        checkpoint = {
+            "size": size,
+            "root": base64.b64encode(root).decode(),
+            "note": note,
+            "position": report_position,
+        }
     return Report(
-        province=province, province_name_vi=reference.provinces[province].name_vi,
-        start=start, end=end, generated_at=generated, judged_at=now,
+        province=province,
+        province_name_vi=reference.provinces[province].name_vi,
+        start=start,
+        end=end,
+        generated_at=generated,
+        judged_at=now,
         reference_versions=container.reference_versions(),
-        positions=positions, agencies=agencies, compliance=compliance,
-        overdue=projections.compliance.overdue(province, now=now), checkpoint=checkpoint,
-        due=due[0] if due else None, due_source=due[1] if due else "",
+        positions=positions,
+        agencies=agencies,
+        compliance=compliance,
+        overdue=projections.compliance.overdue(province, now=now),
+        checkpoint=checkpoint,
+        due=due[0] if due else None,
+        due_source=due[1] if due else "",
         warnings=quarantine_warnings(projections, REPORT_VIEWS),
         contacts=contacts,
-        timeliness=(report_timeliness(projections, agencies, start, end, late_hours,
-                                      checkpoint["position"] if checkpoint else None)
-                    if "audit_trail" in projections else None),
+        timeliness=(
+            report_timeliness(
+                projections,
+                agencies,
+                start,
+                end,
+                late_hours,
+                checkpoint["position"] if checkpoint else None,
+            )
+            if "audit_trail" in projections
+            else None
+        ),
         late_entry_hours=late_hours,
     )
 
 
-def report_timeliness(projections: Any, agencies: Sequence[AgencyRow], start: date, end: date,
-                      late_hours: float, max_position: int | None) -> list[TimelinessRow]:
+def report_timeliness(
+    projections: Any,
+    agencies: Sequence[AgencyRow],
+    start: date,
+    end: date,
+    late_hours: float,
+    max_position: int | None,
+) -> list[TimelinessRow]:
     """The timeliness table of a report: one row per agency of its agency table."""
-    return timeliness_figures(projections, [(a.agency_id, a.name_vi) for a in agencies],
-                              start, end, late_hours, max_position)
+    return timeliness_figures(
+        projections,
+        [(a.agency_id, a.name_vi) for a in agencies],
+        start,
+        end,
+        late_hours,
+        max_position,
+    )
 
 
-def report_figures(reference: Any, rules_table: Any, projections: Any, province: str,
-                   start: date, end: date, now: datetime,
-                   ) -> tuple[list[AgencyRow], list[ComplianceRow], list[ContactRow]]:
+def report_figures(
+    reference: Any,
+    rules_table: Any,
+    projections: Any,
+    province: str,
+    start: date,
+    end: date,
+    now: datetime,
+) -> tuple[list[AgencyRow], list[ComplianceRow], list[ContactRow]]:
     """The report's figures from `projections` (the live views, or a replay of a log prefix:
     infra/published_reports.py): the agency table, the compliance table, rule C2."""
     table = projections.agency_counts.agency_table(province, start, end)
@@ -405,31 +493,48 @@ def report_figures(reference: Any, rules_table: Any, projections: Any, province:
     for agency in reference.agencies_in(province):
         counts = table.pop(agency.agency_id, {})
         active = (agency.validity.valid_from is None or agency.validity.valid_from <= end) and (
-            agency.validity.valid_to is None or agency.validity.valid_to > start)
+            agency.validity.valid_to is None or agency.validity.valid_to > start
+        )
         if counts or (active and agency.kind not in ("council", "justice_department")):
-            agencies.append(AgencyRow(agency.agency_id, agency.name_vi, agency.kind,
-                                      agency.level, counts))
+            agencies.append(
+                AgencyRow(agency.agency_id, agency.name_vi, agency.kind, agency.level, counts)
+            )
     for agency_id, counts in table.items():  # recorded here but registered elsewhere
         agency = reference.agencies.get(agency_id)
-        agencies.append(AgencyRow(agency_id, agency.name_vi if agency else agency_id,
-                                  agency.kind if agency else "", agency.level if agency else "",
-                                  counts))
-    agencies.sort(key=lambda a: (KIND_ORDER.index(a.kind) if a.kind in KIND_ORDER else 99,
-                                 a.agency_id))
+        agencies.append(
+            AgencyRow(
+                agency_id,
+                agency.name_vi if agency else agency_id,
+                agency.kind if agency else "",
+                agency.level if agency else "",
+                counts,
+            )
+        )
+    agencies.sort(
+        key=lambda a: (KIND_ORDER.index(a.kind) if a.kind in KIND_ORDER else 99, a.agency_id)
+    )
     rules = {rule.rule_id: rule for rule in rules_table}
     compliance = []
     for group in projections.compliance.summary(province, start, end, now=now):
         rule = rules.get(group["rule_id"])
         agency = reference.agencies.get(group["responsible_agency_id"] or "")
-        compliance.append(ComplianceRow(
-            rule_id=group["rule_id"], title_vi=rule.title_vi if rule else group["rule_id"],
-            agency_id=group["responsible_agency_id"],
-            agency_name_vi=agency.name_vi if agency else "(chưa xác định)",
-            met=group["met"], missed=group["missed"], running=group["running"],
-            cancelled=group["cancelled"], legal_basis=rule.legal_basis if rule else "",
-            cases=group["cases"], late=group.get("late", 0), never=group.get("never", 0),
-            missed_cases=group.get("missed_cases", {}),
-        ))
+        compliance.append(
+            ComplianceRow(
+                rule_id=group["rule_id"],
+                title_vi=rule.title_vi if rule else group["rule_id"],
+                agency_id=group["responsible_agency_id"],
+                agency_name_vi=agency.name_vi if agency else "(chưa xác định)",
+                met=group["met"],
+                missed=group["missed"],
+                running=group["running"],
+                cancelled=group["cancelled"],
+                legal_basis=rule.legal_basis if rule else "",
+                cases=group["cases"],
+                late=group.get("late", 0),
+                never=group.get("never", 0),
+                missed_cases=group.get("missed_cases", {}),
+            )
+        )
     contacts = contact_figures(agencies, compliance, rules.values(), reference)
     return agencies, compliance, contacts
 
@@ -444,26 +549,32 @@ def quarantine_warnings(projections: Any, names: Sequence[str]) -> list[dict[str
     excluded = projections.excluded_events([n for n in names if n in projections])
     for name, count in excluded.items():
         if count:
-            out.append({
-                "code": "QUARANTINED_EVENTS_EXCLUDED", "view": name, "count": count,
-                "message": f"Số liệu của bảng «{name}» chưa tính {count} sự kiện bị cách ly "
-                           "(không áp dụng được); xem /v1/projections/quarantine",
-                "message_en": f"the figures of view '{name}' exclude {count} quarantined "
-                              "events (not applied); see /v1/projections/quarantine",
-            })
+            out.append(
+                {
+                    "code": "QUARANTINED_EVENTS_EXCLUDED",
+                    "view": name,
+                    "count": count,
+                    "message": f"Số liệu của bảng «{name}» chưa tính {count} sự kiện bị cách ly "
+                    "(không áp dụng được); xem /v1/projections/quarantine",
+                    "message_en": f"the figures of view '{name}' exclude {count} quarantined "
+                    "events (not applied); see /v1/projections/quarantine",
+                }
+            )
     return out
 
 
-def contact_figures(agencies: Sequence[AgencyRow], compliance: Sequence[ComplianceRow],
-                    rules: Any, reference: Any) -> list[ContactRow]:
+def contact_figures(
+    agencies: Sequence[AgencyRow], compliance: Sequence[ComplianceRow], rules: Any, reference: Any
+) -> list[ContactRow]:
     """Rule C2's figures per agency: contacts recorded, and the limits of the rules started
     by a contact (met, late, running, never, not applicable), with their cases."""
     contact_rules = {r.rule_id for r in rules if CONTACT_TYPE in r.trigger_types}
     rows: dict[str, ContactRow] = {}
     for agency in agencies:
         if agency.counts.get(CONTACT_TYPE):
-            rows[agency.agency_id] = ContactRow(agency.agency_id, agency.name_vi,
-                                                contacts=agency.counts[CONTACT_TYPE])
+            rows[agency.agency_id] = ContactRow(
+                agency.agency_id, agency.name_vi, contacts=agency.counts[CONTACT_TYPE]
+            )
     for group in compliance:
         if group.rule_id not in contact_rules:
             continue
@@ -472,53 +583,109 @@ def contact_figures(agencies: Sequence[AgencyRow], compliance: Sequence[Complian
         if row is None:
             known = reference.agencies.get(agency_id)
             row = rows[agency_id] = ContactRow(
-                agency_id, known.name_vi if known else "(chưa xác định)")
+                agency_id, known.name_vi if known else "(chưa xác định)"
+            )
         for name in ("met", "late", "running", "never", "cancelled"):
             setattr(row, name, getattr(row, name) + getattr(group, name))
             source = group.missed_cases if name in ("late", "never") else group.cases
             row.cases.setdefault(name, []).extend(source.get(name, []))
     order = {a.agency_id: n for n, a in enumerate(agencies)}
-    return sorted(rows.values(), key=lambda r: (order.get(r.agency_id, len(order)),
-                                                r.agency_id))
+    return sorted(rows.values(), key=lambda r: (order.get(r.agency_id, len(order)), r.agency_id))
 
 
 # ------------------------------------------------------------------------------------ tables
-AGENCY_HEADER = ("Mã cơ quan", "Tên cơ quan", "Loại cơ quan", "Cấp",
-                 *(EVENT_HEADINGS_VI[t] for t in EVENT_COLUMNS), "Tổng số sự kiện")
-COMPLIANCE_HEADER = ("Mã thời hạn", "Thời hạn", "Mã cơ quan chịu trách nhiệm",
-                     "Cơ quan chịu trách nhiệm", "Đúng hạn", "Quá hạn", "Đang trong hạn",
-                     "Không còn phải thực hiện", "Tổng số", "Tỷ lệ đúng hạn (%)",
-                     "Căn cứ pháp lý")
+AGENCY_HEADER = (
+    "Mã cơ quan",
+    "Tên cơ quan",
+    "Loại cơ quan",
+    "Cấp",
+    *(EVENT_HEADINGS_VI[t] for t in EVENT_COLUMNS),
+    "Tổng số sự kiện",
+)
+COMPLIANCE_HEADER = (
+    "Mã thời hạn",
+    "Thời hạn",
+    "Mã cơ quan chịu trách nhiệm",
+    "Cơ quan chịu trách nhiệm",
+    "Đúng hạn",
+    "Quá hạn",
+    "Đang trong hạn",
+    "Không còn phải thực hiện",
+    "Tổng số",
+    "Tỷ lệ đúng hạn (%)",
+    "Căn cứ pháp lý",
+)
 CASES_HEADER = ("Mã thời hạn", "Mã cơ quan chịu trách nhiệm", "Kết quả", "Mã vụ việc")
-CONTACTS_HEADER = ("Mã cơ quan", "Tên cơ quan", *CONTACT_HEADINGS_VI.values(),
-                   "Tỷ lệ thông báo đúng hạn (%)")
+CONTACTS_HEADER = (
+    "Mã cơ quan",
+    "Tên cơ quan",
+    *CONTACT_HEADINGS_VI.values(),
+    "Tỷ lệ thông báo đúng hạn (%)",
+)
 NEVER_HEADER = ("Mã cơ quan", "Tên cơ quan", "Kết quả", "Mã vụ việc")
-TIMELINESS_HEADER = ("Mã cơ quan", "Tên cơ quan", "Số sự kiện xảy ra trong kỳ",
-                     "Số sự kiện ghi muộn", "Tỷ lệ ghi muộn (%)",
-                     "Thời gian ghi nhận trung vị (giờ)", "Thời gian ghi nhận bách phân vị 90 (giờ)",
-                     "Số lần đính chính", "Số lần rút sự kiện", "Số sự kiện đang chờ",
-                     "Mã vụ việc có sự kiện ghi muộn")
-OVERDUE_HEADER = ("Mã vụ việc", "Mã thời hạn", "Bắt đầu tính (giờ Việt Nam)",
-                  "Hạn cuối (giờ Việt Nam)", "Số giờ quá hạn", "Mã cơ quan chịu trách nhiệm")
+TIMELINESS_HEADER = (
+    "Mã cơ quan",
+    "Tên cơ quan",
+    "Số sự kiện xảy ra trong kỳ",
+    "Số sự kiện ghi muộn",
+    "Tỷ lệ ghi muộn (%)",
+    "Thời gian ghi nhận trung vị (giờ)",
+    "Thời gian ghi nhận bách phân vị 90 (giờ)",
+    "Số lần đính chính",
+    "Số lần rút sự kiện",
+    "Số sự kiện đang chờ",
+    "Mã vụ việc có sự kiện ghi muộn",
+)
+OVERDUE_HEADER = (
+    "Mã vụ việc",
+    "Mã thời hạn",
+    "Bắt đầu tính (giờ Việt Nam)",
+    "Hạn cuối (giờ Việt Nam)",
+    "Số giờ quá hạn",
+    "Mã cơ quan chịu trách nhiệm",
+)
 
 
 def agency_rows(report: Report) -> list[tuple[Any, ...]]:
-    return [(a.agency_id, a.name_vi, KIND_NAMES_VI.get(a.kind, a.kind),
-             LEVEL_NAMES_VI.get(a.level, a.level),
-             *(a.counts.get(t, 0) for t in EVENT_COLUMNS), a.total) for a in report.agencies]
+    return [
+        (
+            a.agency_id,
+            a.name_vi,
+            KIND_NAMES_VI.get(a.kind, a.kind),
+            LEVEL_NAMES_VI.get(a.level, a.level),
+            *(a.counts.get(t, 0) for t in EVENT_COLUMNS),
+            a.total,
+        )
+        for a in report.agencies
+    ]
 
 
 def compliance_rows(report: Report) -> list[tuple[Any, ...]]:
-    return [(c.rule_id, c.title_vi, c.agency_id or "", c.agency_name_vi, c.met, c.missed,
-             c.running, c.cancelled, c.total,
-             c.on_time_rate if c.on_time_rate is not None else "", c.legal_basis)
-            for c in report.compliance]
+    return [
+        (
+            c.rule_id,
+            c.title_vi,
+            c.agency_id or "",
+            c.agency_name_vi,
+            c.met,
+            c.missed,
+            c.running,
+            c.cancelled,
+            c.total,
+            c.on_time_rate if c.on_time_rate is not None else "",
+            c.legal_basis,
+        )
+        for c in report.compliance
+    ]
 
 
 def case_rows(report: Report) -> list[tuple[Any, ...]]:
-    return [(c.rule_id, c.agency_id or "", STATUS_HEADINGS_VI[status], case_id)
-            for c in report.compliance for status in STATUS_HEADINGS_VI
-            for case_id in c.cases.get(status, [])]
+    return [
+        (c.rule_id, c.agency_id or "", STATUS_HEADINGS_VI[status], case_id)
+        for c in report.compliance
+        for status in STATUS_HEADINGS_VI
+        for case_id in c.cases.get(status, [])
+    ]
 
 
 def contact_rows(report: Report) -> list[tuple[Any, ...]]:
@@ -526,32 +693,66 @@ def contact_rows(report: Report) -> list[tuple[Any, ...]]:
     for c in report.contacts:
         decided = c.met + c.late + c.never
         rate = round(100.0 * c.met / decided, 1) if decided else ""
-        out.append((c.agency_id, c.name_vi, c.contacts, c.eligible, c.met, c.late, c.running,
-                    c.never, c.cancelled, rate))
+        out.append(
+            (
+                c.agency_id,
+                c.name_vi,
+                c.contacts,
+                c.eligible,
+                c.met,
+                c.late,
+                c.running,
+                c.never,
+                c.cancelled,
+                rate,
+            )
+        )
     return out
 
 
 def never_notified_rows(report: Report) -> list[tuple[Any, ...]]:
     """Per agency, the cases whose person was never told of the right (rule C2), missed
     first: the list an inspection team takes into the agency's files."""
-    return [(c.agency_id, c.name_vi, CONTACT_HEADINGS_VI[kind], case_id)
-            for c in report.contacts for kind in ("never", "running")
-            for case_id in c.cases.get(kind, [])]
+    return [
+        (c.agency_id, c.name_vi, CONTACT_HEADINGS_VI[kind], case_id)
+        for c in report.contacts
+        for kind in ("never", "running")
+        for case_id in c.cases.get(kind, [])
+    ]
 
 
 def overdue_rows(report: Report) -> list[tuple[Any, ...]]:
-    return [(r["case_id"], r["rule_id"], _local(r["trigger_at"]), _local(r["deadline"]),
-             r["overdue_hours"], r["responsible_agency_id"] or "") for r in report.overdue]
+    return [
+        (
+            r["case_id"],
+            r["rule_id"],
+            _local(r["trigger_at"]),
+            _local(r["deadline"]),
+            r["overdue_hours"],
+            r["responsible_agency_id"] or "",
+        )
+        for r in report.overdue
+    ]
 
 
 def timeliness_rows(report: Report) -> list[tuple[Any, ...]]:
     """One row per agency (an empty table for a report published without timeliness)."""
-    return [(t.agency_id, t.name_vi, t.events, t.late,
-             round(100.0 * t.late / t.events, 1) if t.events else "",
-             t.median_hours if t.median_hours is not None else "",
-             t.p90_hours if t.p90_hours is not None else "",
-             t.corrections, t.withdrawals, t.held, " ".join(t.late_cases))
-            for t in report.timeliness or ()]
+    return [
+        (
+            t.agency_id,
+            t.name_vi,
+            t.events,
+            t.late,
+            round(100.0 * t.late / t.events, 1) if t.events else "",
+            t.median_hours if t.median_hours is not None else "",
+            t.p90_hours if t.p90_hours is not None else "",
+            t.corrections,
+            t.withdrawals,
+            t.held,
+            " ".join(t.late_cases),
+        )
+        for t in report.timeliness or ()
+    ]
 
 
 def _local(value: datetime) -> str:
@@ -574,8 +775,11 @@ existed regenerates without it, byte for byte)."""
 
 def report_tables(report: Report) -> tuple[str, ...]:
     """The names of the tables `report` has, in TABLES order."""
-    return tuple(t for t in TABLES if t not in OPTIONAL_TABLES
-                 or (t == "timeliness" and report.timeliness is not None))
+    return tuple(
+        t
+        for t in TABLES
+        if t not in OPTIONAL_TABLES or (t == "timeliness" and report.timeliness is not None)
+    )
 
 
 def report_csv_bytes(report: Report, table: str = "agencies") -> bytes:
@@ -609,8 +813,9 @@ def _header_footer_text(text: str) -> str:
     return text.replace("&", "&&")
 
 
-def _print_setup(sheet: Any, report: Report, *, title_rows: str | None,
-                 pages_down: int = 0) -> None:
+def _print_setup(
+    sheet: Any, report: Report, *, title_rows: str | None, pages_down: int = 0
+) -> None:
     """Landscape A4, fitted to the page width (as many pages down as needed), the header row
     repeated on every page, the report's title, province and period in the page header, its
     checkpoint and the page number ("Trang 2/5") in the footer."""
@@ -679,18 +884,26 @@ def report_xlsx_bytes(report: Report, *, fast: bool = True) -> bytes:
     lines = [
         ("Tỉnh, thành phố", f"{report.province_name_vi} ({report.province})"),
         ("Kỳ báo cáo", report.period_vi),
-        ("Thời điểm lập báo cáo",
-         report.generated_at.astimezone(VIETNAM_TZ).strftime("%d/%m/%Y %H:%M:%S (giờ Việt Nam)")),
-        ("Thời điểm đánh giá thời hạn đang chạy",
-         report.judged_at.astimezone(VIETNAM_TZ).strftime("%d/%m/%Y %H:%M:%S")),
-        ("Căn cứ", "Thông tư liên tịch 10/2018/TTLT-BTP-BCA-BQP-BTC-TANDTC-VKSNDTC, Điều 20 "
-                   "khoản 5"),
-        ("Cách tính", "Số liệu theo ngày xảy ra sự kiện (giờ Việt Nam); thời hạn tính theo ngày "
-                      "bắt đầu tính thời hạn. Chỉ dùng mã vụ việc, không có thông tin định danh."),
+        (
+            "Thời điểm lập báo cáo",
+            report.generated_at.astimezone(VIETNAM_TZ).strftime("%d/%m/%Y %H:%M:%S (giờ Việt Nam)"),
+        ),
+        (
+            "Thời điểm đánh giá thời hạn đang chạy",
+            report.judged_at.astimezone(VIETNAM_TZ).strftime("%d/%m/%Y %H:%M:%S"),
+        ),
+        (
+            "Căn cứ",
+            "Thông tư liên tịch 10/2018/TTLT-BTP-BCA-BQP-BTC-TANDTC-VKSNDTC, Điều 20 khoản 5",
+        ),
+        (
+            "Cách tính",
+            "Số liệu theo ngày xảy ra sự kiện (giờ Việt Nam); thời hạn tính theo ngày "
+            "bắt đầu tính thời hạn. Chỉ dùng mã vụ việc, không có thông tin định danh.",
+        ),
         ("Vị trí sổ cái đã tổng hợp", ", ".join(f"{k}: {v}" for k, v in report.positions.items())),
         ("Điểm kiểm (checkpoint) của sổ", report.checkpoint_vi),
-        ("Ghi chú đã ký của điểm kiểm",
-         report.checkpoint["note"] if report.checkpoint else "—"),
+        ("Ghi chú đã ký của điểm kiểm", report.checkpoint["note"] if report.checkpoint else "—"),
         ("Hạn gửi báo cáo", report.due_vi),
         *((("Sự kiện ghi muộn", report.late_entry_vi),) if report.timeliness is not None else ()),
         *(("Cảnh báo", line) for line in report.warning_lines_vi),
@@ -748,11 +961,13 @@ def report_xlsx_bytes(report: Report, *, fast: bool = True) -> bytes:
         for index, heading in enumerate(header, start=1):
             column = columns[index - 1]
             longest = max(map(len, map(str, column)), default=0)
-            numeric = all(issubclass(k, int | float) for k in set(map(type, column))) and bool(
-                data)
+            numeric = all(issubclass(k, int | float) for k in set(map(type, column))) and bool(data)
             # numbers need little room: their headings wrap instead of widening the page
-            width = (max(12, longest + 2) if numeric
-                     else min(60, max(10, longest + 2, min(len(heading), 28) + 2)))
+            width = (
+                max(12, longest + 2)
+                if numeric
+                else min(60, max(10, longest + 2, min(len(heading), 28) + 2))
+            )
             sheet.column_dimensions[get_column_letter(index)].width = width
             header_lines = max(header_lines, -(-len(heading) // max(1, int(width) - 2)))
         sheet.row_dimensions[1].height = max(30, 14 * min(header_lines + 1, 6))
@@ -761,12 +976,12 @@ def report_xlsx_bytes(report: Report, *, fast: bool = True) -> bytes:
     return _workbook_bytes(workbook, report.generated_at, streamed)
 
 
-_ERROR_CODES = frozenset(('#NULL!', '#DIV/0!', '#VALUE!', '#REF!', '#NAME?', '#NUM!',
-                          '#N/A'))
+_ERROR_CODES = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
 
 
-def _streamable(data: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]],
-                width: int) -> bool:
+def _streamable(
+    data: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]], width: int
+) -> bool:
     """Whether every value of `data` (`columns`: the same, by column) is one _rows_xml writes
     exactly as openpyxl would: a string openpyxl stores as it is (no formula, error code,
     illegal character or truncation), an int (not a bool) or a finite float; every row `width`
@@ -806,13 +1021,22 @@ def _rows_xml(columns: Sequence[Sequence[Any]], first_row: int, style: int) -> I
 
     count = len(columns[0]) if columns else 0
     numbers = range(first_row, first_row + count)
-    cells = [_column_cells(get_column_letter(n), column, numbers, style)
-             for n, column in enumerate(columns, start=1)]
+    cells = [
+        _column_cells(get_column_letter(n), column, numbers, style)
+        for n, column in enumerate(columns, start=1)
+    ]
     step = 20_000
     for start in range(0, count, step):
-        yield "".join([f'<row r="{number}">{"".join(row)}</row>' for number, row in zip(
-            numbers[start:start + step], zip(*(c[start:start + step] for c in cells), strict=True),
-            strict=True)])
+        yield "".join(
+            [
+                f'<row r="{number}">{"".join(row)}</row>'
+                for number, row in zip(
+                    numbers[start : start + step],
+                    zip(*(c[start : start + step] for c in cells), strict=True),
+                    strict=True,
+                )
+            ]
+        )
 
 
 def _column_cells(letter: str, column: Sequence[Any], numbers: range, style: int) -> list[str]:
@@ -820,11 +1044,18 @@ def _column_cells(letter: str, column: Sequence[Any], numbers: range, style: int
 
     if set(map(type, column)) == {str}:
         joined = "".join(column)
-        plain = ("&" not in joined and "<" not in joined and ">" not in joined and all(column)
-                 and list(map(str.strip, column)) == list(column))
+        plain = (
+            "&" not in joined
+            and "<" not in joined
+            and ">" not in joined
+            and all(column)
+            and list(map(str.strip, column)) == list(column)
+        )
         if plain:  # the usual case: ids and headings
-            return [f'<c r="{letter}{n}" s="{style}" t="inlineStr"><is><t>{v}</t></is></c>'
-                    for n, v in zip(numbers, column, strict=True)]
+            return [
+                f'<c r="{letter}{n}" s="{style}" t="inlineStr"><is><t>{v}</t></is></c>'
+                for n, v in zip(numbers, column, strict=True)
+            ]
     out = []
     for n, value in zip(numbers, column, strict=True):
         if type(value) is str:
@@ -833,8 +1064,10 @@ def _column_cells(letter: str, column: Sequence[Any], numbers: range, style: int
                 continue
             stripped = value.strip()
             space = ' xml:space="preserve"' if stripped and stripped != value else ""
-            out.append(f'<c r="{letter}{n}" s="{style}" t="inlineStr"><is><t{space}>'
-                       f'{_escape_cdata(value)}</t></is></c>')
+            out.append(
+                f'<c r="{letter}{n}" s="{style}" t="inlineStr"><is><t{space}>'
+                f"{_escape_cdata(value)}</t></is></c>"
+            )
         else:
             out.append(f'<c r="{letter}{n}" s="{style}" t="n"><v>{value:.16g}</v></c>')
     return out
@@ -887,8 +1120,9 @@ def _streaming_writer(streamed: dict[str, list[tuple[Any, ...]]]) -> Any:
     return Writer
 
 
-def _workbook_bytes(workbook: Any, instant: datetime,
-                    streamed: dict[str, list[tuple[Any, ...]]] | None = None) -> bytes:
+def _workbook_bytes(
+    workbook: Any, instant: datetime, streamed: dict[str, list[tuple[Any, ...]]] | None = None
+) -> bytes:
     """The workbook's bytes, the same every time for the same report: openpyxl's `save`
     stamps docProps/core.xml with the time of writing and each zip entry with the local
     clock; here both come from `instant` (the report's generation instant), so a published
@@ -900,8 +1134,14 @@ def _workbook_bytes(workbook: Any, instant: datetime,
     stamp = instant.astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)
     workbook.properties.created = workbook.properties.modified = stamp
     local = instant.astimezone(VIETNAM_TZ)
-    date_time = (max(local.year, 1980), local.month, local.day, local.hour, local.minute,
-                 local.second - local.second % 2)
+    date_time = (
+        max(local.year, 1980),
+        local.month,
+        local.day,
+        local.hour,
+        local.minute,
+        local.second - local.second % 2,
+    )
 
     class _FixedDates(zipfile.ZipFile):
         def writestr(self, name: Any, data: Any, *args: Any, **kwargs: Any) -> None:
@@ -925,37 +1165,68 @@ def _workbook_bytes(workbook: Any, instant: datetime,
 def report_json_body(report: Report) -> dict[str, Any]:
     """The report as JSON (the `format=json` answer; its bytes: `report_json_bytes`)."""
     body: dict[str, Any] = {
-        "province": report.province, "start": report.start.isoformat(),
-        "end": report.end.isoformat(), "generated_at": report.generated_at.isoformat(),
-        "reference_versions": report.reference_versions, "positions": report.positions,
-        "checkpoint": report.checkpoint, "warnings": report.warnings,
-        "tables": {t: {"header": list(h), "rows": [list(r) for r in rows(report)]}
-                   for t, (h, rows) in TABLES.items() if t in report_tables(report)},
+        "province": report.province,
+        "start": report.start.isoformat(),
+        "end": report.end.isoformat(),
+        "generated_at": report.generated_at.isoformat(),
+        "reference_versions": report.reference_versions,
+        "positions": report.positions,
+        "checkpoint": report.checkpoint,
+        "warnings": report.warnings,
+        "tables": {
+            t: {"header": list(h), "rows": [list(r) for r in rows(report)]}
+            for t, (h, rows) in TABLES.items()
+            if t in report_tables(report)
+        },
         # rule C2 per agency, with the cases behind each figure (pseudonymous ids only)
         "notification_of_rights": [
-            {"agency_id": c.agency_id, "name_vi": c.name_vi, "contacts": c.contacts,
-             "eligible": c.eligible, "notified_in_time": c.met, "notified_late": c.late,
-             "never_notified_running": c.running, "never_notified_missed": c.never,
-             "not_applicable": c.cancelled,
-             "cases": {"notified_in_time": c.cases.get("met", []),
-                       "notified_late": c.cases.get("late", []),
-                       "never_notified_running": c.cases.get("running", []),
-                       "never_notified_missed": c.cases.get("never", []),
-                       "not_applicable": c.cases.get("cancelled", [])}}
-            for c in report.contacts],
+            {
+                "agency_id": c.agency_id,
+                "name_vi": c.name_vi,
+                "contacts": c.contacts,
+                "eligible": c.eligible,
+                "notified_in_time": c.met,
+                "notified_late": c.late,
+                "never_notified_running": c.running,
+                "never_notified_missed": c.never,
+                "not_applicable": c.cancelled,
+                "cases": {
+                    "notified_in_time": c.cases.get("met", []),
+                    "notified_late": c.cases.get("late", []),
+                    "never_notified_running": c.cases.get("running", []),
+                    "never_notified_missed": c.cases.get("never", []),
+                    "not_applicable": c.cases.get("cancelled", []),
+                },
+            }
+            for c in report.contacts
+        ],
     }
     if report.timeliness is not None:  # issue 13 item 5; absent from earlier publications
         body["timeliness"] = {
             "late_entry_hours": report.late_entry_hours,
             "agencies": [
-                {"agency_id": t.agency_id, "name_vi": t.name_vi, "events": t.events,
-                 "late": t.late, "median_delay_hours": t.median_hours,
-                 "p90_delay_hours": t.p90_hours, "corrections": t.corrections,
-                 "withdrawals": t.withdrawals, "held": t.held, "late_cases": t.late_cases,
-                 "late_events": [{**e, "occurred_at": e["occurred_at"].isoformat(),
-                                  "recorded_at": e["recorded_at"].isoformat()}
-                                 for e in t.late_events]}
-                for t in report.timeliness],
+                {
+                    "agency_id": t.agency_id,
+                    "name_vi": t.name_vi,
+                    "events": t.events,
+                    "late": t.late,
+                    "median_delay_hours": t.median_hours,
+                    "p90_delay_hours": t.p90_hours,
+                    "corrections": t.corrections,
+                    "withdrawals": t.withdrawals,
+                    "held": t.held,
+                    "late_cases": t.late_cases,
+                    "late_events": [
+                        {
+                            **e,
+                            "occurred_at": e["occurred_at"].isoformat(),
+                            "recorded_at": e["recorded_at"].isoformat(),
+                        }
+                        for e in t.late_events
+                    ],
+                }
+                for t in report.timeliness
+            ],
         }
     return body
 
@@ -1010,20 +1281,36 @@ def report_chart_figure(report: Report, kind: str) -> Any:
     axes.set_xticks(range(len(rows)))
     axes.set_xticklabels([_wrap(a.name_vi, 22) for a in rows], fontdict={**font, "size": 8})
     axes.set_ylabel("Số sự kiện", fontdict=font)
-    axes.set_title(f"{KIND_NAMES_VI.get(kind, kind).capitalize()} — {report.province_name_vi}\n"
-                   f"{report.period_vi}", fontdict={**font, "size": 12})
+    axes.set_title(
+        f"{KIND_NAMES_VI.get(kind, kind).capitalize()} — {report.province_name_vi}\n"
+        f"{report.period_vi}",
+        fontdict={**font, "size": 12},
+    )
     figure.text(0.01, 0.005, report.checkpoint_vi, fontdict={**font, "size": 7})
     from matplotlib.ticker import MaxNLocator
 
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     if not any(a.counts.get(event, 0) for a in rows for event in events):
         axes.set_ylim(0, 5)
-        axes.text(0.5, 0.5, NO_DATA_VI, transform=axes.transAxes, ha="center", va="center",
-                  fontdict={**font, "size": 16}, color="#555555")
+        axes.text(
+            0.5,
+            0.5,
+            NO_DATA_VI,
+            transform=axes.transAxes,
+            ha="center",
+            va="center",
+            fontdict={**font, "size": 16},
+            color="#555555",
+        )
     else:
         axes.set_ylim(bottom=0)
-    axes.legend(prop={"family": "DejaVu Sans", "size": 8}, loc="upper center",
-                bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+    axes.legend(
+        prop={"family": "DejaVu Sans", "size": 8},
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=3,
+        frameon=False,
+    )
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return figure
@@ -1042,22 +1329,41 @@ def _contacts_chart_figure(report: Report) -> Any:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     bottom = [0] * len(rows)
-    colours = {"met": "#2e7d32", "late": "#f9a825", "running": "#90caf9", "never": "#c62828",
-               "cancelled": "#bdbdbd"}
+    colours = {
+        "met": "#2e7d32",
+        "late": "#f9a825",
+        "running": "#90caf9",
+        "never": "#c62828",
+        "cancelled": "#bdbdbd",
+    }
     for name, colour in colours.items():
         values = [getattr(r, name) for r in rows]
-        axes.bar(range(len(rows)), values, 0.6, bottom=bottom, color=colour,
-                 label=CONTACT_HEADINGS_VI[name])
+        axes.bar(
+            range(len(rows)),
+            values,
+            0.6,
+            bottom=bottom,
+            color=colour,
+            label=CONTACT_HEADINGS_VI[name],
+        )
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     axes.set_xticks(range(len(rows)))
     axes.set_xticklabels([_wrap(r.name_vi, 22) for r in rows], fontdict={**font, "size": 8})
     axes.set_ylabel("Số người (lượt tiếp xúc)", fontdict=font)
-    axes.set_title(f"Giải thích, thông báo quyền được TGPL (C2) — {report.province_name_vi}\n"
-                   f"{report.period_vi}", fontdict={**font, "size": 12})
+    axes.set_title(
+        f"Giải thích, thông báo quyền được TGPL (C2) — {report.province_name_vi}\n"
+        f"{report.period_vi}",
+        fontdict={**font, "size": 12},
+    )
     figure.text(0.01, 0.005, report.checkpoint_vi, fontdict={**font, "size": 7})
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.legend(prop={"family": "DejaVu Sans", "size": 8}, loc="upper center",
-                bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+    axes.legend(
+        prop={"family": "DejaVu Sans", "size": 8},
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=3,
+        frameon=False,
+    )
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return figure

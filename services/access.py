@@ -83,9 +83,7 @@ class CaseScope:
     former_holders: frozenset[str] = frozenset()  # held it earlier (opened or received it)
 
 
-def case_scope(
-    case_id: str, history: Iterable[Any], reference: ReferenceData
-) -> CaseScope:
+def case_scope(case_id: str, history: Iterable[Any], reference: ReferenceData) -> CaseScope:
     """The access facts of a case from its recorded events (in order). A held event (ADR
     0008) gives its poster no part in the case until it takes effect."""
     history = list(history)
@@ -114,9 +112,15 @@ def case_scope(
             identity.add(event.agency_id)
     agency = reference.agencies.get(opener) if opener else None
     holder = holders[-1] if holders else None
-    return CaseScope(case_id, agency.province if agency else None, frozenset(touched),
-                     frozenset(identity), holder, centre,
-                     frozenset(h for h in holders if h != holder))
+    return CaseScope(
+        case_id,
+        agency.province if agency else None,
+        frozenset(touched),
+        frozenset(identity),
+        holder,
+        centre,
+        frozenset(h for h in holders if h != holder),
+    )
 
 
 def _held_event_ids(history: Sequence[Any]) -> set[str]:
@@ -138,8 +142,10 @@ def _refuse(rule_vi: str, rule_en: str, field_name: str | None = None) -> NotAut
 def may_post(principal: Principal, agency_id: str) -> None:
     """Only an agency posts, and only as itself ("agency A never writes as B")."""
     if principal.role != "agency":
-        raise _refuse(f"vai trò {ROLE_NAMES_VI[principal.role]} không được ghi sự kiện",
-                      f"the {principal.role} role cannot record events")
+        raise _refuse(
+            f"vai trò {ROLE_NAMES_VI[principal.role]} không được ghi sự kiện",
+            f"the {principal.role} role cannot record events",
+        )
     if agency_id != principal.agency_id:
         raise _refuse(
             f"mã truy cập của cơ quan «{principal.agency_id}» không được ghi sự kiện "
@@ -155,20 +161,20 @@ def may_read_case(principal: Principal, scope: CaseScope) -> None:
         return
     if principal.role in ("inspector", "council") and scope.province in principal.provinces:
         return
-    raise _refuse(f"không được xem vụ việc «{scope.case_id}»",
-                  f"case '{scope.case_id}' is outside this token's scope", "case_id")
+    raise _refuse(
+        f"không được xem vụ việc «{scope.case_id}»",
+        f"case '{scope.case_id}' is outside this token's scope",
+        "case_id",
+    )
 
 
 def may_search_cases(principal: Principal) -> None:
     """Agencies, inspectors and councils search cases (each within its scope); admins do not."""
     if principal.role == "admin":
-        raise _refuse("vai trò quản trị không xem vụ việc",
-                      "the admin role does not read cases")
+        raise _refuse("vai trò quản trị không xem vụ việc", "the admin role does not read cases")
 
 
-def may_see_identity(
-    principal: Principal, scope: CaseScope, former_holders: bool = False
-) -> None:
+def may_see_identity(principal: Principal, scope: CaseScope, former_holders: bool = False) -> None:
     """Clear identity follows the law's roles on the case, never "recorded an identity block":
     the agency holding the case now, the Centre the request was transferred to (once it is),
     an inspector of the case's province; with `former_holders` (setting
@@ -190,8 +196,10 @@ def may_see_identity(
 def may_read_access_log(principal: Principal) -> None:
     """Inspectors (for their provinces) and administrators read the personal-data access log."""
     if principal.role not in ("inspector", "admin"):
-        raise _refuse("chỉ thanh tra và quản trị được xem nhật ký truy cập dữ liệu cá nhân",
-                      "only inspectors and administrators read the access log")
+        raise _refuse(
+            "chỉ thanh tra và quản trị được xem nhật ký truy cập dữ liệu cá nhân",
+            "only inspectors and administrators read the access log",
+        )
 
 
 def access_log_visible(principal: Principal, case_province: str | None) -> bool:

@@ -22,20 +22,25 @@ def held_scope(principal: Principal, agency_id: str | None) -> dict[str, Any]:
     if principal.role == "agency":
         if agency_id not in (None, principal.agency_id):
             raise NotAuthorisedError(
-                "NOT_AUTHORISED", "agency_id",
+                "NOT_AUTHORISED",
+                "agency_id",
                 rule_vi=f"cơ quan «{principal.agency_id}» chỉ xem các sự kiện đang chờ của mình",
-                rule_en=f"agency '{principal.agency_id}' lists only its own held events")
+                rule_en=f"agency '{principal.agency_id}' lists only its own held events",
+            )
         return {"agency_id": principal.agency_id, "provinces": None}
     if principal.role in ("inspector", "council"):
         return {"agency_id": agency_id, "provinces": sorted(principal.provinces)}
     raise NotAuthorisedError(
-        "NOT_AUTHORISED", None,
+        "NOT_AUTHORISED",
+        None,
         rule_vi=f"vai trò {ROLE_NAMES_VI[principal.role]} không xem danh sách sự kiện đang chờ",
-        rule_en=f"the {principal.role} role cannot list held events")
+        rule_en=f"the {principal.role} role cannot list held events",
+    )
 
 
-def held_listing(rows: Iterable[Mapping[str, Any]], now: datetime,
-                 anomaly_after_hours: float) -> list[dict[str, Any]]:
+def held_listing(
+    rows: Iterable[Mapping[str, Any]], now: datetime, anomaly_after_hours: float
+) -> list[dict[str, Any]]:
     """Each held event with `age_hours` (since it was recorded) and `anomaly` (held longer than
     the setting)."""
     limit = timedelta(hours=anomaly_after_hours)
@@ -43,7 +48,11 @@ def held_listing(rows: Iterable[Mapping[str, Any]], now: datetime,
     for row in rows:
         recorded = row.get("recorded_at")
         age = now - recorded if isinstance(recorded, datetime) else None
-        out.append({**row, "age_hours": round(age.total_seconds() / 3600, 1)
-                    if age is not None else None,
-                    "anomaly": age is not None and age > limit})
+        out.append(
+            {
+                **row,
+                "age_hours": round(age.total_seconds() / 3600, 1) if age is not None else None,
+                "anomaly": age is not None and age > limit,
+            }
+        )
     return out

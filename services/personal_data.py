@@ -30,8 +30,14 @@ from domain.catalogue import clean_text
 from domain.errors import InvalidEventError, RuleViolationError
 
 IDENTITY_FIELDS = (
-    "full_name", "date_of_birth", "id_number", "address", "phone",
-    "guardian_name", "guardian_relationship", "guardian_phone",
+    "full_name",
+    "date_of_birth",
+    "id_number",
+    "address",
+    "phone",
+    "guardian_name",
+    "guardian_relationship",
+    "guardian_phone",
 )
 CIPHERTEXT_PREFIX = "aesgcm1"
 
@@ -85,7 +91,9 @@ class KeyStore(Protocol):
     def log_access(self, entry: AccessLogEntry) -> None: ...
 
     def access_log(
-        self, person_id: str | None = None, limit: int = 1000,
+        self,
+        person_id: str | None = None,
+        limit: int = 1000,
         provinces: Iterable[str] | None = None,
     ) -> list[AccessLogEntry]: ...
 
@@ -136,14 +144,17 @@ def validate_identity(identity: Any, occurred_on: date) -> dict[str, str]:
     """Checks the identity block field by field; returns it with empty fields dropped."""
     if not isinstance(identity, Mapping):
         raise InvalidEventError(
-            "FIELD_INVALID", "identity", rule_vi="phải là một đối tượng JSON",
+            "FIELD_INVALID",
+            "identity",
+            rule_vi="phải là một đối tượng JSON",
             rule_en="must be a JSON object",
         )
     out: dict[str, str] = {}
     for name in identity:
         if name not in IDENTITY_FIELDS:
-            raise InvalidEventError("FIELD_UNKNOWN", f"identity.{str(name)[:64]}",
-                                    event_type="identity")
+            raise InvalidEventError(
+                "FIELD_UNKNOWN", f"identity.{str(name)[:64]}", event_type="identity"
+            )
     for name in IDENTITY_FIELDS:
         value = identity.get(name)
         if value is None or value == "":
@@ -154,12 +165,15 @@ def validate_identity(identity: Any, occurred_on: date) -> dict[str, str]:
             born = date.fromisoformat(out["date_of_birth"])
         except ValueError:
             raise InvalidEventError(
-                "FIELD_INVALID", "identity.date_of_birth", rule_vi="phải có dạng YYYY-MM-DD",
+                "FIELD_INVALID",
+                "identity.date_of_birth",
+                rule_vi="phải có dạng YYYY-MM-DD",
                 rule_en="must be YYYY-MM-DD",
             ) from None
         if born > occurred_on or born.year < 1900:
             raise InvalidEventError(
-                "FIELD_INVALID", "identity.date_of_birth",
+                "FIELD_INVALID",
+                "identity.date_of_birth",
                 rule_vi="phải sau năm 1900 và không muộn hơn ngày xảy ra sự kiện",
                 rule_en="must be after 1900 and not after the event date",
             )
@@ -218,15 +232,17 @@ class PersonalDataVault:
         return self._seal_with(key, person_id, identity, case_id, event_id)
 
     def _seal_with(
-        self, key: bytes, person_id: str, identity: Mapping[str, str], case_id: str,
+        self,
+        key: bytes,
+        person_id: str,
+        identity: Mapping[str, str],
+        case_id: str,
         event_id: str,
     ) -> tuple[str, str]:
         clear = _canonical(identity)
         nonce = os.urandom(12)
         sealed = AESGCM(key).encrypt(nonce, clear, _aad(person_id, case_id, event_id))
-        token = ".".join(
-            (CIPHERTEXT_PREFIX, _b64(nonce), _b64(sealed))
-        )
+        token = ".".join((CIPHERTEXT_PREFIX, _b64(nonce), _b64(sealed)))
         return token, self._digest(key, clear)
 
     def identity_digest(self, person_id: str, identity: Mapping[str, str]) -> str | None:
@@ -281,8 +297,9 @@ class PersonalDataVault:
         for stored in list(self.store.iter_live()):
             if stored.master_key_id == self.master_keys.active_id or stored.wrapped is None:
                 continue
-            clear = self.master_keys.unwrap(stored.person_id, stored.master_key_id or "",
-                                            stored.wrapped)
+            clear = self.master_keys.unwrap(
+                stored.person_id, stored.master_key_id or "", stored.wrapped
+            )
             key_id, wrapped = self.master_keys.wrap(stored.person_id, clear)
             self.store.replace_wrapping(stored.person_id, key_id, wrapped)
             moved += 1
@@ -347,8 +364,9 @@ class KeySession:
         if stored is None or stored.erased_at is not None or stored.wrapped is None:
             key = None
         else:
-            key = self.vault.master_keys.unwrap(person_id, stored.master_key_id or "",
-                                                stored.wrapped)
+            key = self.vault.master_keys.unwrap(
+                person_id, stored.master_key_id or "", stored.wrapped
+            )
         self._clear[person_id] = key
         return key
 
@@ -392,8 +410,9 @@ class KeySession:
 
 
 def _canonical(identity: Mapping[str, str]) -> bytes:
-    return json.dumps(dict(identity), sort_keys=True, ensure_ascii=False,
-                      separators=(",", ":")).encode()
+    return json.dumps(
+        dict(identity), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    ).encode()
 
 
 def _aad(person_id: str, case_id: str, event_id: str) -> bytes:

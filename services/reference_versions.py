@@ -45,8 +45,11 @@ class ReferenceVersions(Application[Any]):
 
     name = "ReferenceVersions"
 
-    def __init__(self, env: Mapping[str, str] | None = None, sign: Signer = _no_signature,
-                 ) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        sign: Signer = _no_signature,
+    ) -> None:
         super().__init__(env=env)
         self.sign = sign
 
@@ -79,8 +82,7 @@ class ReferenceVersions(Application[Any]):
             if ref in have:
                 continue
             kind, _, key = ref.partition("/")
-            doc_source = (content.get("source") if isinstance(content, Mapping) else None) \
-                or source
+            doc_source = (content.get("source") if isinstance(content, Mapping) else None) or source
             try:
                 self._append(kind, key, content, None, None, str(doc_source), SHIPPED_BY, None)
                 recorded += 1
@@ -105,34 +107,57 @@ class ReferenceVersions(Application[Any]):
         refs = self.load()
         if kind == CALENDAR and effective_from is None and key.isdigit():
             effective_from = date(int(key), 1, 1)
-        validate_publication(kind, key, content, effective_from, effective_to, source, refs,
-                             today, held_agencies)
+        validate_publication(
+            kind, key, content, effective_from, effective_to, source, refs, today, held_agencies
+        )
         latest = refs.latest(ref_of(kind, key))
         try:
-            return self._append(kind, key, content, effective_from, effective_to, source,
-                                published_by, latest)
+            return self._append(
+                kind, key, content, effective_from, effective_to, source, published_by, latest
+            )
         except IntegrityError:
             raise ReferenceRejectedError(
-                "REFERENCE_CONTENT_INVALID", "version", ref=ref_of(kind, key),
+                "REFERENCE_CONTENT_INVALID",
+                "version",
+                ref=ref_of(kind, key),
                 detail="another version was published at the same time; read it and retry",
             ) from None
 
-    def _append(self, kind: str, key: str, content: Any, effective_from: date | None,
-                effective_to: date | None, source: str, published_by: str,
-                latest: ReferenceRecord | None) -> ReferenceRecord:
+    def _append(
+        self,
+        kind: str,
+        key: str,
+        content: Any,
+        effective_from: date | None,
+        effective_to: date | None,
+        source: str,
+        published_by: str,
+        latest: ReferenceRecord | None,
+    ) -> ReferenceRecord:
         content_json = canonical(content)
         digest = sha256_hex(content_json)
         version = 1 if latest is None else latest.version + 1
         previous = latest.record_sha256 if latest is not None else ""
         eff_from = effective_from.isoformat() if effective_from else ""
         eff_to = effective_to.isoformat() if effective_to else ""
-        fields = dict(kind=kind, key=key, version=version, content=content_json, sha256=digest,
-                      effective_from=eff_from, effective_to=eff_to, source=source,
-                      published_by=published_by, previous=previous,
-                      record_sha256=record_hash(kind, key, version, digest, eff_from, eff_to,
-                                                source, published_by, previous),
-                      signed_note=self.sign(note_text(kind, key, version, digest, eff_from,
-                                                      eff_to, published_by, previous)))
+        fields = dict(
+            kind=kind,
+            key=key,
+            version=version,
+            content=content_json,
+            sha256=digest,
+            effective_from=eff_from,
+            effective_to=eff_to,
+            source=source,
+            published_by=published_by,
+            previous=previous,
+            record_sha256=record_hash(
+                kind, key, version, digest, eff_from, eff_to, source, published_by, previous
+            ),
+            signed_note=self.sign(
+                note_text(kind, key, version, digest, eff_from, eff_to, published_by, previous)
+            ),
+        )
         if latest is None:
             document = ReferenceDocument.first(**fields)
         else:

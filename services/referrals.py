@@ -59,7 +59,12 @@ log = logging.getLogger("referrals.ledger")
 # (UnexpectedItemError), never for the batch. Store errors are not among them: they propagate
 # (the edge answers 503 or retries).
 UNEXPECTED_ITEM_ERRORS: tuple[type[Exception], ...] = (
-    ArithmeticError, ValueError, TypeError, LookupError, AttributeError, RecursionError,
+    ArithmeticError,
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    RecursionError,
 )
 # reads the stored events of many aggregates at once: (recorder, ids) -> {id: [stored events]}
 # `after` (keyword): only the events above these versions, for aggregates held in memory
@@ -182,8 +187,12 @@ class Referrals(Application[UUID]):
         except IntegrityError:
             raise ConflictError("CONCURRENT_WRITE", "case_id") from None
         self.case_cache.put(pending)
-        return _recorded(outcome, recordings[-1].domain_event.timestamp,
-                         recordings[-1].notification.id, recordings[-1].notification)
+        return _recorded(
+            outcome,
+            recordings[-1].domain_event.timestamp,
+            recordings[-1].notification.id,
+            recordings[-1].notification,
+        )
 
     def record_batch(self, wires: Sequence[Any]) -> list[Recorded | Rejected]:
         """Judges every item on its own and records the accepted ones in one transaction.
@@ -196,8 +205,11 @@ class Referrals(Application[UUID]):
             self.before_use()
         results: list[Recorded | Rejected | None] = [None] * len(wires)
         cases = self._load_cases(  # well-formed ids only: the others are refused when judged
-            [w["case_id"] for w in wires if isinstance(w, Mapping) and is_identifier(
-                w.get("case_id"))]
+            [
+                w["case_id"]
+                for w in wires
+                if isinstance(w, Mapping) and is_identifier(w.get("case_id"))
+            ]
         )
         keys = self.vault.session(defer_new_keys=True)
         keys.prefetch(_identity_person_ids(wires))
@@ -253,14 +265,16 @@ class Referrals(Application[UUID]):
             except DomainError as error:
                 results[index] = Rejected(_event_id_of(wire), error)
             except UNEXPECTED_ITEM_ERRORS as error:
-                log.exception("item %d of a batch could not be judged (%s)", index,
-                              type(error).__name__)
-                results[index] = Rejected(_event_id_of(wire),
-                                          UnexpectedItemError("INTERNAL_ERROR"))
+                log.exception(
+                    "item %d of a batch could not be judged (%s)", index, type(error).__name__
+                )
+                results[index] = Rejected(_event_id_of(wire), UnexpectedItemError("INTERNAL_ERROR"))
                 self._forget_case(case_of.get(index), cases, touched)
 
     def _forget_case(
-        self, case_id: str | None, cases: dict[str, Referral | None],
+        self,
+        case_id: str | None,
+        cases: dict[str, Referral | None],
         touched: dict[str, list[int]],
     ) -> None:
         """After an unexpected error part-way through deciding, a case with nothing accepted
@@ -281,9 +295,11 @@ class Referrals(Application[UUID]):
     ) -> None:
         """Judges again, from the stored case, every item of the cases whose events were
         sealed under a first key that lost the race to another writer's."""
-        affected = {case_id for case_id in touched
-                    if (cases[case_id] is not None
-                        and cases[case_id].person.get("person_id") in lost)}
+        affected = {
+            case_id
+            for case_id in touched
+            if (cases[case_id] is not None and cases[case_id].person.get("person_id") in lost)
+        }
         again = sorted(i for i, case_id in case_of.items() if case_id in affected)
         for case_id in affected:
             touched.pop(case_id, None)
@@ -297,8 +313,11 @@ class Referrals(Application[UUID]):
     def _with_original_time(self, duplicate: Recorded) -> Recorded:
         """A duplicate's answer carries the time the original was recorded."""
         original = next(
-            iter(self.events.get(referral_id(duplicate.case_id), gt=duplicate.version - 1,
-                                 lte=duplicate.version)),
+            iter(
+                self.events.get(
+                    referral_id(duplicate.case_id), gt=duplicate.version - 1, lte=duplicate.version
+                )
+            ),
             None,
         )
         if original is None:
@@ -331,8 +350,10 @@ class Referrals(Application[UUID]):
             for index, event in zip(indexes, pending[case_id], strict=True):
                 notification = stored.get((event.originator_id, event.originator_version))
                 results[index] = _recorded(
-                    results[index], event.timestamp,
-                    notification.id if notification is not None else None, notification,
+                    results[index],
+                    event.timestamp,
+                    notification.id if notification is not None else None,
+                    notification,
                 )
 
     def _save_cases(self, aggregates: Sequence[Referral]) -> list[Recording[UUID]]:
@@ -357,8 +378,11 @@ class Referrals(Application[UUID]):
         # version, status, last occurred_at, event ids, nor whether its person was erased)
         prospective = False
         amendment = event.wire_type in AMENDMENT_TYPES
-        if amendment and referral is not None and referral.recorded_by(
-                event.data["target_event_id"]) == event.agency_id:
+        if (
+            amendment
+            and referral is not None
+            and referral.recorded_by(event.data["target_event_id"]) == event.agency_id
+        ):
             pass  # a poster amends its own fact (held ones too: they give no scope)
         elif referral is not None:
             try:
@@ -370,10 +394,13 @@ class Referrals(Application[UUID]):
                 known = referral.recorded_event(event.event_id) is not None
                 if known and referral.recorded_by(event.event_id) == event.agency_id:
                     pass  # a retry of its own held fact: answered as any retry is, below
-                elif (amendment
-                        or not referral.may_hold_for(event.agency_id, error, self.reference)
-                        or event.expected_version is not None or event.identity is not None
-                        or known):
+                elif (
+                    amendment
+                    or not referral.may_hold_for(event.agency_id, error, self.reference)
+                    or event.expected_version is not None
+                    or event.identity is not None
+                    or known
+                ):
                     raise
                 else:
                     prospective = True
@@ -383,7 +410,9 @@ class Referrals(Application[UUID]):
             target = referral.recorded_event(data["target_event_id"])
             if target is not None:  # stored with the correction (and in its content digest)
                 data["target_version"] = target[0]
-        person_id = data.get("person_id") or (referral.person.get("person_id") if referral else None)
+        person_id = data.get("person_id") or (
+            referral.person.get("person_id") if referral else None
+        )
         identity = None
         identity_digest = None
         if event.identity is not None:
@@ -392,11 +421,13 @@ class Referrals(Application[UUID]):
             occurred_on = event.occurred_at.astimezone(VIETNAM_TZ).date()
             identity = validate_identity(event.identity, occurred_on)
             if "date_of_birth" in identity:
-                band = age_band_on(datetime.fromisoformat(identity["date_of_birth"]).date(),
-                                   occurred_on)
+                band = age_band_on(
+                    datetime.fromisoformat(identity["date_of_birth"]).date(), occurred_on
+                )
                 if data.get("age_band", band) != band:
                     raise InvalidEventError(
-                        "FIELD_INVALID", "data.age_band",
+                        "FIELD_INVALID",
+                        "data.age_band",
                         rule_vi=f"không khớp với ngày sinh (nhóm tuổi đúng: {band})",
                         rule_en=f"does not match the date of birth (expected {band})",
                     )
@@ -407,8 +438,16 @@ class Referrals(Application[UUID]):
                     return retry, None
                 raise RuleViolationError("PERSON_ERASED", "identity", value=person_id)
             identity_digest = keys.identity_digest(person_id, identity)
-        event = WireEvent(event.event_id, event.case_id, event.wire_type, event.agency_id,
-                          event.occurred_at, data, event.identity, event.expected_version)
+        event = WireEvent(
+            event.event_id,
+            event.case_id,
+            event.wire_type,
+            event.agency_id,
+            event.occurred_at,
+            data,
+            event.identity,
+            event.expected_version,
+        )
         digest = None  # the content digest under the identity digest known before sealing
         if referral is not None:
             digest = event.content_digest(identity_digest)
@@ -418,9 +457,12 @@ class Referrals(Application[UUID]):
         current = referral.version if referral is not None else 0
         if event.expected_version is not None and event.expected_version != current:
             raise ConflictError(
-                "VERSION_CONFLICT", "expected_version", expected=event.expected_version,
+                "VERSION_CONFLICT",
+                "expected_version",
+                expected=event.expected_version,
                 actual=current,
             )
+
         def seal() -> tuple[str | None, str]:
             if identity is None:
                 return None, digest if digest is not None else event.content_digest(None)
@@ -445,8 +487,13 @@ class Referrals(Application[UUID]):
             referral = Referral.open(case_id=event.case_id, **common)
         else:
             referral.record(**common, prospective=prospective)
-        return Recorded(event.case_id, event.event_id, referral.version, duplicate=False,
-                        awaiting=referral.standing(event.event_id)), referral
+        return Recorded(
+            event.case_id,
+            event.event_id,
+            referral.version,
+            duplicate=False,
+            awaiting=referral.standing(event.event_id),
+        ), referral
 
     def _retry_after_erasure(
         self, event: WireEvent, data: dict[str, Any], referral: Referral | None
@@ -465,12 +512,27 @@ class Referrals(Application[UUID]):
             return None
         version = known[0]
         stored = next(iter(self.events.get(referral.id, gt=version - 1, lte=version)), None)
-        retried = WireEvent(event.event_id, event.case_id, event.wire_type, event.agency_id,
-                            event.occurred_at, data, None, event.expected_version)
+        retried = WireEvent(
+            event.event_id,
+            event.case_id,
+            event.wire_type,
+            event.agency_id,
+            event.occurred_at,
+            data,
+            None,
+            event.expected_version,
+        )
         if stored is not None and stored.identity_ciphertext:
-            original = WireEvent(stored.event_id, stored.case_id, stored.WIRE_TYPE,
-                                 stored.agency_id, stored.occurred_at, dict(stored.data), None,
-                                 None)
+            original = WireEvent(
+                stored.event_id,
+                stored.case_id,
+                stored.WIRE_TYPE,
+                stored.agency_id,
+                stored.occurred_at,
+                dict(stored.data),
+                None,
+                None,
+            )
             if original.content_digest(None) == retried.content_digest(None):
                 return Recorded(event.case_id, event.event_id, version, duplicate=True)
         raise ConflictError("EVENT_ID_CONFLICT", "event_id", value=event.event_id)
@@ -498,14 +560,16 @@ class Referrals(Application[UUID]):
         held = self.case_cache.take(by_id) if cached else {}
         stored = None
         if self.bulk_reader is not None:
-            stored = self.bulk_reader(self.recorder, list(by_id),
-                                      after={i: a.version for i, a in held.items()})
+            stored = self.bulk_reader(
+                self.recorder, list(by_id), after={i: a.version for i, a in held.items()}
+            )
         out: dict[str, Referral | None] = {}
         for aggregate_id, case_id in by_id.items():
             referral = held.get(aggregate_id)
             if stored is not None:
-                events: Iterable[Any] = map(self.mapper.to_domain_event,
-                                            stored.get(aggregate_id, ()))
+                events: Iterable[Any] = map(
+                    self.mapper.to_domain_event, stored.get(aggregate_id, ())
+                )
             elif referral is not None:
                 events = self.events.get(aggregate_id, gt=referral.version)
             else:  # no bulk reader for this store: the repository (with snapshots)
@@ -546,22 +610,30 @@ class Referrals(Application[UUID]):
         known = self.case_history(case_id)
         instants = occurred_as_corrected(known)  # corrections known now apply (issue 13)
         kept = {v for v, occurred in instants.items() if occurred <= at}
-        history = [e for e in known if int(e.originator_version) in kept or (
-            e.WIRE_TYPE in AMENDMENT_TYPES and e.data.get("target_version") in kept)]
+        history = [
+            e
+            for e in known
+            if int(e.originator_version) in kept
+            or (e.WIRE_TYPE in AMENDMENT_TYPES and e.data.get("target_version") in kept)
+        ]
         if not history:
             return None, []
         referral = derive_case(case_id, history)
         return referral, sorted(history, key=lambda e: (e.occurred_at, e.originator_version))
 
-    def time_limits(self, case_id: str, at: datetime | None = None,
-                    clock: str = "recorded") -> list[TimeLimitVerdict]:
+    def time_limits(
+        self, case_id: str, at: datetime | None = None, clock: str = "recorded"
+    ) -> list[TimeLimitVerdict]:
         """The case's legal time limits judged at `at` (default now): met, missed or running,
         on the facts known at `at` that are in effect, in occurred order (ADR 0008);
         `clock="occurred"`: on every fact known now that occurred by `at` (as it happened)."""
         return [verdict for verdict, _ in self.time_limits_with_basis(case_id, at, clock)]
 
     def time_limits_with_basis(
-        self, case_id: str, at: datetime | None = None, clock: str = "recorded",
+        self,
+        case_id: str,
+        at: datetime | None = None,
+        clock: str = "recorded",
     ) -> list[tuple[TimeLimitVerdict, tuple[str, ...]]]:
         """Each time-limit verdict with the reference versions it was judged with
         (`time_limits@1`, `holidays/2026@2`; issue 14): the table in force on its trigger day
@@ -571,12 +643,18 @@ class Referrals(Application[UUID]):
             self.before_use()
         at = at or self.clock()
         history = effective_history(
-            [e for e in self.case_history(case_id)
-             if (e.occurred_at if clock == "occurred" else e.timestamp) <= at])
+            [
+                e
+                for e in self.case_history(case_id)
+                if (e.occurred_at if clock == "occurred" else e.timestamp) <= at
+            ]
+        )
         if self.reference_set is not None:
             return judge_with_basis(case_facts(history), self.reference_set, at)
-        return [(v, ()) for v in
-                evaluate_time_limits(case_facts(history), self.rules, self.calendar, at)]
+        return [
+            (v, ())
+            for v in evaluate_time_limits(case_facts(history), self.rules, self.calendar, at)
+        ]
 
     # ---------------------------------------------------------------------- personal data
     def reveal_identity(self, case_id: str) -> dict[str, Any]:
@@ -600,8 +678,9 @@ class Referrals(Application[UUID]):
         others: dict[tuple[str, str], dict[str, Any]] = {}
         for event in self.case_history(case_id):
             if event.identity_ciphertext:
-                clear = self.vault.open(person_id, event.identity_ciphertext, event.case_id,
-                                        event.event_id)
+                clear = self.vault.open(
+                    person_id, event.identity_ciphertext, event.case_id, event.event_id
+                )
                 if clear is None:
                     return erased
                 for name, value in clear.items():
@@ -611,21 +690,32 @@ class Referrals(Application[UUID]):
                         merged[name] = value
                         authors[name] = author
                     elif value != merged[name]:
-                        others[(name, event.agency_id)] = {"field": name, "value": value,
-                                                           **author}
+                        others[(name, event.agency_id)] = {"field": name, "value": value, **author}
                     else:
                         others.pop((name, event.agency_id), None)  # agrees again with the owner
-        return {"person_id": person_id, "erased": False, "identity": merged or None,
-                "authors": authors, "other_versions": list(others.values())}
+        return {
+            "person_id": person_id,
+            "erased": False,
+            "identity": merged or None,
+            "authors": authors,
+            "other_versions": list(others.values()),
+        }
 
     def erase_person(
-        self, person_id: str, reason: str, rule: str, requested_by: str, purge: bool = True,
+        self,
+        person_id: str,
+        reason: str,
+        rule: str,
+        requested_by: str,
+        purge: bool = True,
     ) -> bool:
         """Records the erasure as an event, then destroys the person's data key (and, with
         `purge`, its old copies in the key store's files; a batch purges once at its end)."""
         if reason not in ERASURE_REASONS:
             raise InvalidEventError(
-                "FIELD_INVALID", "reason", rule_vi="phải là một trong " + ", ".join(ERASURE_REASONS),
+                "FIELD_INVALID",
+                "reason",
+                rule_vi="phải là một trong " + ", ".join(ERASURE_REASONS),
                 rule_en="must be one of " + ", ".join(ERASURE_REASONS),
             )
         try:
@@ -710,11 +800,21 @@ def case_facts(history: Iterable[Referral.Event]) -> list[CaseFact]:
 def _recorded(
     outcome: Any, recorded_at: datetime, position: int | None = None, stored: Any = None
 ) -> Recorded:
-    return Recorded(outcome.case_id, outcome.event_id, outcome.version, outcome.duplicate,
-                    recorded_at, position, awaiting=outcome.awaiting, stored=stored)
+    return Recorded(
+        outcome.case_id,
+        outcome.event_id,
+        outcome.version,
+        outcome.duplicate,
+        recorded_at,
+        position,
+        awaiting=outcome.awaiting,
+        stored=stored,
+    )
 
 
-_UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_TEXT = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 
 
 def _identity_person_ids(wires: Sequence[Any]) -> list[str]:

@@ -52,7 +52,11 @@ def due_for_erasure(
             blocked.add(person_id)
             continue
         due[person_id] = DueErasure(
-            person_id, case_id, closed_at, category, due_at,
+            person_id,
+            case_id,
+            closed_at,
+            category,
+            due_at,
             f"Hết thời hạn lưu trữ {years} năm sau khi kết thúc vụ việc",
         )
     return [d for p, d in sorted(due.items()) if p not in blocked]

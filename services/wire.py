@@ -26,7 +26,13 @@ from domain.errors import InvalidEventError
 from domain.reference import ReferenceData
 
 WIRE_FIELDS = (
-    "event_id", "case_id", "type", "agency_id", "occurred_at", "data", "identity",
+    "event_id",
+    "case_id",
+    "type",
+    "agency_id",
+    "occurred_at",
+    "data",
+    "identity",
     "expected_version",
 )
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
@@ -59,8 +65,9 @@ class WireEvent:
             "data": self.data,
             "identity": identity_digest,
         }
-        if all(type(k) is str and (type(v) is str or type(v) is bool)
-               for k, v in self.data.items()):
+        if all(
+            type(k) is str and (type(v) is str or type(v) is bool) for k, v in self.data.items()
+        ):
             # what the normalised data holds: orjson writes the same bytes as the json call
             # below (sorted keys, the same escaping), several times faster
             try:
@@ -81,7 +88,8 @@ def parse_identifier(value: Any, field: str) -> str:
     """A client identifier: 1–128 characters of letters, digits and . _ : / @ -."""
     if not is_identifier(value):
         raise InvalidEventError(
-            "FIELD_INVALID" if value not in (None, "") else "FIELD_REQUIRED", field,
+            "FIELD_INVALID" if value not in (None, "") else "FIELD_REQUIRED",
+            field,
             rule_vi="1–128 ký tự gồm chữ, số và . _ : / @ -",
             rule_en="1–128 characters of letters, digits and . _ : / @ -",
         )
@@ -114,7 +122,9 @@ def parse_wire(
     `allowed`: the instants accepted for `occurred_at` and the datetime fields of `data`."""
     if not isinstance(obj, Mapping):
         raise InvalidEventError(
-            "FIELD_INVALID", "$", rule_vi="sự kiện phải là một đối tượng JSON",
+            "FIELD_INVALID",
+            "$",
+            rule_vi="sự kiện phải là một đối tượng JSON",
             rule_en="an event must be a JSON object",
         )
     for name in obj:
@@ -133,7 +143,9 @@ def parse_wire(
     identity = obj.get("identity")
     if identity is not None and not isinstance(identity, Mapping):
         raise InvalidEventError(
-            "FIELD_INVALID", "identity", rule_vi="phải là một đối tượng JSON",
+            "FIELD_INVALID",
+            "identity",
+            rule_vi="phải là một đối tượng JSON",
             rule_en="must be a JSON object",
         )
     expected = obj.get("expected_version")
@@ -141,10 +153,18 @@ def parse_wire(
         isinstance(expected, bool) or not isinstance(expected, int) or not 0 <= expected < 2**31
     ):
         raise InvalidEventError(
-            "FIELD_INVALID", "expected_version", rule_vi="phải là số nguyên không âm",
+            "FIELD_INVALID",
+            "expected_version",
+            rule_vi="phải là số nguyên không âm",
             rule_en="must be a non-negative integer",
         )
     return WireEvent(
-        event_id, case_id, wire_type, agency_id, occurred_at, data,
-        dict(identity) if identity is not None else None, expected,
+        event_id,
+        case_id,
+        wire_type,
+        agency_id,
+        occurred_at,
+        data,
+        dict(identity) if identity is not None else None,
+        expected,
     )

@@ -38,9 +38,11 @@ def _is_driver_connection_error(error: BaseException) -> bool:
     """psycopg's OperationalError or InterfaceError (AdminShutdown, PoolTimeout … are
     subclasses), matched along the MRO by module and name: no import of the driver, so the
     projection framework can use this module without depending on infra's driver choice."""
-    return any(cls.__name__ in ("OperationalError", "InterfaceError")
-               and cls.__module__.split(".")[0] in ("psycopg", "psycopg_pool")
-               for cls in type(error).__mro__)
+    return any(
+        cls.__name__ in ("OperationalError", "InterfaceError")
+        and cls.__module__.split(".")[0] in ("psycopg", "psycopg_pool")
+        for cls in type(error).__mro__
+    )
 
 
 def is_connection_error(error: BaseException) -> bool:
@@ -95,8 +97,13 @@ def _now() -> datetime:
 class ConnectionWatch:
     """The database connection state of one worker (thread-safe)."""
 
-    def __init__(self, worker: str, status_path: Path | None = None,
-                 backoff: Backoff | None = None, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        worker: str,
+        status_path: Path | None = None,
+        backoff: Backoff | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
         self.worker = worker
         self.status_path = status_path
         self.backoff = backoff or Backoff()
@@ -134,9 +141,13 @@ class ConnectionWatch:
                 self.outages += 1
             delay = self.backoff.next()
         if first:
-            self.log.warning("%s: database connection lost (%s); retrying with backoff "
-                             "(%.1f s to %.0f s)", self.worker, self.last_error,
-                             self.backoff.initial, self.backoff.cap)
+            self.log.warning(
+                "%s: database connection lost (%s); retrying with backoff (%.1f s to %.0f s)",
+                self.worker,
+                self.last_error,
+                self.backoff.initial,
+                self.backoff.cap,
+            )
             self._write()
         return delay
 
@@ -150,21 +161,33 @@ class ConnectionWatch:
             self.backoff.reset()
         if since is not None:
             seconds = (_now() - since).total_seconds()
-            self.log.warning("%s: database connection restored after %.1f s (%d attempts "
-                             "failed)", self.worker, seconds, retries)
+            self.log.warning(
+                "%s: database connection restored after %.1f s (%d attempts failed)",
+                self.worker,
+                seconds,
+                retries,
+            )
             self._write()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"connection": self.connection, "last_error": self.last_error,
-                "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
-                "outages": self.outages}
+        return {
+            "connection": self.connection,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
+            "outages": self.outages,
+        }
 
     # -- the status file ---------------------------------------------------------------------
     def _write(self) -> None:
         if self.status_path is None:
             return
-        body = {"worker": self.worker, "pid": os.getpid(), "updated_at": _now().isoformat(),
-                **self.as_dict(), **self.extra}
+        body = {
+            "worker": self.worker,
+            "pid": os.getpid(),
+            "updated_at": _now().isoformat(),
+            **self.as_dict(),
+            **self.extra,
+        }
         try:
             self.status_path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.status_path.with_name(f".{self.status_path.name}.{os.getpid()}")

@@ -29,7 +29,11 @@ def _admin_connect(dbname: str = "postgres"):  # type: ignore[no-untyped-def]
     import psycopg
 
     return psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=dbname, autocommit=True,
+        host=PG_HOST,
+        port=PG_PORT,
+        user=PG_USER,
+        dbname=dbname,
+        autocommit=True,
         connect_timeout=5,
     )
 
@@ -41,7 +45,9 @@ def pg_database() -> str:
     name = f"referrals_test_{worker}" if worker else "referrals_test"
     try:
         with _admin_connect() as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{name}"')
     except Exception as error:  # noqa: BLE001 - any connection failure means "no database"
@@ -62,11 +68,19 @@ def pg_schema(pg_database: str) -> Iterator[str]:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def make_pg_settings(pg_database: str, schema: str, data_dir: Path, **overrides: object) -> Settings:
+def make_pg_settings(
+    pg_database: str, schema: str, data_dir: Path, **overrides: object
+) -> Settings:
     """Settings for the PostgreSQL test database and schema."""
     values: dict[str, object] = dict(
-        store="postgres", pg_host=PG_HOST, pg_port=PG_PORT, pg_user=PG_USER,
-        pg_dbname=pg_database, pg_schema=schema, pg_pool_size=4, data_dir=data_dir,
+        store="postgres",
+        pg_host=PG_HOST,
+        pg_port=PG_PORT,
+        pg_user=PG_USER,
+        pg_dbname=pg_database,
+        pg_schema=schema,
+        pg_pool_size=4,
+        data_dir=data_dir,
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -34,8 +34,13 @@ def new_person_id() -> str:
 class CaseScript:
     """Builds the wire events of one case step by step, with increasing occurred_at."""
 
-    def __init__(self, case_id: str | None = None, start: datetime = T0,
-                 holder: str = POLICE, person_id: str | None = None) -> None:
+    def __init__(
+        self,
+        case_id: str | None = None,
+        start: datetime = T0,
+        holder: str = POLICE,
+        person_id: str | None = None,
+    ) -> None:
         # the test agencies' ids start with their province ("vlg-police" opens VLG-… cases)
         self.case_id = case_id or random_case_ref(holder.split("-")[0].upper())
         self.at = start
@@ -43,8 +48,14 @@ class CaseScript:
         self.person_id = person_id or new_person_id()
         self.count = 0
 
-    def event(self, wire_type: str, agency: str | None = None, after: timedelta = timedelta(hours=1),
-              data: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    def event(
+        self,
+        wire_type: str,
+        agency: str | None = None,
+        after: timedelta = timedelta(hours=1),
+        data: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         self.count += 1
         if self.count > 1:
             self.at += after
@@ -59,27 +70,54 @@ class CaseScript:
         wire.update(extra)
         return wire
 
-    def notification(self, role: str = "ARRESTED", category: str = "POOR_HOUSEHOLD",
-                     **data: Any) -> dict[str, Any]:
-        return self.event("NOTIFICATION_ISSUED", data={
-            "person_id": self.person_id, "proceedings_kind": "criminal",
-            "procedural_role": role, "stage": "INVESTIGATION", "eligible_category": category,
-            "form": "MAU_03", **data})
+    def notification(
+        self, role: str = "ARRESTED", category: str = "POOR_HOUSEHOLD", **data: Any
+    ) -> dict[str, Any]:
+        return self.event(
+            "NOTIFICATION_ISSUED",
+            data={
+                "person_id": self.person_id,
+                "proceedings_kind": "criminal",
+                "procedural_role": role,
+                "stage": "INVESTIGATION",
+                "eligible_category": category,
+                "form": "MAU_03",
+                **data,
+            },
+        )
 
-    def contact(self, role: str = "ARRESTED", category: str | None = "POOR_HOUSEHOLD",
-                agency: str | None = None, after: timedelta = timedelta(hours=1),
-                **data: Any) -> dict[str, Any]:
+    def contact(
+        self,
+        role: str = "ARRESTED",
+        category: str | None = "POOR_HOUSEHOLD",
+        agency: str | None = None,
+        after: timedelta = timedelta(hours=1),
+        **data: Any,
+    ) -> dict[str, Any]:
         """A procedural contact (arrest, holding, charge, trial, victim, litigant)."""
-        body = {"person_id": self.person_id, "proceedings_kind": "criminal",
-                "procedural_role": role, "stage": "INVESTIGATION", **data}
+        body = {
+            "person_id": self.person_id,
+            "proceedings_kind": "criminal",
+            "procedural_role": role,
+            "stage": "INVESTIGATION",
+            **data,
+        }
         if category is not None:
             body["eligible_category"] = category
         return self.event("PROCEDURAL_CONTACT", agency=agency, after=after, data=body)
 
-    def not_eligible(self, reason: str = "NO_CATEGORY", agency: str | None = None,
-                     after: timedelta = timedelta(hours=1)) -> dict[str, Any]:
-        return self.event("NOT_ELIGIBLE_DETERMINED", agency=agency, after=after, data={
-            "reason": reason, "article": "Luật TGPL 2017 Điều 7"})
+    def not_eligible(
+        self,
+        reason: str = "NO_CATEGORY",
+        agency: str | None = None,
+        after: timedelta = timedelta(hours=1),
+    ) -> dict[str, Any]:
+        return self.event(
+            "NOT_ELIGIBLE_DETERMINED",
+            agency=agency,
+            after=after,
+            data={"reason": reason, "article": "Luật TGPL 2017 Điều 7"},
+        )
 
     def request(self, **kw: Any) -> dict[str, Any]:
         return self.event("AID_REQUESTED", **kw)
@@ -91,19 +129,38 @@ class CaseScript:
         return self.event("REQUEST_ACCEPTED", agency=centre, data={"immediate": False}, **kw)
 
     def assign(self, centre: str = CENTRE, provider: str = "tgv-001", **kw: Any) -> dict[str, Any]:
-        return self.event("AID_ASSIGNED", agency=centre, data={
-            "provider_id": provider, "provider_type": "LEGAL_AID_OFFICER", "aid_form": "DEFENCE"},
-            **kw)
+        return self.event(
+            "AID_ASSIGNED",
+            agency=centre,
+            data={
+                "provider_id": provider,
+                "provider_type": "LEGAL_AID_OFFICER",
+                "aid_form": "DEFENCE",
+            },
+            **kw,
+        )
 
     def register(self, agency: str | None = None, **kw: Any) -> dict[str, Any]:
         docs = (self.at + timedelta(minutes=30)).isoformat()
-        return self.event("COUNSEL_REGISTERED", agency=agency,
-                          data={"documents_complete_at": docs}, **kw)
+        return self.event(
+            "COUNSEL_REGISTERED", agency=agency, data={"documents_complete_at": docs}, **kw
+        )
 
     def close(self, centre: str = CENTRE, **kw: Any) -> dict[str, Any]:
-        return self.event("CASE_CLOSED", agency=centre,
-                          data={"close_reason": "COMPLETED", "outcome": "SUCCESSFUL"}, **kw)
+        return self.event(
+            "CASE_CLOSED",
+            agency=centre,
+            data={"close_reason": "COMPLETED", "outcome": "SUCCESSFUL"},
+            **kw,
+        )
 
     def full_history(self) -> list[dict[str, Any]]:
-        return [self.notification(), self.request(), self.transfer(), self.accept(),
-                self.assign(), self.register(), self.close()]
+        return [
+            self.notification(),
+            self.request(),
+            self.transfer(),
+            self.accept(),
+            self.assign(),
+            self.register(),
+            self.close(),
+        ]

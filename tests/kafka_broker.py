@@ -86,7 +86,9 @@ def _kafka_string(value: str) -> bytes:
     return struct.pack(">h", len(raw)) + raw
 
 
-def metadata_probe(host: str, port: int, timeout: float = 2.0) -> tuple[str | None, list[tuple[int, str, int]]]:
+def metadata_probe(
+    host: str, port: int, timeout: float = 2.0
+) -> tuple[str | None, list[tuple[int, str, int]]]:
     """Send one Metadata v2 request (all topics); return (cluster_id, brokers).
 
     Hand-rolled so readiness does not depend on kafka-python's reconnect
@@ -195,10 +197,14 @@ class Broker:
         return [
             self.binary,
             "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
-            "--cluster-id", self.cluster_id,
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            "--cluster-id",
+            self.cluster_id,
         ]
 
     def is_running(self) -> bool:
@@ -295,7 +301,9 @@ class Broker:
         env["RUST_LOG"] = self.log_level
         env["NO_COLOR"] = "1"
         self.starts += 1
-        marker = f"\n===== start #{self.starts} port {self.port} at {time.strftime('%H:%M:%S')} =====\n"
+        marker = (
+            f"\n===== start #{self.starts} port {self.port} at {time.strftime('%H:%M:%S')} =====\n"
+        )
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             out.write(marker.encode())
             err.write(marker.encode())
@@ -336,7 +344,9 @@ class Broker:
                 if cluster_id == self.cluster_id and any(p == self.port for _, _, p in brokers):
                     self.ready_seconds = time.monotonic() - t0
                     return
-                last_error = ValueError(f"unexpected metadata: cluster_id={cluster_id!r} brokers={brokers}")
+                last_error = ValueError(
+                    f"unexpected metadata: cluster_id={cluster_id!r} brokers={brokers}"
+                )
             except (OSError, ValueError, struct.error, UnicodeDecodeError) as exc:
                 last_error = exc
             time.sleep(0.05)
@@ -382,6 +392,7 @@ def _kill_leftovers() -> None:  # pragma: no cover - safety net
 
 
 # -- kafka-python helpers ----------------------------------------------------
+
 
 def consumer_kwargs(**overrides: Any) -> dict[str, Any]:
     """KafkaConsumer settings that make group joins fast against Tansu.
@@ -458,7 +469,9 @@ def admin_create_topics(
             if ready >= set(wanted):
                 return codes
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"topics not visible in metadata after {timeout_s}s: {set(wanted) - ready}")
+                raise TimeoutError(
+                    f"topics not visible in metadata after {timeout_s}s: {set(wanted) - ready}"
+                )
             time.sleep(0.1)
         raise TimeoutError("topics not visible in metadata")
     finally:

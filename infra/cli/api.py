@@ -14,8 +14,9 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
         host: str | None = typer.Option(None, help="default: REFERRALS_HTTP_HOST"),
-        port: int | None = typer.Option(None, "--port", "-p", min=1, max=65535,
-                                        help="default: REFERRALS_HTTP_PORT (8000)"),
+        port: int | None = typer.Option(
+            None, "--port", "-p", min=1, max=65535, help="default: REFERRALS_HTTP_PORT (8000)"
+        ),
         log_level: str = typer.Option("info"),
         workers: int = typer.Option(1, min=1, max=64, help="uvicorn worker processes"),
     ) -> None:
@@ -39,8 +40,9 @@ def register(app: typer.Typer) -> None:
         finally:
             container.close()
 
-    token = typer.Typer(help="Mã truy cập API (bearer tokens): create, revoke, list.",
-                        no_args_is_help=True)
+    token = typer.Typer(
+        help="Mã truy cập API (bearer tokens): create, revoke, list.", no_args_is_help=True
+    )
     app.add_typer(token, name="token")
 
     @token.command("create")
@@ -58,20 +60,30 @@ def register(app: typer.Typer) -> None:
 
         container = build_container(settings_from_env())
         try:
-            expires = (datetime.now(timezone.utc) + timedelta(days=expires_days)
-                       if expires_days is not None else None)
+            expires = (
+                datetime.now(timezone.utc) + timedelta(days=expires_days)
+                if expires_days is not None
+                else None
+            )
             try:
                 secret, record = container.tokens.create(  # type: ignore[union-attr]
-                    role, name, agency_id=agency, provinces=province,
-                    principal_id=principal_id, expires_at=expires, reference=container.reference,
+                    role,
+                    name,
+                    agency_id=agency,
+                    provinces=province,
+                    principal_id=principal_id,
+                    expires_at=expires,
+                    reference=container.reference,
                 )
             except ValueError as error:
                 console.print(f"[red]Không tạo được mã truy cập:[/red] {error}")
                 raise typer.Exit(code=2) from None
         finally:
             container.close()
-        console.print(f"Mã truy cập {record.token_id} cho {record.principal.principal_id} "
-                      f"({role}); chỉ hiện một lần, hãy lưu lại:")
+        console.print(
+            f"Mã truy cập {record.token_id} cho {record.principal.principal_id} "
+            f"({role}); chỉ hiện một lần, hãy lưu lại:"
+        )
         print(secret)
 
     @token.command("revoke")
@@ -106,24 +118,45 @@ def register(app: typer.Typer) -> None:
         finally:
             container.close()
         now = datetime.now(timezone.utc)
-        rows = [{
-            "token_id": r.token_id, "principal_id": r.principal.principal_id,
-            "role": r.principal.role, "name": r.principal.display_name,
-            "agency_id": r.principal.agency_id, "provinces": sorted(r.principal.provinces),
-            "created_at": r.created_at.isoformat(),
-            "expires_at": r.expires_at.isoformat() if r.expires_at else None,
-            "status": r.status(now),
-        } for r in records]
+        rows = [
+            {
+                "token_id": r.token_id,
+                "principal_id": r.principal.principal_id,
+                "role": r.principal.role,
+                "name": r.principal.display_name,
+                "agency_id": r.principal.agency_id,
+                "provinces": sorted(r.principal.provinces),
+                "created_at": r.created_at.isoformat(),
+                "expires_at": r.expires_at.isoformat() if r.expires_at else None,
+                "status": r.status(now),
+            }
+            for r in records
+        ]
         if as_json:
             for row in rows:
                 print(json.dumps(row, ensure_ascii=False))
             return
         table = Table(title="Mã truy cập API")
-        for column in ("token_id", "principal_id", "role", "name", "agency_id", "provinces",
-                       "expires_at", "status"):
+        for column in (
+            "token_id",
+            "principal_id",
+            "role",
+            "name",
+            "agency_id",
+            "provinces",
+            "expires_at",
+            "status",
+        ):
             table.add_column(column)
         for row in rows:
-            table.add_row(row["token_id"], row["principal_id"], row["role"], row["name"],
-                          row["agency_id"] or "—", ",".join(row["provinces"]) or "—",
-                          row["expires_at"] or "—", row["status"])
+            table.add_row(
+                row["token_id"],
+                row["principal_id"],
+                row["role"],
+                row["name"],
+                row["agency_id"] or "—",
+                ",".join(row["provinces"]) or "—",
+                row["expires_at"] or "—",
+                row["status"],
+            )
         Console().print(table)

@@ -16,11 +16,20 @@ def register(app: typer.Typer) -> None:
 
 
 def bench_command(
-    scale: float = typer.Option(1.0, min=0.001, max=4.0, help=(
-        "fraction of the 5-million-event dataset (0.02: every row on 100,000 events, a few "
-        "minutes)")),
-    reuse: bool = typer.Option(False, "--reuse", help=(
-        "reuse the dataset already loaded in referrals_bench if it has this size and seed")),
+    scale: float = typer.Option(
+        1.0,
+        min=0.001,
+        max=4.0,
+        help=(
+            "fraction of the 5-million-event dataset (0.02: every row on 100,000 events, a few "
+            "minutes)"
+        ),
+    ),
+    reuse: bool = typer.Option(
+        False,
+        "--reuse",
+        help=("reuse the dataset already loaded in referrals_bench if it has this size and seed"),
+    ),
     only: list[str] = typer.Option([], "--only", help=f"run only these rows: {', '.join(ROWS)}"),  # noqa: B008 - help text built once
     workers: int = typer.Option(2, min=1, max=16, help="uvicorn workers of the HTTP rows"),
     seconds: float = typer.Option(20.0, min=2, max=300, help="length of each wrk run"),
@@ -42,10 +51,16 @@ def bench_command(
         raise typer.BadParameter(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
     if database in ("postgres", "referrals", "template0", "template1"):
         raise typer.BadParameter("the benchmark uses its own database")
-    options = Options(scale=scale, reuse=reuse, seed=seed, only=tuple(only), workers=workers,
-                      seconds=seconds, load_processes=load_processes,
-                      target=Target(host=pg_host, port=pg_port, user=pg_user,
-                                    database=database))
+    options = Options(
+        scale=scale,
+        reuse=reuse,
+        seed=seed,
+        only=tuple(only),
+        workers=workers,
+        seconds=seconds,
+        load_processes=load_processes,
+        target=Target(host=pg_host, port=pg_port, user=pg_user, database=database),
+    )
     if output is not None:
         options.output = output
     figures, path = run(options, log=lambda line: typer.echo(line, err=True))

@@ -42,8 +42,13 @@ def settings_from_env() -> Settings:
 def default(
     ctx: typer.Context,
     port: int | None = typer.Option(
-        None, "--port", "-p", min=1, max=65535,
-        help="demo: HTTP port (default: REFERRALS_HTTP_PORT, 8000)"),
+        None,
+        "--port",
+        "-p",
+        min=1,
+        max=65535,
+        help="demo: HTTP port (default: REFERRALS_HTTP_PORT, 8000)",
+    ),
 ) -> None:
     """Runs the embedded demo when no command is given (`referrals help`: the commands)."""
     if ctx.invoked_subcommand is None:
@@ -79,8 +84,11 @@ def run_demo(settings: Settings, serve: bool = True) -> dict[str, int]:
             from infra.sample_data import generate_events
 
             events = generate_events(
-                seed=2026, cases=300, reference=container.reference,
-                start=now - timedelta(days=700), end=now - timedelta(minutes=10),
+                seed=2026,
+                cases=300,
+                reference=container.reference,
+                start=now - timedelta(days=700),
+                end=now - timedelta(minutes=10),
             )
             report = load_events(container, _numbered(events), total=None)
             summary = report.counts()
@@ -108,8 +116,11 @@ class LoadReport:
     rejected: list[tuple[int, str | None, dict[str, Any]]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {"recorded": self.recorded, "duplicates": self.duplicates,
-                "rejected": len(self.rejected)}
+        return {
+            "recorded": self.recorded,
+            "duplicates": self.duplicates,
+            "rejected": len(self.rejected),
+        }
 
 
 def _numbered(events: Any) -> Iterator[tuple[int, Any]]:
@@ -127,16 +138,26 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             except DomainError as error:  # e.g. JSON_DUPLICATE_KEY
                 yield number, error
             except UnicodeDecodeError:
-                yield number, InvalidEventError(
-                    "FIELD_INVALID", "$", rule_vi="dòng không phải UTF-8 hợp lệ",
-                    rule_en="the line is not valid UTF-8",
+                yield (
+                    number,
+                    InvalidEventError(
+                        "FIELD_INVALID",
+                        "$",
+                        rule_vi="dòng không phải UTF-8 hợp lệ",
+                        rule_en="the line is not valid UTF-8",
+                    ),
                 )
             except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
                 msg = getattr(error, "msg", None) or str(error)[:80] or type(error).__name__
                 col = getattr(error, "colno", 0)
-                yield number, InvalidEventError(
-                    "FIELD_INVALID", "$", rule_vi=f"JSON không hợp lệ ({msg}, cột {col})",
-                    rule_en=f"invalid JSON ({msg}, column {col})",
+                yield (
+                    number,
+                    InvalidEventError(
+                        "FIELD_INVALID",
+                        "$",
+                        rule_vi=f"JSON không hợp lệ ({msg}, cột {col})",
+                        rule_en=f"invalid JSON ({msg}, column {col})",
+                    ),
                 )
 
 
@@ -184,12 +205,17 @@ def load_events(
 
 @app.command("load")
 def load_command(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON Lines, one event a line"),
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="JSON Lines, one event a line"
+    ),
     batch_size: int = typer.Option(500, min=1, max=1000),
     report_file: Path | None = typer.Option(None, help="write rejected lines as JSON Lines here"),
     lang: str | None = typer.Option(
-        None, "--lang", help="vi | en: language of the printed report (default: from LANG; "
-        "the report file always holds both)"),
+        None,
+        "--lang",
+        help="vi | en: language of the printed report (default: from LANG; "
+        "the report file always holds both)",
+    ),
 ) -> None:
     """Records a file of wire-format events: recorded / duplicate / rejected (line, reason)."""
     language = output_language(lang)
@@ -207,7 +233,7 @@ def load_command(
 
 
 def output_language(option: str | None) -> str:
-    """"vi" or "en": the --lang option, else LANG/LC_ALL (en_* gives English), else Vietnamese."""
+    """ "vi" or "en": the --lang option, else LANG/LC_ALL (en_* gives English), else Vietnamese."""
     import os
 
     if option is not None:
@@ -231,23 +257,32 @@ def _print_load_report(report: LoadReport, report_file: Path | None, lang: str =
     Console().print(table)
     for number, event_id, error in report.rejected[:50]:
         message = error["message_en"] if en else error["message"]
-        Console().print(f"{'line' if en else 'dòng'} {number} ({event_id or '—'}): "
-                        f"[{error['code']}] {error['field']}: {message}", markup=False)
+        Console().print(
+            f"{'line' if en else 'dòng'} {number} ({event_id or '—'}): "
+            f"[{error['code']}] {error['field']}: {message}",
+            markup=False,
+        )
     if len(report.rejected) > 50:
         rest = len(report.rejected) - 50
         Console().print(f"… and {rest} more lines" if en else f"… và {rest} dòng khác")
     if report_file is not None:
         with report_file.open("w", encoding="utf-8") as handle:
             for number, event_id, error in report.rejected:
-                handle.write(json.dumps({"line": number, "event_id": event_id, **error},
-                                        ensure_ascii=False) + "\n")
+                handle.write(
+                    json.dumps({"line": number, "event_id": event_id, **error}, ensure_ascii=False)
+                    + "\n"
+                )
     print(json.dumps(report.counts()))
 
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(),
-        MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
 
 
@@ -266,8 +301,9 @@ def generate_command(
     now = datetime.now(timezone.utc).replace(microsecond=0)
     count = 0
     with output.open("w", encoding="utf-8") as handle:
-        for event in generate_events(seed, cases, reference, now - timedelta(days=365 * years),
-                                     now - timedelta(minutes=10)):
+        for event in generate_events(
+            seed, cases, reference, now - timedelta(days=365 * years), now - timedelta(minutes=10)
+        ):
             handle.write(json.dumps(event, ensure_ascii=False) + "\n")
             count += 1
     print(json.dumps({"events": count, "cases": cases}))
@@ -277,15 +313,18 @@ def generate_command(
 @app.command("erase-person")
 def erase_person_command(
     person_id: str = typer.Argument(...),
-    reason: str = typer.Option(..., help="REQUEST_OF_PERSON | RETENTION_EXPIRED | COURT_ORDER | OTHER"),
+    reason: str = typer.Option(
+        ..., help="REQUEST_OF_PERSON | RETENTION_EXPIRED | COURT_ORDER | OTHER"
+    ),
     rule: str = typer.Option("Luật Bảo vệ dữ liệu cá nhân 2025", help="legal basis of the erasure"),
     requested_by: str = typer.Option(..., help="administrator recording the erasure"),
 ) -> None:
     """Erases a person's identifying data (destroys their data key); recorded as an event."""
     container = build_container(settings_from_env())
     try:
-        destroyed = container.referrals.erase_person(person_id, reason, rule, requested_by,
-                                                     purge=False)
+        destroyed = container.referrals.erase_person(
+            person_id, reason, rule, requested_by, purge=False
+        )
         purged = container.vault.purge_erased()
     except DomainError as error:
         console.print(f"[red]{error.code}[/red] {error.message_vi}")
@@ -294,8 +333,11 @@ def erase_person_command(
         container.close()
     if not purged:
         _warn_not_purged()
-    print(json.dumps({"person_id": person_id, "key_destroyed": destroyed,
-                      "old_copies_purged": purged}))
+    print(
+        json.dumps(
+            {"person_id": person_id, "key_destroyed": destroyed, "old_copies_purged": purged}
+        )
+    )
 
 
 def _warn_not_purged() -> None:
@@ -303,7 +345,8 @@ def _warn_not_purged() -> None:
         "[yellow]Cảnh báo:[/yellow] một giao dịch cũ còn mở nên bản cũ của khoá chưa xoá khỏi "
         "tệp cơ sở dữ liệu; chạy lại `referrals purge-erased-keys` sau khi nó kết thúc. "
         "(Warning: an old open transaction kept the key's old row version in the database "
-        "files; run `referrals purge-erased-keys` once it has ended.)")
+        "files; run `referrals purge-erased-keys` once it has ended.)"
+    )
 
 
 @app.command("purge-erased-keys")
@@ -331,17 +374,22 @@ def retention_command(
     settings = settings_from_env()
     container = build_container(settings)
     try:
-        due = due_for_erasure(container.referrals, settings.retention(),
-                              datetime.now(timezone.utc))
+        due = due_for_erasure(container.referrals, settings.retention(), datetime.now(timezone.utc))
         table = Table(title="Dữ liệu cá nhân đến hạn xoá" + ("" if apply else " (chạy thử)"))
         for column in ("person_id", "case_id", "closed_at", "category", "due_at"):
             table.add_column(column)
         for item in due:
-            table.add_row(item.person_id, item.case_id, item.closed_at.isoformat(),
-                          item.category or "—", item.due_at.isoformat())
+            table.add_row(
+                item.person_id,
+                item.case_id,
+                item.closed_at.isoformat(),
+                item.category or "—",
+                item.due_at.isoformat(),
+            )
             if apply:
-                container.referrals.erase_person(item.person_id, "RETENTION_EXPIRED",
-                                                 item.rule, requested_by, purge=False)
+                container.referrals.erase_person(
+                    item.person_id, "RETENTION_EXPIRED", item.rule, requested_by, purge=False
+                )
         if apply and due and not container.vault.purge_erased():  # one rewrite per run
             _warn_not_purged()
         Console().print(table)
@@ -387,8 +435,9 @@ def main() -> None:
     except DeploymentError as error:  # said plainly, with what to do; no traceback
         raise SystemExit(fail(error).exit_code) from None
     except LogKeyError as error:
-        print(f"Khoá ký nhật ký minh bạch không dùng được / log signing key: {error}",
-              file=sys.stderr)
+        print(
+            f"Khoá ký nhật ký minh bạch không dùng được / log signing key: {error}", file=sys.stderr
+        )
         raise SystemExit(2) from None
 
 

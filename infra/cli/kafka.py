@@ -15,15 +15,17 @@ import typer
 
 def _configure_logging() -> None:
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
 def _stop_on_signals(stop: Callable[[], None]) -> None:
     def handler(signum: int, _frame: Any) -> None:
-        logging.getLogger(__name__).info("received %s: finishing the batch in hand",
-                                         signal.Signals(signum).name)
+        logging.getLogger(__name__).info(
+            "received %s: finishing the batch in hand", signal.Signals(signum).name
+        )
         stop()
 
     signal.signal(signal.SIGTERM, handler)
@@ -55,7 +57,8 @@ def register(app: typer.Typer) -> None:
             from infra.transparency.service import receipts_for
 
             worker = IngestWorker.connect(
-                settings, container.referrals,
+                settings,
+                container.referrals,
                 # receipt/v1 each: a batch receipt is ~3× the bytes, and kafka-python
                 # checksums every byte in Python unless crc32c is installed (issue 16)
                 receipts=lambda results: receipts_for(container, results, one_signature=False),
@@ -67,8 +70,7 @@ def register(app: typer.Typer) -> None:
                 worker.close()
         finally:
             container.close()
-        print(json.dumps({"ingest": {**stats.as_dict(), **worker.watch.as_dict()}}),
-              flush=True)
+        print(json.dumps({"ingest": {**stats.as_dict(), **worker.watch.as_dict()}}), flush=True)
 
     @app.command("relay")
     def relay(

@@ -64,7 +64,10 @@ def held_command(
             f"{flag}{row['case_id']} {row['event_type']} v{row['version']} "
             f"agency={row['agency_id']} occurred={row['occurred_at'].isoformat()} "
             f"age={row['age_hours']} h reason={row['reason']} "
-            f"awaiting={'|'.join(row['awaiting'])}", markup=False, highlight=False)
+            f"awaiting={'|'.join(row['awaiting'])}",
+            markup=False,
+            highlight=False,
+        )
     anomalies = sum(1 for r in listed if r["anomaly"])
     summary = {"held": len(listed), "anomalies": anomalies, "anomaly_after_hours": after}
     typer.echo(json.dumps(summary))
@@ -73,8 +76,9 @@ def held_command(
 
 def project_command(
     batch_size: int = typer.Option(2000, min=1, max=100_000, help="events per transaction"),
-    until_caught_up: bool = typer.Option(False, "--until-caught-up",
-                                         help="exit once every view has reached the log's end"),
+    until_caught_up: bool = typer.Option(
+        False, "--until-caught-up", help="exit once every view has reached the log's end"
+    ),
     pause: float = typer.Option(0.0, hidden=True, help="seconds between pages (tests)"),
 ) -> None:
     """Runs the projection worker: follows the log (LISTEN/NOTIFY on PostgreSQL, polling on
@@ -100,10 +104,13 @@ def project_command(
     signal.signal(signal.SIGINT, _stop)
     projections = container.projections
     try:
-        console.print(f"[green]Projections[/green]: {', '.join(projections.projections)} "
-                      f"(store {container.settings.store}, batch {batch_size})")
-        projections.run_forever(stop, batch_size=batch_size, pause=pause,
-                                until_caught_up=until_caught_up)
+        console.print(
+            f"[green]Projections[/green]: {', '.join(projections.projections)} "
+            f"(store {container.settings.store}, batch {batch_size})"
+        )
+        projections.run_forever(
+            stop, batch_size=batch_size, pause=pause, until_caught_up=until_caught_up
+        )
     finally:
         status = [s.as_dict() for s in projections.status()]
         container.close()
@@ -113,9 +120,14 @@ def project_command(
 def rebuild_command(
     only: list[str] = typer.Option(None, "--only", help="rebuild only these projections"),
     batch_size: int = typer.Option(5000, min=1, max=100_000),
-    processes: bool = typer.Option(True, "--processes/--in-process", help=(
-        "PostgreSQL: one process per core, views shared between them (every core works); "
-        "--in-process: one process")),
+    processes: bool = typer.Option(
+        True,
+        "--processes/--in-process",
+        help=(
+            "PostgreSQL: one process per core, views shared between them (every core works); "
+            "--in-process: one process"
+        ),
+    ),
 ) -> None:
     """Drops the views and rebuilds them from event zero (stop the worker first)."""
     from infra.cli.core import _progress
@@ -131,8 +143,9 @@ def rebuild_command(
             def advance(done: int, of: int) -> None:
                 progress.update(task, completed=done, total=of)
 
-            result = container.projections.rebuild(advance, names=only or None,
-                                                   batch_size=batch_size, processes=processes)
+            result = container.projections.rebuild(
+                advance, names=only or None, batch_size=batch_size, processes=processes
+            )
     finally:
         container.close()
     print(json.dumps(result, ensure_ascii=False))
@@ -166,21 +179,43 @@ def status_command() -> None:
         finally:
             container.close()
     table = Table(title="Trạng thái các bảng tổng hợp")
-    for column in ("projection", "position", "max id", "lag", "quarantined", "held",
-                   "connection", "error"):
-        table.add_column(column, justify="left" if column in ("projection", "connection", "error")
-                         else "right")
+    for column in (
+        "projection",
+        "position",
+        "max id",
+        "lag",
+        "quarantined",
+        "held",
+        "connection",
+        "error",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("projection", "connection", "error") else "right"
+        )
     for s in status:
-        error = f"{s.error_at.isoformat(timespec='seconds')} {s.error}" if s.error_at else (
-            s.error or "")
-        table.add_row(s.name, str(s.position), str(s.max_notification_id), str(s.lag),
-                      str(s.quarantined), str(s.held), s.connection, error)
+        error = (
+            f"{s.error_at.isoformat(timespec='seconds')} {s.error}"
+            if s.error_at
+            else (s.error or "")
+        )
+        table.add_row(
+            s.name,
+            str(s.position),
+            str(s.max_notification_id),
+            str(s.lag),
+            str(s.quarantined),
+            str(s.held),
+            s.connection,
+            error,
+        )
     console = Console(stderr=True)
     console.print(table)
     if rows:
         console.print(_quarantine_table(rows))
-        console.print("Sửa lỗi rồi chạy `referrals projections retry-quarantined` để áp dụng lại "
-                      "(fix, then re-apply with `referrals projections retry-quarantined`).")
+        console.print(
+            "Sửa lỗi rồi chạy `referrals projections retry-quarantined` để áp dụng lại "
+            "(fix, then re-apply with `referrals projections retry-quarantined`)."
+        )
     print(json.dumps([s.as_dict() for s in status], ensure_ascii=False))
 
 
@@ -191,10 +226,15 @@ def _quarantine_table(rows: list[dict]) -> object:
     for column in ("projection", "position", "case", "type", "reason", "attempts", "error"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["view_name"], str(r["position"]), r["case_id"] or r["originator_id"],
-                      r["event_type"] or "", r["reason"] + (" ✓" if r["resolved_at"] else ""),
-                      str(r["attempts"]),
-                      f"{r['error_code'] or ''} {r['message'] or ''}".strip())
+        table.add_row(
+            r["view_name"],
+            str(r["position"]),
+            r["case_id"] or r["originator_id"],
+            r["event_type"] or "",
+            r["reason"] + (" ✓" if r["resolved_at"] else ""),
+            str(r["attempts"]),
+            f"{r['error_code'] or ''} {r['message'] or ''}".strip(),
+        )
     return table
 
 
@@ -242,9 +282,14 @@ def report_command(
     date_to: str = typer.Option(None, "--to", help="custom period end, inclusive (YYYY-MM-DD)"),
     fmt: list[str] = typer.Option(["xlsx"], "--format", help="xlsx | csv | png (repeatable)"),
     output: Path = typer.Option(Path("reports"), "--output", file_okay=False),
-    publish: bool = typer.Option(False, "--publish", help=(
-        "record it as published: its checkpoint, reference versions and the sha256 of each "
-        "output, so that `referrals report regenerate` rebuilds it byte for byte")),
+    publish: bool = typer.Option(
+        False,
+        "--publish",
+        help=(
+            "record it as published: its checkpoint, reference versions and the sha256 of each "
+            "output, so that `referrals report regenerate` rebuilds it byte for byte"
+        ),
+    ),
     published_by: str = typer.Option("cli", "--by", help="who publishes (recorded)"),
 ) -> None:
     """Writes the council report of a province for a period (XLSX, CSV, PNG charts)."""
@@ -271,10 +316,12 @@ def report_command(
     try:
         with _progress() as progress:
             task = progress.add_task("Cập nhật bảng tổng hợp", total=None)
-            container.projections.process_pending(
-                progress=lambda n: progress.advance(task, n))
-            progress.update(task, total=progress.tasks[task].completed or 1,
-                            completed=progress.tasks[task].completed or 1)
+            container.projections.process_pending(progress=lambda n: progress.advance(task, n))
+            progress.update(
+                task,
+                total=progress.tasks[task].completed or 1,
+                completed=progress.tasks[task].completed or 1,
+            )
             step = progress.add_task("Lập báo cáo", total=1 + len(formats))
             try:
                 report = build_report(container, province.upper(), start, end)
@@ -294,8 +341,10 @@ def report_command(
         container.close()
     for path in written:
         console.print(f"[green]✓[/green] {path}")
-    answer: dict = {"files": [str(p) for p in written],
-                    "generated_at": datetime.now().astimezone().isoformat()}
+    answer: dict = {
+        "files": [str(p) for p in written],
+        "generated_at": datetime.now().astimezone().isoformat(),
+    }
     if record is not None:
         answer["published"] = record
     print(json.dumps(answer, ensure_ascii=False))
@@ -304,11 +353,15 @@ def report_command(
 def regenerate_command(
     province: str = typer.Option(..., help="province code, e.g. LSN"),
     report_id: str = typer.Option(None, "--id", help="the published report's id"),
-    checkpoint: int = typer.Option(None, "--checkpoint",
-                                   help="or: the checkpoint size it names (latest published)"),
+    checkpoint: int = typer.Option(
+        None, "--checkpoint", help="or: the checkpoint size it names (latest published)"
+    ),
     as_: str = typer.Option("published", "--as", help="published | corrected"),
-    judge_at: str = typer.Option("published", "--judge-at", help=(
-        "corrected only: judge open limits at the published instant or at now")),
+    judge_at: str = typer.Option(
+        "published",
+        "--judge-at",
+        help=("corrected only: judge open limits at the published instant or at now"),
+    ),
     output: Path = typer.Option(Path("reports"), "--output", file_okay=False),
 ) -> None:
     """Regenerates a published report from the checkpoint it names, byte for byte (checked
@@ -326,8 +379,12 @@ def regenerate_command(
     try:
         record = pr.find_published(container, province.upper(), report_id, checkpoint)
         published, outputs, same = pr.regenerated_outputs(container, record)
-        answer: dict = {"id": record["id"], "as": as_,
-                        "reproduced": all(same.values()), "outputs": {}}
+        answer: dict = {
+            "id": record["id"],
+            "as": as_,
+            "reproduced": all(same.values()),
+            "outputs": {},
+        }
         if as_ == "corrected":
             container.projections.process_pending()
             now_report = pr.corrected(container, record, judge_at)
@@ -341,9 +398,12 @@ def regenerate_command(
             stem, dot, ext = filename.rpartition(".")
             path = output / f"{stem}{suffix}{dot}{ext}"
             path.write_bytes(data)
-            answer["outputs"][name] = {"file": str(path), "sha256": pr.sha256(data),
-                                       "published_sha256": record["sha256"].get(name),
-                                       "identical": pr.sha256(data) == record["sha256"].get(name)}
+            answer["outputs"][name] = {
+                "file": str(path),
+                "sha256": pr.sha256(data),
+                "published_sha256": record["sha256"].get(name),
+                "identical": pr.sha256(data) == record["sha256"].get(name),
+            }
     finally:
         container.close()
     if not answer["reproduced"]:

@@ -28,20 +28,28 @@ def admin_principal(container: Any, principal_id: str) -> str:
 
     now = datetime.now(UTC)
     for record in container.tokens.list():
-        if (record.principal.principal_id == principal_id and record.principal.role == "admin"
-                and record.status(now) == "active"):
+        if (
+            record.principal.principal_id == principal_id
+            and record.principal.role == "admin"
+            and record.status(now) == "active"
+        ):
             return principal_id
     raise NotAuthorisedError(
-        "NOT_AUTHORISED", "by",
+        "NOT_AUTHORISED",
+        "by",
         rule_vi=f"«{principal_id}» không phải chủ thể quản trị (admin) có mã truy cập còn hiệu "
-                "lực; chỉ quản trị viên được công bố dữ liệu tham chiếu",
+        "lực; chỉ quản trị viên được công bố dữ liệu tham chiếu",
         rule_en=f"'{principal_id}' is not an admin principal with a valid token; only an admin "
-                "may publish reference data")
+        "may publish reference data",
+    )
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Dữ liệu tham chiếu đã ghi (lịch, cơ quan, diện, thời hạn): show, "
-                             "history, diff, publish.", no_args_is_help=True)
+    group = typer.Typer(
+        help="Dữ liệu tham chiếu đã ghi (lịch, cơ quan, diện, thời hạn): show, "
+        "history, diff, publish.",
+        no_args_is_help=True,
+    )
     app.add_typer(group, name="reference")
 
     @group.command("show")
@@ -50,8 +58,11 @@ def register(app: typer.Typer) -> None:
         as_of: str = typer.Option(None, "--as-of", help="ngày YYYY-MM-DD (mặc định: hôm nay)"),
         as_json: bool = typer.Option(False, "--json", help="JSON"),
         list_name: str | None = typer.Option(
-            None, "--list", help="the code list as GET /v1/reference?list= answers it, e.g. "
-                                 "stages, procedural_roles, categories (JSON)"),
+            None,
+            "--list",
+            help="the code list as GET /v1/reference?list= answers it, e.g. "
+            "stages, procedural_roles, categories (JSON)",
+        ),
     ) -> None:
         """The versions in force on a day (one document's content when REF is given); with
         --list, one code list exactly as `GET /v1/reference?list=NAME` answers it."""
@@ -63,12 +74,15 @@ def register(app: typer.Typer) -> None:
             from infra.reference_data import load_reference
 
             if list_name not in LIST_NAMES:
-                print(f"--list: «{list_name}» không phải danh mục; có: {', '.join(LIST_NAMES)}\n"
-                      f"--list: '{list_name}' is not a list; lists: {', '.join(LIST_NAMES)}",
-                      file=sys.stderr)
+                print(
+                    f"--list: «{list_name}» không phải danh mục; có: {', '.join(LIST_NAMES)}\n"
+                    f"--list: '{list_name}' is not a list; lists: {', '.join(LIST_NAMES)}",
+                    file=sys.stderr,
+                )
                 raise typer.Exit(code=2)
             document = reference_document(
-                load_reference(settings_from_env().reference_data_dir), list_name)
+                load_reference(settings_from_env().reference_data_dir), list_name
+            )
             print(json.dumps(document, ensure_ascii=False, indent=1))
             return
 
@@ -85,13 +99,18 @@ def register(app: typer.Typer) -> None:
                 return
             records = state.refs.current(day)
             if as_json:
-                print(json.dumps([r.as_dict(content=False) for r in records],
-                                 ensure_ascii=False, indent=2))
+                print(
+                    json.dumps(
+                        [r.as_dict(content=False) for r in records], ensure_ascii=False, indent=2
+                    )
+                )
                 return
             _out(f"Dữ liệu tham chiếu có hiệu lực ngày / in force on {day:%d/%m/%Y}:")
             for r in records:
-                _out(f"  {r.ref:28} v{r.version:<3} sha256 {r.sha256[:16]}…  "
-                     f"{r.published_by}  {r.source[:60]}")
+                _out(
+                    f"  {r.ref:28} v{r.version:<3} sha256 {r.sha256[:16]}…  "
+                    f"{r.published_by}  {r.source[:60]}"
+                )
         finally:
             container.close()
 
@@ -106,9 +125,11 @@ def register(app: typer.Typer) -> None:
             refs = container.reference_state.refs
             for name in [ref] if ref else refs.refs():
                 for r in refs.history(name):
-                    _out(f"{r.label:32} {r.published_at:%Y-%m-%d %H:%M}Z  {r.published_by}  "
-                         f"hiệu lực / effective {r.effective_from or '-'}..{r.effective_to or '-'}"
-                         f"  sha256 {r.sha256[:16]}…  nguồn / source: {r.source}")
+                    _out(
+                        f"{r.label:32} {r.published_at:%Y-%m-%d %H:%M}Z  {r.published_by}  "
+                        f"hiệu lực / effective {r.effective_from or '-'}..{r.effective_to or '-'}"
+                        f"  sha256 {r.sha256[:16]}…  nguồn / source: {r.source}"
+                    )
         finally:
             container.close()
 
@@ -135,8 +156,11 @@ def register(app: typer.Typer) -> None:
                 b, b_name = json.loads(file.read_text(encoding="utf-8"))["content"], str(file)
             else:
                 b_rec = refs.version(ref, new) if new else versions[-1]
-                a_rec = refs.version(ref, old) if old else (
-                    refs.version(ref, b_rec.version - 1) if b_rec else None)
+                a_rec = (
+                    refs.version(ref, old)
+                    if old
+                    else (refs.version(ref, b_rec.version - 1) if b_rec else None)
+                )
                 if a_rec is None or b_rec is None:
                     print("Không có phiên bản / no such version", file=sys.stderr)
                     raise typer.Exit(1)
@@ -148,9 +172,12 @@ def register(app: typer.Typer) -> None:
 
     @group.command("publish")
     def publish(
-        file: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                    help='JSON {"ref", "content", "source", "effective_from"?, '
-                                         '"effective_to"?}'),
+        file: Path = typer.Argument(
+            ...,
+            exists=True,
+            dir_okay=False,
+            help='JSON {"ref", "content", "source", "effective_from"?, "effective_to"?}',
+        ),
         by: str = typer.Option(..., "--by", help="chủ thể quản trị (admin) công bố"),
     ) -> None:
         """Validates, signs and records a new version; re-judges the verdicts it touches and
@@ -168,9 +195,13 @@ def register(app: typer.Typer) -> None:
                 body = parse_publication(loads_strict(file.read_bytes()))
                 container.projections.process_pending()  # judge what is recorded first
                 result = container.reference_state.publish(
-                    body["ref"], body["content"], effective_from=body["effective_from"],
-                    effective_to=body["effective_to"], source=body["source"],
-                    published_by=principal)
+                    body["ref"],
+                    body["content"],
+                    effective_from=body["effective_from"],
+                    effective_to=body["effective_to"],
+                    source=body["source"],
+                    published_by=principal,
+                )
             except DomainError as error:
                 print(json.dumps(error.as_dict(), ensure_ascii=False), file=sys.stderr)
                 raise typer.Exit(1) from None

@@ -12,16 +12,19 @@ from infra.deployment import EXIT_CONFIGURATION, generate_secrets, write_secrets
 
 def register(app: typer.Typer) -> None:
     """Adds `referrals secrets init` to the CLI."""
-    group = typer.Typer(help="Bí mật của docker-compose.yml (secrets.env): init.",
-                        no_args_is_help=True)
+    group = typer.Typer(
+        help="Bí mật của docker-compose.yml (secrets.env): init.", no_args_is_help=True
+    )
     app.add_typer(group, name="secrets")
 
     @group.command("init")
     def init(
         log_origin: str = typer.Option(
-            ..., "--log-origin",
+            ...,
+            "--log-origin",
             help="the transparency log's name, first line of every signed checkpoint, "
-                 "e.g. ledger.tgpl.gov.vn/log (REFERRALS_LOG_ORIGIN)"),
+            "e.g. ledger.tgpl.gov.vn/log (REFERRALS_LOG_ORIGIN)",
+        ),
         out: Path = typer.Option(Path("secrets.env"), "--out", "-o", dir_okay=False),
         force: bool = typer.Option(False, "--force", help="replace an existing file"),
     ) -> None:
@@ -34,9 +37,11 @@ def register(app: typer.Typer) -> None:
         try:
             write_secrets_file(out, values, force=force)
         except FileExistsError:
-            print(f"{out} đã tồn tại; không ghi đè (dùng --force nếu chắc chắn)\n"
-                  f"{out} already exists; not overwritten (use --force if you are sure)",
-                  file=sys.stderr)
+            print(
+                f"{out} đã tồn tại; không ghi đè (dùng --force nếu chắc chắn)\n"
+                f"{out} already exists; not overwritten (use --force if you are sure)",
+                file=sys.stderr,
+            )
             raise typer.Exit(code=EXIT_CONFIGURATION) from None
         from services.transparency.note import signer_from_key_text
 

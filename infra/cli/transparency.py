@@ -59,8 +59,12 @@ def _http(method: str, url: str, body: str | None = None) -> str:
     from urllib.request import Request, urlopen
 
     data = body.encode("utf-8") if body is not None else None
-    request = Request(url, data=data, method=method,
-                      headers={"Content-Type": "text/plain; charset=utf-8"} if data else {})
+    request = Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "text/plain; charset=utf-8"} if data else {},
+    )
     try:
         with urlopen(request, timeout=30) as response:  # noqa: S310 - operator-given URL
             return response.read().decode("utf-8")
@@ -100,8 +104,9 @@ def register(app: typer.Typer) -> None:
     @app.command("add-cosignature")
     def add_cosignature(
         size: int = typer.Argument(..., min=0, help="the cosigned checkpoint's tree size"),
-        line_file: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                         help="the witness's cosignature line"),
+        line_file: Path = typer.Argument(
+            ..., exists=True, dir_okay=False, help="the witness's cosignature line"
+        ),
     ) -> None:
         """Stores a witness's cosignature (from `witness cosign --checkpoint`) once it verifies
         under a key of REFERRALS_LOG_WITNESS_KEYS; prints the cosigned checkpoint."""
@@ -111,7 +116,8 @@ def register(app: typer.Typer) -> None:
         container = _container()
         try:
             stored = transparency_log(container).add_cosignature(
-                size, line_file.read_text(encoding="utf-8"))
+                size, line_file.read_text(encoding="utf-8")
+            )
         except DomainError as error:
             _err(f"{error.message_vi}\n{error.message_en}")
             raise typer.Exit(code=EXIT_REFUSED) from None
@@ -150,8 +156,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("verify")
     def verify(
-        log_key: str | None = typer.Option(None, help="log public key to check checkpoints "
-                                           "with (default: the configured signing key's)"),
+        log_key: str | None = typer.Option(
+            None,
+            help="log public key to check checkpoints with (default: the configured signing key's)",
+        ),
         catch_up: bool = typer.Option(True, help="apply pending events to the audit trail first"),
         as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     ) -> None:
@@ -166,20 +174,23 @@ def register(app: typer.Typer) -> None:
             log = transparency_log(container)
             if catch_up:
                 log.catch_up()
-            verifier = (verifier_from_key_text(log_key) if log_key
-                        else log.signer.verifier())
+            verifier = verifier_from_key_text(log_key) if log_key else log.signer.verifier()
             report = verify_log(container.referrals, log.view, verifier)
         finally:
             container.close()
         if as_json:
             _out(json.dumps(report.as_dict(), ensure_ascii=False))
         elif report.ok:
-            _out(f"HỢP LỆ: {report.events_checked} sự kiện và {report.checkpoints_checked} "
-                 f"điểm kiểm đã ký khớp với kho sự kiện ({report.pending} sự kiện chưa vào sổ "
-                 "kiểm toán).")
-            _out(f"OK: {report.events_checked} events and {report.checkpoints_checked} signed "
-                 f"checkpoints match the event store ({report.pending} events not yet in the "
-                 "audit trail).")
+            _out(
+                f"HỢP LỆ: {report.events_checked} sự kiện và {report.checkpoints_checked} "
+                f"điểm kiểm đã ký khớp với kho sự kiện ({report.pending} sự kiện chưa vào sổ "
+                "kiểm toán)."
+            )
+            _out(
+                f"OK: {report.events_checked} events and {report.checkpoints_checked} signed "
+                f"checkpoints match the event store ({report.pending} events not yet in the "
+                "audit trail)."
+            )
         else:
             assert report.finding is not None
             _out(report.finding.message_vi)
@@ -187,8 +198,9 @@ def register(app: typer.Typer) -> None:
         if not report.ok:
             raise typer.Exit(code=EXIT_TAMPERED)
 
-    proof = typer.Typer(help="Bằng chứng Merkle (RFC 9162): inclusion, consistency.",
-                        no_args_is_help=True)
+    proof = typer.Typer(
+        help="Bằng chứng Merkle (RFC 9162): inclusion, consistency.", no_args_is_help=True
+    )
     app.add_typer(proof, name="proof")
 
     @proof.command("inclusion")
@@ -202,8 +214,13 @@ def register(app: typer.Typer) -> None:
 
         container = _container()
         try:
-            _out(json.dumps(transparency_log(container).inclusion(case_id, version, size),
-                            ensure_ascii=False, indent=1))
+            _out(
+                json.dumps(
+                    transparency_log(container).inclusion(case_id, version, size),
+                    ensure_ascii=False,
+                    indent=1,
+                )
+            )
         finally:
             container.close()
 
@@ -228,8 +245,9 @@ def register(app: typer.Typer) -> None:
         province: str | None = typer.Option(None, help="province code: a province bundle"),
         date_from: str | None = typer.Option(None, "--from", help="occurred from (ISO date)"),
         date_to: str | None = typer.Option(None, "--to", help="occurred before (ISO date)"),
-        since: list[int] = typer.Option([], help="include a consistency proof from this "
-                                         "checkpoint size (repeatable)"),
+        since: list[int] = typer.Option(
+            [], help="include a consistency proof from this checkpoint size (repeatable)"
+        ),
         at: str | None = typer.Option(None, help="evaluate the time limits at (default: now)"),
     ) -> None:
         """Exports a case bundle (or a province bundle) for offline verification."""
@@ -260,27 +278,44 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=EXIT_USAGE) from None
         finally:
             container.close()
-        output.write_text(json.dumps(bundle, ensure_ascii=False, indent=1) + "\n",
-                          encoding="utf-8")
-        _out(json.dumps({"output": str(output), "leaves": len(bundle["leaves"]),
-                         "checkpoint_size": int(bundle["checkpoint"].split("\n")[1])}))
+        output.write_text(json.dumps(bundle, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        _out(
+            json.dumps(
+                {
+                    "output": str(output),
+                    "leaves": len(bundle["leaves"]),
+                    "checkpoint_size": int(bundle["checkpoint"].split("\n")[1]),
+                }
+            )
+        )
 
     @app.command("verify-bundle")
     def verify_bundle_command(
         file: Path = typer.Argument(..., exists=True, dir_okay=False),
         log_key: str = typer.Option(..., help="the log's public key, as published"),
-        witness_key: list[str] = typer.Option([], help="a witness's cosignature key that must "
-                                              "have cosigned (repeatable)"),
+        witness_key: list[str] = typer.Option(
+            [], help="a witness's cosignature key that must have cosigned (repeatable)"
+        ),
         trusted_checkpoint: Path | None = typer.Option(
-            None, exists=False, dir_okay=False,
-            help="a checkpoint you trusted earlier: the bundle must extend it"),
-        save_trusted: bool = typer.Option(False, help="on success, save the bundle's checkpoint "
-                                          "as the trusted one (--trusted-checkpoint)"),
-        at: str | None = typer.Option(None, help="evaluate the time limits at this instant "
-                                      "(default: the bundle's as_of)"),
-        clock: str = typer.Option("recorded", help="a case bundle: recorded (the case as the "
-                                  "ledger knew it at --at) or occurred (as it happened by --at: "
-                                  "every event in the bundle that occurred by then)"),
+            None,
+            exists=False,
+            dir_okay=False,
+            help="a checkpoint you trusted earlier: the bundle must extend it",
+        ),
+        save_trusted: bool = typer.Option(
+            False,
+            help="on success, save the bundle's checkpoint "
+            "as the trusted one (--trusted-checkpoint)",
+        ),
+        at: str | None = typer.Option(
+            None, help="evaluate the time limits at this instant (default: the bundle's as_of)"
+        ),
+        clock: str = typer.Option(
+            "recorded",
+            help="a case bundle: recorded (the case as the "
+            "ledger knew it at --at) or occurred (as it happened by --at: "
+            "every event in the bundle that occurred by then)",
+        ),
     ) -> None:
         """OFFLINE: checks a bundle with public keys only and recomputes its figures."""
         if clock not in ("recorded", "occurred"):
@@ -296,16 +331,26 @@ def register(app: typer.Typer) -> None:
             _err(f"Tệp không phải JSON / not JSON: {error}")
             raise typer.Exit(code=EXIT_USAGE) from None
         if not isinstance(bundle, dict):
-            _err("Tệp không phải gói chứng cứ (cần một đối tượng JSON) / not a bundle (a JSON "
-                 "object is expected)")
+            _err(
+                "Tệp không phải gói chứng cứ (cần một đối tượng JSON) / not a bundle (a JSON "
+                "object is expected)"
+            )
             raise typer.Exit(code=EXIT_USAGE)
         trusted = None
         if trusted_checkpoint is not None and trusted_checkpoint.exists():
             trusted = trusted_checkpoint.read_text(encoding="utf-8")
         try:
-            report = verify_bundle(bundle, log_key, witness_key, trusted, _instant(at, "--at"),
-                                   rules=load_time_limits(None), calendar=load_calendar(None),
-                                   reference=load_reference(None), clock=clock)
+            report = verify_bundle(
+                bundle,
+                log_key,
+                witness_key,
+                trusted,
+                _instant(at, "--at"),
+                rules=load_time_limits(None),
+                calendar=load_calendar(None),
+                reference=load_reference(None),
+                clock=clock,
+            )
         except NoteError as error:
             _err(f"Khoá không hợp lệ / invalid key: {error}")
             raise typer.Exit(code=EXIT_USAGE) from None
@@ -314,14 +359,21 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=EXIT_TAMPERED)
         if save_trusted and trusted_checkpoint is not None:
             trusted_checkpoint.write_text(bundle["checkpoint"], encoding="utf-8")
-            _out(f"Đã lưu điểm kiểm {report.checkpoint.size} làm điểm tin cậy / saved as trusted "  # type: ignore[union-attr]
-                 f"checkpoint: {trusted_checkpoint}")
+            _out(
+                f"Đã lưu điểm kiểm {report.checkpoint.size} làm điểm tin cậy / saved as trusted "  # type: ignore[union-attr]
+                f"checkpoint: {trusted_checkpoint}"
+            )
 
     @app.command("verify-receipt")
     def verify_receipt_command(
         receipt_file: Path = typer.Argument(..., exists=True, dir_okay=False),
-        proof_file: Path = typer.Option(..., "--proof", exists=True, dir_okay=False,
-                                        help="the answer of GET /v1/log/proofs/inclusion"),
+        proof_file: Path = typer.Option(
+            ...,
+            "--proof",
+            exists=True,
+            dir_okay=False,
+            help="the answer of GET /v1/log/proofs/inclusion",
+        ),
         log_key: str = typer.Option(..., help="the log's public key, as published"),
     ) -> None:
         """OFFLINE: checks that the log kept a receipt's promise (inclusion proof against a
@@ -346,8 +398,10 @@ def register(app: typer.Typer) -> None:
             receipt = receipt_file.read_text(encoding="utf-8")
             promised = open_receipt(receipt, [verifier])
         except (OSError, ValueError, NoteError) as error:
-            _err(f"Biên nhận không hợp lệ hoặc không do khoá này ký / invalid receipt, or not "
-                 f"signed by this key ({receipt_file}): {error}")
+            _err(
+                f"Biên nhận không hợp lệ hoặc không do khoá này ký / invalid receipt, or not "
+                f"signed by this key ({receipt_file}): {error}"
+            )
             raise typer.Exit(code=EXIT_USAGE) from None
         try:
             answer = json.loads(proof_file.read_text(encoding="utf-8"))
@@ -361,30 +415,49 @@ def register(app: typer.Typer) -> None:
                 raise
             except NoteError:
                 pass
-        except (OSError, KeyError, TypeError, ValueError, MalformedNoteError,
-                MalformedCheckpointError) as error:
-            _err(f"Tệp bằng chứng không hợp lệ / invalid proof file ({proof_file}): "
-                 f"{type(error).__name__}: {error}")
+        except (
+            OSError,
+            KeyError,
+            TypeError,
+            ValueError,
+            MalformedNoteError,
+            MalformedCheckpointError,
+        ) as error:
+            _err(
+                f"Tệp bằng chứng không hợp lệ / invalid proof file ({proof_file}): "
+                f"{type(error).__name__}: {error}"
+            )
             raise typer.Exit(code=EXIT_USAGE) from None
         if check_receipt_against_checkpoint(receipt, checkpoint, index, proof, [verifier]):
-            _out(f"HỢP LỆ: sự kiện {promised.event_id} (vị trí {promised.position}) nằm ở chỉ số "
-                 f"lá {index} của điểm kiểm kích thước {answer.get('tree_size')}.")
-            _out(f"VALID: event {promised.event_id} (position {promised.position}) is leaf "
-                 f"{index} of the checkpoint of size {answer.get('tree_size')}.")
+            _out(
+                f"HỢP LỆ: sự kiện {promised.event_id} (vị trí {promised.position}) nằm ở chỉ số "
+                f"lá {index} của điểm kiểm kích thước {answer.get('tree_size')}."
+            )
+            _out(
+                f"VALID: event {promised.event_id} (position {promised.position}) is leaf "
+                f"{index} of the checkpoint of size {answer.get('tree_size')}."
+            )
             return
-        _out(f"KHÔNG HỢP LỆ: sổ không giữ lời hứa của biên nhận cho sự kiện {promised.event_id} "
-             f"(vị trí {promised.position}).")
-        _out(f"INVALID: the log did not keep the receipt's promise for event "
-             f"{promised.event_id} (position {promised.position}).")
+        _out(
+            f"KHÔNG HỢP LỆ: sổ không giữ lời hứa của biên nhận cho sự kiện {promised.event_id} "
+            f"(vị trí {promised.position})."
+        )
+        _out(
+            f"INVALID: the log did not keep the receipt's promise for event "
+            f"{promised.event_id} (position {promised.position})."
+        )
         raise typer.Exit(code=EXIT_TAMPERED)
 
-    witness = typer.Typer(help="Nhân chứng (witness) của một cơ quan khác: keygen, cosign.",
-                          no_args_is_help=True)
+    witness = typer.Typer(
+        help="Nhân chứng (witness) của một cơ quan khác: keygen, cosign.", no_args_is_help=True
+    )
     app.add_typer(witness, name="witness")
 
     @witness.command("keygen")
     def witness_keygen(
-        name: str = typer.Argument(..., help="the witness's name, e.g. vks-lang-son.gov.vn/witness"),
+        name: str = typer.Argument(
+            ..., help="the witness's name, e.g. vks-lang-son.gov.vn/witness"
+        ),
         out: Path | None = typer.Option(None, "--out", "-o", help="default: ./<last part>.key"),
     ) -> None:
         """Creates a witness key file (0600); prints the cosignature key to give the ledger."""
@@ -413,11 +486,16 @@ def register(app: typer.Typer) -> None:
         key_file: Path = typer.Option(..., exists=True, dir_okay=False, help="witness key file"),
         state: Path = typer.Option(..., dir_okay=False, help="the witness's state file"),
         url: str | None = typer.Option(None, help="the ledger, e.g. http://127.0.0.1:8000"),
-        checkpoint_file: Path | None = typer.Option(None, "--checkpoint", exists=True,
-                                                    dir_okay=False),
-        proof_file: Path | None = typer.Option(None, "--proof", exists=True, dir_okay=False,
-                                               help="consistency proof JSON from the last "
-                                               "cosigned size"),
+        checkpoint_file: Path | None = typer.Option(
+            None, "--checkpoint", exists=True, dir_okay=False
+        ),
+        proof_file: Path | None = typer.Option(
+            None,
+            "--proof",
+            exists=True,
+            dir_okay=False,
+            help="consistency proof JSON from the last cosigned size",
+        ),
         origin: str | None = typer.Option(None, help="default: the log key's name"),
         post: bool = typer.Option(True, help="with --url: post the cosignature to the ledger"),
     ) -> None:
@@ -444,8 +522,9 @@ def register(app: typer.Typer) -> None:
         elif base is not None and previous is not None and 0 < previous.size < size:
             from services.transparency.bundle import unb64
 
-            answer = json.loads(_http(
-                "GET", f"{base}/v1/log/proofs/consistency?old={previous.size}&new={size}"))
+            answer = json.loads(
+                _http("GET", f"{base}/v1/log/proofs/consistency?old={previous.size}&new={size}")
+            )
             proof = [unb64(h) for h in answer["proof"]]
         try:
             line = keeper.cosign(note, proof)
@@ -474,20 +553,40 @@ def register(app: typer.Typer) -> None:
         try:
             log_view = container.projections.view("audit_trail")
             container.projections.process_pending()
-            rows = (log_view.case_timeline(case_id) if case_id is not None
-                    else log_view.agency_timeline(agency_id, limit=limit))
+            rows = (
+                log_view.case_timeline(case_id)
+                if case_id is not None
+                else log_view.agency_timeline(agency_id, limit=limit)
+            )
         finally:
             container.close()
         table = Table(title=f"Sổ kiểm toán — {case_id or agency_id}")
-        for column in ("#", "vị trí", "vụ việc", "pb", "loại", "cơ quan", "xảy ra", "ghi nhận",
-                       "lá", "chuỗi vụ việc"):
+        for column in (
+            "#",
+            "vị trí",
+            "vụ việc",
+            "pb",
+            "loại",
+            "cơ quan",
+            "xảy ra",
+            "ghi nhận",
+            "lá",
+            "chuỗi vụ việc",
+        ):
             table.add_column(column)
         for row in rows[:limit]:
-            table.add_row(str(row["leaf_index"]), str(row["position"]), row["case_id"] or "—",
-                          str(row["version"]), row["type"], row["agency_id"] or "—",
-                          row["occurred_at"].isoformat() if row["occurred_at"] else "—",
-                          row["recorded_at"].isoformat(), row["leaf_hash"].hex()[:16],
-                          row["case_chain_hash"].hex()[:16])
+            table.add_row(
+                str(row["leaf_index"]),
+                str(row["position"]),
+                row["case_id"] or "—",
+                str(row["version"]),
+                row["type"],
+                row["agency_id"] or "—",
+                row["occurred_at"].isoformat() if row["occurred_at"] else "—",
+                row["recorded_at"].isoformat(),
+                row["leaf_hash"].hex()[:16],
+                row["case_chain_hash"].hex()[:16],
+            )
         Console().print(table)
 
 
@@ -506,9 +605,11 @@ def _print_bundle_report(bundle: dict[str, Any], report: Any) -> None:
 
     checkpoint = report.checkpoint
     if checkpoint is not None:
-        _out(f"Điểm kiểm / checkpoint: {checkpoint.origin}, kích thước / size {checkpoint.size}, "
-             f"gốc / root {b64(checkpoint.root_hash)} — chữ ký của sổ hợp lệ / log signature "
-             "valid")
+        _out(
+            f"Điểm kiểm / checkpoint: {checkpoint.origin}, kích thước / size {checkpoint.size}, "
+            f"gốc / root {b64(checkpoint.root_hash)} — chữ ký của sổ hợp lệ / log signature "
+            "valid"
+        )
     from domain.calendar import VIETNAM_TZ
 
     for name, stamp in report.witnesses:
@@ -516,30 +617,41 @@ def _print_bundle_report(bundle: dict[str, Any], report: Any) -> None:
         _out(f"Nhân chứng / witness {name}: đã đồng ký / cosigned at {moment}")
     _out(f"Lá đã kiểm / leaves verified: {report.leaves_checked}/{len(bundle.get('leaves') or [])}")
     if report.trusted_size is not None and report.ok:
-        _out(f"Nhất quán với điểm kiểm tin cậy / consistent with the trusted checkpoint of size "
-             f"{report.trusted_size}")
+        _out(
+            f"Nhất quán với điểm kiểm tin cậy / consistent with the trusted checkpoint of size "
+            f"{report.trusted_size}"
+        )
     for document in bundle.get("reference") or [] if report.ok else []:
-        _out(f"Dữ liệu tham chiếu / reference {document.get('ref')} v{document.get('version')} "
-             f"sha256 {str(document.get('sha256'))[:16]}… — chữ ký hợp lệ / signature valid")
+        _out(
+            f"Dữ liệu tham chiếu / reference {document.get('ref')} v{document.get('version')} "
+            f"sha256 {str(document.get('sha256'))[:16]}… — chữ ký hợp lệ / signature valid"
+        )
     figures = report.figures
     if figures is not None and bundle.get("kind") == "case":
-        _out(f"Vụ việc / case {bundle.get('case_id')}: {figures['events']} sự kiện / events, "
-             f"trạng thái / status {figures['status']}")
+        _out(
+            f"Vụ việc / case {bundle.get('case_id')}: {figures['events']} sự kiện / events, "
+            f"trạng thái / status {figures['status']}"
+        )
         if figures.get("clock") == "occurred":
-            _out("  như đã xảy ra / as it happened (thời điểm xảy ra / occurred_at ≤ --at, theo "
-                 "mọi sự kiện trong gói / every event in the bundle)")
+            _out(
+                "  như đã xảy ra / as it happened (thời điểm xảy ra / occurred_at ≤ --at, theo "
+                "mọi sự kiện trong gói / every event in the bundle)"
+            )
         _out("  (giờ Việt Nam / Vietnam time, UTC+7)")
         for verdict in figures["time_limits"]:
             flag = " QUÁ HẠN / OVERDUE" if verdict["outstanding"] else ""
-            _out(f"  {verdict['rule_id']} (v{verdict['trigger_version']}): {verdict['status']}, "
-                 f"hạn / deadline {_local(verdict['deadline'])}, đáp ứng / met "
-                 f"{_local(verdict['met_at'])}, cơ quan chịu trách nhiệm / responsible "
-                 f"{verdict['responsible_agency_id']}{flag}"
-                 + (f", căn cứ / basis {' '.join(verdict['basis'])}" if verdict.get("basis")
-                    else ""))
+            _out(
+                f"  {verdict['rule_id']} (v{verdict['trigger_version']}): {verdict['status']}, "
+                f"hạn / deadline {_local(verdict['deadline'])}, đáp ứng / met "
+                f"{_local(verdict['met_at'])}, cơ quan chịu trách nhiệm / responsible "
+                f"{verdict['responsible_agency_id']}{flag}"
+                + (f", căn cứ / basis {' '.join(verdict['basis'])}" if verdict.get("basis") else "")
+            )
     elif figures is not None:
-        _out(f"Tỉnh / province {bundle.get('province')} [{bundle.get('from')}, {bundle.get('to')}):"
-             f" {figures['events']} sự kiện / events, {figures['cases']} vụ việc / cases")
+        _out(
+            f"Tỉnh / province {bundle.get('province')} [{bundle.get('from')}, {bundle.get('to')}):"
+            f" {figures['events']} sự kiện / events, {figures['cases']} vụ việc / cases"
+        )
         for item in figures["by_agency_and_type"]:
             _out(f"  {item['agency_id']}  {item['type']}: {item['events']}")
     for vi, en in report.notes:
@@ -548,5 +660,8 @@ def _print_bundle_report(bundle: dict[str, Any], report: Any) -> None:
     for vi, en in report.problems:
         _out(f"LỖI: {vi}")
         _out(f"FAILED: {en}")
-    _out("KẾT QUẢ: HỢP LỆ / RESULT: VALID" if report.ok else
-         "KẾT QUẢ: KHÔNG HỢP LỆ / RESULT: INVALID")
+    _out(
+        "KẾT QUẢ: HỢP LỆ / RESULT: VALID"
+        if report.ok
+        else "KẾT QUẢ: KHÔNG HỢP LỆ / RESULT: INVALID"
+    )

@@ -28,8 +28,10 @@ def _store() -> tuple[Any, Any]:
 
 def register(app: typer.Typer) -> None:
     """Adds the web area's commands to the `referrals` CLI."""
-    account = typer.Typer(help="Tài khoản trang web của thanh tra và Hội đồng: create, list, "
-                               "disable, set-password.", no_args_is_help=True)
+    account = typer.Typer(
+        help="Tài khoản trang web của thanh tra và Hội đồng: create, list, disable, set-password.",
+        no_args_is_help=True,
+    )
     app.add_typer(account, name="account")
 
     @account.command("create")
@@ -39,8 +41,9 @@ def register(app: typer.Typer) -> None:
         province: list[str] = typer.Option([], help="province code (repeat for an inspector)"),
         name: str | None = typer.Option(None, help="display name (default: the username)"),
         agency: str | None = typer.Option(None, help="the body the person works for (optional)"),
-        password_stdin: bool = typer.Option(False, "--password-stdin",
-                                            help="read the password from the first stdin line"),
+        password_stdin: bool = typer.Option(
+            False, "--password-stdin", help="read the password from the first stdin line"
+        ),
     ) -> None:
         """Creates a web account bound to a principal (role and provinces, as API tokens)."""
         from infra.cli.core import console
@@ -49,16 +52,29 @@ def register(app: typer.Typer) -> None:
         password = _read_password(password_stdin)
         store, reference = _store()
         try:
-            created = store.create_account(username, password, role, name or username,
-                                           agency_id=agency, provinces=province,
-                                           reference=reference)
+            created = store.create_account(
+                username,
+                password,
+                role,
+                name or username,
+                agency_id=agency,
+                provinces=province,
+                reference=reference,
+            )
         except AccountError as error:
             console.print(f"[red]Không tạo được tài khoản:[/red] {error}")
             raise typer.Exit(code=2) from None
         finally:
             store.close()
-        print(json.dumps({"username": created.username, "role": created.principal.role,
-                          "provinces": sorted(created.principal.provinces)}))
+        print(
+            json.dumps(
+                {
+                    "username": created.username,
+                    "role": created.principal.role,
+                    "provinces": sorted(created.principal.provinces),
+                }
+            )
+        )
 
     @account.command("list")
     def list_accounts() -> None:
@@ -69,13 +85,20 @@ def register(app: typer.Typer) -> None:
         finally:
             store.close()
         for a in accounts:
-            print(json.dumps({
-                "username": a.username, "role": a.principal.role,
-                "name": a.principal.display_name, "agency_id": a.principal.agency_id,
-                "provinces": sorted(a.principal.provinces),
-                "created_at": a.created_at.isoformat(),
-                "disabled_at": a.disabled_at.isoformat() if a.disabled_at else None,
-            }, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "username": a.username,
+                        "role": a.principal.role,
+                        "name": a.principal.display_name,
+                        "agency_id": a.principal.agency_id,
+                        "provinces": sorted(a.principal.provinces),
+                        "created_at": a.created_at.isoformat(),
+                        "disabled_at": a.disabled_at.isoformat() if a.disabled_at else None,
+                    },
+                    ensure_ascii=False,
+                )
+            )
 
     @account.command("disable")
     def disable(username: str = typer.Argument(...)) -> None:

@@ -67,7 +67,8 @@ def _install_offline_docs(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} — API",
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — API",
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
@@ -112,9 +113,17 @@ def create_app(container: Container, owns_container: bool = False) -> FastAPI:
         app.add_exception_handler(error_class, _handle)
     # the transparency routes come before the cases router: its `/v1/cases/{case_id:path}`
     # would otherwise swallow `/v1/cases/{case_id}/bundle`
-    for router in (ops.router, events.router, held.router, transparency_http.router,
-                   cases.router, access_log.router, projections_http.router, reference.router,
-                   reference_versions.router):
+    for router in (
+        ops.router,
+        events.router,
+        held.router,
+        transparency_http.router,
+        cases.router,
+        access_log.router,
+        projections_http.router,
+        reference.router,
+        reference_versions.router,
+    ):
         app.include_router(router)
     _install_reference_enums(app, container)
     if find_spec("infra.web") is not None:

@@ -112,8 +112,12 @@ def as_domain_error(exc: BaseException) -> DomainError:
         if exc.status_code == 405:
             return MethodNotAllowedError("METHOD_NOT_ALLOWED", None, value="", method="")
         if exc.status_code == 400:  # a body FastAPI could not decode (e.g. not UTF-8)
-            return InvalidEventError("FIELD_INVALID", "$", rule_vi="nội dung không phải JSON "
-                                     "UTF-8 hợp lệ", rule_en="the body is not valid UTF-8 JSON")
+            return InvalidEventError(
+                "FIELD_INVALID",
+                "$",
+                rule_vi="nội dung không phải JSON UTF-8 hợp lệ",
+                rule_en="the body is not valid UTF-8 JSON",
+            )
         return InternalError("INTERNAL_ERROR")
     if isinstance(exc, _store_errors()):
         return StoreUnavailableError("STORE_UNAVAILABLE")
@@ -162,8 +166,10 @@ def _flat_routes(routes: Any, depth: int = 0) -> Any:
             if callable(getattr(candidate, "effective_candidates", None)):
                 yield from _flat_routes([candidate], depth + 1)
             else:
-                yield (getattr(candidate, "starlette_route", None)
-                       or getattr(candidate, "original_route", None))
+                yield (
+                    getattr(candidate, "starlette_route", None)
+                    or getattr(candidate, "original_route", None)
+                )
 
 
 def allowed_methods(request: Request, exc: Exception) -> str:
@@ -188,8 +194,10 @@ _RULES: dict[str, tuple[str, str]] = {
     "string_type": ("phải là chuỗi ký tự", "must be a string"),
     "string_too_short": ("không được rỗng hoặc quá ngắn", "must not be empty or too short"),
     "string_too_long": ("dài tối đa {max_length} ký tự", "at most {max_length} characters"),
-    "string_pattern_mismatch": ("không đúng định dạng (mẫu {pattern})",
-                                "does not match the pattern {pattern}"),
+    "string_pattern_mismatch": (
+        "không đúng định dạng (mẫu {pattern})",
+        "does not match the pattern {pattern}",
+    ),
     "bool_type": ("phải là true hoặc false", "must be true or false"),
     "int_type": ("phải là số nguyên", "must be an integer"),
     "int_parsing": ("phải là số nguyên", "must be an integer"),
@@ -234,21 +242,30 @@ def validation_error(errors: Any) -> InvalidEventError:
     if kind == "union_tag_not_found":
         return InvalidEventError("FIELD_REQUIRED", _join(path, "type"))
     if kind == "union_tag_invalid":
-        return InvalidEventError("EVENT_TYPE_UNKNOWN", _join(path, "type"),
-                                 value=str(ctx.get("tag", ""))[:64])
+        return InvalidEventError(
+            "EVENT_TYPE_UNKNOWN", _join(path, "type"), value=str(ctx.get("tag", ""))[:64]
+        )
     if kind == "extra_forbidden":
         tag = next((p for p in loc if isinstance(p, str) and p in EVENT_TYPES), "wire")
         return InvalidEventError("FIELD_UNKNOWN", path, event_type=tag)
     template = _RULES.get(kind)
     if template is None:
         message = str(first.get("msg", ""))
-        return InvalidEventError("FIELD_INVALID", path, rule_vi="giá trị không hợp lệ",
-                                 rule_en=message[:1].lower() + message[1:])
+        return InvalidEventError(
+            "FIELD_INVALID",
+            path,
+            rule_vi="giá trị không hợp lệ",
+            rule_en=message[:1].lower() + message[1:],
+        )
     if kind in ("literal_error", "enum") and "expected" in ctx:
         # pydantic's "'A', 'B' or 'C'" is English: list the values alone, in both languages
         values = ", ".join(_quoted_values(str(ctx["expected"])))[:300]
-        return InvalidEventError("FIELD_INVALID", path, rule_vi=f"phải là một trong: {values}",
-                                 rule_en=f"must be one of: {values}")
+        return InvalidEventError(
+            "FIELD_INVALID",
+            path,
+            rule_vi=f"phải là một trong: {values}",
+            rule_en=f"must be one of: {values}",
+        )
     params = {k: _short(v) for k, v in ctx.items()}
     try:
         rule_vi, rule_en = template[0].format(**params), template[1].format(**params)

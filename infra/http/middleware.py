@@ -36,15 +36,21 @@ _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
 log = logging.getLogger("referrals.http")
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any],
-                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()), *(headers or [])],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -75,30 +81,35 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()),
-                                      (REQUEST_ID_HEADER, request_id)]
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:  # noqa: BLE001 - the one place a bug becomes a 500 answer
             error = as_domain_error(exc)
-            log.error("unhandled error", exc_info=exc,
-                      extra={"request_id": state["request_id"]})
+            log.error("unhandled error", exc_info=exc, extra={"request_id": state["request_id"]})
             if status == 0:
                 status = status_for(error)
-                await _send_json(send, status, error_body(error, state["request_id"]),
-                                 [(REQUEST_ID_HEADER, request_id)])
+                await _send_json(
+                    send,
+                    status,
+                    error_body(error, state["request_id"]),
+                    [(REQUEST_ID_HEADER, request_id)],
+                )
         finally:
             if log.isEnabledFor(logging.INFO):
-                log.info("request", extra={
-                    "request_id": state["request_id"],
-                    "method": scope.get("method"),
-                    "path": scope.get("path"),
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "principal_id": state.get("principal_id"),
-                })
+                log.info(
+                    "request",
+                    extra={
+                        "request_id": state["request_id"],
+                        "method": scope.get("method"),
+                        "path": scope.get("path"),
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "principal_id": state.get("principal_id"),
+                    },
+                )
 
 
 class BodyLimitMiddleware:
@@ -138,8 +149,11 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        await self.app(scope, _replay([{"type": "http.request", "body": body,
-                                        "more_body": False}], receive), send)
+        await self.app(
+            scope,
+            _replay([{"type": "http.request", "body": body, "more_body": False}], receive),
+            send,
+        )
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         error = BodyTooLargeError("BODY_TOO_LARGE", "$", limit=self.max_bytes)
@@ -197,8 +211,9 @@ def _is_json(content_type: bytes | None) -> bool:
     if not content_type:
         return True
     main = content_type.split(b";", 1)[0].strip().lower()
-    return main == b"application/json" or (main.startswith(b"application/")
-                                           and main.endswith(b"+json"))
+    return main == b"application/json" or (
+        main.startswith(b"application/") and main.endswith(b"+json")
+    )
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
@@ -216,7 +231,10 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per log line: time, level, logger, message and the structured extras."""
 
     _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-        "message", "asctime", "color_message"}
+        "message",
+        "asctime",
+        "color_message",
+    }
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -238,8 +256,7 @@ JsonFormatter.converter = time.gmtime  # type: ignore[assignment]
 
 def logging_config(level: str = "INFO") -> dict[str, Any]:
     """`logging.config.dictConfig` for the server: JSON lines on stderr (uvicorn's too)."""
-    handler = {"class": "logging.StreamHandler", "formatter": "json",
-               "stream": "ext://sys.stderr"}
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     return {
         "version": 1,
         "disable_existing_loggers": False,

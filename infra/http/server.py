@@ -18,8 +18,13 @@ DEMO_AGENCY = "lsn-police-investigation"
 DEMO_PROVINCES = ("LSN", "VLG")
 
 
-def serve(container: Container, host: str | None = None, port: int | None = None,
-          log_level: str = "info", workers: int = 1) -> None:
+def serve(
+    container: Container,
+    host: str | None = None,
+    port: int | None = None,
+    log_level: str = "info",
+    workers: int = 1,
+) -> None:
     """Serves the container's API until interrupted (JSON logs on stderr).
 
     With `workers` > 1, uvicorn starts that many processes, each building its own container
@@ -28,9 +33,14 @@ def serve(container: Container, host: str | None = None, port: int | None = None
     """
     settings = container.settings
     config = logging_config(log_level.upper())
-    options = {"host": host or settings.http_host, "port": port or settings.http_port,
-               "log_config": config, "access_log": False, "log_level": log_level,
-               "server_header": False}
+    options = {
+        "host": host or settings.http_host,
+        "port": port or settings.http_port,
+        "log_config": config,
+        "access_log": False,
+        "log_level": log_level,
+        "server_header": False,
+    }
     if workers > 1:
         uvicorn.run("infra.http.server:app_from_env", factory=True, workers=workers, **options)
     else:
@@ -61,13 +71,19 @@ def create_demo_tokens(container: Container) -> dict[str, str]:
             store.revoke(record.token_id)
     expires = datetime.now(timezone.utc) + timedelta(days=7)
     inspector, _ = store.create(
-        "inspector", "Thanh tra (demo)", provinces=DEMO_PROVINCES,
-        principal_id=f"{DEMO_TOKEN_PREFIX}inspector", expires_at=expires,
+        "inspector",
+        "Thanh tra (demo)",
+        provinces=DEMO_PROVINCES,
+        principal_id=f"{DEMO_TOKEN_PREFIX}inspector",
+        expires_at=expires,
         reference=container.reference,
     )
     agency, _ = store.create(
-        "agency", "Cơ quan CSĐT Công an tỉnh Lạng Sơn (demo)", agency_id=DEMO_AGENCY,
-        principal_id=f"{DEMO_TOKEN_PREFIX}agency", expires_at=expires,
+        "agency",
+        "Cơ quan CSĐT Công an tỉnh Lạng Sơn (demo)",
+        agency_id=DEMO_AGENCY,
+        principal_id=f"{DEMO_TOKEN_PREFIX}agency",
+        expires_at=expires,
         reference=container.reference,
     )
     return {"inspector": inspector, "agency": agency}
@@ -100,10 +116,13 @@ def serve_container(container: Container, port: int | None = None) -> None:
     tokens = demo_tokens(container)
     if tokens:
         base = f"http://{container.settings.http_host}:{port or container.settings.http_port}"
-        print(f"Mã truy cập demo (giữ nguyên khi khởi động lại với cùng thư mục dữ liệu; "
-              f"hết hạn sau 7 ngày kể từ khi tạo):\n"
-              f"  thanh tra LSN, VLG : {tokens['inspector']}\n"
-              f"  {DEMO_AGENCY}: {tokens['agency']}\n"
-              f"Thử: curl -H 'Authorization: Bearer {tokens['inspector']}' "
-              f"{base}/v1/access-log   —   tài liệu API: {base}/docs", flush=True)
+        print(
+            f"Mã truy cập demo (giữ nguyên khi khởi động lại với cùng thư mục dữ liệu; "
+            f"hết hạn sau 7 ngày kể từ khi tạo):\n"
+            f"  thanh tra LSN, VLG : {tokens['inspector']}\n"
+            f"  {DEMO_AGENCY}: {tokens['agency']}\n"
+            f"Thử: curl -H 'Authorization: Bearer {tokens['inspector']}' "
+            f"{base}/v1/access-log   —   tài liệu API: {base}/docs",
+            flush=True,
+        )
     serve(container, port=port)

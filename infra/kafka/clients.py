@@ -90,7 +90,7 @@ def agency_of_topic(settings: Settings, topic: str) -> str | None:
     """The agency an inbound topic is bound to, or None if the topic is not an inbound one."""
     prefix = settings.kafka_inbound_topic + "."
     if topic.startswith(prefix) and len(topic) > len(prefix):
-        return topic[len(prefix):]
+        return topic[len(prefix) :]
     return None
 
 
@@ -106,22 +106,28 @@ def wanted_topics(settings: Settings, reference: ReferenceData) -> dict[str, dic
     replication = settings.kafka_replication_factor
     topics: dict[str, dict[str, Any]] = {
         check_topic_name(settings.kafka_outbound_topic): {
-            "num_partitions": partitions, "replication_factor": replication,
+            "num_partitions": partitions,
+            "replication_factor": replication,
             "configs": {"max.message.bytes": str(MAX_MESSAGE_BYTES)},
         },
         check_topic_name(settings.kafka_dead_letter_topic): {
-            "num_partitions": partitions, "replication_factor": replication,
-            "configs": {"retention.ms": str(settings.kafka_dead_letter_retention_ms),
-                        "max.message.bytes": str(MAX_MESSAGE_BYTES)},
+            "num_partitions": partitions,
+            "replication_factor": replication,
+            "configs": {
+                "retention.ms": str(settings.kafka_dead_letter_retention_ms),
+                "max.message.bytes": str(MAX_MESSAGE_BYTES),
+            },
         },
     }
     for agency_id in inbound_agencies(settings, reference):
         topics[inbound_topic(settings, agency_id)] = {
-            "num_partitions": partitions, "replication_factor": replication,
+            "num_partitions": partitions,
+            "replication_factor": replication,
             "configs": {"retention.ms": str(settings.kafka_inbound_retention_ms)},
         }
         topics[receipts_topic(settings, agency_id)] = {
-            "num_partitions": partitions, "replication_factor": replication,
+            "num_partitions": partitions,
+            "replication_factor": replication,
             "configs": {},
         }
     if settings.kafka_min_insync_replicas:  # with acks=all: a write needs this many copies
@@ -130,8 +136,9 @@ def wanted_topics(settings: Settings, reference: ReferenceData) -> dict[str, dic
     return topics
 
 
-def ensure_topics(settings: Settings, topics: Mapping[str, Mapping[str, Any]],
-                  timeout_s: float = 30.0) -> dict[str, int]:
+def ensure_topics(
+    settings: Settings, topics: Mapping[str, Mapping[str, Any]], timeout_s: float = 30.0
+) -> dict[str, int]:
     """Creates the missing topics and waits until each has a leader; {name: error code}.
 
     0 is created, 36 already existed (an existing topic keeps its partitions and configs).
@@ -143,13 +150,18 @@ def ensure_topics(settings: Settings, topics: Mapping[str, Mapping[str, Any]],
         return {}
     admin = KafkaAdminClient(request_timeout_ms=int(timeout_s * 1000), **client_config(settings))
     try:
-        result = admin.create_topics({name: dict(options) for name, options in topics.items()},
-                                     timeout_ms=int(timeout_s * 1000), raise_errors=False)
+        result = admin.create_topics(
+            {name: dict(options) for name, options in topics.items()},
+            timeout_ms=int(timeout_s * 1000),
+            raise_errors=False,
+        )
         codes = {t["name"]: t["error_code"] for t in result["topics"]}
         failed = {n: c for n, c in codes.items() if c not in (0, TOPIC_ALREADY_EXISTS)}
         if failed:
-            raise KafkaSetupError("could not create topics: " + ", ".join(
-                f"{n} ({for_code(c).__name__})" for n, c in sorted(failed.items())))
+            raise KafkaSetupError(
+                "could not create topics: "
+                + ", ".join(f"{n} ({for_code(c).__name__})" for n, c in sorted(failed.items()))
+            )
         _wait_for_leaders(admin, list(topics), timeout_s)
         created = sorted(n for n, c in codes.items() if c == 0)
         if created:
@@ -166,8 +178,10 @@ def _wait_for_leaders(admin: Any, names: Iterable[str], timeout_s: float) -> Non
     deadline = time.monotonic() + timeout_s
     for _ in range(int(timeout_s / 0.1) + 1):
         ready = {
-            d["name"] for d in admin.describe_topics(sorted(wanted))
-            if d["error_code"] == 0 and d["partitions"]
+            d["name"]
+            for d in admin.describe_topics(sorted(wanted))
+            if d["error_code"] == 0
+            and d["partitions"]
             and all(p["leader_id"] >= 0 for p in d["partitions"])
         }
         if ready >= wanted:
@@ -175,8 +189,9 @@ def _wait_for_leaders(admin: Any, names: Iterable[str], timeout_s: float) -> Non
         if time.monotonic() >= deadline:
             break
         time.sleep(0.1)
-    raise KafkaSetupError(f"topics without a leader after {timeout_s:.0f}s: "
-                          f"{', '.join(sorted(wanted - ready))}")
+    raise KafkaSetupError(
+        f"topics without a leader after {timeout_s:.0f}s: {', '.join(sorted(wanted - ready))}"
+    )
 
 
 def ensure_ledger_topics(settings: Settings, reference: ReferenceData) -> dict[str, int]:

@@ -40,8 +40,13 @@ from services.worker_health import ConnectionWatch, is_connection_error, status_
 log = logging.getLogger(__name__)
 
 TRANSIENT_STORE_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
-    PoolTimeout, ConnectionError, TimeoutError,
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    PoolTimeout,
+    ConnectionError,
+    TimeoutError,
 )
 """Errors that mean "the event store is unreachable now": retry, never dead-letter."""
 
@@ -103,16 +108,24 @@ def decode_value(value: bytes | None) -> Any:
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
-        return InvalidEventError("FIELD_INVALID", "$", rule_vi="thông điệp không phải UTF-8 hợp lệ",
-                                 rule_en="the message is not valid UTF-8")
+        return InvalidEventError(
+            "FIELD_INVALID",
+            "$",
+            rule_vi="thông điệp không phải UTF-8 hợp lệ",
+            rule_en="the message is not valid UTF-8",
+        )
     try:
         return loads_strict(text)
     except DomainError as error:  # e.g. JSON_DUPLICATE_KEY
         return error
     except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
         msg, col = getattr(error, "msg", "invalid"), getattr(error, "colno", 0)
-        return InvalidEventError("FIELD_INVALID", "$", rule_vi=f"JSON không hợp lệ ({msg}, cột {col})",
-                                 rule_en=f"invalid JSON ({msg}, column {col})")
+        return InvalidEventError(
+            "FIELD_INVALID",
+            "$",
+            rule_vi=f"JSON không hợp lệ ({msg}, cột {col})",
+            rule_en=f"invalid JSON ({msg}, column {col})",
+        )
 
 
 def judge(settings: Settings, record: Any) -> Judged:
@@ -123,13 +136,17 @@ def judge(settings: Settings, record: Any) -> Judged:
     agency = agency_of_topic(settings, record.topic)
     claimed = obj.get("agency_id") if isinstance(obj, Mapping) else None
     if agency is None or (isinstance(claimed, str) and claimed != agency):
-        return Judged(record, error=NotAuthorisedError(
-            "NOT_AUTHORISED", "agency_id",
-            rule_vi=f"chủ đề «{record.topic}» chỉ nhận sự kiện của cơ quan «{agency}», "
-                    f"không nhận sự kiện của «{str(claimed)[:128]}»",
-            rule_en=f"topic '{record.topic}' takes events of agency '{agency}' only, "
-                    f"not of '{str(claimed)[:128]}'",
-        ))
+        return Judged(
+            record,
+            error=NotAuthorisedError(
+                "NOT_AUTHORISED",
+                "agency_id",
+                rule_vi=f"chủ đề «{record.topic}» chỉ nhận sự kiện của cơ quan «{agency}», "
+                f"không nhận sự kiện của «{str(claimed)[:128]}»",
+                rule_en=f"topic '{record.topic}' takes events of agency '{agency}' only, "
+                f"not of '{str(claimed)[:128]}'",
+            ),
+        )
     return Judged(record, wire=obj)
 
 
@@ -191,8 +208,12 @@ class IngestWorker:
 
         common = client_config(settings)
         producer = KafkaProducer(
-            acks="all", enable_idempotence=True, max_in_flight_requests_per_connection=1,
-            linger_ms=5, max_request_size=MAX_MESSAGE_BYTES, **common,
+            acks="all",
+            enable_idempotence=True,
+            max_in_flight_requests_per_connection=1,
+            linger_ms=5,
+            max_request_size=MAX_MESSAGE_BYTES,
+            **common,
         )
         consumer = KafkaConsumer(
             group_id=settings.kafka_group_id,
@@ -227,8 +248,11 @@ class IngestWorker:
     # ------------------------------------------------------------------------------ loop
     def run(self, max_seconds: float | None = None, max_batches: int | None = None) -> IngestStats:
         """Processes batches until stopped (or for at most `max_seconds` / `max_batches`)."""
-        log.info("ingest: group %s on topics matching %s", self.settings.kafka_group_id,
-                 inbound_pattern(self.settings))
+        log.info(
+            "ingest: group %s on topics matching %s",
+            self.settings.kafka_group_id,
+            inbound_pattern(self.settings),
+        )
         started = last_report = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
@@ -244,8 +268,10 @@ class IngestWorker:
 
     def poll_once(self) -> int:
         """Polls one batch and processes it; the number of records it held."""
-        batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_timeout_ms,
-                                   max_records=self.settings.kafka_batch_size)
+        batch = self.consumer.poll(
+            timeout_ms=self.settings.kafka_poll_timeout_ms,
+            max_records=self.settings.kafka_batch_size,
+        )
         if not batch:
             return 0
         self.process(batch)
@@ -258,8 +284,7 @@ class IngestWorker:
         events of one case sent by two agencies are judged in the order they were sent when
         they arrive in the same batch.
         """
-        records = list(heapq.merge(*(list(r) for r in batch.values()),
-                                   key=lambda r: r.timestamp))
+        records = list(heapq.merge(*(list(r) for r in batch.values()), key=lambda r: r.timestamp))
         judged = [judge(self.settings, record) for record in records]
         accepted = [j for j in judged if j.error is None]
         try:
@@ -285,16 +310,20 @@ class IngestWorker:
             if is_connection_error(error):  # signing reads the audit trail
                 self._wait(self.watch.lost(error))
             else:
-                log.error("ingest: receipts topic did not take the batch (%r); "
-                          "it will be redelivered", error)
+                log.error(
+                    "ingest: receipts topic did not take the batch (%r); it will be redelivered",
+                    error,
+                )
             self._rewind(batch)
             return False
         if dead:
             try:
                 self._dead_letter(dead)
             except Exception as error:  # noqa: BLE001 - any producer failure: redeliver the batch
-                log.error("ingest: dead-letter topic did not take the batch (%r); "
-                          "it will be redelivered", error)
+                log.error(
+                    "ingest: dead-letter topic did not take the batch (%r); it will be redelivered",
+                    error,
+                )
                 self._rewind(batch)
                 return False
         self.stats.batches += 1
@@ -317,8 +346,13 @@ class IngestWorker:
                     raise StoreUnavailableError(f"{type(error).__name__}: {error}") from error
                 self.stats.store_retries += 1
                 self.watch.lost(error)  # logs once per outage, not per retry
-                log.debug("ingest: event store unavailable (%s), retry %d/%d in %.1fs",
-                          type(error).__name__, attempt, attempts - 1, delay)
+                log.debug(
+                    "ingest: event store unavailable (%s), retry %d/%d in %.1fs",
+                    type(error).__name__,
+                    attempt,
+                    attempts - 1,
+                    delay,
+                )
                 if self._wait(delay * random.uniform(0.5, 1.0)):  # jitter
                     raise StoreUnavailableError("stopping") from error
                 delay = min(delay * 2, 10.0)
@@ -337,8 +371,11 @@ class IngestWorker:
         propagate to the caller's retry loop, which is safe: recording is idempotent.
         """
         for _ in range(CONCURRENT_WRITE_ROUNDS):
-            raced = [i for i, r in enumerate(results)
-                     if isinstance(r, Rejected) and r.error.code == "CONCURRENT_WRITE"]
+            raced = [
+                i
+                for i, r in enumerate(results)
+                if isinstance(r, Rejected) and r.error.code == "CONCURRENT_WRITE"
+            ]
             if not raced:
                 break
             self.stats.concurrent_write_retries += len(raced)
@@ -364,8 +401,12 @@ class IngestWorker:
             except Exception as error:  # noqa: BLE001 - a poison message must not block the partition
                 log.exception("ingest: item cannot be recorded (%s)", type(error).__name__)
                 event_id = wire.get("event_id") if isinstance(wire, Mapping) else None
-                results.append(Rejected(event_id if isinstance(event_id, str) else None,
-                                        DomainError("INTERNAL_ERROR")))
+                results.append(
+                    Rejected(
+                        event_id if isinstance(event_id, str) else None,
+                        DomainError("INTERNAL_ERROR"),
+                    )
+                )
         return results
 
     def _publish_receipts(self, accepted: list[Judged], results: Sequence[Any]) -> None:
@@ -373,8 +414,11 @@ class IngestWorker:
         duplicate gets the original's receipt again), before offsets are committed."""
         if self.receipts is None:
             return
-        recorded = [(item, result) for item, result in zip(accepted, results, strict=True)
-                    if not isinstance(result, Rejected)]
+        recorded = [
+            (item, result)
+            for item, result in zip(accepted, results, strict=True)
+            if not isinstance(result, Rejected)
+        ]
         if not recorded:
             return
         notes = self.receipts([result for _, result in recorded])
@@ -383,14 +427,19 @@ class IngestWorker:
             if note is None:
                 continue
             agency = agency_of_topic(self.settings, item.record.topic) or ""
-            futures.append(self.producer.send(
-                receipts_topic(self.settings, agency), key=result.event_id.encode(),
-                value=note.encode(),
-                headers=[("event_id", result.event_id.encode()),
-                         ("case_id", result.case_id.encode()),
-                         ("position", str(result.position or "").encode()),
-                         *_standing_headers(result)],
-            ))
+            futures.append(
+                self.producer.send(
+                    receipts_topic(self.settings, agency),
+                    key=result.event_id.encode(),
+                    value=note.encode(),
+                    headers=[
+                        ("event_id", result.event_id.encode()),
+                        ("case_id", result.case_id.encode()),
+                        ("position", str(result.position or "").encode()),
+                        *_standing_headers(result),
+                    ],
+                )
+            )
         self.producer.flush(timeout=self.settings.kafka_flush_timeout_seconds)
         for future in futures:
             future.get(timeout=self.settings.kafka_flush_timeout_seconds)
@@ -402,13 +451,24 @@ class IngestWorker:
             record, error = item.record, item.error
             assert error is not None
             self.stats.dead_letter_codes[error.code] = (
-                self.stats.dead_letter_codes.get(error.code, 0) + 1)
-            log.warning("ingest: dead-lettered %s[%d]@%d: %s on %s", record.topic,
-                        record.partition, record.offset, error.code, error.field)
-            futures.append(self.producer.send(
-                self.settings.kafka_dead_letter_topic, key=record.key, value=record.value,
-                headers=dead_letter_headers(item),
-            ))
+                self.stats.dead_letter_codes.get(error.code, 0) + 1
+            )
+            log.warning(
+                "ingest: dead-lettered %s[%d]@%d: %s on %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                error.code,
+                error.field,
+            )
+            futures.append(
+                self.producer.send(
+                    self.settings.kafka_dead_letter_topic,
+                    key=record.key,
+                    value=record.value,
+                    headers=dead_letter_headers(item),
+                )
+            )
         self.producer.flush(timeout=self.settings.kafka_flush_timeout_seconds)
         for future in futures:
             future.get(timeout=self.settings.kafka_flush_timeout_seconds)  # raises if refused
@@ -418,8 +478,11 @@ class IngestWorker:
         from kafka.errors import KafkaError
         from kafka.structs import OffsetAndMetadata
 
-        offsets = {tp: OffsetAndMetadata(max(r.offset for r in records) + 1, "", -1)
-                   for tp, records in batch.items() if records}
+        offsets = {
+            tp: OffsetAndMetadata(max(r.offset for r in records) + 1, "", -1)
+            for tp, records in batch.items()
+            if records
+        }
         try:
             self.consumer.commit(offsets)
         except KafkaError as error:
@@ -446,8 +509,18 @@ def _standing_headers(result: Any) -> list[tuple[str, bytes]]:
     headers = [("status", status.encode())]
     if result.awaiting is not None:
         entry = result.awaiting
-        headers.append(("awaiting", json.dumps(
-            {"reason": entry["reason"], "types": list(entry["awaiting"]),
-             "message": entry["message"], "message_en": entry["message_en"]},
-            ensure_ascii=False).encode()))
+        headers.append(
+            (
+                "awaiting",
+                json.dumps(
+                    {
+                        "reason": entry["reason"],
+                        "types": list(entry["awaiting"]),
+                        "message": entry["message"],
+                        "message_en": entry["message_en"],
+                    },
+                    ensure_ascii=False,
+                ).encode(),
+            )
+        )
     return headers

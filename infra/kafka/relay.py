@@ -88,12 +88,19 @@ def outbound_message(event: Any, position: int, stored_topic: str) -> OutboundMe
             "topic": stored_topic,
         }
         key = event.case_id
-        headers = {"event_id": event.event_id, "position": str(position),
-                   "type": event.WIRE_TYPE, "case_version": str(event.originator_version)}
+        headers = {
+            "event_id": event.event_id,
+            "position": str(position),
+            "type": event.WIRE_TYPE,
+            "case_version": str(event.originator_version),
+        }
     elif type(event) in PERSON_TYPES:
         person_id = event.person_id if isinstance(event, PersonRecord.Created) else None
-        data = ({"reason": event.reason, "rule": event.rule, "requested_by": event.requested_by}
-                if isinstance(event, PersonRecord.Erased) else {})
+        data = (
+            {"reason": event.reason, "rule": event.rule, "requested_by": event.requested_by}
+            if isinstance(event, PersonRecord.Erased)
+            else {}
+        )
         event_id = f"person:{event.originator_id}:{event.originator_version}"
         body = {
             "event_id": event_id,
@@ -107,16 +114,22 @@ def outbound_message(event: Any, position: int, stored_topic: str) -> OutboundMe
             "topic": stored_topic,
         }
         key = str(event.originator_id)
-        headers = {"event_id": event_id, "position": str(position),
-                   "type": PERSON_TYPES[type(event)],
-                   "record_version": str(event.originator_version)}
+        headers = {
+            "event_id": event_id,
+            "position": str(position),
+            "type": PERSON_TYPES[type(event)],
+            "record_version": str(event.originator_version),
+        }
     else:
         raise UnpublishableEventError(
-            f"no outbound form for stored topic {stored_topic!r} at position {position}")
-    value = json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
-                       default=_json_default).encode("utf-8")
-    return OutboundMessage(key.encode("utf-8"), value,
-                           [(k, v.encode("utf-8")) for k, v in headers.items()])
+            f"no outbound form for stored topic {stored_topic!r} at position {position}"
+        )
+    value = json.dumps(
+        body, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=_json_default
+    ).encode("utf-8")
+    return OutboundMessage(
+        key.encode("utf-8"), value, [(k, v.encode("utf-8")) for k, v in headers.items()]
+    )
 
 
 # ------------------------------------------------------------------------ position store
@@ -169,8 +182,8 @@ class PostgresRelayTracking:
             " updated_at timestamptz NOT NULL DEFAULT now())"
         )
         conn.execute(
-            f"ALTER TABLE {TRACKING_TABLE} ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL "
-            "DEFAULT 0")
+            f"ALTER TABLE {TRACKING_TABLE} ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0"
+        )
         return conn
 
     def reconnect(self) -> None:
@@ -192,14 +205,17 @@ class PostgresRelayTracking:
         if self._conn.closed:  # the session ended (a lost lease): a new one, as a standby
             self._epoch = None
             self._conn = self._connect()
-        row = self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                 (0x52454C, self._lock_key - 2**31)).fetchone()
+        row = self._conn.execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", (0x52454C, self._lock_key - 2**31)
+        ).fetchone()
         if not (row and row[0]):
             return False
         got = self._conn.execute(
             f"INSERT INTO {TRACKING_TABLE} AS t (relay_name, position, epoch) "
             "VALUES (%s, 0, 1) ON CONFLICT (relay_name) DO UPDATE SET epoch = t.epoch + 1 "
-            "RETURNING epoch", (self.name,)).fetchone()
+            "RETURNING epoch",
+            (self.name,),
+        ).fetchone()
         self._epoch, self._lost = int(got[0]), False
         return True
 
@@ -216,7 +232,8 @@ class PostgresRelayTracking:
                 f"SELECT epoch FROM {TRACKING_TABLE} WHERE relay_name = %s AND EXISTS ("
                 " SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
                 " AND pid = pg_backend_pid() AND classid::int8 = %s AND objid::int8 = %s)",
-                (self.name, 0x52454C, (self._lock_key - 2**31) & 0xFFFFFFFF)).fetchone()
+                (self.name, 0x52454C, (self._lock_key - 2**31) & 0xFFFFFFFF),
+            ).fetchone()
         except psycopg.Error as error:  # the session is gone: so is the lock
             self._epoch, self._lost = None, True
             self._conn.close()
@@ -226,8 +243,9 @@ class PostgresRelayTracking:
             raise LeaseLostError(f"{self.name}: another relay holds the lease now")
 
     def position(self) -> int:
-        row = self._conn.execute(f"SELECT position FROM {TRACKING_TABLE} WHERE relay_name = %s",
-                                 (self.name,)).fetchone()
+        row = self._conn.execute(
+            f"SELECT position FROM {TRACKING_TABLE} WHERE relay_name = %s", (self.name,)
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def save(self, position: int) -> None:
@@ -270,8 +288,9 @@ class SqliteRelayTracking:
         """Embedded SQLite: one process, no lease to lose."""
 
     def position(self) -> int:
-        row = self._conn.execute(f"SELECT position FROM {TRACKING_TABLE} WHERE relay_name = ?",
-                                 (self.name,)).fetchone()
+        row = self._conn.execute(
+            f"SELECT position FROM {TRACKING_TABLE} WHERE relay_name = ?", (self.name,)
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def save(self, position: int) -> None:
@@ -312,9 +331,14 @@ class RelayStats:
 class Relay:
     """Follows the notification log from the tracked position and publishes each event."""
 
-    def __init__(self, settings: Settings, app: Any, tracking: RelayTracking,
-                 producer_factory: Callable[[], Any],
-                 watch: ConnectionWatch | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        app: Any,
+        tracking: RelayTracking,
+        producer_factory: Callable[[], Any],
+        watch: ConnectionWatch | None = None,
+    ) -> None:
         self.settings = settings
         self.app = app
         self.tracking = tracking
@@ -335,8 +359,12 @@ class Relay:
             # Idempotent, acks from every in-sync replica; one request in flight per
             # connection, so a retried batch can never overtake the next one (case order).
             return KafkaProducer(
-                acks="all", enable_idempotence=True, max_in_flight_requests_per_connection=1,
-                linger_ms=5, batch_size=256 * 1024, compression_type="gzip",
+                acks="all",
+                enable_idempotence=True,
+                max_in_flight_requests_per_connection=1,
+                linger_ms=5,
+                batch_size=256 * 1024,
+                compression_type="gzip",
                 max_request_size=MAX_MESSAGE_BYTES,
                 **client_config(settings),
             )
@@ -405,12 +433,14 @@ class Relay:
                 self._stop.wait(self.watch.lost(error))
         return self.stats
 
-    def _run(self, started: float, max_seconds: float | None,
-             until_caught_up: bool) -> RelayStats:
+    def _run(self, started: float, max_seconds: float | None, until_caught_up: bool) -> RelayStats:
         if not self.acquire_lease(max_seconds):
             return self.stats
-        log.info("relay: publishing to %s from position %d", self.settings.kafka_outbound_topic,
-                 self.position)
+        log.info(
+            "relay: publishing to %s from position %d",
+            self.settings.kafka_outbound_topic,
+            self.position,
+        )
         self.watch.restored()
         idle = self.settings.kafka_relay_idle_ms / 1000
         failures = 0
@@ -425,8 +455,11 @@ class Relay:
             except LeaseLostError as error:
                 log.warning("relay: %s; publishing nothing more, back to standby", error)
                 self._reset_producer()
-                remaining = (None if max_seconds is None
-                             else max(0.0, max_seconds - (time.monotonic() - started)))
+                remaining = (
+                    None
+                    if max_seconds is None
+                    else max(0.0, max_seconds - (time.monotonic() - started))
+                )
                 if not self.acquire_lease(remaining):
                     break
                 continue
@@ -440,8 +473,12 @@ class Relay:
                 failures += 1
                 self.stats.publish_failures += 1
                 delay = min(0.5 * 2 ** min(failures, 6), 30.0)
-                log.warning("relay: publishing failed (%r); resuming from position %d in %.1fs",
-                            error, self.position, delay)
+                log.warning(
+                    "relay: publishing failed (%r); resuming from position %d in %.1fs",
+                    error,
+                    self.position,
+                    delay,
+                )
                 self._reset_producer()
                 self._stop.wait(delay)
                 continue
@@ -465,8 +502,9 @@ class Relay:
             self.producer = self.producer_factory()
         self.tracking.check_lease()  # fenced: a relay that lost the lease publishes nothing
         futures = [
-            self.producer.send(self.settings.kafka_outbound_topic, key=m.key, value=m.value,
-                               headers=m.headers)
+            self.producer.send(
+                self.settings.kafka_outbound_topic, key=m.key, value=m.value, headers=m.headers
+            )
             for m in messages
         ]
         self.producer.flush(timeout=self.settings.kafka_flush_timeout_seconds)
@@ -527,5 +565,8 @@ def _wait_for_writers_in_flight(datastore: Any, table: str) -> None:
 
     with datastore.transaction(commit=True) as cursor:
         cursor.execute("SET LOCAL lock_timeout = '30s'")
-        cursor.execute(SQL("LOCK TABLE {}.{} IN SHARE MODE").format(
-            Identifier(datastore.schema), Identifier(table)))
+        cursor.execute(
+            SQL("LOCK TABLE {}.{} IN SHARE MODE").format(
+                Identifier(datastore.schema), Identifier(table)
+            )
+        )

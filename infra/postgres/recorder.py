@@ -59,21 +59,23 @@ class PostgresReferralRecorder(PostgresApplicationRecorder):
         self._insert_one = f"SELECT {function}(%s, %s, %s, %s) AS notification_id"
         # created once (a versioned name, never replaced: concurrent CREATE OR REPLACE of one
         # function by several starting processes can fail)
-        self.sql_create_statements.append(SQL(
-            "DO $DO$ BEGIN "
-            f"CREATE FUNCTION {function}(o_id {id_type}, o_version bigint, o_topic text, "
-            "o_state bytea) RETURNS bigint LANGUAGE plpgsql AS $BODY$ "
-            "DECLARE new_id bigint; "
-            "BEGIN "
-            f"SET LOCAL lock_timeout = '{self.datastore.lock_timeout}s'; "
-            f'NOTIFY "{self.channel_name}"; '
-            f"INSERT INTO {table} AS t (originator_id, originator_version, topic, state) "
-            "VALUES (o_id, o_version, o_topic, o_state) RETURNING notification_id INTO new_id; "
-            "RETURN new_id; "
-            "END; $BODY$; "
-            "EXCEPTION WHEN duplicate_function OR unique_violation THEN NULL; "
-            "END $DO$"
-        ))
+        self.sql_create_statements.append(
+            SQL(
+                "DO $DO$ BEGIN "
+                f"CREATE FUNCTION {function}(o_id {id_type}, o_version bigint, o_topic text, "
+                "o_state bytea) RETURNS bigint LANGUAGE plpgsql AS $BODY$ "
+                "DECLARE new_id bigint; "
+                "BEGIN "
+                f"SET LOCAL lock_timeout = '{self.datastore.lock_timeout}s'; "
+                f'NOTIFY "{self.channel_name}"; '
+                f"INSERT INTO {table} AS t (originator_id, originator_version, topic, state) "
+                "VALUES (o_id, o_version, o_topic, o_state) RETURNING notification_id INTO new_id; "
+                "RETURN new_id; "
+                "END; $BODY$; "
+                "EXCEPTION WHEN duplicate_function OR unique_violation THEN NULL; "
+                "END $DO$"
+            )
+        )
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
@@ -89,20 +91,29 @@ class PostgresReferralRecorder(PostgresApplicationRecorder):
 
     def _insert_single(self, event: StoredEvent) -> list[int]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._insert_one, (event.originator_id, event.originator_version,
-                                            event.topic, event.state), prepare=True)
+            curs.execute(
+                self._insert_one,
+                (event.originator_id, event.originator_version, event.topic, event.state),
+                prepare=True,
+            )
             return [curs.fetchall()[0]["notification_id"]]
 
     def _copy_insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
-        with self.datastore.get_connection() as conn, conn.transaction(), \
-                conn.cursor() as curs:
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             curs.execute(self._bulk_prepare)
             with curs.copy(self._bulk_copy) as copy:
                 copy.set_types(self._bulk_types)
                 write = copy.write_row
                 for index, event in enumerate(stored_events):
-                    write((index, event.originator_id, event.originator_version, event.topic,
-                           event.state))
+                    write(
+                        (
+                            index,
+                            event.originator_id,
+                            event.originator_version,
+                            event.topic,
+                            event.state,
+                        )
+                    )
             curs.execute(self._bulk_insert)
             ids = [row["notification_id"] for row in curs.fetchall()]
         if len(ids) != len(stored_events):  # pragma: no cover - the INSERT is all or nothing

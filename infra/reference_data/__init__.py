@@ -53,7 +53,10 @@ def load_report_deadlines(folder: Path | None = None) -> dict[str, Any]:
 def versions(folder: Path | None = None) -> dict[str, str]:
     """The version string of every reference file, for reports and /health."""
     folder = folder or SHIPPED
-    return {p.stem: str(_read(folder, p.stem).get("version", "?")) for p in sorted(folder.glob("*.json"))}
+    return {
+        p.stem: str(_read(folder, p.stem).get("version", "?"))
+        for p in sorted(folder.glob("*.json"))
+    }
 
 
 def shipped_documents(folder: Path | None = None) -> dict[str, Any]:

@@ -99,14 +99,16 @@ class LogIntegrityFailedError(LogIntegrityError, LogForkError):
     """A stored event no longer matches the audit trail: LOG_INTEGRITY_FAILED (HTTP 409)."""
 
 
-def _integrity_failed(row: dict[str, Any], reason_vi: str, reason_en: str
-                      ) -> LogIntegrityFailedError:
+def _integrity_failed(
+    row: dict[str, Any], reason_vi: str, reason_en: str
+) -> LogIntegrityFailedError:
     return LogIntegrityFailedError(
         "case_id",
         f"sự kiện ở vị trí {row['position']} (vụ việc «{row['case_id']}», phiên bản "
         f"{row['version']}, mã sự kiện {row['event_id']}) {reason_vi}",
         f"the event at position {row['position']} (case '{row['case_id']}', version "
-        f"{row['version']}, event id {row['event_id']}) {reason_en}")
+        f"{row['version']}, event id {row['event_id']}) {reason_en}",
+    )
 
 
 # ----------------------------------------------------------------------------------------- keys
@@ -118,7 +120,8 @@ def load_log_signer(settings: Any) -> Signer:
         raise LogKeyError(
             f"the log origin is the development placeholder {PLACEHOLDER_LOG_ORIGIN!r}; in "
             "production set REFERRALS_LOG_ORIGIN to the log's real name (e.g. "
-            "ledger.tgpl.gov.vn/log) and a key named after it (`referrals secrets init`)")
+            "ledger.tgpl.gov.vn/log) and a key named after it (`referrals secrets init`)"
+        )
     if settings.log_signing_key is not None:
         text = settings.log_signing_key.get_secret_value()
     else:
@@ -128,7 +131,8 @@ def load_log_signer(settings: Any) -> Signer:
                 raise LogKeyError(
                     f"the log signing key file {path} does not exist; in production set "
                     "REFERRALS_LOG_SIGNING_KEY or REFERRALS_SIGNING_KEY_FILE "
-                    "(`referrals log-keygen` makes one)")
+                    "(`referrals log-keygen` makes one)"
+                )
             try:
                 write_log_key(path, generate_signer(settings.log_origin))
             except FileExistsError:
@@ -141,8 +145,10 @@ def load_log_signer(settings: Any) -> Signer:
     except NoteError as error:
         raise LogKeyError(f"the log signing key is not a valid Ed25519 note key: {error}") from None
     if signer.name != settings.log_origin:
-        raise LogKeyError(f"the log signing key is named {signer.name!r}, but the log origin is "
-                          f"{settings.log_origin!r}; the key must carry the origin's name")
+        raise LogKeyError(
+            f"the log signing key is named {signer.name!r}, but the log origin is "
+            f"{settings.log_origin!r}; the key must carry the origin's name"
+        )
     return signer
 
 
@@ -162,8 +168,9 @@ def write_log_key(path: Path, signer: Signer) -> None:
         os.link(aside, path)  # atomic and never replaces an existing key
     finally:
         os.unlink(aside)
-    path.with_name(path.name + ".pub").write_text(signer.verifier().key_text + "\n",
-                                                  encoding="utf-8")
+    path.with_name(path.name + ".pub").write_text(
+        signer.verifier().key_text + "\n", encoding="utf-8"
+    )
 
 
 def witness_verifiers(settings: Any) -> list[CosignatureVerifier]:
@@ -202,8 +209,9 @@ class TransparencyLog:
         return clock() if callable(clock) else datetime.now(timezone.utc)
 
     # -- catching up --------------------------------------------------------------------------
-    def catch_up(self, position: int | None = None, timeout: float | None = None,
-                 lenient: bool = False) -> int:
+    def catch_up(
+        self, position: int | None = None, timeout: float | None = None, lenient: bool = False
+    ) -> int:
         """Makes sure the audit trail has applied the log up to `position` (default: its end);
         returns how many events it is still behind (0: caught up).
 
@@ -215,24 +223,28 @@ class TransparencyLog:
         if (self.view.position() or 0) >= target:
             return 0
         if timeout is None:
-            timeout = (float(self.settings.api_read_wait_seconds)
-                       if getattr(self.settings, "service", "") == "api" else 60.0)
+            timeout = (
+                float(self.settings.api_read_wait_seconds)
+                if getattr(self.settings, "service", "") == "api"
+                else 60.0
+            )
         try:
-            self.projections.process_pending(until=target, timeout=timeout,
-                                             names=("audit_trail",))
+            self.projections.process_pending(until=target, timeout=timeout, names=("audit_trail",))
         except TimeoutError:
             if not lenient:
                 raise
             lag = max(0, target - (self.view.position() or 0))
-            log.warning("audit trail %d events behind after %.1fs: answering from the view "
-                        "as it is", lag, timeout)
+            log.warning(
+                "audit trail %d events behind after %.1fs: answering from the view as it is",
+                lag,
+                timeout,
+            )
             return lag
         return 0
 
     def lag(self) -> int:
         """Events recorded that the audit trail has not applied yet."""
-        return max(0, (self.app.recorder.max_notification_id() or 0)
-                   - (self.view.position() or 0))
+        return max(0, (self.app.recorder.max_notification_id() or 0) - (self.view.position() or 0))
 
     # -- checkpoints ----------------------------------------------------------------------------
     def publish_checkpoint(self, size: int | None = None) -> Any:
@@ -245,13 +257,15 @@ class TransparencyLog:
             head = self.view.head() if size is None else self.view.tree_head(size)
             existing = self.view.checkpoint(head.size)
             if existing is None:
-                body = Checkpoint(self.origin, head.size, head.root,
-                                  (chain_extension(head.chain_hash),)).body()
+                body = Checkpoint(
+                    self.origin, head.size, head.root, (chain_extension(head.chain_hash),)
+                ).body()
                 self.view.add_checkpoint(head, sign_note(body, self.signer), self._now())
                 existing = self.view.checkpoint(head.size)
             if existing is None or existing.root != head.root:
                 raise LogForkError(
-                    f"checkpoint {head.size} was signed with another root than the tree now has")
+                    f"checkpoint {head.size} was signed with another root than the tree now has"
+                )
             return existing
 
     def publish_if_grown(self) -> Any:
@@ -278,9 +292,11 @@ class TransparencyLog:
         found = self.view.checkpoint(size)
         if found is None:
             raise LogEntryNotFoundError(
-                "CHECKPOINT_NOT_FOUND", "size",
+                "CHECKPOINT_NOT_FOUND",
+                "size",
                 f"Không có điểm kiểm (checkpoint) đã ký cho kích thước {size}.",
-                f"There is no signed checkpoint of size {size}.")
+                f"There is no signed checkpoint of size {size}.",
+            )
         return found
 
     def covering_checkpoint(self, needed_size: int) -> Any:
@@ -295,9 +311,11 @@ class TransparencyLog:
         top = self.app.recorder.max_notification_id() or 0
         if position > top:
             raise LogEntryNotFoundError(
-                "POSITION_NOT_FOUND", "position",
+                "POSITION_NOT_FOUND",
+                "position",
                 f"Vị trí {position} vượt quá cuối sổ ({top}).",
-                f"Position {position} is beyond the end of the log ({top}).")
+                f"Position {position} is beyond the end of the log ({top}).",
+            )
         self.catch_up(position)
         stored = self.publish_checkpoint(self.view.size_at_position(position))
         return stored.size, stored.root, stored.cosigned_note
@@ -310,21 +328,29 @@ class TransparencyLog:
         try:
             _, signatures = split_note(body + "\n" + text)
         except NoteError as error:
-            raise _rejected(f"dòng chữ ký không hợp lệ ({error})",
-                            f"not a signature line ({error})") from None
+            raise _rejected(
+                f"dòng chữ ký không hợp lệ ({error})", f"not a signature line ({error})"
+            ) from None
         if len(signatures) != 1:
             raise _rejected("cần đúng một dòng chữ ký", "exactly one signature line is expected")
         signature = signatures[0]
-        known = [v for v in witness_verifiers(self.settings)
-                 if v.name == signature.name and v.key_hash == signature.key_hash]
+        known = [
+            v
+            for v in witness_verifiers(self.settings)
+            if v.name == signature.name and v.key_hash == signature.key_hash
+        ]
         if not known:
-            raise _rejected(f"nhân chứng «{signature.name}» không có trong danh sách được tin cậy",
-                            f"witness '{signature.name}' is not a configured witness")
+            raise _rejected(
+                f"nhân chứng «{signature.name}» không có trong danh sách được tin cậy",
+                f"witness '{signature.name}' is not a configured witness",
+            )
         try:
             open_note(body + "\n" + text, known)
         except NoteError:
-            raise _rejected("chữ ký đồng xác nhận không khớp với điểm kiểm",
-                            "the cosignature does not verify for this checkpoint") from None
+            raise _rejected(
+                "chữ ký đồng xác nhận không khớp với điểm kiểm",
+                "the cosignature does not verify for this checkpoint",
+            ) from None
         self.view.add_cosignature(size, signature.name, text, self._now())
         return self.checkpoint(size)
 
@@ -339,8 +365,11 @@ class TransparencyLog:
         answered with one gets the same note again). Items that are not `Recorded` (a batch's
         rejections) get None. Two or more new events get batch-receipt/v1 texts under one
         signature (ADR 0011) unless `one_signature` is False (receipt/v1 each)."""
-        fresh = [r for r in recorded
-                 if isinstance(r, Recorded) and not r.duplicate and r.position is not None]
+        fresh = [
+            r
+            for r in recorded
+            if isinstance(r, Recorded) and not r.duplicate and r.position is not None
+        ]
         stored: dict[int, Any] = {}
         # the records this process just wrote carry their stored bytes (`Recorded.stored`,
         # exactly what the insert sent): only the others are read back from the log
@@ -367,19 +396,29 @@ class TransparencyLog:
                 out.append(self._receipt_from_trail(item))
                 continue
             notification = stored.get(item.position)
-            if (notification is None
-                    or notification.originator_id != referral_id(item.case_id)
-                    or notification.originator_version != item.version):
+            if (
+                notification is None
+                or notification.originator_id != referral_id(item.case_id)
+                or notification.originator_version != item.version
+            ):
                 raise LogEntryNotFoundError(
-                    "EVENT_NOT_IN_LOG", "position",
+                    "EVENT_NOT_IN_LOG",
+                    "position",
                     f"Không tìm thấy sự kiện phiên bản {item.version} của vụ việc "
                     f"«{item.case_id}» ở vị trí {item.position}.",
                     f"Version {item.version} of case '{item.case_id}' is not at position "
-                    f"{item.position}.")
+                    f"{item.position}.",
+                )
             event = self.app.mapper.to_domain_event(notification)
             leaf = leaf_bytes(item.position, event)
-            promised.append((len(out), Receipt(self.origin, item.position, leaf_hash(leaf),
-                                               event.event_id, event.timestamp)))
+            promised.append(
+                (
+                    len(out),
+                    Receipt(
+                        self.origin, item.position, leaf_hash(leaf), event.event_id, event.timestamp
+                    ),
+                )
+            )
             out.append(None)
         if len(promised) == 1 or not one_signature:  # receipt/v1, as ever
             for place, receipt in promised:
@@ -397,24 +436,37 @@ class TransparencyLog:
         row = self.view.entry(recorded.case_id, recorded.version)
         if row is None:
             return None
-        return issue_receipt(self.signer, origin=self.origin, position=row["position"],
-                             leaf_hash=row["leaf_hash"], event_id=row["event_id"],
-                             time=row["recorded_at"])
+        return issue_receipt(
+            self.signer,
+            origin=self.origin,
+            position=row["position"],
+            leaf_hash=row["leaf_hash"],
+            event_id=row["event_id"],
+            time=row["recorded_at"],
+        )
 
     def _entry_or_404(self, case_id: str, version: int) -> dict[str, Any]:
         row = self.view.entry(case_id, version)
         if row is None:
             raise LogEntryNotFoundError(
-                "EVENT_NOT_IN_LOG", "version",
+                "EVENT_NOT_IN_LOG",
+                "version",
                 f"Sự kiện phiên bản {version} của vụ việc «{case_id}» chưa có trong sổ kiểm toán.",
-                f"Version {version} of case '{case_id}' is not in the audit trail.")
+                f"Version {version} of case '{case_id}' is not in the audit trail.",
+            )
         return row
 
     # -- proofs ----------------------------------------------------------------------------------
-    def inclusion(self, case_id: str, version: int | None = None, size: int | None = None,
-                  event_id: str | None = None) -> dict[str, Any]:
+    def inclusion(
+        self,
+        case_id: str,
+        version: int | None = None,
+        size: int | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
         """The inclusion proof of one case event (by version, or by the client's event id)
         against a signed checkpoint (default: the latest that covers it, published if needed)."""
+
         def lookup() -> dict[str, Any] | None:
             if version is not None:
                 return self.view.entry(case_id, version)
@@ -426,23 +478,34 @@ class TransparencyLog:
             row = lookup()
         if row is None:
             raise LogEntryNotFoundError(
-                "EVENT_NOT_IN_LOG", "version" if version is not None else "event_id",
+                "EVENT_NOT_IN_LOG",
+                "version" if version is not None else "event_id",
                 f"Sự kiện {version or event_id} của vụ việc «{case_id}» không có trong sổ kiểm "
-                "toán.", f"Event {version or event_id} of case '{case_id}' is not in the audit "
-                "trail.")
-        stored = (self.covering_checkpoint(row["leaf_index"] + 1) if size is None
-                  else self.checkpoint(size))
+                "toán.",
+                f"Event {version or event_id} of case '{case_id}' is not in the audit trail.",
+            )
+        stored = (
+            self.covering_checkpoint(row["leaf_index"] + 1)
+            if size is None
+            else self.checkpoint(size)
+        )
         if row["leaf_index"] >= stored.size:
             raise LogEntryNotFoundError(
-                "EVENT_NOT_IN_CHECKPOINT", "size",
+                "EVENT_NOT_IN_CHECKPOINT",
+                "size",
                 f"Điểm kiểm kích thước {stored.size} chưa bao gồm sự kiện này "
                 f"(chỉ số lá {row['leaf_index']}).",
                 f"The checkpoint of size {stored.size} does not cover this event "
-                f"(leaf index {row['leaf_index']}).")
+                f"(leaf index {row['leaf_index']}).",
+            )
         return {
-            "case_id": case_id, "version": row["version"], "event_id": row["event_id"],
-            "position": row["position"], "leaf_index": row["leaf_index"],
-            "leaf_hash": b64(row["leaf_hash"]), "tree_size": stored.size,
+            "case_id": case_id,
+            "version": row["version"],
+            "event_id": row["event_id"],
+            "position": row["position"],
+            "leaf_index": row["leaf_index"],
+            "leaf_hash": b64(row["leaf_hash"]),
+            "tree_size": stored.size,
             "root": b64(stored.root),
             "proof": [b64(h) for h in self.view.inclusion_proof(row["leaf_index"], stored.size)],
             "checkpoint": stored.cosigned_note,
@@ -454,18 +517,23 @@ class TransparencyLog:
         size = self.view.size()
         if not 0 <= old_size <= new <= size:
             raise LogEntryNotFoundError(
-                "SIZE_OUT_OF_RANGE", "old",
+                "SIZE_OUT_OF_RANGE",
+                "old",
                 f"Cần 0 ≤ old ≤ new ≤ {size} (kích thước hiện tại của cây).",
-                f"Need 0 <= old <= new <= {size} (the tree's current size).")
+                f"Need 0 <= old <= new <= {size} (the tree's current size).",
+            )
         return {
-            "old_size": old_size, "new_size": new,
-            "old_root": b64(self.view.root(old_size)), "new_root": b64(self.view.root(new)),
+            "old_size": old_size,
+            "new_size": new,
+            "old_root": b64(self.view.root(old_size)),
+            "new_root": b64(self.view.root(new)),
             "proof": [b64(h) for h in self.view.consistency_proof(old_size, new)],
         }
 
     # -- bundles ---------------------------------------------------------------------------------
-    def case_bundle(self, case_id: str, at: datetime | None = None,
-                    since: Iterable[int] = ()) -> dict[str, Any]:
+    def case_bundle(
+        self, case_id: str, at: datetime | None = None, since: Iterable[int] = ()
+    ) -> dict[str, Any]:
         """A case's leaves with inclusion proofs against the latest checkpoint (with its
         cosignatures), consistency proofs from earlier checkpoints, and its figures.
 
@@ -475,8 +543,11 @@ class TransparencyLog:
         rows = self.view.case_timeline(case_id)
         if not rows:
             raise LogEntryNotFoundError(
-                "CASE_NOT_FOUND", "case_id", f"Không tìm thấy vụ việc «{case_id}».",
-                f"Case '{case_id}' was not found.")
+                "CASE_NOT_FOUND",
+                "case_id",
+                f"Không tìm thấy vụ việc «{case_id}».",
+                f"Case '{case_id}' was not found.",
+            )
         stored = self.fresh_checkpoint()
         events = self._stored_events(case_id)
         leaves = self._leaves(rows, lambda row: events.get(row["version"]), stored.size)
@@ -485,12 +556,23 @@ class TransparencyLog:
         if state is not None:
             state.maybe_refresh()  # a version another process published
         refs = state.refs if state is not None and state.refs.records else None
-        figures = case_figures([e["leaf"] for e in leaves], self.container.rules,
-                               self.container.calendar, at, self.container.reference, refs=refs)
+        figures = case_figures(
+            [e["leaf"] for e in leaves],
+            self.container.rules,
+            self.container.calendar,
+            at,
+            self.container.reference,
+            refs=refs,
+        )
         bundle = {
-            "format": BUNDLE_FORMAT, "kind": "case", "origin": self.origin, "case_id": case_id,
-            "as_of": rfc3339(at), "checkpoint": stored.cosigned_note,
-            "leaves": leaves, "consistency": self._consistency_chain(stored.size, since),
+            "format": BUNDLE_FORMAT,
+            "kind": "case",
+            "origin": self.origin,
+            "case_id": case_id,
+            "as_of": rfc3339(at),
+            "checkpoint": stored.cosigned_note,
+            "leaves": leaves,
+            "consistency": self._consistency_chain(stored.size, since),
             "figures": figures,
         }
         if refs is not None:  # issue 14: the versions the verdicts used, to judge offline
@@ -502,8 +584,13 @@ class TransparencyLog:
             bundle["reference"] = state.documents(used)
         return bundle
 
-    def province_bundle(self, province: str, occurred_from: datetime, occurred_to: datetime,
-                        since: Iterable[int] = ()) -> dict[str, Any]:
+    def province_bundle(
+        self,
+        province: str,
+        occurred_from: datetime,
+        occurred_to: datetime,
+        since: Iterable[int] = (),
+    ) -> dict[str, Any]:
         """Every leaf of the province's cases that occurred in [from, to), with proofs, and the
         per-agency counts recomputed from them (a report anyone can recompute)."""
         self.catch_up(lenient=True)
@@ -527,16 +614,23 @@ class TransparencyLog:
 
         leaves = self._leaves(rows, event_of, stored.size)
         return {
-            "format": BUNDLE_FORMAT, "kind": "province", "origin": self.origin,
-            "province": province, "from": rfc3339(occurred_from), "to": rfc3339(occurred_to),
-            "as_of": rfc3339(self._now()), "checkpoint": stored.cosigned_note,
-            "leaves": leaves, "consistency": self._consistency_chain(stored.size, since),
+            "format": BUNDLE_FORMAT,
+            "kind": "province",
+            "origin": self.origin,
+            "province": province,
+            "from": rfc3339(occurred_from),
+            "to": rfc3339(occurred_to),
+            "as_of": rfc3339(self._now()),
+            "checkpoint": stored.cosigned_note,
+            "leaves": leaves,
+            "consistency": self._consistency_chain(stored.size, since),
             "figures": province_figures([e["leaf"] for e in leaves]),
             **self._province_references(occurred_from, occurred_to),
         }
 
-    def _province_references(self, occurred_from: datetime,
-                             occurred_to: datetime) -> dict[str, Any]:
+    def _province_references(
+        self, occurred_from: datetime, occurred_to: datetime
+    ) -> dict[str, Any]:
         """The reference versions a province's figures rest on (issue 14): every document's
         version in force at the period's end, and the calendar of each year of the period."""
         state = getattr(self.container, "reference_state", None)
@@ -564,7 +658,8 @@ class TransparencyLog:
                 f"một sự kiện đã lưu của vụ việc «{case_id}» không còn giải mã được "
                 f"({type(error).__name__})",
                 f"a stored event of case '{case_id}' can no longer be decoded "
-                f"({type(error).__name__})") from None
+                f"({type(error).__name__})",
+            ) from None
 
     def _leaves(self, rows: list[dict[str, Any]], event_of: Any, size: int) -> list[dict[str, Any]]:
         out = []
@@ -573,21 +668,32 @@ class TransparencyLog:
                 continue
             event = event_of(row)
             if event is None:
-                raise _integrity_failed(row, "có trong sổ kiểm toán nhưng kho sự kiện không còn",
-                                        "is in the audit trail but no longer in the event store")
+                raise _integrity_failed(
+                    row,
+                    "có trong sổ kiểm toán nhưng kho sự kiện không còn",
+                    "is in the audit trail but no longer in the event store",
+                )
             try:
                 leaf = leaf_entry(row["position"], event)[1]
             except LeafError as error:
-                raise _integrity_failed(row, f"không tạo lại được lá ({error})",
-                                        f"cannot be made into its leaf again ({error})") from None
+                raise _integrity_failed(
+                    row,
+                    f"không tạo lại được lá ({error})",
+                    f"cannot be made into its leaf again ({error})",
+                ) from None
             if leaf_hash(leaf) != row["leaf_hash"]:
-                raise _integrity_failed(row, "trong kho khác với lá đã ghi trong sổ kiểm toán",
-                                        "in the store differs from the leaf the audit trail "
-                                        "recorded")
-            out.append({
-                "leaf_index": row["leaf_index"], "leaf": leaf.decode("utf-8"),
-                "proof": [b64(h) for h in self.view.inclusion_proof(row["leaf_index"], size)],
-            })
+                raise _integrity_failed(
+                    row,
+                    "trong kho khác với lá đã ghi trong sổ kiểm toán",
+                    "in the store differs from the leaf the audit trail recorded",
+                )
+            out.append(
+                {
+                    "leaf_index": row["leaf_index"],
+                    "leaf": leaf.decode("utf-8"),
+                    "proof": [b64(h) for h in self.view.inclusion_proof(row["leaf_index"], size)],
+                }
+            )
         return out
 
     def _consistency_chain(self, size: int, since: Iterable[int]) -> list[dict[str, Any]]:
@@ -600,15 +706,19 @@ class TransparencyLog:
             step = len(older) / half
             earlier = sorted({older[int(i * step)] for i in range(half)} | set(recent))
         chosen = sorted(set(earlier) | {s for s in since if 0 < s < size})
-        return [{"old_size": s,
-                 "proof": [b64(h) for h in self.view.consistency_proof(s, size)]}
-                for s in chosen]
+        return [
+            {"old_size": s, "proof": [b64(h) for h in self.view.consistency_proof(s, size)]}
+            for s in chosen
+        ]
 
 
 def _rejected(vi: str, en: str) -> CosignatureRejectedError:
-    return CosignatureRejectedError("COSIGNATURE_REJECTED", "cosignature",
-                                    f"Chữ ký đồng xác nhận bị từ chối: {vi}.",
-                                    f"Cosignature rejected: {en}.")
+    return CosignatureRejectedError(
+        "COSIGNATURE_REJECTED",
+        "cosignature",
+        f"Chữ ký đồng xác nhận bị từ chối: {vi}.",
+        f"Cosignature rejected: {en}.",
+    )
 
 
 # ------------------------------------------------------------------------ container-level API
@@ -625,8 +735,9 @@ def receipt_for(container: Any, recorded: Recorded) -> str:
     return transparency_log(container).receipt_for(recorded)
 
 
-def receipts_for(container: Any, recorded: Sequence[Any], *,
-                 one_signature: bool = True) -> list[str | None]:
+def receipts_for(
+    container: Any, recorded: Sequence[Any], *, one_signature: bool = True
+) -> list[str | None]:
     """Receipts for a batch's results, in order (None for a rejected item); see
     TransparencyLog.receipts_for."""
     return transparency_log(container).receipts_for(recorded, one_signature=one_signature)
@@ -647,8 +758,9 @@ class CheckpointPublisher:
     and retried with backoff (never slower than `interval`).
     """
 
-    def __init__(self, log_: TransparencyLog, interval: float,
-                 watch: ConnectionWatch | None = None) -> None:
+    def __init__(
+        self, log_: TransparencyLog, interval: float, watch: ConnectionWatch | None = None
+    ) -> None:
         self.log = log_
         self.interval = max(0.05, float(interval))
         self.error: BaseException | None = None
@@ -696,14 +808,18 @@ class CheckpointPublisher:
     close = stop
 
     def status(self) -> dict[str, Any]:
-        return {"running": self._thread is not None and self._thread.is_alive(),
-                "interval_seconds": self.interval, "published": self.published,
-                "error": repr(self.error) if self.error is not None else None,
-                **self.watch.as_dict()}
+        return {
+            "running": self._thread is not None and self._thread.is_alive(),
+            "interval_seconds": self.interval,
+            "published": self.published,
+            "error": repr(self.error) if self.error is not None else None,
+            **self.watch.as_dict(),
+        }
 
 
-def start_checkpointer(container: Container, interval: float | None = None,
-                       status_file: bool = False) -> CheckpointPublisher:
+def start_checkpointer(
+    container: Container, interval: float | None = None, status_file: bool = False
+) -> CheckpointPublisher:
     """Starts the periodic checkpoint publisher of this process (stopped by container.close());
     with `status_file` (the `referrals project` worker), it writes its connection state to
     `<data dir>/worker-status/checkpointer.json`."""
@@ -712,18 +828,29 @@ def start_checkpointer(container: Container, interval: float | None = None,
         return existing
     seconds = container.settings.checkpoint_interval_seconds if interval is None else interval
     path = status_path(container.settings.data_dir, "checkpointer") if status_file else None
-    publisher = CheckpointPublisher(transparency_log(container), seconds,
-                                    ConnectionWatch("checkpointer", path, logger=log))
+    publisher = CheckpointPublisher(
+        transparency_log(container), seconds, ConnectionWatch("checkpointer", path, logger=log)
+    )
     container.checkpointer = publisher
     publisher.start()
     return publisher
 
 
 __all__ = [
-    "CheckpointPublisher", "CosignatureRejectedError", "LogEntryNotFoundError", "LogForkError",
+    "CheckpointPublisher",
+    "CosignatureRejectedError",
+    "LogEntryNotFoundError",
+    "LogForkError",
     "LogIntegrityFailedError",
-    "LogKeyError", "TransparencyError", "TransparencyLog",
-    "checkpoint_for_position", "load_log_signer", "receipt_for",
-    "receipts_for", "start_checkpointer", "transparency_log", "witness_verifiers",
+    "LogKeyError",
+    "TransparencyError",
+    "TransparencyLog",
+    "checkpoint_for_position",
+    "load_log_signer",
+    "receipt_for",
+    "receipts_for",
+    "start_checkpointer",
+    "transparency_log",
+    "witness_verifiers",
     "write_log_key",
 ]

@@ -105,7 +105,9 @@ class Witness:
         self.name = name
         self._cosigner = signer if isinstance(signer, Cosigner) else Cosigner.from_signer(signer)
         self._log_verifier = (
-            log_verifier_key if isinstance(log_verifier_key, Verifier) else verifier_from_key_text(log_verifier_key)
+            log_verifier_key
+            if isinstance(log_verifier_key, Verifier)
+            else verifier_from_key_text(log_verifier_key)
         )
         self.origin = origin if origin is not None else self._log_verifier.name
         self._state_path = Path(state_path)
@@ -125,9 +127,13 @@ class Witness:
             return None
         try:
             data = json.loads(raw)
-            state = WitnessState(str(data["origin"]), data["size"], base64.b64decode(data["root"], validate=True))
+            state = WitnessState(
+                str(data["origin"]), data["size"], base64.b64decode(data["root"], validate=True)
+            )
         except (ValueError, KeyError, TypeError, binascii.Error) as error:
-            raise WitnessStateError(f"unreadable witness state {self._state_path}: {error}") from None
+            raise WitnessStateError(
+                f"unreadable witness state {self._state_path}: {error}"
+            ) from None
         if type(state.size) is not int or state.size < 0 or len(state.root_hash) != 32:
             raise WitnessStateError(f"invalid witness state in {self._state_path}")
         return state
@@ -158,14 +164,18 @@ class Witness:
             )
         return body, checkpoint
 
-    def _check_growth(self, previous: WitnessState, checkpoint: Checkpoint, proof: Sequence[bytes]) -> None:
+    def _check_growth(
+        self, previous: WitnessState, checkpoint: Checkpoint, proof: Sequence[bytes]
+    ) -> None:
         if previous.origin != checkpoint.origin:
             raise WitnessRefusal(
-                RefusalReason.WRONG_ORIGIN, f"state is for {previous.origin!r}, not {checkpoint.origin!r}"
+                RefusalReason.WRONG_ORIGIN,
+                f"state is for {previous.origin!r}, not {checkpoint.origin!r}",
             )
         if checkpoint.size < previous.size:
             raise WitnessRefusal(
-                RefusalReason.SMALLER_TREE, f"size {checkpoint.size} is below cosigned size {previous.size}"
+                RefusalReason.SMALLER_TREE,
+                f"size {checkpoint.size} is below cosigned size {previous.size}",
             )
         if checkpoint.size == previous.size:
             if checkpoint.root_hash != previous.root_hash:
@@ -173,7 +183,9 @@ class Witness:
                     RefusalReason.SAME_SIZE_DIFFERENT_ROOT, f"fork at size {checkpoint.size}"
                 )
             return
-        if not verify_consistency(previous.size, checkpoint.size, previous.root_hash, checkpoint.root_hash, proof):
+        if not verify_consistency(
+            previous.size, checkpoint.size, previous.root_hash, checkpoint.root_hash, proof
+        ):
             raise WitnessRefusal(
                 RefusalReason.INCONSISTENT,
                 f"size {checkpoint.size} is not proven consistent with cosigned size {previous.size}",
@@ -181,7 +193,11 @@ class Witness:
 
     def _save(self, state: WitnessState) -> None:
         payload = json.dumps(
-            {"origin": state.origin, "size": state.size, "root": base64.b64encode(state.root_hash).decode("ascii")},
+            {
+                "origin": state.origin,
+                "size": state.size,
+                "root": base64.b64encode(state.root_hash).decode("ascii"),
+            },
             sort_keys=True,
         )
         _write_atomically(self._state_path, payload.encode("utf-8"))

@@ -33,8 +33,7 @@ def install(app: Any, container: Any) -> None:
     app.state.web_accounts = account_store(container)
     app.state.web_renderer = Renderer(container)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(STATIC)), name="web-static")
-    for router in (auth.router, cases.router, stats.router, reference.router,
-                   errors.fallback):
+    for router in (auth.router, cases.router, stats.router, reference.router, errors.fallback):
         app.include_router(router)
     errors.register_handlers(app)
     if not any(getattr(route, "path", None) == "/favicon.ico" for route in app.router.routes):
@@ -43,8 +42,11 @@ def install(app: Any, container: Any) -> None:
         @app.get("/favicon.ico", include_in_schema=False)
         def favicon() -> FileResponse:
             """Browsers ask for it at the root of every site (the pages also link it)."""
-            return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon",
-                                headers={"Cache-Control": "public, max-age=86400"})
+            return FileResponse(
+                STATIC / "favicon.ico",
+                media_type="image/x-icon",
+                headers={"Cache-Control": "public, max-age=86400"},
+            )
 
     if not any(getattr(route, "path", None) == "/" for route in app.router.routes):
         from fastapi.responses import RedirectResponse
@@ -71,8 +73,9 @@ def ensure_demo_accounts(container: Any) -> list[tuple[str, str]]:
     for username, role, name, provinces in DEMO_ACCOUNTS:
         password = kept.get(username) or secrets.token_urlsafe(12)
         if store.account(username) is None:
-            store.create_account(username, password, role, name, provinces=provinces,
-                                 reference=container.reference)
+            store.create_account(
+                username, password, role, name, provinces=provinces, reference=container.reference
+            )
         else:
             store.set_password(username, password)
         out.append((username, password))

@@ -86,8 +86,7 @@ _DDL = (
         last_attempt_at TIMESTAMPTZ NOT NULL
     )""",
 )
-_ACCOUNT_COLUMNS = ("username, role, display_name, agency_id, provinces, created_at, "
-                    "disabled_at")
+_ACCOUNT_COLUMNS = "username, role, display_name, agency_id, provinces, created_at, disabled_at"
 
 
 class AccountError(ValueError):
@@ -123,10 +122,25 @@ class WebSession:
 def hash_password(password: str) -> str:
     """`scrypt$N$r$p$<salt>$<hash>` (base64) of a password, at the current parameters."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R,
-                            p=SCRYPT_P, dklen=32, maxmem=SCRYPT_MAXMEM)
-    return "$".join(("scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
-                     base64.b64encode(salt).decode(), base64.b64encode(digest).decode()))
+    digest = hashlib.scrypt(
+        password.encode("utf-8"),
+        salt=salt,
+        n=SCRYPT_N,
+        r=SCRYPT_R,
+        p=SCRYPT_P,
+        dklen=32,
+        maxmem=SCRYPT_MAXMEM,
+    )
+    return "$".join(
+        (
+            "scrypt",
+            str(SCRYPT_N),
+            str(SCRYPT_R),
+            str(SCRYPT_P),
+            base64.b64encode(salt).decode(),
+            base64.b64encode(digest).decode(),
+        )
+    )
 
 
 def needs_rehash(stored: str) -> bool:
@@ -143,8 +157,15 @@ def verify_password(password: str, stored: str) -> bool:
         expected = base64.b64decode(digest)
         if not (1 < int(n) <= SCRYPT_MAX_N and 0 < int(r) <= 32 and 0 < int(p) <= 16):
             return False
-        actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt), n=int(n),
-                                r=int(r), p=int(p), dklen=len(expected), maxmem=SCRYPT_MAXMEM)
+        actual = hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+            maxmem=SCRYPT_MAXMEM,
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
@@ -193,8 +214,12 @@ def check_new_password(password: str) -> None:
 class _SqlAccountStore(SqlTables):
     """Accounts and sessions over our own tables; the store mixin supplies connections."""
 
-    def __init__(self, clock: Callable[[], datetime] = _now,
-                 session_ttl: timedelta = SESSION_TTL, idle_ttl: timedelta = IDLE_TTL) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], datetime] = _now,
+        session_ttl: timedelta = SESSION_TTL,
+        idle_ttl: timedelta = IDLE_TTL,
+    ) -> None:
         self.clock = clock
         self.session_ttl = session_ttl
         self.idle_ttl = idle_ttl
@@ -237,11 +262,20 @@ class _SqlAccountStore(SqlTables):
             if cur.fetchone() is not None:
                 raise AccountError(f"the username {username!r} is taken")
             cur.execute(
-                self._sql("INSERT INTO web_accounts (username, password_hash, role, "
-                          "display_name, agency_id, provinces, created_at) "
-                          "VALUES (%s, %s, %s, %s, %s, %s, %s)"),
-                (username, hash_password(password), role, display_name.strip(), agency_id,
-                 ",".join(sorted(provinces)), self._ts(created)),
+                self._sql(
+                    "INSERT INTO web_accounts (username, password_hash, role, "
+                    "display_name, agency_id, provinces, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                ),
+                (
+                    username,
+                    hash_password(password),
+                    role,
+                    display_name.strip(),
+                    agency_id,
+                    ",".join(sorted(provinces)),
+                    self._ts(created),
+                ),
             )
         account = self.account(username)
         if account is None:  # pragma: no cover - the row was just written
@@ -251,8 +285,10 @@ class _SqlAccountStore(SqlTables):
     def account(self, username: str) -> Account | None:
         """One account, or None."""
         with self._cursor() as cur:
-            cur.execute(self._sql(f"SELECT {_ACCOUNT_COLUMNS} FROM web_accounts "
-                                  "WHERE username = %s"), (username.strip().lower(),))
+            cur.execute(
+                self._sql(f"SELECT {_ACCOUNT_COLUMNS} FROM web_accounts WHERE username = %s"),
+                (username.strip().lower(),),
+            )
             row = cur.fetchone()
         return None if row is None else _account(row)
 
@@ -268,13 +304,17 @@ class _SqlAccountStore(SqlTables):
         check_new_password(password)
         with self._cursor() as cur:
             cur.execute(
-                self._sql("UPDATE web_accounts SET password_hash = %s, failed_attempts = 0, "
-                          "locked_until = NULL WHERE username = %s"),
+                self._sql(
+                    "UPDATE web_accounts SET password_hash = %s, failed_attempts = 0, "
+                    "locked_until = NULL WHERE username = %s"
+                ),
                 (hash_password(password), username),
             )
             changed = bool(cur.rowcount)
-            cur.execute(self._sql("DELETE FROM web_sign_in_throttle WHERE throttle_key = %s"),
-                        (_throttle_key("user", username.strip().lower()),))
+            cur.execute(
+                self._sql("DELETE FROM web_sign_in_throttle WHERE throttle_key = %s"),
+                (_throttle_key("user", username.strip().lower()),),
+            )
             cur.execute(self._sql("DELETE FROM web_sessions WHERE username = %s"), (username,))
         return changed
 
@@ -282,8 +322,10 @@ class _SqlAccountStore(SqlTables):
         """Disables an account and ends its sessions; False if there is no such active account."""
         with self._cursor() as cur:
             cur.execute(
-                self._sql("UPDATE web_accounts SET disabled_at = %s "
-                          "WHERE username = %s AND disabled_at IS NULL"),
+                self._sql(
+                    "UPDATE web_accounts SET disabled_at = %s "
+                    "WHERE username = %s AND disabled_at IS NULL"
+                ),
                 (self._ts(self.clock()), username),
             )
             changed = bool(cur.rowcount)
@@ -304,16 +346,21 @@ class _SqlAccountStore(SqlTables):
         now = self.clock()
         keys = [(_throttle_key("user", name), MAX_FAILURES, USER_FIRST_DELAY, LOCK_FOR)]
         if source:
-            keys.append((_throttle_key("source", source), SOURCE_FREE, SOURCE_FIRST_DELAY,
-                         SOURCE_MAX_DELAY))
+            keys.append(
+                (_throttle_key("source", source), SOURCE_FREE, SOURCE_FIRST_DELAY, SOURCE_MAX_DELAY)
+            )
         with self._cursor() as cur:
             self._begin_locked(cur)
             try:
                 allowed = True
                 for key, free, first, cap in keys:  # every key counted, even once held back
                     allowed = self._count_attempt(cur, key, now, free, first, cap) and allowed
-                cur.execute(self._sql("SELECT password_hash, disabled_at FROM web_accounts "
-                                      "WHERE username = %s"), (name,))
+                cur.execute(
+                    self._sql(
+                        "SELECT password_hash, disabled_at FROM web_accounts WHERE username = %s"
+                    ),
+                    (name,),
+                )
                 row = cur.fetchone()
             except BaseException:
                 self._rollback_locked(cur)
@@ -328,30 +375,48 @@ class _SqlAccountStore(SqlTables):
         if not verify_password(password, stored) or disabled is not None:
             raise SignInError(name)
         with self._cursor() as cur:
-            cur.execute(self._sql("DELETE FROM web_sign_in_throttle WHERE throttle_key = %s"),
-                        (keys[0][0],))
+            cur.execute(
+                self._sql("DELETE FROM web_sign_in_throttle WHERE throttle_key = %s"), (keys[0][0],)
+            )
             if source:
-                cur.execute(self._sql("UPDATE web_sign_in_throttle SET failures = failures - 1 "
-                                      "WHERE throttle_key = %s AND failures > 0"), (keys[1][0],))
+                cur.execute(
+                    self._sql(
+                        "UPDATE web_sign_in_throttle SET failures = failures - 1 "
+                        "WHERE throttle_key = %s AND failures > 0"
+                    ),
+                    (keys[1][0],),
+                )
             if needs_rehash(stored):
-                cur.execute(self._sql("UPDATE web_accounts SET password_hash = %s "
-                                      "WHERE username = %s AND password_hash = %s"),
-                            (hash_password(password), name, stored))
+                cur.execute(
+                    self._sql(
+                        "UPDATE web_accounts SET password_hash = %s "
+                        "WHERE username = %s AND password_hash = %s"
+                    ),
+                    (hash_password(password), name, stored),
+                )
         account = self.account(name)
         if account is None:  # pragma: no cover - deleted meanwhile
             raise SignInError(name)
         return account
 
-    def _count_attempt(self, cur: Any, key: str, now: datetime, free: int, first: timedelta,
-                       cap: timedelta) -> bool:
+    def _count_attempt(
+        self, cur: Any, key: str, now: datetime, free: int, first: timedelta, cap: timedelta
+    ) -> bool:
         """Counts one attempt against a throttle key (its row locked); False if held back."""
-        cur.execute(self._sql(
-            "INSERT INTO web_sign_in_throttle (throttle_key, failures, blocked_until, "
-            "last_attempt_at) VALUES (%s, 0, NULL, %s) ON CONFLICT (throttle_key) DO NOTHING"),
-            (key, self._ts(now)))
-        cur.execute(self._sql("SELECT failures, blocked_until, last_attempt_at FROM "
-                              "web_sign_in_throttle WHERE throttle_key = %s" + self._for_update),
-                    (key,))
+        cur.execute(
+            self._sql(
+                "INSERT INTO web_sign_in_throttle (throttle_key, failures, blocked_until, "
+                "last_attempt_at) VALUES (%s, 0, NULL, %s) ON CONFLICT (throttle_key) DO NOTHING"
+            ),
+            (key, self._ts(now)),
+        )
+        cur.execute(
+            self._sql(
+                "SELECT failures, blocked_until, last_attempt_at FROM "
+                "web_sign_in_throttle WHERE throttle_key = %s" + self._for_update
+            ),
+            (key,),
+        )
         failures, blocked_until, last = cur.fetchone()
         if blocked_until is not None and _parse_ts(blocked_until) > now:
             return False
@@ -359,9 +424,13 @@ class _SqlAccountStore(SqlTables):
             failures = 0
         failures = int(failures) + 1  # counted as failed until the password proves right
         delay = throttle_delay(failures, free, first, cap)
-        cur.execute(self._sql("UPDATE web_sign_in_throttle SET failures = %s, blocked_until = %s, "
-                              "last_attempt_at = %s WHERE throttle_key = %s"),
-                    (failures, self._ts(now + delay) if delay else None, self._ts(now), key))
+        cur.execute(
+            self._sql(
+                "UPDATE web_sign_in_throttle SET failures = %s, blocked_until = %s, "
+                "last_attempt_at = %s WHERE throttle_key = %s"
+            ),
+            (failures, self._ts(now + delay) if delay else None, self._ts(now), key),
+        )
         return True
 
     _for_update = ""
@@ -380,15 +449,28 @@ class _SqlAccountStore(SqlTables):
         """A new session for a signed-in account: (the cookie value, shown only now; session)."""
         session_id = secrets.token_urlsafe(32)
         now = self.clock()
-        session = WebSession(account.username, account.principal, secrets.token_urlsafe(32),
-                             now, now + self.session_ttl)
+        session = WebSession(
+            account.username,
+            account.principal,
+            secrets.token_urlsafe(32),
+            now,
+            now + self.session_ttl,
+        )
         with self._cursor() as cur:
             cur.execute(
-                self._sql("INSERT INTO web_sessions (session_hash, username, csrf_token, "
-                          "created_at, last_seen_at, expires_at) "
-                          "VALUES (%s, %s, %s, %s, %s, %s)"),
-                (session_hash(session_id), account.username, session.csrf_token,
-                 self._ts(now), self._ts(now), self._ts(session.expires_at)),
+                self._sql(
+                    "INSERT INTO web_sessions (session_hash, username, csrf_token, "
+                    "created_at, last_seen_at, expires_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)"
+                ),
+                (
+                    session_hash(session_id),
+                    account.username,
+                    session.csrf_token,
+                    self._ts(now),
+                    self._ts(now),
+                    self._ts(session.expires_at),
+                ),
             )
         return session_id, session
 
@@ -401,26 +483,34 @@ class _SqlAccountStore(SqlTables):
         now = self.clock()
         with self._cursor() as cur:
             cur.execute(
-                self._sql("SELECT s.csrf_token, s.created_at, s.last_seen_at, s.expires_at, "
-                          "a.username, a.role, a.display_name, a.agency_id, a.provinces, "
-                          "a.created_at, a.disabled_at FROM web_sessions s "
-                          "JOIN web_accounts a ON a.username = s.username "
-                          "WHERE s.session_hash = %s"),
+                self._sql(
+                    "SELECT s.csrf_token, s.created_at, s.last_seen_at, s.expires_at, "
+                    "a.username, a.role, a.display_name, a.agency_id, a.provinces, "
+                    "a.created_at, a.disabled_at FROM web_sessions s "
+                    "JOIN web_accounts a ON a.username = s.username "
+                    "WHERE s.session_hash = %s"
+                ),
                 (digest,),
             )
             row = cur.fetchone()
         if row is None:
             return None
-        csrf, created, last_seen, expires = row[0], _parse_ts(row[1]), _parse_ts(row[2]), \
-            _parse_ts(row[3])
+        csrf, created, last_seen, expires = (
+            row[0],
+            _parse_ts(row[1]),
+            _parse_ts(row[2]),
+            _parse_ts(row[3]),
+        )
         account = _account(row[4:])
         if now >= expires or now - last_seen > self.idle_ttl or account.disabled_at is not None:
             self._delete(digest)
             return None
         if now - last_seen >= TOUCH_EVERY:
             with self._cursor() as cur:
-                cur.execute(self._sql("UPDATE web_sessions SET last_seen_at = %s "
-                                      "WHERE session_hash = %s"), (self._ts(now), digest))
+                cur.execute(
+                    self._sql("UPDATE web_sessions SET last_seen_at = %s WHERE session_hash = %s"),
+                    (self._ts(now), digest),
+                )
         return WebSession(account.username, account.principal, csrf, created, expires)
 
     def close_session(self, session_id: str | None) -> None:
@@ -432,13 +522,18 @@ class _SqlAccountStore(SqlTables):
         """Deletes sessions past their absolute or idle expiry; returns how many."""
         now = self.clock()
         with self._cursor() as cur:
-            cur.execute(self._sql("DELETE FROM web_sessions WHERE expires_at <= %s "
-                                  "OR last_seen_at < %s"),
-                        (self._ts(now), self._ts(now - self.idle_ttl)))
+            cur.execute(
+                self._sql("DELETE FROM web_sessions WHERE expires_at <= %s OR last_seen_at < %s"),
+                (self._ts(now), self._ts(now - self.idle_ttl)),
+            )
             purged = int(cur.rowcount or 0)
-            cur.execute(self._sql("DELETE FROM web_sign_in_throttle WHERE last_attempt_at < %s "
-                                  "AND (blocked_until IS NULL OR blocked_until < %s)"),
-                        (self._ts(now - THROTTLE_FORGET), self._ts(now)))
+            cur.execute(
+                self._sql(
+                    "DELETE FROM web_sign_in_throttle WHERE last_attempt_at < %s "
+                    "AND (blocked_until IS NULL OR blocked_until < %s)"
+                ),
+                (self._ts(now - THROTTLE_FORGET), self._ts(now)),
+            )
             return purged
 
     def _delete(self, digest: str) -> None:
@@ -488,8 +583,9 @@ def open_account_store(settings: Any, pg_pool: Any = None, **kwargs: Any) -> Acc
         if pg_pool is None:
             from infra.bootstrap import open_pg_pool
 
-            return PostgresAccountStore(open_pg_pool(settings, max_size=2), owns_pool=True,
-                                        **kwargs)
+            return PostgresAccountStore(
+                open_pg_pool(settings, max_size=2), owns_pool=True, **kwargs
+            )
         return PostgresAccountStore(pg_pool, **kwargs)
     return SqliteAccountStore(Path(settings.data_dir) / "web-accounts.sqlite", **kwargs)
 
@@ -506,8 +602,9 @@ def account_store(container: Any) -> AccountStore:
 def _account(row: Any) -> Account:
     provinces = frozenset(p for p in (row[4] or "").split(",") if p)
     principal = Principal(f"web:{row[0]}", row[1], row[2], row[3], provinces)
-    return Account(row[0], principal, _parse_ts(row[5]),
-                   None if row[6] is None else _parse_ts(row[6]))
+    return Account(
+        row[0], principal, _parse_ts(row[5]), None if row[6] is None else _parse_ts(row[6])
+    )
 
 
 def _parse_ts(value: Any) -> datetime:

@@ -25,8 +25,10 @@ LANG_COOKIE = "rl_lang"
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
 
 
 class SignInRequired(Exception):
@@ -95,8 +97,13 @@ LangDep = Annotated[str, Depends(lang_of)]
 
 def safe_next(target: str | None) -> str:
     """A same-site path under the pages to go to after signing in (never another site)."""
-    if (not target or not target.startswith(PREFIX + "/") or target.startswith("//")
-            or "\\" in target or any(ord(c) < 32 for c in target)):
+    if (
+        not target
+        or not target.startswith(PREFIX + "/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 32 for c in target)
+    ):
         return PREFIX + "/cases"
     return target
 
@@ -106,10 +113,18 @@ def secure_cookies(request: Request) -> bool:
     return request.url.scheme == "https" or container.settings.environment == "production"
 
 
-def set_cookie(response: Response, request: Request, name: str, value: str,
-               max_age: int | None = None) -> None:
-    response.set_cookie(name, value, max_age=max_age, path=PREFIX, httponly=True,
-                        samesite="lax", secure=secure_cookies(request))
+def set_cookie(
+    response: Response, request: Request, name: str, value: str, max_age: int | None = None
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=PREFIX,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(request),
+    )
 
 
 def no_store(response: Response) -> Response:
@@ -128,13 +143,18 @@ class Renderer:
 
     def __init__(self, container: Container) -> None:
         self.container = container
-        self.env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
-                               autoescape=select_autoescape(("html",)),
-                               undefined=StrictUndefined, trim_blocks=True,
-                               lstrip_blocks=True)
+        self.env = Environment(
+            loader=FileSystemLoader(str(TEMPLATES)),
+            autoescape=select_autoescape(("html",)),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         reference = container.reference
         self.env.filters.update(
-            vn_time=fmt.vn_time, vn_date=fmt.vn_date, date_input=fmt.date_input,
+            vn_time=fmt.vn_time,
+            vn_date=fmt.vn_date,
+            date_input=fmt.date_input,
             agency=lambda a: fmt.agency_name(reference, a),
             category=lambda c: fmt.code_name(reference, "categories", c),
             role=lambda c: fmt.code_name(reference, "procedural_roles", c),
@@ -142,21 +162,33 @@ class Renderer:
             number=lambda n: f"{n:,}".replace(",", "."),
         )
         self.env.globals.update(
-            reference=reference, PREFIX=PREFIX, DATE_PATTERN=fmt.DATE_PATTERN,
-            DATETIME_PATTERN=fmt.DATETIME_PATTERN, DATE_PLACEHOLDER=fmt.DATE_PLACEHOLDER,
+            reference=reference,
+            PREFIX=PREFIX,
+            DATE_PATTERN=fmt.DATE_PATTERN,
+            DATETIME_PATTERN=fmt.DATETIME_PATTERN,
+            DATE_PLACEHOLDER=fmt.DATE_PLACEHOLDER,
             DATETIME_PLACEHOLDER=fmt.DATETIME_PLACEHOLDER,
             qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v is not None}),
         )
 
-    def page(self, request: Request, template: str, session: WebSession | None,
-             status_code: int = 200, **context: Any) -> HTMLResponse:
+    def page(
+        self,
+        request: Request,
+        template: str,
+        session: WebSession | None,
+        status_code: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
         lang = lang_of(request)
         t = translator(lang)
         values = dict(
-            request=request, lang=lang, t=t, session=session,
+            request=request,
+            lang=lang,
+            t=t,
+            session=session,
             principal=session.principal if session is not None else None,
-            path=request.url.path, other_lang_url=_with_query(request, lang="en" if lang == "vi"
-                                                              else "vi"),
+            path=request.url.path,
+            other_lang_url=_with_query(request, lang="en" if lang == "vi" else "vi"),
             query=lambda **changes: _with_query(request, **changes),
             event_title=lambda wire: fmt.event_title(wire, lang),
             period_text=lambda start, end: fmt.period_text(start, end, lang),

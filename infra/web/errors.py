@@ -25,8 +25,9 @@ def _web_error(request: Request, exc: Exception) -> Response:
 
     status, key = (exc.status, exc.key) if isinstance(exc, WebError) else (500, "error_title")
     session = get_store(request).session(request.cookies.get(SESSION_COOKIE))
-    return renderer(request).page(request, "error.html", session, status_code=status,
-                                  message_key=key)
+    return renderer(request).page(
+        request, "error.html", session, status_code=status, message_key=key
+    )
 
 
 def register_handlers(app: FastAPI) -> None:

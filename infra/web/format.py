@@ -13,19 +13,33 @@ from domain.catalogue import EVENT_TYPES, field_specs
 from domain.reference import UNDETERMINED_CATEGORY, UNDETERMINED_NAME_VI, ReferenceData
 
 ENUM_NAMES_VI = {
-    "criminal": "hình sự", "civil": "dân sự", "administrative": "hành chính",
-    "DEFENCE": "bào chữa", "PROTECTION": "bảo vệ quyền lợi",
-    "written": "bằng văn bản", "oral": "bằng lời nói",
-    "MAU_01": "Mẫu 01", "MAU_03": "Mẫu 03",
-    "SUCCESSFUL": "thành công", "NOT_SUCCESSFUL": "không thành công", "UNKNOWN": "chưa rõ",
+    "criminal": "hình sự",
+    "civil": "dân sự",
+    "administrative": "hành chính",
+    "DEFENCE": "bào chữa",
+    "PROTECTION": "bảo vệ quyền lợi",
+    "written": "bằng văn bản",
+    "oral": "bằng lời nói",
+    "MAU_01": "Mẫu 01",
+    "MAU_03": "Mẫu 03",
+    "SUCCESSFUL": "thành công",
+    "NOT_SUCCESSFUL": "không thành công",
+    "UNKNOWN": "chưa rõ",
 }
 
 ENUM_NAMES_EN = {
-    "criminal": "criminal", "civil": "civil", "administrative": "administrative",
-    "DEFENCE": "defence", "PROTECTION": "protection of rights",
-    "written": "in writing", "oral": "oral",
-    "MAU_01": "Form 01", "MAU_03": "Form 03",
-    "SUCCESSFUL": "successful", "NOT_SUCCESSFUL": "not successful", "UNKNOWN": "unknown",
+    "criminal": "criminal",
+    "civil": "civil",
+    "administrative": "administrative",
+    "DEFENCE": "defence",
+    "PROTECTION": "protection of rights",
+    "written": "in writing",
+    "oral": "oral",
+    "MAU_01": "Form 01",
+    "MAU_03": "Form 03",
+    "SUCCESSFUL": "successful",
+    "NOT_SUCCESSFUL": "not successful",
+    "UNKNOWN": "unknown",
 }
 BOOL_NAMES = {"vi": ("Không", "Có"), "en": ("No", "Yes")}
 # The English label of each event data field, by its catalogue title (domain/catalogue.py keeps
@@ -43,14 +57,11 @@ FIELD_TITLES_EN = {
     "Hình thức": "Channel",
     "Số/ký hiệu văn bản, biên bản": "Document or minutes number",
     "Biểu mẫu": "Form",
-    "Biểu mẫu đã giao, đọc (Mẫu 01; MAU_03: giá trị cũ)":
-        "Form handed over or read out (Form 01; MAU_03: legacy value)",
+    "Biểu mẫu đã giao, đọc (Mẫu 01; MAU_03: giá trị cũ)": "Form handed over or read out (Form 01; MAU_03: legacy value)",
     "Thời điểm Trung tâm nhận được thông báo": "When the Centre received the notice",
-    "Điều, khoản căn cứ (ví dụ Luật TGPL 2017 Điều 7)":
-        "Article relied on (e.g. Legal Aid Law 2017 Art. 7)",
+    "Điều, khoản căn cứ (ví dụ Luật TGPL 2017 Điều 7)": "Article relied on (e.g. Legal Aid Law 2017 Art. 7)",
     "Biên bản, quyết định tố tụng": "Procedural minutes or decision",
-    "Số sổ, số thứ tự trong sổ (sổ tiếp nhận, sổ tạm giữ, quyết định)":
-        "Register and line number (intake register, holding register, decision)",
+    "Số sổ, số thứ tự trong sổ (sổ tiếp nhận, sổ tạm giữ, quyết định)": "Register and line number (intake register, holding register, decision)",
     "Lý do không thuộc diện": "Reason the person is not eligible",
     "Ngôn ngữ cần phiên dịch (mã ISO 639)": "Language to interpret (ISO 639 code)",
     "Cơ quan tiến hành tố tụng nhận yêu cầu": "Proceedings agency receiving the request",
@@ -92,12 +103,20 @@ FIELD_TITLES_EN = {
     "Mã người đánh giá": "Reviewer's code",
 }
 KIND_NAMES_EN = {
-    "police": "police", "procuracy": "procuracy", "court": "court",
-    "detention_facility": "detention facility", "legal_aid_centre": "State legal aid centre",
-    "council": "interagency council", "justice_department": "Department of Justice",
+    "police": "police",
+    "procuracy": "procuracy",
+    "court": "court",
+    "detention_facility": "detention facility",
+    "legal_aid_centre": "State legal aid centre",
+    "council": "interagency council",
+    "justice_department": "Department of Justice",
 }
-LEVEL_NAMES_EN = {"central": "central", "provincial": "provincial", "regional": "regional",
-                  "commune": "commune"}
+LEVEL_NAMES_EN = {
+    "central": "central",
+    "provincial": "provincial",
+    "regional": "regional",
+    "commune": "commune",
+}
 
 
 def enum_name(value: str | None, lang: str = "vi") -> str | None:
@@ -131,8 +150,11 @@ def vn_date(value: date | datetime | str | None) -> str:
     if value is None or value == "":
         return "—"
     if isinstance(value, str):
-        value = date.fromisoformat(value[:10]) if len(value) <= 10 else \
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        value = (
+            date.fromisoformat(value[:10])
+            if len(value) <= 10
+            else datetime.fromisoformat(value.replace("Z", "+00:00"))
+        )
     if isinstance(value, datetime):
         value = value.astimezone(VIETNAM_TZ).date()
     return value.strftime("%d/%m/%Y")
@@ -145,8 +167,10 @@ def vn_date(value: date | datetime | str | None) -> str:
 DATE_PLACEHOLDER = "dd/mm/yyyy"
 DATETIME_PLACEHOLDER = "dd/mm/yyyy hh:mm"
 DATE_PATTERN = r"\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2}"
-DATETIME_PATTERN = (r"\d{1,2}/\d{1,2}/\d{4}( \d{1,2}:\d{2})?"
-                    r"|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?")
+DATETIME_PATTERN = (
+    r"\d{1,2}/\d{1,2}/\d{4}( \d{1,2}:\d{2})?"
+    r"|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?"
+)
 _VN_DATETIME = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 
 
@@ -174,8 +198,9 @@ def parse_local(text: str | None) -> datetime | None:
             moment = date(int(year), int(month), int(day))
             if hour is None:
                 return datetime.combine(moment, time(23, 59, 59, 999999), VIETNAM_TZ)
-            return datetime.combine(moment, time(int(hour), int(minute), int(second or 0)),
-                                    VIETNAM_TZ)
+            return datetime.combine(
+                moment, time(int(hour), int(minute), int(second or 0)), VIETNAM_TZ
+            )
         if len(text) == 10:
             day = date.fromisoformat(text)
             return datetime.combine(day, time(23, 59, 59, 999999), VIETNAM_TZ)
@@ -271,8 +296,9 @@ def event_title(wire_type: str, lang: str = "vi") -> str:
     return spec.title_en if lang == "en" else spec.title_vi
 
 
-def describe_data(wire_type: str, data: Mapping[str, Any], reference: ReferenceData,
-                  lang: str = "vi") -> list[tuple[str, str]]:
+def describe_data(
+    wire_type: str, data: Mapping[str, Any], reference: ReferenceData, lang: str = "vi"
+) -> list[tuple[str, str]]:
     """(label, value) of an event's stored data, in catalogue order, names resolved; labels
     and enum values in `lang` (reference-data names stay Vietnamese: the legal terms).
 
@@ -281,8 +307,12 @@ def describe_data(wire_type: str, data: Mapping[str, Any], reference: ReferenceD
     out: list[tuple[str, str]] = []
     for name, spec in specs.items():
         if name in data and data[name] is not None:
-            out.append((field_title(spec.title_vi, lang) or name,
-                        _value(spec, data[name], reference, lang)))
+            out.append(
+                (
+                    field_title(spec.title_vi, lang) or name,
+                    _value(spec, data[name], reference, lang),
+                )
+            )
     for name, value in data.items():
         if name not in specs and value is not None:
             out.append((name, str(value)))

@@ -26,7 +26,7 @@ VI: dict[str, str] = {
     "password": "Mật khẩu",
     "wrong_password": "Tên đăng nhập hoặc mật khẩu không đúng.",
     "csrf_refused": "Biểu mẫu đã hết hiệu lực hoặc không gửi từ trang này. Vui lòng tải lại "
-                    "trang và thử lại.",
+    "trang và thử lại.",
     "signed_in_as": "Đang đăng nhập",
     "role_inspector": "Thanh tra, kiểm tra",
     "role_council": "Hội đồng phối hợp liên ngành",
@@ -76,10 +76,10 @@ VI: dict[str, str] = {
     "closed_at": "Kết thúc",
     "person_pseudonym": "Mã người (bí danh)",
     "identity_hidden": "Thông tin định danh được mã hoá và không hiển thị trên trang này "
-                       "(xem có ghi nhật ký qua API).",
+    "(xem có ghi nhật ký qua API).",
     "replay_title": "Xem lại vụ việc tại một thời điểm",
     "replay_intro": "Vụ việc như sổ đã ghi nhận đến thời điểm chọn: chỉ các sự kiện đã được "
-                    "ghi vào sổ trước thời điểm đó.",
+    "ghi vào sổ trước thời điểm đó.",
     "replay_at": "Thời điểm (giờ Việt Nam)",
     "replay_button": "Xem lại",
     "replay_step": "Theo từng sự kiện đã ghi",
@@ -94,10 +94,10 @@ VI: dict[str, str] = {
     "clock_recorded": "Như sổ đã ghi nhận",
     "clock_occurred": "Như đã xảy ra",
     "replay_clock_intro": "«Như sổ đã ghi nhận»: các sự kiện đã ghi vào sổ đến thời điểm đó. "
-                          "«Như đã xảy ra»: mọi sự kiện sổ biết đến nay có thời điểm xảy ra "
-                          "đến thời điểm đó (đồng hồ của luật).",
+    "«Như đã xảy ra»: mọi sự kiện sổ biết đến nay có thời điểm xảy ra "
+    "đến thời điểm đó (đồng hồ của luật).",
     "replaying_occurred": "Đang xem lại: {k}/{n} sự kiện đã xảy ra đến {at}, theo mọi sự kiện "
-                          "sổ biết đến nay, theo thứ tự xảy ra.",
+    "sổ biết đến nay, theo thứ tự xảy ra.",
     "replay_nothing_occurred": "Không có sự kiện nào của vụ việc xảy ra trước thời điểm này.",
     "replay_later_occurred": "{n} sự kiện xảy ra sau thời điểm này không được hiển thị.",
     "event_held": "Đang chờ",
@@ -133,23 +133,23 @@ VI: dict[str, str] = {
     "integrity_verified": "Đã kiểm chứng",
     "integrity_verified_text": "{n} sự kiện khớp với chuỗi băm của vụ việc trong sổ kiểm toán.",
     "integrity_signed_text": "{k}/{n} sự kiện nằm trong điểm kiểm đã ký số (kích thước cây "
-                             "{size}, lập lúc {at}).",
+    "{size}, lập lúc {at}).",
     "integrity_unsigned_text": "Chưa có điểm kiểm đã ký nào bao gồm các sự kiện này.",
     "integrity_as_of": "Tại thời điểm {at}: các sự kiện đã ghi vào sổ đến lúc đó, đối chiếu với "
-                       "điểm kiểm đã ký có đến lúc đó (kiểm chứng lại lúc xem trang).",
+    "điểm kiểm đã ký có đến lúc đó (kiểm chứng lại lúc xem trang).",
     "integrity_unsigned_as_of": "Đến thời điểm này chưa có điểm kiểm đã ký nào bao gồm các sự "
-                                "kiện này.",
+    "kiện này.",
     "integrity_broken": "Bị phá vỡ",
     "integrity_broken_text": "Chuỗi bị phá vỡ tại sự kiện thứ {v} (mã sự kiện {event_id}): "
-                             "{problem}.",
+    "{problem}.",
     "integrity_pending": "Đang cập nhật",
     "integrity_pending_text": "Sổ kiểm toán chưa xử lý hết các sự kiện của vụ việc; hãy tải "
-                              "lại trang sau ít giây.",
+    "lại trang sau ít giây.",
     "integrity_unavailable": "Không có sổ kiểm toán",
     # dashboard
     "dashboard_title": "Số liệu theo cơ quan",
     "dashboard_intro": "Số sự kiện mỗi cơ quan đã ghi và việc tuân thủ thời hạn trong kỳ chọn. "
-                       "Bấm vào một con số để xem các vụ việc phía sau.",
+    "Bấm vào một con số để xem các vụ việc phía sau.",
     "preset_year": "Từ đầu năm",
     "preset_jan_oct": "01/01 – 31/10",
     "preset_full_year": "01/01 – 31/12",
@@ -163,7 +163,7 @@ VI: dict[str, str] = {
     "overdue_none": "Không có thời hạn nào đang bị quá.",
     "projections_title": "Trạng thái các bảng tổng hợp",
     "projections_intro": "Vị trí đã tổng hợp, độ trễ so với sổ cái, lỗi gần nhất và các sự "
-                         "kiện bị cách ly (không áp dụng được, chưa được tính vào số liệu).",
+    "kiện bị cách ly (không áp dụng được, chưa được tính vào số liệu).",
     "projection_name": "Bảng tổng hợp",
     "projection_position": "Vị trí",
     "projection_head": "Cuối sổ",
@@ -190,7 +190,7 @@ VI: dict[str, str] = {
     # reports
     "reports_title": "Báo cáo của Hội đồng phối hợp liên ngành",
     "reports_intro": "Báo cáo theo TTLT 10/2018 Điều 20 khoản 5: kỳ 01/01 – 31/10 (Mẫu 06A, "
-                     "06B) và kỳ 01/01 – 31/12 (Mẫu 06C).",
+    "06B) và kỳ 01/01 – 31/12 (Mẫu 06C).",
     "year": "Năm",
     "period_jan_oct": "Kỳ 01/01 – 31/10",
     "period_full_year": "Kỳ 01/01 – 31/12",
@@ -215,7 +215,7 @@ VI: dict[str, str] = {
     # inspection
     "inspection_title": "Hồ sơ kiểm tra",
     "inspection_intro": "Danh mục kiểm tra việc phối hợp thực hiện TGPL của một cơ quan trong "
-                        "một kỳ, kèm các vụ việc chưa đạt.",
+    "một kỳ, kèm các vụ việc chưa đạt.",
     "inspection_heading": "Hồ sơ kiểm tra: {agency}",
     "inspection_period": "Kỳ kiểm tra: từ ngày {start} đến ngày {end}",
     "inspection_judged": "Thời hạn đang chạy được đánh giá lúc {at}.",
@@ -238,16 +238,16 @@ VI: dict[str, str] = {
     "basis": "Căn cứ",
     "never_notified_title": "Người chưa bao giờ được giải thích, thông báo quyền được TGPL",
     "never_notified_intro": "Người thuộc diện đã bị bắt, tạm giữ, khởi tố, đưa ra xét xử hoặc là "
-                            "bị hại, đương sự mà đã quá thời hạn chưa có giải thích, thông báo nào "
-                            "được ghi nhận (TTLT 10/2018 Điều 7 khoản 1; BLTTHS Điều 71): đối "
-                            "chiếu với hồ sơ vụ án tại cơ quan.",
+    "bị hại, đương sự mà đã quá thời hạn chưa có giải thích, thông báo nào "
+    "được ghi nhận (TTLT 10/2018 Điều 7 khoản 1; BLTTHS Điều 71): đối "
+    "chiếu với hồ sơ vụ án tại cơ quan.",
     "never_notified_none": "Không có người nào trong kỳ.",
     "contacts_title": "Giải thích, thông báo quyền cho người trong tiếp xúc tố tụng (C2)",
     "timeliness_title": "Tính kịp thời của việc ghi sổ",
     "timeliness_intro": "Sự kiện xảy ra trong kỳ, theo cơ quan ghi: số sự kiện được ghi vào sổ "
-                        "sau khi xảy ra hơn {hours} giờ (ghi muộn), thời gian từ lúc xảy ra đến "
-                        "lúc ghi (trung vị, bách phân vị 90), số lần đính chính, rút sự kiện và "
-                        "số sự kiện đang chờ sự kiện trước.",
+    "sau khi xảy ra hơn {hours} giờ (ghi muộn), thời gian từ lúc xảy ra đến "
+    "lúc ghi (trung vị, bách phân vị 90), số lần đính chính, rút sự kiện và "
+    "số sự kiện đang chờ sự kiện trước.",
     "timeliness_events": "Sự kiện xảy ra trong kỳ",
     "timeliness_late": "Ghi muộn",
     "timeliness_late_rate": "Tỷ lệ ghi muộn",
@@ -265,8 +265,8 @@ VI: dict[str, str] = {
     "nav_held": "Sự kiện đang chờ",
     "held_title": "Sự kiện đang chờ sự kiện đứng trước",
     "held_intro": "Các sự kiện đã ghi vào sổ nhưng chưa có hiệu lực vì sự kiện đứng trước nó "
-                  "(theo thời điểm xảy ra) chưa đến; chờ quá {hours} giờ là bất thường, cần "
-                  "cơ quan đính chính hoặc rút sự kiện.",
+    "(theo thời điểm xảy ra) chưa đến; chờ quá {hours} giờ là bất thường, cần "
+    "cơ quan đính chính hoặc rút sự kiện.",
     "held_all_agencies": "Mọi cơ quan",
     "held_only_anomalies": "Chỉ sự kiện chờ quá {hours} giờ",
     "held_count": "{n} sự kiện đang chờ, trong đó {k} bất thường",
@@ -276,15 +276,15 @@ VI: dict[str, str] = {
     "held_none": "Không có sự kiện nào đang chờ.",
     "held_dashboard_title": "Sự kiện đang chờ theo cơ quan",
     "held_dashboard_intro": "Sự kiện đã ghi nhưng chưa có hiệu lực, theo cơ quan đã gửi; chờ quá "
-                            "{hours} giờ là bất thường.",
+    "{hours} giờ là bất thường.",
     "held_see_all": "Xem danh sách",
     "held_column": "Đang chờ",
     "held_anomalies": "Chờ quá {hours} giờ",
     "held_pack_intro": "Các sự kiện cơ quan đã gửi, hiện vẫn chưa có hiệu lực sau hơn {hours} "
-                       "giờ vì sự kiện đứng trước chưa đến (bất thường, không phải tiêu chí "
-                       "đạt/không đạt).",
+    "giờ vì sự kiện đứng trước chưa đến (bất thường, không phải tiêu chí "
+    "đạt/không đạt).",
     "held_pack_item": "{event}: xảy ra {occurred}, ghi vào sổ {recorded}, đã chờ {age}; chờ "
-                      "{awaiting}",
+    "{awaiting}",
     "held_pack_none": "Không có sự kiện nào chờ quá thời hạn.",
 }
 
@@ -306,7 +306,7 @@ EN: dict[str, str] = {
     "password": "Password",
     "wrong_password": "Wrong username or password.",
     "csrf_refused": "The form has expired or was not sent from this page. Reload the page and "
-                    "try again.",
+    "try again.",
     "signed_in_as": "Signed in",
     "role_inspector": "Inspector",
     "role_council": "Interagency council",
@@ -354,10 +354,10 @@ EN: dict[str, str] = {
     "closed_at": "Closed",
     "person_pseudonym": "Person (pseudonym)",
     "identity_hidden": "Identifying data is encrypted and never shown on these pages (a logged "
-                       "read exists in the API).",
+    "read exists in the API).",
     "replay_title": "Replay the case at an instant",
     "replay_intro": "The case as the ledger knew it at the chosen instant: only events recorded "
-                    "by then.",
+    "by then.",
     "replay_at": "Instant (Vietnam time)",
     "replay_button": "Replay",
     "replay_step": "Event by event, as recorded",
@@ -372,10 +372,10 @@ EN: dict[str, str] = {
     "clock_recorded": "As the ledger knew it",
     "clock_occurred": "As it happened",
     "replay_clock_intro": "\u201cAs the ledger knew it\u201d: the events recorded by that instant. "
-                          "\u201cAs it happened\u201d: every event known now that occurred by that "
-                          "instant (the law's clock).",
+    "\u201cAs it happened\u201d: every event known now that occurred by that "
+    "instant (the law's clock).",
     "replaying_occurred": "Replaying: {k}/{n} events had occurred by {at}, as known now, in "
-                          "the order they occurred.",
+    "the order they occurred.",
     "replay_nothing_occurred": "Nothing of this case had occurred by that instant.",
     "replay_later_occurred": "{n} events that occurred after that instant are not shown.",
     "event_held": "Held",
@@ -411,20 +411,20 @@ EN: dict[str, str] = {
     "integrity_verified": "Verified",
     "integrity_verified_text": "{n} events match the case's hash chain in the audit trail.",
     "integrity_signed_text": "{k}/{n} events are in a signed checkpoint (tree size {size}, "
-                             "made {at}).",
+    "made {at}).",
     "integrity_unsigned_text": "No signed checkpoint covers these events yet.",
     "integrity_as_of": "As at {at}: the events recorded by then, against the signed checkpoint "
-                       "that existed then (checked again as this page is shown).",
+    "that existed then (checked again as this page is shown).",
     "integrity_unsigned_as_of": "No signed checkpoint covered these events yet at that time.",
     "integrity_broken": "Broken",
     "integrity_broken_text": "The chain is broken at event {v} (event id {event_id}): {problem}.",
     "integrity_pending": "Catching up",
     "integrity_pending_text": "The audit trail has not processed every event of the case yet; "
-                              "reload in a few seconds.",
+    "reload in a few seconds.",
     "integrity_unavailable": "No audit trail",
     "dashboard_title": "Agency figures",
     "dashboard_intro": "Events each agency recorded and time-limit compliance in the chosen "
-                       "period. Click a number to see the cases behind it.",
+    "period. Click a number to see the cases behind it.",
     "preset_year": "Year to date",
     "preset_jan_oct": "01/01 – 31/10",
     "preset_full_year": "01/01 – 31/12",
@@ -438,7 +438,7 @@ EN: dict[str, str] = {
     "overdue_none": "No limit is overdue.",
     "projections_title": "Projections' status",
     "projections_intro": "Position, lag behind the log, last error and quarantined events "
-                         "(not applied, so not in the figures).",
+    "(not applied, so not in the figures).",
     "projection_name": "Projection",
     "projection_position": "Position",
     "projection_head": "Log head",
@@ -464,7 +464,7 @@ EN: dict[str, str] = {
     "back_to_dashboard": "Back to the figures",
     "reports_title": "Interagency council report",
     "reports_intro": "Reports under JC 10/2018 Art. 20(5): 01/01–31/10 (Forms 06A, 06B) and "
-                     "01/01–31/12 (Form 06C).",
+    "01/01–31/12 (Form 06C).",
     "year": "Year",
     "period_jan_oct": "01/01 – 31/10",
     "period_full_year": "01/01 – 31/12",
@@ -510,16 +510,16 @@ EN: dict[str, str] = {
     "basis": "Basis",
     "never_notified_title": "Persons never told of the right to legal aid",
     "never_notified_intro": "Eligible persons arrested, held, charged, tried, or recognised as "
-                            "victims or litigants with no explanation recorded by the deadline "
-                            "(JC 10/2018 Art. 7(1); CPC Art. 71): check them against the "
-                            "agency's case files.",
+    "victims or litigants with no explanation recorded by the deadline "
+    "(JC 10/2018 Art. 7(1); CPC Art. 71): check them against the "
+    "agency's case files.",
     "never_notified_none": "Nobody in the period.",
     "contacts_title": "Persons in procedural contact told of the right (C2)",
     "timeliness_title": "Timeliness of recording",
     "timeliness_intro": "Events that occurred in the period, by recording agency: how many "
-                        "were recorded more than {hours} h after they occurred (late), the "
-                        "delay from occurrence to recording (median, 90th percentile), "
-                        "corrections, withdrawals, and events held for their predecessor.",
+    "were recorded more than {hours} h after they occurred (late), the "
+    "delay from occurrence to recording (median, 90th percentile), "
+    "corrections, withdrawals, and events held for their predecessor.",
     "timeliness_events": "Events in the period",
     "timeliness_late": "Entered late",
     "timeliness_late_rate": "Late rate",
@@ -536,8 +536,8 @@ EN: dict[str, str] = {
     "nav_held": "Held events",
     "held_title": "Held events, awaiting an earlier event",
     "held_intro": "Events recorded but not in effect because the event before them (in "
-                  "occurred order) has not arrived; held longer than {hours} h is an anomaly "
-                  "for the agency to correct or withdraw.",
+    "occurred order) has not arrived; held longer than {hours} h is an anomaly "
+    "for the agency to correct or withdraw.",
     "held_all_agencies": "All agencies",
     "held_only_anomalies": "Only events held longer than {hours} h",
     "held_count": "{n} held events, {k} of them anomalies",
@@ -547,15 +547,15 @@ EN: dict[str, str] = {
     "held_none": "No event is held.",
     "held_dashboard_title": "Held events by agency",
     "held_dashboard_intro": "Events recorded but not in effect, by the agency that sent them; "
-                            "held longer than {hours} h is an anomaly.",
+    "held longer than {hours} h is an anomaly.",
     "held_see_all": "See the list",
     "held_column": "Held",
     "held_anomalies": "Held longer than {hours} h",
     "held_pack_intro": "Events the agency sent that are still not in effect after more than "
-                       "{hours} h because the event before them has not arrived (an anomaly, "
-                       "not a pass/fail item).",
+    "{hours} h because the event before them has not arrived (an anomaly, "
+    "not a pass/fail item).",
     "held_pack_item": "{event}: occurred {occurred}, recorded {recorded}, held for {age}; "
-                      "awaiting {awaiting}",
+    "awaiting {awaiting}",
     "held_pack_none": "No event held past the limit.",
 }
 
@@ -563,11 +563,16 @@ STRINGS = {"vi": VI, "en": EN}
 
 STATUS_NAMES_EN = {
     "CONTACT": "in procedural contact, not yet told of the right",
-    "OPEN": "told of the right", "REQUESTED": "request received",
-    "AT_CENTRE": "transferred to the Centre", "ACCEPTED": "accepted by the Centre",
-    "REFUSED": "refused by the Centre", "ASSIGNED": "provider assigned",
-    "REGISTERED": "defence registered", "DECLINED": "declined by the person",
-    "DISCONTINUED": "aid discontinued", "CLOSED": "closed",
+    "OPEN": "told of the right",
+    "REQUESTED": "request received",
+    "AT_CENTRE": "transferred to the Centre",
+    "ACCEPTED": "accepted by the Centre",
+    "REFUSED": "refused by the Centre",
+    "ASSIGNED": "provider assigned",
+    "REGISTERED": "defence registered",
+    "DECLINED": "declined by the person",
+    "DISCONTINUED": "aid discontinued",
+    "CLOSED": "closed",
 }
 
 

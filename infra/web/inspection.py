@@ -97,33 +97,74 @@ class InspectionPack:
         return len({f.case_id for item in self.items for f in item.failing})
 
 
-def build_pack(container: Any, agency: Agency, start: date, end: date, now: datetime,
-               provinces: frozenset[str]) -> InspectionPack:
+def build_pack(
+    container: Any, agency: Agency, start: date, end: date, now: datetime, provinces: frozenset[str]
+) -> InspectionPack:
     """The checklist of one agency for the days `start`..`end` (inclusive, Vietnam time)."""
     procedural = agency.is_procedural
     centre = agency.is_centre
     events, histories = agency_events(
-        container, agency.agency_id, start, end, provinces,
-        ("AID_REQUESTED", "APPOINTMENT_REQUESTED", "NOTIFICATION_ISSUED", "REQUEST_REFUSED"))
+        container,
+        agency.agency_id,
+        start,
+        end,
+        provinces,
+        ("AID_REQUESTED", "APPOINTMENT_REQUESTED", "NOTIFICATION_ISSUED", "REQUEST_REFUSED"),
+    )
     items = [
         _form_03(events, histories, procedural),
-        _limits(container, "TRANSFER", "Chuyển yêu cầu TGPL cho Trung tâm đúng thời hạn",
-                "Requests transferred to the Centre within the limit", TRANSFER_RULES, agency,
-                start, end, now, procedural),
-        _limits(container, "REGISTRATION", "Đăng ký bào chữa, bảo vệ quyền lợi đúng thời hạn",
-                "Defence or protection registered within the limit", REGISTRATION_RULES,
-                agency, start, end, now, procedural),
+        _limits(
+            container,
+            "TRANSFER",
+            "Chuyển yêu cầu TGPL cho Trung tâm đúng thời hạn",
+            "Requests transferred to the Centre within the limit",
+            TRANSFER_RULES,
+            agency,
+            start,
+            end,
+            now,
+            procedural,
+        ),
+        _limits(
+            container,
+            "REGISTRATION",
+            "Đăng ký bào chữa, bảo vệ quyền lợi đúng thời hạn",
+            "Defence or protection registered within the limit",
+            REGISTRATION_RULES,
+            agency,
+            start,
+            end,
+            now,
+            procedural,
+        ),
         _refusals(events, centre, container.reference),
-        _limits(container, "ASSIGNMENT", "Cử người thực hiện TGPL đúng thời hạn",
-                "Legal-aid providers assigned within the limit", ASSIGNMENT_RULES, agency,
-                start, end, now, centre),
+        _limits(
+            container,
+            "ASSIGNMENT",
+            "Cử người thực hiện TGPL đúng thời hạn",
+            "Legal-aid providers assigned within the limit",
+            ASSIGNMENT_RULES,
+            agency,
+            start,
+            end,
+            now,
+            centre,
+        ),
     ]
-    notified = _limits(container, "NOTIFIED",
-                       "Giải thích, thông báo quyền được TGPL cho người thuộc diện khi bị bắt, "
-                       "tạm giữ, khởi tố, xét xử, là bị hại, đương sự đúng thời hạn",
-                       "Eligible persons arrested, held, charged, tried, or recognised as "
-                       "victims or litigants told of the right within the limit",
-                       NOTIFICATION_RULES, agency, start, end, now, procedural)
+    notified = _limits(
+        container,
+        "NOTIFIED",
+        "Giải thích, thông báo quyền được TGPL cho người thuộc diện khi bị bắt, "
+        "tạm giữ, khởi tố, xét xử, là bị hại, đương sự đúng thời hạn",
+        "Eligible persons arrested, held, charged, tried, or recognised as "
+        "victims or litigants told of the right within the limit",
+        NOTIFICATION_RULES,
+        agency,
+        start,
+        end,
+        now,
+        procedural,
+    )
     items.insert(1, notified)
     if not centre:
         items = [i for i in items if i.key != "ASSIGNMENT"]
@@ -131,15 +172,17 @@ def build_pack(container: Any, agency: Agency, start: date, end: date, now: date
     late_hours = float(getattr(container.settings, "late_entry_hours", LATE_ENTRY_HOURS))
     timeliness = None
     if "audit_trail" in container.projections:
-        [timeliness] = timeliness_figures(container.projections,
-                                          [(agency.agency_id, agency.name_vi)], start, end,
-                                          late_hours)
+        [timeliness] = timeliness_figures(
+            container.projections, [(agency.agency_id, agency.name_vi)], start, end, late_hours
+        )
     held_after = held_anomaly_after(container)
-    held_rows = container.projections.case_index.held(agency_id=agency.agency_id,
-                                                      provinces=sorted(provinces))
+    held_rows = container.projections.case_index.held(
+        agency_id=agency.agency_id, provinces=sorted(provinces)
+    )
     anomalies = [r for r in held_listing(held_rows, now, held_after) if r["anomaly"]]
-    return InspectionPack(agency, start, end, now, items, never, timeliness, late_hours,
-                          anomalies, held_after)
+    return InspectionPack(
+        agency, start, end, now, items, never, timeliness, late_hours, anomalies, held_after
+    )
 
 
 def entered_late(event: Any, late_hours: float) -> bool:
@@ -147,14 +190,18 @@ def entered_late(event: Any, late_hours: float) -> bool:
     return (event.timestamp - event.occurred_at).total_seconds() > late_hours * 3600
 
 
-def _form_03(events: list[tuple[str, Any]], histories: dict[str, list[Any]],
-             applicable: bool) -> CheckItem:
+def _form_03(
+    events: list[tuple[str, Any]], histories: dict[str, list[Any]], applicable: bool
+) -> CheckItem:
     # the id stays FORM_03 (pages and tests name it); issue 20: Mẫu 03 is the notice to the
     # Centre (REQUEST_TRANSFERRED), so any recorded explanation of the right counts here
-    item = CheckItem("FORM_03", "Giải thích, thông báo về quyền được TGPL được ghi nhận "
-                     "trước khi tiếp nhận yêu cầu",
-                     "Explanation of the right to legal aid recorded before each request",
-                     "TTLT 10/2018 Điều 7 khoản 1; BLTTHS Điều 71", applicable)
+    item = CheckItem(
+        "FORM_03",
+        "Giải thích, thông báo về quyền được TGPL được ghi nhận trước khi tiếp nhận yêu cầu",
+        "Explanation of the right to legal aid recorded before each request",
+        "TTLT 10/2018 Điều 7 khoản 1; BLTTHS Điều 71",
+        applicable,
+    )
     if not applicable:
         return item
     notices = without_minutes = 0
@@ -167,25 +214,36 @@ def _form_03(events: list[tuple[str, Any]], histories: dict[str, list[Any]],
         if event.WIRE_TYPE not in ("AID_REQUESTED", "APPOINTMENT_REQUESTED"):
             continue
         item.checked += 1
-        before = [e for e in histories[case_id]
-                  if e.originator_version < event.originator_version]
+        before = [e for e in histories[case_id] if e.originator_version < event.originator_version]
         if not any(e.WIRE_TYPE == "NOTIFICATION_ISSUED" for e in before):
             what_vi = "không có giải thích, thông báo nào được ghi trước đó"
             what_en = "no notification recorded before it"
-            item.failing.append(Failing(
-                case_id, f"Yêu cầu lúc {vn_time(event.occurred_at)}: {what_vi}",
-                f"Request at {vn_time(event.occurred_at)}: {what_en}"))
-    item.remark_vi = (f"{notices} lần giải thích, thông báo về quyền được ghi trong kỳ; "
-                      f"{without_minutes} lần chưa ghi số biên bản tố tụng.")
-    item.remark_en = (f"{notices} explanations recorded in the period; {without_minutes} "
-                      "without the reference of the procedural minutes.")
+            item.failing.append(
+                Failing(
+                    case_id,
+                    f"Yêu cầu lúc {vn_time(event.occurred_at)}: {what_vi}",
+                    f"Request at {vn_time(event.occurred_at)}: {what_en}",
+                )
+            )
+    item.remark_vi = (
+        f"{notices} lần giải thích, thông báo về quyền được ghi trong kỳ; "
+        f"{without_minutes} lần chưa ghi số biên bản tố tụng."
+    )
+    item.remark_en = (
+        f"{notices} explanations recorded in the period; {without_minutes} "
+        "without the reference of the procedural minutes."
+    )
     return item
 
 
 def _refusals(events: list[tuple[str, Any]], applicable: bool, reference: Any) -> CheckItem:
-    item = CheckItem("REFUSAL", "Từ chối thụ lý bằng văn bản, có nêu lý do",
-                     "Refusals in writing, with a reason", "Luật TGPL 2017 Điều 30 khoản 3",
-                     applicable)
+    item = CheckItem(
+        "REFUSAL",
+        "Từ chối thụ lý bằng văn bản, có nêu lý do",
+        "Refusals in writing, with a reason",
+        "Luật TGPL 2017 Điều 30 khoản 3",
+        applicable,
+    )
     if not applicable:
         return item
     reasons = reference.code_lists.get("refusal_reasons", {})
@@ -196,20 +254,38 @@ def _refusals(events: list[tuple[str, Any]], applicable: bool, reference: Any) -
         written = bool(event.data.get("written"))
         reason = event.data.get("reason")
         if not written or not reason:
-            item.failing.append(Failing(
-                case_id, f"Từ chối lúc {vn_time(event.occurred_at)}: "
-                + ("không bằng văn bản" if not written else "không nêu lý do"),
-                f"Refusal at {vn_time(event.occurred_at)}: "
-                + ("not in writing" if not written else "no reason given")))
+            item.failing.append(
+                Failing(
+                    case_id,
+                    f"Từ chối lúc {vn_time(event.occurred_at)}: "
+                    + ("không bằng văn bản" if not written else "không nêu lý do"),
+                    f"Refusal at {vn_time(event.occurred_at)}: "
+                    + ("not in writing" if not written else "no reason given"),
+                )
+            )
         elif reason not in reasons:
-            item.failing.append(Failing(case_id, f"Lý do «{reason}» không thuộc Điều 30 khoản 3",
-                                        f"Reason '{reason}' is not one of Art. 30(3)"))
+            item.failing.append(
+                Failing(
+                    case_id,
+                    f"Lý do «{reason}» không thuộc Điều 30 khoản 3",
+                    f"Reason '{reason}' is not one of Art. 30(3)",
+                )
+            )
     return item
 
 
-def _limits(container: Any, key: str, title_vi: str, title_en: str, rule_ids: tuple[str, ...],
-            agency: Agency, start: date, end: date, now: datetime, applicable: bool
-            ) -> CheckItem:
+def _limits(
+    container: Any,
+    key: str,
+    title_vi: str,
+    title_en: str,
+    rule_ids: tuple[str, ...],
+    agency: Agency,
+    start: date,
+    end: date,
+    now: datetime,
+    applicable: bool,
+) -> CheckItem:
     rules = {r.rule_id: r for r in container.rules}
     basis = "; ".join(dict.fromkeys(rules[r].legal_basis for r in rule_ids if r in rules))
     item = CheckItem(key, title_vi, title_en, basis, applicable)
@@ -217,31 +293,47 @@ def _limits(container: Any, key: str, title_vi: str, title_en: str, rule_ids: tu
         return item
     compliance = container.projections.compliance
     for rule_id in rule_ids:
-        for group in compliance.summary(agency.province, start, end, now=now, rule_id=rule_id,
-                                        agency_id=agency.agency_id):
+        for group in compliance.summary(
+            agency.province, start, end, now=now, rule_id=rule_id, agency_id=agency.agency_id
+        ):
             item.checked += group["met"] + group["missed"] + group["running"]
             item.running += group["running"]
             for case_id in group["cases"]["missed"]:
-                item.failing.extend(_missed(compliance, case_id, rule_id, agency.agency_id,
-                                            start, end, now))
+                item.failing.extend(
+                    _missed(compliance, case_id, rule_id, agency.agency_id, start, end, now)
+                )
     return item
 
 
-def _missed(compliance: Any, case_id: str, rule_id: str, agency_id: str, start: date,
-            end: date, now: datetime) -> list[Failing]:
+def _missed(
+    compliance: Any,
+    case_id: str,
+    rule_id: str,
+    agency_id: str,
+    start: date,
+    end: date,
+    now: datetime,
+) -> list[Failing]:
     out = []
     for verdict in compliance.verdicts(case_id, now=now):
-        if (verdict["rule_id"] != rule_id or verdict["status"] != "missed"
-                or verdict["responsible_agency_id"] != agency_id
-                or not start <= verdict["trigger_day"] <= end):
+        if (
+            verdict["rule_id"] != rule_id
+            or verdict["status"] != "missed"
+            or verdict["responsible_agency_id"] != agency_id
+            or not start <= verdict["trigger_day"] <= end
+        ):
             continue
         deadline = verdict["deadline"]
         if verdict["met_at"] is not None:
             late = (verdict["met_at"] - deadline).total_seconds() / 3600
-            vi = (f"{rule_id}: hạn {vn_time(deadline)}, thực hiện lúc "
-                  f"{vn_time(verdict['met_at'])} (muộn {hours_text(late)})")
-            en = (f"{rule_id}: due {vn_time(deadline)}, done {vn_time(verdict['met_at'])} "
-                  f"({late:.1f} h late)")
+            vi = (
+                f"{rule_id}: hạn {vn_time(deadline)}, thực hiện lúc "
+                f"{vn_time(verdict['met_at'])} (muộn {hours_text(late)})"
+            )
+            en = (
+                f"{rule_id}: due {vn_time(deadline)}, done {vn_time(verdict['met_at'])} "
+                f"({late:.1f} h late)"
+            )
         else:
             late = (now - deadline).total_seconds() / 3600
             vi = f"{rule_id}: hạn {vn_time(deadline)}, chưa thực hiện (đã quá {hours_text(late)})"

@@ -46,8 +46,13 @@ class CaseIntegrity:
     problem_en: str = ""
 
 
-def case_integrity(container: Any, case_id: str, history: list[Any],
-                   as_of: datetime | None = None, signed: bool = True) -> CaseIntegrity:
+def case_integrity(
+    container: Any,
+    case_id: str,
+    history: list[Any],
+    as_of: datetime | None = None,
+    signed: bool = True,
+) -> CaseIntegrity:
     """Checks the case's audit chain against its stored events (`history`, in order): all of
     them against the latest checkpoint, or, `as_of` an instant, those recorded by then
     (`history` is then that prefix) against the latest checkpoint signed by then; without
@@ -68,23 +73,40 @@ def case_integrity(container: Any, case_id: str, history: list[Any],
             top = container.referrals.recorder.max_notification_id() or 0
             if trail_position < top:  # the trail has not reached it yet
                 return CaseIntegrity("pending", len(history), len(chained), 0)
-            return _broken(history, chained, event,
-                           "sự kiện có trong kho nhưng không có trong sổ kiểm toán",
-                           "the event is in the store but not in the audit trail")
+            return _broken(
+                history,
+                chained,
+                event,
+                "sự kiện có trong kho nhưng không có trong sổ kiểm toán",
+                "the event is in the store but not in the audit trail",
+            )
         try:
             _, leaf = leaf_entry(row["position"], event)
         except LeafError as error:
-            return _broken(history, chained, event, f"không tạo lại được lá ({error})",
-                           f"its leaf cannot be rebuilt ({error})")
+            return _broken(
+                history,
+                chained,
+                event,
+                f"không tạo lại được lá ({error})",
+                f"its leaf cannot be rebuilt ({error})",
+            )
         if leaf_hash(leaf) != row["leaf_hash"]:
-            return _broken(history, chained, event,
-                           "nội dung sự kiện trong kho khác với lá đã ghi trong sổ kiểm toán",
-                           "the stored event differs from the leaf the audit trail recorded")
+            return _broken(
+                history,
+                chained,
+                event,
+                "nội dung sự kiện trong kho khác với lá đã ghi trong sổ kiểm toán",
+                "the stored event differs from the leaf the audit trail recorded",
+            )
         chain = chain_next(chain, leaf)
         if chain != row["case_chain_hash"]:
-            return _broken(history, chained, event,
-                           "chuỗi băm của vụ việc không khớp tại sự kiện này",
-                           "the case's hash chain does not match at this event")
+            return _broken(
+                history,
+                chained,
+                event,
+                "chuỗi băm của vụ việc không khớp tại sự kiện này",
+                "the case's hash chain does not match at this event",
+            )
         chained.append((row, leaf))
     if as_of is not None:  # events recorded after the instant are not part of this check
         rows = {v: r for v, r in rows.items() if v <= len(history)}
@@ -92,34 +114,59 @@ def case_integrity(container: Any, case_id: str, history: list[Any],
         version = min(rows)
         row = rows[version]
         return CaseIntegrity(
-            "broken", len(history), len(chained), 0, broken_version=version,
+            "broken",
+            len(history),
+            len(chained),
+            0,
+            broken_version=version,
             broken_event_id=row["event_id"],
             problem_vi="sổ kiểm toán có sự kiện này nhưng kho sự kiện không còn",
-            problem_en="the audit trail holds this event but the event store no longer does")
+            problem_en="the audit trail holds this event but the event store no longer does",
+        )
     if not signed:
         return CaseIntegrity("verified", len(history), len(chained), 0)
     signed_count, checkpoint, failed = _signed(view, chained, container, as_of)
     if failed is not None:
         row, vi, en = failed
-        return CaseIntegrity("broken", len(history), len(chained), signed_count,
-                             broken_version=row["version"], broken_event_id=row["event_id"],
-                             problem_vi=vi, problem_en=en)
-    return CaseIntegrity("verified", len(history), len(chained), signed_count,
-                         checkpoint.size if checkpoint else None,
-                         checkpoint.created_at if checkpoint else None)
+        return CaseIntegrity(
+            "broken",
+            len(history),
+            len(chained),
+            signed_count,
+            broken_version=row["version"],
+            broken_event_id=row["event_id"],
+            problem_vi=vi,
+            problem_en=en,
+        )
+    return CaseIntegrity(
+        "verified",
+        len(history),
+        len(chained),
+        signed_count,
+        checkpoint.size if checkpoint else None,
+        checkpoint.created_at if checkpoint else None,
+    )
 
 
-def _broken(history: list[Any], chained: list[Any], event: Any, vi: str, en: str
-            ) -> CaseIntegrity:
-    return CaseIntegrity("broken", len(history), len(chained), 0,
-                         broken_version=event.originator_version,
-                         broken_event_id=getattr(event, "event_id", None),
-                         problem_vi=vi, problem_en=en)
+def _broken(history: list[Any], chained: list[Any], event: Any, vi: str, en: str) -> CaseIntegrity:
+    return CaseIntegrity(
+        "broken",
+        len(history),
+        len(chained),
+        0,
+        broken_version=event.originator_version,
+        broken_event_id=getattr(event, "event_id", None),
+        problem_vi=vi,
+        problem_en=en,
+    )
 
 
-def _signed(view: Any, chained: list[tuple[dict[str, Any], bytes]], container: Any,
-            as_of: datetime | None = None,
-            ) -> tuple[int, Any, tuple[dict[str, Any], str, str] | None]:
+def _signed(
+    view: Any,
+    chained: list[tuple[dict[str, Any], bytes]],
+    container: Any,
+    as_of: datetime | None = None,
+) -> tuple[int, Any, tuple[dict[str, Any], str, str] | None]:
     """(events covered by the latest checkpoint — signed by `as_of` if given —, that
     checkpoint, the first failure or None)."""
     stored = view.latest_checkpoint() if as_of is None else view.latest_checkpoint_at(as_of)
@@ -133,18 +180,31 @@ def _signed(view: Any, chained: list[tuple[dict[str, Any], bytes]], container: A
         signed = parse_checkpoint(text)
     except (NoteError, ValueError, OSError, RuntimeError) as error:  # not verifiable
         first = chained[0][0] if chained else {"version": None, "event_id": None}
-        return 0, stored, (first, f"chữ ký của điểm kiểm {stored.size} không hợp lệ ({error})",
-                           f"the signature of checkpoint {stored.size} does not verify "
-                           f"({error})")
+        return (
+            0,
+            stored,
+            (
+                first,
+                f"chữ ký của điểm kiểm {stored.size} không hợp lệ ({error})",
+                f"the signature of checkpoint {stored.size} does not verify ({error})",
+            ),
+        )
     covered = 0
     for row, leaf in chained:
         if row["leaf_index"] >= signed.size:
             continue
         proof = view.inclusion_proof(row["leaf_index"], signed.size)
-        if not verify_inclusion(leaf_hash(leaf), row["leaf_index"], signed.size, proof,
-                                signed.root_hash):
-            return covered, stored, (
-                row, f"sự kiện không nằm trong cây của điểm kiểm đã ký {signed.size}",
-                f"the event is not in the tree of signed checkpoint {signed.size}")
+        if not verify_inclusion(
+            leaf_hash(leaf), row["leaf_index"], signed.size, proof, signed.root_hash
+        ):
+            return (
+                covered,
+                stored,
+                (
+                    row,
+                    f"sự kiện không nằm trong cây của điểm kiểm đã ký {signed.size}",
+                    f"the event is not in the tree of signed checkpoint {signed.size}",
+                ),
+            )
         covered += 1
     return covered, stored, None

@@ -24,7 +24,7 @@ def case_histories(container: Any, case_ids: Sequence[str]) -> dict[str, list[An
     out: dict[str, list[Any]] = {}
     unique = list(dict.fromkeys(case_ids))
     for start in range(0, len(unique), PAGE):
-        chunk = unique[start:start + PAGE]
+        chunk = unique[start : start + PAGE]
         by_id = {referral_id(c): c for c in chunk}
         stored = select_events_of(referrals.recorder, list(by_id))
         if stored is None:
@@ -32,21 +32,28 @@ def case_histories(container: Any, case_ids: Sequence[str]) -> dict[str, list[An
                 out[case_id] = list(referrals.events.get(referral_id(case_id)))
             continue
         for aggregate_id, case_id in by_id.items():
-            out[case_id] = [referrals.mapper.to_domain_event(r)
-                            for r in stored.get(aggregate_id, ())]
+            out[case_id] = [
+                referrals.mapper.to_domain_event(r) for r in stored.get(aggregate_id, ())
+            ]
     return out
 
 
-def touched_cases(container: Any, agency_id: str, start: date, end: date,
-                  provinces: Iterable[str]) -> list[str]:
+def touched_cases(
+    container: Any, agency_id: str, start: date, end: date, provinces: Iterable[str]
+) -> list[str]:
     """Cases of the provinces that the agency touched and that were active in the period."""
     index = container.projections.case_index
     found: list[str] = []
     offset = 0
     while True:
-        rows, total = index.search(touched_by=agency_id, occurred_from=day_start(start),
-                                   occurred_to=day_after(end), provinces=sorted(provinces),
-                                   limit=PAGE, offset=offset)
+        rows, total = index.search(
+            touched_by=agency_id,
+            occurred_from=day_start(start),
+            occurred_to=day_after(end),
+            provinces=sorted(provinces),
+            limit=PAGE,
+            offset=offset,
+        )
         found.extend(row["case_id"] for row in rows)
         offset += len(rows)
         if not rows or offset >= total:
@@ -64,8 +71,9 @@ def agency_events(
     """The events the agency recorded whose Vietnam-local day of occurrence is in
     `start`..`end` (the attribution of the agency counts), as (case id, event) in time order,
     and the histories of their cases."""
-    histories = case_histories(container, touched_cases(container, agency_id, start, end,
-                                                        provinces))
+    histories = case_histories(
+        container, touched_cases(container, agency_id, start, end, provinces)
+    )
     events = []
     for case_id, history in histories.items():
         for event in history:
@@ -79,8 +87,9 @@ def agency_events(
     return events, histories
 
 
-def case_rows(container: Any, case_ids: Iterable[str], provinces: Iterable[str]
-              ) -> tuple[list[dict[str, Any]], int]:
+def case_rows(
+    container: Any, case_ids: Iterable[str], provinces: Iterable[str]
+) -> tuple[list[dict[str, Any]], int]:
     """Case-index rows of the given cases that lie in the provinces, and how many did not."""
     index = container.projections.case_index
     allowed = set(provinces)
@@ -96,19 +105,28 @@ def case_rows(container: Any, case_ids: Iterable[str], provinces: Iterable[str]
     return rows, hidden
 
 
-def compliance_group(container: Any, province: str, start: date, end: date, rule_id: str,
-                     agency_id: str | None, now: Any) -> dict[str, Any] | None:
+def compliance_group(
+    container: Any,
+    province: str,
+    start: date,
+    end: date,
+    rule_id: str,
+    agency_id: str | None,
+    now: Any,
+) -> dict[str, Any] | None:
     """One (rule, responsible agency) group of the compliance summary; `agency_id` None is the
     group without a responsible agency."""
-    for group in container.projections.compliance.summary(province, start, end, now=now,
-                                                          rule_id=rule_id):
+    for group in container.projections.compliance.summary(
+        province, start, end, now=now, rule_id=rule_id
+    ):
         if group["responsible_agency_id"] == agency_id:
             return group
     return None
 
 
-def held_in_scope(container: Any, principal: Any, agency_id: str | None = None,
-                  limit: int = 1000) -> list[dict[str, Any]]:
+def held_in_scope(
+    container: Any, principal: Any, agency_id: str | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
     """The held events the principal may list (`services.held.held_scope`: an agency its own,
     an inspector or the council its provinces'), oldest first, each with `age_hours` and
     `anomaly` (held longer than the setting `held_anomaly_after_hours`). From the case index."""

@@ -22,8 +22,9 @@ import orjson
 import rfc8785
 
 _MAX_SAFE_INT = 2**53 - 1
-_FAST = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True,
-                         allow_nan=False, check_circular=False)
+_FAST = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False, check_circular=False
+)
 
 
 class CanonicalJsonError(ValueError):

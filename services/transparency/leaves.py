@@ -46,8 +46,18 @@ CHAIN_EXTENSION = "chain-head"
 """Checkpoint extension line "chain-head <base64 global chain hash after the last leaf>"."""
 
 LEAF_FIELDS = (
-    "position", "originator_id", "event_id", "case_id", "version", "type", "agency_id",
-    "occurred_at", "recorded_at", "data", "identity_ciphertext", "content_digest",
+    "position",
+    "originator_id",
+    "event_id",
+    "case_id",
+    "version",
+    "type",
+    "agency_id",
+    "occurred_at",
+    "recorded_at",
+    "data",
+    "identity_ciphertext",
+    "content_digest",
 )
 _STANDARD_ATTRIBUTES = frozenset({"timestamp", "originator_id", "originator_version"})
 
@@ -136,8 +146,10 @@ def leaf_of_notification(mapper: Any, notification: Any) -> bytes:
     except LeafError:
         raise
     except Exception as error:  # noqa: BLE001 - any decoding failure means "altered"
-        raise LeafError(f"stored event at position {notification.id} cannot be decoded: "
-                        f"{type(error).__name__}: {error}") from None
+        raise LeafError(
+            f"stored event at position {notification.id} cannot be decoded: "
+            f"{type(error).__name__}: {error}"
+        ) from None
 
 
 def parse_leaf(data: bytes | str) -> dict[str, Any]:
@@ -179,7 +191,7 @@ def chain_head_of(checkpoint: Any) -> bytes | None:
     for line in checkpoint.extensions:
         if line.startswith(prefix):
             try:
-                return base64.b64decode(line[len(prefix):], validate=True)
+                return base64.b64decode(line[len(prefix) :], validate=True)
             except ValueError:
                 return None
     return None

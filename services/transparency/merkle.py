@@ -214,7 +214,9 @@ class MerkleTree:
         return nodes
 
 
-def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
+def verify_inclusion(
+    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> bool:
     """Verify an inclusion proof per RFC 9162 §2.1.3.2; False on any malformed input."""
     try:
         if not (_is_hash(leaf_hash) and _is_hash(root) and _is_int(index) and _is_int(size)):
@@ -243,7 +245,9 @@ def verify_consistency(
 ) -> bool:
     """Verify a consistency proof per RFC 9162 §2.1.4.2; False on any malformed input."""
     try:
-        if not (_is_int(old_size) and _is_int(new_size) and _is_hash(old_root) and _is_hash(new_root)):
+        if not (
+            _is_int(old_size) and _is_int(new_size) and _is_hash(old_root) and _is_hash(new_root)
+        ):
             return False
         if not _is_proof(proof) or not 0 <= old_size <= new_size:
             return False

@@ -242,7 +242,7 @@ def parse_signer_key(key_text: str) -> tuple[str, int, bytes]:
     """Parse signer key text into (name, signature type, seed), checking its key ID."""
     if not isinstance(key_text, str) or not key_text.startswith(_PRIVATE_KEY_PREFIX):
         raise InvalidKeyError("signer key must start with PRIVATE+KEY+")
-    parts = key_text.strip()[len(_PRIVATE_KEY_PREFIX):].split("+", 2)
+    parts = key_text.strip()[len(_PRIVATE_KEY_PREFIX) :].split("+", 2)
     if len(parts) != 3:
         raise InvalidKeyError("signer key must be PRIVATE+KEY+<name>+<hex key ID>+<base64 key>")
     name, hash_hex, key_b64 = parts
@@ -257,7 +257,9 @@ def verifier_from_key_text(key_text: str) -> Verifier:
     """Return the Ed25519 note verifier encoded by ``key_text`` (type 0x01 only)."""
     name, signature_type, public_key = parse_verifier_key(key_text)
     if signature_type != SIGNATURE_TYPE_ED25519:
-        raise InvalidKeyError(f"unsupported signature type 0x{signature_type:02x} for a note verifier")
+        raise InvalidKeyError(
+            f"unsupported signature type 0x{signature_type:02x} for a note verifier"
+        )
     return Verifier(name, public_key)
 
 
@@ -265,7 +267,9 @@ def signer_from_key_text(key_text: str) -> Signer:
     """Return the Ed25519 note signer encoded by ``key_text`` (type 0x01 only)."""
     name, signature_type, seed = parse_signer_key(key_text)
     if signature_type != SIGNATURE_TYPE_ED25519:
-        raise InvalidKeyError(f"unsupported signature type 0x{signature_type:02x} for a note signer")
+        raise InvalidKeyError(
+            f"unsupported signature type 0x{signature_type:02x} for a note signer"
+        )
     return Signer(name, seed)
 
 
@@ -281,7 +285,8 @@ def sign_note(text: str, signers: NoteSigner | Sequence[NoteSigner]) -> str:
     """Return ``text`` signed by each signer as a C2SP signed note."""
     check_note_text(text)
     signer_list: list[NoteSigner] = (
-        list(signers) if isinstance(signers, (list, tuple)) else [cast(NoteSigner, signers)])
+        list(signers) if isinstance(signers, (list, tuple)) else [cast(NoteSigner, signers)]
+    )
     if not signer_list:
         raise NoteError("at least one signer is required")
     message = text.encode("utf-8")
@@ -310,7 +315,7 @@ def split_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
     split_at = note.rfind("\n\n")
     if split_at < 0:
         raise MalformedNoteError("note has no blank line before its signatures")
-    text, signature_block = note[: split_at + 1], note[split_at + 2:]
+    text, signature_block = note[: split_at + 1], note[split_at + 2 :]
     if not signature_block or not signature_block.endswith("\n"):
         raise MalformedNoteError("note must end with newline-terminated signature lines")
     lines = signature_block[:-1].split("\n")
@@ -358,13 +363,19 @@ def _safe_verify(verifier: NoteVerifier, message: bytes, signature: bytes) -> bo
 
 def _parse_signature_line(line: str) -> NoteSignature:
     if not line.startswith(SIGNATURE_LINE_PREFIX):
-        raise MalformedNoteError(f"signature line must start with an em dash and a space: {line[:60]!r}")
-    name, separator, encoded = line[len(SIGNATURE_LINE_PREFIX):].partition(" ")
+        raise MalformedNoteError(
+            f"signature line must start with an em dash and a space: {line[:60]!r}"
+        )
+    name, separator, encoded = line[len(SIGNATURE_LINE_PREFIX) :].partition(" ")
     if not separator or not is_valid_key_name(name) or not encoded:
-        raise MalformedNoteError(f"signature line has a bad key name or no signature: {line[:60]!r}")
+        raise MalformedNoteError(
+            f"signature line has a bad key name or no signature: {line[:60]!r}"
+        )
     blob = _strict_b64decode(encoded)
     if blob is None or len(blob) < KEY_HASH_SIZE + 1:
-        raise MalformedNoteError(f"signature is not canonical base64 of at least 5 bytes: {line[:60]!r}")
+        raise MalformedNoteError(
+            f"signature is not canonical base64 of at least 5 bytes: {line[:60]!r}"
+        )
     return NoteSignature(name, blob[:KEY_HASH_SIZE], blob[KEY_HASH_SIZE:])
 
 
@@ -378,7 +389,9 @@ def _check_characters(text: str) -> None:
 
 def _check_key_name(name: object) -> None:
     if not is_valid_key_name(name):
-        raise InvalidKeyError(f"invalid key name {name!r}: must be non-empty, without spaces or '+'")
+        raise InvalidKeyError(
+            f"invalid key name {name!r}: must be non-empty, without spaces or '+'"
+        )
 
 
 def _parse_typed_key(name: str, hash_hex: str, key_b64: str) -> tuple[int, bytes]:

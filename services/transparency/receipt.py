@@ -78,7 +78,9 @@ class Receipt:
         if not isinstance(self.leaf_hash, bytes) or len(self.leaf_hash) != HASH_SIZE:
             raise MalformedReceiptError("leaf hash must be 32 bytes")
         if not _is_token_line(self.event_id, allow_spaces=False):
-            raise MalformedReceiptError("event id must be non-empty, without spaces or control characters")
+            raise MalformedReceiptError(
+                "event id must be non-empty, without spaces or control characters"
+            )
         if not isinstance(self.time, datetime) or self.time.utcoffset() is None:
             raise MalformedReceiptError("time must be a timezone-aware datetime")
 
@@ -101,7 +103,12 @@ def format_rfc3339_utc(moment: datetime) -> str:
 
 
 def issue_receipt(
-    signer: NoteSigner, *, origin: str, position: int, leaf_hash: bytes, event_id: str,
+    signer: NoteSigner,
+    *,
+    origin: str,
+    position: int,
+    leaf_hash: bytes,
+    event_id: str,
     time: datetime,
 ) -> str:
     """Return a signed receipt/v1 note for one accepted event."""
@@ -163,8 +170,10 @@ def issue_batch_receipts(signer: NoteSigner, receipts: Sequence[Receipt]) -> lis
     bodies = [r.body() for r in receipts]
     root, paths = _root_and_paths([leaf_hash(b.encode("utf-8")) for b in bodies])
     note = sign_note(_batch_note_body(origin, len(bodies), root), signer)
-    return [_batch_head(index, path, body) + "\n" + note
-            for index, (path, body) in enumerate(zip(paths, bodies, strict=True))]
+    return [
+        _batch_head(index, path, body) + "\n" + note
+        for index, (path, body) in enumerate(zip(paths, bodies, strict=True))
+    ]
 
 
 def open_batch_receipt(text: str, verifiers: Iterable[NoteVerifier]) -> Receipt:
@@ -197,8 +206,9 @@ def open_batch_receipt(text: str, verifiers: Iterable[NoteVerifier]) -> Receipt:
         raise MalformedReceiptError("batch note is not in canonical form")
     if note_lines[1] != receipt.origin:
         raise ReceiptNotInBatchError("the receipt's origin is not the batch's")
-    if not verify_inclusion(leaf_hash(body.encode("utf-8")), int(index_text), int(size_text),
-                            path, root):
+    if not verify_inclusion(
+        leaf_hash(body.encode("utf-8")), int(index_text), int(size_text), path, root
+    ):
         raise ReceiptNotInBatchError("the receipt is not in the signed batch")
     return receipt
 
@@ -230,8 +240,9 @@ def _root_and_paths(hashes: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
     split = 1 << ((len(hashes) - 1).bit_length() - 1)
     left, left_paths = _root_and_paths(hashes[:split])
     right, right_paths = _root_and_paths(hashes[split:])
-    return node_hash(left, right), ([p + [right] for p in left_paths]
-                                    + [p + [left] for p in right_paths])
+    return node_hash(left, right), (
+        [p + [right] for p in left_paths] + [p + [left] for p in right_paths]
+    )
 
 
 def check_receipt_against_checkpoint(
@@ -280,15 +291,14 @@ def _leaf_matches(promised: Receipt, leaf: bytes) -> bool:
         record = parse_leaf(leaf)
     except LeafError:
         return False
-    return bool(record["position"] == promised.position
-                and record["event_id"] == promised.event_id)
+    return bool(record["position"] == promised.position and record["event_id"] == promised.event_id)
 
 
 def _field(line: str, name: str) -> str:
     prefix = name + " "
     if not line.startswith(prefix):
         raise MalformedReceiptError(f"expected a {name!r} line")
-    return line[len(prefix):]
+    return line[len(prefix) :]
 
 
 def _is_token_line(value: object, *, allow_spaces: bool) -> bool:

@@ -89,9 +89,16 @@ class Finding:
         return f"{KIND_NAMES[self.kind][1]}: {self._where(False)} — {self.detail_en}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "position": self.position, "leaf_index": self.leaf_index,
-                "case_id": self.case_id, "event_id": self.event_id, "version": self.version,
-                "message": self.message_vi, "message_en": self.message_en}
+        return {
+            "kind": self.kind,
+            "position": self.position,
+            "leaf_index": self.leaf_index,
+            "case_id": self.case_id,
+            "event_id": self.event_id,
+            "version": self.version,
+            "message": self.message_vi,
+            "message_en": self.message_en,
+        }
 
 
 @dataclass
@@ -110,10 +117,14 @@ class VerifyReport:
         return self.finding is None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "events_checked": self.events_checked,
-                "checkpoints_checked": self.checkpoints_checked, "trail_size": self.trail_size,
-                "pending": self.pending,
-                "finding": self.finding.as_dict() if self.finding else None}
+        return {
+            "ok": self.ok,
+            "events_checked": self.events_checked,
+            "checkpoints_checked": self.checkpoints_checked,
+            "trail_size": self.trail_size,
+            "pending": self.pending,
+            "finding": self.finding.as_dict() if self.finding else None,
+        }
 
 
 class _StreamingRoot:
@@ -161,8 +172,11 @@ def _trail(view: Any, page: int) -> Iterator[dict[str, Any]]:
 def _identify(app: Any, notification: Any) -> tuple[str | None, str | None, int | None]:
     try:
         event = app.mapper.to_domain_event(notification)
-        return getattr(event, "case_id", None), getattr(event, "event_id", None), \
-            notification.originator_version
+        return (
+            getattr(event, "case_id", None),
+            getattr(event, "event_id", None),
+            notification.originator_version,
+        )
     except Exception:  # noqa: BLE001 - an undecodable record is named by its position only
         return None, None, notification.originator_version
 
@@ -184,8 +198,9 @@ def verify_log(app: Any, view: Any, log_verifier: Verifier, page: int = PAGE) ->
         nonlocal next_checkpoint, previous_ok_size
         while next_checkpoint < len(checkpoints) and checkpoints[next_checkpoint].size == index:
             stored = checkpoints[next_checkpoint]
-            finding = _check_checkpoint(stored, log_verifier, streaming.root(), global_chain,
-                                        previous_ok_size)
+            finding = _check_checkpoint(
+                stored, log_verifier, streaming.root(), global_chain, previous_ok_size
+            )
             if finding is not None:
                 return finding
             report.checkpoints_checked += 1
@@ -211,59 +226,95 @@ def verify_log(app: Any, view: Any, log_verifier: Verifier, page: int = PAGE) ->
             if stored.id <= trail_position:
                 case_id, event_id, version = _identify(app, stored)
                 finding = Finding(
-                    "INSERTED", stored.id, None, case_id, event_id, version,
+                    "INSERTED",
+                    stored.id,
+                    None,
+                    case_id,
+                    event_id,
+                    version,
                     "bản ghi có trong kho sự kiện nhưng không có trong sổ kiểm toán, dù nằm "
                     "trước vị trí sổ kiểm toán đã xử lý",
                     "the store holds this record but the audit trail does not, although it lies "
-                    "before the position the trail has processed")
+                    "before the position the trail has processed",
+                )
                 break
             report.pending += 1 + sum(1 for _ in store)
             break
         if stored is None or stored.id > row["position"]:
             finding = Finding(
-                "REMOVED", row["position"], row["leaf_index"], row["case_id"], row["event_id"],
+                "REMOVED",
+                row["position"],
+                row["leaf_index"],
+                row["case_id"],
+                row["event_id"],
                 row["version"],
                 "sổ kiểm toán có sự kiện này nhưng kho sự kiện không còn",
-                "the audit trail holds this event but the event store no longer does")
+                "the audit trail holds this event but the event store no longer does",
+            )
             break
         if stored.id < row["position"]:
             case_id, event_id, version = _identify(app, stored)
             finding = Finding(
-                "INSERTED", stored.id, None, case_id, event_id, version,
+                "INSERTED",
+                stored.id,
+                None,
+                case_id,
+                event_id,
+                version,
                 f"bản ghi không có trong sổ kiểm toán, chen trước sự kiện ở vị trí "
                 f"{row['position']} (chỉ số lá {row['leaf_index']})",
                 f"a record the audit trail does not have, ahead of the event at position "
-                f"{row['position']} (leaf index {row['leaf_index']})")
+                f"{row['position']} (leaf index {row['leaf_index']})",
+            )
             break
         try:
             leaf = leaf_of_notification(app.mapper, stored)
         except LeafError as error:
             finding = Finding(
-                "ALTERED", stored.id, row["leaf_index"], row["case_id"], row["event_id"],
-                row["version"], f"bản ghi không còn giải mã được ({error})",
-                f"the stored record can no longer be decoded ({error})")
+                "ALTERED",
+                stored.id,
+                row["leaf_index"],
+                row["case_id"],
+                row["event_id"],
+                row["version"],
+                f"bản ghi không còn giải mã được ({error})",
+                f"the stored record can no longer be decoded ({error})",
+            )
             break
         digest = leaf_hash(leaf)
         if digest != row["leaf_hash"]:
             finding = Finding(
-                "ALTERED", stored.id, row["leaf_index"], row["case_id"], row["event_id"],
+                "ALTERED",
+                stored.id,
+                row["leaf_index"],
+                row["case_id"],
+                row["event_id"],
                 row["version"],
                 "nội dung sự kiện trong kho khác với lá đã ghi trong sổ kiểm toán",
-                "the stored event's content differs from the leaf the audit trail recorded")
+                "the stored event's content differs from the leaf the audit trail recorded",
+            )
             break
         global_chain = chain_next(global_chain, leaf)
         originator = row["originator_id"]
         case_chain = chain_next(case_chains.get(originator, CHAIN_SEED), leaf)
         case_chains[originator] = case_chain
-        if (row["leaf_index"] != index or row["global_chain_hash"] != global_chain
-                or row["case_chain_hash"] != case_chain
-                or originator != str(stored.originator_id)):
+        if (
+            row["leaf_index"] != index
+            or row["global_chain_hash"] != global_chain
+            or row["case_chain_hash"] != case_chain
+            or originator != str(stored.originator_id)
+        ):
             finding = Finding(
-                "TRAIL", stored.id, row["leaf_index"], row["case_id"], row["event_id"],
+                "TRAIL",
+                stored.id,
+                row["leaf_index"],
+                row["case_id"],
+                row["event_id"],
                 row["version"],
                 f"dòng sổ kiểm toán không khớp chỉ số lá {index} hoặc chuỗi băm tính lại",
                 f"the audit-trail row does not match leaf index {index} or the recomputed "
-                "hash chains")
+                "hash chains",
+            )
             break
         streaming.append(digest)
         index += 1
@@ -273,21 +324,32 @@ def verify_log(app: Any, view: Any, log_verifier: Verifier, page: int = PAGE) ->
     if finding is None and next_checkpoint < len(checkpoints):
         short = checkpoints[next_checkpoint]
         finding = Finding(
-            "REMOVED", None, index, None, None, None,
+            "REMOVED",
+            None,
+            index,
+            None,
+            None,
+            None,
             f"kho sự kiện chỉ còn {index} sự kiện, ít hơn điểm kiểm đã ký kích thước "
             f"{short.size} (sự kiện cuối của điểm kiểm ở vị trí {short.last_position})",
             f"the event store holds only {index} events, fewer than the signed checkpoint of "
-            f"size {short.size} (whose last event was at position {short.last_position})")
+            f"size {short.size} (whose last event was at position {short.last_position})",
+        )
     if finding is None and index and view.root(index) != streaming.root():
         finding = Finding(
-            "TRAIL", None, None, None, None, None,
+            "TRAIL",
+            None,
+            None,
+            None,
+            None,
+            None,
             f"bảng nút Merkle không cho ra gốc tính lại ở kích thước {index}",
-            f"the Merkle node table does not give the recomputed root at size {index}")
+            f"the Merkle node table does not give the recomputed root at size {index}",
+        )
     if finding is None:
         for _ in store:  # pragma: no cover - the walk ends only when the store is read
             pass
-        finding = _census(app, seen["count"], seen["first"] or None, seen["last"] or None,
-                          index)
+        finding = _census(app, seen["count"], seen["first"] or None, seen["last"] or None, index)
     report.finding = finding
     return report
 
@@ -296,8 +358,9 @@ def verify_log(app: Any, view: Any, log_verifier: Verifier, page: int = PAGE) ->
 _OUTSIDE_SHOWN = 5
 
 
-def _census(app: Any, walked: int, first: int | None, last: int | None,
-            tree_size: int) -> Finding | None:
+def _census(
+    app: Any, walked: int, first: int | None, last: int | None, tree_size: int
+) -> Finding | None:
     """Checks that the walk saw every row of the events table and that every aggregate's
     versions are 1..k; the first discrepancy as an INSERTED finding, else None."""
     table = _EventsTable.of(app)
@@ -306,66 +369,110 @@ def _census(app: Any, walked: int, first: int | None, last: int | None,
     # rows up to the last id walked (rows above it are written after the walk: new events)
     lowest_ok = first if first is not None and first >= 1 else 1
     last_walked = last if last is not None else 0
-    count, low = table.one("SELECT count(*), min({id}) FROM {table} WHERE {id} <= %s",
-                           (last_walked,))
+    count, low = table.one(
+        "SELECT count(*), min({id}) FROM {table} WHERE {id} <= %s", (last_walked,)
+    )
     count = int(count or 0)
     if count != walked or (low is not None and low < lowest_ok):
-        return _outside(app, table, "{id} < %s", (lowest_ok,), count - walked,
-                        f"bảng sự kiện có {count} dòng có mã thông báo đến {last_walked} nhưng "
-                        f"nhật ký chỉ gồm {walked} (cây Merkle kích thước {tree_size}, mã "
-                        f"{lowest_ok}..{last_walked})",
-                        f"the events table holds {count} rows with notification ids up to "
-                        f"{last_walked} but the log only {walked} (Merkle tree size {tree_size}, "
-                        f"ids {lowest_ok}..{last_walked})")
+        return _outside(
+            app,
+            table,
+            "{id} < %s",
+            (lowest_ok,),
+            count - walked,
+            f"bảng sự kiện có {count} dòng có mã thông báo đến {last_walked} nhưng "
+            f"nhật ký chỉ gồm {walked} (cây Merkle kích thước {tree_size}, mã "
+            f"{lowest_ok}..{last_walked})",
+            f"the events table holds {count} rows with notification ids up to "
+            f"{last_walked} but the log only {walked} (Merkle tree size {tree_size}, "
+            f"ids {lowest_ok}..{last_walked})",
+        )
     # the largest id first, then the sequence: a new event's id is drawn before its row exists
     [(high,)] = table.rows("SELECT max({id}) FROM {table}")
     sequence = table.sequence_top()
     if sequence is not None and high is not None and high > sequence:
-        return _outside(app, table, "{id} > %s", (sequence,), None,
-                        f"có dòng mang mã thông báo lớn hơn mã cuối chuỗi số đã cấp ({sequence}); "
-                        f"cây Merkle kích thước {tree_size}",
-                        f"rows carry notification ids beyond the last one the id sequence handed "
-                        f"out ({sequence}); Merkle tree size {tree_size}")
+        return _outside(
+            app,
+            table,
+            "{id} > %s",
+            (sequence,),
+            None,
+            f"có dòng mang mã thông báo lớn hơn mã cuối chuỗi số đã cấp ({sequence}); "
+            f"cây Merkle kích thước {tree_size}",
+            f"rows carry notification ids beyond the last one the id sequence handed "
+            f"out ({sequence}); Merkle tree size {tree_size}",
+        )
     gaps = table.rows(
         "SELECT originator_id, count(*), min(originator_version), max(originator_version) "
         "FROM {table} GROUP BY originator_id HAVING min(originator_version) <> 1 "
-        "OR count(*) <> max(originator_version) LIMIT " + str(_OUTSIDE_SHOWN))
+        "OR count(*) <> max(originator_version) LIMIT " + str(_OUTSIDE_SHOWN)
+    )
     if gaps:
         originator, rows, low_v, high_v = gaps[0]
         odd = table.rows(
             "SELECT {id}, originator_id, originator_version, topic, state FROM {table} "
-            "WHERE originator_id = %s ORDER BY originator_version DESC LIMIT 1", (originator,))
+            "WHERE originator_id = %s ORDER BY originator_version DESC LIMIT 1",
+            (originator,),
+        )
         case_id, event_id, version = _identify_row(app, odd[0]) if odd else (None, None, None)
         return Finding(
-            "INSERTED", odd[0][0] if odd else None, None, case_id, event_id, version,
+            "INSERTED",
+            odd[0][0] if odd else None,
+            None,
+            case_id,
+            event_id,
+            version,
             f"các phiên bản của bản ghi {originator} không liền nhau từ 1 ({rows} dòng, phiên "
             f"bản {low_v}..{high_v}); có dòng bị chèn ngoài thứ tự",
             f"the versions of aggregate {originator} are not 1..k ({rows} rows, versions "
-            f"{low_v}..{high_v}); a row was inserted out of sequence")
+            f"{low_v}..{high_v}); a row was inserted out of sequence",
+        )
     return None
 
 
-def _outside(app: Any, table: _EventsTable, where: str, params: tuple[Any, ...],
-             extra: int | None, why_vi: str, why_en: str) -> Finding:
-    rows = table.rows("SELECT {id}, originator_id, originator_version, topic, state FROM {table} "
-                      f"WHERE {where} ORDER BY {{id}} LIMIT {_OUTSIDE_SHOWN}", params)
+def _outside(
+    app: Any,
+    table: _EventsTable,
+    where: str,
+    params: tuple[Any, ...],
+    extra: int | None,
+    why_vi: str,
+    why_en: str,
+) -> Finding:
+    rows = table.rows(
+        "SELECT {id}, originator_id, originator_version, topic, state FROM {table} "
+        f"WHERE {where} ORDER BY {{id}} LIMIT {_OUTSIDE_SHOWN}",
+        params,
+    )
     ids = ", ".join(str(r[0]) for r in rows) or "?"
     more = (extra - len(rows)) if extra is not None and extra > len(rows) else 0
     case_id, event_id, version = _identify_row(app, rows[0]) if rows else (None, None, None)
     return Finding(
-        "INSERTED", rows[0][0] if rows else None, None, case_id, event_id, version,
+        "INSERTED",
+        rows[0][0] if rows else None,
+        None,
+        case_id,
+        event_id,
+        version,
         f"{why_vi}; dòng ngoài nhật ký: mã thông báo {ids}"
         + (f" (và {more} dòng khác)" if more else ""),
         f"{why_en}; rows outside the log: notification id {ids}"
-        + (f" (and {more} more)" if more else ""))
+        + (f" (and {more} more)" if more else ""),
+    )
 
 
 def _identify_row(app: Any, row: tuple[Any, ...]) -> tuple[str | None, str | None, int | None]:
     from eventsourcing.persistence import Notification
 
-    notification = Notification(id=int(row[0]), originator_id=app.recorder.convert_originator_id(
-        row[1]) if hasattr(app.recorder, "convert_originator_id") else row[1],
-        originator_version=int(row[2]), topic=row[3], state=bytes(row[4]))
+    notification = Notification(
+        id=int(row[0]),
+        originator_id=app.recorder.convert_originator_id(row[1])
+        if hasattr(app.recorder, "convert_originator_id")
+        else row[1],
+        originator_version=int(row[2]),
+        topic=row[3],
+        state=bytes(row[4]),
+    )
     return _identify(app, notification)
 
 
@@ -399,8 +506,9 @@ class _EventsTable:
         if self.kind == "postgres":
             with self.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
                 cur.execute(text, params)
-                return [tuple(r.values()) if isinstance(r, dict) else tuple(r)
-                        for r in cur.fetchall()]
+                return [
+                    tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cur.fetchall()
+                ]
         with self.recorder.datastore.transaction(commit=False) as cur:
             cur.execute(text.replace("%s", "?"), params)
             return [tuple(r) for r in cur.fetchall()]
@@ -412,39 +520,56 @@ class _EventsTable:
         """The largest id the PostgreSQL sequence has handed out (None on SQLite)."""
         if self.kind != "postgres":
             return None
-        [(name,)] = self.rows("SELECT pg_get_serial_sequence(%s, 'notification_id')",
-                              (self.table,))
+        [(name,)] = self.rows("SELECT pg_get_serial_sequence(%s, 'notification_id')", (self.table,))
         if name is None:  # pragma: no cover - an identity column or a hand-made table
             return None
         [(value, called)] = self.rows(f"SELECT last_value, is_called FROM {name}")
         return int(value) if called else int(value) - 1
 
 
-def _check_checkpoint(stored: Any, verifier: Verifier, root: bytes, chain: bytes,
-                      previous_ok_size: int) -> Finding | None:
+def _check_checkpoint(
+    stored: Any, verifier: Verifier, root: bytes, chain: bytes, previous_ok_size: int
+) -> Finding | None:
     def mismatch(vi: str, en: str) -> Finding:
         return Finding(
-            "CHECKPOINT", stored.last_position, None, None, None, None,
+            "CHECKPOINT",
+            stored.last_position,
+            None,
+            None,
+            None,
+            None,
             f"điểm kiểm kích thước {stored.size}: {vi}; một sự kiện trong các chỉ số lá "
             f"[{previous_ok_size}, {stored.size}) đã bị sửa, xoá hoặc chèn",
             f"checkpoint of size {stored.size}: {en}; an event among leaf indexes "
-            f"[{previous_ok_size}, {stored.size}) was altered, removed or inserted")
+            f"[{previous_ok_size}, {stored.size}) was altered, removed or inserted",
+        )
 
     try:
         text, _ = open_note(stored.note, [verifier])
         signed = parse_checkpoint(text)
     except NoteError as error:
         return Finding(
-            "CHECKPOINT", stored.last_position, None, None, None, None,
+            "CHECKPOINT",
+            stored.last_position,
+            None,
+            None,
+            None,
+            None,
             f"chữ ký của điểm kiểm kích thước {stored.size} không hợp lệ ({error})",
-            f"the signature of the checkpoint of size {stored.size} does not verify ({error})")
+            f"the signature of the checkpoint of size {stored.size} does not verify ({error})",
+        )
     if signed.size != stored.size or signed.root_hash != stored.root:
-        return mismatch("ghi chú đã ký khác các cột đã lưu",
-                        "the signed note differs from its stored columns")
+        return mismatch(
+            "ghi chú đã ký khác các cột đã lưu", "the signed note differs from its stored columns"
+        )
     if signed.root_hash != root:
-        return mismatch("gốc tính lại từ kho sự kiện khác gốc đã ký",
-                        "the root recomputed from the event store differs from the signed root")
+        return mismatch(
+            "gốc tính lại từ kho sự kiện khác gốc đã ký",
+            "the root recomputed from the event store differs from the signed root",
+        )
     if chain_head_of(signed) != chain:
-        return mismatch("chuỗi băm toàn cục tính lại khác chuỗi đã ký",
-                        "the recomputed global chain differs from the signed chain head")
+        return mismatch(
+            "chuỗi băm toàn cục tính lại khác chuỗi đã ký",
+            "the recomputed global chain differs from the signed chain head",
+        )
     return None

@@ -38,9 +38,16 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 VIEWPORTS = ((1280, 800), (800, 1280))
 PASSWORD = "mat-khau-thu-nghiem-1"
 SECRET_NAME = "Lê Thị Bí Mật"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @dataclass
@@ -68,18 +75,24 @@ def _free_port() -> int:
 
 def _server_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFERRALS_")}
-    env.update({
-        "REFERRALS_STORE": "postgres", "REFERRALS_PG_HOST": PG_HOST,
-        "REFERRALS_PG_PORT": str(PG_PORT), "REFERRALS_PG_USER": PG_USER,
-        "REFERRALS_PG_DBNAME": settings.pg_dbname, "REFERRALS_PG_SCHEMA": settings.pg_schema,
-        "REFERRALS_PG_POOL_SIZE": "4", "REFERRALS_DATA_DIR": str(settings.data_dir),
-    })
+    env.update(
+        {
+            "REFERRALS_STORE": "postgres",
+            "REFERRALS_PG_HOST": PG_HOST,
+            "REFERRALS_PG_PORT": str(PG_PORT),
+            "REFERRALS_PG_USER": PG_USER,
+            "REFERRALS_PG_DBNAME": settings.pg_dbname,
+            "REFERRALS_PG_SCHEMA": settings.pg_schema,
+            "REFERRALS_PG_POOL_SIZE": "4",
+            "REFERRALS_DATA_DIR": str(settings.data_dir),
+        }
+    )
     return env
 
 
 def _record(container: Any, wires: list[dict[str, Any]]) -> None:
     for start in range(0, len(wires), 500):
-        results = container.referrals.record_batch(wires[start:start + 500])
+        results = container.referrals.record_batch(wires[start : start + 500])
         rejected = [r for r in results if hasattr(r, "error")]
         if rejected:
             raise AssertionError(f"rejected while loading: {rejected[:3]}")
@@ -91,9 +104,15 @@ def _load(settings: Settings) -> dict[str, Any]:
     container = build_container(settings)
     try:
         now = datetime.now(VIETNAM_TZ).replace(microsecond=0)
-        sample = list(generate_events(seed=11, cases=40, reference=container.reference,
-                                      start=now - timedelta(days=300),
-                                      end=now - timedelta(hours=1)))
+        sample = list(
+            generate_events(
+                seed=11,
+                cases=40,
+                reference=container.reference,
+                start=now - timedelta(days=300),
+                end=now - timedelta(hours=1),
+            )
+        )
         t0 = now - timedelta(days=10)
         replay = CaseScript(case_id="LSN-WEB-REPLAY-01", start=t0)
         history = replay.full_history()
@@ -103,14 +122,23 @@ def _load(settings: Settings) -> dict[str, Any]:
         vlg = CaseScript(case_id="VLG-WEB-0001", start=t0, holder=VLG_POLICE)
         scripted = [
             *history,
-            no_form.event("AID_REQUESTED", data={
-                "person_id": no_form.person_id, "proceedings_kind": "criminal",
-                "procedural_role": "SUSPECT", "stage": "INVESTIGATION",
-                "eligible_category": "POOR_HOUSEHOLD", "request_form": "written"}),
+            no_form.event(
+                "AID_REQUESTED",
+                data={
+                    "person_id": no_form.person_id,
+                    "proceedings_kind": "criminal",
+                    "procedural_role": "SUSPECT",
+                    "stage": "INVESTIGATION",
+                    "eligible_category": "POOR_HOUSEHOLD",
+                    "request_form": "written",
+                },
+            ),
             no_form.transfer(after=timedelta(hours=2)),
-            late.notification(role="ARRESTED"), late.request(after=timedelta(minutes=10)),
+            late.notification(role="ARRESTED"),
+            late.request(after=timedelta(minutes=10)),
             late.transfer(after=timedelta(hours=30)),
-            vlg.notification(), vlg.request(),
+            vlg.notification(),
+            vlg.request(),
         ]
         _record(container, sample)
         _record(container, scripted)
@@ -122,11 +150,17 @@ def _load(settings: Settings) -> dict[str, Any]:
             ("tt-vlg", "inspector", "Thanh tra Vĩnh Long", ["VLG"]),
             ("hd-lsn", "council", "Hội đồng tỉnh Lạng Sơn", ["LSN"]),
         ):
-            store.create_account(username, PASSWORD, role, name, provinces=provinces,
-                                 reference=container.reference)
-        return {"period_from": (now - timedelta(days=200)).date(), "period_to": now.date(),
-                "replay_case": replay.case_id, "no_form03_case": no_form.case_id,
-                "late_case": late.case_id, "vlg_case": vlg.case_id}
+            store.create_account(
+                username, PASSWORD, role, name, provinces=provinces, reference=container.reference
+            )
+        return {
+            "period_from": (now - timedelta(days=200)).date(),
+            "period_to": now.date(),
+            "replay_case": replay.case_id,
+            "no_form03_case": no_form.case_id,
+            "late_case": late.case_id,
+            "vlg_case": vlg.case_id,
+        }
     finally:
         container.close()
 
@@ -142,8 +176,9 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="module")
-def site(chromium: Path, pg_database: str, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[Site]:
+def site(
+    chromium: Path, pg_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with _admin_connect(pg_database) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
@@ -157,7 +192,11 @@ def site(chromium: Path, pg_database: str, tmp_path_factory: pytest.TempPathFact
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "tests.browser.launcher", str(port)],
-                env=_server_env(settings), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                env=_server_env(settings),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
@@ -196,9 +235,13 @@ def browser(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(chromium), args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 800}, locale="vi-VN",
-            timezone_id="Asia/Ho_Chi_Minh", accept_downloads=True,
+            str(profile),
+            executable_path=str(chromium),
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 800},
+            locale="vi-VN",
+            timezone_id="Asia/Ho_Chi_Minh",
+            accept_downloads=True,
         )
         try:
             yield context

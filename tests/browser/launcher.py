@@ -21,8 +21,14 @@ def main(argv: list[str]) -> None:
     container = build_container(Settings())
     app = create_app(container, owns_container=True)
     install(app, container)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_config=logging_config("WARNING"),
-                access_log=False, server_header=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=logging_config("WARNING"),
+        access_log=False,
+        server_header=False,
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,14 @@ def new_case_id(prefix: str = "LSN") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def opening(case_id: str, at: datetime, agency: str = POLICE, identity: bool = True,
-            event_id: str | None = None, **data: Any) -> dict[str, Any]:
+def opening(
+    case_id: str,
+    at: datetime,
+    agency: str = POLICE,
+    identity: bool = True,
+    event_id: str | None = None,
+    **data: Any,
+) -> dict[str, Any]:
     """A NOTIFICATION_ISSUED that opens a case (with identity by default)."""
     event: dict[str, Any] = {
         "event_id": event_id or f"{case_id}-01",
@@ -58,14 +64,27 @@ def opening(case_id: str, at: datetime, agency: str = POLICE, identity: bool = T
 
 
 def request_aid(case_id: str, at: datetime, agency: str = POLICE, n: int = 2) -> dict[str, Any]:
-    return {"event_id": f"{case_id}-{n:02d}", "case_id": case_id, "type": "AID_REQUESTED",
-            "agency_id": agency, "occurred_at": at.isoformat(), "data": {"request_form": "written"}}
+    return {
+        "event_id": f"{case_id}-{n:02d}",
+        "case_id": case_id,
+        "type": "AID_REQUESTED",
+        "agency_id": agency,
+        "occurred_at": at.isoformat(),
+        "data": {"request_form": "written"},
+    }
 
 
-def transfer(case_id: str, at: datetime, agency: str = POLICE, centre: str = CENTRE,
-             n: int = 3) -> dict[str, Any]:
-    return {"event_id": f"{case_id}-{n:02d}", "case_id": case_id, "type": "REQUEST_TRANSFERRED",
-            "agency_id": agency, "occurred_at": at.isoformat(), "data": {"centre_id": centre}}
+def transfer(
+    case_id: str, at: datetime, agency: str = POLICE, centre: str = CENTRE, n: int = 3
+) -> dict[str, Any]:
+    return {
+        "event_id": f"{case_id}-{n:02d}",
+        "case_id": case_id,
+        "type": "REQUEST_TRANSFERRED",
+        "agency_id": agency,
+        "occurred_at": at.isoformat(),
+        "data": {"centre_id": centre},
+    }
 
 
 def auth(token: str) -> dict[str, str]:
@@ -104,7 +123,8 @@ class Api:
 
     def token(self, role: str, name: str | None = None, **kwargs: Any) -> str:
         secret, _ = self.container.tokens.create(  # type: ignore[union-attr]
-            role, name or role, reference=self.container.reference, **kwargs)
+            role, name or role, reference=self.container.reference, **kwargs
+        )
         return secret
 
 
@@ -134,24 +154,27 @@ class LiveServer:
 
 def server_env(settings: Settings, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFERRALS_")}
-    env.update({
-        "REFERRALS_STORE": "postgres",
-        "REFERRALS_PG_HOST": settings.pg_host,
-        "REFERRALS_PG_PORT": str(settings.pg_port),
-        "REFERRALS_PG_USER": settings.pg_user,
-        "REFERRALS_PG_DBNAME": settings.pg_dbname,
-        "REFERRALS_PG_SCHEMA": settings.pg_schema,
-        "REFERRALS_PG_POOL_SIZE": "4",
-        "REFERRALS_DATA_DIR": str(settings.data_dir),
-        "REFERRALS_HTTP_HOST": "127.0.0.1",
-        "REFERRALS_HTTP_PORT": str(port),
-    })
+    env.update(
+        {
+            "REFERRALS_STORE": "postgres",
+            "REFERRALS_PG_HOST": settings.pg_host,
+            "REFERRALS_PG_PORT": str(settings.pg_port),
+            "REFERRALS_PG_USER": settings.pg_user,
+            "REFERRALS_PG_DBNAME": settings.pg_dbname,
+            "REFERRALS_PG_SCHEMA": settings.pg_schema,
+            "REFERRALS_PG_POOL_SIZE": "4",
+            "REFERRALS_DATA_DIR": str(settings.data_dir),
+            "REFERRALS_HTTP_HOST": "127.0.0.1",
+            "REFERRALS_HTTP_PORT": str(port),
+        }
+    )
     return env
 
 
 @contextmanager
-def live_server(pg_database: str, data_dir: Path, *extra_args: str,
-                settings: Settings | None = None) -> Iterator[LiveServer]:
+def live_server(
+    pg_database: str, data_dir: Path, *extra_args: str, settings: Settings | None = None
+) -> Iterator[LiveServer]:
     """`referrals serve` in a subprocess on a fresh schema and a free loopback port (or on
     the given `settings`, e.g. a private cluster's: tests/private_postgres.py)."""
     with nullcontext(None) if settings is not None else pg_schema_for(pg_database) as schema:
@@ -162,7 +185,9 @@ def live_server(pg_database: str, data_dir: Path, *extra_args: str,
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-c", "from infra.cli import main; main()", "serve", *extra_args],
-                env=server_env(settings, port), cwd=data_dir, stdout=log,
+                env=server_env(settings, port),
+                cwd=data_dir,
+                stdout=log,
                 stderr=subprocess.STDOUT,
             )
         server = LiveServer(f"http://127.0.0.1:{port}", settings, process, log_path)
@@ -194,7 +219,8 @@ def mint_token(settings: Settings, role: str, **kwargs: Any) -> str:
     container = build_container(settings)
     try:
         secret, _ = container.tokens.create(  # type: ignore[union-attr]
-            role, kwargs.pop("name", role), reference=container.reference, **kwargs)
+            role, kwargs.pop("name", role), reference=container.reference, **kwargs
+        )
         return secret
     finally:
         container.close()

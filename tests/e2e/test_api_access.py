@@ -65,7 +65,10 @@ def world(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             revoked, record = tokens.create("agency", "revoked", agency_id=POLICE, reference=ref)
             tokens.revoke(record.token_id)
             expired, _ = tokens.create(
-                "inspector", "expired", provinces=["LSN"], reference=ref,
+                "inspector",
+                "expired",
+                provinces=["LSN"],
+                reference=ref,
                 expires_at=datetime.now(timezone.utc) - timedelta(seconds=1),
             )
             headers = {name: auth(secret) for name, secret in secrets.items()}
@@ -78,12 +81,16 @@ def world(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
             case_id = new_case_id()
             t = now() - timedelta(hours=3)
-            for event in (opening(case_id, t), request_aid(case_id, t + timedelta(hours=1)),
-                          transfer(case_id, t + timedelta(hours=2))):
+            for event in (
+                opening(case_id, t),
+                request_aid(case_id, t + timedelta(hours=1)),
+                transfer(case_id, t + timedelta(hours=2)),
+            ):
                 container.referrals.record_event(event)
             vlg_case = new_case_id("VLG")
             container.referrals.record_event(
-                opening(vlg_case, t, agency="vlg-police-investigation", identity=False))
+                opening(vlg_case, t, agency="vlg-police-investigation", identity=False)
+            )
             container.projections.process_pending()  # the case index behind GET /v1/cases
             with TestClient(create_app(container)) as client:
                 yield World(client, headers, case_id)
@@ -102,6 +109,7 @@ def _post_batch(world: World) -> tuple[str, str, Any]:
 def _read(suffix: str, query: str = "") -> Callable[[World], tuple[str, str, Any]]:
     def build(world: World) -> tuple[str, str, Any]:
         return "GET", f"/v1/cases/{world.case_id}{suffix}{query}", None
+
     return build
 
 
@@ -122,22 +130,22 @@ ENDPOINTS: dict[str, Callable[[World], tuple[str, str, Any]]] = {
 ALL_401 = (401,) * len(ENDPOINTS)
 MATRIX: dict[str, tuple[Any, ...]] = {
     #                post   batch   case history as_of limits identity log  search
-    "police_lsn":    (201, 200,    200, 200,    200,  200,   200,     403, 200),
+    "police_lsn": (201, 200, 200, 200, 200, 200, 200, 403, 200),
     # the request was transferred to the Centre: the law gives it the person's identity
-    "centre_lsn":    (403, "200r", 200, 200,    200,  200,   200,     403, 200),
-    "procuracy_lsn": (403, "200r", 403, 403,    403,  403,   403,     403, 200),
-    "police_vlg":    (403, "200r", 403, 403,    403,  403,   403,     403, 200),
-    "inspector_lsn": (403, 403,    200, 200,    200,  200,   200,     200, 200),
-    "inspector_vlg": (403, 403,    403, 403,    403,  403,   403,     200, 200),
-    "council_lsn":   (403, 403,    200, 200,    200,  200,   403,     403, 200),
-    "council_vlg":   (403, 403,    403, 403,    403,  403,   403,     403, 200),
-    "admin":         (403, 403,    403, 403,    403,  403,   403,     200, 403),
-    "none":          ALL_401,
-    "malformed":     ALL_401,
-    "unknown":       ALL_401,
-    "basic":         ALL_401,
-    "revoked":       ALL_401,
-    "expired":       ALL_401,
+    "centre_lsn": (403, "200r", 200, 200, 200, 200, 200, 403, 200),
+    "procuracy_lsn": (403, "200r", 403, 403, 403, 403, 403, 403, 200),
+    "police_vlg": (403, "200r", 403, 403, 403, 403, 403, 403, 200),
+    "inspector_lsn": (403, 403, 200, 200, 200, 200, 200, 200, 200),
+    "inspector_vlg": (403, 403, 403, 403, 403, 403, 403, 200, 200),
+    "council_lsn": (403, 403, 200, 200, 200, 200, 403, 403, 200),
+    "council_vlg": (403, 403, 403, 403, 403, 403, 403, 403, 200),
+    "admin": (403, 403, 403, 403, 403, 403, 403, 200, 403),
+    "none": ALL_401,
+    "malformed": ALL_401,
+    "unknown": ALL_401,
+    "basic": ALL_401,
+    "revoked": ALL_401,
+    "expired": ALL_401,
 }
 CASES = [
     pytest.param(principal, endpoint, expected, id=f"{principal}-{endpoint}")
@@ -168,30 +176,40 @@ def test_access_matrix(world: World, principal: str, endpoint: str, expected: An
 
 
 def test_inspector_sees_only_access_log_entries_of_their_provinces(world: World) -> None:
-    read = world.client.get(f"/v1/cases/{world.case_id}/identity",
-                            params={"purpose": "thanh tra định kỳ"},
-                            headers=world.headers["inspector_lsn"])
+    read = world.client.get(
+        f"/v1/cases/{world.case_id}/identity",
+        params={"purpose": "thanh tra định kỳ"},
+        headers=world.headers["inspector_lsn"],
+    )
     assert read.status_code == 200
     person_id = read.json()["person_id"]
-    mine = world.client.get("/v1/access-log", params={"person_id": person_id},
-                            headers=world.headers["inspector_lsn"]).json()["entries"]
-    theirs = world.client.get("/v1/access-log", params={"person_id": person_id},
-                              headers=world.headers["inspector_vlg"]).json()["entries"]
-    admin = world.client.get("/v1/access-log", params={"person_id": person_id},
-                             headers=world.headers["admin"]).json()["entries"]
+    mine = world.client.get(
+        "/v1/access-log", params={"person_id": person_id}, headers=world.headers["inspector_lsn"]
+    ).json()["entries"]
+    theirs = world.client.get(
+        "/v1/access-log", params={"person_id": person_id}, headers=world.headers["inspector_vlg"]
+    ).json()["entries"]
+    admin = world.client.get(
+        "/v1/access-log", params={"person_id": person_id}, headers=world.headers["admin"]
+    ).json()["entries"]
     assert any(e["purpose"] == "thanh tra định kỳ" for e in mine)
     assert theirs == []
     assert len(admin) == len(mine)
 
 
 def test_agency_on_a_case_it_does_not_hold_gets_held_or_the_domain_422_when_posting(
-    world: World
+    world: World,
 ) -> None:
     # ADR 0008 (was 422): a procedural agency of the province may be the holder once a late
     # transfer arrives: its event is held, judged without the case's state ...
-    event = {"event_id": f"{world.case_id}-procuracy", "case_id": world.case_id,
-             "type": "NOTIFICATION_ISSUED", "agency_id": "lsn-procuracy",
-             "occurred_at": now().isoformat(), "data": {"form": "MAU_03"}}
+    event = {
+        "event_id": f"{world.case_id}-procuracy",
+        "case_id": world.case_id,
+        "type": "NOTIFICATION_ISSUED",
+        "agency_id": "lsn-procuracy",
+        "occurred_at": now().isoformat(),
+        "data": {"form": "MAU_03"},
+    }
     response = world.client.post("/v1/events", json=event, headers=world.headers["procuracy_lsn"])
     assert response.status_code == 202, response.text
     assert response.json()["awaiting"]["reason"] == "AGENCY_NOT_HOLDER"
@@ -202,18 +220,28 @@ def test_agency_on_a_case_it_does_not_hold_gets_held_or_the_domain_422_when_post
 
 
 def test_unknown_case_is_404_for_a_reader(world: World) -> None:
-    response = world.client.get("/v1/cases/LSN-no-such-case",
-                                headers=world.headers["inspector_lsn"])
+    response = world.client.get(
+        "/v1/cases/LSN-no-such-case", headers=world.headers["inspector_lsn"]
+    )
     assert_error_shape(response, 404, "CASE_NOT_FOUND")
 
 
-@pytest.mark.parametrize(("principal", "expected"), [
-    ("police_lsn", {"LSN"}), ("centre_lsn", {"LSN"}), ("procuracy_lsn", set()),
-    ("police_vlg", {"VLG"}), ("inspector_lsn", {"LSN"}), ("inspector_vlg", {"VLG"}),
-    ("council_lsn", {"LSN"}), ("council_vlg", {"VLG"}),
-])
-def test_search_returns_only_cases_in_the_token_scope(world: World, principal: str,
-                                                      expected: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("principal", "expected"),
+    [
+        ("police_lsn", {"LSN"}),
+        ("centre_lsn", {"LSN"}),
+        ("procuracy_lsn", set()),
+        ("police_vlg", {"VLG"}),
+        ("inspector_lsn", {"LSN"}),
+        ("inspector_vlg", {"VLG"}),
+        ("council_lsn", {"LSN"}),
+        ("council_vlg", {"VLG"}),
+    ],
+)
+def test_search_returns_only_cases_in_the_token_scope(
+    world: World, principal: str, expected: set[str]
+) -> None:
     response = world.client.get("/v1/cases", headers=world.headers[principal])
     assert response.status_code == 200, response.text
     body = response.json()
@@ -225,14 +253,18 @@ def test_search_returns_only_cases_in_the_token_scope(world: World, principal: s
 
 
 def test_search_filters_by_status_and_holder(world: World) -> None:
-    at_centre = world.client.get("/v1/cases", params={"status": "AT_CENTRE",
-                                                     "agency_id": POLICE},
-                                 headers=world.headers["inspector_lsn"]).json()
+    at_centre = world.client.get(
+        "/v1/cases",
+        params={"status": "AT_CENTRE", "agency_id": POLICE},
+        headers=world.headers["inspector_lsn"],
+    ).json()
     assert [c["case_id"] for c in at_centre["cases"]] == [world.case_id]
     assert at_centre["cases"][0]["status_vi"]
-    closed = world.client.get("/v1/cases", params={"status": "CLOSED"},
-                              headers=world.headers["inspector_lsn"]).json()
+    closed = world.client.get(
+        "/v1/cases", params={"status": "CLOSED"}, headers=world.headers["inspector_lsn"]
+    ).json()
     assert closed["total"] == 0
-    bad = world.client.get("/v1/cases", params={"status": "NOPE"},
-                           headers=world.headers["inspector_lsn"])
+    bad = world.client.get(
+        "/v1/cases", params={"status": "NOPE"}, headers=world.headers["inspector_lsn"]
+    )
     assert assert_error_shape(bad, 422, "FIELD_INVALID")["field"] == "status"

@@ -81,8 +81,9 @@ def test_stale_expected_version_is_409_when_the_case_moved_on(api: Api, police: 
     fresh = {**request_aid(case_id, t + timedelta(minutes=5)), "expected_version": 1}
     assert api.client.post("/v1/events", json=fresh, headers=police).status_code == 201
     stale = {**transfer(case_id, t + timedelta(minutes=10)), "expected_version": 1}
-    body = assert_error_shape(api.client.post("/v1/events", json=stale, headers=police), 409,
-                              "VERSION_CONFLICT")
+    body = assert_error_shape(
+        api.client.post("/v1/events", json=stale, headers=police), 409, "VERSION_CONFLICT"
+    )
     assert body["field"] == "expected_version"
 
 
@@ -94,22 +95,32 @@ def test_batch_answers_each_item_when_valid_duplicate_and_invalid_are_mixed(
     first = opening(case_id, t)
     assert api.client.post("/v1/events", json=first, headers=police).status_code == 201
     missing_centre = {**transfer(case_id, t + timedelta(minutes=20), n=4), "data": {}}
-    batch = {"events": [
-        first,                                        # duplicate
-        request_aid(case_id, t + timedelta(minutes=10)),  # recorded
-        missing_centre,                               # rejected: pydantic, data.centre_id
-        {"type": "NOTIFICATION_ISSUED"},              # rejected: event_id missing
-        {**opening(new_case_id(), t), "agency_id": "vlg-police"},  # rejected: not its agency
-        {**request_aid(case_id, t + timedelta(minutes=30), n=6), "type": "NO_SUCH_TYPE"},
-        transfer(case_id, t + timedelta(minutes=40)),  # recorded
-        {**transfer(case_id, t + timedelta(minutes=50), n=7)},  # held (ADR 0008; was refused)
-    ]}
+    batch = {
+        "events": [
+            first,  # duplicate
+            request_aid(case_id, t + timedelta(minutes=10)),  # recorded
+            missing_centre,  # rejected: pydantic, data.centre_id
+            {"type": "NOTIFICATION_ISSUED"},  # rejected: event_id missing
+            {**opening(new_case_id(), t), "agency_id": "vlg-police"},  # rejected: not its agency
+            {**request_aid(case_id, t + timedelta(minutes=30), n=6), "type": "NO_SUCH_TYPE"},
+            transfer(case_id, t + timedelta(minutes=40)),  # recorded
+            {**transfer(case_id, t + timedelta(minutes=50), n=7)},  # held (ADR 0008; was refused)
+        ]
+    }
     response = api.client.post("/v1/events/batch", json=batch, headers=police)
     assert response.status_code == 200, response.text
     body = response.json()
     statuses = [item["status"] for item in body["items"]]
-    assert statuses == ["duplicate", "recorded", "rejected", "rejected", "rejected",
-                        "rejected", "recorded", "held"]
+    assert statuses == [
+        "duplicate",
+        "recorded",
+        "rejected",
+        "rejected",
+        "rejected",
+        "rejected",
+        "recorded",
+        "held",
+    ]
     # recorded counts every new event, held ones included (they are in the log)
     assert (body["recorded"], body["duplicates"], body["rejected"], body["held"]) == (3, 1, 4, 1)
     assert body["items"][7]["awaiting"]["reason"] == "ORDER_VIOLATION"
@@ -133,7 +144,9 @@ def test_event_whose_predecessor_has_not_arrived_is_202_held_and_takes_effect_la
     # issue 13 / ADR 0008: a transfer posted before the request it follows is recorded and held
     case_id = new_case_id()
     t = now() - timedelta(hours=2)
-    assert api.client.post("/v1/events", json=opening(case_id, t), headers=police).status_code == 201
+    assert (
+        api.client.post("/v1/events", json=opening(case_id, t), headers=police).status_code == 201
+    )
     early = transfer(case_id, t + timedelta(minutes=20))
     response = api.client.post("/v1/events", json=early, headers=police)
     assert response.status_code == 202, response.text
@@ -179,8 +192,9 @@ def test_as_of_replays_by_either_clock_when_a_fact_arrived_late(api: Api, police
     assert known["clock"] == "recorded" and known["case"]["status"] == "OPEN"
     assert [e["type"] for e in known["events"]] == ["NOTIFICATION_ISSUED", "REQUEST_TRANSFERRED"]
     assert as_of({"at": now().isoformat(), "clock": "occurred"})["case"]["status"] == "AT_CENTRE"
-    bad = api.client.get(f"/v1/cases/{case_id}/as-of", params={"at": at, "clock": "wall"},
-                         headers=police)
+    bad = api.client.get(
+        f"/v1/cases/{case_id}/as-of", params={"at": at, "clock": "wall"}, headers=police
+    )
     assert bad.status_code == 422
 
 
@@ -205,37 +219,48 @@ def test_as_of_between_two_events_shows_the_earlier_state(api: Api, police: dict
     case_id = new_case_id()
     t = now() - timedelta(hours=2)
     one = api.client.post("/v1/events", json=opening(case_id, t), headers=police).json()
-    two = api.client.post("/v1/events", json=request_aid(case_id, t + timedelta(minutes=5)),
-                          headers=police).json()
+    two = api.client.post(
+        "/v1/events", json=request_aid(case_id, t + timedelta(minutes=5)), headers=police
+    ).json()
     assert one["recorded_at"] < two["recorded_at"]
-    response = api.client.get(f"/v1/cases/{case_id}/as-of", params={"at": one["recorded_at"]},
-                              headers=police)
+    response = api.client.get(
+        f"/v1/cases/{case_id}/as-of", params={"at": one["recorded_at"]}, headers=police
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["case"]["version"] == 1 and body["case"]["status"] == "OPEN"
     assert [e["type"] for e in body["events"]] == ["NOTIFICATION_ISSUED"]
     assert body["events"][0]["identity"] == {"encrypted": True}
-    latest = api.client.get(f"/v1/cases/{case_id}/as-of", params={"at": two["recorded_at"]},
-                            headers=police).json()
+    latest = api.client.get(
+        f"/v1/cases/{case_id}/as-of", params={"at": two["recorded_at"]}, headers=police
+    ).json()
     assert latest["case"]["status"] == "REQUESTED" and len(latest["events"]) == 2
-    before = api.client.get(f"/v1/cases/{case_id}/as-of",
-                            params={"at": "2020-01-01T00:00:00+07:00"}, headers=police).json()
+    before = api.client.get(
+        f"/v1/cases/{case_id}/as-of", params={"at": "2020-01-01T00:00:00+07:00"}, headers=police
+    ).json()
     assert before["case"] is None and before["events"] == []
-    no_offset = api.client.get(f"/v1/cases/{case_id}/as-of",
-                               params={"at": "2026-01-01T00:00:00"}, headers=police)
+    no_offset = api.client.get(
+        f"/v1/cases/{case_id}/as-of", params={"at": "2026-01-01T00:00:00"}, headers=police
+    )
     assert_error_shape(no_offset, 422, "TIMESTAMP_WITHOUT_OFFSET")
 
 
 def test_history_lists_events_in_order_without_identity(api: Api, police: dict) -> None:
     case_id = new_case_id()
     t = now() - timedelta(hours=3)
-    for event in (opening(case_id, t), request_aid(case_id, t + timedelta(hours=1)),
-                  transfer(case_id, t + timedelta(hours=2))):
+    for event in (
+        opening(case_id, t),
+        request_aid(case_id, t + timedelta(hours=1)),
+        transfer(case_id, t + timedelta(hours=2)),
+    ):
         assert api.client.post("/v1/events", json=event, headers=police).status_code == 201
     response = api.client.get(f"/v1/cases/{case_id}/history", headers=police)
     events = response.json()["events"]
     assert [(e["version"], e["type"]) for e in events] == [
-        (1, "NOTIFICATION_ISSUED"), (2, "AID_REQUESTED"), (3, "REQUEST_TRANSFERRED")]
+        (1, "NOTIFICATION_ISSUED"),
+        (2, "AID_REQUESTED"),
+        (3, "REQUEST_TRANSFERRED"),
+    ]
     assert events[0]["title_vi"].startswith("Giải thích")
     assert events[0]["agency_id"] == POLICE and events[0]["identity"] == {"encrypted": True}
     assert events[1]["identity"] is None
@@ -251,21 +276,26 @@ def test_identity_read_writes_the_access_log_and_a_refused_read_does_not(
 ) -> None:
     case_id = new_case_id()
     t = now() - timedelta(hours=2)
-    for event in (opening(case_id, t), request_aid(case_id, t + timedelta(minutes=5)),
-                  transfer(case_id, t + timedelta(minutes=10))):
+    for event in (
+        opening(case_id, t),
+        request_aid(case_id, t + timedelta(minutes=5)),
+        transfer(case_id, t + timedelta(minutes=10)),
+    ):
         assert api.client.post("/v1/events", json=event, headers=police).status_code == 201
     store = api.container.vault.store
     # an agency with no role on the case (the Centre, addressed by the transfer, has one)
     procuracy = auth(api.token("agency", agency_id="lsn-procuracy"))
-    refused = api.client.get(f"/v1/cases/{case_id}/identity", params={"purpose": "tò mò"},
-                             headers=procuracy)
+    refused = api.client.get(
+        f"/v1/cases/{case_id}/identity", params={"purpose": "tò mò"}, headers=procuracy
+    )
     assert_error_shape(refused, 403, "NOT_AUTHORISED")
     missing_purpose = api.client.get(f"/v1/cases/{case_id}/identity", headers=police)
     assert assert_error_shape(missing_purpose, 422, "FIELD_REQUIRED")["field"] == "purpose"
     assert store.access_log() == []
 
-    response = api.client.get(f"/v1/cases/{case_id}/identity",
-                              params={"purpose": "liên hệ người bị bắt"}, headers=police)
+    response = api.client.get(
+        f"/v1/cases/{case_id}/identity", params={"purpose": "liên hệ người bị bắt"}, headers=police
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["identity"] == {"full_name": "Nguyễn Văn An", "date_of_birth": "1990-05-01"}
@@ -273,24 +303,37 @@ def test_identity_read_writes_the_access_log_and_a_refused_read_does_not(
     assert len(entries) == 1
     entry = entries[0]
     assert (entry.principal_role, entry.agency_id, entry.case_id, entry.purpose) == (
-        "agency", POLICE, case_id, "liên hệ người bị bắt")
+        "agency",
+        POLICE,
+        case_id,
+        "liên hệ người bị bắt",
+    )
     admin = auth(api.token("admin"))
-    log = api.client.get("/v1/access-log", params={"person_id": body["person_id"]},
-                         headers=admin).json()["entries"]
+    log = api.client.get(
+        "/v1/access-log", params={"person_id": body["person_id"]}, headers=admin
+    ).json()["entries"]
     assert [e["purpose"] for e in log] == ["liên hệ người bị bắt"]
 
 
 def test_oversized_body_is_413_before_parsing(pg_settings: Settings) -> None:
-    settings = make_pg_settings(pg_settings.pg_dbname, pg_settings.pg_schema,
-                                pg_settings.data_dir, max_body_bytes=2_000)
+    settings = make_pg_settings(
+        pg_settings.pg_dbname, pg_settings.pg_schema, pg_settings.data_dir, max_body_bytes=2_000
+    )
     container = build_container(settings)
     try:
-        token = container.tokens.create("agency", "a", agency_id=POLICE,  # type: ignore[union-attr]
-                                        reference=container.reference)[0]
+        token = container.tokens.create(
+            "agency",
+            "a",
+            agency_id=POLICE,  # type: ignore[union-attr]
+            reference=container.reference,
+        )[0]
         with TestClient(create_app(container)) as client:
             big = b'{"events": [' + b" " * 3_000 + b"]}"
-            declared = client.post("/v1/events/batch", content=big, headers={
-                **auth(token), "content-type": "application/json"})
+            declared = client.post(
+                "/v1/events/batch",
+                content=big,
+                headers={**auth(token), "content-type": "application/json"},
+            )
             assert_error_shape(declared, 413, "BODY_TOO_LARGE")
 
             def chunks() -> Iterator[bytes]:  # no Content-Length: counted as streamed
@@ -299,41 +342,54 @@ def test_oversized_body_is_413_before_parsing(pg_settings: Settings) -> None:
                     yield b" " * 500
                 yield b"]}"
 
-            streamed = client.post("/v1/events/batch", content=chunks(), headers={
-                **auth(token), "content-type": "application/json"})
+            streamed = client.post(
+                "/v1/events/batch",
+                content=chunks(),
+                headers={**auth(token), "content-type": "application/json"},
+            )
             assert "content-length" not in streamed.request.headers
             assert_error_shape(streamed, 413, "BODY_TOO_LARGE")
-            small = client.post("/v1/events", json=opening(new_case_id(), now()),
-                                headers=auth(token))
+            small = client.post(
+                "/v1/events", json=opening(new_case_id(), now()), headers=auth(token)
+            )
             assert small.status_code == 201
     finally:
         container.close()
 
 
 def test_malformed_json_is_422_in_the_error_shape(api: Api, police: dict) -> None:
-    response = api.client.post("/v1/events", content=b'{"event_id": ',
-                               headers={**police, "content-type": "application/json"})
+    response = api.client.post(
+        "/v1/events",
+        content=b'{"event_id": ',
+        headers={**police, "content-type": "application/json"},
+    )
     body = assert_error_shape(response, 422, "FIELD_INVALID")
     assert body["field"] == "$"
-    not_utf8 = api.client.post("/v1/events", content=b'{"a": "\xff"}',
-                               headers={**police, "content-type": "application/json"})
+    not_utf8 = api.client.post(
+        "/v1/events",
+        content=b'{"a": "\xff"}',
+        headers={**police, "content-type": "application/json"},
+    )
     assert_error_shape(not_utf8, 422, "FIELD_INVALID")
 
 
 def test_missing_field_is_422_naming_the_field(api: Api, police: dict) -> None:
     event = opening(new_case_id(), now())
     del event["occurred_at"]
-    body = assert_error_shape(api.client.post("/v1/events", json=event, headers=police), 422,
-                              "FIELD_REQUIRED")
+    body = assert_error_shape(
+        api.client.post("/v1/events", json=event, headers=police), 422, "FIELD_REQUIRED"
+    )
     assert body["field"] == "occurred_at"
     assert "occurred_at" in body["message"] and body["message_en"]
     refused = {**transfer(new_case_id(), now()), "data": {"centre_id": "lsn-centre", "x": 1}}
-    body = assert_error_shape(api.client.post("/v1/events", json=refused, headers=police), 422,
-                              "FIELD_UNKNOWN")
+    body = assert_error_shape(
+        api.client.post("/v1/events", json=refused, headers=police), 422, "FIELD_UNKNOWN"
+    )
     assert body["field"] == "data.x"
     domain = opening(new_case_id(), now(), eligible_category="NO_SUCH_CATEGORY")
-    body = assert_error_shape(api.client.post("/v1/events", json=domain, headers=police), 422,
-                              "VALUE_NOT_IN_REFERENCE")
+    body = assert_error_shape(
+        api.client.post("/v1/events", json=domain, headers=police), 422, "VALUE_NOT_IN_REFERENCE"
+    )
     assert body["field"] == "data.eligible_category"
 
 
@@ -367,7 +423,8 @@ def test_openapi_documents_every_event_type(api: Api) -> None:
     for wire_type, ref in mapping.items():
         schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
         data_ref = schema["properties"]["data"].get("$ref") or next(
-            s["$ref"] for s in schema["properties"]["data"]["anyOf"] if "$ref" in s)
+            s["$ref"] for s in schema["properties"]["data"]["anyOf"] if "$ref" in s
+        )
         data = spec["components"]["schemas"][data_ref.rsplit("/", 1)[1]]
         for field in EVENT_TYPES[wire_type].fields:
             assert data["properties"][field.name]["description"].startswith(field.title_vi)

@@ -32,7 +32,8 @@ def test_held_events_are_listed_for_their_agency_and_the_inspectors(api: Api) ->
     body = api.client.get("/v1/held-events", headers=police).json()
     mine = [e for e in body["events"] if e["case_id"] == case.case_id]
     assert [(e["event_id"], e["event_type"], e["reason"]) for e in mine] == [
-        (early["event_id"], "COUNSEL_REGISTERED", "ORDER_VIOLATION")]
+        (early["event_id"], "COUNSEL_REGISTERED", "ORDER_VIOLATION")
+    ]
     assert "AID_ASSIGNED" in mine[0]["awaiting"] and mine[0]["anomaly"] is False
     assert mine[0]["age_hours"] is not None and body["anomaly_after_hours"] == 72.0
 
@@ -43,12 +44,12 @@ def test_held_events_are_listed_for_their_agency_and_the_inspectors(api: Api) ->
     assert_error_shape(refused, 403, "NOT_AUTHORISED")
 
     inspector = auth(api.token("inspector", provinces=["LSN"]))
-    ids = {e["event_id"] for e in api.client.get("/v1/held-events",
-                                                   headers=inspector).json()["events"]}
+    ids = {
+        e["event_id"] for e in api.client.get("/v1/held-events", headers=inspector).json()["events"]
+    }
     assert early["event_id"] in ids
     other = auth(api.token("inspector", provinces=["VLG"]))
-    ids = {e["event_id"] for e in api.client.get("/v1/held-events",
-                                                   headers=other).json()["events"]}
+    ids = {e["event_id"] for e in api.client.get("/v1/held-events", headers=other).json()["events"]}
     assert early["event_id"] not in ids
 
     # still held after 72 h: an anomaly
@@ -78,20 +79,35 @@ def test_referrals_held_lists_them_on_the_command_line(api: Api) -> None:
     case, _, early = _held_case(api)
     settings = api.container.settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFERRALS_")}
-    env.update({
-        "REFERRALS_STORE": "postgres", "REFERRALS_PG_HOST": PG_HOST,
-        "REFERRALS_PG_PORT": str(PG_PORT), "REFERRALS_PG_USER": PG_USER,
-        "REFERRALS_PG_DBNAME": settings.pg_dbname, "REFERRALS_PG_SCHEMA": settings.pg_schema,
-        "REFERRALS_DATA_DIR": str(settings.data_dir),
-    })
-    done = subprocess.run([sys.executable, "-m", "infra.cli", "held", "--agency", POLICE,
-                           "--json"], env=env, capture_output=True, timeout=120, text=True)
+    env.update(
+        {
+            "REFERRALS_STORE": "postgres",
+            "REFERRALS_PG_HOST": PG_HOST,
+            "REFERRALS_PG_PORT": str(PG_PORT),
+            "REFERRALS_PG_USER": PG_USER,
+            "REFERRALS_PG_DBNAME": settings.pg_dbname,
+            "REFERRALS_PG_SCHEMA": settings.pg_schema,
+            "REFERRALS_DATA_DIR": str(settings.data_dir),
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "held", "--agency", POLICE, "--json"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     rows = [r for r in lines if r.get("case_id") == case.case_id]
     assert [(r["event_id"], r["anomaly"]) for r in rows] == [(early["event_id"], False)]
     assert lines[-1]["held"] >= 1 and lines[-1]["anomalies"] == 0
     env["REFERRALS_HELD_ANOMALY_AFTER_HOURS"] = "0.0001"
-    done = subprocess.run([sys.executable, "-m", "infra.cli", "held", "--agency", POLICE],
-                          env=env, capture_output=True, timeout=120, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "held", "--agency", POLICE],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        text=True,
+    )
     assert done.returncode == 1 and "ANOMALY" in done.stderr

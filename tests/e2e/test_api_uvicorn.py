@@ -40,12 +40,17 @@ def test_serve_posts_and_reads_over_http_when_run_as_a_process(
             assert first.status_code == 201, first.text
             retry = client.post("/v1/events", json=event, headers=police)
             assert retry.status_code == 200 and retry.json()["duplicate"] is True
-            batch = client.post("/v1/events/batch", headers=police, json={
-                "events": [request_aid(case_id, t + timedelta(minutes=5))]})
+            batch = client.post(
+                "/v1/events/batch",
+                headers=police,
+                json={"events": [request_aid(case_id, t + timedelta(minutes=5))]},
+            )
             assert batch.json()["recorded"] == 1
             history = client.get(f"/v1/cases/{case_id}/history", headers=inspector)
             assert [e["type"] for e in history.json()["events"]] == [
-                "NOTIFICATION_ISSUED", "AID_REQUESTED"]
+                "NOTIFICATION_ISSUED",
+                "AID_REQUESTED",
+            ]
             unauthenticated = client.get(f"/v1/cases/{case_id}")
             assert unauthenticated.status_code == 401
             assert unauthenticated.headers["www-authenticate"] == "Bearer"
@@ -53,16 +58,16 @@ def test_serve_posts_and_reads_over_http_when_run_as_a_process(
             assert tagged.headers["x-request-id"] == "trace-123"
         requests = _request_log_lines(server, until_request_id="trace-123")
         assert any(r["request_id"] == "trace-123" and r["status"] == 200 for r in requests)
-        assert any(r["path"] == "/v1/events" and r["status"] == 201 and r["principal_id"]
-                   for r in requests)
+        assert any(
+            r["path"] == "/v1/events" and r["status"] == 201 and r["principal_id"] for r in requests
+        )
 
 
 def _request_log_lines(server: LiveServer, until_request_id: str) -> list[dict]:
     """The server's JSON request log lines, once the given request's line is written."""
     deadline = time.monotonic() + 5
     while True:
-        lines = [json.loads(line) for line in server.log().splitlines()
-                 if line.startswith("{")]
+        lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
         requests = [line for line in lines if line.get("msg") == "request"]
         if any(r["request_id"] == until_request_id for r in requests):
             return requests

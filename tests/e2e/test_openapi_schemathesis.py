@@ -46,8 +46,10 @@ RUN_TIMEOUT_S = 240
 # (a TOML string: each backslash of the regex doubled)
 # (`/v1/stats/*` is not among them: their one such rule, `province` for a token of several
 # provinces, cannot trigger with the single-province tokens used here)
-BEYOND_SCHEMA = (r"^/v1/(events|log/checkpoints/\\{size\\}/cosignatures|log/proofs/inclusion|"
-                 r"reports/\\{province\\})$")
+BEYOND_SCHEMA = (
+    r"^/v1/(events|log/checkpoints/\\{size\\}/cosignatures|log/proofs/inclusion|"
+    r"reports/\\{province\\})$"
+)
 OPERATIONS = f"""
 # rules a schema cannot say: the server answers 422 naming the field (docs/api.md)
 [[operations]]
@@ -73,27 +75,47 @@ def schemathesis_config(path: Path, case_id: str, province: str | None = None) -
 
 
 def run_schemathesis(
-    base_url: str, token: str, config: Path, *options: str,
-    max_examples: int = MAX_EXAMPLES, seed: int = SEED, timeout: float = RUN_TIMEOUT_S,
+    base_url: str,
+    token: str,
+    config: Path,
+    *options: str,
+    max_examples: int = MAX_EXAMPLES,
+    seed: int = SEED,
+    timeout: float = RUN_TIMEOUT_S,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """The schemathesis CLI against a live service (also used by the fault suite's budget)."""
     executable = shutil.which("schemathesis")
     command = [executable] if executable else [sys.executable, "-m", "schemathesis.cli"]
     return subprocess.run(
-        [*command, "--no-color", "--config-file", str(config), "run",
-         f"{base_url}/openapi.json",
-         "-H", f"Authorization: Bearer {token}",
-         "--checks", CHECKS,
-         "--max-examples", str(max_examples),
-         "--seed", str(seed),
-         "--no-shrink",
-         "--workers", "1",  # CPython 3.11 ast.parse is not thread-safe under hypothesis
-         "--request-timeout", "10",
-         *options],
-        capture_output=True, text=True, timeout=timeout, check=False, env=env,
+        [
+            *command,
+            "--no-color",
+            "--config-file",
+            str(config),
+            "run",
+            f"{base_url}/openapi.json",
+            "-H",
+            f"Authorization: Bearer {token}",
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            str(max_examples),
+            "--seed",
+            str(seed),
+            "--no-shrink",
+            "--workers",
+            "1",  # CPython 3.11 ast.parse is not thread-safe under hypothesis
+            "--request-timeout",
+            "10",
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
     )
-
 
 
 # (token, options): fuzzing and the stateful phase over every operation as an agency; the
@@ -115,8 +137,11 @@ def test_schemathesis_finds_no_server_error_nor_undocumented_response(
         case_id = new_case_id()
         t = now() - timedelta(hours=2)
         with httpx.Client(base_url=server.base_url, headers=auth(police)) as client:
-            for event in (opening(case_id, t), request_aid(case_id, t + timedelta(minutes=5)),
-                          transfer(case_id, t + timedelta(minutes=10))):
+            for event in (
+                opening(case_id, t),
+                request_aid(case_id, t + timedelta(minutes=5)),
+                transfer(case_id, t + timedelta(minutes=10)),
+            ):
                 assert client.post("/v1/events", json=event).status_code == 201
         config = schemathesis_config(tmp_path / "schemathesis.toml", case_id, "LSN")
         tokens = {"agency": police, "inspector": inspector}
@@ -125,4 +150,5 @@ def test_schemathesis_finds_no_server_error_nor_undocumented_response(
             assert result.returncode == 0, (
                 f"schemathesis ({name} token, {' '.join(options)}) failed:\n"
                 f"{result.stdout[-8000:]}\n"
-                f"{result.stderr[-2000:]}\nserver log tail:\n{server.log()[-4000:]}")
+                f"{result.stderr[-2000:]}\nserver log tail:\n{server.log()[-4000:]}"
+            )

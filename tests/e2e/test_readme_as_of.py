@@ -28,8 +28,9 @@ def _command(fragment: str) -> str:
 
 def _shell(word: str) -> str:
     """What bash makes of one quoted word of the README (its $(date ...) included)."""
-    done = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, text=True,
-                          timeout=10, check=True)
+    done = subprocess.run(
+        ["bash", "-c", f"printf %s {word}"], capture_output=True, text=True, timeout=10, check=True
+    )
     return done.stdout
 
 

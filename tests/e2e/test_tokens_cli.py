@@ -20,11 +20,15 @@ from infra.tokens import token_hash
 def _env(settings: Settings) -> dict[str, str]:
     env = {"REFERRALS_DATA_DIR": str(settings.data_dir), "REFERRALS_STORE": settings.store}
     if settings.store == "postgres":
-        env.update({
-            "REFERRALS_PG_HOST": settings.pg_host, "REFERRALS_PG_PORT": str(settings.pg_port),
-            "REFERRALS_PG_USER": settings.pg_user, "REFERRALS_PG_DBNAME": settings.pg_dbname,
-            "REFERRALS_PG_SCHEMA": settings.pg_schema,
-        })
+        env.update(
+            {
+                "REFERRALS_PG_HOST": settings.pg_host,
+                "REFERRALS_PG_PORT": str(settings.pg_port),
+                "REFERRALS_PG_USER": settings.pg_user,
+                "REFERRALS_PG_DBNAME": settings.pg_dbname,
+                "REFERRALS_PG_SCHEMA": settings.pg_schema,
+            }
+        )
     return env
 
 
@@ -33,18 +37,32 @@ def test_token_create_list_revoke_when_run_from_the_cli(any_settings: Settings) 
     register(cli)
     runner = CliRunner()
     env = _env(any_settings)
-    created = runner.invoke(cli, ["token", "create", "--role", "agency", "--agency",
-                                  "lsn-police-investigation", "--name", "CSĐT Lạng Sơn"], env=env)
+    created = runner.invoke(
+        cli,
+        [
+            "token",
+            "create",
+            "--role",
+            "agency",
+            "--agency",
+            "lsn-police-investigation",
+            "--name",
+            "CSĐT Lạng Sơn",
+        ],
+        env=env,
+    )
     assert created.exit_code == 0, created.output
     secret = created.stdout.strip().splitlines()[-1]
     assert secret.startswith("rlt_")
-    refused = runner.invoke(cli, ["token", "create", "--role", "agency", "--agency", "nope",
-                                  "--name", "x"], env=env)
+    refused = runner.invoke(
+        cli, ["token", "create", "--role", "agency", "--agency", "nope", "--name", "x"], env=env
+    )
     assert refused.exit_code == 2
     listed = runner.invoke(cli, ["token", "list", "--json"], env=env)
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(r["role"], r["agency_id"], r["provinces"], r["status"]) for r in rows] == [
-        ("agency", "lsn-police-investigation", ["LSN"], "active")]
+        ("agency", "lsn-police-investigation", ["LSN"], "active")
+    ]
     assert secret not in listed.stdout
 
     container = build_container(any_settings)
@@ -72,8 +90,12 @@ def test_token_expires_when_its_time_is_over(any_settings: Settings) -> None:
     try:
         start = datetime.now(timezone.utc)
         secret, record = container.tokens.create(
-            "inspector", "i", provinces=["LSN"], expires_at=start + timedelta(hours=1),
-            reference=container.reference)
+            "inspector",
+            "i",
+            provinces=["LSN"],
+            expires_at=start + timedelta(hours=1),
+            reference=container.reference,
+        )
         assert container.tokens.authenticate(secret, now=start).provinces == {"LSN"}
         with pytest.raises(DomainError, match="expired"):
             container.tokens.authenticate(secret, now=start + timedelta(hours=2))
@@ -93,7 +115,8 @@ def test_demo_tokens_replace_the_previous_ones_when_the_demo_restarts(
         assert container.tokens.authenticate(first["inspector"]).provinces == {"LSN", "VLG"}
         second = create_demo_tokens(container)
         assert container.tokens.authenticate(second["agency"]).agency_id == (
-            "lsn-police-investigation")
+            "lsn-police-investigation"
+        )
         for old in first.values():
             with pytest.raises(DomainError):
                 container.tokens.authenticate(old)

@@ -25,22 +25,28 @@ ERROR_KEYS = {"code", "field", "message", "message_en", "request_id"}
 
 
 # ------------------------------------------------------------------------------ the CLI
-def cli(settings: Settings, *args: str, timeout: float = 120,
-        stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def cli(
+    settings: Settings, *args: str, timeout: float = 120, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """`referrals <args>` as a subprocess with the test's settings (never raises on exit code)."""
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         [sys.executable, "-c", "from infra.cli import main; main()", *args],
-        env=settings_env(settings), cwd=data_dir, input=stdin, capture_output=True,
-        timeout=timeout, check=False,
+        env=settings_env(settings),
+        cwd=data_dir,
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
     )
 
 
 def cli_token(settings: Settings, role: str, *options: str) -> str:
     """A bearer token made with `referrals token create` (printed once, last stdout line)."""
-    done = cli(settings, "token", "create", "--role", role, "--name", f"fault {role}", *options,
-               timeout=60)
+    done = cli(
+        settings, "token", "create", "--role", role, "--name", f"fault {role}", *options, timeout=60
+    )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     secret = done.stdout.decode().strip().splitlines()[-1]
     assert secret.startswith("rlt_"), secret
@@ -98,10 +104,15 @@ def stored_events(settings: Settings) -> list[StoredEvent]:
                 break
             for notification in page:
                 event = app.mapper.to_domain_event(notification)
-                out.append(StoredEvent(
-                    notification.id, getattr(event, "case_id", None),
-                    getattr(event, "event_id", None), event.originator_version,
-                    getattr(event, "WIRE_TYPE", None)))
+                out.append(
+                    StoredEvent(
+                        notification.id,
+                        getattr(event, "case_id", None),
+                        getattr(event, "event_id", None),
+                        event.originator_version,
+                        getattr(event, "WIRE_TYPE", None),
+                    )
+                )
             start = page[-1].id + 1
         return out
     finally:

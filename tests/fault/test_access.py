@@ -47,9 +47,13 @@ pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow]
 POLICE = "lsn-police-investigation"
 OTHER_AGENCY = "vlg-police-investigation"
 PUBLIC = {
-    ("get", "/health"), ("get", "/ready"), ("get", "/v1/log/public-key"),
-    ("get", "/v1/log/checkpoint"), ("get", "/v1/log/checkpoints/{size}"),
-    ("post", "/v1/log/checkpoints/{size}/cosignatures"), ("get", "/v1/log/proofs/consistency"),
+    ("get", "/health"),
+    ("get", "/ready"),
+    ("get", "/v1/log/public-key"),
+    ("get", "/v1/log/checkpoint"),
+    ("get", "/v1/log/checkpoints/{size}"),
+    ("post", "/v1/log/checkpoints/{size}/cosignatures"),
+    ("get", "/v1/log/proofs/consistency"),
     ("get", "/v1/reference"),  # the law's code lists (issue 15): nobody's data
 }
 UNAUTHENTICATED = ("none", "expired", "revoked", "malformed")
@@ -75,8 +79,14 @@ OUT_OF_SCOPE: dict[tuple[str, str, str], str] = {
     ("other_agency", "get", "/v1/held-events"): "200 without the case",
     ("other_inspector", "get", "/v1/held-events"): "200 without the case",
 }
-TRACE_TABLES = ("referrals_events", "audit_trail", "personal_data_access_log", "api_tokens",
-                "audit_trail_cosignatures", "audit_trail_checkpoints")
+TRACE_TABLES = (
+    "referrals_events",
+    "audit_trail",
+    "personal_data_access_log",
+    "api_tokens",
+    "audit_trail_cosignatures",
+    "audit_trail_checkpoints",
+)
 
 
 @dataclass
@@ -105,8 +115,11 @@ def world(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         case_id = new_case_id()
         t = now() - timedelta(hours=3)
         with httpx.Client(base_url=server.base_url, headers=auth(police), timeout=15) as http:
-            for event in (opening(case_id, t), request_aid(case_id, t + timedelta(minutes=5)),
-                          transfer(case_id, t + timedelta(minutes=10))):
+            for event in (
+                opening(case_id, t),
+                request_aid(case_id, t + timedelta(minutes=5)),
+                transfer(case_id, t + timedelta(minutes=10)),
+            ):
                 assert http.post("/v1/events", json=event).status_code == 201
         with httpx.Client(base_url=server.base_url, headers=auth(inspector), timeout=15) as http:
             read = http.get(f"/v1/cases/{case_id}/identity", params={"purpose": "thanh tra"})
@@ -118,8 +131,12 @@ def world(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         revoked = cli_token(settings, "agency", "--agency", POLICE)
         done = cli(settings, "token", "revoke", cli_token_id(settings, revoked), timeout=60)
         assert done.returncode == 0, done.stderr.decode(errors="replace")
-        expired = mint_token(settings, "inspector", provinces=["LSN"],
-                             expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+        expired = mint_token(
+            settings,
+            "inspector",
+            provinces=["LSN"],
+            expires_at=datetime.now(timezone.utc) - timedelta(seconds=1),
+        )
         headers = {
             "none": {},
             "expired": auth(expired),
@@ -141,17 +158,30 @@ def _operations(world: World) -> list[tuple[str, str, dict[str, Any]]]:
     return out
 
 
-def _request(world: World, method: str, path: str, operation: dict[str, Any]
-             ) -> tuple[str, dict[str, Any], Any]:
+def _request(
+    world: World, method: str, path: str, operation: dict[str, Any]
+) -> tuple[str, dict[str, Any], Any]:
     """The URL, query and JSON body of a well-formed call of one operation on the real case."""
-    values = {"case_id": world.case_id, "province": "LSN", "size": world.size,
-              "report_id": "lsn-report-unknown", "ref": "holidays/2026"}
+    values = {
+        "case_id": world.case_id,
+        "province": "LSN",
+        "size": world.size,
+        "report_id": "lsn-report-unknown",
+        "ref": "holidays/2026",
+    }
     url = path
     for name, value in values.items():
         url = url.replace("{" + name + "}", str(value))
     assert "{" not in url, f"no value for a path parameter of {path}"
-    fill = {"at": now().isoformat(), "purpose": "kiểm tra hồ sơ", "case_id": world.case_id,
-            "version": 1, "old": 0, "year": now().year, "province": "LSN"}
+    fill = {
+        "at": now().isoformat(),
+        "purpose": "kiểm tra hồ sơ",
+        "case_id": world.case_id,
+        "version": 1,
+        "old": 0,
+        "year": now().year,
+        "province": "LSN",
+    }
     query = {}
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "query" and parameter["name"] in fill:
@@ -160,9 +190,14 @@ def _request(world: World, method: str, path: str, operation: dict[str, Any]
             raise AssertionError(f"no value for required {parameter['name']} of {path}")
     body: Any = None
     if method == "post":
-        event = {"event_id": f"{world.case_id}-intruder", "case_id": world.case_id,
-                 "type": "CASE_CLOSED", "agency_id": POLICE,
-                 "occurred_at": now().isoformat(), "data": {"close_reason": "OTHER"}}
+        event = {
+            "event_id": f"{world.case_id}-intruder",
+            "case_id": world.case_id,
+            "type": "CASE_CLOSED",
+            "agency_id": POLICE,
+            "occurred_at": now().isoformat(),
+            "data": {"close_reason": "OTHER"},
+        }
         body = {"events": [event]} if path.endswith("/batch") else event
     return url, query, body
 
@@ -183,11 +218,14 @@ def test_every_operation_refuses_whoever_has_no_valid_token_or_no_scope(world: W
         for method, path, operation in secured:
             url, query, body = _request(world, method, path, operation)
             for principal in (*UNAUTHENTICATED, *OUT_OF_SCOPE_PRINCIPALS):
-                response = http.request(method, url, params=query, json=body,
-                                        headers=world.headers[principal])
+                response = http.request(
+                    method, url, params=query, json=body, headers=world.headers[principal]
+                )
                 seen[(principal, method, path)] = response.status_code
-                where = (f"{principal} {method.upper()} {url}: {response.status_code} "
-                         f"{response.text[:300]}")
+                where = (
+                    f"{principal} {method.upper()} {url}: {response.status_code} "
+                    f"{response.text[:300]}"
+                )
                 expected = OUT_OF_SCOPE.get((principal, method, path))
                 if principal in UNAUTHENTICATED:
                     assert response.status_code == 401, where
@@ -226,13 +264,19 @@ def test_public_operations_record_nothing_for_anyone(world: World) -> None:
     signed, and stores nothing; the public reads reveal no case data."""
     before = _traces(world)
     with httpx.Client(base_url=world.server.base_url, timeout=15) as http:
-        forged = http.post(f"/v1/log/checkpoints/{world.size}/cosignatures",
-                           content="— witness.example/w1 AAAAAAAAAAAA\n".encode(),
-                           headers={"Content-Type": "text/plain"})
+        forged = http.post(
+            f"/v1/log/checkpoints/{world.size}/cosignatures",
+            content="— witness.example/w1 AAAAAAAAAAAA\n".encode(),
+            headers={"Content-Type": "text/plain"},
+        )
         assert forged.status_code in (404, 422), forged.text
         assert_error_body(forged)
-        for path in ("/v1/log/public-key", "/v1/log/checkpoint",
-                     f"/v1/log/checkpoints/{world.size}", "/v1/log/proofs/consistency?old=0"):
+        for path in (
+            "/v1/log/public-key",
+            "/v1/log/checkpoint",
+            f"/v1/log/checkpoints/{world.size}",
+            "/v1/log/proofs/consistency?old=0",
+        ):
             answer = http.get(path)
             assert answer.status_code == 200, (path, answer.text)
             assert world.case_id not in answer.text and "Nguyễn" not in answer.text

@@ -64,10 +64,25 @@ from tests.integration.kafka_support import (
 pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow]
 
 POOL = 8  # open cases the items aim at
-FUZZ = dict(derandomize=True, database=None, deadline=None, print_blob=False,
-            phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-RECORDED_KEYS = {"case_id", "event_id", "version", "recorded_at", "duplicate", "position",
-                 "receipt", "status", "awaiting"}  # status/awaiting: held events (ADR 0008)
+FUZZ = dict(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=False,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+RECORDED_KEYS = {
+    "case_id",
+    "event_id",
+    "version",
+    "recorded_at",
+    "duplicate",
+    "position",
+    "receipt",
+    "status",
+    "awaiting",
+}  # status/awaiting: held events (ADR 0008)
 
 
 @dataclass
@@ -81,10 +96,10 @@ class Ledger:
     ids: Iterator[int] = field(default_factory=itertools.count)
 
     def states(self) -> dict[str, Any]:
-        with httpx.Client(base_url=self.server.base_url, headers=auth(self.inspector),
-                          timeout=30) as http:
-            return {case_id: http.get(f"/v1/cases/{case_id}").json()
-                    for case_id, _ in self.cases}
+        with httpx.Client(
+            base_url=self.server.base_url, headers=auth(self.inspector), timeout=30
+        ) as http:
+            return {case_id: http.get(f"/v1/cases/{case_id}").json() for case_id, _ in self.cases}
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +117,9 @@ def ledger(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield Ledger(server, police, inspector, cases)
 
 
-def _check_unchanged_unless_accepted(before: dict[str, Any], after: dict[str, Any],
-                                     accepted: Counter[str]) -> None:
+def _check_unchanged_unless_accepted(
+    before: dict[str, Any], after: dict[str, Any], accepted: Counter[str]
+) -> None:
     for case_id, state in before.items():
         if accepted[case_id] == 0:
             assert after[case_id] == state, case_id
@@ -120,6 +136,7 @@ def test_hostile_events_over_http_get_no_5xx_and_record_nothing_partly(ledger: L
     headers = {**auth(ledger.police), "Content-Type": "application/json"}
 
     with httpx.Client(base_url=ledger.server.base_url, headers=headers, timeout=30) as http:
+
         @settings(max_examples=500, **FUZZ)
         @given(item=wire_items(ledger.cases, ledger.ids))
         def post_one(item: WireItem) -> None:
@@ -172,11 +189,16 @@ def test_hostile_lines_given_to_referrals_load_are_reported_and_never_half_recor
     runs: list[dict[str, int]] = []
 
     @settings(max_examples=2, **FUZZ)
-    @given(items=st.lists(wire_items(ledger.cases, ledger.ids), min_size=50, max_size=50),
-           junk=st.lists(NOT_UTF8, min_size=4, max_size=4))
+    @given(
+        items=st.lists(wire_items(ledger.cases, ledger.ids), min_size=50, max_size=50),
+        junk=st.lists(NOT_UTF8, min_size=4, max_size=4),
+    )
     def load_file(items: list[WireItem], junk: list[bytes]) -> None:
-        lines = [i.raw for i in items] + [b'{"event_id": "' + j + b'"}' for j in junk] + [
-            b"\xff\xfe" + items[0].raw, b"[" * 100_000 + b"]" * 100_000, b"1" * 5000]
+        lines = (
+            [i.raw for i in items]
+            + [b'{"event_id": "' + j + b'"}' for j in junk]
+            + [b"\xff\xfe" + items[0].raw, b"[" * 100_000 + b"]" * 100_000, b"1" * 5000]
+        )
         path = tmp_path / f"hostile-{len(runs)}.jsonl"
         path.write_bytes(b"\n".join(lines) + b"\n")
         report = tmp_path / f"rejected-{len(runs)}.jsonl"
@@ -214,8 +236,10 @@ def _accepted_by_case(settings_: Settings, after_position: int) -> Counter[str]:
 
 # ---------------------------------------------------------------------------------- Kafka
 def kafka_test(test: Any) -> Any:
-    for mark in (pytest.mark.kafka, *(pytest.mark.filterwarnings(f)
-                                      for f in FILTER_KAFKA_WARNINGS)):
+    for mark in (
+        pytest.mark.kafka,
+        *(pytest.mark.filterwarnings(f) for f in FILTER_KAFKA_WARNINGS),
+    ):
         test = mark(test)
     return test
 
@@ -224,8 +248,11 @@ def _committed(settings_: Settings, topic: str) -> int:
     """Offsets the ingest group committed on `topic`, summed over its partitions."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings_.kafka_bootstrap_servers,
-                             group_id=settings_.kafka_group_id, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings_.kafka_bootstrap_servers,
+        group_id=settings_.kafka_group_id,
+        enable_auto_commit=False,
+    )
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
@@ -237,9 +264,15 @@ def _committed(settings_: Settings, topic: str) -> int:
 def test_hostile_messages_on_an_inbound_topic_are_dead_lettered_and_never_half_recorded(
     pg_database: str, pg_schema: str, tmp_path: Path, kafka_broker: Any
 ) -> None:
-    settings_ = kafka_settings(pg_database, pg_schema, tmp_path, kafka_broker.bootstrap,
-                               kafka_inbound_agencies=POLICE, kafka_partitions=2,
-                               kafka_batch_size=25)
+    settings_ = kafka_settings(
+        pg_database,
+        pg_schema,
+        tmp_path,
+        kafka_broker.bootstrap,
+        kafka_inbound_agencies=POLICE,
+        kafka_partitions=2,
+        kafka_batch_size=25,
+    )
     container = build_container(settings_)
     try:
         ensure_ledger_topics(settings_, container.reference)
@@ -259,21 +292,29 @@ def test_hostile_messages_on_an_inbound_topic_are_dead_lettered_and_never_half_r
         sent: list[bytes] = []
         ids = itertools.count()
         try:
+
             @settings(max_examples=3, **FUZZ)
-            @given(items=st.lists(wire_items(cases, ids), min_size=30, max_size=30),
-                   junk=st.lists(NOT_UTF8, min_size=2, max_size=2))
+            @given(
+                items=st.lists(wire_items(cases, ids), min_size=30, max_size=30),
+                junk=st.lists(NOT_UTF8, min_size=2, max_size=2),
+            )
             def stream(items: list[WireItem], junk: list[bytes]) -> None:
                 values = [i.raw for i in items] + [b'{"event_id": "' + j + b'"}' for j in junk]
                 values += [b"[" * 100_000 + b"]" * 100_000, b"1" * 5000]
                 before_position, before_states = _last_position(settings_), states()
                 keys = [(i.case_id or "none").encode() for i in items]
                 keys += [b"junk"] * (len(values) - len(keys))
-                produce(settings_.kafka_bootstrap_servers,
-                        [(topic, k, v) for k, v in zip(keys, values, strict=True)])
+                produce(
+                    settings_.kafka_bootstrap_servers,
+                    [(topic, k, v) for k, v in zip(keys, values, strict=True)],
+                )
                 sent.extend(values)
-                wait_until(lambda: worker.poll() is not None
-                           or _committed(settings_, topic) >= len(sent), 90, interval=0.2,
-                           message=f"ingest committing {len(sent)} messages")
+                wait_until(
+                    lambda: worker.poll() is not None or _committed(settings_, topic) >= len(sent),
+                    90,
+                    interval=0.2,
+                    message=f"ingest committing {len(sent)} messages",
+                )
                 assert worker.poll() is None, f"ingest died:\n{log.read_text()[-4000:]}"
                 accepted = _accepted_by_case(settings_, before_position)
                 after = states()
@@ -285,9 +326,11 @@ def test_hostile_messages_on_an_inbound_topic_are_dead_lettered_and_never_half_r
 
             stream()
             recorded = event_count(settings_) - POOL
-            letters = read_topic(settings_.kafka_bootstrap_servers,
-                                 settings_.kafka_dead_letter_topic,
-                                 at_least=len(sent) - recorded)
+            letters = read_topic(
+                settings_.kafka_bootstrap_servers,
+                settings_.kafka_dead_letter_topic,
+                at_least=len(sent) - recorded,
+            )
         finally:
             code = stop(worker, signal.SIGTERM)
         assert code == 0, log.read_text()[-4000:]
@@ -299,7 +342,9 @@ def test_hostile_messages_on_an_inbound_topic_are_dead_lettered_and_never_half_r
             assert headers["error_code"] and headers["error_message_vi"], headers
             assert headers["source_topic"] == topic
         assert "INTERNAL_ERROR" not in summary["dead_letter_codes"], summary
-        print(f"\nKafka: {len(sent)} sent, {recorded} recorded, dead letters "
-              f"{summary['dead_letter_codes']}")
+        print(
+            f"\nKafka: {len(sent)} sent, {recorded} recorded, dead letters "
+            f"{summary['dead_letter_codes']}"
+        )
     finally:
         container.close()

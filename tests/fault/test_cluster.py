@@ -38,8 +38,9 @@ pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow]
 
 
 def _node(settings: Settings, service: str, node: str, **overrides: Any) -> Settings:
-    return settings.model_copy(update={"service": service,
-                                       "instance": f"{settings.pg_schema}-{node}", **overrides})
+    return settings.model_copy(
+        update={"service": service, "instance": f"{settings.pg_schema}-{node}", **overrides}
+    )
 
 
 def _backends(settings: Settings, application_name: str) -> list[tuple[str, Any]]:
@@ -47,12 +48,16 @@ def _backends(settings: Settings, application_name: str) -> list[tuple[str, Any]
     with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
         return conn.execute(
             "SELECT state, xact_start FROM pg_stat_activity WHERE application_name = %s",
-            (application_name,)).fetchall()
+            (application_name,),
+        ).fetchall()
 
 
 def _in_transaction(settings: Settings, name: str) -> int:
-    return sum(1 for state, xact in _backends(settings, name)
-               if xact is not None and state in ("idle in transaction", "active"))
+    return sum(
+        1
+        for state, xact in _backends(settings, name)
+        if xact is not None and state in ("idle in transaction", "active")
+    )
 
 
 def _wait(condition: Any, timeout: float, interval: float = 0.05) -> Any:
@@ -68,18 +73,26 @@ def _wait(condition: Any, timeout: float, interval: float = 0.05) -> Any:
 def test_a_frozen_projection_worker_stalls_neither_the_other_worker_nor_api_reads(
     pg_database: str, pg_schema: str, tmp_path: Path
 ) -> None:
-    base = make_pg_settings(pg_database, pg_schema, tmp_path,
-                            pg_idle_in_transaction_timeout_ms=8000,
-                            pg_project_statement_timeout_ms=8000,
-                            projection_busy_backoff_seconds=0.3, api_read_wait_seconds=1.0)
+    base = make_pg_settings(
+        pg_database,
+        pg_schema,
+        tmp_path,
+        pg_idle_in_transaction_timeout_ms=8000,
+        pg_project_statement_timeout_ms=8000,
+        projection_busy_backoff_seconds=0.3,
+        api_read_wait_seconds=1.0,
+    )
     api_settings = _node(base, "api", "api")
     container = build_container(api_settings)
     try:
         now = datetime.now(timezone.utc)
-        events = list(generate_events(19, 400, container.reference, now - timedelta(days=400),
-                                      now - timedelta(minutes=10)))
+        events = list(
+            generate_events(
+                19, 400, container.reference, now - timedelta(days=400), now - timedelta(minutes=10)
+            )
+        )
         for start in range(0, len(events), 500):
-            container.referrals.record_batch(events[start:start + 500])
+            container.referrals.record_batch(events[start : start + 500])
         projections = container.projections
         top = projections.max_notification_id()
         case_id = events[0]["case_id"]
@@ -93,8 +106,9 @@ def test_a_frozen_projection_worker_stalls_neither_the_other_worker_nor_api_read
         worker_a = start_worker("project", a_settings, a_log, "--batch-size", "97")
         frozen = 0
         try:
-            assert _wait(lambda: min(tracked().values()) > 0 or worker_a.poll() is not None,
-                         60), "worker A never applied a page"
+            assert _wait(lambda: min(tracked().values()) > 0 or worker_a.poll() is not None, 60), (
+                "worker A never applied a page"
+            )
             assert worker_a.poll() is None, a_log.read_text()[-3000:]
             for _ in range(40):
                 worker_a.send_signal(signal.SIGSTOP)
@@ -111,15 +125,16 @@ def test_a_frozen_projection_worker_stalls_neither_the_other_worker_nor_api_read
 
             # the API's bundle read (it catches the audit trail up itself) answers in time
             answers: dict[str, Any] = {}
-            secret, _ = container.tokens.create("inspector", "inspector",
-                                                reference=container.reference,
-                                                provinces=["LSN", "VLG"])
+            secret, _ = container.tokens.create(
+                "inspector", "inspector", reference=container.reference, provinces=["LSN", "VLG"]
+            )
 
             def read_bundle() -> None:
                 started = time.monotonic()
                 with TestClient(transparency_app(container)) as client:
-                    response = client.get(f"/v1/cases/{case_id}/bundle",
-                                          headers={"Authorization": f"Bearer {secret}"})
+                    response = client.get(
+                        f"/v1/cases/{case_id}/bundle", headers={"Authorization": f"Bearer {secret}"}
+                    )
                 answers["status"] = response.status_code
                 answers["lag"] = response.headers.get("X-Audit-Trail-Lag")
                 answers["seconds"] = time.monotonic() - started
@@ -134,8 +149,14 @@ def test_a_frozen_projection_worker_stalls_neither_the_other_worker_nor_api_read
 
             # worker B goes on and, once A's transactions time out, finishes every view
             b_log = tmp_path / "project-b.log"
-            worker_b = start_worker("project", _node(base, "project", "b"), b_log,
-                                    "--batch-size", "89", "--until-caught-up")
+            worker_b = start_worker(
+                "project",
+                _node(base, "project", "b"),
+                b_log,
+                "--batch-size",
+                "89",
+                "--until-caught-up",
+            )
             try:
                 try:
                     code = worker_b.wait(timeout=240)
@@ -144,10 +165,14 @@ def test_a_frozen_projection_worker_stalls_neither_the_other_worker_nor_api_read
                 activity = ""
                 if code != 0:  # what every session of this test waits on (for the message)
                     with psycopg.connect(base.pg_conninfo(), autocommit=True) as conn:
-                        activity = "\n".join(str(r) for r in conn.execute(
-                            "SELECT application_name, state, now() - state_change, now() - xact_start, wait_event, "
-                            "left(query, 160) FROM pg_stat_activity WHERE application_name "
-                            "LIKE 'referrals-%'").fetchall())
+                        activity = "\n".join(
+                            str(r)
+                            for r in conn.execute(
+                                "SELECT application_name, state, now() - state_change, now() - xact_start, wait_event, "
+                                "left(query, 160) FROM pg_stat_activity WHERE application_name "
+                                "LIKE 'referrals-%'"
+                            ).fetchall()
+                        )
                 assert code == 0, b_log.read_text()[-6000:] + "\n" + activity
             finally:
                 stop(worker_b, signal.SIGKILL)
@@ -182,15 +207,24 @@ def test_a_relay_frozen_then_resumed_after_losing_its_lease_publishes_nothing(
     from infra.kafka.relay import LeaseLostError, Relay
     from tests.integration.kafka_support import kafka_settings, read_topic
 
-    base = kafka_settings(pg_database, pg_schema, tmp_path, kafka_broker.bootstrap,
-                          kafka_inbound_agencies="lsn-police", kafka_batch_size=5)
+    base = kafka_settings(
+        pg_database,
+        pg_schema,
+        tmp_path,
+        kafka_broker.bootstrap,
+        kafka_inbound_agencies="lsn-police",
+        kafka_batch_size=5,
+    )
     container = build_container(_node(base, "relay", "main"))
     frozen = standby = None
     try:
         ensure_ledger_topics(base, container.reference)
         now = datetime.now(timezone.utc)
-        events = list(generate_events(23, 10, container.reference, now - timedelta(days=30),
-                                      now - timedelta(hours=1)))
+        events = list(
+            generate_events(
+                23, 10, container.reference, now - timedelta(days=30), now - timedelta(hours=1)
+            )
+        )
         container.referrals.record_batch(events)
         top = container.referrals.recorder.max_notification_id()
         assert top > 10
@@ -201,24 +235,33 @@ def test_a_relay_frozen_then_resumed_after_losing_its_lease_publishes_nothing(
         assert frozen.publish_batch() == 5
         # frozen here; the server ends its session (keepalives / idle timeout stand-in)
         with psycopg.connect(base.pg_conninfo(), autocommit=True) as conn:
-            ended = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE application_name = %s", (a.application_name,)).fetchall()
+            ended = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (a.application_name,),
+            ).fetchall()
         assert ended and all(row[0] for row in ended)
 
         standby = Relay.connect(_node(base, "relay", "b"), container.referrals)
         stats = standby.run(max_seconds=60, until_caught_up=True)
         assert stats.position == top
-        published = read_topic(base.kafka_bootstrap_servers, base.kafka_outbound_topic,
-                               at_least=top, settle=0.3)
+        published = read_topic(
+            base.kafka_bootstrap_servers, base.kafka_outbound_topic, at_least=top, settle=0.3
+        )
         assert sorted({int(dict(m.headers)["position"]) for m in published}) == list(
-            range(1, top + 1))
+            range(1, top + 1)
+        )
 
         # the frozen relay resumes where it was: it publishes (and saves) nothing more
         with pytest.raises(LeaseLostError):
             frozen.publish_batch()
         assert frozen.run(max_seconds=2).published == 5  # back to standby: the lease is held
-        after = read_topic(base.kafka_bootstrap_servers, base.kafka_outbound_topic,
-                           at_least=len(published), settle=0.5)
+        after = read_topic(
+            base.kafka_bootstrap_servers,
+            base.kafka_outbound_topic,
+            at_least=len(published),
+            settle=0.5,
+        )
         assert len(after) == len(published)
         assert standby.tracking.position() == top
     finally:
@@ -256,7 +299,8 @@ def test_a_node_without_the_stores_keys_refuses_to_start(
     # the shared master keys but its own log key: refused too, naming the log key
     (tmp_path / "node-4").mkdir()
     (tmp_path / "node-4" / "master-keys.json").write_bytes(
-        (tmp_path / "node-1" / "master-keys.json").read_bytes())
+        (tmp_path / "node-1" / "master-keys.json").read_bytes()
+    )
     with pytest.raises(DeploymentError) as refused:
         build_container(make_pg_settings(pg_database, pg_schema, tmp_path / "node-4"))
     assert "log signing key" in refused.value.message_en
@@ -293,8 +337,10 @@ def _connections_of(settings: Settings, pid: int) -> list[tuple[str, int]]:
     """(application_name, client port) of every backend connected from process `pid`."""
     ports = _local_ports(pid)
     with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
-        rows = conn.execute("SELECT application_name, client_port FROM pg_stat_activity "
-                            "WHERE client_port IS NOT NULL").fetchall()
+        rows = conn.execute(
+            "SELECT application_name, client_port FROM pg_stat_activity "
+            "WHERE client_port IS NOT NULL"
+        ).fetchall()
     return [(name, port) for name, port in rows if port in ports]
 
 
@@ -308,26 +354,39 @@ def test_each_service_holds_at_most_its_configured_connections_each_named(
     from infra.kafka.clients import ensure_ledger_topics
     from tests.integration.kafka_support import kafka_settings
 
-    base = kafka_settings(pg_database, pg_schema, tmp_path, kafka_broker.bootstrap,
-                          kafka_inbound_agencies="lsn-police")
+    base = kafka_settings(
+        pg_database,
+        pg_schema,
+        tmp_path,
+        kafka_broker.bootstrap,
+        kafka_inbound_agencies="lsn-police",
+    )
     container = build_container(_node(base, "cli", "setup"))
     procs: dict[str, Any] = {}
     try:
         ensure_ledger_topics(base, container.reference)
         now = datetime.now(timezone.utc)
-        container.referrals.record_batch(list(generate_events(
-            29, 60, container.reference, now - timedelta(days=60), now - timedelta(hours=1))))
+        container.referrals.record_batch(
+            list(
+                generate_events(
+                    29, 60, container.reference, now - timedelta(days=60), now - timedelta(hours=1)
+                )
+            )
+        )
         import socket
 
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        nodes = {service: _node(base, service, "n1", http_port=port)
-                 for service in ("api", "project", "ingest", "relay")}
+        nodes = {
+            service: _node(base, service, "n1", http_port=port)
+            for service in ("api", "project", "ingest", "relay")
+        }
         for service, settings in nodes.items():
             command = "serve" if service == "api" else service
             procs[service] = start_worker(command, settings, tmp_path / f"{service}.log")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+
             def answers() -> bool:
                 try:
                     return client.get("/ready").status_code == 200
@@ -351,8 +410,10 @@ def test_each_service_holds_at_most_its_configured_connections_each_named(
             time.sleep(0.2)
         for service, peak in peaks.items():
             assert 0 < peak <= nodes[service].connection_budget(), (service, peaks)
-        print(f"\nconnections per process: {peaks}; budgets: "
-              f"{ {s: n.connection_budget() for s, n in nodes.items()} }")
+        print(
+            f"\nconnections per process: {peaks}; budgets: "
+            f"{ {s: n.connection_budget() for s, n in nodes.items()} }"
+        )
     finally:
         for proc in procs.values():
             stop(proc, signal.SIGTERM)
@@ -370,15 +431,23 @@ def test_two_projection_workers_share_the_views_and_take_over_an_expired_lease(
     workers: dict[str, Any] = {}
     try:
         now = datetime.now(timezone.utc)
-        events = list(generate_events(31, 300, container.reference, now - timedelta(days=300),
-                                      now - timedelta(minutes=10)))
+        events = list(
+            generate_events(
+                31, 300, container.reference, now - timedelta(days=300), now - timedelta(minutes=10)
+            )
+        )
         for start in range(0, len(events), 500):
-            container.referrals.record_batch(events[start:start + 500])
+            container.referrals.record_batch(events[start : start + 500])
         projections = container.projections
         views = set(projections.projections)
         for node in ("a", "b"):
-            workers[node] = start_worker("project", _node(base, "project", node),
-                                         tmp_path / f"project-{node}.log", "--batch-size", "50")
+            workers[node] = start_worker(
+                "project",
+                _node(base, "project", node),
+                tmp_path / f"project-{node}.log",
+                "--batch-size",
+                "50",
+            )
 
         def split() -> dict[str, set[str]]:
             by_holder: dict[str, set[str]] = {}
@@ -386,18 +455,35 @@ def test_two_projection_workers_share_the_views_and_take_over_an_expired_lease(
                 by_holder.setdefault(holder.split(":")[1], set()).add(view)
             return by_holder
 
-        shared = _wait(lambda: len(split()) == 2 and set().union(*split().values()) == views
-                       and all(len(v) == len(views) // 2 for v in split().values()), 30, 0.1)
+        shared = _wait(
+            lambda: (
+                len(split()) == 2
+                and set().union(*split().values()) == views
+                and all(len(v) == len(views) // 2 for v in split().values())
+            ),
+            30,
+            0.1,
+        )
         assert shared, split()
         names = {node: _node(base, "project", node).application_name for node in workers}
         assert set(split()) == {n.split(":")[1] for n in names.values()}
 
         stop(workers.pop("a"), signal.SIGKILL)  # its leases expire; b takes every view
-        container.referrals.record_batch(list(generate_events(
-            37, 40, container.reference, now - timedelta(days=20), now - timedelta(minutes=5))))
+        container.referrals.record_batch(
+            list(
+                generate_events(
+                    37,
+                    40,
+                    container.reference,
+                    now - timedelta(days=20),
+                    now - timedelta(minutes=5),
+                )
+            )
+        )
         top = projections.max_notification_id()
-        assert _wait(lambda: len(split()) == 1 and set().union(*split().values()) == views,
-                     30, 0.1), split()
+        assert _wait(
+            lambda: len(split()) == 1 and set().union(*split().values()) == views, 30, 0.1
+        ), split()
         assert _wait(lambda: set(projections.positions().values()) == {top}, 60, 0.2)
         assert stop(workers.pop("b"), signal.SIGTERM) == 0
         assert holders(projections.datastore) == {}  # a clean stop gives its leases back

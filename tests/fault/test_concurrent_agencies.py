@@ -82,8 +82,11 @@ def _cases_at_the_centre(http: httpx.Client, count: int) -> list[tuple[str, Any]
         case_id = new_case_id()
         t = now() - timedelta(hours=3)
         cases.append((case_id, t))
-        events += [opening(case_id, t), request_aid(case_id, t + timedelta(minutes=5)),
-                   transfer(case_id, t + timedelta(minutes=10))]
+        events += [
+            opening(case_id, t),
+            request_aid(case_id, t + timedelta(minutes=5)),
+            transfer(case_id, t + timedelta(minutes=10)),
+        ]
     answer = http.post("/v1/events/batch", json={"events": events})
     assert answer.status_code == 200 and answer.json()["recorded"] == len(events), answer.text
     return cases
@@ -95,10 +98,11 @@ def test_exactly_one_of_two_agencies_wins_a_race_on_the_same_case_version(
     police = mint_token(server.settings, "agency", agency_id=POLICE)
     centre = mint_token(server.settings, "agency", agency_id=CENTRE)
     inspector = mint_token(server.settings, "inspector", provinces=["LSN"])
-    with httpx.Client(base_url=server.base_url, headers=auth(police), timeout=15) as as_police, \
-            httpx.Client(base_url=server.base_url, headers=auth(centre), timeout=15) as as_centre, \
-            httpx.Client(base_url=server.base_url, headers=auth(inspector),
-                         timeout=15) as as_inspector:
+    with (
+        httpx.Client(base_url=server.base_url, headers=auth(police), timeout=15) as as_police,
+        httpx.Client(base_url=server.base_url, headers=auth(centre), timeout=15) as as_centre,
+        httpx.Client(base_url=server.base_url, headers=auth(inspector), timeout=15) as as_inspector,
+    ):
         cases = _cases_at_the_centre(as_police, ROUNDS)
         before = len(stored_events(server.settings))
         for client in (as_police, as_centre):  # warm connections: the barrier is the start
@@ -106,18 +110,30 @@ def test_exactly_one_of_two_agencies_wins_a_race_on_the_same_case_version(
         winners: Counter[str] = Counter()
         losing_codes: Counter[str] = Counter()
         for case_id, t in cases:
-            accept = {"event_id": f"{case_id}-accept", "case_id": case_id,
-                      "type": "REQUEST_ACCEPTED", "agency_id": CENTRE,
-                      "occurred_at": (t + timedelta(minutes=20)).isoformat(),
-                      "data": {"immediate": False}, "expected_version": 3}
-            close = {"event_id": f"{case_id}-close", "case_id": case_id, "type": "CASE_CLOSED",
-                     "agency_id": POLICE, "occurred_at": (t + timedelta(minutes=20)).isoformat(),
-                     "data": {"close_reason": "PROCEEDINGS_ENDED"}, "expected_version": 3}
+            accept = {
+                "event_id": f"{case_id}-accept",
+                "case_id": case_id,
+                "type": "REQUEST_ACCEPTED",
+                "agency_id": CENTRE,
+                "occurred_at": (t + timedelta(minutes=20)).isoformat(),
+                "data": {"immediate": False},
+                "expected_version": 3,
+            }
+            close = {
+                "event_id": f"{case_id}-close",
+                "case_id": case_id,
+                "type": "CASE_CLOSED",
+                "agency_id": POLICE,
+                "occurred_at": (t + timedelta(minutes=20)).isoformat(),
+                "data": {"close_reason": "PROCEEDINGS_ENDED"},
+                "expected_version": 3,
+            }
             answers = _race([as_centre, as_police], [accept, close])
             statuses = sorted(a.status_code for a in answers)
             assert statuses == [201, 409], [(a.status_code, a.text) for a in answers]
-            won, lost = sorted(zip(answers, (accept, close), strict=True),
-                               key=lambda pair: pair[0].status_code)
+            won, lost = sorted(
+                zip(answers, (accept, close), strict=True), key=lambda pair: pair[0].status_code
+            )
             assert won[0].json()["version"] == 4
             code = assert_error_body(lost[0])["code"]
             assert code in ("VERSION_CONFLICT", "CONCURRENT_WRITE"), lost[0].text
@@ -125,8 +141,7 @@ def test_exactly_one_of_two_agencies_wins_a_race_on_the_same_case_version(
             winners[won[1]["type"]] += 1
             # the loser tries again as it was: judged against the case as it now is (version
             # 4), whatever any cache held when it lost
-            again = (as_centre if lost[1] is accept else as_police).post("/v1/events",
-                                                                         json=lost[1])
+            again = (as_centre if lost[1] is accept else as_police).post("/v1/events", json=lost[1])
             assert again.status_code == 409, again.text
             assert assert_error_body(again)["code"] == "VERSION_CONFLICT", again.text
             history = as_inspector.get(f"/v1/cases/{case_id}/history").json()["events"]
@@ -141,17 +156,24 @@ def test_exactly_one_of_two_agencies_wins_a_race_on_the_same_case_version(
 
 def test_the_same_event_posted_twice_at_once_is_stored_exactly_once(server: LiveServer) -> None:
     police = mint_token(server.settings, "agency", agency_id=POLICE)
-    with httpx.Client(base_url=server.base_url, headers=auth(police), timeout=15) as first, \
-            httpx.Client(base_url=server.base_url, headers=auth(police), timeout=15) as second:
+    with (
+        httpx.Client(base_url=server.base_url, headers=auth(police), timeout=15) as first,
+        httpx.Client(base_url=server.base_url, headers=auth(police), timeout=15) as second,
+    ):
         cases = _cases_at_the_centre(first, ROUNDS)
         for client in (first, second):
             assert client.get("/health").status_code == 200
         before = len(stored_events(server.settings))
         outcomes: Counter[tuple[int, ...]] = Counter()
         for case_id, t in cases:
-            close = {"event_id": f"{case_id}-close", "case_id": case_id, "type": "CASE_CLOSED",
-                     "agency_id": POLICE, "occurred_at": (t + timedelta(minutes=20)).isoformat(),
-                     "data": {"close_reason": "PROCEEDINGS_ENDED"}}
+            close = {
+                "event_id": f"{case_id}-close",
+                "case_id": case_id,
+                "type": "CASE_CLOSED",
+                "agency_id": POLICE,
+                "occurred_at": (t + timedelta(minutes=20)).isoformat(),
+                "data": {"close_reason": "PROCEEDINGS_ENDED"},
+            }
             answers = _race([first, second], [close, close])
             statuses = tuple(sorted(a.status_code for a in answers))
             outcomes[statuses] += 1

@@ -21,8 +21,16 @@ pytestmark = pytest.mark.fault
 
 
 def _record_person(app, case: CaseScript) -> None:  # type: ignore[no-untyped-def]
-    app.record_event(case.notification() | {"identity": {
-        "full_name": NAME, "date_of_birth": "2012-02-01", "id_number": "001212009876"}})
+    app.record_event(
+        case.notification()
+        | {
+            "identity": {
+                "full_name": NAME,
+                "date_of_birth": "2012-02-01",
+                "id_number": "001212009876",
+            }
+        }
+    )
 
 
 def _pg_raw_pages(settings: Settings) -> bytes:
@@ -31,20 +39,27 @@ def _pg_raw_pages(settings: Settings) -> bytes:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pageinspect SCHEMA public")
         conn.execute("CHECKPOINT")
         table = conn.execute("SELECT 'person_data_keys'::regclass::oid").fetchone()[0]
-        relations = [r[0] for r in conn.execute(
-            "SELECT c.oid::regclass::text FROM pg_class c WHERE c.oid = %s "
-            "OR c.oid = (SELECT reltoastrelid FROM pg_class WHERE oid = %s) "
-            "OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = %s OR indrelid = "
-            "(SELECT reltoastrelid FROM pg_class WHERE oid = %s))",
-            (table, table, table, table)).fetchall()]
+        relations = [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.oid::regclass::text FROM pg_class c WHERE c.oid = %s "
+                "OR c.oid = (SELECT reltoastrelid FROM pg_class WHERE oid = %s) "
+                "OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = %s OR indrelid = "
+                "(SELECT reltoastrelid FROM pg_class WHERE oid = %s))",
+                (table, table, table, table),
+            ).fetchall()
+        ]
         assert len(relations) >= 2, relations  # the heap and its primary key at least
         out = bytearray()
         for relation in relations:
-            blocks = conn.execute("SELECT pg_relation_size(%s::regclass) / "
-                                  "current_setting('block_size')::int", (relation,)).fetchone()[0]
+            blocks = conn.execute(
+                "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int",
+                (relation,),
+            ).fetchone()[0]
             for block in range(int(blocks)):
-                out += conn.execute("SELECT public.get_raw_page(%s, %s)",
-                                    (relation, block)).fetchone()[0]
+                out += conn.execute(
+                    "SELECT public.get_raw_page(%s, %s)", (relation, block)
+                ).fetchone()[0]
         return bytes(out)
 
 
@@ -74,8 +89,15 @@ def test_postgres_erasure_leaves_no_wrapped_key_in_any_page(pg_settings):
     from tests.fault.support import cli
 
     erased = cases[0].person_id
-    done = cli(pg_settings, "erase-person", erased, "--reason", "REQUEST_OF_PERSON",
-               "--requested-by", "admin-1")
+    done = cli(
+        pg_settings,
+        "erase-person",
+        erased,
+        "--reason",
+        "REQUEST_OF_PERSON",
+        "--requested-by",
+        "admin-1",
+    )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     raw = _pg_raw_pages(pg_settings)
     assert keys[erased] not in raw, "the erased wrapped key is still readable in a page"
@@ -124,8 +146,9 @@ def test_postgres_purge_reports_a_copy_an_old_snapshot_still_holds_then_removes_
             reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             # a long report's snapshot: no lock on the key table, but it could see the old row
             reader.execute("SELECT count(*) FROM referrals_events").fetchone()
-            assert container.referrals.erase_person(case.person_id, "REQUEST_OF_PERSON",
-                                                    "PDPL 2025", "admin-1", purge=False)
+            assert container.referrals.erase_person(
+                case.person_id, "REQUEST_OF_PERSON", "PDPL 2025", "admin-1", purge=False
+            )
             assert container.vault.store.purge_erased(wait_seconds=1.5) is False
             assert key in _pg_raw_pages(pg_settings)  # honestly reported as still there
             reader.execute("ROLLBACK")
@@ -150,8 +173,12 @@ def test_sqlite_erasure_leaves_no_wrapped_key_in_db_or_wal(sqlite_settings):
 
         assert all(key in raw() for key in keys.values())
         # erased while the server's container (and its connection) stays open
-        assert container.referrals.erase_person(cases[0].person_id, "REQUEST_OF_PERSON",
-                                                "PDPL 2025", "admin-1") is True
+        assert (
+            container.referrals.erase_person(
+                cases[0].person_id, "REQUEST_OF_PERSON", "PDPL 2025", "admin-1"
+            )
+            is True
+        )
         after = raw()
         assert keys[cases[0].person_id] not in after
         assert keys[cases[1].person_id] in after
@@ -177,12 +204,21 @@ def test_data_directory_and_files_are_private(tmp_path):
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
     made = [p for p in data_dir.iterdir() if p.is_file() and not p.name.endswith(".pub")]
     names = {p.name for p in made}
-    for expected in ("ledger.sqlite", "personal-data.sqlite", "api-tokens.sqlite",
-                     "master-keys.json", "projections.sqlite", "web-accounts.sqlite",
-                     "log-signing.key"):
+    for expected in (
+        "ledger.sqlite",
+        "personal-data.sqlite",
+        "api-tokens.sqlite",
+        "master-keys.json",
+        "projections.sqlite",
+        "web-accounts.sqlite",
+        "log-signing.key",
+    ):
         assert expected in names, names
-    loose = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in made
-             if stat.S_IMODE(p.stat().st_mode) & 0o077}
+    loose = {
+        p.name: oct(stat.S_IMODE(p.stat().st_mode))
+        for p in made
+        if stat.S_IMODE(p.stat().st_mode) & 0o077
+    }
     assert not loose, loose
 
 
@@ -201,23 +237,24 @@ def test_an_existing_loose_data_directory_and_its_files_are_tightened(tmp_path):
     finally:
         container.close()
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
-    loose = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in data_dir.iterdir()
-             if p.is_file() and not p.name.endswith(".pub")
-             and stat.S_IMODE(p.stat().st_mode) & 0o077}
+    loose = {
+        p.name: oct(stat.S_IMODE(p.stat().st_mode))
+        for p in data_dir.iterdir()
+        if p.is_file() and not p.name.endswith(".pub") and stat.S_IMODE(p.stat().st_mode) & 0o077
+    }
     assert not loose, loose
 
 
 # ------------------------------------------------------------- idempotency survives erasure
 @pytest.mark.parametrize("path", ["single", "batch"])
-def test_resending_a_recorded_identity_event_after_erasure_is_a_duplicate(
-    sqlite_container, path
-):
+def test_resending_a_recorded_identity_event_after_erasure_is_a_duplicate(sqlite_container, path):
     from domain.errors import ConflictError, RuleViolationError
 
     app = sqlite_container.referrals
     case = CaseScript()
-    first = case.notification() | {"identity": {
-        "full_name": NAME, "date_of_birth": "2012-02-01", "id_number": "001212009876"}}
+    first = case.notification() | {
+        "identity": {"full_name": NAME, "date_of_birth": "2012-02-01", "id_number": "001212009876"}
+    }
     recorded = app.record_event(first)
     app.record_event(case.request())
     app.record_event(case.transfer())  # the Centre has a part in the case (scope first)

@@ -67,14 +67,20 @@ def _identity(api: Api, case_id: str, token: str) -> Any:
 # ---------------------------------------------------------------------------- identity
 def test_posting_a_trivial_identity_block_does_not_open_the_identity(api: Api) -> None:
     case = CaseScript()
-    _record(api, {**case.notification(), "identity": {"full_name": NAME,
-                                                      "id_number": "012345678901"}},
-            *case.full_history()[1:])
+    _record(
+        api,
+        {**case.notification(), "identity": {"full_name": NAME, "id_number": "012345678901"}},
+        *case.full_history()[1:],
+    )
     doj = api.token("agency", agency_id=DOJ)
     assert_error_shape(_identity(api, case.case_id, doj), 403, "NOT_AUTHORISED")
     # the oversight body may post its assessment, even with an identity block ...
-    wire = case.event("QUALITY_ASSESSED", agency=DOJ, data={"result": "GOOD"},
-                      identity={"guardian_relationship": "n/a"})
+    wire = case.event(
+        "QUALITY_ASSESSED",
+        agency=DOJ,
+        data={"result": "GOOD"},
+        identity={"guardian_relationship": "n/a"},
+    )
     posted = api.client.post("/v1/events", json=wire, headers=auth(doj))
     assert posted.status_code == 201, posted.text
     # ... but that gives it no role on the case: still no identity
@@ -94,60 +100,70 @@ def test_identity_follows_the_holder_and_the_centre_the_request_was_transferred_
     seen = _identity(api, case.case_id, centre)  # addressed: no identity block needed
     assert seen.status_code == 200, seen.text
     assert seen.json()["identity"] == {"full_name": NAME}
-    _record(api, case.event("CASE_TRANSFERRED", data={"to_agency_id": PROCURACY,
-                                                      "to_stage": "INDICTMENT"}))
+    _record(
+        api,
+        case.event("CASE_TRANSFERRED", data={"to_agency_id": PROCURACY, "to_stage": "INDICTMENT"}),
+    )
     assert _identity(api, case.case_id, procuracy).status_code == 200  # the new holder
     assert _identity(api, case.case_id, police).status_code == 403  # no longer holds it
 
 
 def test_a_later_block_of_another_agency_never_overwrites_a_field(api: Api) -> None:
     case = CaseScript()
-    _record(api, {**case.notification(), "identity": {"full_name": NAME,
-                                                      "phone": "0912345678"}},
-            case.request(), case.transfer())
+    _record(
+        api,
+        {**case.notification(), "identity": {"full_name": NAME, "phone": "0912345678"}},
+        case.request(),
+        case.transfer(),
+    )
     centre = api.token("agency", agency_id=CENTRE)
     wire = case.accept(identity={"full_name": "Người Khác", "address": "Lạng Sơn"})
     assert api.client.post("/v1/events", json=wire, headers=auth(centre)).status_code == 201
     body = _identity(api, case.case_id, api.token("agency", agency_id=POLICE)).json()
-    assert body["identity"] == {"full_name": NAME, "phone": "0912345678",
-                                "address": "Lạng Sơn"}
+    assert body["identity"] == {"full_name": NAME, "phone": "0912345678", "address": "Lạng Sơn"}
     assert body["authors"]["full_name"] == {"agency_id": POLICE, "version": 1}
     assert body["authors"]["address"] == {"agency_id": CENTRE, "version": 4}
     assert body["other_versions"] == [
-        {"field": "full_name", "value": "Người Khác", "agency_id": CENTRE, "version": 4}]
+        {"field": "full_name", "value": "Người Khác", "agency_id": CENTRE, "version": 4}
+    ]
 
 
 # ------------------------------------------------------------------------------ squatting
-@pytest.mark.parametrize("case_id", ["LSN-2026-000123", "VV-LSN-2026-0000042", "X-2026-1",
-                                     "2026-000123"])
+@pytest.mark.parametrize(
+    "case_id", ["LSN-2026-000123", "VV-LSN-2026-0000042", "X-2026-1", "2026-000123"]
+)
 def test_an_agency_cannot_open_a_case_id_of_another_provinces_numbering(
     api: Api, case_id: str
 ) -> None:
     squatter = api.token("agency", agency_id=VLG_POLICE)
     wire = {**CaseScript(case_id=case_id, holder=VLG_POLICE).notification()}
-    body = assert_error_shape(api.client.post("/v1/events", json=wire, headers=auth(squatter)),
-                              422, "CASE_ID_OTHER_PROVINCE")
+    body = assert_error_shape(
+        api.client.post("/v1/events", json=wire, headers=auth(squatter)),
+        422,
+        "CASE_ID_OTHER_PROVINCE",
+    )
     assert body["field"] == "case_id" and "VLG" in body["message"]
     assert "mã tỉnh" in body["message"] and "province code" in body["message_en"]
     if "LSN" in case_id:  # the rightful agency can still open it
         rightful = CaseScript(case_id=case_id, holder=POLICE).notification()
-        answer = api.client.post("/v1/events", json=rightful,
-                                 headers=auth(api.token("agency", agency_id=POLICE)))
+        answer = api.client.post(
+            "/v1/events", json=rightful, headers=auth(api.token("agency", agency_id=POLICE))
+        )
         assert answer.status_code == 201, answer.text
 
 
 # ------------------------------------------------------------------------------- sign-in
 @pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
     monkeypatch.setattr(accounts, "SCRYPT_N", 2**12)  # the counting is tested, not the cost
     if request.param == "sqlite":
         made: Any = SqliteAccountStore(tmp_path / "web.sqlite")
     else:
         container = request.getfixturevalue("pg_container")
         made = PostgresAccountStore(container.pg_pool)
-    made.create_account("thanhtra", "mat-khau-dung-1", "inspector", "Thanh tra",
-                        provinces=["LSN"])
+    made.create_account("thanhtra", "mat-khau-dung-1", "inspector", "Thanh tra", provinces=["LSN"])
     yield made
     made.close()
 
@@ -168,8 +184,9 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def test_parallel_wrong_guesses_never_exceed_the_limit_nor_sign_in(store: Any,
-                                                                   checks: list[str]) -> None:
+def test_parallel_wrong_guesses_never_exceed_the_limit_nor_sign_in(
+    store: Any, checks: list[str]
+) -> None:
     def guess(n: int) -> bool:
         try:
             store.authenticate("thanhtra", f"sai-mat-khau-{n}", source=f"198.51.100.{n % 200}")
@@ -185,14 +202,13 @@ def test_parallel_wrong_guesses_never_exceed_the_limit_nor_sign_in(store: Any,
         store.authenticate("thanhtra", "mat-khau-dung-1", source="198.51.100.250")
 
 
-def test_unknown_usernames_are_throttled_like_known_ones(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch,
-                                                         checks: list[str]) -> None:
+def test_unknown_usernames_are_throttled_like_known_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checks: list[str]
+) -> None:
     monkeypatch.setattr(accounts, "SCRYPT_N", 2**12)
     clock = FixedClock(datetime(2026, 3, 3, 2, 0, tzinfo=timezone.utc))
     store = SqliteAccountStore(tmp_path / "web.sqlite", clock=clock)
-    store.create_account("thanhtra", "mat-khau-dung-1", "inspector", "Thanh tra",
-                         provinces=["LSN"])
+    store.create_account("thanhtra", "mat-khau-dung-1", "inspector", "Thanh tra", provinces=["LSN"])
     evaluated = {}
     for name in ("thanhtra", "khong-co-ai"):
         checks.clear()
@@ -225,15 +241,22 @@ def test_one_source_spreading_guesses_over_usernames_is_held_back(
 def test_old_scrypt_hashes_still_verify_and_are_rehashed_at_sign_in(tmp_path: Path) -> None:
     assert (accounts.SCRYPT_N, accounts.SCRYPT_R, accounts.SCRYPT_P) == (2**17, 8, 1)  # OWASP
     store = SqliteAccountStore(tmp_path / "web.sqlite")
-    store.create_account("thanhtra", "mat-khau-dung-1", "inspector", "Thanh tra",
-                         provinces=["LSN"])
+    store.create_account("thanhtra", "mat-khau-dung-1", "inspector", "Thanh tra", provinces=["LSN"])
     salt = secrets.token_bytes(16)
-    old = "$".join(("scrypt", "16384", "8", "1", base64.b64encode(salt).decode(),
-                    base64.b64encode(hashlib.scrypt(b"mat-khau-dung-1", salt=salt, n=2**14,
-                                                    r=8, p=1, dklen=32)).decode()))
+    old = "$".join(
+        (
+            "scrypt",
+            "16384",
+            "8",
+            "1",
+            base64.b64encode(salt).decode(),
+            base64.b64encode(
+                hashlib.scrypt(b"mat-khau-dung-1", salt=salt, n=2**14, r=8, p=1, dklen=32)
+            ).decode(),
+        )
+    )
     with store._cursor() as cur:  # an account from before the change
-        cur.execute("UPDATE web_accounts SET password_hash = ? WHERE username = 'thanhtra'",
-                    (old,))
+        cur.execute("UPDATE web_accounts SET password_hash = ? WHERE username = 'thanhtra'", (old,))
     assert store.authenticate("thanhtra", "mat-khau-dung-1").username == "thanhtra"
     with store._cursor() as cur:
         cur.execute("SELECT password_hash FROM web_accounts WHERE username = 'thanhtra'")
@@ -244,14 +267,28 @@ def test_old_scrypt_hashes_still_verify_and_are_rehashed_at_sign_in(tmp_path: Pa
 
 
 # ----------------------------------------------------------------------------- free text
-FREE_TEXT = sorted({(wire_type, name) for wire_type in EVENT_TYPES
-                    for name, spec in field_specs(wire_type).items() if spec.kind == "text"})
+FREE_TEXT = sorted(
+    {
+        (wire_type, name)
+        for wire_type in EVENT_TYPES
+        for name, spec in field_specs(wire_type).items()
+        if spec.kind == "text"
+    }
+)
 
 
 def test_every_free_text_field_is_one_of_the_eight_references() -> None:
     assert {name for _, name in FREE_TEXT} == {
-        "document_ref", "official", "minutes_ref", "logbook_ref", "registration_ref",
-        "record_ref", "provider_id", "reviewer", "register_ref"}  # + PROCEDURAL_CONTACT's
+        "document_ref",
+        "official",
+        "minutes_ref",
+        "logbook_ref",
+        "registration_ref",
+        "record_ref",
+        "provider_id",
+        "reviewer",
+        "register_ref",
+    }  # + PROCEDURAL_CONTACT's
 
 
 @pytest.mark.parametrize(("wire_type", "name"), FREE_TEXT)
@@ -267,20 +304,28 @@ def test_a_name_in_a_free_text_field_is_refused(wire_type: str, name: str, value
 
 @pytest.mark.parametrize("value", ["123/BB-CSĐT", "01-TP-TGPL/2026/15", "CB-0042", "tgv-001"])
 def test_reference_numbers_are_accepted(value: str) -> None:
-    assert normalise_data("NOTIFICATION_ISSUED", {"document_ref": value,
-                                                  "official": value}, REFERENCE) == {
-        "document_ref": value, "official": value}
+    assert normalise_data(
+        "NOTIFICATION_ISSUED", {"document_ref": value, "official": value}, REFERENCE
+    ) == {"document_ref": value, "official": value}
 
 
 def test_a_name_posted_in_document_ref_never_reaches_the_log(api: Api) -> None:
     case = CaseScript()
     wire = case.notification(document_ref=NAME)
-    body = assert_error_shape(api.client.post(
-        "/v1/events", json=wire, headers=auth(api.token("agency", agency_id=POLICE))),
-        422, "REFERENCE_FORMAT_INVALID")
+    body = assert_error_shape(
+        api.client.post(
+            "/v1/events", json=wire, headers=auth(api.token("agency", agency_id=POLICE))
+        ),
+        422,
+        "REFERENCE_FORMAT_INVALID",
+    )
     assert body["field"] == "data.document_ref"
-    assert api.client.get(f"/v1/cases/{case.case_id}", headers=auth(
-        api.token("inspector", provinces=["LSN"]))).status_code == 404
+    assert (
+        api.client.get(
+            f"/v1/cases/{case.case_id}", headers=auth(api.token("inspector", provinces=["LSN"]))
+        ).status_code
+        == 404
+    )
 
 
 # ---------------------------------------------------------------------- scope comes first
@@ -292,12 +337,14 @@ def test_an_out_of_scope_poster_learns_nothing_of_the_case_state(api: Api) -> No
     last = state.last_occurred_at.isoformat()
     probes = {
         "stale version": case.event("AID_REQUESTED", expected_version=1),
-        "earlier than the last event": case.event("AID_REQUESTED",
-                                                  occurred_at="2026-03-03T08:00:00+07:00"),
+        "earlier than the last event": case.event(
+            "AID_REQUESTED", occurred_at="2026-03-03T08:00:00+07:00"
+        ),
         "reused event id": {**case.event("AID_REQUESTED"), "event_id": first["event_id"]},
         "out of order": case.event("CASE_CLOSED", data={"close_reason": "COMPLETED"}),
-        "identity": case.event("AID_REQUESTED", identity={"full_name": NAME},
-                               data={"person_id": case.person_id}),
+        "identity": case.event(
+            "AID_REQUESTED", identity={"full_name": NAME}, data={"person_id": case.person_id}
+        ),
     }
     # ADR 0008 (was 422 for PROCURACY too): an agency of the case's province with no part yet
     # may become the holder by a late transfer, so what needs no case state is held; what
@@ -309,8 +356,9 @@ def test_an_out_of_scope_poster_learns_nothing_of_the_case_state(api: Api) -> No
         token = api.token("agency", agency_id=agency)
         answers = set()
         for what, wire in probes.items():
-            response = api.client.post("/v1/events", json={**wire, "agency_id": agency},
-                                       headers=auth(token))
+            response = api.client.post(
+                "/v1/events", json={**wire, "agency_id": agency}, headers=auth(token)
+            )
             if agency == PROCURACY and what not in needs_state:
                 assert response.status_code == 202, (what, response.text)
                 body = response.json()["awaiting"]
@@ -332,12 +380,18 @@ def test_an_out_of_scope_poster_learns_nothing_of_the_case_state(api: Api) -> No
 def test_an_out_of_scope_poster_does_not_learn_that_a_person_was_erased(api: Api) -> None:
     case = CaseScript()
     _record(api, {**case.notification(), "identity": {"full_name": NAME}})
-    api.container.referrals.erase_person(case.person_id, "REQUEST_OF_PERSON", "PDPL 2025",
-                                         "admin-1")
-    wire = case.event("AID_REQUESTED", agency=VLG_POLICE, identity={"full_name": NAME},
-                      data={"person_id": case.person_id})
-    response = api.client.post("/v1/events", json=wire,
-                               headers=auth(api.token("agency", agency_id=VLG_POLICE)))
+    api.container.referrals.erase_person(
+        case.person_id, "REQUEST_OF_PERSON", "PDPL 2025", "admin-1"
+    )
+    wire = case.event(
+        "AID_REQUESTED",
+        agency=VLG_POLICE,
+        identity={"full_name": NAME},
+        data={"person_id": case.person_id},
+    )
+    response = api.client.post(
+        "/v1/events", json=wire, headers=auth(api.token("agency", agency_id=VLG_POLICE))
+    )
     assert_error_shape(response, 422, "AGENCY_NOT_HOLDER")
 
 

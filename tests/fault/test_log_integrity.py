@@ -25,11 +25,14 @@ def _verify(container: Any) -> Any:
 
 def _forge_next_version(settings: Settings, case_id: str, notification_id: int) -> None:
     """Copies the case's last event as its next version under the given notification id."""
-    sql(settings, "INSERT INTO referrals_events (originator_id, originator_version, topic, "
-                  "state, notification_id) SELECT originator_id, originator_version + 1, topic, "
-                  "state, %s FROM referrals_events WHERE convert_from(state, 'UTF8') LIKE %s "
-                  "ORDER BY originator_version DESC LIMIT 1",
-        (notification_id, f'%"case_id":"{case_id}"%'))
+    sql(
+        settings,
+        "INSERT INTO referrals_events (originator_id, originator_version, topic, "
+        "state, notification_id) SELECT originator_id, originator_version + 1, topic, "
+        "state, %s FROM referrals_events WHERE convert_from(state, 'UTF8') LIKE %s "
+        "ORDER BY originator_version DESC LIMIT 1",
+        (notification_id, f'%"case_id":"{case_id}"%'),
+    )
 
 
 def _prepared(container: Any) -> list[Any]:
@@ -65,10 +68,14 @@ def test_a_forged_row_beyond_the_id_sequence_fails_verify(pg_container, pg_setti
 
 def test_a_case_with_a_gap_in_its_versions_fails_verify(pg_container, pg_settings):
     cases = _prepared(pg_container)
-    sql(pg_settings, "INSERT INTO referrals_events (originator_id, originator_version, topic, "
-                     "state) SELECT originator_id, 40, topic, state FROM referrals_events "
-                     "WHERE convert_from(state, 'UTF8') LIKE %s ORDER BY originator_version "
-                     "DESC LIMIT 1", (f'%"case_id":"{cases[0].case_id}"%',))
+    sql(
+        pg_settings,
+        "INSERT INTO referrals_events (originator_id, originator_version, topic, "
+        "state) SELECT originator_id, 40, topic, state FROM referrals_events "
+        "WHERE convert_from(state, 'UTF8') LIKE %s ORDER BY originator_version "
+        "DESC LIMIT 1",
+        (f'%"case_id":"{cases[0].case_id}"%',),
+    )
     report = _verify(pg_container)
     assert not report.ok
     assert report.finding.case_id == cases[0].case_id and report.finding.version == 40
@@ -77,10 +84,13 @@ def test_a_case_with_a_gap_in_its_versions_fails_verify(pg_container, pg_setting
 # ------------------------------------------------------- a tampered store, over HTTP and the CLI
 def _tamper(settings: Settings, case_id: str) -> None:
     """Rewrites the case's second event in place (as someone with database access could)."""
-    changed = sql(settings, "UPDATE referrals_events SET state = convert_to(replace(convert_from("
-                            "state, 'UTF8'), 'lsn-police-investigation', 'lsn-procuracy'), 'UTF8') "
-                            "WHERE convert_from(state, 'UTF8') LIKE %s RETURNING notification_id",
-                  (f'%"event_id":"{case_id}-002"%',))
+    changed = sql(
+        settings,
+        "UPDATE referrals_events SET state = convert_to(replace(convert_from("
+        "state, 'UTF8'), 'lsn-police-investigation', 'lsn-procuracy'), 'UTF8') "
+        "WHERE convert_from(state, 'UTF8') LIKE %s RETURNING notification_id",
+        (f'%"event_id":"{case_id}-002"%',),
+    )
     assert len(changed) == 1
 
 
@@ -99,8 +109,9 @@ def tampered(pg_database: str, pg_schema: str, tmp_path: Any) -> Any:
     secret, _ = container.tokens.create("admin", "admin", reference=container.reference)
     with TestClient(transparency_app(container), raise_server_exceptions=False) as client:
         client.headers["Authorization"] = f"Bearer {secret}"
-        inspector, _ = container.tokens.create("inspector", "inspector", provinces=["LSN"],
-                                               reference=container.reference)
+        inspector, _ = container.tokens.create(
+            "inspector", "inspector", provinces=["LSN"], reference=container.reference
+        )
         client.inspector = {"Authorization": f"Bearer {inspector}"}  # type: ignore[attr-defined]
         yield settings, container, client, cases
     container.close()
@@ -152,10 +163,20 @@ def test_export_bundle_of_a_tampered_case_or_an_unknown_one_is_one_line(tampered
     assert "CASE_NOT_FOUND" in _no_traceback(done)
 
 
-@pytest.mark.parametrize("bad", ["log_key", "receipt_not_a_note", "receipt_binary",
-                                 "proof_not_json", "proof_not_an_object", "checkpoint_garbage"])
-def test_verify_receipt_on_bad_input_is_one_line_and_exit_2(pg_container, pg_settings,
-                                                            tmp_path, bad):
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "log_key",
+        "receipt_not_a_note",
+        "receipt_binary",
+        "proof_not_json",
+        "proof_not_an_object",
+        "checkpoint_garbage",
+    ],
+)
+def test_verify_receipt_on_bad_input_is_one_line_and_exit_2(
+    pg_container, pg_settings, tmp_path, bad
+):
     import json as _json
 
     from infra.transparency.service import receipt_for
@@ -185,27 +206,46 @@ def test_verify_receipt_on_bad_input_is_one_line_and_exit_2(pg_container, pg_set
         proof_file.write_text("[1, 2]", encoding="utf-8")
     elif bad == "checkpoint_garbage":
         proof_file.write_text(_json.dumps(dict(proof, checkpoint="garbage")), encoding="utf-8")
-    done = cli(pg_settings, "verify-receipt", str(receipt_file), "--proof", str(proof_file),
-               "--log-key", key)
+    done = cli(
+        pg_settings,
+        "verify-receipt",
+        str(receipt_file),
+        "--proof",
+        str(proof_file),
+        "--log-key",
+        key,
+    )
     assert done.returncode == 2, (done.stdout, done.stderr)
     _no_traceback(done)
 
     # the untouched files verify (the probe's inputs are otherwise sound)
     if bad == "log_key":
-        good = cli(pg_settings, "verify-receipt", str(receipt_file), "--proof", str(proof_file),
-                   "--log-key", log.public_key)
+        good = cli(
+            pg_settings,
+            "verify-receipt",
+            str(receipt_file),
+            "--proof",
+            str(proof_file),
+            "--log-key",
+            log.public_key,
+        )
         assert good.returncode == 0, good.stderr
 
 
 @pytest.mark.parametrize("content", [b"[1, 2]", b"\xff\xfe", b"{not json", b'"a string"'])
-def test_verify_bundle_on_a_file_that_is_not_a_bundle_is_one_line_and_exit_2(pg_settings,
-                                                                             tmp_path, content):
+def test_verify_bundle_on_a_file_that_is_not_a_bundle_is_one_line_and_exit_2(
+    pg_settings, tmp_path, content
+):
     from tests.fault.support import cli
 
     bundle = tmp_path / "bundle.json"
     bundle.write_bytes(content)
-    done = cli(pg_settings, "verify-bundle", str(bundle), "--log-key",
-               "legal-aid-ledger.example/log+c511baeb+Admqrkji8giNKdlGIM98yolq7jNAc9lTxWtGiVimRrsR")
+    done = cli(
+        pg_settings,
+        "verify-bundle",
+        str(bundle),
+        "--log-key",
+        "legal-aid-ledger.example/log+c511baeb+Admqrkji8giNKdlGIM98yolq7jNAc9lTxWtGiVimRrsR",
+    )
     assert done.returncode == 2, (done.stdout, done.stderr)
     _no_traceback(done)
-

@@ -40,8 +40,12 @@ from tests.private_postgres import PrivateCluster, private_pg  # noqa: F401 - th
 pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow]
 
 # (agency, its centre): four clients, three agencies (two clients share the provincial police)
-CLIENTS = (("lsn-police-investigation", "lsn-centre"), ("lsn-police-investigation", "lsn-centre"),
-           ("lsn-police-commune-1", "lsn-centre"), ("vlg-police-investigation", "vlg-centre"))
+CLIENTS = (
+    ("lsn-police-investigation", "lsn-centre"),
+    ("lsn-police-investigation", "lsn-centre"),
+    ("lsn-police-commune-1", "lsn-centre"),
+    ("vlg-police-investigation", "vlg-centre"),
+)
 MAX_CASES_PER_CLIENT = 400  # bound; the clients stop long before (when told to)
 MAX_ATTEMPTS = 200  # per event
 EVENT_DEADLINE_S = 60.0  # per event: from its first attempt to its acknowledgement
@@ -78,10 +82,13 @@ class Client:
                     break
                 case_id = new_case_id(self.agency.split("-")[0].upper())
                 t = now() - timedelta(hours=2)
-                for event in (opening(case_id, t, agency=self.agency),
-                              request_aid(case_id, t + timedelta(minutes=5), agency=self.agency),
-                              transfer(case_id, t + timedelta(minutes=10), agency=self.agency,
-                                       centre=self.centre)):
+                for event in (
+                    opening(case_id, t, agency=self.agency),
+                    request_aid(case_id, t + timedelta(minutes=5), agency=self.agency),
+                    transfer(
+                        case_id, t + timedelta(minutes=10), agency=self.agency, centre=self.centre
+                    ),
+                ):
                     posted = self.post_until_acknowledged(http, event)
                     with self.lock:
                         self.posted.append(posted)
@@ -102,9 +109,9 @@ class Client:
                     assert body["duplicate"] is (response.status_code == 200), body
                     return Posted(event, response.status_code, body, failures)
                 error_body = assert_error_body(response)
-                retryable = (response.status_code == 503 and error_body["code"] ==
-                             "STORE_UNAVAILABLE") or (response.status_code == 409 and
-                                                      error_body["code"] == "CONCURRENT_WRITE")
+                retryable = (
+                    response.status_code == 503 and error_body["code"] == "STORE_UNAVAILABLE"
+                ) or (response.status_code == 409 and error_body["code"] == "CONCURRENT_WRITE")
                 assert retryable, (event["event_id"], response.status_code, error_body, failures)
                 failures.append(f"{response.status_code} {error_body['code']}")
             assert time.monotonic() < deadline, (event["event_id"], failures[-5:])
@@ -113,15 +120,17 @@ class Client:
 
 
 def test_acknowledged_events_survive_a_postgres_restart_exactly_once_and_retries_succeed(
-    private_pg: PrivateCluster, tmp_path: Path  # noqa: F811
+    private_pg: PrivateCluster,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     settings = private_pg.settings(tmp_path)
     with live_server(settings.pg_dbname, tmp_path, settings=settings) as server:
-        tokens = [cli_token(server.settings, "agency", "--agency", agency)
-                  for agency, _ in CLIENTS]
+        tokens = [cli_token(server.settings, "agency", "--agency", agency) for agency, _ in CLIENTS]
         stop = threading.Event()
-        clients = [Client(agency, centre, token, server.base_url, stop)
-                   for (agency, centre), token in zip(CLIENTS, tokens, strict=True)]
+        clients = [
+            Client(agency, centre, token, server.base_url, stop)
+            for (agency, centre), token in zip(CLIENTS, tokens, strict=True)
+        ]
 
         def acknowledged() -> int:
             return sum(c.acknowledged() for c in clients)
@@ -133,8 +142,11 @@ def test_acknowledged_events_survive_a_postgres_restart_exactly_once_and_retries
                 wait_until(lambda: acknowledged() >= 40, 60, message="40 events posted")
                 private_pg.restart()
                 mark = acknowledged()
-                wait_until(lambda: acknowledged() >= mark + 40, 90,
-                           message="posting resumed after the restart")
+                wait_until(
+                    lambda: acknowledged() >= mark + 40,
+                    90,
+                    message="posting resumed after the restart",
+                )
                 private_pg.stop()
                 try:
                     with httpx.Client(base_url=server.base_url, timeout=30) as http:
@@ -143,15 +155,22 @@ def test_acknowledged_events_survive_a_postgres_restart_exactly_once_and_retries
                 finally:
                     private_pg.start()
                 mark = acknowledged()
-                wait_until(lambda: acknowledged() >= mark + 40, 90,
-                           message="posting resumed after the outage")
+                wait_until(
+                    lambda: acknowledged() >= mark + 40,
+                    90,
+                    message="posting resumed after the outage",
+                )
             finally:
                 stop.set()
             posted = [p for f in futures for p in f.result(timeout=120)]
 
         with httpx.Client(base_url=server.base_url, timeout=10) as http:
-            ready = wait_until(lambda: (r := http.get("/ready")).status_code == 200 and r, 10,
-                               interval=0.2, message="/ready 200 after the restarts")
+            ready = wait_until(
+                lambda: (r := http.get("/ready")).status_code == 200 and r,
+                10,
+                interval=0.2,
+                message="/ready 200 after the restarts",
+            )
         assert ready.json() == {"status": "ready", "store": "postgres"}
         assert ready_during_outage is not None
         assert ready_during_outage.status_code == 503, ready_during_outage.text
@@ -176,5 +195,7 @@ def test_acknowledged_events_survive_a_postgres_restart_exactly_once_and_retries
         assert all(p.status in (200, 201) for p in retried)
         kinds = Counter(f for p in retried for f in p.failures)
         statuses = Counter(p.status for p in retried)
-        print(f"\n{len(posted)} events acknowledged; {len(retried)} needed retries "
-              f"({dict(kinds)}); retries answered {dict(statuses)}")
+        print(
+            f"\n{len(posted)} events acknowledged; {len(retried)} needed retries "
+            f"({dict(kinds)}); retries answered {dict(statuses)}"
+        )

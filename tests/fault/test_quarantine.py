@@ -50,15 +50,29 @@ def record(container: Container, wires: list[dict[str, Any]]) -> None:
         container.referrals.record_event(wire)
 
 
-def store_unvalidated(container: Container, case_id: str, wire_type: str, event_id: str,
-                      agency_id: str, occurred_at: datetime, data: dict[str, Any]) -> int:
+def store_unvalidated(
+    container: Container,
+    case_id: str,
+    wire_type: str,
+    event_id: str,
+    agency_id: str,
+    occurred_at: datetime,
+    data: dict[str, Any],
+) -> int:
     """Saves one more event of a case through the eventsourcing Application, without the
     wire validator (as an event stored before the validator refused it); its position."""
     app = container.referrals
     referral: Referral = app.repository.get(referral_id(case_id))
-    referral.trigger_event(EVENT_CLASSES[wire_type], case_id=case_id, event_id=event_id,
-                           agency_id=agency_id, occurred_at=occurred_at, data=data,
-                           content_digest="0" * 64, identity_ciphertext=None)
+    referral.trigger_event(
+        EVENT_CLASSES[wire_type],
+        case_id=case_id,
+        event_id=event_id,
+        agency_id=agency_id,
+        occurred_at=occurred_at,
+        data=data,
+        content_digest="0" * 64,
+        identity_ciphertext=None,
+    )
     recordings = app.save(referral)
     return recordings[-1].notification.id
 
@@ -78,8 +92,15 @@ def scenario(container: Container) -> dict[str, Any]:
     record(container, [a.notification(), b.notification()])
     a.count += 1
     a.at += timedelta(hours=1)
-    bad = store_unvalidated(container, a.case_id, "AID_REQUESTED", f"{a.case_id}-002",
-                            a.holder, a.at.astimezone(PLUS_16), {"request_form": "written"})
+    bad = store_unvalidated(
+        container,
+        a.case_id,
+        "AID_REQUESTED",
+        f"{a.case_id}-002",
+        a.holder,
+        a.at.astimezone(PLUS_16),
+        {"request_form": "written"},
+    )
     bad_at = a.at
     record(container, [b.request(), a.transfer(), b.transfer(), a.accept()])
     return {"a": a, "b": b, "bad": bad, "bad_at": bad_at}
@@ -99,7 +120,8 @@ def test_a_plus_16_offset_event_is_projected_by_every_view(container: Container)
 
 
 def test_an_event_a_view_cannot_apply_is_quarantined_and_re_applied_after_the_fix(
-        container: Container, old_release: pytest.MonkeyPatch) -> None:
+    container: Container, old_release: pytest.MonkeyPatch
+) -> None:
     s = scenario(container)
     a, b, bad = s["a"], s["b"], s["bad"]
     projections = container.projections
@@ -116,7 +138,10 @@ def test_an_event_a_view_cannot_apply_is_quarantined_and_re_applied_after_the_fi
     assert projections.case_index.get(a.case_id)["version"] == 1
     rows = projections.quarantine()
     assert [(r["position"], r["reason"]) for r in rows] == [
-        (bad, "failed"), (bad + 2, "held"), (bad + 4, "held")]
+        (bad, "failed"),
+        (bad + 2, "held"),
+        (bad + 4, "held"),
+    ]
     failed = rows[0]
     assert failed["view_name"] == "case_index" and failed["case_id"] == a.case_id
     assert failed["event_type"] == "AID_REQUESTED" and failed["attempts"] == 1
@@ -147,7 +172,8 @@ def test_an_event_a_view_cannot_apply_is_quarantined_and_re_applied_after_the_fi
 
 
 def test_the_cli_lists_the_quarantined_event_and_retries_it(
-        container: Container, old_release: pytest.MonkeyPatch) -> None:
+    container: Container, old_release: pytest.MonkeyPatch
+) -> None:
     s = scenario(container)
     container.projections.process_pending(timeout=60)
     settings = container.settings
@@ -183,30 +209,47 @@ def _web_client(container: Container) -> tuple[TestClient, dict[str, str]]:
     if not any(getattr(r, "path", "") == "/v1/projections/quarantine" for r in app.routes):
         app.include_router(router)
     install(app, container)
-    app.state.web_accounts.create_account("tt-lsn", "mat-khau-dung-1", "inspector",
-                                          "Thanh tra Lạng Sơn", provinces=["LSN"],
-                                          reference=container.reference)
+    app.state.web_accounts.create_account(
+        "tt-lsn",
+        "mat-khau-dung-1",
+        "inspector",
+        "Thanh tra Lạng Sơn",
+        provinces=["LSN"],
+        reference=container.reference,
+    )
     tokens = {
         "council": container.tokens.create("council", "Hội đồng LSN", provinces=["LSN"])[0],
         "other": container.tokens.create("council", "Hội đồng VLG", provinces=["VLG"])[0],
         "agency": container.tokens.create("agency", "Công an", agency_id="lsn-police")[0],
     }
     return TestClient(app, base_url="http://testserver"), {
-        k: f"Bearer {v}" for k, v in tokens.items()}
+        k: f"Bearer {v}" for k, v in tokens.items()
+    }
 
 
 def test_an_out_of_range_event_is_quarantined_and_every_reader_says_so(
-        container: Container) -> None:
+    container: Container,
+) -> None:
     a, b = CaseScript(start=T0), CaseScript(start=T0)
     record(container, [a.notification(), b.notification()])
     a.count += 1
     # ADR 0008: dated before the opening, the request takes effect only as an opening itself
     # (else it is held, and the views never apply it): it carries the opening's fields
-    bad = store_unvalidated(container, a.case_id, "AID_REQUESTED", f"{a.case_id}-002",
-                            a.holder, YEAR_ONE, {
-                                "request_form": "written", "person_id": a.person_id,
-                                "proceedings_kind": "criminal", "procedural_role": "ARRESTED",
-                                "stage": "INVESTIGATION"})
+    bad = store_unvalidated(
+        container,
+        a.case_id,
+        "AID_REQUESTED",
+        f"{a.case_id}-002",
+        a.holder,
+        YEAR_ONE,
+        {
+            "request_form": "written",
+            "person_id": a.person_id,
+            "proceedings_kind": "criminal",
+            "procedural_role": "ARRESTED",
+            "stage": "INVESTIGATION",
+        },
+    )
     a.at = T0 + timedelta(hours=2)
     record(container, [b.request(), a.transfer(), b.transfer()])
     projections = container.projections
@@ -223,8 +266,9 @@ def test_an_out_of_range_event_is_quarantined_and_every_reader_says_so(
         assert status["audit_trail"].quarantined == 0
         assert projections.view("audit_trail").entry(a.case_id, 2)["occurred_at"] is None
     assert projections.case_index.get(b.case_id)["version"] == 3
-    counted = sum(r["n"] for r in projections.agency_counts.counts("LSN", None, None,
-                                                                   ["agency_id"]))
+    counted = sum(
+        r["n"] for r in projections.agency_counts.counts("LSN", None, None, ["agency_id"])
+    )
     assert counted == 4  # both openings, b's two events; not the bad one nor a's later one
     if "audit_trail" in status:  # `verify` recomputes the odd leaf and finds the log whole
         from infra.transparency.service import transparency_log
@@ -244,8 +288,9 @@ def test_an_out_of_range_event_is_quarantined_and_every_reader_says_so(
         assert views["agency_counts"]["excluded_events"] == 2
         assert body.json()["quarantine_url"] == "/v1/projections/quarantine"
 
-        listed = client.get("/v1/projections/quarantine", headers={"Authorization":
-                                                                    auth["council"]})
+        listed = client.get(
+            "/v1/projections/quarantine", headers={"Authorization": auth["council"]}
+        )
         assert listed.status_code == 200
         failed = [r for r in listed.json()["rows"] if r["reason"] == "failed"]
         assert {r["view_name"] for r in failed} >= {"agency_counts", "compliance"}
@@ -253,27 +298,36 @@ def test_an_out_of_range_event_is_quarantined_and_every_reader_says_so(
         assert all(r["case_id"] == a.case_id and r["message"] for r in failed)
         other = client.get("/v1/projections/quarantine", headers={"Authorization": auth["other"]})
         assert other.status_code == 200 and other.json()["rows"] == []  # not its province
-        refused = client.get("/v1/projections/quarantine", headers={"Authorization":
-                                                                     auth["agency"]})
+        refused = client.get(
+            "/v1/projections/quarantine", headers={"Authorization": auth["agency"]}
+        )
         assert refused.status_code == 403 and refused.json()["code"] == "NOT_AUTHORISED"
 
-        report = client.get("/v1/reports/LSN?year=2026&format=json",
-                            headers={"Authorization": auth["council"]})
+        report = client.get(
+            "/v1/reports/LSN?year=2026&format=json", headers={"Authorization": auth["council"]}
+        )
         assert report.status_code == 200
         warnings = {w["view"]: w for w in report.json()["warnings"]}
         assert warnings["agency_counts"]["count"] == 2
         assert warnings["agency_counts"]["code"] == "QUARANTINED_EVENTS_EXCLUDED"
         assert "2 sự kiện bị cách ly" in warnings["agency_counts"]["message"]
-        csv_report = client.get("/v1/reports/LSN?year=2026&format=csv",
-                                headers={"Authorization": auth["council"]})
+        csv_report = client.get(
+            "/v1/reports/LSN?year=2026&format=csv", headers={"Authorization": auth["council"]}
+        )
         assert csv_report.status_code == 200 and "bị cách ly" in csv_report.text
 
         page = client.get("/web/sign-in")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-        signed = client.post("/web/sign-in", data={"username": "tt-lsn", "password":
-                                                   "mat-khau-dung-1", "csrf_token": token,
-                                                   "next": "/web/dashboard"},
-                             follow_redirects=False)
+        signed = client.post(
+            "/web/sign-in",
+            data={
+                "username": "tt-lsn",
+                "password": "mat-khau-dung-1",
+                "csrf_token": token,
+                "next": "/web/dashboard",
+            },
+            follow_redirects=False,
+        )
         assert signed.status_code == 303
         dashboard = client.get("/web/dashboard?province=LSN&from=2026-01-01&to=2026-12-31")
         assert dashboard.status_code == 200
@@ -285,7 +339,8 @@ def test_an_out_of_range_event_is_quarantined_and_every_reader_says_so(
 
 
 def test_a_failure_that_is_not_an_events_stops_the_view_and_is_reported(
-        container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A broken view (every page fails the same way: bad SQL) quarantines nothing; its error
     and time are kept where `status` in any process reads them."""
     from eventsourcing.persistence import ProgrammingError
@@ -313,7 +368,8 @@ def test_a_failure_that_is_not_an_events_stops_the_view_and_is_reported(
 
 
 def test_the_worker_re_applies_quarantined_events_when_it_starts(
-        container: Container, old_release: pytest.MonkeyPatch) -> None:
+    container: Container, old_release: pytest.MonkeyPatch
+) -> None:
     import threading
 
     s = scenario(container)

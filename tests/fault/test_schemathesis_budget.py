@@ -39,8 +39,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.test_openapi_schemathesis import run_schemathesis, schemathesis_config
 
-pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow,
-              pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 MAX_EXAMPLES = 60
 SEED = 20260707
@@ -49,15 +48,29 @@ SEED = 20260707
 RUNS = (
     ("agency", ("--phases", "fuzzing,stateful")),
     ("inspector", ("--phases", "coverage,fuzzing,stateful", "--include-method", "GET")),
-    ("admin", ("--phases", "fuzzing", "--include-path-regex",
-               "^/v1/(access-log|projections/status|log/.*)$")),
+    (
+        "admin",
+        (
+            "--phases",
+            "fuzzing",
+            "--include-path-regex",
+            "^/v1/(access-log|projections/status|log/.*)$",
+        ),
+    ),
 )
 
 
-def _schemathesis(base_url: str, token: str, config: Path, *options: str
-                  ) -> subprocess.CompletedProcess[str]:
+def _schemathesis(
+    base_url: str, token: str, config: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
     return run_schemathesis(
-        base_url, token, config, *options, max_examples=MAX_EXAMPLES, seed=SEED, timeout=300,
+        base_url,
+        token,
+        config,
+        *options,
+        max_examples=MAX_EXAMPLES,
+        seed=SEED,
+        timeout=300,
         env={**os.environ, "PYTHONHASHSEED": "0"},  # same generation whatever the interpreter
     )
 
@@ -66,14 +79,19 @@ def test_schemathesis_with_a_large_budget_finds_no_5xx_nor_undocumented_answer(
     pg_database: str, tmp_path: Path
 ) -> None:
     with live_server(pg_database, tmp_path) as server:
-        tokens = {"agency": mint_token(server.settings, "agency", agency_id=POLICE),
-                  "inspector": mint_token(server.settings, "inspector", provinces=["LSN"]),
-                  "admin": mint_token(server.settings, "admin")}
+        tokens = {
+            "agency": mint_token(server.settings, "agency", agency_id=POLICE),
+            "inspector": mint_token(server.settings, "inspector", provinces=["LSN"]),
+            "admin": mint_token(server.settings, "admin"),
+        }
         case_id = new_case_id()
         t = now() - timedelta(hours=2)
         with httpx.Client(base_url=server.base_url, headers=auth(tokens["agency"])) as client:
-            for event in (opening(case_id, t), request_aid(case_id, t + timedelta(minutes=5)),
-                          transfer(case_id, t + timedelta(minutes=10))):
+            for event in (
+                opening(case_id, t),
+                request_aid(case_id, t + timedelta(minutes=5)),
+                transfer(case_id, t + timedelta(minutes=10)),
+            ):
                 assert client.post("/v1/events", json=event).status_code == 201
         config = schemathesis_config(tmp_path / "schemathesis.toml", case_id, "LSN")
         timings = []
@@ -84,7 +102,8 @@ def test_schemathesis_with_a_large_budget_finds_no_5xx_nor_undocumented_answer(
             assert result.returncode == 0, (
                 f"schemathesis ({name} token, {' '.join(options)}) failed:\n"
                 f"{result.stdout[-8000:]}\n{result.stderr[-2000:]}\n"
-                f"server log tail:\n{server.log()[-4000:]}")
+                f"server log tail:\n{server.log()[-4000:]}"
+            )
         assert server.process.poll() is None
         assert httpx.get(server.base_url + "/ready", timeout=10).status_code == 200
         print(f"\nschemathesis runs (s): {timings}")

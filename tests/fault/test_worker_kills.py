@@ -53,8 +53,10 @@ pytestmark = [pytest.mark.fault, pytest.mark.postgres, pytest.mark.slow]
 
 def kafka_test(test: Callable[..., None]) -> Callable[..., None]:
     """Marks a test as needing the Tansu broker (and quiets kafka-python's warnings)."""
-    for mark in (pytest.mark.kafka, *(pytest.mark.filterwarnings(f)
-                                      for f in FILTER_KAFKA_WARNINGS)):
+    for mark in (
+        pytest.mark.kafka,
+        *(pytest.mark.filterwarnings(f) for f in FILTER_KAFKA_WARNINGS),
+    ):
         test = mark(test)
     return test
 
@@ -64,13 +66,23 @@ def _kill_points(rng: random.Random, low: int, high: int) -> list[tuple[int, flo
     return [(rng.randint(low, high), rng.uniform(0.0, 0.03)) for _ in range(KILLS)]
 
 
-def _kill_when(progress: Callable[[], int], target: int, delay: float,
-               proc: subprocess.Popen[bytes], log: Path, poll: float = 0.002) -> int:
+def _kill_when(
+    progress: Callable[[], int],
+    target: int,
+    delay: float,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    poll: float = 0.002,
+) -> int:
     """SIGKILLs `proc` once `progress()` reaches `target` (then `delay` later); the progress
     seen at the kill. Fails if the worker died on its own."""
     try:
-        wait_until(lambda: proc.poll() is not None or progress() >= target, 90,
-                   interval=poll, message=f"worker progress {target}")
+        wait_until(
+            lambda: proc.poll() is not None or progress() >= target,
+            90,
+            interval=poll,
+            message=f"worker progress {target}",
+        )
         assert proc.poll() is None, f"worker exited {proc.returncode}:\n{log.read_text()[-3000:]}"
         time.sleep(delay)
         seen = progress()
@@ -83,8 +95,11 @@ def _record_more(container: Container, cases: int, rng: random.Random) -> int:
     """Records `cases` new short cases (seeded), as new work arriving; the events recorded."""
     wires = []
     for _ in range(cases):
-        case = CaseScript(holder=POLICE, case_id=f"LSN-K-{rng.getrandbits(40):010x}",
-                          start=datetime.now(timezone.utc) - timedelta(days=2))
+        case = CaseScript(
+            holder=POLICE,
+            case_id=f"LSN-K-{rng.getrandbits(40):010x}",
+            start=datetime.now(timezone.utc) - timedelta(days=2),
+        )
         wires += [case.notification(), case.request(), case.transfer()]
     results = container.referrals.record_batch(wires)
     assert not [r for r in results if hasattr(r, "error")], results
@@ -102,10 +117,13 @@ def test_projection_worker_killed_three_times_gives_the_views_of_an_uninterrupte
 ) -> None:
     rng = random.Random(SEED)
     now = datetime.now(timezone.utc)
-    events = list(generate_events(11, 220, pg_container.reference, now - timedelta(days=400),
-                                  now - timedelta(minutes=10)))
+    events = list(
+        generate_events(
+            11, 220, pg_container.reference, now - timedelta(days=400), now - timedelta(minutes=10)
+        )
+    )
     for start in range(0, len(events), 500):
-        pg_container.referrals.record_batch(events[start:start + 500])
+        pg_container.referrals.record_batch(events[start : start + 500])
     projections = pg_container.projections
 
     def tracked() -> dict[str, int]:
@@ -120,8 +138,7 @@ def test_projection_worker_killed_three_times_gives_the_views_of_an_uninterrupte
     for number, (delta, delay) in enumerate(_kill_points(rng, 150, 400), start=1):
         log = tmp_path / f"project-{number}.log"
         start_at = applied()
-        worker = start_worker("project", pg_settings, log, "--batch-size", "13",
-                              "--pause", "0.005")
+        worker = start_worker("project", pg_settings, log, "--batch-size", "13", "--pause", "0.005")
         seen = _kill_when(applied, start_at + delta, delay, worker, log)
         top = projections.max_notification_id()
         positions = tracked()
@@ -156,9 +173,14 @@ def test_ingest_worker_killed_three_times_leaves_exactly_one_copy_of_each_event(
     rng = random.Random(SEED + 1)
     agencies = (POLICE, POLICE_2, VLG_POLICE)
     settings = kafka_settings(
-        pg_database, pg_schema, tmp_path, kafka_broker.bootstrap,
-        kafka_inbound_agencies=",".join(agencies), kafka_batch_size=10,
-        kafka_session_timeout_ms=2000, kafka_heartbeat_interval_ms=400,
+        pg_database,
+        pg_schema,
+        tmp_path,
+        kafka_broker.bootstrap,
+        kafka_inbound_agencies=",".join(agencies),
+        kafka_batch_size=10,
+        kafka_session_timeout_ms=2000,
+        kafka_heartbeat_interval_ms=400,
     )
     container = build_container(settings)
     try:
@@ -169,19 +191,25 @@ def test_ingest_worker_killed_three_times_leaves_exactly_one_copy_of_each_event(
             for n in range(cases):
                 holder = agencies[n % 3]
                 province = holder.split("-")[0].upper()  # case ids follow its numbering
-                case = CaseScript(holder=holder,
-                                  case_id=f"{province}-I-{rng.getrandbits(40):010x}")
-                out += [case.notification(), case.request(),
-                        case.transfer(centre="vlg-centre" if holder == VLG_POLICE else CENTRE)]
+                case = CaseScript(holder=holder, case_id=f"{province}-I-{rng.getrandbits(40):010x}")
+                out += [
+                    case.notification(),
+                    case.request(),
+                    case.transfer(centre="vlg-centre" if holder == VLG_POLICE else CENTRE),
+                ]
             return out
 
         def message(wire: dict[str, Any]) -> tuple[str, bytes, bytes]:
-            return (inbound_topic(settings, wire["agency_id"]), wire["case_id"].encode(),
-                    json.dumps(wire, ensure_ascii=False).encode())
+            return (
+                inbound_topic(settings, wire["agency_id"]),
+                wire["case_id"].encode(),
+                json.dumps(wire, ensure_ascii=False).encode(),
+            )
 
         wires = wires_for(400)
         produce(settings.kafka_bootstrap_servers, [message(w) for w in wires])
         with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
+
             def recorded() -> int:
                 return count_events(settings, conn)
 
@@ -192,8 +220,14 @@ def test_ingest_worker_killed_three_times_leaves_exactly_one_copy_of_each_event(
                 worker = start_worker("ingest", settings, log)
                 # the first kill lands within a millisecond of a store commit (before the
                 # offset commit, so that batch is redelivered); the others a little later
-                seen = _kill_when(recorded, start_at + delta, 0.0 if number == 1 else delay,
-                                  worker, log, poll=0.0005)
+                seen = _kill_when(
+                    recorded,
+                    start_at + delta,
+                    0.0 if number == 1 else delay,
+                    worker,
+                    log,
+                    poll=0.0005,
+                )
                 assert seen < len(wires), "the ingest finished before it was killed"
                 kills.append(seen)
                 more = wires_for(rng.randint(3, 8))  # agencies keep sending meanwhile
@@ -203,8 +237,12 @@ def test_ingest_worker_killed_three_times_leaves_exactly_one_copy_of_each_event(
         log = tmp_path / "ingest-final.log"
         final = start_worker("ingest", settings, log)
         try:
-            wait_until(lambda: count_events(settings) >= len(wires), 120, interval=0.1,
-                       message=f"all {len(wires)} events recorded")
+            wait_until(
+                lambda: count_events(settings) >= len(wires),
+                120,
+                interval=0.1,
+                message=f"all {len(wires)} events recorded",
+            )
             time.sleep(0.5)  # anything still redelivered would land now
         finally:
             assert stop(final, signal.SIGTERM) == 0, log.read_text()[-3000:]
@@ -214,11 +252,17 @@ def test_ingest_worker_killed_three_times_leaves_exactly_one_copy_of_each_event(
         assert count_events(settings) == len(wires)
         assert Counter(recorded_ids) == Counter((w["case_id"], w["event_id"]) for w in wires)
         assert {k: n for k, n in Counter(recorded_ids).items() if n != 1} == {}
-        assert read_topic(settings.kafka_bootstrap_servers, settings.kafka_dead_letter_topic,
-                          settle=0.2) == []
+        assert (
+            read_topic(
+                settings.kafka_bootstrap_servers, settings.kafka_dead_letter_topic, settle=0.2
+            )
+            == []
+        )
         assert summary["dead_lettered"] == 0
-        print(f"\n{len(wires)} events; killed at {kills}; final worker: {summary['recorded']} "
-              f"recorded, {summary['duplicates']} redelivered duplicates")
+        print(
+            f"\n{len(wires)} events; killed at {kills}; final worker: {summary['recorded']} "
+            f"recorded, {summary['duplicates']} redelivered duplicates"
+        )
     finally:
         container.close()
 
@@ -229,19 +273,29 @@ def test_relay_killed_three_times_publishes_every_event_in_case_order_without_ga
     pg_database: str, pg_schema: str, tmp_path: Path, kafka_broker: Any
 ) -> None:
     rng = random.Random(SEED + 2)
-    settings = kafka_settings(pg_database, pg_schema, tmp_path, kafka_broker.bootstrap,
-                              kafka_inbound_agencies="lsn-police", kafka_partitions=3,
-                              kafka_batch_size=5)
+    settings = kafka_settings(
+        pg_database,
+        pg_schema,
+        tmp_path,
+        kafka_broker.bootstrap,
+        kafka_inbound_agencies="lsn-police",
+        kafka_partitions=3,
+        kafka_batch_size=5,
+    )
     container = build_container(settings)
     try:
         ensure_ledger_topics(settings, container.reference)
         now = datetime.now(timezone.utc)
-        events = list(generate_events(13, 160, container.reference, now - timedelta(days=300),
-                                      now - timedelta(hours=1)))
+        events = list(
+            generate_events(
+                13, 160, container.reference, now - timedelta(days=300), now - timedelta(hours=1)
+            )
+        )
         for start in range(0, len(events), 250):
-            container.referrals.record_batch(events[start:start + 250])
+            container.referrals.record_batch(events[start : start + 250])
 
         with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
+
             def published() -> int:
                 if conn.execute("SELECT to_regclass('kafka_relay_tracking')").fetchone()[0] is None:
                     return 0
@@ -264,8 +318,11 @@ def test_relay_killed_three_times_publishes_every_event_in_case_order_without_ga
         assert final.wait(timeout=120) == 0, log.read_text()[-3000:]
 
         notifications = stored(container.referrals)
-        records = read_topic(settings.kafka_bootstrap_servers, settings.kafka_outbound_topic,
-                             at_least=len(notifications))
+        records = read_topic(
+            settings.kafka_bootstrap_servers,
+            settings.kafka_outbound_topic,
+            at_least=len(notifications),
+        )
         messages = [json.loads(r.value) for r in records]
         positions = {m["position"] for m in messages}
         assert positions == {n.id for n in notifications}  # every event, no gap
@@ -285,7 +342,8 @@ def test_relay_killed_three_times_publishes_every_event_in_case_order_without_ga
             assert seen_versions == list(range(1, len(seen_versions) + 1)), case_id
         republished = len(messages) - len(positions)
         assert republished <= KILLS * settings.kafka_batch_size  # at most a batch per kill
-        print(f"\n{len(notifications)} events; killed at positions {kills}; "
-              f"{republished} republished")
+        print(
+            f"\n{len(notifications)} events; killed at positions {kills}; {republished} republished"
+        )
     finally:
         container.close()

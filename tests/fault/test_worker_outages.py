@@ -51,9 +51,14 @@ def _alive(proc: subprocess.Popen[bytes], log: Path) -> None:
     assert proc.poll() is None, f"worker exited {proc.returncode}:\n{log.read_text()[-3000:]}"
 
 
-def _outage(cluster: PrivateCluster, proc: subprocess.Popen[bytes], log: Path,
-            settings: Settings, workers: tuple[str, ...],
-            during: Callable[[], None] | None = None) -> dict[str, dict[str, Any]]:
+def _outage(
+    cluster: PrivateCluster,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    settings: Settings,
+    workers: tuple[str, ...],
+    during: Callable[[], None] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Stops the private cluster for OUTAGE_S seconds while `proc` runs; the status each
     worker reported during the outage. Fails if the worker died or never reported it."""
     seen: dict[str, dict[str, Any]] = {}
@@ -64,9 +69,13 @@ def _outage(cluster: PrivateCluster, proc: subprocess.Popen[bytes], log: Path,
             during()
         for worker in workers:
             seen[worker] = wait_until(
-                lambda w=worker: (s := _status(settings, w))["connection"].startswith(
-                    "lost since") and s, OUTAGE_S + 15, interval=0.1,
-                message=f"{worker} reports the outage")
+                lambda w=worker: (
+                    (s := _status(settings, w))["connection"].startswith("lost since") and s
+                ),
+                OUTAGE_S + 15,
+                interval=0.1,
+                message=f"{worker} reports the outage",
+            )
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - started)))
         _alive(proc, log)
     finally:
@@ -93,7 +102,8 @@ def container_factory() -> Iterator[Callable[[Settings], Container]]:
 
 # ------------------------------------------------------------------------- projections
 def test_projection_worker_and_checkpointer_survive_a_stopped_database_and_report_it(
-    private_pg: PrivateCluster, tmp_path: Path  # noqa: F811
+    private_pg: PrivateCluster,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     rng = random.Random(SEED + 12)
     settings = _settings(private_pg, tmp_path, checkpoint_interval_seconds=1)
@@ -108,8 +118,11 @@ def test_projection_worker_and_checkpointer_survive_a_stopped_database_and_repor
         container = build_container(settings)
         try:
             top = container.projections.max_notification_id()
-            wait_until(lambda: min(container.projections.positions().values()) >= top, 60,
-                       message="the views caught up before the outage")
+            wait_until(
+                lambda: min(container.projections.positions().values()) >= top,
+                60,
+                message="the views caught up before the outage",
+            )
         finally:
             container.close()
         wait_until(lambda: _status(settings, "checkpointer")["worker"] == "checkpointer", 10)
@@ -121,8 +134,14 @@ def test_projection_worker_and_checkpointer_survive_a_stopped_database_and_repor
             assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
             cli_during.extend(json.loads(done.stdout.decode().strip().splitlines()[-1]))
 
-        seen = _outage(private_pg, worker, log, settings, ("projections", "checkpointer"),
-                       read_status_during_the_outage)
+        seen = _outage(
+            private_pg,
+            worker,
+            log,
+            settings,
+            ("projections", "checkpointer"),
+            read_status_during_the_outage,
+        )
         assert seen["projections"]["last_error"], seen
         assert {s["connection"][:10] for s in cli_during} == {"lost since"}, cli_during
         assert all(s["position"] is None and s["last_error"] for s in cli_during), cli_during
@@ -132,11 +151,17 @@ def test_projection_worker_and_checkpointer_survive_a_stopped_database_and_repor
             after = _record_more(container, 20, rng)
             top = container.projections.max_notification_id()
             assert top >= before + after
-            wait_until(lambda: min(container.projections.positions().values()) >= top, 60,
-                       message="the views caught up after the outage")
+            wait_until(
+                lambda: min(container.projections.positions().values()) >= top,
+                60,
+                message="the views caught up after the outage",
+            )
             for worker_name in ("projections", "checkpointer"):
-                wait_until(lambda w=worker_name: _status(settings, w)["connection"] == "ok",
-                           30, message=f"{worker_name} reports ok")
+                wait_until(
+                    lambda w=worker_name: _status(settings, w)["connection"] == "ok",
+                    30,
+                    message=f"{worker_name} reports ok",
+                )
             status = container.projections.status()
             assert {(s.connection, s.lag) for s in status} == {("ok", 0)}, status
             assert all(s.last_error for s in status), status  # the outage's error is kept
@@ -144,8 +169,14 @@ def test_projection_worker_and_checkpointer_survive_a_stopped_database_and_repor
             from infra.transparency.service import transparency_log
 
             size = transparency_log(container).view.size()
-            wait_until(lambda: (c := transparency_log(container).view.latest_checkpoint())
-                       is not None and c.size >= size, 30, message="a checkpoint after")
+            wait_until(
+                lambda: (
+                    (c := transparency_log(container).view.latest_checkpoint()) is not None
+                    and c.size >= size
+                ),
+                30,
+                message="a checkpoint after",
+            )
             _alive(worker, log)
             interrupted = dump_all(container)
             result = container.projections.rebuild(processes=False)
@@ -165,27 +196,43 @@ def test_projection_worker_and_checkpointer_survive_a_stopped_database_and_repor
 
 
 # ------------------------------------------------------------------------------- relay
-def _kafka_settings(cluster: PrivateCluster, tmp_path: Path, bootstrap: str,
-                    **overrides: Any) -> Settings:
+def _kafka_settings(
+    cluster: PrivateCluster, tmp_path: Path, bootstrap: str, **overrides: Any
+) -> Settings:
     from tests.integration.kafka_support import kafka_settings
 
     schema = cluster.new_schema()
-    return kafka_settings("referrals_test", schema, tmp_path, bootstrap, pg_host=cluster.host,
-                          pg_port=cluster.port, pg_user=cluster.user,
-                          projections_in_process=False, **overrides)
+    return kafka_settings(
+        "referrals_test",
+        schema,
+        tmp_path,
+        bootstrap,
+        pg_host=cluster.host,
+        pg_port=cluster.port,
+        pg_user=cluster.user,
+        projections_in_process=False,
+        **overrides,
+    )
 
 
 @kafka_test
 def test_relay_survives_a_stopped_database_reports_it_and_publishes_every_event(
-    private_pg: PrivateCluster, tmp_path: Path, kafka_broker: Any  # noqa: F811
+    private_pg: PrivateCluster,
+    tmp_path: Path,
+    kafka_broker: Any,  # noqa: F811
 ) -> None:
     from infra.kafka.clients import ensure_ledger_topics
     from tests.integration.kafka_support import read_topic, stored
 
     rng = random.Random(SEED + 13)
-    settings = _kafka_settings(private_pg, tmp_path, kafka_broker.bootstrap,
-                               kafka_inbound_agencies="lsn-police", kafka_partitions=2,
-                               kafka_batch_size=20)
+    settings = _kafka_settings(
+        private_pg,
+        tmp_path,
+        kafka_broker.bootstrap,
+        kafka_inbound_agencies="lsn-police",
+        kafka_partitions=2,
+        kafka_batch_size=20,
+    )
 
     def published() -> int:
         with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
@@ -212,8 +259,11 @@ def test_relay_survives_a_stopped_database_reports_it_and_publishes_every_event(
             _record_more(container, 15, rng)
             top = container.referrals.recorder.max_notification_id()
             wait_until(lambda: published() >= top, 60, message="relayed after the outage")
-            wait_until(lambda: _status(settings, "relay")["connection"] == "ok", 30,
-                       message="the relay reports ok")
+            wait_until(
+                lambda: _status(settings, "relay")["connection"] == "ok",
+                30,
+                message="the relay reports ok",
+            )
             _alive(worker, log)
             notifications = stored(container.referrals)
         finally:
@@ -226,8 +276,9 @@ def test_relay_survives_a_stopped_database_reports_it_and_publishes_every_event(
     assert summary["connection"] == "ok" and summary["outages"] == 1, summary
     assert output.count(f"relay: {LOST}") == 1, output[-3000:]
     assert output.count(f"relay: {RESTORED}") == 1, output[-3000:]
-    records = read_topic(settings.kafka_bootstrap_servers, settings.kafka_outbound_topic,
-                         at_least=len(notifications))
+    records = read_topic(
+        settings.kafka_bootstrap_servers, settings.kafka_outbound_topic, at_least=len(notifications)
+    )
     messages = [json.loads(r.value) for r in records]
     assert {m["position"] for m in messages} == {n.id for n in notifications}  # no gap
     first_copy: dict[int, bytes] = {}
@@ -240,16 +291,24 @@ def test_relay_survives_a_stopped_database_reports_it_and_publishes_every_event(
 # ------------------------------------------------------------------------------ ingest
 @kafka_test
 def test_ingest_survives_a_stopped_database_reports_it_and_records_each_event_once(
-    private_pg: PrivateCluster, tmp_path: Path, kafka_broker: Any  # noqa: F811
+    private_pg: PrivateCluster,
+    tmp_path: Path,
+    kafka_broker: Any,  # noqa: F811
 ) -> None:
     from infra.kafka.clients import ensure_ledger_topics, inbound_topic
     from tests.factories import CENTRE, POLICE, CaseScript
     from tests.integration.kafka_support import count_events, produce, stored_event_ids
 
     rng = random.Random(SEED + 14)
-    settings = _kafka_settings(private_pg, tmp_path, kafka_broker.bootstrap,
-                               kafka_inbound_agencies=POLICE, kafka_batch_size=10,
-                               kafka_store_retry_attempts=3, kafka_store_retry_backoff_ms=200)
+    settings = _kafka_settings(
+        private_pg,
+        tmp_path,
+        kafka_broker.bootstrap,
+        kafka_inbound_agencies=POLICE,
+        kafka_batch_size=10,
+        kafka_store_retry_attempts=3,
+        kafka_store_retry_backoff_ms=200,
+    )
 
     def wires_for(cases: int) -> list[dict[str, Any]]:
         out = []
@@ -259,9 +318,17 @@ def test_ingest_survives_a_stopped_database_reports_it_and_records_each_event_on
         return out
 
     def send(wires: list[dict[str, Any]]) -> None:
-        produce(settings.kafka_bootstrap_servers,
-                [(inbound_topic(settings, w["agency_id"]), w["case_id"].encode(),
-                  json.dumps(w, ensure_ascii=False).encode()) for w in wires])
+        produce(
+            settings.kafka_bootstrap_servers,
+            [
+                (
+                    inbound_topic(settings, w["agency_id"]),
+                    w["case_id"].encode(),
+                    json.dumps(w, ensure_ascii=False).encode(),
+                )
+                for w in wires
+            ],
+        )
 
     container = build_container(settings)
     try:
@@ -273,20 +340,24 @@ def test_ingest_survives_a_stopped_database_reports_it_and_records_each_event_on
     log = tmp_path / "ingest.log"
     worker = start_worker("ingest", settings, log)
     try:
-        wait_until(lambda: count_events(settings) >= len(wires), 60,
-                   message="recorded before the outage")
+        wait_until(
+            lambda: count_events(settings) >= len(wires), 60, message="recorded before the outage"
+        )
         during = wires_for(10)  # agencies keep sending while the database is down
-        seen = _outage(private_pg, worker, log, settings, ("ingest",),
-                       lambda: send(during))
+        seen = _outage(private_pg, worker, log, settings, ("ingest",), lambda: send(during))
         wires += during
         assert seen["ingest"]["last_error"], seen
         more = wires_for(5)
         send(more)
         wires += more
-        wait_until(lambda: count_events(settings) >= len(wires), 90,
-                   message="recorded after the outage")
-        wait_until(lambda: _status(settings, "ingest")["connection"] == "ok", 30,
-                   message="the ingest reports ok")
+        wait_until(
+            lambda: count_events(settings) >= len(wires), 90, message="recorded after the outage"
+        )
+        wait_until(
+            lambda: _status(settings, "ingest")["connection"] == "ok",
+            30,
+            message="the ingest reports ok",
+        )
         time.sleep(0.5)  # anything redelivered would land now
         _alive(worker, log)
     finally:
@@ -308,7 +379,8 @@ def test_ingest_survives_a_stopped_database_reports_it_and_records_each_event_on
 
 # ------------------------------------------------------------------ in-process runner
 def test_in_process_runner_survives_a_stopped_database_and_status_reports_it(
-    private_pg: PrivateCluster, tmp_path: Path  # noqa: F811
+    private_pg: PrivateCluster,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     """The API's runner (a thread of `referrals serve`): same rules as the worker."""
     rng = random.Random(SEED + 15)
@@ -321,8 +393,12 @@ def test_in_process_runner_survives_a_stopped_database_and_status_reports_it(
         projections.catch_up(timeout=30)
         private_pg.stop()
         try:
-            wait_until(lambda: projections.runner.watch.connection.startswith("lost since"),
-                       OUTAGE_S + 15, interval=0.1, message="the runner reports the outage")
+            wait_until(
+                lambda: projections.runner.watch.connection.startswith("lost since"),
+                OUTAGE_S + 15,
+                interval=0.1,
+                message="the runner reports the outage",
+            )
             during = projections.status()
             time.sleep(OUTAGE_S)
             assert projections.running, projections.runner.error

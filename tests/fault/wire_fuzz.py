@@ -62,46 +62,119 @@ def encode(value: Any) -> bytes:
 LONE_SURROGATES = st.sampled_from(["\ud800", "\udfff", "a\udc80b", "\ud83d", "x\ud800\ud800"])
 NULS = st.sampled_from(["\x00", "a\x00b", "\x00" * 8, "lsn-police-investigation\x00"])
 HUGE_STRINGS = st.sampled_from([129, 4_097, 100_000]).flatmap(
-    lambda n: st.sampled_from(["A" * n, "Ệ" * n, "a-" * (n // 2)]))
-NAIVE_TIMES = st.sampled_from([
-    "2026-03-03T09:00:00", "2026-03-03", "2026-03-03 09:00", "20260303T090000",
-    "2026-03-03T09:00:00.123456", "T09:00:00", "",
-])
-EXTREME_TIMES = st.sampled_from([
-    "9999-12-31T23:59:59+14:00", "0001-01-01T00:00:00+00:00", "1900-01-01T00:00:00+07:00",
-    "2100-01-01T00:00:00Z", "2017-12-31T23:59:59+07:00", "2026-02-30T00:00:00+07:00",
-    "2026-03-03T24:00:00+07:00", "2026-03-03T09:00:00+25:00", "+10000-01-01T00:00:00Z",
-    "2026-03-03T09:00:00+07:00:00.5",
-])
-UNKNOWN_AGENCIES = st.sampled_from([
-    "no-such-agency", "lsn-police-investigation-x", "LSN-POLICE-INVESTIGATION", "vlg-centre",
-    "lsn-centre", "vlg-police-investigation", "a" * 128, "lsn-police/../vlg-police",
-])
+    lambda n: st.sampled_from(["A" * n, "Ệ" * n, "a-" * (n // 2)])
+)
+NAIVE_TIMES = st.sampled_from(
+    [
+        "2026-03-03T09:00:00",
+        "2026-03-03",
+        "2026-03-03 09:00",
+        "20260303T090000",
+        "2026-03-03T09:00:00.123456",
+        "T09:00:00",
+        "",
+    ]
+)
+EXTREME_TIMES = st.sampled_from(
+    [
+        "9999-12-31T23:59:59+14:00",
+        "0001-01-01T00:00:00+00:00",
+        "1900-01-01T00:00:00+07:00",
+        "2100-01-01T00:00:00Z",
+        "2017-12-31T23:59:59+07:00",
+        "2026-02-30T00:00:00+07:00",
+        "2026-03-03T24:00:00+07:00",
+        "2026-03-03T09:00:00+25:00",
+        "+10000-01-01T00:00:00Z",
+        "2026-03-03T09:00:00+07:00:00.5",
+    ]
+)
+UNKNOWN_AGENCIES = st.sampled_from(
+    [
+        "no-such-agency",
+        "lsn-police-investigation-x",
+        "LSN-POLICE-INVESTIGATION",
+        "vlg-centre",
+        "lsn-centre",
+        "vlg-police-investigation",
+        "a" * 128,
+        "lsn-police/../vlg-police",
+    ]
+)
 HUGE_NUMBERS = st.one_of(
     st.sampled_from([2**31, 2**63, -(2**63) - 1, 10**400, -1, 0, 1.5, 1e308, -0.0]),
-    st.sampled_from(["1" * 5000, "1e999", "-1e999", "NaN", "Infinity", "-Infinity",
-                     "1E400", "0." + "0" * 4000 + "1"]).map(Raw),
-    st.integers(), st.floats(),
+    st.sampled_from(
+        [
+            "1" * 5000,
+            "1e999",
+            "-1e999",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "1E400",
+            "0." + "0" * 4000 + "1",
+        ]
+    ).map(Raw),
+    st.integers(),
+    st.floats(),
 )
-DEEP = st.sampled_from([64, 900, 5_000, 100_000]).flatmap(lambda depth: st.sampled_from([
-    Raw("[" * depth + "]" * depth),
-    Raw('{"a":' * depth + "1" + "}" * depth),
-    Raw("[" * depth + '"x"' + "]" * depth),
-]))
+DEEP = st.sampled_from([64, 900, 5_000, 100_000]).flatmap(
+    lambda depth: st.sampled_from(
+        [
+            Raw("[" * depth + "]" * depth),
+            Raw('{"a":' * depth + "1" + "}" * depth),
+            Raw("[" * depth + '"x"' + "]" * depth),
+        ]
+    )
+)
 PLAIN = st.one_of(
-    st.none(), st.booleans(), st.integers(-10, 10**6), st.text(max_size=20),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(),
-                                                         max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10**6),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
 )
-BAD_VALUES = st.one_of(PLAIN, LONE_SURROGATES, NULS, HUGE_STRINGS, NAIVE_TIMES, EXTREME_TIMES,
-                       UNKNOWN_AGENCIES, HUGE_NUMBERS, DEEP)
-BAD_KEYS = st.one_of(st.sampled_from(["person_name", "national_id", "", "__proto__", "data "]),
-                     LONE_SURROGATES, NULS, st.text(min_size=1, max_size=10))
-NOT_UTF8 = st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf5\x80\x80",
-                            b"\x80", b"\xfe\xff", b"\x00"])
+BAD_VALUES = st.one_of(
+    PLAIN,
+    LONE_SURROGATES,
+    NULS,
+    HUGE_STRINGS,
+    NAIVE_TIMES,
+    EXTREME_TIMES,
+    UNKNOWN_AGENCIES,
+    HUGE_NUMBERS,
+    DEEP,
+)
+BAD_KEYS = st.one_of(
+    st.sampled_from(["person_name", "national_id", "", "__proto__", "data "]),
+    LONE_SURROGATES,
+    NULS,
+    st.text(min_size=1, max_size=10),
+)
+NOT_UTF8 = st.sampled_from(
+    [
+        b"\xff",
+        b"\xc3\x28",
+        b"\xed\xa0\x80",
+        b"\xc0\xaf",
+        b"\xf5\x80\x80",
+        b"\x80",
+        b"\xfe\xff",
+        b"\x00",
+    ]
+)
 
-TOP_FIELDS = ("event_id", "case_id", "type", "agency_id", "occurred_at", "data", "identity",
-              "expected_version")
+TOP_FIELDS = (
+    "event_id",
+    "case_id",
+    "type",
+    "agency_id",
+    "occurred_at",
+    "data",
+    "identity",
+    "expected_version",
+)
 
 
 # ---------------------------------------------------------------------------- the items
@@ -122,23 +195,45 @@ def wire_items(draw: st.DrawFn, cases: list[tuple[str, str]], ids: itertools.cou
     if draw(st.booleans()):
         case_id, opened = draw(st.sampled_from(cases))
         event: dict[str, Any] = {
-            "event_id": f"fz-{number:06d}", "case_id": case_id, "type": "AID_REQUESTED",
-            "agency_id": POLICE, "occurred_at": opened, "data": {"request_form": "written"}}
+            "event_id": f"fz-{number:06d}",
+            "case_id": case_id,
+            "type": "AID_REQUESTED",
+            "agency_id": POLICE,
+            "occurred_at": opened,
+            "data": {"request_form": "written"},
+        }
         data_fields = ("request_form", "documents_complete")
     else:
         case_id = f"LSN-FZ-{number:06d}"
         event = {
-            "event_id": f"fz-{number:06d}", "case_id": case_id, "type": "NOTIFICATION_ISSUED",
-            "agency_id": POLICE, "occurred_at": "2026-01-05T09:00:00+07:00",
-            "data": {"person_id": f"0b6f3c9e-6f1e-4d1e-9a3e-{number:012d}",
-                     "proceedings_kind": "criminal", "procedural_role": "ARRESTED",
-                     "stage": "INVESTIGATION", "eligible_category": "POOR_HOUSEHOLD",
-                     "form": "MAU_03"},
-            "identity": {"full_name": "Nguyễn Văn An", "date_of_birth": "1990-05-01"}}
-        data_fields = ("person_id", "proceedings_kind", "procedural_role", "stage",
-                       "eligible_category", "form")
-    paths = [(f,) for f in TOP_FIELDS] + [("data", f) for f in data_fields] + [
-        ("identity", "full_name"), ("identity", "date_of_birth"), ("identity", "id_number")]
+            "event_id": f"fz-{number:06d}",
+            "case_id": case_id,
+            "type": "NOTIFICATION_ISSUED",
+            "agency_id": POLICE,
+            "occurred_at": "2026-01-05T09:00:00+07:00",
+            "data": {
+                "person_id": f"0b6f3c9e-6f1e-4d1e-9a3e-{number:012d}",
+                "proceedings_kind": "criminal",
+                "procedural_role": "ARRESTED",
+                "stage": "INVESTIGATION",
+                "eligible_category": "POOR_HOUSEHOLD",
+                "form": "MAU_03",
+            },
+            "identity": {"full_name": "Nguyễn Văn An", "date_of_birth": "1990-05-01"},
+        }
+        data_fields = (
+            "person_id",
+            "proceedings_kind",
+            "procedural_role",
+            "stage",
+            "eligible_category",
+            "form",
+        )
+    paths = (
+        [(f,) for f in TOP_FIELDS]
+        + [("data", f) for f in data_fields]
+        + [("identity", "full_name"), ("identity", "date_of_birth"), ("identity", "id_number")]
+    )
     notes = []
     body: Any = event
     for _ in range(draw(st.integers(1, 3))):

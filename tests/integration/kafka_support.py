@@ -24,8 +24,9 @@ FILTER_KAFKA_WARNINGS = (
 )
 
 
-def kafka_settings(pg_database: str, pg_schema: str, data_dir: Path, bootstrap: str,
-                   **overrides: Any) -> Settings:
+def kafka_settings(
+    pg_database: str, pg_schema: str, data_dir: Path, bootstrap: str, **overrides: Any
+) -> Settings:
     """PostgreSQL test settings plus Kafka settings with topic names unique to the test."""
     tag = uuid.uuid4().hex[:8]
     values: dict[str, Any] = dict(
@@ -54,17 +55,24 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
-        env[f"REFERRALS_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        env[f"REFERRALS_{name.upper()}"] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
     return env
 
 
-def start_worker(command: str, settings: Settings, log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    command: str, settings: Settings, log_path: Path, *args: str
+) -> subprocess.Popen[bytes]:
     """`referrals <command>` as a subprocess with the test's settings; output to log_path."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-c", "from infra.cli import main; main()", command, *args],
-            env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, cwd=str(settings.data_dir),
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(settings.data_dir),
         )
 
 
@@ -80,8 +88,9 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
         raise
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, interval: float = 0.05,
-             message: str = "condition") -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float, interval: float = 0.05, message: str = "condition"
+) -> Any:
     """Polls `condition` until it is truthy (bounded by `timeout`); its value."""
     deadline = time.monotonic() + timeout
     for _ in range(int(timeout / interval) + 2):
@@ -98,8 +107,13 @@ def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | 
     """Sends (topic, key, value) messages with an idempotent producer; how many."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
-                             linger_ms=5, max_block_ms=10_000)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_block_ms=10_000,
+    )
     try:
         futures = [producer.send(topic, key=key, value=value) for topic, key, value in messages]
         producer.flush(timeout=30)
@@ -110,16 +124,23 @@ def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes | 
         producer.close(timeout=10)
 
 
-def read_topic(bootstrap: str, topic: str, *, at_least: int = 0, timeout: float = 30.0,
-               settle: float = 0.5) -> list[Any]:
+def read_topic(
+    bootstrap: str, topic: str, *, at_least: int = 0, timeout: float = 30.0, settle: float = 0.5
+) -> list[Any]:
     """Every record of a topic (no consumer group): waits for `at_least`, then until quiet."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest", consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1000,
+    )
     try:
-        partitions = wait_for(lambda: consumer.partitions_for_topic(topic), 10,
-                              message=f"metadata of {topic}")
+        partitions = wait_for(
+            lambda: consumer.partitions_for_topic(topic), 10, message=f"metadata of {topic}"
+        )
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)

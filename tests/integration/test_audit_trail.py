@@ -32,8 +32,9 @@ def record_cases(app: Any, count: int, identity: bool = False) -> list[CaseScrip
         case = CaseScript()
         history = case.full_history()
         if identity:
-            history[0] = history[0] | {"identity": {"full_name": "Nguyễn Thị Hồng Nhung",
-                                                    "date_of_birth": "1991-04-30"}}
+            history[0] = history[0] | {
+                "identity": {"full_name": "Nguyễn Thị Hồng Nhung", "date_of_birth": "1991-04-30"}
+            }
         for wire in history:
             app.record_event(wire)
         cases.append(case)
@@ -49,20 +50,31 @@ def sql(settings: Settings, statement: str, params: tuple[Any, ...] = ()) -> lis
 
 def burn_notification_ids(settings: Settings, count: int) -> None:
     """Consumes sequence values without rows, as failed inserts do (a gap in the log)."""
-    sql(settings, "SELECT setval(pg_get_serial_sequence('referrals_events', 'notification_id'), "
-                  "(SELECT max(notification_id) FROM referrals_events) + %s)", (count,))
+    sql(
+        settings,
+        "SELECT setval(pg_get_serial_sequence('referrals_events', 'notification_id'), "
+        "(SELECT max(notification_id) FROM referrals_events) + %s)",
+        (count,),
+    )
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
     """The REFERRALS_* environment of `settings` (for CLI runs)."""
-    env = {"REFERRALS_DATA_DIR": str(settings.data_dir), "REFERRALS_STORE": settings.store,
-           "REFERRALS_LOG_WITNESS_KEYS": settings.log_witness_keys}
+    env = {
+        "REFERRALS_DATA_DIR": str(settings.data_dir),
+        "REFERRALS_STORE": settings.store,
+        "REFERRALS_LOG_WITNESS_KEYS": settings.log_witness_keys,
+    }
     if settings.store == "postgres":
-        env.update({"REFERRALS_PG_HOST": settings.pg_host,
-                    "REFERRALS_PG_PORT": str(settings.pg_port),
-                    "REFERRALS_PG_USER": settings.pg_user,
-                    "REFERRALS_PG_DBNAME": settings.pg_dbname,
-                    "REFERRALS_PG_SCHEMA": settings.pg_schema})
+        env.update(
+            {
+                "REFERRALS_PG_HOST": settings.pg_host,
+                "REFERRALS_PG_PORT": str(settings.pg_port),
+                "REFERRALS_PG_USER": settings.pg_user,
+                "REFERRALS_PG_DBNAME": settings.pg_dbname,
+                "REFERRALS_PG_SCHEMA": settings.pg_schema,
+            }
+        )
     return env
 
 
@@ -110,6 +122,7 @@ def ref_path(m: int, entries: list[bytes]) -> list[bytes]:
 
 def ref_proof(m: int, entries: list[bytes]) -> list[bytes]:
     """PROOF(m, D[n]) = SUBPROOF(m, D[n], true)."""
+
     def subproof(m: int, d: list[bytes], whole: bool) -> list[bytes]:
         n = len(d)
         if m == n:
@@ -148,8 +161,9 @@ def test_proofs_served_by_the_projection_match_the_reference_when_the_log_has_ga
     global_chain, case_chains = CHAIN_SEED, {}
     for row, entry in zip(rows, entries, strict=True):
         global_chain = _sha(global_chain + entry)
-        case_chains[row["originator_id"]] = _sha(case_chains.get(row["originator_id"],
-                                                                 CHAIN_SEED) + entry)
+        case_chains[row["originator_id"]] = _sha(
+            case_chains.get(row["originator_id"], CHAIN_SEED) + entry
+        )
         assert row["global_chain_hash"] == global_chain
         assert row["case_chain_hash"] == case_chains[row["originator_id"]]
     assert view.head().chain_hash == global_chain
@@ -165,8 +179,9 @@ def test_proofs_served_by_the_projection_match_the_reference_when_the_log_has_ga
         for new in sorted({old, min(old + 1, n), n} | ({16} if old <= 16 else set())):
             proof = view.consistency_proof(old, new)
             assert proof == ref_proof(old, entries[:new])
-            assert verify_consistency(old, new, ref_mth(entries[:old]), ref_mth(entries[:new]),
-                                      proof)
+            assert verify_consistency(
+                old, new, ref_mth(entries[:old]), ref_mth(entries[:new]), proof
+            )
 
 
 def test_case_timeline_shows_who_recorded_what_and_when_when_read_in_order(
@@ -179,8 +194,14 @@ def test_case_timeline_shows_who_recorded_what_and_when_when_read_in_order(
     timeline = view.case_timeline(case.case_id)
     assert [r["version"] for r in timeline] == list(range(1, 8))
     assert [r["type"] for r in timeline] == [
-        "NOTIFICATION_ISSUED", "AID_REQUESTED", "REQUEST_TRANSFERRED", "REQUEST_ACCEPTED",
-        "AID_ASSIGNED", "COUNSEL_REGISTERED", "CASE_CLOSED"]
+        "NOTIFICATION_ISSUED",
+        "AID_REQUESTED",
+        "REQUEST_TRANSFERRED",
+        "REQUEST_ACCEPTED",
+        "AID_ASSIGNED",
+        "COUNSEL_REGISTERED",
+        "CASE_CLOSED",
+    ]
     history = app.case_history(case.case_id)
     assert [r["agency_id"] for r in timeline] == [e.agency_id for e in history]
     assert [r["occurred_at"] for r in timeline] == [e.occurred_at for e in history]
@@ -209,7 +230,8 @@ def test_rebuild_reproduces_the_same_tree_and_keeps_the_signed_checkpoints(
 
 @pytest.mark.parametrize("store", ["pg_container", "sqlite_container"])
 def test_latest_checkpoint_at_an_instant_is_the_largest_signed_by_then(
-    store: str, request: pytest.FixtureRequest,
+    store: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     from datetime import timedelta
 
@@ -225,7 +247,8 @@ def test_latest_checkpoint_at_an_instant_is_the_largest_signed_by_then(
     assert view.latest_checkpoint_at(first.created_at - timedelta(microseconds=1)) is None
     assert view.latest_checkpoint_at(first.created_at).size == first.size
     assert view.latest_checkpoint_at(second.created_at - timedelta(microseconds=1)).size == (
-        first.size)
+        first.size
+    )
     assert view.latest_checkpoint_at(second.created_at + timedelta(days=1)).size == second.size
 
 
@@ -252,9 +275,14 @@ def test_log_key_file_is_generated_in_development_and_required_in_production(
     assert (tmp_path / "log-signing.key").stat().st_mode & 0o777 == 0o600
     assert load_log_signer(settings).key_text == signer.key_text
     assert (tmp_path / "log-signing.key.pub").read_text().strip() == signer.verifier().key_text
-    production = Settings(_env_file=None, data_dir=tmp_path / "prod", environment="production",  # type: ignore[call-arg]
-                          master_keys='{"k": "' + "A" * 43 + '="}', active_master_key_id="k",
-                          session_secret="s")
+    production = Settings(
+        _env_file=None,
+        data_dir=tmp_path / "prod",
+        environment="production",  # type: ignore[call-arg]
+        master_keys='{"k": "' + "A" * 43 + '="}',
+        active_master_key_id="k",
+        session_secret="s",
+    )
     with pytest.raises(LogKeyError):
         load_log_signer(production)
     other = Settings(_env_file=None, data_dir=tmp_path, log_origin="other.example/log")  # type: ignore[call-arg]
@@ -273,7 +301,8 @@ def test_checkpointer_publishes_at_its_interval_when_the_tree_grows(pg_container
     transparency_log(pg_container).catch_up()
     deadline = time.monotonic() + 10
     while audit_view(pg_container).latest_checkpoint() is None or (
-            audit_view(pg_container).latest_checkpoint().size < 7):
+        audit_view(pg_container).latest_checkpoint().size < 7
+    ):
         assert time.monotonic() < deadline, publisher.status()
         time.sleep(0.05)
     published = publisher.published
@@ -300,8 +329,11 @@ def test_checkpoint_for_position_binds_a_report_to_the_log_as_it_stood(
     checkpoint = parse_checkpoint(open_note(note, [log.signer.verifier()])[0])
     assert (size, checkpoint.size) == (9, 9)  # 7 events, the gap, then positions 10 and 11
     assert root == checkpoint.root_hash == audit_view(pg_container).root(9)
-    assert checkpoint_for_position(pg_container, 8) == (7, audit_view(pg_container).root(7),
-                                                        audit_view(pg_container).checkpoint(7).note)
+    assert checkpoint_for_position(pg_container, 8) == (
+        7,
+        audit_view(pg_container).root(7),
+        audit_view(pg_container).checkpoint(7).note,
+    )
     record_cases(app, 1)
     assert checkpoint_for_position(pg_container, 11)[2] == note  # the same checkpoint later on
     with pytest.raises(LogEntryNotFoundError, match="beyond the end of the log"):

@@ -42,9 +42,11 @@ def _prepared(container: Any, cases: int = 3) -> tuple[Any, list[Any]]:
 
 
 def _position(settings: Settings, case_id: str, event_no: int) -> int:
-    [(position,)] = sql(settings, "SELECT notification_id FROM referrals_events "
-                                  "WHERE convert_from(state, 'UTF8') LIKE %s",
-                        (f'%"event_id":"{case_id}-{event_no:03d}"%',))
+    [(position,)] = sql(
+        settings,
+        "SELECT notification_id FROM referrals_events WHERE convert_from(state, 'UTF8') LIKE %s",
+        (f'%"event_id":"{case_id}-{event_no:03d}"%',),
+    )
     return int(position)
 
 
@@ -71,17 +73,27 @@ def test_verify_names_the_altered_event_when_one_stored_event_is_edited(
     _, cases = _prepared(pg_container)
     position = _position(pg_settings, cases[1].case_id, 1)
     if edit == "value":
-        sql(pg_settings, "UPDATE referrals_events SET state = convert_to(replace(convert_from("
-                         "state, 'UTF8'), '\"POOR_HOUSEHOLD\"', '\"HIV\"'), 'UTF8') "
-                         "WHERE notification_id = %s", (position,))
+        sql(
+            pg_settings,
+            "UPDATE referrals_events SET state = convert_to(replace(convert_from("
+            "state, 'UTF8'), '\"POOR_HOUSEHOLD\"', '\"HIV\"'), 'UTF8') "
+            "WHERE notification_id = %s",
+            (position,),
+        )
     else:
-        sql(pg_settings, "UPDATE referrals_events SET state = set_byte(state, 0, 91) "
-                         "WHERE notification_id = %s", (position,))
+        sql(
+            pg_settings,
+            "UPDATE referrals_events SET state = set_byte(state, 0, 91) WHERE notification_id = %s",
+            (position,),
+        )
     report = _verify(pg_container)
     finding = report.finding
     assert finding is not None and finding.kind == "ALTERED"
     assert (finding.position, finding.case_id, finding.event_id) == (
-        position, cases[1].case_id, f"{cases[1].case_id}-001")
+        position,
+        cases[1].case_id,
+        f"{cases[1].case_id}-001",
+    )
     assert report.events_checked == 7  # the first case is fine; the second's first event is not
     for text in (str(position), cases[1].case_id, f"{cases[1].case_id}-001"):
         assert text in finding.message_vi and text in finding.message_en
@@ -119,9 +131,13 @@ def test_verify_names_the_inserted_event_when_a_row_is_slipped_into_a_gap(
     gap = 9  # ids 8..10 were burnt; the second case starts at 11
     assert not sql(pg_settings, "SELECT 1 FROM referrals_events WHERE notification_id = %s", (gap,))
     copied = _position(pg_settings, cases[0].case_id, 7)
-    sql(pg_settings, "INSERT INTO referrals_events (originator_id, originator_version, topic, "
-                     "state, notification_id) SELECT originator_id, 8, topic, state, %s "
-                     "FROM referrals_events WHERE notification_id = %s", (gap, copied))
+    sql(
+        pg_settings,
+        "INSERT INTO referrals_events (originator_id, originator_version, topic, "
+        "state, notification_id) SELECT originator_id, 8, topic, state, %s "
+        "FROM referrals_events WHERE notification_id = %s",
+        (gap, copied),
+    )
     report = _verify(pg_container)
     finding = report.finding
     assert top > gap and finding is not None and finding.kind == "INSERTED"
@@ -134,9 +150,13 @@ def test_verify_catches_a_rewrite_after_the_audit_trail_is_rebuilt_from_the_alte
 ) -> None:
     _, cases = _prepared(pg_container)
     position = _position(pg_settings, cases[2].case_id, 3)
-    sql(pg_settings, "UPDATE referrals_events SET state = convert_to(replace(convert_from("
-                     "state, 'UTF8'), 'lsn-centre', 'vlg-centre'), 'UTF8') "
-                     "WHERE notification_id = %s", (position,))
+    sql(
+        pg_settings,
+        "UPDATE referrals_events SET state = convert_to(replace(convert_from("
+        "state, 'UTF8'), 'lsn-centre', 'vlg-centre'), 'UTF8') "
+        "WHERE notification_id = %s",
+        (position,),
+    )
     pg_container.projections.rebuild(names=["audit_trail"])
     finding = _verify(pg_container).finding
     assert finding is not None and finding.kind == "CHECKPOINT"
@@ -154,17 +174,31 @@ def test_verify_fails_with_a_bilingual_message_when_run_as_a_cli_process(
     assert "HỢP LỆ: 14 sự kiện" in passed.stdout and "OK: 14 events" in passed.stdout
 
     position = _position(pg_settings, cases[0].case_id, 2)
-    sql(pg_settings, "UPDATE referrals_events SET state = convert_to(replace(convert_from("
-                     "state, 'UTF8'), 'lsn-police-investigation', 'lsn-procuracy'), 'UTF8') "
-                     "WHERE notification_id = %s", (position,))
+    sql(
+        pg_settings,
+        "UPDATE referrals_events SET state = convert_to(replace(convert_from("
+        "state, 'UTF8'), 'lsn-police-investigation', 'lsn-procuracy'), 'UTF8') "
+        "WHERE notification_id = %s",
+        (position,),
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFERRALS_")}
     env.update(cli_env(pg_settings))
-    done = subprocess.run([sys.executable, "-m", "infra.cli", "verify"], env=env,
-                          cwd=pg_settings.data_dir, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "verify"],
+        env=env,
+        cwd=pg_settings.data_dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     vi, en = done.stdout.strip().splitlines()[-2:]
-    expected = (f"vị trí {position}, vụ việc {cases[0].case_id}, phiên bản 2, "
-                f"mã sự kiện {cases[0].case_id}-002")
+    expected = (
+        f"vị trí {position}, vụ việc {cases[0].case_id}, phiên bản 2, "
+        f"mã sự kiện {cases[0].case_id}-002"
+    )
     assert vi.startswith("BỊ SỬA: " + expected)
-    assert en.startswith(f"ALTERED: position {position}, case {cases[0].case_id}, version 2, "
-                         f"event id {cases[0].case_id}-002")
+    assert en.startswith(
+        f"ALTERED: position {position}, case {cases[0].case_id}, version 2, "
+        f"event id {cases[0].case_id}-002"
+    )

@@ -66,36 +66,82 @@ def compose_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     port = free_port()
     started = False
     try:
-        subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                                     "--auth-local=trust", "--auth-host=scram-sha-256",
-                                     "-E", "UTF8", "--locale=C.UTF-8"]),
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run(_as_postgres([
-            str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(root / "log"),
-            "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200",
-            "start"]), check=True, capture_output=True, timeout=90)
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(root / "log"),
+                    "-o",
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=90,
+        )
         started = True
         yield {"host": "127.0.0.1", "port": str(port), "socket_dir": str(root)}
     finally:
         if started:
-            subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
-                                         "-w", "stop"]), capture_output=True, timeout=60)
+            subprocess.run(
+                _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _create_compose_database(server: dict[str, str], env: dict[str, str],
-                             secrets: dict[str, str]) -> None:
+def _create_compose_database(
+    server: dict[str, str], env: dict[str, str], secrets: dict[str, str]
+) -> None:
     """What the postgres image does with POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB."""
     import psycopg
     from psycopg import sql
 
     user, database = env["POSTGRES_USER"], env["POSTGRES_DB"]
-    with psycopg.connect(host=server["socket_dir"], port=int(server["port"]), user="postgres",
-                         dbname="postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-            sql.Identifier(user), sql.Literal(secrets["POSTGRES_PASSWORD"])))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(database), sql.Identifier(user)))
+    with psycopg.connect(
+        host=server["socket_dir"],
+        port=int(server["port"]),
+        user="postgres",
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(user), sql.Literal(secrets["POSTGRES_PASSWORD"])
+            )
+        )
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(database), sql.Identifier(user)
+            )
+        )
 
 
 def _stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -119,9 +165,21 @@ def test_every_compose_service_starts_with_the_compose_environment_and_becomes_h
     # secrets.env as the README says; every service's env_file is this file
     secrets_file = tmp_path / "secrets.env"
     made = subprocess.run(
-        [sys.executable, "-c", "from infra.cli import main; main()", "secrets", "init",
-         "--log-origin", "compose.ledger.test/log", "--out", str(secrets_file)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from infra.cli import main; main()",
+            "secrets",
+            "init",
+            "--log-origin",
+            "compose.ledger.test/log",
+            "--out",
+            str(secrets_file),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert made.returncode == 0, made.stderr
@@ -143,11 +201,16 @@ def test_every_compose_service_starts_with_the_compose_environment_and_becomes_h
         "REFERRALS_PG_HOST": compose_postgres["host"],
         "REFERRALS_PG_PORT": compose_postgres["port"],
         "REFERRALS_KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
-        "REFERRALS_HTTP_HOST": "127.0.0.1", "REFERRALS_HTTP_PORT": str(api_port),
+        "REFERRALS_HTTP_HOST": "127.0.0.1",
+        "REFERRALS_HTTP_PORT": str(api_port),
         "REFERRALS_DATA_DIR": str(tmp_path / "data"),
     }
-    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT),
-            "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    base = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+    }
 
     def start(name: str) -> subprocess.Popen[bytes]:
         service = ledger[name]
@@ -165,7 +228,10 @@ def test_every_compose_service_starts_with_the_compose_environment_and_becomes_h
         log = (tmp_path / f"{name}.log").open("wb")
         return subprocess.Popen(
             [sys.executable, "-c", "from infra.cli import main; main()", *words],
-            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def log_of(name: str) -> str:
@@ -207,4 +273,6 @@ def test_every_compose_service_starts_with_the_compose_environment_and_becomes_h
     finally:
         _stop(processes)
     for name, process in processes.items():  # SIGTERM: each finishes and exits cleanly
-        assert process.returncode in (0, -15), f"{name} exited {process.returncode}:\n{log_of(name)}"
+        assert process.returncode in (0, -15), (
+            f"{name} exited {process.returncode}:\n{log_of(name)}"
+        )

@@ -17,10 +17,15 @@ def _counts(container: Container, agency: str) -> dict[str, int]:
     return container.projections.agency_counts.agency_table("LSN", *YEAR).get(agency, {})
 
 
-def _amend(script: CaseScript, wire_type: str, target: dict[str, Any], **data: Any
-           ) -> dict[str, Any]:
-    return script.event(wire_type, agency=target["agency_id"], after=timedelta(minutes=1),
-                        data={"target_event_id": target["event_id"], **data})
+def _amend(
+    script: CaseScript, wire_type: str, target: dict[str, Any], **data: Any
+) -> dict[str, Any]:
+    return script.event(
+        wire_type,
+        agency=target["agency_id"],
+        after=timedelta(minutes=1),
+        data={"target_event_id": target["event_id"], **data},
+    )
 
 
 def test_views_follow_a_corrected_instant_and_a_withdrawal_and_rebuild_reproduces_them(
@@ -42,9 +47,15 @@ def test_views_follow_a_corrected_instant_and_a_withdrawal_and_rebuild_reproduce
     assert projections.case_index.get(twice.case_id)["status"] == "ACCEPTED"
 
     corrected_at = datetime.fromisoformat(request["occurred_at"]) + timedelta(days=3)
-    app.record_event(_amend(late, "EVENT_CORRECTED", transfer,
-                            changes={"occurred_at": corrected_at.isoformat()},
-                            reason_code="WRONG_OCCURRED_AT"))
+    app.record_event(
+        _amend(
+            late,
+            "EVENT_CORRECTED",
+            transfer,
+            changes={"occurred_at": corrected_at.isoformat()},
+            reason_code="WRONG_OCCURRED_AT",
+        )
+    )
     app.record_event(_amend(twice, "EVENT_WITHDRAWN", wires[3], reason_code="ENTERED_TWICE"))
     projections.process_pending(batch_size=1)  # one page per event: the incremental paths
 

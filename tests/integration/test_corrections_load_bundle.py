@@ -21,32 +21,49 @@ from tests.integration.test_audit_trail import record_cases
 pytestmark = pytest.mark.postgres
 
 
-def _amend(case: CaseScript, wire_type: str, target: dict[str, Any], agency: str | None = None,
-           **data: Any) -> dict[str, Any]:
-    return case.event(wire_type, agency=agency or target["agency_id"],
-                      after=timedelta(minutes=1),
-                      data={"target_event_id": target["event_id"], **data})
+def _amend(
+    case: CaseScript, wire_type: str, target: dict[str, Any], agency: str | None = None, **data: Any
+) -> dict[str, Any]:
+    return case.event(
+        wire_type,
+        agency=agency or target["agency_id"],
+        after=timedelta(minutes=1),
+        data={"target_event_id": target["event_id"], **data},
+    )
 
 
-def test_load_records_corrections_once_and_reports_a_refused_one(pg_container: Any,
-                                                                   tmp_path: Path) -> None:
+def test_load_records_corrections_once_and_reports_a_refused_one(
+    pg_container: Any, tmp_path: Path
+) -> None:
     case = CaseScript()
     wires = [case.notification(), case.request(), case.transfer(), case.accept()]
     wires += [
-        _amend(case, "EVENT_CORRECTED", wires[0], changes={"data.stage": "INDICTMENT"},
-               reason_code="WRONG_STAGE"),
-        _amend(case, "EVENT_CORRECTED", wires[1], agency=CENTRE,  # not the Centre's event
-               changes={"occurred_at": wires[1]["occurred_at"]},
-               reason_code="WRONG_OCCURRED_AT"),
+        _amend(
+            case,
+            "EVENT_CORRECTED",
+            wires[0],
+            changes={"data.stage": "INDICTMENT"},
+            reason_code="WRONG_STAGE",
+        ),
+        _amend(
+            case,
+            "EVENT_CORRECTED",
+            wires[1],
+            agency=CENTRE,  # not the Centre's event
+            changes={"occurred_at": wires[1]["occurred_at"]},
+            reason_code="WRONG_OCCURRED_AT",
+        ),
         _amend(case, "EVENT_WITHDRAWN", wires[3], reason_code="ENTERED_TWICE"),
     ]
     path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(w, ensure_ascii=False) + "\n" for w in wires),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(w, ensure_ascii=False) + "\n" for w in wires), encoding="utf-8"
+    )
     report = load_events(pg_container, read_jsonl(path), total=None)
     assert (report.recorded, report.duplicates) == (6, 0)
     assert [(line, error["code"], error["field"]) for line, _, error in report.rejected] == [
-        (6, "AMENDMENT_NOT_PERMITTED", "agency_id")]
+        (6, "AMENDMENT_NOT_PERMITTED", "agency_id")
+    ]
     app = pg_container.referrals
     referral = app.get_case(case.case_id)
     assert (referral.status, referral.person["stage"]) == ("AT_CENTRE", "INDICTMENT")
@@ -60,13 +77,21 @@ def test_a_bundle_with_a_withdrawal_verifies_and_recomputes_the_corrected_figure
     app = pg_container.referrals
     [case] = record_cases(app, 1)
     closed = app.case_history(case.case_id)[-1]
-    app.record_event(case.event("EVENT_WITHDRAWN", agency=closed.agency_id,
-                                after=timedelta(minutes=1), data={
-                                    "target_event_id": closed.event_id,
-                                    "reason_code": "WRONG_CASE"}))
+    app.record_event(
+        case.event(
+            "EVENT_WITHDRAWN",
+            agency=closed.agency_id,
+            after=timedelta(minutes=1),
+            data={"target_event_id": closed.event_id, "reason_code": "WRONG_CASE"},
+        )
+    )
     log = transparency_log(pg_container)
-    report = verify_bundle(log.case_bundle(case.case_id), log.public_key,
-                           rules=load_time_limits(), calendar=load_calendar(),
-                           reference=load_reference())
+    report = verify_bundle(
+        log.case_bundle(case.case_id),
+        log.public_key,
+        rules=load_time_limits(),
+        calendar=load_calendar(),
+        reference=load_reference(),
+    )
     assert report.ok, report.problems
     assert report.figures["status"] == "REGISTERED" and report.figures["events"] == 8

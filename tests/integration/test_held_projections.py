@@ -78,19 +78,30 @@ def _case_view(container: Container, case_id: str) -> tuple[dict, list]:
     for name in ("case_id", "person_id"):
         row.pop(name)
     verdicts = sorted(
-        (v["rule_id"], v["status"], v["trigger_at"], v["deadline"], v["met_at"],
-         v["responsible_agency_id"])
-        for v in container.projections.compliance.verdicts(case_id))
+        (
+            v["rule_id"],
+            v["status"],
+            v["trigger_at"],
+            v["deadline"],
+            v["met_at"],
+            v["responsible_agency_id"],
+        )
+        for v in container.projections.compliance.verdicts(case_id)
+    )
     return row, verdicts
 
 
-@pytest.mark.parametrize("order", [
-    (6, 5, 4, 3, 2, 1, 0),  # reversed: every fact waits for the opening
-    (0, 1, 2, 5, 4, 3, 6),  # the Centre's acceptance and assignment after the registration
-    (2, 0, 4, 1, 6, 3, 5),
-])
+@pytest.mark.parametrize(
+    "order",
+    [
+        (6, 5, 4, 3, 2, 1, 0),  # reversed: every fact waits for the opening
+        (0, 1, 2, 5, 4, 3, 6),  # the Centre's acceptance and assignment after the registration
+        (2, 0, 4, 1, 6, 3, 5),
+    ],
+)
 def test_the_views_end_as_with_in_order_arrival_whatever_the_arrival_order(
-    any_container: Container, order: tuple[int, ...],
+    any_container: Container,
+    order: tuple[int, ...],
 ) -> None:
     app = any_container.referrals
     projections = any_container.projections
@@ -110,7 +121,8 @@ def test_the_views_end_as_with_in_order_arrival_whatever_the_arrival_order(
     assert twice == {a: {t: 2 * n for t, n in types.items()} for a, types in once.items()}
     assert projections.case_index.held() == []
     assert projections.case_index.touched_agencies(shuffled.case_id) == (
-        projections.case_index.touched_agencies(in_order.case_id))
+        projections.case_index.touched_agencies(in_order.case_id)
+    )
 
     paged = {name: p.view.dump() for name, p in projections.projections.items()}
     projections.rebuild()  # all at once, from the log: the same views

@@ -98,7 +98,9 @@ def _consumer(broker: Broker, topic: str, group: str) -> KafkaConsumer:
     )
 
 
-def test_group_reads_all_in_key_order_commits_and_resumes(kafka_broker: Broker, produced: Produced) -> None:
+def test_group_reads_all_in_key_order_commits_and_resumes(
+    kafka_broker: Broker, produced: Produced
+) -> None:
     group = f"smoke-group-{uuid.uuid4().hex[:8]}"
     consumer = _consumer(kafka_broker, produced.topic, group)
     records = []
@@ -113,7 +115,9 @@ def test_group_reads_all_in_key_order_commits_and_resumes(kafka_broker: Broker, 
                 records.extend(msgs)
             if len(records) >= N_MESSAGES or time.monotonic() - t0 > DEADLINE_S:
                 break
-        assert len(records) == N_MESSAGES, f"got {len(records)} of {N_MESSAGES} in {time.monotonic() - t0:.1f}s"
+        assert len(records) == N_MESSAGES, (
+            f"got {len(records)} of {N_MESSAGES} in {time.monotonic() - t0:.1f}s"
+        )
 
         # per key: same order as sent; per partition: contiguous offsets
         by_key: dict[bytes, list[int]] = defaultdict(list)
@@ -140,7 +144,9 @@ def test_group_reads_all_in_key_order_commits_and_resumes(kafka_broker: Broker, 
         assert {tp.partition: consumer.highwater(tp) for tp in tps} == produced.per_partition
     finally:
         consumer.close()
-    print(f"\nfirst consumer: join {join_s:.2f}s, all {N_MESSAGES} after {time.monotonic() - t0:.2f}s")
+    print(
+        f"\nfirst consumer: join {join_s:.2f}s, all {N_MESSAGES} after {time.monotonic() - t0:.2f}s"
+    )
 
     # same group, new member: resumes at the committed offsets, nothing left
     consumer = _consumer(kafka_broker, produced.topic, group)
@@ -169,15 +175,29 @@ def test_kcat_sees_all_messages_with_headers(kafka_broker: Broker, produced: Pro
     kcat = shutil.which("kcat") or shutil.which("kafkacat")
     if kcat is None:
         skip_or_fail("kcat not installed (apt-get install kcat)")
-    cmd = [kcat, "-b", kafka_broker.bootstrap, *KCAT_COMPAT, "-C", "-t", produced.topic, "-e", "-q",
-           "-f", r"%k %h %s\n"]
+    cmd = [
+        kcat,
+        "-b",
+        kafka_broker.bootstrap,
+        *KCAT_COMPAT,
+        "-C",
+        "-t",
+        produced.topic,
+        "-e",
+        "-q",
+        "-f",
+        r"%k %h %s\n",
+    ]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, timeout=DEADLINE_S, stdin=subprocess.DEVNULL)
     elapsed = time.monotonic() - t0
-    assert proc.returncode == 0, f"{cmd} -> {proc.returncode}\n{proc.stderr.decode(errors='replace')}"
+    assert proc.returncode == 0, (
+        f"{cmd} -> {proc.returncode}\n{proc.stderr.decode(errors='replace')}"
+    )
     lines = proc.stdout.decode().splitlines()
     expected = {
-        f"{key.decode()} event-type=ReferralCreated,seq={seq} payload-{seq}" for key, seq, _ in produced.sent
+        f"{key.decode()} event-type=ReferralCreated,seq={seq} payload-{seq}"
+        for key, seq, _ in produced.sent
     }
     assert len(lines) == N_MESSAGES
     assert set(lines) == expected

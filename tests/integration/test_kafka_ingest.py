@@ -34,12 +34,17 @@ from tests.integration.kafka_support import (
     wait_for,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres,
-              *(pytest.mark.filterwarnings(f) for f in FILTER_KAFKA_WARNINGS)]
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.postgres,
+    *(pytest.mark.filterwarnings(f) for f in FILTER_KAFKA_WARNINGS),
+]
 
 
 @pytest.fixture
-def ingest_settings(pg_database: str, pg_schema: str, tmp_path: Path, kafka_broker: Any) -> Settings:
+def ingest_settings(
+    pg_database: str, pg_schema: str, tmp_path: Path, kafka_broker: Any
+) -> Settings:
     return kafka_settings(pg_database, pg_schema, tmp_path, kafka_broker.bootstrap)
 
 
@@ -84,8 +89,11 @@ def worker(ingest_settings: Settings, container: Container) -> Iterator[RunningW
 
 def message(settings: Settings, wire: dict[str, Any]) -> tuple[str, bytes, bytes]:
     """(agency's inbound topic, key, value) for a wire event."""
-    return (inbound_topic(settings, wire["agency_id"]), wire["case_id"].encode(),
-            json.dumps(wire, ensure_ascii=False).encode())
+    return (
+        inbound_topic(settings, wire["agency_id"]),
+        wire["case_id"].encode(),
+        json.dumps(wire, ensure_ascii=False).encode(),
+    )
 
 
 def headers_of(record: Any) -> dict[str, str]:
@@ -96,8 +104,11 @@ def test_streamed_events_are_recorded_exactly_once_when_every_agency_sends_on_it
     ingest_settings: Settings, container: Container, worker: RunningWorker
 ) -> None:
     now = datetime.now(timezone.utc)
-    events = list(generate_events(7, 260, container.reference, now - timedelta(days=400),
-                                  now - timedelta(hours=1)))[:1000]
+    events = list(
+        generate_events(
+            7, 260, container.reference, now - timedelta(days=400), now - timedelta(hours=1)
+        )
+    )[:1000]
     assert len(events) == 1000
     # An agency sends a case's next event once the previous one is in the ledger (it learns of
     # it from the outbound topic); so stream the k-th event of every case in round k.
@@ -109,10 +120,15 @@ def test_streamed_events_are_recorded_exactly_once_when_every_agency_sends_on_it
     assert len({e["agency_id"] for e in events}) >= 8  # many agencies, many topics
     total = 0
     for index in sorted(rounds):
-        total += produce(ingest_settings.kafka_bootstrap_servers,
-                         [message(ingest_settings, e) for e in rounds[index]])
-        wait_for(lambda expected=total: count_events(ingest_settings) >= expected, 60,
-                 message=f"round {index} recorded ({total} events)")
+        total += produce(
+            ingest_settings.kafka_bootstrap_servers,
+            [message(ingest_settings, e) for e in rounds[index]],
+        )
+        wait_for(
+            lambda expected=total: count_events(ingest_settings) >= expected,
+            60,
+            message=f"round {index} recorded ({total} events)",
+        )
 
     recorded = stored_event_ids(container.referrals)
     assert len(recorded) == 1000
@@ -123,15 +139,27 @@ def test_streamed_events_are_recorded_exactly_once_when_every_agency_sends_on_it
     wait_for(lambda: worker.worker.stats.duplicates >= 1000, 60, message="1000 duplicates seen")
     assert count_events(ingest_settings) == 1000
     assert worker.worker.stats.dead_lettered == 0
-    assert read_topic(ingest_settings.kafka_bootstrap_servers,
-                      ingest_settings.kafka_dead_letter_topic, settle=0.2) == []
+    assert (
+        read_topic(
+            ingest_settings.kafka_bootstrap_servers,
+            ingest_settings.kafka_dead_letter_topic,
+            settle=0.2,
+        )
+        == []
+    )
 
 
 def test_unrecordable_messages_go_to_the_dead_letter_topic_and_never_block_the_partition(
     pg_database: str, pg_schema: str, tmp_path: Path, kafka_broker: Any
 ) -> None:
-    settings = kafka_settings(pg_database, pg_schema, tmp_path, kafka_broker.bootstrap,
-                              kafka_partitions=1, kafka_inbound_agencies=f"{POLICE},{CENTRE}")
+    settings = kafka_settings(
+        pg_database,
+        pg_schema,
+        tmp_path,
+        kafka_broker.bootstrap,
+        kafka_partitions=1,
+        kafka_inbound_agencies=f"{POLICE},{CENTRE}",
+    )
     container = build_container(settings)
     try:
         ensure_ledger_topics(settings, container.reference)
@@ -157,8 +185,15 @@ def _dead_letter_scenario(settings: Settings, container: Container, running: Run
         "unknown-type": json.dumps(unknown).encode(),
         "wrong-agency": json.dumps(wrong_agency).encode(),
     }
-    good_police = [a.notification(), a.request(), b.notification(), b.request(),
-                   c.notification(), c.request(), c.transfer()]
+    good_police = [
+        a.notification(),
+        a.request(),
+        b.notification(),
+        b.request(),
+        c.notification(),
+        c.request(),
+        c.transfer(),
+    ]
     police_messages = [
         (police, b"k", json.dumps(good_police[0]).encode()),
         (police, b"k", bad["malformed"]),
@@ -176,14 +211,22 @@ def _dead_letter_scenario(settings: Settings, container: Container, running: Run
     # order, so held (ADR 0008; it was dead-lettered), never dead-lettered for order alone.
     out_of_order = b.assign()
     behind = [c.accept(), c.assign()]
-    produce(settings.kafka_bootstrap_servers,
-            [(centre, b"k", json.dumps(out_of_order).encode()),
-             *[(centre, b"k", json.dumps(w).encode()) for w in behind]])
-    wait_for(lambda: count_events(settings) >= len(good_police) + len(behind) + 1, 60,
-             message="centre events behind the dead letter")
+    produce(
+        settings.kafka_bootstrap_servers,
+        [
+            (centre, b"k", json.dumps(out_of_order).encode()),
+            *[(centre, b"k", json.dumps(w).encode()) for w in behind],
+        ],
+    )
+    wait_for(
+        lambda: count_events(settings) >= len(good_police) + len(behind) + 1,
+        60,
+        message="centre events behind the dead letter",
+    )
 
-    letters = read_topic(settings.kafka_bootstrap_servers, settings.kafka_dead_letter_topic,
-                         at_least=4)
+    letters = read_topic(
+        settings.kafka_bootstrap_servers, settings.kafka_dead_letter_topic, at_least=4
+    )
     by_value = {r.value: headers_of(r) for r in letters}
     assert len(letters) == 4
     assert set(by_value) == set(bad.values())  # the original bytes, unchanged
@@ -197,7 +240,10 @@ def _dead_letter_scenario(settings: Settings, container: Container, running: Run
     for name, (code, field, topic) in expected.items():
         headers = by_value[bad[name]]
         assert (headers["error_code"], headers["error_field"], headers["source_topic"]) == (
-            code, field, topic), name
+            code,
+            field,
+            topic,
+        ), name
         assert headers["source_partition"] == "0"
         assert headers["error_message_vi"] and headers["error_message_en"]
         if topic == police:
@@ -205,10 +251,14 @@ def _dead_letter_scenario(settings: Settings, container: Container, running: Run
     assert "Không có quyền" in by_value[bad["wrong-agency"]]["error_message_vi"]
 
     recorded = set(stored_event_ids(container.referrals))
-    assert recorded == {(w["case_id"], w["event_id"])
-                        for w in [*good_police, *behind, out_of_order]}
+    assert recorded == {
+        (w["case_id"], w["event_id"]) for w in [*good_police, *behind, out_of_order]
+    }
     assert running.worker.stats.dead_letter_codes == {
-        "FIELD_INVALID": 2, "EVENT_TYPE_UNKNOWN": 1, "NOT_AUTHORISED": 1}
+        "FIELD_INVALID": 2,
+        "EVENT_TYPE_UNKNOWN": 1,
+        "NOT_AUTHORISED": 1,
+    }
     assert running.worker.stats.held == 1
     standing = container.referrals.get_case(b.case_id).held[out_of_order["event_id"]]
     assert standing["reason"] == "AGENCY_NOT_ADDRESSED_CENTRE"  # no part in case B yet
@@ -219,9 +269,14 @@ def test_worker_killed_mid_stream_and_restarted_leaves_exactly_one_copy_of_each_
 ) -> None:
     agencies = (POLICE, POLICE_2, VLG_POLICE)
     settings = kafka_settings(
-        pg_database, pg_schema, tmp_path, kafka_broker.bootstrap,
-        kafka_inbound_agencies=",".join(agencies), kafka_batch_size=20,
-        kafka_session_timeout_ms=3000, kafka_heartbeat_interval_ms=500,
+        pg_database,
+        pg_schema,
+        tmp_path,
+        kafka_broker.bootstrap,
+        kafka_inbound_agencies=",".join(agencies),
+        kafka_batch_size=20,
+        kafka_session_timeout_ms=3000,
+        kafka_heartbeat_interval_ms=500,
     )
     container = build_container(settings)
     try:
@@ -230,23 +285,34 @@ def test_worker_killed_mid_stream_and_restarted_leaves_exactly_one_copy_of_each_
         for n in range(300):
             holder = agencies[n % 3]
             case = CaseScript(holder=holder)
-            wires += [case.notification(), case.request(),
-                      case.transfer(centre="vlg-centre" if holder == VLG_POLICE else CENTRE)]
+            wires += [
+                case.notification(),
+                case.request(),
+                case.transfer(centre="vlg-centre" if holder == VLG_POLICE else CENTRE),
+            ]
         produce(settings.kafka_bootstrap_servers, [message(settings, w) for w in wires])
 
         first = start_worker("ingest", settings, tmp_path / "ingest-1.log")
         with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
             try:  # kill within a millisecond of a store commit: before the offset commit
-                at_kill = wait_for(lambda: (n := count_events(settings, conn)) >= 150 and n, 60,
-                                   interval=0.0005, message="first worker recording")
+                at_kill = wait_for(
+                    lambda: (n := count_events(settings, conn)) >= 150 and n,
+                    60,
+                    interval=0.0005,
+                    message="first worker recording",
+                )
             finally:
                 stop(first, signal.SIGKILL)
         assert at_kill < len(wires), "the worker finished before it was killed"
 
         second = start_worker("ingest", settings, tmp_path / "ingest-2.log")
         try:
-            wait_for(lambda: count_events(settings) >= len(wires), 90, interval=0.1,
-                     message="second worker catching up")
+            wait_for(
+                lambda: count_events(settings) >= len(wires),
+                90,
+                interval=0.1,
+                message="second worker catching up",
+            )
         finally:
             assert stop(second, signal.SIGTERM) == 0, (tmp_path / "ingest-2.log").read_text()
         summary = json.loads((tmp_path / "ingest-2.log").read_text().strip().splitlines()[-1])
@@ -267,15 +333,18 @@ def test_every_streamed_event_gets_a_signed_receipt_on_its_agency_topic(
     from services.transparency.receipt import open_receipt
 
     worker = IngestWorker.connect(  # wired as `referrals ingest` wires it (receipt/v1 each)
-        ingest_settings, container.referrals,
-        receipts=lambda results: receipts_for(container, results, one_signature=False))
+        ingest_settings,
+        container.referrals,
+        receipts=lambda results: receipts_for(container, results, one_signature=False),
+    )
     thread = threading.Thread(target=worker.run, kwargs={"max_seconds": 60}, daemon=True)
     thread.start()
     try:
         case = CaseScript()
         wires = [case.notification(), case.request(), case.transfer()]
-        produce(ingest_settings.kafka_bootstrap_servers,
-                [message(ingest_settings, w) for w in wires])
+        produce(
+            ingest_settings.kafka_bootstrap_servers, [message(ingest_settings, w) for w in wires]
+        )
         topic = receipts_topic(ingest_settings, POLICE)
         ours = {w["event_id"] for w in wires}  # the shared broker holds other tests' receipts
 
@@ -285,25 +354,34 @@ def test_every_streamed_event_gets_a_signed_receipt_on_its_agency_topic(
         def read_mine(count: int) -> list[Any]:
             return wait_for(
                 lambda: (lambda found: found if len(found) >= count else None)(
-                    mine(read_topic(ingest_settings.kafka_bootstrap_servers, topic,
-                                    settle=0.2))),
-                60, message=f"{count} receipts on {topic}")
+                    mine(read_topic(ingest_settings.kafka_bootstrap_servers, topic, settle=0.2))
+                ),
+                60,
+                message=f"{count} receipts on {topic}",
+            )
 
         records = read_mine(3)
         verifier = transparency_log(container).signer.verifier()
-        receipts = sorted((open_receipt(r.value.decode(), [verifier]) for r in records),
-                          key=lambda r: r.position)  # keyed by event id: many partitions
+        receipts = sorted(
+            (open_receipt(r.value.decode(), [verifier]) for r in records), key=lambda r: r.position
+        )  # keyed by event id: many partitions
         assert [r.event_id for r in receipts] == [w["event_id"] for w in wires]
         assert len({r.position for r in receipts}) == 3
-        first = next(r.value for r in records
-                     if open_receipt(r.value.decode(), [verifier]).event_id == wires[0]["event_id"])
+        first = next(
+            r.value
+            for r in records
+            if open_receipt(r.value.decode(), [verifier]).event_id == wires[0]["event_id"]
+        )
 
         # a redelivered (re-sent) event gets the very same receipt once the trail has it
         container.projections.process_pending()
         produce(ingest_settings.kafka_bootstrap_servers, [message(ingest_settings, wires[0])])
         again = read_mine(4)
-        same = [r.value for r in again
-                if open_receipt(r.value.decode(), [verifier]).event_id == wires[0]["event_id"]]
+        same = [
+            r.value
+            for r in again
+            if open_receipt(r.value.decode(), [verifier]).event_id == wires[0]["event_id"]
+        ]
         assert same == [first, first]
         assert {headers_of(r)["status"] for r in records} == {"recorded"}
 

@@ -37,8 +37,11 @@ from tests.integration.kafka_support import (
 )
 from tests.kafka_fixtures import skip_or_fail
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres,
-              *(pytest.mark.filterwarnings(f) for f in FILTER_KAFKA_WARNINGS)]
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.postgres,
+    *(pytest.mark.filterwarnings(f) for f in FILTER_KAFKA_WARNINGS),
+]
 
 KCAT_COMPAT = ["-X", "api.version.request=false", "-X", "broker.version.fallback=0.9.0", "-o", "0"]
 NAMES = ("Nguyễn Thị Hoà Bình", "Trần Văn Đức", "Lê Ngọc Ánh")
@@ -46,8 +49,14 @@ NAMES = ("Nguyễn Thị Hoà Bình", "Trần Văn Đức", "Lê Ngọc Ánh")
 
 @pytest.fixture
 def relay_settings(pg_database: str, pg_schema: str, tmp_path: Path, kafka_broker: Any) -> Settings:
-    return kafka_settings(pg_database, pg_schema, tmp_path, kafka_broker.bootstrap,
-                          kafka_inbound_agencies="lsn-police", kafka_partitions=3)
+    return kafka_settings(
+        pg_database,
+        pg_schema,
+        tmp_path,
+        kafka_broker.bootstrap,
+        kafka_inbound_agencies="lsn-police",
+        kafka_partitions=3,
+    )
 
 
 @pytest.fixture
@@ -61,11 +70,14 @@ def container(relay_settings: Settings) -> Iterator[Container]:
 def record_sample(container: Container, cases: int, seed: int = 11) -> int:
     """Records generated cases (about half with an identity block); the events recorded."""
     now = datetime.now(timezone.utc)
-    events = list(generate_events(seed, cases, container.reference, now - timedelta(days=300),
-                                  now - timedelta(hours=1)))
+    events = list(
+        generate_events(
+            seed, cases, container.reference, now - timedelta(days=300), now - timedelta(hours=1)
+        )
+    )
     recorded = 0
     for start in range(0, len(events), 250):
-        results = container.referrals.record_batch(events[start:start + 250])
+        results = container.referrals.record_batch(events[start : start + 250])
         assert not [r for r in results if hasattr(r, "error")]
         recorded += len(results)
     return recorded
@@ -99,8 +111,12 @@ def test_relay_killed_and_restarted_publishes_every_event_in_case_order_without_
 
     first = start_worker("relay", settings, tmp_path / "relay-1.log")
     try:
-        at_kill = wait_for(lambda: (p := published()) >= 150 and p, 60, interval=0.01,
-                           message="first relay publishing")
+        at_kill = wait_for(
+            lambda: (p := published()) >= 150 and p,
+            60,
+            interval=0.01,
+            message="first relay publishing",
+        )
     finally:
         stop(first, signal.SIGKILL)
     assert at_kill < total, "the relay finished before it was killed"
@@ -114,8 +130,9 @@ def test_relay_killed_and_restarted_publishes_every_event_in_case_order_without_
     second = start_worker("relay", settings, tmp_path / "relay-2.log", "--until-caught-up")
     assert second.wait(timeout=90) == 0, (tmp_path / "relay-2.log").read_text()
 
-    records = read_topic(settings.kafka_bootstrap_servers, settings.kafka_outbound_topic,
-                         at_least=total)
+    records = read_topic(
+        settings.kafka_bootstrap_servers, settings.kafka_outbound_topic, at_least=total
+    )
     messages = values(records)
     notifications = stored(container.referrals)
     assert len(notifications) == total
@@ -137,7 +154,9 @@ def test_relay_killed_and_restarted_publishes_every_event_in_case_order_without_
     for case_id, seen in versions.items():
         assert seen == list(range(1, len(seen) + 1)), case_id
     assert len(messages) - len(positions) <= 25  # at most the batch in flight
-    print(f"\nkilled at position {at_kill} of {total}; republished {len(messages) - len(positions)}")
+    print(
+        f"\nkilled at position {at_kill} of {total}; republished {len(messages) - len(positions)}"
+    )
 
 
 def test_kcat_sees_every_recorded_event_with_its_headers(
@@ -148,8 +167,19 @@ def test_kcat_sees_every_recorded_event_with_its_headers(
         skip_or_fail("kcat not installed (apt-get install kcat)")
     total = record_sample(container, 40, seed=5)
     relay_until_caught_up(relay_settings, container)
-    command = [kcat, "-b", relay_settings.kafka_bootstrap_servers, *KCAT_COMPAT, "-C",
-               "-t", relay_settings.kafka_outbound_topic, "-e", "-q", "-f", "%k|%h|%s\n"]
+    command = [
+        kcat,
+        "-b",
+        relay_settings.kafka_bootstrap_servers,
+        *KCAT_COMPAT,
+        "-C",
+        "-t",
+        relay_settings.kafka_outbound_topic,
+        "-e",
+        "-q",
+        "-f",
+        "%k|%h|%s\n",
+    ]
     proc = subprocess.run(command, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     lines = proc.stdout.decode().splitlines()
@@ -160,14 +190,22 @@ def test_kcat_sees_every_recorded_event_with_its_headers(
         body = json.loads(value)
         header = dict(h.split("=", 1) for h in headers.split(","))
         assert key == body["case_id"]
-        assert header == {"event_id": body["event_id"], "position": str(body["position"]),
-                          "type": body["type"], "case_version": str(body["version"])}
+        assert header == {
+            "event_id": body["event_id"],
+            "position": str(body["position"]),
+            "type": body["type"],
+            "case_version": str(body["version"]),
+        }
         by_position[body["position"]] = body
     for notification in stored(container.referrals):
         event = container.referrals.mapper.to_domain_event(notification)
         body = by_position[notification.id]
         assert (body["event_id"], body["case_id"], body["type"], body["version"]) == (
-            event.event_id, event.case_id, event.WIRE_TYPE, event.originator_version)
+            event.event_id,
+            event.case_id,
+            event.WIRE_TYPE,
+            event.originator_version,
+        )
         assert body["recorded_at"] == event.timestamp.isoformat()
 
 
@@ -183,28 +221,41 @@ def test_outbound_messages_hold_no_clear_personal_data(
         named.append(container.referrals.record_event(first))
         container.referrals.record_event(case.request())
         persons.append(case.person_id)
-    assert container.referrals.erase_person(persons[0], "REQUEST_OF_PERSON", "PDPL 2025",
-                                            "admin")
+    assert container.referrals.erase_person(persons[0], "REQUEST_OF_PERSON", "PDPL 2025", "admin")
     relay_until_caught_up(relay_settings, container)
 
-    records = read_topic(relay_settings.kafka_bootstrap_servers,
-                         relay_settings.kafka_outbound_topic, at_least=len(stored(container.referrals)))
+    records = read_topic(
+        relay_settings.kafka_bootstrap_servers,
+        relay_settings.kafka_outbound_topic,
+        at_least=len(stored(container.referrals)),
+    )
     assert len(records) == len(stored(container.referrals))
-    generated = [e["identity"]["full_name"] for e in generate_events(
-        3, 30, container.reference, datetime.now(timezone.utc) - timedelta(days=300),
-        datetime.now(timezone.utc) - timedelta(hours=1)) if e.get("identity")]
+    generated = [
+        e["identity"]["full_name"]
+        for e in generate_events(
+            3,
+            30,
+            container.reference,
+            datetime.now(timezone.utc) - timedelta(days=300),
+            datetime.now(timezone.utc) - timedelta(hours=1),
+        )
+        if e.get("identity")
+    ]
     assert generated
     forbidden = set()
     for name in (*NAMES, *generated):
-        forbidden |= {name.encode(), json.dumps(name).encode()[1:-1],
-                      json.dumps(name, ensure_ascii=False).encode()[1:-1]}
+        forbidden |= {
+            name.encode(),
+            json.dumps(name).encode()[1:-1],
+            json.dumps(name, ensure_ascii=False).encode()[1:-1],
+        }
     for record in records:
-        blob = b"\0".join([record.key or b"", record.value or b"",
-                           *(v for _, v in record.headers)])
+        blob = b"\0".join([record.key or b"", record.value or b"", *(v for _, v in record.headers)])
         assert not [f for f in forbidden if f in blob]
     bodies = values(records)
-    marked = {(b["case_id"], b["event_id"]) for b in bodies
-              if b.get("identity") == {"encrypted": True}}
+    marked = {
+        (b["case_id"], b["event_id"]) for b in bodies if b.get("identity") == {"encrypted": True}
+    }
     assert {(r.case_id, r.event_id) for r in named} <= marked
     assert "PERSON_DATA_ERASED" in {b["type"] for b in bodies}
 
@@ -226,10 +277,19 @@ def test_relay_never_passes_over_an_event_whose_transaction_is_still_in_flight(
 
         def slow_writer() -> None:
             with recorder.datastore.get_connection() as conn, conn.transaction():
-                conn.execute(recorder.sql_invoke_pg_function_insert_events, (
-                    [recorder.construct_pg_stored_event(
-                        stored_event.originator_id, stored_event.originator_version,
-                        stored_event.topic, stored_event.state)],))
+                conn.execute(
+                    recorder.sql_invoke_pg_function_insert_events,
+                    (
+                        [
+                            recorder.construct_pg_stored_event(
+                                stored_event.originator_id,
+                                stored_event.originator_version,
+                                stored_event.topic,
+                                stored_event.state,
+                            )
+                        ],
+                    ),
+                )
                 holding.set()
                 release.wait(10)
 
@@ -250,8 +310,11 @@ def test_relay_never_passes_over_an_event_whose_transaction_is_still_in_flight(
         assert published == [2] and relay.position == 3
     finally:
         relay.close()
-    records = read_topic(relay_settings.kafka_bootstrap_servers,
-                         relay_settings.kafka_outbound_topic, at_least=3)
+    records = read_topic(
+        relay_settings.kafka_bootstrap_servers, relay_settings.kafka_outbound_topic, at_least=3
+    )
     assert sorted(json.loads(r.value)["position"] for r in records) == [1, 2, 3]
     assert {json.loads(r.value)["type"] for r in records} == {
-        Referral.NotificationIssued.WIRE_TYPE, Referral.AidRequested.WIRE_TYPE}
+        Referral.NotificationIssued.WIRE_TYPE,
+        Referral.AidRequested.WIRE_TYPE,
+    }

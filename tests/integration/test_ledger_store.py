@@ -71,8 +71,10 @@ def test_exactly_one_of_two_concurrent_conflicting_writes_wins(any_container):
     app.record_event(case.notification())
     app.record_event(case.request())
     transfer = case.transfer()
-    declined = dict(case.event("AID_DECLINED", data={"three_party_record": True}),
-                    occurred_at=transfer["occurred_at"])
+    declined = dict(
+        case.event("AID_DECLINED", data={"three_party_record": True}),
+        occurred_at=transfer["occurred_at"],
+    )
     transfer["expected_version"] = 2
     declined["expected_version"] = 2
     barrier = threading.Barrier(2)

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.postgres
 def _write_file(path: Path, reference, cases: int, seed: int = 7) -> tuple[int, dict[int, str]]:  # type: ignore[no-untyped-def]
     """Writes generated events plus known-bad lines; returns (valid count, {line: code})."""
     now = datetime.now(timezone.utc)
-    events = list(generate_events(seed, cases, reference, now - timedelta(days=800),
-                                  now - timedelta(hours=1)))
+    events = list(
+        generate_events(seed, cases, reference, now - timedelta(days=800), now - timedelta(hours=1))
+    )
     bad: dict[int, str] = {}
     lines: list[str] = []
     for index, event in enumerate(events):
@@ -35,15 +36,25 @@ def _write_file(path: Path, reference, cases: int, seed: int = 7) -> tuple[int, 
             lines.append(json.dumps(wrong, ensure_ascii=False))
             bad[len(lines)] = "EVENT_TYPE_UNKNOWN"
         if index % 1999 == 11:
-            naive = dict(event, event_id=f"naive-{index}",
-                         occurred_at=event["occurred_at"][:19])
+            naive = dict(event, event_id=f"naive-{index}", occurred_at=event["occurred_at"][:19])
             lines.append(json.dumps(naive, ensure_ascii=False))
             bad[len(lines)] = "TIMESTAMP_WITHOUT_OFFSET"
-    lines.append(json.dumps({"event_id": "orphan-1", "case_id": "NO-SUCH-CASE", "type":
-                             "AID_ASSIGNED", "agency_id": "lsn-centre",
-                             "occurred_at": "2026-01-05T10:00:00+07:00",
-                             "data": {"provider_id": "x-1", "provider_type": "LEGAL_AID_OFFICER",
-                                      "aid_form": "DEFENCE"}}))
+    lines.append(
+        json.dumps(
+            {
+                "event_id": "orphan-1",
+                "case_id": "NO-SUCH-CASE",
+                "type": "AID_ASSIGNED",
+                "agency_id": "lsn-centre",
+                "occurred_at": "2026-01-05T10:00:00+07:00",
+                "data": {
+                    "provider_id": "x-1",
+                    "provider_type": "LEGAL_AID_OFFICER",
+                    "aid_form": "DEFENCE",
+                },
+            }
+        )
+    )
     # ADR 0008: a first arriving event that is not an opening is held, not refused; this one
     # is refused because its case id is not of the poster's province (it may not park facts
     # under another numbering; was FIRST_EVENT_NOT_OPENING)
@@ -83,8 +94,15 @@ def test_load_command_reports_line_and_reason_when_run_as_a_process(pg_settings,
         "REFERRALS_PG_SCHEMA": pg_settings.pg_schema,
         "REFERRALS_DATA_DIR": str(tmp_path / "var"),
     }
-    command = [sys.executable, "-c", "from infra.cli import main; main()", "load", str(path),
-               "--report-file", str(tmp_path / "rejected.jsonl")]
+    command = [
+        sys.executable,
+        "-c",
+        "from infra.cli import main; main()",
+        "load",
+        str(path),
+        "--report-file",
+        str(tmp_path / "rejected.jsonl"),
+    ]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert first.returncode == 1, first.stderr  # some lines were rejected
     summary = json.loads(first.stdout.strip().splitlines()[-1])

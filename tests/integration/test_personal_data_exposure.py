@@ -32,23 +32,32 @@ NEEDLES = (NAME, ID_NUMBER, "0987654321", "Bản Mạch, xã Đồng Đăng")
 
 
 def _variants(text: str) -> list[bytes]:
-    return [text.encode(), json.dumps(text).encode(), text.encode("utf-16-le"),
-            text.encode("unicode_escape")]
+    return [
+        text.encode(),
+        json.dumps(text).encode(),
+        text.encode("utf-16-le"),
+        text.encode("unicode_escape"),
+    ]
 
 
 def _all_table_bytes(settings, exclude: tuple[str, ...]) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
     """Every table of the test schema, dumped as text, except those named."""
     out = {}
     with psycopg.connect(settings.pg_conninfo()) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-            (settings.pg_schema,)).fetchall()]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (settings.pg_schema,),
+            ).fetchall()
+        ]
         for table in tables:
             if table in exclude:
                 continue
             rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
             out[table] = repr(rows).encode() + b"".join(
-                bytes(v) for r in rows for v in r if isinstance(v, (bytes, memoryview)))
+                bytes(v) for r in rows for v in r if isinstance(v, (bytes, memoryview))
+            )
     return out
 
 
@@ -59,33 +68,66 @@ def verify_log(container):  # type: ignore[no-untyped-def]
 
 
 def _figures(container) -> tuple:  # type: ignore[no-untyped-def]
-    report = build_report(container, "LSN", date(2024, 1, 1), date(2026, 12, 31),
-                          now=datetime(2026, 11, 1, tzinfo=timezone.utc))
+    report = build_report(
+        container,
+        "LSN",
+        date(2024, 1, 1),
+        date(2026, 12, 31),
+        now=datetime(2026, 11, 1, tzinfo=timezone.utc),
+    )
     agencies = [(a.agency_id, sorted(a.counts.items())) for a in report.agencies]
-    compliance = [(c.rule_id, c.agency_id, c.met, c.missed, c.running, c.cancelled)
-                  for c in report.compliance]
+    compliance = [
+        (c.rule_id, c.agency_id, c.met, c.missed, c.running, c.cancelled) for c in report.compliance
+    ]
     return agencies, compliance
 
 
-def test_identity_stays_out_of_views_and_reports_and_erasure_changes_no_figure(pg_container,
-                                                                           pg_settings):
+def test_identity_stays_out_of_views_and_reports_and_erasure_changes_no_figure(
+    pg_container, pg_settings
+):
     app = pg_container.referrals
     now = datetime.now(timezone.utc)
-    events = list(generate_events(11, 60, pg_container.reference, now - timedelta(days=600),
-                                  now - timedelta(days=1), provinces=["LSN"], identity_ratio=1.0))
+    events = list(
+        generate_events(
+            11,
+            60,
+            pg_container.reference,
+            now - timedelta(days=600),
+            now - timedelta(days=1),
+            provinces=["LSN"],
+            identity_ratio=1.0,
+        )
+    )
     results = app.record_batch(events)
     assert all(getattr(r, "duplicate", None) is False for r in results)
     case = CaseScript()
-    app.record_event(case.notification() | {"identity": {
-        "full_name": NAME, "id_number": ID_NUMBER, "phone": "0987654321",
-        "address": "Bản Mạch, xã Đồng Đăng", "date_of_birth": "1990-01-12"}})
+    app.record_event(
+        case.notification()
+        | {
+            "identity": {
+                "full_name": NAME,
+                "id_number": ID_NUMBER,
+                "phone": "0987654321",
+                "address": "Bản Mạch, xã Đồng Đăng",
+                "date_of_birth": "1990-01-12",
+            }
+        }
+    )
     for wire in case.full_history()[1:]:
         app.record_event(wire)
     # issue 17: a custody register's contact names the person; never told of the right
     held = CaseScript(holder="lsn-holding-1")
-    app.record_event(held.contact(role="TEMPORARILY_DETAINED", category="UNDETERMINED") | {
-        "identity": {"full_name": NAME, "id_number": ID_NUMBER, "phone": "0987654321",
-                     "address": "Bản Mạch, xã Đồng Đăng"}})
+    app.record_event(
+        held.contact(role="TEMPORARILY_DETAINED", category="UNDETERMINED")
+        | {
+            "identity": {
+                "full_name": NAME,
+                "id_number": ID_NUMBER,
+                "phone": "0987654321",
+                "address": "Bản Mạch, xã Đồng Đăng",
+            }
+        }
+    )
     held.at += timedelta(hours=2)
     app.record_event(held.notification(role="TEMPORARILY_DETAINED"))
     pg_container.projections.process_pending()

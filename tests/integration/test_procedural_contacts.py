@@ -61,19 +61,42 @@ def person(n: int) -> str:
     return f"{n:08d}-0000-4000-8000-00000000c0de"
 
 
-def contact(case: str, agency: str, when: str, role: str = "ARRESTED",
-            category: str = "POOR_HOUSEHOLD", **more: Any) -> dict[str, Any]:
-    return {"event_id": f"LSN-T-{case}-01", "case_id": f"LSN-T-{case}", "type": "PROCEDURAL_CONTACT",
-            "agency_id": agency, "occurred_at": at(when), "data": {
-                "person_id": person(int(case[1:])), "proceedings_kind": "criminal",
-                "procedural_role": role, "stage": "INVESTIGATION",
-                "eligible_category": category, **more}}
+def contact(
+    case: str,
+    agency: str,
+    when: str,
+    role: str = "ARRESTED",
+    category: str = "POOR_HOUSEHOLD",
+    **more: Any,
+) -> dict[str, Any]:
+    return {
+        "event_id": f"LSN-T-{case}-01",
+        "case_id": f"LSN-T-{case}",
+        "type": "PROCEDURAL_CONTACT",
+        "agency_id": agency,
+        "occurred_at": at(when),
+        "data": {
+            "person_id": person(int(case[1:])),
+            "proceedings_kind": "criminal",
+            "procedural_role": role,
+            "stage": "INVESTIGATION",
+            "eligible_category": category,
+            **more,
+        },
+    }
 
 
-def then(case: str, n: int, wire_type: str, agency: str, when: str,
-         data: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": f"LSN-T-{case}-{n:02d}", "case_id": f"LSN-T-{case}", "type": wire_type,
-            "agency_id": agency, "occurred_at": at(when), "data": data}
+def then(
+    case: str, n: int, wire_type: str, agency: str, when: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "event_id": f"LSN-T-{case}-{n:02d}",
+        "case_id": f"LSN-T-{case}",
+        "type": wire_type,
+        "agency_id": agency,
+        "occurred_at": at(when),
+        "data": data,
+    }
 
 
 EVENTS = [
@@ -81,13 +104,25 @@ EVENTS = [
     contact("K2", "lsn-police", "2026-03-02 08:00"),
     then("K2", 2, "NOTIFICATION_ISSUED", "lsn-police", "2026-03-03 14:00", {"form": "MAU_01"}),
     contact("K3", "lsn-police", "2026-03-02 08:00", category="UNDETERMINED"),
-    then("K3", 2, "NOT_ELIGIBLE_DETERMINED", "lsn-police", "2026-03-04 09:00",
-         {"reason": "NO_CATEGORY", "article": "Luật TGPL 2017 Điều 7"}),
+    then(
+        "K3",
+        2,
+        "NOT_ELIGIBLE_DETERMINED",
+        "lsn-police",
+        "2026-03-04 09:00",
+        {"reason": "NO_CATEGORY", "article": "Luật TGPL 2017 Điều 7"},
+    ),
     contact("K4", "lsn-police", "2026-03-02 08:00"),
     then("K4", 2, "NOTIFICATION_ISSUED", "lsn-police", "2026-03-02 10:00", {"form": "MAU_01"}),
-    contact("K5", "lsn-holding-1", "2026-03-02 09:00", role="TEMPORARILY_DETAINED",
-            category="DISABLED", financial_hardship=True,
-            register_ref="STG/41"),
+    contact(
+        "K5",
+        "lsn-holding-1",
+        "2026-03-02 09:00",
+        role="TEMPORARILY_DETAINED",
+        category="DISABLED",
+        financial_hardship=True,
+        register_ref="STG/41",
+    ),
 ]
 
 
@@ -100,22 +135,28 @@ def ledger(pg_container: Container) -> Container:
 
 
 def _c2(ledger: Container, case_id: str) -> dict[str, Any]:
-    [verdict] = [v for v in ledger.projections.compliance.verdicts(case_id, now=NOW)
-                 if v["rule_id"] == "C2"]
+    [verdict] = [
+        v for v in ledger.projections.compliance.verdicts(case_id, now=NOW) if v["rule_id"] == "C2"
+    ]
     return verdict
 
 
 def test_never_notified_contact_is_missed_in_the_case_time_limits_and_the_overdue_list(
     ledger: Container,
 ) -> None:
-    [verdict] = [v for v in ledger.referrals.time_limits("LSN-T-K1", at=datetime.now(VIETNAM_TZ))
-                 if v.rule_id == "C2"]
+    [verdict] = [
+        v
+        for v in ledger.referrals.time_limits("LSN-T-K1", at=datetime.now(VIETNAM_TZ))
+        if v.rule_id == "C2"
+    ]
     assert (verdict.status, verdict.outstanding) == ("missed", True)
     assert verdict.deadline == datetime(2026, 3, 3, 8, 0, tzinfo=VIETNAM_TZ)
     assert _c2(ledger, "LSN-T-K1")["status"] == "missed"
-    overdue = [(r["case_id"], r["responsible_agency_id"])
-               for r in ledger.projections.compliance.overdue("LSN", now=NOW)
-               if r["rule_id"] == "C2"]
+    overdue = [
+        (r["case_id"], r["responsible_agency_id"])
+        for r in ledger.projections.compliance.overdue("LSN", now=NOW)
+        if r["rule_id"] == "C2"
+    ]
     assert overdue == [("LSN-T-K1", "lsn-police"), ("LSN-T-K5", "lsn-holding-1")]
 
 
@@ -132,7 +173,9 @@ def test_case_index_shows_contact_cases_as_the_aggregate_does(ledger: Container)
 
 def test_late_notification_is_late_and_not_eligible_is_not_applicable(ledger: Container) -> None:
     assert (_c2(ledger, "LSN-T-K2")["status"], _c2(ledger, "LSN-T-K2")["target_version"]) == (
-        "missed", 2)
+        "missed",
+        2,
+    )
     assert _c2(ledger, "LSN-T-K3")["status"] == "cancelled"
     assert _c2(ledger, "LSN-T-K4")["status"] == "met"
 
@@ -141,8 +184,15 @@ def test_report_counts_contacts_per_agency_in_every_format(ledger: Container) ->
     report = build_report(ledger, "LSN", *PERIOD, now=NOW)
     rows = {c.agency_id: c for c in report.contacts}
     police = rows["lsn-police"]
-    assert (police.contacts, police.eligible, police.met, police.late, police.running,
-            police.never, police.cancelled) == (4, 3, 1, 1, 0, 1, 1)
+    assert (
+        police.contacts,
+        police.eligible,
+        police.met,
+        police.late,
+        police.running,
+        police.never,
+        police.cancelled,
+    ) == (4, 3, 1, 1, 0, 1, 1)
     assert police.cases["never"] == ["LSN-T-K1"] and police.cases["late"] == ["LSN-T-K2"]
     assert police.cases["cancelled"] == ["LSN-T-K3"] and police.cases["met"] == ["LSN-T-K4"]
     facility = rows["lsn-holding-1"]
@@ -170,10 +220,14 @@ def test_report_json_over_http_gives_the_figures_and_their_cases(ledger: Contain
         app.include_router(router)
     token = ledger.tokens.create("council", "Hội đồng LSN", provinces=["LSN"])[0]
     with TestClient(app) as http:
-        body = http.get("/v1/reports/LSN?from=2026-03-01&to=2026-03-31&format=json",
-                        headers={"Authorization": f"Bearer {token}"}).json()
-        csv = http.get("/v1/reports/LSN?from=2026-03-01&to=2026-03-31&format=csv"
-                       "&table=never_notified", headers={"Authorization": f"Bearer {token}"})
+        body = http.get(
+            "/v1/reports/LSN?from=2026-03-01&to=2026-03-31&format=json",
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        csv = http.get(
+            "/v1/reports/LSN?from=2026-03-01&to=2026-03-31&format=csv&table=never_notified",
+            headers={"Authorization": f"Bearer {token}"},
+        )
     assert csv.status_code == 200 and "LSN-T-K1" in csv.content.decode("utf-8-sig")
     police = next(r for r in body["notification_of_rights"] if r["agency_id"] == "lsn-police")
     assert police["contacts"] == 4 and police["eligible"] == 3
@@ -185,14 +239,14 @@ def test_report_json_over_http_gives_the_figures_and_their_cases(ledger: Contain
 
 def test_inspection_pack_lists_the_persons_never_notified_per_agency(ledger: Container) -> None:
     provinces = frozenset({"LSN"})
-    police = build_pack(ledger, ledger.reference.agencies["lsn-police"], *PERIOD, NOW,
-                        provinces)
+    police = build_pack(ledger, ledger.reference.agencies["lsn-police"], *PERIOD, NOW, provinces)
     item = next(i for i in police.items if i.key == "NOTIFIED")
     assert (item.checked, item.status) == (3, "fail")
     assert sorted(f.case_id for f in item.failing) == ["LSN-T-K1", "LSN-T-K2"]
     assert [f.case_id for f in police.never_notified] == ["LSN-T-K1"]
-    facility = build_pack(ledger, ledger.reference.agencies["lsn-holding-1"], *PERIOD, NOW,
-                          provinces)
+    facility = build_pack(
+        ledger, ledger.reference.agencies["lsn-holding-1"], *PERIOD, NOW, provinces
+    )
     assert [f.case_id for f in facility.never_notified] == ["LSN-T-K5"]
     centre = build_pack(ledger, ledger.reference.agencies["lsn-centre"], *PERIOD, NOW, provinces)
     assert next(i for i in centre.items if i.key == "NOTIFIED").status == "na"
@@ -201,8 +255,9 @@ def test_inspection_pack_lists_the_persons_never_notified_per_agency(ledger: Con
 def test_contact_posted_over_http_opens_a_case_at_contact(pg_container: Container) -> None:
     from infra.http.app import create_app
 
-    token = pg_container.tokens.create("agency", "Công an", agency_id="lsn-police",
-                                       reference=pg_container.reference)[0]
+    token = pg_container.tokens.create(
+        "agency", "Công an", agency_id="lsn-police", reference=pg_container.reference
+    )[0]
     headers = {"Authorization": f"Bearer {token}"}
     wire = contact("K9", "lsn-police", "2026-03-02 08:00")
     wire["identity"] = {"full_name": "Lý Văn Phúc", "date_of_birth": "1991-02-03"}
@@ -211,9 +266,18 @@ def test_contact_posted_over_http_opens_a_case_at_contact(pg_container: Containe
         assert posted.status_code == 201, posted.text
         case = http.get("/v1/cases/LSN-T-K9", headers=headers).json()
         limits = http.get("/v1/cases/LSN-T-K9/time-limits", headers=headers).json()
-        refused = http.post("/v1/events", headers=headers, json=then(
-            "K9", 2, "NOT_ELIGIBLE_DETERMINED", "lsn-police", "2026-03-02 09:00",
-            {"reason": "NO_CATEGORY"}))
+        refused = http.post(
+            "/v1/events",
+            headers=headers,
+            json=then(
+                "K9",
+                2,
+                "NOT_ELIGIBLE_DETERMINED",
+                "lsn-police",
+                "2026-03-02 09:00",
+                {"reason": "NO_CATEGORY"},
+            ),
+        )
     assert case["status"] == "CONTACT"
     [c2] = [v for v in limits["time_limits"] if v["rule_id"] == "C2"]
     assert (c2["status"], c2["outstanding"], c2["verified"]) == ("missed", True, False)
@@ -239,24 +303,29 @@ def test_custody_register_file_from_the_readme_loads_as_wire_events(
 
 # ------------------------------------------------------------------------------------ Kafka
 
+
 @pytest.mark.kafka
 @pytest.mark.filterwarnings(*FILTER_KAFKA_WARNINGS)
 def test_contacts_streamed_on_the_agency_topic_are_recorded_once(
-    ingest_settings: Any, container: Container, worker: RunningWorker,  # noqa: F811 - fixtures
+    ingest_settings: Any,
+    container: Container,
+    worker: RunningWorker,  # noqa: F811 - fixtures
 ) -> None:
     first = [e for e in EVENTS if e["event_id"].endswith("-01")]
     rest = [e for e in EVENTS if not e["event_id"].endswith("-01")]
-    produce(ingest_settings.kafka_bootstrap_servers,
-            [message(ingest_settings, e) for e in first])
+    produce(ingest_settings.kafka_bootstrap_servers, [message(ingest_settings, e) for e in first])
     wait_for(lambda: count_events(ingest_settings) >= len(first), 60, message="contacts")
     produce(ingest_settings.kafka_bootstrap_servers, [message(ingest_settings, e) for e in rest])
     wait_for(lambda: count_events(ingest_settings) >= len(EVENTS), 60, message="the rest")
-    produce(ingest_settings.kafka_bootstrap_servers,
-            [message(ingest_settings, e) for e in EVENTS])  # redelivery
+    produce(
+        ingest_settings.kafka_bootstrap_servers, [message(ingest_settings, e) for e in EVENTS]
+    )  # redelivery
     wait_for(lambda: worker.worker.stats.duplicates >= len(EVENTS), 60, message="duplicates")
     assert count_events(ingest_settings) == len(EVENTS)
     assert worker.worker.stats.dead_lettered == 0
     referrals = container.referrals
     assert referrals.get_case("LSN-T-K1").status == "CONTACT"
     assert [e.WIRE_TYPE for e in referrals.case_history("LSN-T-K3")] == [
-        "PROCEDURAL_CONTACT", "NOT_ELIGIBLE_DETERMINED"]
+        "PROCEDURAL_CONTACT",
+        "NOT_ELIGIBLE_DETERMINED",
+    ]

@@ -72,77 +72,203 @@ PERSON = {
 }
 
 
-def person(case: str, role: str, stage: str = "INVESTIGATION",
-           category: str = "POOR_HOUSEHOLD", **more: Any) -> dict[str, Any]:
-    return {"person_id": PERSON[case], "proceedings_kind": "criminal", "procedural_role": role,
-            "stage": stage, "eligible_category": category, **more}
+def person(
+    case: str,
+    role: str,
+    stage: str = "INVESTIGATION",
+    category: str = "POOR_HOUSEHOLD",
+    **more: Any,
+) -> dict[str, Any]:
+    return {
+        "person_id": PERSON[case],
+        "proceedings_kind": "criminal",
+        "procedural_role": role,
+        "stage": stage,
+        "eligible_category": category,
+        **more,
+    }
 
 
-def ev(case: str, n: int, wire_type: str, agency: str, when: str,
-       data: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": f"LSN-T-{case}-{n:02d}", "case_id": f"LSN-T-{case}", "type": wire_type,
-            "agency_id": agency, "occurred_at": at(when), "data": data}
+def ev(
+    case: str, n: int, wire_type: str, agency: str, when: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "event_id": f"LSN-T-{case}-{n:02d}",
+        "case_id": f"LSN-T-{case}",
+        "type": wire_type,
+        "agency_id": agency,
+        "occurred_at": at(when),
+        "data": data,
+    }
 
 
 CASES: dict[str, list[dict[str, Any]]] = {
     "A": [
-        ev("A", 1, "NOTIFICATION_ISSUED", "lsn-police", "2026-04-28 08:00",
-           {**person("A", "WITNESS"), "form": "MAU_03", "trigger": "STATEMENT"}),
-        ev("A", 2, "AID_REQUESTED", "lsn-police", "2026-04-28 09:00",
-           {"request_form": "written"}),
-        ev("A", 3, "REQUEST_TRANSFERRED", "lsn-police", "2026-04-29 08:00",
-           {"centre_id": "lsn-centre"}),
+        ev(
+            "A",
+            1,
+            "NOTIFICATION_ISSUED",
+            "lsn-police",
+            "2026-04-28 08:00",
+            {**person("A", "WITNESS"), "form": "MAU_03", "trigger": "STATEMENT"},
+        ),
+        ev("A", 2, "AID_REQUESTED", "lsn-police", "2026-04-28 09:00", {"request_form": "written"}),
+        ev(
+            "A",
+            3,
+            "REQUEST_TRANSFERRED",
+            "lsn-police",
+            "2026-04-29 08:00",
+            {"centre_id": "lsn-centre"},
+        ),
         ev("A", 4, "REQUEST_ACCEPTED", "lsn-centre", "2026-04-29 10:00", {"immediate": False}),
-        ev("A", 5, "AID_ASSIGNED", "lsn-centre", "2026-05-06 16:00",
-           {"provider_id": "tgv-lsn-001", "provider_type": "LEGAL_AID_OFFICER",
-            "aid_form": "DEFENCE"}),
-        ev("A", 6, "COUNSEL_REGISTERED", "lsn-police", "2026-05-07 10:00",
-           {"documents_complete_at": at("2026-05-07 08:00")}),
+        ev(
+            "A",
+            5,
+            "AID_ASSIGNED",
+            "lsn-centre",
+            "2026-05-06 16:00",
+            {
+                "provider_id": "tgv-lsn-001",
+                "provider_type": "LEGAL_AID_OFFICER",
+                "aid_form": "DEFENCE",
+            },
+        ),
+        ev(
+            "A",
+            6,
+            "COUNSEL_REGISTERED",
+            "lsn-police",
+            "2026-05-07 10:00",
+            {"documents_complete_at": at("2026-05-07 08:00")},
+        ),
     ],
     "B": [
-        ev("B", 1, "AID_REQUESTED", "lsn-detention", "2026-03-10 08:00",
-           {**person("B", "ARRESTED"), "request_form": "oral"}),
-        ev("B", 2, "REQUEST_FORWARDED", "lsn-detention", "2026-03-10 14:00",
-           {"to_agency_id": "lsn-police-investigation"}),
-        ev("B", 3, "REQUEST_TRANSFERRED", "lsn-police-investigation", "2026-03-11 09:00",
-           {"centre_id": "lsn-centre"}),
+        ev(
+            "B",
+            1,
+            "AID_REQUESTED",
+            "lsn-detention",
+            "2026-03-10 08:00",
+            {**person("B", "ARRESTED"), "request_form": "oral"},
+        ),
+        ev(
+            "B",
+            2,
+            "REQUEST_FORWARDED",
+            "lsn-detention",
+            "2026-03-10 14:00",
+            {"to_agency_id": "lsn-police-investigation"},
+        ),
+        ev(
+            "B",
+            3,
+            "REQUEST_TRANSFERRED",
+            "lsn-police-investigation",
+            "2026-03-11 09:00",
+            {"centre_id": "lsn-centre"},
+        ),
     ],
     "C": [
-        ev("C", 1, "NOTIFICATION_ISSUED", "lsn-police", "2025-11-03 09:00",
-           {**person("C", "VICTIM", category="VICTIM_16_18", financial_hardship=True,
-                     age_band="16_TO_UNDER_18"), "trigger": "VICTIM_STATEMENT"}),
+        ev(
+            "C",
+            1,
+            "NOTIFICATION_ISSUED",
+            "lsn-police",
+            "2025-11-03 09:00",
+            {
+                **person(
+                    "C",
+                    "VICTIM",
+                    category="VICTIM_16_18",
+                    financial_hardship=True,
+                    age_band="16_TO_UNDER_18",
+                ),
+                "trigger": "VICTIM_STATEMENT",
+            },
+        ),
         ev("C", 2, "AID_REQUESTED", "lsn-police", "2025-11-03 10:00", {}),
-        ev("C", 3, "REQUEST_TRANSFERRED", "lsn-police", "2025-11-03 20:00",
-           {"centre_id": "lsn-centre"}),
+        ev(
+            "C",
+            3,
+            "REQUEST_TRANSFERRED",
+            "lsn-police",
+            "2025-11-03 20:00",
+            {"centre_id": "lsn-centre"},
+        ),
         ev("C", 4, "REQUEST_ACCEPTED", "lsn-centre", "2025-11-04 09:00", {}),
-        ev("C", 5, "AID_ASSIGNED", "lsn-centre", "2025-11-07 10:00",
-           {"provider_id": "tgv-lsn-002", "provider_type": "CONTRACTED_LAWYER",
-            "aid_form": "PROTECTION"}),
+        ev(
+            "C",
+            5,
+            "AID_ASSIGNED",
+            "lsn-centre",
+            "2025-11-07 10:00",
+            {
+                "provider_id": "tgv-lsn-002",
+                "provider_type": "CONTRACTED_LAWYER",
+                "aid_form": "PROTECTION",
+            },
+        ),
     ],
     "D": [
-        ev("D", 1, "APPOINTMENT_REQUESTED", "lsn-procuracy", "2026-06-01 10:00",
-           {**person("D", "SUSPECT", stage="INDICTMENT"), "centre_id": "lsn-centre",
-            "ground": "PENALTY_20Y_LIFE_DEATH"}),
+        ev(
+            "D",
+            1,
+            "APPOINTMENT_REQUESTED",
+            "lsn-procuracy",
+            "2026-06-01 10:00",
+            {
+                **person("D", "SUSPECT", stage="INDICTMENT"),
+                "centre_id": "lsn-centre",
+                "ground": "PENALTY_20Y_LIFE_DEATH",
+            },
+        ),
     ],
     "E": [
-        ev("E", 1, "AID_REQUESTED", "lsn-police", "2026-02-02 08:00",
-           {**person("E", "SUSPECT", category="DISABLED", financial_hardship=True)}),
-        ev("E", 2, "REQUEST_TRANSFERRED", "lsn-police", "2026-02-02 12:00",
-           {"centre_id": "lsn-centre"}),
-        ev("E", 3, "REQUEST_REFUSED", "lsn-centre", "2026-02-03 09:00",
-           {"reason": "NOT_ELIGIBLE", "written": True}),
+        ev(
+            "E",
+            1,
+            "AID_REQUESTED",
+            "lsn-police",
+            "2026-02-02 08:00",
+            {**person("E", "SUSPECT", category="DISABLED", financial_hardship=True)},
+        ),
+        ev(
+            "E",
+            2,
+            "REQUEST_TRANSFERRED",
+            "lsn-police",
+            "2026-02-02 12:00",
+            {"centre_id": "lsn-centre"},
+        ),
+        ev(
+            "E",
+            3,
+            "REQUEST_REFUSED",
+            "lsn-centre",
+            "2026-02-03 09:00",
+            {"reason": "NOT_ELIGIBLE", "written": True},
+        ),
     ],
     "G": [
-        ev("G", 1, "NOTIFICATION_ISSUED", "lsn-police", "2026-01-01 05:00",
-           {**person("G", "WITNESS"), "trigger": "STATEMENT"}),
+        ev(
+            "G",
+            1,
+            "NOTIFICATION_ISSUED",
+            "lsn-police",
+            "2026-01-01 05:00",
+            {**person("G", "WITNESS"), "trigger": "STATEMENT"},
+        ),
     ],
 }
 
 
 def interleaved() -> list[dict[str, Any]]:
     """Every event, in occurrence order (cases interleave in the log)."""
-    return sorted((e for events in CASES.values() for e in events),
-                  key=lambda e: (e["occurred_at"], e["event_id"]))
+    return sorted(
+        (e for events in CASES.values() for e in events),
+        key=lambda e: (e["occurred_at"], e["event_id"]),
+    )
 
 
 def record(container: Container, events: list[dict[str, Any]]) -> None:
@@ -168,8 +294,12 @@ def test_agency_counts_for_a_province_and_year_when_cases_are_hand_built(
     counts = ledger.projections.agency_counts
     table = counts.agency_table("LSN", date(2026, 1, 1), date(2026, 12, 31))
     assert table == {
-        "lsn-police": {"NOTIFICATION_ISSUED": 2, "AID_REQUESTED": 2, "REQUEST_TRANSFERRED": 2,
-                       "COUNSEL_REGISTERED": 1},
+        "lsn-police": {
+            "NOTIFICATION_ISSUED": 2,
+            "AID_REQUESTED": 2,
+            "REQUEST_TRANSFERRED": 2,
+            "COUNSEL_REGISTERED": 1,
+        },
         "lsn-police-investigation": {"REQUEST_TRANSFERRED": 1},
         "lsn-detention": {"AID_REQUESTED": 1, "REQUEST_FORWARDED": 1},
         "lsn-procuracy": {"APPOINTMENT_REQUESTED": 1},
@@ -191,19 +321,30 @@ def test_counts_use_the_vietnam_local_day_when_utc_is_the_previous_day(
     ledger: Container,
 ) -> None:
     rows = ledger.projections.agency_counts.counts(
-        "LSN", date(2026, 1, 1), date(2026, 1, 1), ("agency_id", "event_type", "day"))
-    assert rows == [{"agency_id": "lsn-police", "event_type": "NOTIFICATION_ISSUED",
-                     "day": date(2026, 1, 1), "n": 1}]
-    assert ledger.projections.agency_counts.counts(
-        "LSN", date(2025, 12, 31), date(2025, 12, 31)) == []
+        "LSN", date(2026, 1, 1), date(2026, 1, 1), ("agency_id", "event_type", "day")
+    )
+    assert rows == [
+        {
+            "agency_id": "lsn-police",
+            "event_type": "NOTIFICATION_ISSUED",
+            "day": date(2026, 1, 1),
+            "n": 1,
+        }
+    ]
+    assert (
+        ledger.projections.agency_counts.counts("LSN", date(2025, 12, 31), date(2025, 12, 31)) == []
+    )
 
 
 def test_a_2025_case_counts_under_a_category_repealed_in_2026(ledger: Container) -> None:
     by_category = ledger.projections.agency_counts.counts(
-        "LSN", date(2025, 1, 1), date(2025, 12, 31), ("category", "procedural_role"))
+        "LSN", date(2025, 1, 1), date(2025, 12, 31), ("category", "procedural_role")
+    )
     assert by_category == [{"category": "VICTIM_16_18", "procedural_role": "VICTIM", "n": 5}]
     later = {
-        **CASES["C"][0], "event_id": "LSN-T-C2-01", "case_id": "LSN-T-C2",
+        **CASES["C"][0],
+        "event_id": "LSN-T-C2-01",
+        "case_id": "LSN-T-C2",
         "occurred_at": at("2026-01-05 09:00"),
         "data": {**CASES["C"][0]["data"], "person_id": "0c200000-0000-4000-8000-00000000000c"},
     }
@@ -212,16 +353,21 @@ def test_a_2025_case_counts_under_a_category_repealed_in_2026(ledger: Container)
     assert refused.value.code == "CATEGORY_NOT_VALID_ON_DATE"
     ledger.projections.process_pending()
     rows_2026 = ledger.projections.agency_counts.counts(
-        "LSN", date(2026, 1, 1), date(2026, 12, 31), ("category",))
+        "LSN", date(2026, 1, 1), date(2026, 12, 31), ("category",)
+    )
     assert "VICTIM_16_18" not in {r["category"] for r in rows_2026}
 
 
 # ------------------------------------------------------------------------------ compliance
 def _summary(container: Container, start: date, end: date, now: datetime) -> dict[tuple, Any]:
     return {
-        (g["rule_id"], g["responsible_agency_id"]):
-            (g["met"], g["missed"], g["running"], g["cancelled"],
-             {s: sorted(c) for s, c in g["cases"].items() if c})
+        (g["rule_id"], g["responsible_agency_id"]): (
+            g["met"],
+            g["missed"],
+            g["running"],
+            g["cancelled"],
+            {s: sorted(c) for s, c in g["cases"].items() if c},
+        )
         for g in container.projections.compliance.summary("LSN", start, end, now=now)
     }
 
@@ -232,8 +378,13 @@ def test_compliance_per_rule_and_agency_when_judged_on_1_july_2026(ledger: Conta
         ("C1_24H", "lsn-police"): (1, 0, 0, 0, {"met": ["LSN-T-E"]}),
         ("C1_12H", "lsn-police-investigation"): (0, 1, 0, 0, {"missed": ["LSN-T-B"]}),
         ("C3", "lsn-centre"): (1, 0, 0, 0, {"met": ["LSN-T-A"]}),
-        ("C3_IMMEDIATE", "lsn-centre"): (0, 2, 0, 1, {"missed": ["LSN-T-B", "LSN-T-D"],
-                                                      "cancelled": ["LSN-T-E"]}),
+        ("C3_IMMEDIATE", "lsn-centre"): (
+            0,
+            2,
+            0,
+            1,
+            {"missed": ["LSN-T-B", "LSN-T-D"], "cancelled": ["LSN-T-E"]},
+        ),
         ("C4_CRIMINAL", "lsn-police"): (1, 0, 0, 0, {"met": ["LSN-T-A"]}),
     }
     assert _summary(ledger, date(2025, 1, 1), date(2025, 12, 31), now) == {
@@ -272,23 +423,56 @@ def test_the_centres_receipt_starts_the_assignment_limit_in_the_compliance_view(
     # Issue 20: an arrested person's notice sent Fri 6/3/2026 22:00, received by the Centre
     # Sat 7/3 07:00 (recorded on its acceptance); assigned Sun 8/3 06:00: C3_IMMEDIATE (24 h
     # from the receipt) met, where a clock from the sending would have missed it.
-    record(pg_container, [
-        ev("R", 1, "AID_REQUESTED", "lsn-police", "2026-03-06 20:00",
-           {**person("A", "ARRESTED"), "person_id": "0f100000-0000-4000-8000-00000000000f"}),
-        ev("R", 2, "REQUEST_TRANSFERRED", "lsn-police", "2026-03-06 22:00",
-           {"centre_id": "lsn-centre"}),
-        ev("R", 3, "REQUEST_ACCEPTED", "lsn-centre", "2026-03-07 08:00",
-           {"notice_received_at": at("2026-03-07 07:00")}),
-        ev("R", 4, "AID_ASSIGNED", "lsn-centre", "2026-03-08 06:00",
-           {"provider_id": "tgv-lsn-003", "provider_type": "LEGAL_AID_OFFICER",
-            "aid_form": "DEFENCE"}),
-    ])
+    record(
+        pg_container,
+        [
+            ev(
+                "R",
+                1,
+                "AID_REQUESTED",
+                "lsn-police",
+                "2026-03-06 20:00",
+                {**person("A", "ARRESTED"), "person_id": "0f100000-0000-4000-8000-00000000000f"},
+            ),
+            ev(
+                "R",
+                2,
+                "REQUEST_TRANSFERRED",
+                "lsn-police",
+                "2026-03-06 22:00",
+                {"centre_id": "lsn-centre"},
+            ),
+            ev(
+                "R",
+                3,
+                "REQUEST_ACCEPTED",
+                "lsn-centre",
+                "2026-03-07 08:00",
+                {"notice_received_at": at("2026-03-07 07:00")},
+            ),
+            ev(
+                "R",
+                4,
+                "AID_ASSIGNED",
+                "lsn-centre",
+                "2026-03-08 06:00",
+                {
+                    "provider_id": "tgv-lsn-003",
+                    "provider_type": "LEGAL_AID_OFFICER",
+                    "aid_form": "DEFENCE",
+                },
+            ),
+        ],
+    )
     pg_container.projections.process_pending()
     verdicts = {v["rule_id"]: v for v in pg_container.projections.compliance.verdicts("LSN-T-R")}
     assert set(verdicts) == {"C1_12H", "C3_IMMEDIATE"}
     immediate = verdicts["C3_IMMEDIATE"]
     assert (immediate["trigger_at"], immediate["deadline"], immediate["status"]) == (
-        vn("2026-03-07 07:00"), vn("2026-03-08 07:00"), "met")
+        vn("2026-03-07 07:00"),
+        vn("2026-03-08 07:00"),
+        "met",
+    )
 
 
 def test_running_or_missed_is_judged_when_asked_from_the_stored_deadline(
@@ -301,10 +485,12 @@ def test_running_or_missed_is_judged_when_asked_from_the_stored_deadline(
     assert before == {("C3_IMMEDIATE", "lsn-centre"): (0, 0, 1, 0, {"running": ["LSN-T-D"]})}
     assert after == {("C3_IMMEDIATE", "lsn-centre"): (0, 1, 0, 0, {"missed": ["LSN-T-D"]})}
     assert [r["case_id"] for r in compliance.overdue("LSN", now=vn("2026-06-01 20:00"))] == [
-        "LSN-T-B"]
+        "LSN-T-B"
+    ]
     overdue = compliance.overdue("LSN", now=vn("2026-06-03 00:00"))
     assert [(r["case_id"], r["rule_id"], r["responsible_agency_id"]) for r in overdue] == [
-        ("LSN-T-B", "C3_IMMEDIATE", "lsn-centre"), ("LSN-T-D", "C3_IMMEDIATE", "lsn-centre"),
+        ("LSN-T-B", "C3_IMMEDIATE", "lsn-centre"),
+        ("LSN-T-D", "C3_IMMEDIATE", "lsn-centre"),
     ]
     assert overdue[1]["overdue_hours"] == 14.0
 
@@ -314,15 +500,33 @@ def test_case_index_rows_and_search_when_filtered(ledger: Container) -> None:
     index = ledger.projections.case_index
     b = index.get("LSN-T-B")
     assert b is not None
-    assert {k: b[k] for k in ("province", "opening_agency_id", "holder_agency_id", "centre_id",
-                              "status", "procedural_role", "version", "person_id")} == {
-        "province": "LSN", "opening_agency_id": "lsn-detention",
-        "holder_agency_id": "lsn-police-investigation", "centre_id": "lsn-centre",
-        "status": "AT_CENTRE", "procedural_role": "ARRESTED", "version": 3,
+    assert {
+        k: b[k]
+        for k in (
+            "province",
+            "opening_agency_id",
+            "holder_agency_id",
+            "centre_id",
+            "status",
+            "procedural_role",
+            "version",
+            "person_id",
+        )
+    } == {
+        "province": "LSN",
+        "opening_agency_id": "lsn-detention",
+        "holder_agency_id": "lsn-police-investigation",
+        "centre_id": "lsn-centre",
+        "status": "AT_CENTRE",
+        "procedural_role": "ARRESTED",
+        "version": 3,
         "person_id": PERSON["B"],
     }
-    assert index.touched_agencies("LSN-T-B") == ["lsn-centre", "lsn-detention",
-                                            "lsn-police-investigation"]
+    assert index.touched_agencies("LSN-T-B") == [
+        "lsn-centre",
+        "lsn-detention",
+        "lsn-police-investigation",
+    ]
     rows, total = index.search(province="LSN", limit=2)
     assert total == 6
     assert [r["case_id"] for r in rows] == ["LSN-T-D", "LSN-T-A"]  # latest activity first
@@ -331,16 +535,24 @@ def test_case_index_rows_and_search_when_filtered(ledger: Container) -> None:
     assert [r["case_id"] for r in index.search(category="VICTIM_16_18")[0]] == ["LSN-T-C"]
     assert index.search(provinces=[])[1] == 0
     assert index.search(provinces=["VLG"])[1] == 0
-    assert {r["case_id"] for r in index.search(
-        occurred_from=vn("2026-03-01 00:00"), occurred_to=vn("2026-04-01 00:00"))[0]} == {"LSN-T-B"}
+    assert {
+        r["case_id"]
+        for r in index.search(
+            occurred_from=vn("2026-03-01 00:00"), occurred_to=vn("2026-04-01 00:00")
+        )[0]
+    } == {"LSN-T-B"}
     assert index.search(agency_id="lsn-police")[1] == 4  # A, C, E and G: held by the police
     assert index.search(offset=5, limit=50)[0][0]["case_id"] == "LSN-T-C"
 
 
 def test_views_hold_no_identity_when_events_carry_identity(pg_container: Container) -> None:
-    event = {**CASES["G"][0], "event_id": "LSN-T-H-01", "case_id": "LSN-T-H",
-             "identity": {"full_name": "Nguyễn Văn Bí Mật", "date_of_birth": "1990-02-03"},
-             "data": {**CASES["G"][0]["data"], "person_id": "0f000000-0000-4000-8000-00000000000f"}}
+    event = {
+        **CASES["G"][0],
+        "event_id": "LSN-T-H-01",
+        "case_id": "LSN-T-H",
+        "identity": {"full_name": "Nguyễn Văn Bí Mật", "date_of_birth": "1990-02-03"},
+        "data": {**CASES["G"][0]["data"], "person_id": "0f000000-0000-4000-8000-00000000000f"},
+    }
     pg_container.referrals.record_event(event)
     pg_container.projections.process_pending()
     text = repr(dump_all(pg_container))
@@ -394,16 +606,18 @@ def test_status_reports_position_and_lag(pg_container: Container) -> None:
     assert all(s.position == 6 and s.lag == 0 for s in pg_container.projections.status())
 
 
-def test_a_second_runner_never_applies_a_page_twice(pg_container: Container,
-                                                    pg_settings: Settings) -> None:
+def test_a_second_runner_never_applies_a_page_twice(
+    pg_container: Container, pg_settings: Settings
+) -> None:
     record(pg_container, interleaved())
     other = build_container(pg_settings)
     try:
         import threading
 
-        threads = [threading.Thread(target=c.projections.process_pending,
-                                    kwargs={"batch_size": 3})
-                   for c in (pg_container, other)]
+        threads = [
+            threading.Thread(target=c.projections.process_pending, kwargs={"batch_size": 3})
+            for c in (pg_container, other)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -419,28 +633,46 @@ def _sample(container: Container, cases: int) -> int:
     from infra.sample_data import generate_events
 
     now = datetime.now(timezone.utc)
-    events = list(generate_events(11, cases, container.reference, now - timedelta(days=400),
-                                  now - timedelta(minutes=10), identity_ratio=0.0))
+    events = list(
+        generate_events(
+            11,
+            cases,
+            container.reference,
+            now - timedelta(days=400),
+            now - timedelta(minutes=10),
+            identity_ratio=0.0,
+        )
+    )
     for start in range(0, len(events), 500):
-        container.referrals.record_batch(events[start:start + 500])
+        container.referrals.record_batch(events[start : start + 500])
     return container.projections.max_notification_id()
 
 
 def _worker(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFERRALS_")}
-    env.update({
-        "REFERRALS_STORE": "postgres", "REFERRALS_PG_HOST": PG_HOST,
-        "REFERRALS_PG_PORT": str(PG_PORT), "REFERRALS_PG_USER": PG_USER,
-        "REFERRALS_PG_DBNAME": settings.pg_dbname, "REFERRALS_PG_SCHEMA": settings.pg_schema,
-        "REFERRALS_DATA_DIR": str(settings.data_dir),
-    })
-    return subprocess.Popen([sys.executable, "-m", "infra.cli", "project", *args], env=env,
-                            cwd=settings.data_dir, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    env.update(
+        {
+            "REFERRALS_STORE": "postgres",
+            "REFERRALS_PG_HOST": PG_HOST,
+            "REFERRALS_PG_PORT": str(PG_PORT),
+            "REFERRALS_PG_USER": PG_USER,
+            "REFERRALS_PG_DBNAME": settings.pg_dbname,
+            "REFERRALS_PG_SCHEMA": settings.pg_schema,
+            "REFERRALS_DATA_DIR": str(settings.data_dir),
+        }
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "project", *args],
+        env=env,
+        cwd=settings.data_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_killing_the_worker_between_batches_gives_the_same_views(
-    pg_container: Container, pg_settings: Settings,
+    pg_container: Container,
+    pg_settings: Settings,
 ) -> None:
     top = _sample(pg_container, 250)
     worker = _worker(pg_settings, "--batch-size", "13", "--pause", "0.01")
@@ -452,8 +684,7 @@ def test_killing_the_worker_between_batches_gives_the_same_views(
         time.sleep(0.02)
     worker.send_signal(signal.SIGKILL)
     worker.wait(10)
-    positions = {n: p.view.position() or 0
-                 for n, p in pg_container.projections.projections.items()}
+    positions = {n: p.view.position() or 0 for n, p in pg_container.projections.projections.items()}
     assert 0 < min(positions.values()) and max(positions.values()) < top
     restarted = _worker(pg_settings, "--batch-size", "29", "--until-caught-up")
     out, err = restarted.communicate(timeout=120)
@@ -483,10 +714,12 @@ def test_a_late_commit_of_a_lower_id_is_not_skipped(pg_container: Container) -> 
     held = psycopg.connect(settings.pg_conninfo())
     try:
         # A writer draws id 2 and holds it uncommitted (event 1 copied as case T-X).
-        held.execute(f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
-                     "SELECT gen_random_uuid(), 1, topic, convert_to(replace(convert_from("
-                     f"state, 'UTF8'), 'LSN-T-E', 'LSN-T-X'), 'UTF8') FROM {table} "
-                     "WHERE notification_id = 1")
+        held.execute(
+            f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
+            "SELECT gen_random_uuid(), 1, topic, convert_to(replace(convert_from("
+            f"state, 'UTF8'), 'LSN-T-E', 'LSN-T-X'), 'UTF8') FROM {table} "
+            "WHERE notification_id = 1"
+        )
         record(pg_container, CASES["E"][1:2])  # id 3 commits first
         with pytest.raises(TimeoutError):
             pg_container.projections.process_pending(timeout=1.0)
@@ -496,9 +729,10 @@ def test_a_late_commit_of_a_lower_id_is_not_skipped(pg_container: Container) -> 
         held.close()
     pg_container.projections.process_pending(timeout=10)
     assert pg_container.projections.positions()["case_index"] == 3
-    assert pg_container.projections.agency_counts.counts(
-        group_by=("event_type",)) == [{"event_type": "AID_REQUESTED", "n": 2},
-                                      {"event_type": "REQUEST_TRANSFERRED", "n": 1}]
+    assert pg_container.projections.agency_counts.counts(group_by=("event_type",)) == [
+        {"event_type": "AID_REQUESTED", "n": 2},
+        {"event_type": "REQUEST_TRANSFERRED", "n": 1},
+    ]
 
 
 def test_a_burnt_id_is_passed_when_its_writer_rolled_back(pg_container: Container) -> None:
@@ -508,9 +742,11 @@ def test_a_burnt_id_is_passed_when_its_writer_rolled_back(pg_container: Containe
     settings = pg_container.settings
     table = f'"{settings.pg_schema}"."{pg_container.referrals.recorder.events_table_name}"'
     with psycopg.connect(settings.pg_conninfo()) as conn:
-        conn.execute(f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
-                     f"SELECT gen_random_uuid(), 1, topic, state FROM {table} "
-                     "WHERE notification_id = 1")
+        conn.execute(
+            f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
+            f"SELECT gen_random_uuid(), 1, topic, state FROM {table} "
+            "WHERE notification_id = 1"
+        )
         conn.rollback()
     record(pg_container, CASES["E"][1:2])
     started = time.monotonic()
@@ -534,8 +770,8 @@ def test_the_in_process_sqlite_runner_catches_up_within_a_second(tmp_path: Path)
         rows, total = container.projections.case_index.search(province="LSN")
         assert total == 6
         assert container.projections.agency_counts.agency_table(
-            "LSN", date(2026, 1, 1), date(2026, 12, 31))["lsn-centre"] == {
-            "REQUEST_ACCEPTED": 1, "AID_ASSIGNED": 1, "REQUEST_REFUSED": 1}
+            "LSN", date(2026, 1, 1), date(2026, 12, 31)
+        )["lsn-centre"] == {"REQUEST_ACCEPTED": 1, "AID_ASSIGNED": 1, "REQUEST_REFUSED": 1}
         record(container, [{**CASES["G"][0], "event_id": "LSN-T-I-01", "case_id": "LSN-T-I"}])
         container.projections.catch_up(timeout=1.0)
         assert container.projections.case_index.get("LSN-T-I") is not None
@@ -549,15 +785,22 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
 
     from projections.reports import build_report, report_xlsx_bytes, write_report
 
-    report = build_report(ledger, "LSN", date(2026, 1, 1), date(2026, 12, 31),
-                          now=vn("2026-07-01 00:00"))
+    report = build_report(
+        ledger, "LSN", date(2026, 1, 1), date(2026, 12, 31), now=vn("2026-07-01 00:00")
+    )
     path = tmp_path / "report.xlsx"
     path.write_bytes(report_xlsx_bytes(report))
     workbook = load_workbook(path)
-    assert workbook.sheetnames == ["Thông tin chung", "Theo cơ quan", "Tuân thủ thời hạn",
-                                   "Vụ việc theo kết quả", "Đang quá hạn",
-                                   "Thông báo quyền (C2)", "Chưa được thông báo (C2)",
-                                   "Tính kịp thời"]
+    assert workbook.sheetnames == [
+        "Thông tin chung",
+        "Theo cơ quan",
+        "Tuân thủ thời hạn",
+        "Vụ việc theo kết quả",
+        "Đang quá hạn",
+        "Thông báo quyền (C2)",
+        "Chưa được thông báo (C2)",
+        "Tính kịp thời",
+    ]
     cover = workbook["Thông tin chung"]
     assert cover["B3"].value == "Tỉnh Lạng Sơn (LSN)"
     assert cover["B4"].value == "Từ ngày 01/01/2026 đến ngày 31/12/2026"
@@ -584,8 +827,11 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
     assert cover.row_dimensions[1].height >= 1.8 * cover["A1"].font.sz
     files = write_report(report, ["csv", "png"], tmp_path / "out")
     assert {p.suffix for p in files} == {".csv", ".png"}
-    assert (tmp_path / "out" / f"{report.slug()}-agencies.csv").read_bytes().startswith(
-        "\ufeffMã cơ quan".encode())
+    assert (
+        (tmp_path / "out" / f"{report.slug()}-agencies.csv")
+        .read_bytes()
+        .startswith("\ufeffMã cơ quan".encode())
+    )
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in files if p.suffix == ".png")
     office = shutil.which("libreoffice") or shutil.which("soffice")
     if office is None:
@@ -593,9 +839,18 @@ def test_the_xlsx_report_opens_and_converts_to_pdf(ledger: Container, tmp_path: 
             pytest.fail("libreoffice is required in CI")
         pytest.skip("libreoffice not on PATH")
     converted = subprocess.run(
-        [office, "--headless", f"-env:UserInstallation=file://{tmp_path}/lo-profile",
-         "--convert-to", "pdf", "--outdir", str(tmp_path), str(path)],
-        capture_output=True, timeout=120,
+        [
+            office,
+            "--headless",
+            f"-env:UserInstallation=file://{tmp_path}/lo-profile",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(tmp_path),
+            str(path),
+        ],
+        capture_output=True,
+        timeout=120,
     )
     assert converted.returncode == 0, converted.stderr.decode()
     pdf = tmp_path / "report.pdf"
@@ -620,13 +875,19 @@ def _assert_the_pdf_prints_right(pdf: Path, report: Any) -> None:
         if IN_CI:
             pytest.fail("poppler-utils (pdftotext, pdfinfo) are required in CI")
         pytest.skip("pdftotext/pdfinfo not on PATH")
-    text = unicodedata.normalize("NFC", subprocess.run(
-        [tools[0], "-layout", str(pdf), "-"], capture_output=True, timeout=60, check=True,
-    ).stdout.decode())
-    info = subprocess.run([tools[1], str(pdf)], capture_output=True, timeout=60,
-                          check=True).stdout.decode()
-    pages = int(next(line.split()[-1] for line in info.splitlines()
-                     if line.startswith("Pages:")))
+    text = unicodedata.normalize(
+        "NFC",
+        subprocess.run(
+            [tools[0], "-layout", str(pdf), "-"],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        ).stdout.decode(),
+    )
+    info = subprocess.run(
+        [tools[1], str(pdf)], capture_output=True, timeout=60, check=True
+    ).stdout.decode()
+    pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
     assert "BÁO CÁO KẾT QUẢ PHỐI HỢP THỰC HIỆN TRỢ GIÚP PHÁP LÝ" in text
     assert "Tỉnh Lạng Sơn" in text and "Công an tỉnh Lạng Sơn" in text
     assert "_x000" not in text  # no escaped control characters in headers
@@ -639,18 +900,43 @@ def _assert_the_pdf_prints_right(pdf: Path, report: Any) -> None:
 def test_report_cli_writes_xlsx_csv_and_png(ledger: Container, tmp_path: Path) -> None:
     settings = ledger.settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFERRALS_")}
-    env.update({
-        "REFERRALS_STORE": "postgres", "REFERRALS_PG_HOST": PG_HOST,
-        "REFERRALS_PG_PORT": str(PG_PORT), "REFERRALS_PG_USER": PG_USER,
-        "REFERRALS_PG_DBNAME": settings.pg_dbname, "REFERRALS_PG_SCHEMA": settings.pg_schema,
-        "REFERRALS_DATA_DIR": str(settings.data_dir),
-    })
+    env.update(
+        {
+            "REFERRALS_STORE": "postgres",
+            "REFERRALS_PG_HOST": PG_HOST,
+            "REFERRALS_PG_PORT": str(PG_PORT),
+            "REFERRALS_PG_USER": PG_USER,
+            "REFERRALS_PG_DBNAME": settings.pg_dbname,
+            "REFERRALS_PG_SCHEMA": settings.pg_schema,
+            "REFERRALS_DATA_DIR": str(settings.data_dir),
+        }
+    )
     out = tmp_path / "reports"
     done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "report", "--province", "LSN", "--year", "2026",
-         "--period", "jan-oct", "--format", "xlsx", "--format", "csv", "--format", "png",
-         "--output", str(out)],
-        env=env, cwd=tmp_path, capture_output=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "infra.cli",
+            "report",
+            "--province",
+            "LSN",
+            "--year",
+            "2026",
+            "--period",
+            "jan-oct",
+            "--format",
+            "xlsx",
+            "--format",
+            "csv",
+            "--format",
+            "png",
+            "--output",
+            str(out),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr.decode()
     names = sorted(p.name for p in out.iterdir())
@@ -661,24 +947,33 @@ def test_report_cli_writes_xlsx_csv_and_png(ledger: Container, tmp_path: Path) -
 
 
 def test_sqlite_views_match_postgresql_when_built_from_the_same_events(
-    ledger: Container, tmp_path: Path,
+    ledger: Container,
+    tmp_path: Path,
 ) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path / "lite",  # type: ignore[call-arg]
-                        projections_in_process=False)
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path / "lite",  # type: ignore[call-arg]
+        projections_in_process=False,
+    )
     lite = build_container(settings)
     try:
         record(lite, interleaved())
         lite.projections.process_pending(batch_size=3)
         now = vn("2026-07-01 00:00")
-        for start, end in ((date(2025, 1, 1), date(2025, 12, 31)),
-                           (date(2026, 1, 1), date(2026, 12, 31))):
+        for start, end in (
+            (date(2025, 1, 1), date(2025, 12, 31)),
+            (date(2026, 1, 1), date(2026, 12, 31)),
+        ):
             assert _summary(lite, start, end, now) == _summary(ledger, start, end, now)
             assert lite.projections.agency_counts.agency_table("LSN", start, end) == (
-                ledger.projections.agency_counts.agency_table("LSN", start, end))
+                ledger.projections.agency_counts.agency_table("LSN", start, end)
+            )
         assert lite.projections.case_index.search(limit=10) == (
-            ledger.projections.case_index.search(limit=10))
+            ledger.projections.case_index.search(limit=10)
+        )
         assert lite.projections.compliance.verdicts("LSN-T-B") == (
-            ledger.projections.compliance.verdicts("LSN-T-B"))
+            ledger.projections.compliance.verdicts("LSN-T-B")
+        )
         paged = dump_all(lite)
         lite.projections.rebuild()
         assert dump_all(lite) == paged

@@ -34,12 +34,24 @@ previous_files = test_reference_versions.previous_files  # the files before the 
 AUG, MAR, LATE = "LSN-T-AUG", "LSN-T-MAR", "LSN-T-LATE"
 # recorded after the publication, but occurred in the period (a clerk's late entries)
 LATE_CASE = [
-    ev("LATE", 1, "NOTIFICATION_ISSUED", "lsn-police", "2026-04-06 08:00",
-       {**person("C", "WITNESS"), "trigger": "STATEMENT"}),
+    ev(
+        "LATE",
+        1,
+        "NOTIFICATION_ISSUED",
+        "lsn-police",
+        "2026-04-06 08:00",
+        {**person("C", "WITNESS"), "trigger": "STATEMENT"},
+    ),
     ev("LATE", 2, "AID_REQUESTED", "lsn-police", "2026-04-06 09:00", {"request_form": "written"}),
 ]
-MAR_REGISTERED = ev("MAR", 6, "COUNSEL_REGISTERED", "lsn-police", "2026-03-06 10:00",
-                    {"documents_complete_at": at("2026-03-06 08:00")})
+MAR_REGISTERED = ev(
+    "MAR",
+    6,
+    "COUNSEL_REGISTERED",
+    "lsn-police",
+    "2026-03-06 10:00",
+    {"documents_complete_at": at("2026-03-06 08:00")},
+)
 
 
 def _record(container: Container, events: list[dict[str, Any]]) -> None:
@@ -52,9 +64,14 @@ def _correct_calendar(container: Container) -> None:
     """The 2026 make-up Saturday (22/8) published as holidays/2026 v2 (issue 14)."""
     content = dict(container.reference_state.refs.latest("holidays/2026").content)
     content["extra_working_days"] = ["2026-01-10", "2026-08-22"]
-    container.reference_state.publish("holidays/2026", content, effective_from=None,
-                                      effective_to=None, source=SOURCE_22_8,
-                                      published_by="admin:test")
+    container.reference_state.publish(
+        "holidays/2026",
+        content,
+        effective_from=None,
+        effective_to=None,
+        source=SOURCE_22_8,
+        published_by="admin:test",
+    )
 
 
 def _sha(data: bytes) -> str:
@@ -69,8 +86,13 @@ def _moved(difference: dict[str, Any]) -> dict[tuple[str, ...], dict[str, Any]]:
 def pg(pg_database: str, pg_schema: str, tmp_path: Path, previous_files: Path) -> Settings:
     from tests.conftest import make_pg_settings
 
-    return make_pg_settings(pg_database, pg_schema, tmp_path / "data",
-                            reference_data_dir=previous_files, reference_poll_seconds=0)
+    return make_pg_settings(
+        pg_database,
+        pg_schema,
+        tmp_path / "data",
+        reference_data_dir=previous_files,
+        reference_poll_seconds=0,
+    )
 
 
 @pytest.fixture
@@ -89,19 +111,27 @@ def test_a_published_report_regenerates_byte_identical_after_late_entries_and_a_
     token, _ = ledger.tokens.create("council", "Hội đồng Lạng Sơn", provinces=["LSN"])
     headers = {"Authorization": f"Bearer {token}"}
     inspector, _ = ledger.tokens.create("inspector", "Thanh tra", provinces=["LSN"])
-    refused = client.post("/v1/reports/LSN/published?year=2026",
-                          headers={"Authorization": f"Bearer {inspector}"})
+    refused = client.post(
+        "/v1/reports/LSN/published?year=2026", headers={"Authorization": f"Bearer {inspector}"}
+    )
     assert refused.status_code == 403 and refused.json()["code"] == "NOT_AUTHORISED"
 
-    answer = client.post("/v1/reports/LSN/published?year=2026&period=full-year",
-                         headers=headers)
+    answer = client.post("/v1/reports/LSN/published?year=2026&period=full-year", headers=headers)
     assert answer.status_code == 200, answer.text
     record = answer.json()
     assert record["checkpoint"]["size"] == len(CASE_AUG) + len(CASE_MAR)
     assert "holidays/2026@1" in record["reference_labels"]
-    assert set(record["sha256"]) == {"xlsx", "json", "csv:agencies", "csv:compliance",
-                                     "csv:cases", "csv:overdue", "csv:contacts",
-                                     "csv:never_notified", "csv:timeliness"}
+    assert set(record["sha256"]) == {
+        "xlsx",
+        "json",
+        "csv:agencies",
+        "csv:compliance",
+        "csv:cases",
+        "csv:overdue",
+        "csv:contacts",
+        "csv:never_notified",
+        "csv:timeliness",
+    }
     url = f"/v1/reports/LSN/published/{record['id']}"
     published_xlsx = client.get(f"{url}?format=xlsx", headers=headers)
     assert published_xlsx.status_code == 200
@@ -133,8 +163,7 @@ def test_a_published_report_regenerates_byte_identical_after_late_entries_and_a_
     c3_met = moved[("compliance", "C3", "lsn-centre", "met")]
     c3_missed = moved[("compliance", "C3", "lsn-centre", "missed")]
     assert (c3_met["published"], c3_met["corrected"], c3_met["cases_out"]) == (2, 1, [AUG])
-    assert (c3_missed["published"], c3_missed["corrected"], c3_missed["cases_in"]) == (
-        0, 1, [AUG])
+    assert (c3_missed["published"], c3_missed["corrected"], c3_missed["cases_in"]) == (0, 1, [AUG])
     assert moved[("compliance", "C3", "lsn-centre", "late")]["cases_in"] == [AUG]
     assert c3_missed["reference_publications"] == ["holidays/2026@2"]
     assert c3_missed["late_entries"] == []
@@ -169,10 +198,15 @@ def _cli() -> typer.Typer:
 
 
 def test_the_cli_publishes_and_regenerates_byte_identical_on_sqlite(
-    tmp_path: Path, previous_files: Path,
+    tmp_path: Path,
+    previous_files: Path,
 ) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data",  # type: ignore[call-arg]
-                        reference_data_dir=previous_files, reference_poll_seconds=0)
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",  # type: ignore[call-arg]
+        reference_data_dir=previous_files,
+        reference_poll_seconds=0,
+    )
     container = build_container(settings)
     try:
         _record(container, [*CASE_AUG, *CASE_MAR])
@@ -180,9 +214,24 @@ def test_the_cli_publishes_and_regenerates_byte_identical_on_sqlite(
         container.close()
     env = {**cli_env(settings), "REFERRALS_REFERENCE_DATA_DIR": str(previous_files)}
     runner = CliRunner()
-    first = runner.invoke(_cli(), ["report", "--province", "LSN", "--year", "2026", "--format",
-                                   "xlsx,csv", "--output", str(tmp_path / "first"),
-                                   "--publish", "--by", "council:lsn"], env=env)
+    first = runner.invoke(
+        _cli(),
+        [
+            "report",
+            "--province",
+            "LSN",
+            "--year",
+            "2026",
+            "--format",
+            "xlsx,csv",
+            "--output",
+            str(tmp_path / "first"),
+            "--publish",
+            "--by",
+            "council:lsn",
+        ],
+        env=env,
+    )
     assert first.exit_code == 0, first.output
     record = json.loads(first.stdout.strip().splitlines()[-1])["published"]
     time.sleep(1.1)
@@ -192,9 +241,20 @@ def test_the_cli_publishes_and_regenerates_byte_identical_on_sqlite(
         _correct_calendar(container)
     finally:
         container.close()
-    again = runner.invoke(_cli(), ["report", "regenerate", "--province", "LSN", "--checkpoint",
-                                   str(record["checkpoint"]["size"]), "--output",
-                                   str(tmp_path / "again")], env=env)
+    again = runner.invoke(
+        _cli(),
+        [
+            "report",
+            "regenerate",
+            "--province",
+            "LSN",
+            "--checkpoint",
+            str(record["checkpoint"]["size"]),
+            "--output",
+            str(tmp_path / "again"),
+        ],
+        env=env,
+    )
     assert again.exit_code == 0, again.output
     answer = json.loads(again.stdout.strip().splitlines()[-1])
     assert answer["reproduced"] is True
@@ -202,13 +262,27 @@ def test_the_cli_publishes_and_regenerates_byte_identical_on_sqlite(
     assert [p.suffix for p in originals].count(".csv") == 7  # issue 13: timeliness
     for original in originals:  # the files written at publication, byte for byte
         assert (tmp_path / "again" / original.name).read_bytes() == original.read_bytes()
-    corrected = runner.invoke(_cli(), ["report", "regenerate", "--province", "LSN", "--id",
-                                       record["id"], "--as", "corrected", "--output",
-                                       str(tmp_path / "corrected")], env=env)
+    corrected = runner.invoke(
+        _cli(),
+        [
+            "report",
+            "regenerate",
+            "--province",
+            "LSN",
+            "--id",
+            record["id"],
+            "--as",
+            "corrected",
+            "--output",
+            str(tmp_path / "corrected"),
+        ],
+        env=env,
+    )
     assert corrected.exit_code == 0, corrected.output
     moved = _moved(json.loads(corrected.stdout.strip().splitlines()[-1])["difference"])
     assert moved[("compliance", "C3", "lsn-centre", "missed")]["reference_publications"] == [
-        "holidays/2026@2"]
+        "holidays/2026@2"
+    ]
     assert moved[("agencies", "lsn-police", "NOTIFICATION_ISSUED")]["corrected"] == 3
 
 

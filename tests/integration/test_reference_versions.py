@@ -29,8 +29,10 @@ from tests.integration.test_audit_trail import cli_env
 from tests.integration.test_projections import ev, person, vn
 from tests.integration.test_transparency_bundle import _offline
 
-SOURCE_22_8 = ("Government Office notice on the 2026 National Day holiday: Monday 31/8/2026 "
-               "swapped for Saturday 22/8/2026 (worked), as reported on 13/10/2025")
+SOURCE_22_8 = (
+    "Government Office notice on the 2026 National Day holiday: Monday 31/8/2026 "
+    "swapped for Saturday 22/8/2026 (worked), as reported on 13/10/2025"
+)
 
 
 def _cli() -> typer.Typer:
@@ -47,15 +49,21 @@ def previous_files(tmp_path: Path) -> Path:
     shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     holidays = json.loads((folder / "holidays.json").read_text(encoding="utf-8"))
     holidays["years"]["2026"]["extra_working_days"].remove("2026-08-22")
-    (folder / "holidays.json").write_text(json.dumps(holidays, ensure_ascii=False),
-                                          encoding="utf-8")
+    (folder / "holidays.json").write_text(
+        json.dumps(holidays, ensure_ascii=False), encoding="utf-8"
+    )
     return folder
 
 
 @pytest.fixture
 def settings(pg_database: str, pg_schema: str, tmp_path: Path, previous_files: Path) -> Settings:
-    return make_pg_settings(pg_database, pg_schema, tmp_path, reference_data_dir=previous_files,
-                            reference_poll_seconds=0)
+    return make_pg_settings(
+        pg_database,
+        pg_schema,
+        tmp_path,
+        reference_data_dir=previous_files,
+        reference_poll_seconds=0,
+    )
 
 
 @pytest.fixture
@@ -71,39 +79,94 @@ def _env(settings: Settings) -> dict[str, str]:
 
 # The held-out history of issue 14: notice Fri 21/8/2026 20:41, assignment Wed 26/8/2026 20:01.
 CASE_AUG = [
-    ev("AUG", 1, "NOTIFICATION_ISSUED", "lsn-police", "2026-08-21 08:00",
-       {**person("A", "WITNESS"), "trigger": "STATEMENT"}),
+    ev(
+        "AUG",
+        1,
+        "NOTIFICATION_ISSUED",
+        "lsn-police",
+        "2026-08-21 08:00",
+        {**person("A", "WITNESS"), "trigger": "STATEMENT"},
+    ),
     ev("AUG", 2, "AID_REQUESTED", "lsn-police", "2026-08-21 09:00", {"request_form": "written"}),
-    ev("AUG", 3, "REQUEST_TRANSFERRED", "lsn-police", "2026-08-21 20:41",
-       {"centre_id": "lsn-centre"}),
+    ev(
+        "AUG",
+        3,
+        "REQUEST_TRANSFERRED",
+        "lsn-police",
+        "2026-08-21 20:41",
+        {"centre_id": "lsn-centre"},
+    ),
     ev("AUG", 4, "REQUEST_ACCEPTED", "lsn-centre", "2026-08-24 09:00", {"immediate": False}),
-    ev("AUG", 5, "AID_ASSIGNED", "lsn-centre", "2026-08-26 20:01",
-       {"provider_id": "tgv-lsn-001", "provider_type": "LEGAL_AID_OFFICER",
-        "aid_form": "DEFENCE"}),
+    ev(
+        "AUG",
+        5,
+        "AID_ASSIGNED",
+        "lsn-centre",
+        "2026-08-26 20:01",
+        {"provider_id": "tgv-lsn-001", "provider_type": "LEGAL_AID_OFFICER", "aid_form": "DEFENCE"},
+    ),
 ]
 # A control case of the same year whose C3 spans no corrected day: judged with 2026, unmoved.
 CASE_MAR = [
-    ev("MAR", 1, "NOTIFICATION_ISSUED", "lsn-police", "2026-03-02 08:00",
-       {**person("B", "WITNESS"), "trigger": "STATEMENT"}),
+    ev(
+        "MAR",
+        1,
+        "NOTIFICATION_ISSUED",
+        "lsn-police",
+        "2026-03-02 08:00",
+        {**person("B", "WITNESS"), "trigger": "STATEMENT"},
+    ),
     ev("MAR", 2, "AID_REQUESTED", "lsn-police", "2026-03-02 09:00", {"request_form": "written"}),
-    ev("MAR", 3, "REQUEST_TRANSFERRED", "lsn-police", "2026-03-02 10:00",
-       {"centre_id": "lsn-centre"}),
+    ev(
+        "MAR",
+        3,
+        "REQUEST_TRANSFERRED",
+        "lsn-police",
+        "2026-03-02 10:00",
+        {"centre_id": "lsn-centre"},
+    ),
     ev("MAR", 4, "REQUEST_ACCEPTED", "lsn-centre", "2026-03-03 09:00", {"immediate": False}),
-    ev("MAR", 5, "AID_ASSIGNED", "lsn-centre", "2026-03-05 10:00",
-       {"provider_id": "tgv-lsn-001", "provider_type": "LEGAL_AID_OFFICER",
-        "aid_form": "DEFENCE"}),
+    ev(
+        "MAR",
+        5,
+        "AID_ASSIGNED",
+        "lsn-centre",
+        "2026-03-05 10:00",
+        {"provider_id": "tgv-lsn-001", "provider_type": "LEGAL_AID_OFFICER", "aid_form": "DEFENCE"},
+    ),
 ]
 # A 2025 case: its verdicts read the 2025 calendar only, never touched by a 2026 correction.
 CASE_2025 = [
-    ev("Y25", 1, "NOTIFICATION_ISSUED", "lsn-police", "2025-11-03 09:00",
-       {**person("C", "WITNESS"), "trigger": "STATEMENT"}),
+    ev(
+        "Y25",
+        1,
+        "NOTIFICATION_ISSUED",
+        "lsn-police",
+        "2025-11-03 09:00",
+        {**person("C", "WITNESS"), "trigger": "STATEMENT"},
+    ),
     ev("Y25", 2, "AID_REQUESTED", "lsn-police", "2025-11-03 10:00", {}),
-    ev("Y25", 3, "REQUEST_TRANSFERRED", "lsn-police", "2025-11-03 20:00",
-       {"centre_id": "lsn-centre"}),
+    ev(
+        "Y25",
+        3,
+        "REQUEST_TRANSFERRED",
+        "lsn-police",
+        "2025-11-03 20:00",
+        {"centre_id": "lsn-centre"},
+    ),
     ev("Y25", 4, "REQUEST_ACCEPTED", "lsn-centre", "2025-11-04 09:00", {}),
-    ev("Y25", 5, "AID_ASSIGNED", "lsn-centre", "2025-11-07 10:00",
-       {"provider_id": "tgv-lsn-002", "provider_type": "CONTRACTED_LAWYER",
-        "aid_form": "PROTECTION"}),
+    ev(
+        "Y25",
+        5,
+        "AID_ASSIGNED",
+        "lsn-centre",
+        "2025-11-07 10:00",
+        {
+            "provider_id": "tgv-lsn-002",
+            "provider_type": "CONTRACTED_LAWYER",
+            "aid_form": "PROTECTION",
+        },
+    ),
 ]
 
 
@@ -150,7 +213,9 @@ def test_shipped_files_become_version_1_once_and_stay_out_of_the_case_log(
 
 @pytest.mark.postgres
 def test_a_calendar_correction_and_a_register_change_move_only_the_verdicts_they_touch(
-    ledger: Container, settings: Settings, tmp_path: Path,
+    ledger: Container,
+    settings: Settings,
+    tmp_path: Path,
 ) -> None:
     _record(ledger, CASE_AUG, CASE_MAR, CASE_2025)
     case_events = _events_in_case_log(ledger)
@@ -165,28 +230,40 @@ def test_a_calendar_correction_and_a_register_change_move_only_the_verdicts_they
 
     # a bundle exported BEFORE the correction: judged with version 1 (C3 met)
     old_bundle = tmp_path / "aug-v1.json"
-    exported = runner.invoke(_cli(), ["export-bundle", aug, "-o", str(old_bundle)],
-                           env=_env(settings))
+    exported = runner.invoke(
+        _cli(), ["export-bundle", aug, "-o", str(old_bundle)], env=_env(settings)
+    )
     assert exported.exit_code == 0, exported.output
 
     # 1. the calendar correction, through the CLI, by an admin principal
     corrected = dict(ledger.reference_state.refs.latest("holidays/2026").content)
     corrected["extra_working_days"] = ["2026-01-10", "2026-08-22"]
     publication = tmp_path / "holidays-2026.json"
-    publication.write_text(json.dumps({"ref": "holidays/2026", "content": corrected,
-                                       "source": SOURCE_22_8}, ensure_ascii=False),
-                           encoding="utf-8")
-    refused = runner.invoke(_cli(), ["reference", "publish", str(publication), "--by",
-                                     "agency:someone"], env=_env(settings))
+    publication.write_text(
+        json.dumps(
+            {"ref": "holidays/2026", "content": corrected, "source": SOURCE_22_8},
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    refused = runner.invoke(
+        _cli(),
+        ["reference", "publish", str(publication), "--by", "agency:someone"],
+        env=_env(settings),
+    )
     assert refused.exit_code == 1 and "NOT_AUTHORISED" in refused.output
-    published = runner.invoke(_cli(), ["reference", "publish", str(publication), "--by",
-                                       admin.principal.principal_id], env=_env(settings))
+    published = runner.invoke(
+        _cli(),
+        ["reference", "publish", str(publication), "--by", admin.principal.principal_id],
+        env=_env(settings),
+    )
     assert published.exit_code == 0, published.output
     answer = json.loads(published.stdout)
     assert answer["published"]["ref"] == "holidays/2026"
     assert answer["published"]["version"] == 2
-    assert [(m["case_id"], m["rule_id"], m["status_before"], m["status_after"])
-            for m in answer["moved"]] == [(aug, "C3", "met", "missed")]
+    assert [
+        (m["case_id"], m["rule_id"], m["status_before"], m["status_after"]) for m in answer["moved"]
+    ] == [(aug, "C3", "met", "missed")]
 
     # this process picks the new version up without a restart
     after = {c: _verdicts(ledger, c) for c in (aug, mar, y25)}
@@ -195,14 +272,15 @@ def test_a_calendar_correction_and_a_register_change_move_only_the_verdicts_they
     assert after[aug]["C3"]["basis"] == ["time_limits@1", "holidays/2026@2"]
     for case in (mar, y25):  # the right verdicts moved, and only those
         assert {r: (v["status"], v["deadline"]) for r, v in after[case].items()} == {
-            r: (v["status"], v["deadline"]) for r, v in before[case].items()}
+            r: (v["status"], v["deadline"]) for r, v in before[case].items()
+        }
     assert after[y25]["C3"]["basis"] == ["time_limits@1", "holidays/2025@1"]
 
     # the move is recorded per report period, with why
     moved = ledger.projections.compliance.moved("LSN", 2026)
-    assert [(m["case_id"], m["rule_id"], m["periods"], m["published"], m["reason"])
-            for m in moved] == [(aug, "C3", ["jan-oct", "full-year"], "holidays/2026@2",
-                                 SOURCE_22_8)]
+    assert [
+        (m["case_id"], m["rule_id"], m["periods"], m["published"], m["reason"]) for m in moved
+    ] == [(aug, "C3", ["jan-oct", "full-year"], "holidays/2026@2", SOURCE_22_8)]
     assert ledger.projections.compliance.moved("LSN", 2025) == []
     from projections.reports import build_report
 
@@ -214,8 +292,9 @@ def test_a_calendar_correction_and_a_register_change_move_only_the_verdicts_they
     client = TestClient(create_app(ledger))
     headers = {"Authorization": f"Bearer {admin_token}"}
     inspector_token, _ = ledger.tokens.create("inspector", "Thanh tra", provinces=["LSN"])
-    answer = client.get(f"/v1/cases/{aug}/time-limits",
-                        headers={"Authorization": f"Bearer {inspector_token}"}).json()
+    answer = client.get(
+        f"/v1/cases/{aug}/time-limits", headers={"Authorization": f"Bearer {inspector_token}"}
+    ).json()
     c3_api = next(v for v in answer["time_limits"] if v["rule_id"] == "C3")
     v2 = ledger.reference_state.refs.latest("holidays/2026")
     assert c3_api["status"] == "missed"
@@ -223,46 +302,73 @@ def test_a_calendar_correction_and_a_register_change_move_only_the_verdicts_they
 
     # 2. an agency-register change through the API (admin only): a new police unit from 1/12
     register = dict(ledger.reference_state.refs.latest("agencies").content)
-    register["items"] = [*register["items"], {
-        "agency_id": "lsn-police-commune-9", "name_vi": "Công an xã Tân Thanh, tỉnh Lạng Sơn",
-        "kind": "police", "level": "commune", "province": "LSN", "valid_from": "2026-12-01"}]
-    body = {"ref": "agencies", "content": register,
-            "source": "Quyết định thành lập Công an xã Tân Thanh (test fixture)"}
-    denied = client.post("/v1/reference/publish", json=body,
-                         headers={"Authorization": f"Bearer {inspector_token}"})
+    register["items"] = [
+        *register["items"],
+        {
+            "agency_id": "lsn-police-commune-9",
+            "name_vi": "Công an xã Tân Thanh, tỉnh Lạng Sơn",
+            "kind": "police",
+            "level": "commune",
+            "province": "LSN",
+            "valid_from": "2026-12-01",
+        },
+    ]
+    body = {
+        "ref": "agencies",
+        "content": register,
+        "source": "Quyết định thành lập Công an xã Tân Thanh (test fixture)",
+    }
+    denied = client.post(
+        "/v1/reference/publish", json=body, headers={"Authorization": f"Bearer {inspector_token}"}
+    )
     assert denied.status_code == 403 and denied.json()["code"] == "NOT_AUTHORISED"
     # an agency still holding an open case may not be removed
-    removing = {**body, "content": {**register, "items": [
-        a for a in register["items"] if a["agency_id"] != "lsn-centre"]}}
+    removing = {
+        **body,
+        "content": {
+            **register,
+            "items": [a for a in register["items"] if a["agency_id"] != "lsn-centre"],
+        },
+    }
     held = client.post("/v1/reference/publish", json=removing, headers=headers)
     assert held.status_code == 422, held.text
-    assert (held.json()["code"], held.json()["field"]) == ("REFERENCE_AGENCY_STILL_HELD",
-                                                           "items")
+    assert (held.json()["code"], held.json()["field"]) == ("REFERENCE_AGENCY_STILL_HELD", "items")
     ok = client.post("/v1/reference/publish", json=body, headers=headers)
     assert ok.status_code == 200, ok.text
     assert ok.json()["published"]["version"] == 2 and ok.json()["moved"] == []
     again = client.post("/v1/reference/publish", json=body, headers=headers)
     assert again.json()["code"] == "REFERENCE_UNCHANGED"
     # the new agency is known at once: an event naming it is accepted, no restart
-    ledger.referrals.record_event(ev("NEW", 1, "NOTIFICATION_ISSUED", "lsn-police-commune-9",
-                                     "2026-12-01 08:00",
-                                     {**person("D", "WITNESS"), "trigger": "STATEMENT"}))
+    ledger.referrals.record_event(
+        ev(
+            "NEW",
+            1,
+            "NOTIFICATION_ISSUED",
+            "lsn-police-commune-9",
+            "2026-12-01 08:00",
+            {**person("D", "WITNESS"), "trigger": "STATEMENT"},
+        )
+    )
     listing = client.get("/v1/reference/versions", headers=headers).json()
     assert {d["ref"]: d["version"] for d in listing["documents"]}["agencies"] == 2
-    history = client.get("/v1/reference/versions/history", params={"ref": "holidays/2026"},
-                         headers=headers).json()["versions"]
+    history = client.get(
+        "/v1/reference/versions/history", params={"ref": "holidays/2026"}, headers=headers
+    ).json()["versions"]
     assert [(v["version"], v["source"]) for v in history][1] == (2, SOURCE_22_8)
     assert _events_in_case_log(ledger) == case_events + 1  # only the new case event
 
     # 3. bundles carry the versions; an inspector re-judges offline with them
     key = transparency_log(ledger).public_key
     new_bundle = tmp_path / "aug-v2.json"
-    exported = runner.invoke(_cli(), ["export-bundle", aug, "-o", str(new_bundle)],
-                           env=_env(settings))
+    exported = runner.invoke(
+        _cli(), ["export-bundle", aug, "-o", str(new_bundle)], env=_env(settings)
+    )
     assert exported.exit_code == 0, exported.output
     bundle = json.loads(new_bundle.read_text(encoding="utf-8"))
     assert {(d["ref"], d["version"]) for d in bundle["reference"]} == {
-        ("time_limits", 1), ("holidays/2026", 2)}
+        ("time_limits", 1),
+        ("holidays/2026", 2),
+    }
     checked = _offline(tmp_path, "verify-bundle", str(new_bundle), "--log-key", key)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "C3 (v3): missed" in checked.stdout and "holidays/2026@2" in checked.stdout
@@ -289,43 +395,80 @@ def test_a_publication_is_refused_with_a_stable_code_when_it_breaks_a_rule(
     cases = [
         ("holidays/26", {"holidays": []}, "REFERENCE_KEY_INVALID", "key"),
         ("calendars", {}, "REFERENCE_KIND_UNKNOWN", "kind"),
-        ("holidays/2027", {"holidays": ["2026-01-01"], "verified": False},
-         "REFERENCE_CONTENT_INVALID", "content"),
-        ("categories", {**categories, "items": categories["items"][1:]},
-         "REFERENCE_CATEGORY_REMOVED", "items"),
-        ("categories", {**categories, "items": [
-            {**categories["items"][0], "valid_to": "2020-01-01"}, *categories["items"][1:]]},
-         "REFERENCE_CATEGORY_RETROACTIVE", "valid_to"),
+        (
+            "holidays/2027",
+            {"holidays": ["2026-01-01"], "verified": False},
+            "REFERENCE_CONTENT_INVALID",
+            "content",
+        ),
+        (
+            "categories",
+            {**categories, "items": categories["items"][1:]},
+            "REFERENCE_CATEGORY_REMOVED",
+            "items",
+        ),
+        (
+            "categories",
+            {
+                **categories,
+                "items": [
+                    {**categories["items"][0], "valid_to": "2020-01-01"},
+                    *categories["items"][1:],
+                ],
+            },
+            "REFERENCE_CATEGORY_RETROACTIVE",
+            "valid_to",
+        ),
     ]
     for ref, content, code, field in cases:
         with pytest.raises(DomainError) as raised:
-            state.publish(ref, content, effective_from=None, effective_to=None, source="x",
-                          published_by="admin:test")
+            state.publish(
+                ref,
+                content,
+                effective_from=None,
+                effective_to=None,
+                source="x",
+                published_by="admin:test",
+            )
         assert (raised.value.code, raised.value.field) == (code, field), ref
         assert raised.value.message_vi and raised.value.message_en
     with pytest.raises(DomainError) as raised:
-        state.publish("holidays/2026", {}, effective_from=None, effective_to=None, source=" ",
-                      published_by="admin:test")
+        state.publish(
+            "holidays/2026",
+            {},
+            effective_from=None,
+            effective_to=None,
+            source=" ",
+            published_by="admin:test",
+        )
     assert raised.value.code == "REFERENCE_SOURCE_REQUIRED"
     assert len(state.refs.records) == len(state.refs.refs())  # nothing was recorded
 
 
 @pytest.mark.postgres
 def test_the_web_page_and_the_cli_list_every_version_with_its_source(
-    ledger: Container, settings: Settings,
+    ledger: Container,
+    settings: Settings,
 ) -> None:
     from infra.web.deps import SESSION_COOKIE
 
     state = ledger.reference_state
     corrected = dict(state.refs.latest("holidays/2026").content)
     corrected["extra_working_days"] = ["2026-01-10", "2026-08-22"]
-    state.publish("holidays/2026", corrected, effective_from=None, effective_to=None,
-                  source=SOURCE_22_8, published_by="admin:doj")
+    state.publish(
+        "holidays/2026",
+        corrected,
+        effective_from=None,
+        effective_to=None,
+        source=SOURCE_22_8,
+        published_by="admin:doj",
+    )
     app = create_app(ledger)
     client = TestClient(app)
     store = app.state.web_accounts
-    account = store.create_account("thanhtra.lsn", "mat-khau-dai-du-12", "inspector",
-                                   "Thanh tra", provinces=["LSN"])
+    account = store.create_account(
+        "thanhtra.lsn", "mat-khau-dai-du-12", "inspector", "Thanh tra", provinces=["LSN"]
+    )
     session_id, _ = store.open_session(account)
     client.cookies.set(SESSION_COOKIE, session_id)
     page = client.get("/web/reference", params={"ref": "holidays/2026"})
@@ -336,12 +479,12 @@ def test_the_web_page_and_the_cli_list_every_version_with_its_source(
     diff = runner.invoke(_cli(), ["reference", "diff", "holidays/2026"], env=_env(settings))
     assert diff.exit_code == 0, diff.output
     assert '+    "2026-08-22"' in diff.stdout and "holidays/2026@1" in diff.stdout
-    history = runner.invoke(_cli(), ["reference", "history", "holidays/2026"],
-                            env=_env(settings))
+    history = runner.invoke(_cli(), ["reference", "history", "holidays/2026"], env=_env(settings))
     assert history.exit_code == 0, history.output
     assert "holidays/2026@2" in history.stdout and SOURCE_22_8 in history.stdout
-    shown = runner.invoke(_cli(), ["reference", "show", "--as-of", "2026-08-21"],
-                          env=_env(settings))
+    shown = runner.invoke(
+        _cli(), ["reference", "show", "--as-of", "2026-08-21"], env=_env(settings)
+    )
     assert shown.exit_code == 0, shown.output
     assert "holidays/2026" in shown.stdout and "v2" in shown.stdout
 

@@ -60,10 +60,15 @@ def test_late_entries_median_and_p90_per_agency_in_the_report(any_container: Con
     assert (commune.events, commune.late, commune.late_cases) == (1, 0, [])
     assert commune.median_hours == 3.0
 
-    table = list(csv.reader(io.StringIO(report_csv_bytes(report, "timeliness")
-                                        .decode("utf-8-sig"))))
-    assert table[0][:4] == ["Mã cơ quan", "Tên cơ quan", "Số sự kiện xảy ra trong kỳ",
-                            "Số sự kiện ghi muộn"]
+    table = list(
+        csv.reader(io.StringIO(report_csv_bytes(report, "timeliness").decode("utf-8-sig")))
+    )
+    assert table[0][:4] == [
+        "Mã cơ quan",
+        "Tên cơ quan",
+        "Số sự kiện xảy ra trong kỳ",
+        "Số sự kiện ghi muộn",
+    ]
     police_row = next(r for r in table if r and r[0] == POLICE)
     assert police_row[2:8] == ["5", "2", "40.0", "5.0", "72.0", "0"]
     assert cases[72] in police_row[-1] and cases[1] not in police_row[-1]
@@ -75,8 +80,9 @@ def test_late_entries_median_and_p90_per_agency_in_the_report(any_container: Con
     assert book.sheetnames[-1] == "Tính kịp thời"
     sheet = {r[0]: r for r in book["Tính kịp thời"].iter_rows(min_row=2, values_only=True)}
     assert sheet[POLICE][2:7] == (5, 2, 40.0, 5.0, 72.0)
-    cover = [r for r in book["Thông tin chung"].iter_rows(values_only=True)
-             if r[0] == "Sự kiện ghi muộn"]
+    cover = [
+        r for r in book["Thông tin chung"].iter_rows(values_only=True) if r[0] == "Sự kiện ghi muộn"
+    ]
     assert cover and "24 giờ" in cover[0][1]
 
     body = json.loads(report_json_bytes(report))
@@ -103,8 +109,9 @@ def test_events_that_occurred_outside_the_period_are_not_counted(
     any_container: Container,
 ) -> None:
     _, _, (start, end) = _record(any_container)
-    report = build_report(any_container, "LSN", start - timedelta(days=30),
-                          start - timedelta(days=1))
+    report = build_report(
+        any_container, "LSN", start - timedelta(days=30), start - timedelta(days=1)
+    )
     assert all(t.events == 0 and t.late == 0 for t in report.timeliness or ())
 
 
@@ -133,8 +140,7 @@ def test_a_published_report_regenerates_with_its_timeliness_byte_for_byte(
     assert next(t for t in again.timeliness or () if t.agency_id == POLICE).late == 2
     now = build_report(any_container, "LSN", *period)
     assert next(t for t in now.timeliness or () if t.agency_id == POLICE).late == 3
-    moved = {tuple(c["key"]): c for c in pr.difference(any_container, record, again,
-                                                       now)["moved"]}
+    moved = {tuple(c["key"]): c for c in pr.difference(any_container, record, again, now)["moved"]}
     cell = moved[("timeliness", POLICE, "late")]
     assert (cell["published"], cell["corrected"], cell["cases_in"]) == (2, 3, [late.case_id])
     assert len(cell["late_entries"]) == 1
@@ -162,8 +168,10 @@ def test_the_timeliness_table_over_http(any_container: Container) -> None:
     cases, _, (start, end) = _record(any_container)
     token = any_container.tokens.create("council", "Hội đồng LSN", provinces=["LSN"])[0]
     with TestClient(create_app(any_container)) as http:
-        answer = http.get(f"/v1/reports/LSN?from={start}&to={end}&format=csv&table=timeliness",
-                          headers={"Authorization": f"Bearer {token}"})
+        answer = http.get(
+            f"/v1/reports/LSN?from={start}&to={end}&format=csv&table=timeliness",
+            headers={"Authorization": f"Bearer {token}"},
+        )
     assert answer.status_code == 200, answer.text
     text = answer.content.decode("utf-8-sig")
     assert "Số sự kiện ghi muộn" in text and cases[72] in text and cases[1] not in text

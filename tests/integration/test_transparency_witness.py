@@ -41,8 +41,11 @@ from tests.integration.test_audit_trail import cli_env, record_cases, sql
 pytestmark = pytest.mark.postgres
 
 # a case bundle is recomputed with the shipped rules and calendar (as `verify-bundle` does)
-SHIPPED_TABLES = {"rules": load_time_limits(), "calendar": load_calendar(),
-                  "reference": load_reference()}
+SHIPPED_TABLES = {
+    "rules": load_time_limits(),
+    "calendar": load_calendar(),
+    "reference": load_reference(),
+}
 
 
 def transparency_app(container: Any) -> FastAPI:
@@ -108,20 +111,33 @@ def test_witness_cosigns_growth_and_refuses_a_rewritten_log_whose_receipts_stop_
 
     answer = log.inclusion(case.case_id, 1)
     assert answer["tree_size"] == second.size and answer["position"] == recorded.position
-    assert check_receipt_against_checkpoint(receipt, answer["checkpoint"], answer["leaf_index"],
-                                            _proof(answer), trusted)
+    assert check_receipt_against_checkpoint(
+        receipt, answer["checkpoint"], answer["leaf_index"], _proof(answer), trusted
+    )
     cli = typer.Typer()
     register(cli)
     receipt_file = _write(tmp_path / "receipt.txt", receipt)
-    checked = CliRunner().invoke(cli, [
-        "verify-receipt", str(receipt_file), "--log-key", log.public_key,
-        "--proof", str(_write(tmp_path / "inclusion.json", json.dumps(answer)))])
+    checked = CliRunner().invoke(
+        cli,
+        [
+            "verify-receipt",
+            str(receipt_file),
+            "--log-key",
+            log.public_key,
+            "--proof",
+            str(_write(tmp_path / "inclusion.json", json.dumps(answer))),
+        ],
+    )
     assert checked.exit_code == 0 and "VALID: event" in checked.stdout, checked.output
 
     # the operator rewrites the receipt's event, rebuilds the audit trail, and the log grows
-    sql(pg_settings, "UPDATE referrals_events SET state = convert_to(replace(convert_from("
-                     "state, 'UTF8'), 'POOR_HOUSEHOLD', 'HIV'), 'UTF8') "
-                     "WHERE notification_id = %s", (recorded.position,))
+    sql(
+        pg_settings,
+        "UPDATE referrals_events SET state = convert_to(replace(convert_from("
+        "state, 'UTF8'), 'POOR_HOUSEHOLD', 'HIV'), 'UTF8') "
+        "WHERE notification_id = %s",
+        (recorded.position,),
+    )
     pg_container.projections.rebuild(names=["audit_trail"])
     record_cases(app, 1)
     log.catch_up()
@@ -133,20 +149,35 @@ def test_witness_cosigns_growth_and_refuses_a_rewritten_log_whose_receipts_stop_
     assert refusal.value.reason is RefusalReason.INCONSISTENT
     assert witness.state().size == second.size  # type: ignore[union-attr]
 
-    fork = sign_note(Checkpoint(log.origin, second.size, log.view.root(second.size),
-                                (chain_extension(log.view.tree_head(second.size).chain_hash),)
-                                ).body(), log.signer)
+    fork = sign_note(
+        Checkpoint(
+            log.origin,
+            second.size,
+            log.view.root(second.size),
+            (chain_extension(log.view.tree_head(second.size).chain_hash),),
+        ).body(),
+        log.signer,
+    )
     with pytest.raises(WitnessRefusal) as refusal:
         witness.cosign(fork, [])
     assert refusal.value.reason is RefusalReason.SAME_SIZE_DIFFERENT_ROOT
 
     answer = log.inclusion(case.case_id, 1)
     assert answer["checkpoint"] == rewritten.cosigned_note
-    assert not check_receipt_against_checkpoint(receipt, answer["checkpoint"],
-                                                answer["leaf_index"], _proof(answer), trusted)
-    broken = CliRunner().invoke(cli, [
-        "verify-receipt", str(receipt_file), "--log-key", log.public_key,
-        "--proof", str(_write(tmp_path / "inclusion.json", json.dumps(answer)))])
+    assert not check_receipt_against_checkpoint(
+        receipt, answer["checkpoint"], answer["leaf_index"], _proof(answer), trusted
+    )
+    broken = CliRunner().invoke(
+        cli,
+        [
+            "verify-receipt",
+            str(receipt_file),
+            "--log-key",
+            log.public_key,
+            "--proof",
+            str(_write(tmp_path / "inclusion.json", json.dumps(answer))),
+        ],
+    )
     assert broken.exit_code == 1 and "INVALID: the log did not keep" in broken.stdout
 
 
@@ -157,8 +188,9 @@ def test_witness_command_cosigns_over_http_and_the_ledger_keeps_the_cosignature(
     register(cli)
     runner = CliRunner()
     key_file = tmp_path / "witness.key"
-    made = runner.invoke(cli, ["witness", "keygen", "vks-lang-son.example/witness",
-                               "-o", str(key_file)])
+    made = runner.invoke(
+        cli, ["witness", "keygen", "vks-lang-son.example/witness", "-o", str(key_file)]
+    )
     assert made.exit_code == 0, made.output
     witness_key = made.stdout.strip()
     assert key_file.stat().st_mode & 0o777 == 0o600
@@ -172,8 +204,18 @@ def test_witness_command_cosigns_over_http_and_the_ledger_keeps_the_cosignature(
         log.publish_checkpoint()
         state = tmp_path / "witness-state.json"
         with serving(transparency_app(container)) as url:
-            arguments = ["witness", "cosign", "--log-key", log.public_key, "--key-file",
-                         str(key_file), "--state", str(state), "--url", url]
+            arguments = [
+                "witness",
+                "cosign",
+                "--log-key",
+                log.public_key,
+                "--key-file",
+                str(key_file),
+                "--state",
+                str(state),
+                "--url",
+                url,
+            ]
             first = runner.invoke(cli, arguments)
             assert first.exit_code == 0, first.output
             record_cases(container.referrals, 1)
@@ -184,9 +226,11 @@ def test_witness_command_cosigns_over_http_and_the_ledger_keeps_the_cosignature(
             served = httpx.get(f"{url}/v1/log/checkpoint").text
             assert served == second.note + grown.stdout.strip() + "\n"
 
-            bogus = httpx.post(f"{url}/v1/log/checkpoints/{second.size}/cosignatures",
-                               content=first.stdout.strip(),
-                               headers={"Content-Type": "text/plain"})
+            bogus = httpx.post(
+                f"{url}/v1/log/checkpoints/{second.size}/cosignatures",
+                content=first.stdout.strip(),
+                headers={"Content-Type": "text/plain"},
+            )
             assert bogus.status_code == 422 and bogus.json()["code"] == "COSIGNATURE_REJECTED"
 
         bundle = log.case_bundle(case.case_id)
@@ -195,17 +239,31 @@ def test_witness_command_cosigns_over_http_and_the_ledger_keeps_the_cosignature(
         report = verify_bundle(bundle, log.public_key, [other], **SHIPPED_TABLES)
         assert not report.ok and "tand-lang-son.example/witness" in report.problems[0][1]
 
-        offline = runner.invoke(cli, [
-            "witness", "cosign", "--log-key", log.public_key, "--key-file", str(key_file),
-            "--state", str(state), "--checkpoint", str(_write(tmp_path / "cp", second.note))])
+        offline = runner.invoke(
+            cli,
+            [
+                "witness",
+                "cosign",
+                "--log-key",
+                log.public_key,
+                "--key-file",
+                str(key_file),
+                "--state",
+                str(state),
+                "--checkpoint",
+                str(_write(tmp_path / "cp", second.note)),
+            ],
+        )
         assert offline.exit_code == 0, offline.output  # same size, same root: cosigned again
         line_file = _write(tmp_path / "line.txt", offline.stdout)
-        added = runner.invoke(cli, ["add-cosignature", str(second.size), str(line_file)],
-                              env=cli_env(settings))
+        added = runner.invoke(
+            cli, ["add-cosignature", str(second.size), str(line_file)], env=cli_env(settings)
+        )
         assert added.exit_code == 0, added.output
         assert added.stdout.strip().endswith(offline.stdout.strip())
-        refused = runner.invoke(cli, ["add-cosignature", "7", str(line_file)],
-                                env=cli_env(settings))
+        refused = runner.invoke(
+            cli, ["add-cosignature", "7", str(line_file)], env=cli_env(settings)
+        )
         assert refused.exit_code == 3 and "does not verify" in refused.stderr
     finally:
         container.close()
@@ -226,8 +284,7 @@ def test_receipts_for_a_batch_bind_positions_and_verify_against_a_later_checkpoi
     record_cases(app, 1)
     cases = [CaseScript() for _ in range(3)]
     refused = CaseScript().notification() | {"agency_id": "no-such-agency"}
-    results = app.record_batch([c.notification() for c in cases] + [cases[0].request(),
-                                                                      refused])
+    results = app.record_batch([c.notification() for c in cases] + [cases[0].request(), refused])
     receipts = receipts_for(pg_container, results)
     assert receipts[-1] is None  # the rejected item (an agency the register does not know)
     results, receipts = results[:-1], receipts[:-1]
@@ -240,15 +297,17 @@ def test_receipts_for_a_batch_bind_positions_and_verify_against_a_later_checkpoi
     for result, receipt in zip(results, receipts, strict=True):
         answer = log.inclusion(result.case_id, result.version)
         assert answer["leaf_index"] == answer["position"] - 1  # no gaps in this log
-        assert check_receipt_against_checkpoint(receipt, answer["checkpoint"],
-                                                answer["leaf_index"], _proof(answer), trusted)
-        assert not check_receipt_against_checkpoint(receipt, answer["checkpoint"],
-                                                    answer["leaf_index"] + 1, _proof(answer),
-                                                    trusted)
+        assert check_receipt_against_checkpoint(
+            receipt, answer["checkpoint"], answer["leaf_index"], _proof(answer), trusted
+        )
+        assert not check_receipt_against_checkpoint(
+            receipt, answer["checkpoint"], answer["leaf_index"] + 1, _proof(answer), trusted
+        )
 
 
 def test_a_batch_is_signed_once_and_verify_receipt_checks_both_kinds(
-    pg_container: Any, tmp_path: Path,
+    pg_container: Any,
+    tmp_path: Path,
 ) -> None:
     """Issue 16 / ADR 0011: receipts for a batch share one signature (batch-receipt/v1); a
     single post keeps receipt/v1; `verify-receipt` checks both offline."""
@@ -269,13 +328,28 @@ def test_a_batch_is_signed_once_and_verify_receipt_checks_both_kinds(
     register(cli)
     for case, receipt in [(single_case, single), *zip(cases, receipts, strict=True)]:
         answer = log.inclusion(case.case_id, 1)
-        checked = CliRunner().invoke(cli, [
-            "verify-receipt", str(_write(tmp_path / "receipt.txt", receipt)), "--log-key",
-            log.public_key, "--proof",
-            str(_write(tmp_path / "inclusion.json", json.dumps(answer)))])
+        checked = CliRunner().invoke(
+            cli,
+            [
+                "verify-receipt",
+                str(_write(tmp_path / "receipt.txt", receipt)),
+                "--log-key",
+                log.public_key,
+                "--proof",
+                str(_write(tmp_path / "inclusion.json", json.dumps(answer))),
+            ],
+        )
         assert checked.exit_code == 0 and "VALID: event" in checked.stdout, checked.output
     wrong = dict(log.inclusion(cases[0].case_id, 1), leaf_index=answer["leaf_index"])
-    checked = CliRunner().invoke(cli, [
-        "verify-receipt", str(_write(tmp_path / "receipt.txt", receipts[0])), "--log-key",
-        log.public_key, "--proof", str(_write(tmp_path / "inclusion.json", json.dumps(wrong)))])
+    checked = CliRunner().invoke(
+        cli,
+        [
+            "verify-receipt",
+            str(_write(tmp_path / "receipt.txt", receipts[0])),
+            "--log-key",
+            log.public_key,
+            "--proof",
+            str(_write(tmp_path / "inclusion.json", json.dumps(wrong))),
+        ],
+    )
     assert checked.exit_code != 0 and "INVALID" in checked.stdout, checked.output

@@ -38,8 +38,9 @@ def test_a_big_batch_gets_consecutive_ids_in_its_order_when_copied(pg_container:
     results = app.record_batch(wires)
     positions = [r.position for r in results]
     assert positions == list(range(positions[0], positions[0] + len(wires)))
-    stored = {n.id: n for n in app.recorder.select_notifications(start=positions[0],
-                                                                  limit=len(wires))}
+    stored = {
+        n.id: n for n in app.recorder.select_notifications(start=positions[0], limit=len(wires))
+    }
     for result in results:
         assert result.stored.state == stored[result.position].state
         assert result.stored.originator_version == result.version
@@ -51,8 +52,9 @@ def test_a_conflicting_batch_inserts_nothing_when_copied(pg_container: Container
     case = CaseScript()
     app.record_event(case.notification())
     existing = recorder.select_notifications(start=1, limit=1)[0]
-    clash = [StoredEvent(uuid.uuid4(), 1, existing.topic, existing.state)
-             for _ in range(COPY_THRESHOLD)]
+    clash = [
+        StoredEvent(uuid.uuid4(), 1, existing.topic, existing.state) for _ in range(COPY_THRESHOLD)
+    ]
     clash.append(StoredEvent(existing.originator_id, 1, existing.topic, existing.state))
     with pytest.raises(IntegrityError):
         recorder.insert_events(clash)
@@ -64,8 +66,7 @@ def test_an_insert_in_flight_holds_readers_back_when_copied(pg_container: Contai
     recorder = pg_container.referrals.recorder
     table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
     state = b'{"x":1}'
-    with recorder.datastore.get_connection() as conn, conn.transaction(), \
-            conn.cursor() as curs:
+    with recorder.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
         curs.execute(recorder._bulk_prepare)
         with curs.copy(recorder._bulk_copy) as copy:
             copy.set_types(recorder._bulk_types)
@@ -75,8 +76,10 @@ def test_an_insert_in_flight_holds_readers_back_when_copied(pg_container: Contai
             with pytest.raises(psycopg.errors.LockNotAvailable), other.transaction():
                 other.execute("SET LOCAL lock_timeout = '200ms'")
                 other.execute(f"LOCK TABLE {table} IN SHARE MODE")
-    with psycopg.connect(pg_container.settings.pg_conninfo(), autocommit=True) as other, \
-            other.transaction():
+    with (
+        psycopg.connect(pg_container.settings.pg_conninfo(), autocommit=True) as other,
+        other.transaction(),
+    ):
         other.execute("SET LOCAL lock_timeout = '2s'")
         other.execute(f"LOCK TABLE {table} IN SHARE MODE")  # granted once committed
 
@@ -96,7 +99,8 @@ def test_a_single_post_notifies_listeners_when_inserted_by_our_function(
 
 
 def test_a_batch_is_judged_again_when_another_writer_stored_the_first_key(
-    pg_container: Container, monkeypatch: pytest.MonkeyPatch,
+    pg_container: Container,
+    monkeypatch: pytest.MonkeyPatch,
 ):
     app = pg_container.referrals
     store = app.vault.store
@@ -168,7 +172,8 @@ def test_concurrent_posts_get_their_own_answers_when_grouped(pg_container: Conta
 
 def test_a_receipt_is_the_same_when_made_from_the_written_bytes(pg_container: Container):
     recorded = pg_container.referrals.record_event(
-        dict(CaseScript().notification(), identity=IDENTITY))
+        dict(CaseScript().notification(), identity=IDENTITY)
+    )
     assert recorded.stored is not None
     read_back = dataclasses.replace(recorded, stored=None)
     assert receipt_for(pg_container, recorded) == receipt_for(pg_container, read_back)

@@ -48,8 +48,12 @@ def vault(tmp_path: Path) -> Iterator[PersonalDataVault]:
 @pytest.fixture
 def referrals(reference, vault: PersonalDataVault, clock: FixedClock) -> Iterator[Referrals]:  # type: ignore[no-untyped-def]
     app = Referrals(
-        {"PERSISTENCE_MODULE": "eventsourcing.popo"}, reference=reference, vault=vault,
-        rules=load_time_limits(), calendar=load_calendar(), clock=clock,
+        {"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        reference=reference,
+        vault=vault,
+        rules=load_time_limits(),
+        calendar=load_calendar(),
+        clock=clock,
     )
     yield app
     app.close()

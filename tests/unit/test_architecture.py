@@ -20,8 +20,9 @@ def _lint_imports() -> subprocess.CompletedProcess[str]:
     executable = shutil.which("lint-imports")
     command = [executable] if executable else [sys.executable, "-m", "importlinter.cli"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this tree's packages, not an installed copy
-    return subprocess.run([*command, "--no-cache"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=240)
+    return subprocess.run(
+        [*command, "--no-cache"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
+    )
 
 
 def test_imports_follow_the_layers_and_edges_stay_in_infra() -> None:
@@ -32,8 +33,14 @@ def test_imports_follow_the_layers_and_edges_stay_in_infra() -> None:
 
 def _run(*command: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", *command], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_ruff_finds_nothing_to_say() -> None:

@@ -74,24 +74,34 @@ def test_every_referrals_variable_is_a_settings_field(compose: dict[str, Any]) -
 
 
 def test_ledger_services_are_production_postgres_with_secrets_from_an_env_file(
-    compose: dict[str, Any]
+    compose: dict[str, Any],
 ) -> None:
     for name in LEDGER_SERVICES:
         service = compose["services"][name]
         env = environment_of(service)
         assert env["REFERRALS_STORE"] == "postgres" and env["REFERRALS_PG_HOST"] == "postgres"
         assert env["REFERRALS_ENVIRONMENT"] == "production"
-        for secret in ("REFERRALS_MASTER_KEYS", "REFERRALS_SESSION_SECRET",
-                       "REFERRALS_PG_PASSWORD", "REFERRALS_ACTIVE_MASTER_KEY_ID"):
+        for secret in (
+            "REFERRALS_MASTER_KEYS",
+            "REFERRALS_SESSION_SECRET",
+            "REFERRALS_PG_PASSWORD",
+            "REFERRALS_ACTIVE_MASTER_KEY_ID",
+        ):
             assert secret not in env, f"{name}: {secret} belongs in the env file"
         files = [f["path"] if isinstance(f, dict) else f for f in service["env_file"]]
         assert "./secrets.env" in files
         assert service["build"]["context"] == "."
         # production settings validate once the secrets are there
-        Settings(_env_file=None, **{k.removeprefix("REFERRALS_").lower(): v  # type: ignore[arg-type]
-                                     for k, v in env.items()},
-                 master_keys='{"k": "' + "A" * 43 + '="}', active_master_key_id="k",
-                 session_secret="s" * 64)
+        Settings(
+            _env_file=None,
+            **{
+                k.removeprefix("REFERRALS_").lower(): v  # type: ignore[arg-type]
+                for k, v in env.items()
+            },
+            master_keys='{"k": "' + "A" * 43 + '="}',
+            active_master_key_id="k",
+            session_secret="s" * 64,
+        )
 
 
 def test_kafka_runs_in_kraft_mode_on_a_single_node(compose: dict[str, Any]) -> None:
@@ -144,5 +154,9 @@ def test_the_image_and_the_tests_install_the_same_locked_versions() -> None:
             locked[name.lower().replace("_", "-")] = version
     for name in ("eventsourcing", "fastapi", "psycopg", "pydantic", "swagger-ui-bundle"):
         assert name in locked, f"{name} is not locked"
-    assert (ROOT / ".ci" / "run").read_text(encoding="utf-8").rstrip().endswith(
-        'exec bash scripts/test "$@"')
+    assert (
+        (ROOT / ".ci" / "run")
+        .read_text(encoding="utf-8")
+        .rstrip()
+        .endswith('exec bash scripts/test "$@"')
+    )

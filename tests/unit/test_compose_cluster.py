@@ -25,15 +25,19 @@ def cluster() -> dict[str, Any]:
 
 
 def _ledger(cluster: dict[str, Any], command: str) -> dict[str, dict[str, Any]]:
-    return {name: s for name, s in cluster["services"].items()
-            if "command" in s and command_of(s)[:1] == [command]}
+    return {
+        name: s
+        for name, s in cluster["services"].items()
+        if "command" in s and command_of(s)[:1] == [command]
+    }
 
 
 def test_three_kraft_brokers_vote_together_and_replicate_three_times(
-    cluster: dict[str, Any]
+    cluster: dict[str, Any],
 ) -> None:
-    brokers = {n: environment_of(s) for n, s in cluster["services"].items()
-               if n.startswith("kafka-")}
+    brokers = {
+        n: environment_of(s) for n, s in cluster["services"].items() if n.startswith("kafka-")
+    }
     assert len(brokers) == 3
     voters = {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in brokers.values()}
     assert voters == {"1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}
@@ -50,11 +54,16 @@ def test_three_kraft_brokers_vote_together_and_replicate_three_times(
 
 
 def test_the_ledger_services_are_replicated_as_the_cluster_needs(
-    cluster: dict[str, Any], cli_commands: dict[str, Any]  # noqa: F811
+    cluster: dict[str, Any],
+    cli_commands: dict[str, Any],  # noqa: F811
 ) -> None:
     replicas = {cmd: _ledger(cluster, cmd) for cmd in ("serve", "ingest", "project", "relay")}
     assert {cmd: len(s) for cmd, s in replicas.items()} == {
-        "serve": 2, "ingest": 2, "project": 2, "relay": 2}
+        "serve": 2,
+        "ingest": 2,
+        "project": 2,
+        "relay": 2,
+    }
     fields = set(Settings.model_fields)
     instances = []
     for cmd, services in replicas.items():
@@ -70,9 +79,14 @@ def test_the_ledger_services_are_replicated_as_the_cluster_needs(
             assert env["REFERRALS_ENVIRONMENT"] == "production"
             assert service["env_file"][0]["path"] == "./secrets.env"  # the same keys everywhere
             instances.append(env["REFERRALS_INSTANCE"])
-            settings = Settings(_env_file=None, **{  # type: ignore[arg-type]
-                k.removeprefix("REFERRALS_").lower(): v for k, v in env.items()
-                if k.startswith("REFERRALS_") and k not in ("REFERRALS_ENVIRONMENT",)})
+            settings = Settings(
+                _env_file=None,
+                **{  # type: ignore[arg-type]
+                    k.removeprefix("REFERRALS_").lower(): v
+                    for k, v in env.items()
+                    if k.startswith("REFERRALS_") and k not in ("REFERRALS_ENVIRONMENT",)
+                },
+            )
             assert settings.kafka_min_insync_replicas == 2
     assert len(set(instances)) == len(instances)  # every node named apart
     groups = {environment_of(s)["REFERRALS_KAFKA_GROUP_ID"] for s in replicas["ingest"].values()}
@@ -107,11 +121,18 @@ def test_topics_are_created_with_min_insync_replicas_when_set() -> None:
     from infra.kafka.clients import wanted_topics
     from infra.reference_data import load_reference
 
-    settings = Settings(_env_file=None, kafka_replication_factor=3,  # type: ignore[call-arg]
-                        kafka_min_insync_replicas=2, kafka_inbound_agencies="lsn-police")
+    settings = Settings(
+        _env_file=None,
+        kafka_replication_factor=3,  # type: ignore[call-arg]
+        kafka_min_insync_replicas=2,
+        kafka_inbound_agencies="lsn-police",
+    )
     topics = wanted_topics(settings, load_reference(None))
     assert topics and all(t["replication_factor"] == 3 for t in topics.values())
     assert all(t["configs"]["min.insync.replicas"] == "2" for t in topics.values())
     with pytest.raises(ValueError):
-        Settings(_env_file=None, kafka_replication_factor=1,  # type: ignore[call-arg]
-                 kafka_min_insync_replicas=2)
+        Settings(
+            _env_file=None,
+            kafka_replication_factor=1,  # type: ignore[call-arg]
+            kafka_min_insync_replicas=2,
+        )

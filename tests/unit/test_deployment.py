@@ -20,19 +20,24 @@ from infra.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def referrals(*args: str, cwd: Path, env: dict[str, str] | None = None,
-              timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def referrals(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from infra.cli import main; main()", *args],
-        cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def test_secrets_init_writes_every_compose_secret_0600_and_never_overwrites(tmp_path: Path) -> None:
     out = tmp_path / "secrets.env"
-    made = referrals("secrets", "init", "--log-origin", "ledger.tgpl.test/log", "--out", str(out),
-                     cwd=tmp_path)
+    made = referrals(
+        "secrets", "init", "--log-origin", "ledger.tgpl.test/log", "--out", str(out), cwd=tmp_path
+    )
     assert made.returncode == 0, made.stderr
     assert out.stat().st_mode & 0o777 == 0o600
     values = dotenv_values(out)
@@ -42,17 +47,26 @@ def test_secrets_init_writes_every_compose_secret_0600_and_never_overwrites(tmp_
     # production settings from exactly this file validate, and the log key loads
     from infra.transparency.service import load_log_signer
 
-    settings = Settings(_env_file=None, environment="production", data_dir=tmp_path,  # type: ignore[call-arg]
-                        **{k.removeprefix("REFERRALS_").lower(): v for k, v in values.items()
-                           if k.startswith("REFERRALS_")})
+    settings = Settings(
+        _env_file=None,
+        environment="production",
+        data_dir=tmp_path,  # type: ignore[call-arg]
+        **{
+            k.removeprefix("REFERRALS_").lower(): v
+            for k, v in values.items()
+            if k.startswith("REFERRALS_")
+        },
+    )
     assert load_log_signer(settings).name == "ledger.tgpl.test/log"
     before = out.read_bytes()
-    again = referrals("secrets", "init", "--log-origin", "x.test/log", "--out", str(out),
-                      cwd=tmp_path)
+    again = referrals(
+        "secrets", "init", "--log-origin", "x.test/log", "--out", str(out), cwd=tmp_path
+    )
     assert again.returncode == 2 and "already exists" in again.stderr
     assert out.read_bytes() == before
-    forced = referrals("secrets", "init", "--log-origin", "x.test/log", "--out", str(out),
-                       "--force", cwd=tmp_path)
+    forced = referrals(
+        "secrets", "init", "--log-origin", "x.test/log", "--out", str(out), "--force", cwd=tmp_path
+    )
     assert forced.returncode == 0 and dotenv_values(out)["REFERRALS_LOG_ORIGIN"] == "x.test/log"
     assert out.stat().st_mode & 0o777 == 0o600
 
@@ -63,9 +77,16 @@ def test_production_refuses_the_placeholder_log_origin(tmp_path: Path) -> None:
     from infra.transparency.service import LogKeyError, load_log_signer
 
     values = generate_secrets(PLACEHOLDER_LOG_ORIGIN)
-    settings = Settings(_env_file=None, environment="production", data_dir=tmp_path,  # type: ignore[call-arg]
-                        **{k.removeprefix("REFERRALS_").lower(): v for k, v in values.items()
-                           if k.startswith("REFERRALS_")})
+    settings = Settings(
+        _env_file=None,
+        environment="production",
+        data_dir=tmp_path,  # type: ignore[call-arg]
+        **{
+            k.removeprefix("REFERRALS_").lower(): v
+            for k, v in values.items()
+            if k.startswith("REFERRALS_")
+        },
+    )
     with pytest.raises(LogKeyError, match="REFERRALS_LOG_ORIGIN"):
         load_log_signer(settings)
 
@@ -99,8 +120,13 @@ def test_a_taken_port_is_said_at_once_before_anything_is_loaded(
     taken, port = _listening_socket()
     try:
         start = time.monotonic()
-        result = referrals(*command, "--port", str(port), cwd=tmp_path,
-                           env={"REFERRALS_DATA_DIR": str(tmp_path / "var")})
+        result = referrals(
+            *command,
+            "--port",
+            str(port),
+            cwd=tmp_path,
+            env={"REFERRALS_DATA_DIR": str(tmp_path / "var")},
+        )
         elapsed = time.monotonic() - start
     finally:
         taken.close()
@@ -128,11 +154,20 @@ def test_a_missing_database_is_said_at_once_with_how_to_create_it(
 
     name = f"missing_{uuid.uuid4().hex[:8]}"
     start = time.monotonic()
-    result = referrals("serve", "--port", "1", cwd=tmp_path, env={
-        "REFERRALS_STORE": "postgres", "REFERRALS_PG_HOST": PG_HOST,
-        "REFERRALS_PG_PORT": str(PG_PORT), "REFERRALS_PG_USER": PG_USER,
-        "REFERRALS_PG_DBNAME": name, "REFERRALS_DATA_DIR": str(tmp_path / "var"),
-    })
+    result = referrals(
+        "serve",
+        "--port",
+        "1",
+        cwd=tmp_path,
+        env={
+            "REFERRALS_STORE": "postgres",
+            "REFERRALS_PG_HOST": PG_HOST,
+            "REFERRALS_PG_PORT": str(PG_PORT),
+            "REFERRALS_PG_USER": PG_USER,
+            "REFERRALS_PG_DBNAME": name,
+            "REFERRALS_DATA_DIR": str(tmp_path / "var"),
+        },
+    )
     assert result.returncode == 2, result.stderr
     assert f"database {name} does not exist on {PG_HOST}:{PG_PORT}" in result.stderr
     assert f"createdb -h {PG_HOST} -p {PG_PORT} -U {PG_USER} {name}" in result.stderr
@@ -178,9 +213,21 @@ def test_load_prints_its_report_in_the_language_of_lang(
     assert output_language(None) == "en" and output_language("vi") == "vi"
     monkeypatch.setenv("LANG", "vi_VN.UTF-8")
     assert output_language(None) == "vi" and output_language("EN") == "en"
-    report = LoadReport(recorded=1, rejected=[(3, "e-1", {
-        "code": "FIELD_REQUIRED", "field": "case_id", "message": "Thiếu trường bắt buộc «case_id».",
-        "message_en": "Required field 'case_id' is missing."})])
+    report = LoadReport(
+        recorded=1,
+        rejected=[
+            (
+                3,
+                "e-1",
+                {
+                    "code": "FIELD_REQUIRED",
+                    "field": "case_id",
+                    "message": "Thiếu trường bắt buộc «case_id».",
+                    "message_en": "Required field 'case_id' is missing.",
+                },
+            )
+        ],
+    )
     _print_load_report(report, None, "en")
     english = capsys.readouterr().out
     assert "line 3 (e-1): [FIELD_REQUIRED] case_id: Required field 'case_id' is missing." in english

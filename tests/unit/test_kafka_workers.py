@@ -26,16 +26,22 @@ from infra.settings import Settings
 from services.referrals import Referrals
 from tests.factories import CENTRE, POLICE, POLICE_2, CaseScript
 
-pytestmark = [pytest.mark.filterwarnings("ignore:read_text is deprecated:DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore:open_text is deprecated:DeprecationWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:read_text is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:open_text is deprecated:DeprecationWarning"),
+]
 
 TP = namedtuple("TP", "topic partition")
 Record = namedtuple("Record", "topic partition offset timestamp key value headers")
 
 
 def settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"kafka_inbound_topic": "in", "kafka_dead_letter_topic": "dlq",
-                              "kafka_store_retry_attempts": 3, "kafka_store_retry_backoff_ms": 10}
+    values: dict[str, Any] = {
+        "kafka_inbound_topic": "in",
+        "kafka_dead_letter_topic": "dlq",
+        "kafka_store_retry_attempts": 3,
+        "kafka_store_retry_backoff_ms": 10,
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -95,26 +101,38 @@ def batch_of(*items: tuple[str, bytes]) -> dict[Any, list[Record]]:
     batch: dict[Any, list[Record]] = {}
     for offset, (agency, value) in enumerate(items):
         tp = TP("in." + agency, 0)
-        batch.setdefault(tp, []).append(Record(tp.topic, 0, offset, 1000 + offset, b"k", value,
-                                               [("trace", b"t-1")]))
+        batch.setdefault(tp, []).append(
+            Record(tp.topic, 0, offset, 1000 + offset, b"k", value, [("trace", b"t-1")])
+        )
     return batch
 
 
-def worker(referrals: Referrals, calls: list[str], failures: int = 0,
-           dlq_error: Exception | None = None) -> tuple[IngestWorker, FakeConsumer, FakeProducer]:
+def worker(
+    referrals: Referrals, calls: list[str], failures: int = 0, dlq_error: Exception | None = None
+) -> tuple[IngestWorker, FakeConsumer, FakeProducer]:
     consumer, producer = FakeConsumer(calls), FakeProducer(calls, dlq_error)
-    instance = IngestWorker(settings(), Recording(referrals, calls, failures),  # type: ignore[arg-type]
-                            consumer, producer, wait=lambda _s: False)
+    instance = IngestWorker(
+        settings(),
+        Recording(referrals, calls, failures),  # type: ignore[arg-type]
+        consumer,
+        producer,
+        wait=lambda _s: False,
+    )
     return instance, consumer, producer
 
 
-def test_offsets_are_committed_after_the_store_and_the_dead_letter_flush(referrals: Referrals) -> None:
+def test_offsets_are_committed_after_the_store_and_the_dead_letter_flush(
+    referrals: Referrals,
+) -> None:
     calls: list[str] = []
     ingest, consumer, producer = worker(referrals, calls)
     case = CaseScript()
     bad = b"{not json"
-    batch = batch_of((POLICE, json.dumps(case.notification()).encode()), (POLICE, bad),
-                     (POLICE, json.dumps(case.request()).encode()))
+    batch = batch_of(
+        (POLICE, json.dumps(case.notification()).encode()),
+        (POLICE, bad),
+        (POLICE, json.dumps(case.request()).encode()),
+    )
     assert ingest.process(batch)
     assert calls == ["store", "flush", "commit"]
     assert consumer.committed == {TP("in." + POLICE, 0): 3}
@@ -135,7 +153,9 @@ def test_a_redelivered_batch_records_nothing_twice(referrals: Referrals) -> None
     assert referrals.get_case(case.case_id).version == 3
 
 
-def test_store_down_retries_then_rewinds_without_commit_or_dead_letter(referrals: Referrals) -> None:
+def test_store_down_retries_then_rewinds_without_commit_or_dead_letter(
+    referrals: Referrals,
+) -> None:
     calls: list[str] = []
     ingest, consumer, producer = worker(referrals, calls, failures=5)
     batch = batch_of((POLICE, json.dumps(CaseScript().notification()).encode()))
@@ -167,14 +187,19 @@ def test_items_raced_by_another_writer_are_judged_again_not_dead_lettered(
     def racing(wires: list[Any]) -> list[Any]:
         if raced["left"]:
             raced["left"] -= 1
-            return [Rejected(w["event_id"], ConflictError("CONCURRENT_WRITE", "case_id"))
-                    for w in wires]
+            return [
+                Rejected(w["event_id"], ConflictError("CONCURRENT_WRITE", "case_id")) for w in wires
+            ]
         return real(wires)
 
     ingest.referrals.app = type("App", (), {"record_batch": staticmethod(racing)})()
     case = CaseScript()
-    assert ingest.process(batch_of((POLICE, json.dumps(case.notification()).encode()),
-                                   (POLICE, json.dumps(case.request()).encode())))
+    assert ingest.process(
+        batch_of(
+            (POLICE, json.dumps(case.notification()).encode()),
+            (POLICE, json.dumps(case.request()).encode()),
+        )
+    )
     assert producer.sent == [] and ingest.stats.concurrent_write_retries == 2
     assert referrals.get_case(case.case_id).version == 2
 
@@ -221,26 +246,42 @@ def test_topic_names_bind_agencies_and_the_pattern_matches_only_inbound_topics()
 
 def test_every_agency_of_the_register_gets_an_inbound_and_a_receipts_topic(reference: Any) -> None:
     topics = wanted_topics(settings(kafka_partitions=6), reference)
-    per_agency = {f"{prefix}.{a}" for a in reference.agencies
-                  for prefix in ("in", "referral-receipts")}
+    per_agency = {
+        f"{prefix}.{a}" for a in reference.agencies for prefix in ("in", "referral-receipts")
+    }
     assert per_agency | {"referral-events", "dlq"} == set(topics)
     assert all(t["num_partitions"] == 6 for t in topics.values())
     configured = wanted_topics(settings(kafka_inbound_agencies=f"{POLICE}, {CENTRE}"), reference)
-    assert set(configured) == {"referral-events", "dlq", f"in.{POLICE}", f"in.{CENTRE}",
-                               f"referral-receipts.{POLICE}", f"referral-receipts.{CENTRE}"}
+    assert set(configured) == {
+        "referral-events",
+        "dlq",
+        f"in.{POLICE}",
+        f"in.{CENTRE}",
+        f"referral-receipts.{POLICE}",
+        f"referral-receipts.{CENTRE}",
+    }
 
 
 def test_security_settings_reach_every_client() -> None:
     from pydantic import SecretStr
 
-    config = client_config(settings(
-        kafka_bootstrap_servers="k1:9093, k2:9093", kafka_security_protocol="SASL_SSL",
-        kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="ledger",
-        kafka_sasl_password=SecretStr("s3cret"), kafka_ssl_cafile="/etc/ca.pem"))
+    config = client_config(
+        settings(
+            kafka_bootstrap_servers="k1:9093, k2:9093",
+            kafka_security_protocol="SASL_SSL",
+            kafka_sasl_mechanism="SCRAM-SHA-512",
+            kafka_sasl_username="ledger",
+            kafka_sasl_password=SecretStr("s3cret"),
+            kafka_ssl_cafile="/etc/ca.pem",
+        )
+    )
     assert config["bootstrap_servers"] == ["k1:9093", "k2:9093"]
-    assert (config["sasl_mechanism"], config["sasl_plain_username"],
-            config["sasl_plain_password"], config["ssl_cafile"]) == (
-        "SCRAM-SHA-512", "ledger", "s3cret", "/etc/ca.pem")
+    assert (
+        config["sasl_mechanism"],
+        config["sasl_plain_username"],
+        config["sasl_plain_password"],
+        config["ssl_cafile"],
+    ) == ("SCRAM-SHA-512", "ledger", "s3cret", "/etc/ca.pem")
     with pytest.raises(KafkaSetupError):
         client_config(settings(kafka_security_protocol="SASL_PLAINTEXT"))
 
@@ -252,15 +293,18 @@ def test_outbound_message_marks_identity_without_carrying_it(referrals: Referral
     referrals.record_event(first)
     referrals.erase_person(case.person_id, "REQUEST_OF_PERSON", "PDPL 2025", "admin")
     notifications = referrals.recorder.select_notifications(start=1, limit=10)
-    messages = [outbound_message(referrals.mapper.to_domain_event(n), n.id, n.topic)
-                for n in notifications]
+    messages = [
+        outbound_message(referrals.mapper.to_domain_event(n), n.id, n.topic) for n in notifications
+    ]
     body = json.loads(messages[0].value)
     assert body["identity"] == {"encrypted": True} and body["version"] == 1
     assert dict(messages[0].headers)["case_version"] == b"1"
     assert messages[0].key == case.case_id.encode()
     assert "Quỳnh".encode() not in messages[0].value and b"Qu\\u1ef3nh" not in messages[0].value
     assert [json.loads(m.value)["type"] for m in messages[1:]] == [
-        "PERSON_RECORD_CREATED", "PERSON_DATA_ERASED"]
+        "PERSON_RECORD_CREATED",
+        "PERSON_DATA_ERASED",
+    ]
 
 
 def test_an_event_type_without_an_outbound_form_stops_the_relay() -> None:

@@ -11,11 +11,19 @@ from projections.reports import NO_DATA_VI, AgencyRow, Report, report_chart_figu
 def report_with(counts: dict[str, int]) -> Report:
     now = datetime(2026, 7, 1, tzinfo=timezone.utc)
     return Report(
-        province="LSN", province_name_vi="Tỉnh Lạng Sơn", start=date(2026, 1, 1),
-        end=date(2026, 12, 31), generated_at=now, judged_at=now, reference_versions={},
-        positions={}, compliance=[],
-        agencies=[AgencyRow("lsn-police", "Công an tỉnh Lạng Sơn", "police", "province", counts),
-                  AgencyRow("lsn-police-2", "Công an Cao Lộc", "police", "commune", {})],
+        province="LSN",
+        province_name_vi="Tỉnh Lạng Sơn",
+        start=date(2026, 1, 1),
+        end=date(2026, 12, 31),
+        generated_at=now,
+        judged_at=now,
+        reference_versions={},
+        positions={},
+        compliance=[],
+        agencies=[
+            AgencyRow("lsn-police", "Công an tỉnh Lạng Sơn", "police", "province", counts),
+            AgencyRow("lsn-police-2", "Công an Cao Lộc", "police", "commune", {}),
+        ],
     )
 
 

@@ -31,24 +31,30 @@ def _wrapped(cause: BaseException) -> ESOperationalError:
         return error
 
 
-@pytest.mark.parametrize("error", [
-    psycopg.OperationalError("server closed the connection unexpectedly"),
-    psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
-    PoolTimeout("couldn't get a connection after 5.00 sec"),
-    psycopg.InterfaceError("the connection is closed"),
-    _wrapped(psycopg.OperationalError("connection refused")),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg.OperationalError("server closed the connection unexpectedly"),
+        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+        PoolTimeout("couldn't get a connection after 5.00 sec"),
+        psycopg.InterfaceError("the connection is closed"),
+        _wrapped(psycopg.OperationalError("connection refused")),
+    ],
+)
 def test_lost_connections_are_recognised(error: BaseException) -> None:
     assert is_connection_error(error)
 
 
-@pytest.mark.parametrize("error", [
-    psycopg.errors.DataError("time zone displacement out of range"),
-    psycopg.errors.UndefinedTable("relation does not exist"),
-    _wrapped(sqlite3.OperationalError("no such table: x")),  # a bug, not an outage
-    ValueError("a programming error"),
-    KeyError("x"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg.errors.DataError("time zone displacement out of range"),
+        psycopg.errors.UndefinedTable("relation does not exist"),
+        _wrapped(sqlite3.OperationalError("no such table: x")),  # a bug, not an outage
+        ValueError("a programming error"),
+        KeyError("x"),
+    ],
+)
 def test_other_errors_are_not_connection_errors(error: BaseException) -> None:
     assert not is_connection_error(error)
 
@@ -98,8 +104,11 @@ def test_a_programming_error_still_stops_the_projection_worker(tmp_path: Path) -
     from infra.bootstrap import build_container
     from tests.factories import POLICE, CaseScript
 
-    settings = Settings(_env_file=None, data_dir=tmp_path,  # type: ignore[call-arg]
-                        projections_in_process=False)
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,  # type: ignore[call-arg]
+        projections_in_process=False,
+    )
     container = build_container(settings)
     try:
         case = CaseScript(holder=POLICE, case_id="LSN-U-0000000001")

@@ -27,6 +27,7 @@ def error_responses(*statuses: int, rules: str = "") -> dict[int | str, dict[str
             description += ". Ngoài lược đồ / beyond the schema: " + rules
         responses[status] = {"model": ErrorOut, "description": description}
         if status == 401:
-            responses[status]["headers"] = {"WWW-Authenticate": {
-                "description": "Bearer", "schema": {"type": "string"}}}
+            responses[status]["headers"] = {
+                "WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}
+            }
     return responses

@@ -80,8 +80,12 @@ def history_items(events: list[Any], reference: ReferenceData) -> list[HistoryEv
     for event in events:
         if event.WIRE_TYPE in AMENDMENT_TYPES:
             target = event.data.get("target_version")
-            by = AmendedByOut(version=event.originator_version, event_id=event.event_id,
-                              agency_id=event.agency_id, recorded_at=event.timestamp)
+            by = AmendedByOut(
+                version=event.originator_version,
+                event_id=event.event_id,
+                agency_id=event.agency_id,
+                recorded_at=event.timestamp,
+            )
             entry = amended.setdefault(target, {})
             if event.WIRE_TYPE == "EVENT_WITHDRAWN":
                 entry["withdrawn_by"] = by
@@ -114,24 +118,46 @@ def history_item(event: Any, reference: ReferenceData) -> HistoryEventOut:
 StatusCode = Literal[tuple(STATUS_NAMES_VI)]  # type: ignore[valid-type]
 
 
-@router.get("", response_model=CaseSearchOut, responses=error_responses(401, 403, 422, 503),
-            summary="Tìm vụ việc (trong phạm vi của mã truy cập)")
+@router.get(
+    "",
+    response_model=CaseSearchOut,
+    responses=error_responses(401, 403, 422, 503),
+    summary="Tìm vụ việc (trong phạm vi của mã truy cập)",
+)
 def search_cases(
     principal: CurrentPrincipal,
     container: ContainerDep,
-    agency_id: Annotated[str | None, Query(pattern=ID_PATTERN,
-                                           description="Cơ quan đang thụ lý")] = None,
-    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,8}$",
-                                          description="Tỉnh của cơ quan mở vụ việc")] = None,
+    agency_id: Annotated[
+        str | None, Query(pattern=ID_PATTERN, description="Cơ quan đang thụ lý")
+    ] = None,
+    province: Annotated[
+        str | None, Query(pattern=r"^[A-Z]{2,8}$", description="Tỉnh của cơ quan mở vụ việc")
+    ] = None,
     status: Annotated[StatusCode | None, Query(description="Trạng thái vụ việc")] = None,
-    category: Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Z0-9_]+$",
-                                          description="Diện người được TGPL")] = None,
-    occurred_from: Annotated[str | None, Query(
-        min_length=10, max_length=40, json_schema_extra=_INSTANT,
-        description="Còn hoạt động từ thời điểm này (sự kiện cuối ≥)")] = None,
-    occurred_to: Annotated[str | None, Query(
-        min_length=10, max_length=40, json_schema_extra=_INSTANT,
-        description="Mở trước thời điểm này")] = None,
+    category: Annotated[
+        str | None,
+        Query(
+            min_length=1, max_length=64, pattern=r"^[A-Z0-9_]+$", description="Diện người được TGPL"
+        ),
+    ] = None,
+    occurred_from: Annotated[
+        str | None,
+        Query(
+            min_length=10,
+            max_length=40,
+            json_schema_extra=_INSTANT,
+            description="Còn hoạt động từ thời điểm này (sự kiện cuối ≥)",
+        ),
+    ] = None,
+    occurred_to: Annotated[
+        str | None,
+        Query(
+            min_length=10,
+            max_length=40,
+            json_schema_extra=_INSTANT,
+            description="Mở trước thời điểm này",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CaseSearchOut:
@@ -145,22 +171,40 @@ def search_cases(
     if projections is None or "case_index" not in projections:
         raise StoreUnavailableError("STORE_UNAVAILABLE")
     rows, total = projections.case_index.search(
-        agency_id=agency_id, province=province,
+        agency_id=agency_id,
+        province=province,
         provinces=sorted(principal.provinces) if principal.role != "agency" else None,
-        status=status, category=category, occurred_from=start, occurred_to=end,
+        status=status,
+        category=category,
+        occurred_from=start,
+        occurred_to=end,
         touched_by=principal.agency_id if principal.role == "agency" else None,
-        limit=limit, offset=offset,
+        limit=limit,
+        offset=offset,
     )
-    return CaseSearchOut(total=total, limit=limit, offset=offset, cases=[
-        CaseSummaryOut(**row, status_vi=STATUS_NAMES_VI.get(row["status"], "")) for row in rows
-    ])
+    return CaseSearchOut(
+        total=total,
+        limit=limit,
+        offset=offset,
+        cases=[
+            CaseSummaryOut(**row, status_vi=STATUS_NAMES_VI.get(row["status"], "")) for row in rows
+        ],
+    )
 
 
-@router.get("/{case_id:path}/history", response_model=HistoryOut, responses=_READ_ERRORS,
-            summary="Lịch sử vụ việc")
-def read_history(case_id: CaseId, principal: CurrentPrincipal,
-                 referrals: ReferralsDep, container: ContainerDep,
-                 response: Response) -> HistoryOut:
+@router.get(
+    "/{case_id:path}/history",
+    response_model=HistoryOut,
+    responses=_READ_ERRORS,
+    summary="Lịch sử vụ việc",
+)
+def read_history(
+    case_id: CaseId,
+    principal: CurrentPrincipal,
+    referrals: ReferralsDep,
+    container: ContainerDep,
+    response: Response,
+) -> HistoryOut:
     """Every recorded event of the case, in order (identity shown only as encrypted), with
     `integrity`: each stored event rebuilt into its leaf and compared with the audit trail
     (also in the `X-Log-Integrity` header). `broken` means the store was altered: the case
@@ -169,9 +213,9 @@ def read_history(case_id: CaseId, principal: CurrentPrincipal,
     history, _ = _authorised(referrals, principal, case_id)
     integrity = _history_integrity(container, case_id, history)
     response.headers["X-Log-Integrity"] = integrity.status
-    return HistoryOut(case_id=case_id,
-                      events=history_items(history, referrals.reference),
-                      integrity=integrity)
+    return HistoryOut(
+        case_id=case_id, events=history_items(history, referrals.reference), integrity=integrity
+    )
 
 
 def _history_integrity(container: Any, case_id: str, history: list[Any]) -> HistoryIntegrityOut:
@@ -179,29 +223,48 @@ def _history_integrity(container: Any, case_id: str, history: list[Any]) -> Hist
     from infra.web.integrity import case_integrity
 
     found = case_integrity(container, case_id, history, signed=False)
-    out = HistoryIntegrityOut(status=found.status, events_checked=found.chained,  # type: ignore[arg-type]
-                              broken_version=found.broken_version,
-                              broken_event_id=found.broken_event_id)
+    out = HistoryIntegrityOut(
+        status=found.status,
+        events_checked=found.chained,  # type: ignore[arg-type]
+        broken_version=found.broken_version,
+        broken_event_id=found.broken_event_id,
+    )
     if found.status == "broken":
         error = LogIntegrityError(
             "case_id",
             f"vụ việc «{case_id}», phiên bản {found.broken_version}: {found.problem_vi}",
-            f"case '{case_id}', version {found.broken_version}: {found.problem_en}")
+            f"case '{case_id}', version {found.broken_version}: {found.problem_en}",
+        )
         out.code, out.message, out.message_en = error.code, error.message_vi, error.message_en
     return out
 
 
-@router.get("/{case_id:path}/as-of", response_model=AsOfOut, responses=_READ_ERRORS,
-            summary="Vụ việc như sổ đã biết (hoặc như đã xảy ra) tại một thời điểm")
+@router.get(
+    "/{case_id:path}/as-of",
+    response_model=AsOfOut,
+    responses=_READ_ERRORS,
+    summary="Vụ việc như sổ đã biết (hoặc như đã xảy ra) tại một thời điểm",
+)
 def read_as_of(
     case_id: CaseId,
-    at: Annotated[str, Query(min_length=10, max_length=40, json_schema_extra=_INSTANT,
-                             description="Thời điểm ISO 8601 có múi giờ")],
+    at: Annotated[
+        str,
+        Query(
+            min_length=10,
+            max_length=40,
+            json_schema_extra=_INSTANT,
+            description="Thời điểm ISO 8601 có múi giờ",
+        ),
+    ],
     principal: CurrentPrincipal,
     referrals: ReferralsDep,
-    clock: Annotated[Literal["recorded", "occurred"], Query(
-        description="recorded (mặc định): như sổ đã biết tại `at`; occurred: như đã xảy ra "
-        "đến `at`, theo mọi sự kiện sổ biết đến nay (ADR 0008)")] = "recorded",
+    clock: Annotated[
+        Literal["recorded", "occurred"],
+        Query(
+            description="recorded (mặc định): như sổ đã biết tại `at`; occurred: như đã xảy ra "
+            "đến `at`, theo mọi sự kiện sổ biết đến nay (ADR 0008)"
+        ),
+    ] = "recorded",
 ) -> AsOfOut:
     """The case's state and events as the ledger knew them at `at` (events recorded at or
     before it; the default, `clock=recorded`), or as it happened by `at` (`clock=occurred`:
@@ -214,20 +277,33 @@ def read_as_of(
     else:
         referral, events = referrals.case_as_of(case_id, as_of)
     return AsOfOut(
-        case_id=case_id, as_of=as_of, clock=clock,
+        case_id=case_id,
+        as_of=as_of,
+        clock=clock,
         case=_case_out(referral.snapshot_view(), scope) if referral is not None else None,
         events=history_items(events, referrals.reference),
     )
 
 
-@router.get("/{case_id:path}/time-limits", response_model=TimeLimitsOut,
-            responses=_READ_ERRORS, summary="Các thời hạn luật định của vụ việc")
+@router.get(
+    "/{case_id:path}/time-limits",
+    response_model=TimeLimitsOut,
+    responses=_READ_ERRORS,
+    summary="Các thời hạn luật định của vụ việc",
+)
 def read_time_limits(
     case_id: CaseId,
     principal: CurrentPrincipal,
     container: ContainerDep,
-    at: Annotated[str | None, Query(min_length=10, max_length=40, json_schema_extra=_INSTANT,
-                                    description="Thời điểm xét (mặc định: bây giờ)")] = None,
+    at: Annotated[
+        str | None,
+        Query(
+            min_length=10,
+            max_length=40,
+            json_schema_extra=_INSTANT,
+            description="Thời điểm xét (mặc định: bây giờ)",
+        ),
+    ] = None,
 ) -> TimeLimitsOut:
     """Each legal time limit of the case at `at`: met, missed, running or cancelled, with the
     rule, its Vietnamese title, legal basis, deadline and the agency responsible."""
@@ -237,35 +313,57 @@ def read_time_limits(
     verdicts = referrals.time_limits_with_basis(case_id, when)
     rules = {rule.rule_id: rule for rule in container.rules}
     refs = referrals.reference_set
-    for label in {label for _, basis in verdicts for label in basis
-                  if label.startswith("time_limits@")}:
+    for label in {
+        label for _, basis in verdicts for label in basis if label.startswith("time_limits@")
+    }:
         record = refs.by_label(label)  # the table that judged it, an older one included
         if record is not None:
             rules = {**{r.rule_id: r for r in refs.rules_of(record)}, **rules}
     state = container.reference_state
-    return TimeLimitsOut(case_id=case_id, at=when, time_limits=[
-        TimeLimitOut(
-            rule_id=v.rule_id, title_vi=rules[v.rule_id].title_vi,
-            title_en=rules[v.rule_id].title_en, legal_basis=v.legal_basis,
-            verified=rules[v.rule_id].verified, outstanding=v.outstanding,
-            status=v.status,  # type: ignore[arg-type]
-            trigger_version=v.trigger_version, trigger_at=v.trigger_at, deadline=v.deadline,
-            target_version=v.target_version, met_at=v.met_at,
-            responsible_agency_id=v.responsible_agency_id,
-            basis=state.describe(basis) if state is not None else [],
-        )
-        for v, basis in verdicts
-    ])
+    return TimeLimitsOut(
+        case_id=case_id,
+        at=when,
+        time_limits=[
+            TimeLimitOut(
+                rule_id=v.rule_id,
+                title_vi=rules[v.rule_id].title_vi,
+                title_en=rules[v.rule_id].title_en,
+                legal_basis=v.legal_basis,
+                verified=rules[v.rule_id].verified,
+                outstanding=v.outstanding,
+                status=v.status,  # type: ignore[arg-type]
+                trigger_version=v.trigger_version,
+                trigger_at=v.trigger_at,
+                deadline=v.deadline,
+                target_version=v.target_version,
+                met_at=v.met_at,
+                responsible_agency_id=v.responsible_agency_id,
+                basis=state.describe(basis) if state is not None else [],
+            )
+            for v, basis in verdicts
+        ],
+    )
 
 
-@router.get("/{case_id:path}/identity", response_model=IdentityOut, responses=_READ_ERRORS,
-            summary="Thông tin định danh dạng rõ (ghi nhật ký truy cập)")
+@router.get(
+    "/{case_id:path}/identity",
+    response_model=IdentityOut,
+    responses=_READ_ERRORS,
+    summary="Thông tin định danh dạng rõ (ghi nhật ký truy cập)",
+)
 def read_identity(
     case_id: CaseId,
-    purpose: Annotated[str, Query(min_length=3, max_length=200, pattern=_PURPOSE,
-                                  description="Mục đích xem (bắt buộc, ghi vào nhật ký): có ít "
-                                              "nhất một ký tự không phải khoảng trắng, không có "
-                                              "ký tự điều khiển")],
+    purpose: Annotated[
+        str,
+        Query(
+            min_length=3,
+            max_length=200,
+            pattern=_PURPOSE,
+            description="Mục đích xem (bắt buộc, ghi vào nhật ký): có ít "
+            "nhất một ký tự không phải khoảng trắng, không có "
+            "ký tự điều khiển",
+        ),
+    ],
     principal: CurrentPrincipal,
     container: ContainerDep,
 ) -> IdentityOut:
@@ -277,23 +375,36 @@ def read_identity(
     referrals = container.referrals
     former = bool(getattr(container.settings, "identity_former_holders", False))
     _, scope = _authorised(
-        referrals, principal, case_id,
-        lambda p, s: may_see_identity(p, s, former_holders=former))
+        referrals, principal, case_id, lambda p, s: may_see_identity(p, s, former_holders=former)
+    )
     revealed = referrals.reveal_identity(case_id)
     person_id = revealed["person_id"]
     if person_id:
-        container.vault.store.log_access(AccessLogEntry(
-            at=datetime.now(timezone.utc), principal_id=principal.principal_id,
-            principal_role=principal.role, agency_id=principal.agency_id,
-            person_id=person_id, case_id=case_id, purpose=purpose, province=scope.province,
-        ))
-    return IdentityOut(case_id=case_id, person_id=person_id, erased=revealed["erased"],
-                       identity=revealed["identity"], authors=revealed.get("authors", {}),
-                       other_versions=revealed.get("other_versions", []))
+        container.vault.store.log_access(
+            AccessLogEntry(
+                at=datetime.now(timezone.utc),
+                principal_id=principal.principal_id,
+                principal_role=principal.role,
+                agency_id=principal.agency_id,
+                person_id=person_id,
+                case_id=case_id,
+                purpose=purpose,
+                province=scope.province,
+            )
+        )
+    return IdentityOut(
+        case_id=case_id,
+        person_id=person_id,
+        erased=revealed["erased"],
+        identity=revealed["identity"],
+        authors=revealed.get("authors", {}),
+        other_versions=revealed.get("other_versions", []),
+    )
 
 
-@router.get("/{case_id:path}", response_model=CaseOut, responses=_READ_ERRORS,
-            summary="Tình trạng vụ việc")
+@router.get(
+    "/{case_id:path}", response_model=CaseOut, responses=_READ_ERRORS, summary="Tình trạng vụ việc"
+)
 def read_case(case_id: CaseId, principal: CurrentPrincipal, referrals: ReferralsDep) -> CaseOut:
     """The case's current state (pseudonymous: the person only by `person_id`)."""
     _, scope = _authorised(referrals, principal, case_id)

@@ -33,7 +33,8 @@ _DOMAIN_RULES = (
     "agency, the agency kinds the law names), codes in force on the event's date, "
     "`occurred_at` within the legal range (not before the law, not after the recording time), "
     "the fields an opening event needs; `expected_version` written as an integer (`1`, not "
-    "`1.0`, which JSON Schema also calls an integer)")
+    "`1.0`, which JSON Schema also calls an integer)"
+)
 _LOCATION = {"Location": {"description": "Địa chỉ của vụ việc", "schema": {"type": "string"}}}
 
 
@@ -49,11 +50,17 @@ def _status(recorded: Recorded) -> str:
 
 
 def _recorded_out(recorded: Recorded, receipt: str | None) -> RecordedOut:
-    return RecordedOut(case_id=recorded.case_id, event_id=recorded.event_id,
-                       status=_status(recorded), awaiting=awaiting_out(recorded.awaiting),
-                       version=recorded.version, recorded_at=recorded.recorded_at,
-                       duplicate=recorded.duplicate, position=recorded.position,
-                       receipt=receipt)
+    return RecordedOut(
+        case_id=recorded.case_id,
+        event_id=recorded.event_id,
+        status=_status(recorded),
+        awaiting=awaiting_out(recorded.awaiting),
+        version=recorded.version,
+        recorded_at=recorded.recorded_at,
+        duplicate=recorded.duplicate,
+        position=recorded.position,
+        receipt=receipt,
+    )
 
 
 @router.post(
@@ -62,14 +69,19 @@ def _recorded_out(recorded: Recorded, receipt: str | None) -> RecordedOut:
     response_model=RecordedOut,
     summary="Ghi một sự kiện",
     responses={
-        201: {"description": "Đã ghi mới, có hiệu lực (status recorded)",
-              "headers": _LOCATION},
-        202: {"model": RecordedOut, "headers": _LOCATION,
-              "description": "Đã ghi, đang chờ (status held): sự kiện đứng trước nó theo thời "
-              "điểm xảy ra chưa đến (awaiting nêu sự kiện đang chờ); tự có hiệu lực khi sự "
-              "kiện đó đến (ADR 0008)"},
-        200: {"model": RecordedOut, "headers": _LOCATION,
-              "description": "Sự kiện này đã được ghi trước đó (gửi lại): không ghi trùng"},
+        201: {"description": "Đã ghi mới, có hiệu lực (status recorded)", "headers": _LOCATION},
+        202: {
+            "model": RecordedOut,
+            "headers": _LOCATION,
+            "description": "Đã ghi, đang chờ (status held): sự kiện đứng trước nó theo thời "
+            "điểm xảy ra chưa đến (awaiting nêu sự kiện đang chờ); tự có hiệu lực khi sự "
+            "kiện đó đến (ADR 0008)",
+        },
+        200: {
+            "model": RecordedOut,
+            "headers": _LOCATION,
+            "description": "Sự kiện này đã được ghi trước đó (gửi lại): không ghi trùng",
+        },
         **error_responses(401, 403, 409, 413, 422, 503, rules=_DOMAIN_RULES),
     },
 )
@@ -99,9 +111,11 @@ def post_event(
 def _rejected(index: int, raw: Any, error: DomainError) -> BatchItemOut:
     event_id = raw.get("event_id") if isinstance(raw, dict) else None
     return BatchItemOut(
-        index=index, status="rejected",
+        index=index,
+        status="rejected",
         event_id=utf8_safe(event_id[:128]) if isinstance(event_id, str) else None,
-        case_id=None, error=ItemError(**error.as_dict()),
+        case_id=None,
+        error=ItemError(**error.as_dict()),
     )
 
 
@@ -110,12 +124,15 @@ def _rejected(index: int, raw: Any, error: DomainError) -> BatchItemOut:
     response_model=BatchOut,
     summary="Ghi một lô sự kiện (tối đa 1.000)",
     responses={
-        200: {"description": (
-            "Kết quả từng sự kiện: recorded | held | duplicate | rejected. Lô được nhận thì trả 200 kể "
-            "cả khi mọi sự kiện đều bị từ chối (mỗi sự kiện có lỗi riêng trong `items`, "
-            "`rejected` đếm chúng); 422 chỉ khi bản thân lô sai (thiếu `events`, không phải "
-            "mảng, quá 1.000). A batch answers 200 even when every item is rejected, by design: "
-            "each item is judged on its own and carries its own error.")},
+        200: {
+            "description": (
+                "Kết quả từng sự kiện: recorded | held | duplicate | rejected. Lô được nhận thì trả 200 kể "
+                "cả khi mọi sự kiện đều bị từ chối (mỗi sự kiện có lỗi riêng trong `items`, "
+                "`rejected` đếm chúng); 422 chỉ khi bản thân lô sai (thiếu `events`, không phải "
+                "mảng, quá 1.000). A batch answers 200 even when every item is rejected, by design: "
+                "each item is judged on its own and carries its own error."
+            )
+        },
         **error_responses(401, 403, 413, 422, 503),
     },
 )
@@ -145,9 +162,15 @@ def post_batch(
     for index, wire, result, receipt in zip(accepted, wires, results, receipts, strict=True):
         if isinstance(result, Recorded):
             items[index] = BatchItemOut(
-                index=index, status=_status(result), awaiting=awaiting_out(result.awaiting),
-                event_id=result.event_id, case_id=result.case_id, version=result.version,
-                recorded_at=result.recorded_at, position=result.position, receipt=receipt,
+                index=index,
+                status=_status(result),
+                awaiting=awaiting_out(result.awaiting),
+                event_id=result.event_id,
+                case_id=result.case_id,
+                version=result.version,
+                recorded_at=result.recorded_at,
+                position=result.position,
+                receipt=receipt,
             )
         else:
             items[index] = _rejected(index, wire, result.error)

@@ -42,12 +42,18 @@ class HeldEventsOut(BaseModel):
     events: list[HeldEventOut]
 
 
-@router.get("", response_model=HeldEventsOut, summary="Sự kiện đang chờ (held)",
-            responses=error_responses(401, 403, 503))
+@router.get(
+    "",
+    response_model=HeldEventsOut,
+    summary="Sự kiện đang chờ (held)",
+    responses=error_responses(401, 403, 503),
+)
 def list_held(
-    principal: CurrentPrincipal, container: ContainerDep,
-    agency_id: Annotated[str | None, Query(max_length=64,
-                                           description="Chỉ sự kiện của cơ quan này")] = None,
+    principal: CurrentPrincipal,
+    container: ContainerDep,
+    agency_id: Annotated[
+        str | None, Query(max_length=64, description="Chỉ sự kiện của cơ quan này")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> HeldEventsOut:
     """Events recorded but not in effect, awaiting an earlier fact (ADR 0008), oldest first,
@@ -61,6 +67,8 @@ def list_held(
     rows = projections.case_index.held(limit=limit, **scope)
     after = container.settings.held_anomaly_after_hours
     listed = held_listing(rows, container.referrals.clock(), after)
-    return HeldEventsOut(anomaly_after_hours=after,
-                         anomalies=sum(1 for r in listed if r["anomaly"]),
-                         events=[HeldEventOut(**r) for r in listed])
+    return HeldEventsOut(
+        anomaly_after_hours=after,
+        anomalies=sum(1 for r in listed if r["anomaly"]),
+        events=[HeldEventOut(**r) for r in listed],
+    )

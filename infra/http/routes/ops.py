@@ -35,8 +35,9 @@ def _store_answers(container: Any) -> None:
 
     recorder = container.referrals.recorder
     table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
-    with psycopg.connect(settings.pg_service_conninfo(), connect_timeout=READY_TIMEOUT_S,
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        settings.pg_service_conninfo(), connect_timeout=READY_TIMEOUT_S, autocommit=True
+    ) as conn:
         conn.execute(f"SET statement_timeout = {READY_TIMEOUT_S * 1000}")
         conn.execute(sql.SQL("SELECT max(notification_id) FROM {}").format(table))
 
@@ -47,8 +48,12 @@ async def health() -> HealthOut:
     return HealthOut(status="ok")
 
 
-@router.get("/ready", response_model=ReadyOut, responses=error_responses(503),
-            summary="Sẵn sàng phục vụ (kho sự kiện truy cập được)")
+@router.get(
+    "/ready",
+    response_model=ReadyOut,
+    responses=error_responses(503),
+    summary="Sẵn sàng phục vụ (kho sự kiện truy cập được)",
+)
 def ready(request: Request, container: ContainerDep) -> ReadyOut | JSONResponse:
     """Readiness: the event store answers a cheap query; 503 when it does not."""
     try:

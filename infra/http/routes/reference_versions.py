@@ -25,11 +25,15 @@ class ReferencePublishIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ref: str = Field(min_length=2, max_length=64,
-                     description="Văn bản: `holidays/2026`, `agencies`, `time_limits`…")
+    ref: str = Field(
+        min_length=2,
+        max_length=64,
+        description="Văn bản: `holidays/2026`, `agencies`, `time_limits`…",
+    )
     content: dict[str, Any] = Field(description="Nội dung (cùng cấu trúc với tệp đã phát hành)")
-    source: str = Field(min_length=1, max_length=2000,
-                        description="Căn cứ pháp lý: văn bản công bố thay đổi")
+    source: str = Field(
+        min_length=1, max_length=2000, description="Căn cứ pháp lý: văn bản công bố thay đổi"
+    )
     effective_from: date | None = None
     effective_to: date | None = None
 
@@ -40,25 +44,29 @@ def _state(container: Any) -> Any:
     return state
 
 
-@router.get("/v1/reference/versions", responses=_READ,
-            summary="Dữ liệu tham chiếu có hiệu lực (hôm nay hoặc vào một ngày)")
+@router.get(
+    "/v1/reference/versions",
+    responses=_READ,
+    summary="Dữ liệu tham chiếu có hiệu lực (hôm nay hoặc vào một ngày)",
+)
 def reference_in_force(
     principal: CurrentPrincipal,
     container: ContainerDep,
-    as_of: Annotated[Day, Query(description="Ngày xét YYYY-MM-DD (mặc định: hôm nay)",
-                                json_schema_extra=_DAY)]
-    = None,
+    as_of: Annotated[
+        Day, Query(description="Ngày xét YYYY-MM-DD (mặc định: hôm nay)", json_schema_extra=_DAY)
+    ] = None,
 ) -> dict[str, Any]:
     """One version per document, the one in force on `as_of`: ref, version, SHA-256,
     effective dates, legal source, who published it and its signed note."""
     state = _state(container)
     day = as_of or state._today()
-    return {"as_of": day.isoformat(),
-            "documents": [r.as_dict(content=False) for r in state.refs.current(day)]}
+    return {
+        "as_of": day.isoformat(),
+        "documents": [r.as_dict(content=False) for r in state.refs.current(day)],
+    }
 
 
-@router.get("/v1/reference/versions/history", responses=_READ,
-            summary="Mọi phiên bản đã công bố")
+@router.get("/v1/reference/versions/history", responses=_READ, summary="Mọi phiên bản đã công bố")
 def reference_history(
     principal: CurrentPrincipal,
     container: ContainerDep,
@@ -70,8 +78,11 @@ def reference_history(
     return {"versions": [r.as_dict(content=False) for n in names for r in refs.history(n)]}
 
 
-@router.get("/v1/reference/versions/moved", responses=error_responses(401, 403, 422, 503),
-            summary="Các kết luận thời hạn thay đổi do một lần công bố")
+@router.get(
+    "/v1/reference/versions/moved",
+    responses=error_responses(401, 403, 422, 503),
+    summary="Các kết luận thời hạn thay đổi do một lần công bố",
+)
 def reference_moved(
     principal: CurrentPrincipal,
     container: ContainerDep,
@@ -80,13 +91,19 @@ def reference_moved(
 ) -> dict[str, Any]:
     """Per report period: each verdict a publication moved, before and after, and why."""
     if principal.role not in ("admin", "inspector", "council"):
-        raise NotAuthorisedError("NOT_AUTHORISED", None,
-                                 rule_vi="chỉ quản trị, thanh tra và Hội đồng xem",
-                                 rule_en="only admin, inspector and council roles may read it")
+        raise NotAuthorisedError(
+            "NOT_AUTHORISED",
+            None,
+            rule_vi="chỉ quản trị, thanh tra và Hội đồng xem",
+            rule_en="only admin, inspector and council roles may read it",
+        )
     if principal.role != "admin" and province not in principal.provinces:
-        raise NotAuthorisedError("NOT_AUTHORISED", "province",
-                                 rule_vi="chỉ tỉnh được phân quyền",
-                                 rule_en="only the principal's provinces")
+        raise NotAuthorisedError(
+            "NOT_AUTHORISED",
+            "province",
+            rule_vi="chỉ tỉnh được phân quyền",
+            rule_en="only the principal's provinces",
+        )
     rows = container.projections.compliance.moved(province, year)
     for row in rows:
         for name in ("deadline_before", "deadline_after", "moved_at"):
@@ -94,23 +111,31 @@ def reference_moved(
     return {"moved": rows}
 
 
-@router.get("/v1/reference/versions/{ref:path}", responses=_READ,
-            summary="Một văn bản tham chiếu (nội dung)")
+@router.get(
+    "/v1/reference/versions/{ref:path}",
+    responses=_READ,
+    summary="Một văn bản tham chiếu (nội dung)",
+)
 def reference_document(
     ref: str,
     principal: CurrentPrincipal,
     container: ContainerDep,
-    version: Annotated[int | None, Query(ge=1, description="Phiên bản (mặc định: có hiệu lực)")]
-    = None,
+    version: Annotated[
+        int | None, Query(ge=1, description="Phiên bản (mặc định: có hiệu lực)")
+    ] = None,
     as_of: Annotated[Day, Query(json_schema_extra=_DAY)] = None,
 ) -> dict[str, Any]:
     """The document's content with its hash and signed note."""
     state = _state(container)
-    record = (state.refs.version(ref, version) if version is not None
-              else state.refs.in_force(ref, as_of or state._today()))
+    record = (
+        state.refs.version(ref, version)
+        if version is not None
+        else state.refs.in_force(ref, as_of or state._today())
+    )
     if record is None:
-        raise NotFoundError("VALUE_NOT_IN_REFERENCE", "ref", value=ref,
-                            reference="reference versions")
+        raise NotFoundError(
+            "VALUE_NOT_IN_REFERENCE", "ref", value=ref, reference="reference versions"
+        )
     return record.as_dict()
 
 
@@ -119,14 +144,19 @@ def _admin(principal: CurrentPrincipal) -> Principal:
     principal learns nothing of what a publication must contain (scope first, issue 12)."""
     if principal.role != "admin":
         raise NotAuthorisedError(
-            "NOT_AUTHORISED", None,
+            "NOT_AUTHORISED",
+            None,
             rule_vi="chỉ quản trị viên được công bố dữ liệu tham chiếu",
-            rule_en="only the admin role may publish reference data")
+            rule_en="only the admin role may publish reference data",
+        )
     return principal
 
 
-@router.post("/v1/reference/publish", responses=error_responses(401, 403, 409, 422, 503),
-             summary="Công bố phiên bản mới (chỉ quản trị)")
+@router.post(
+    "/v1/reference/publish",
+    responses=error_responses(401, 403, 409, 422, 503),
+    summary="Công bố phiên bản mới (chỉ quản trị)",
+)
 def reference_publish(
     principal: Annotated[Principal, Depends(_admin)],
     body: Annotated[ReferencePublishIn, Body()],
@@ -135,7 +165,11 @@ def reference_publish(
     """Validates, signs and records the version, then re-judges the verdicts it can touch;
     answers the version and every verdict that moved. Admin role only."""
     result = container.reference_state.publish(
-        body.ref, body.content, effective_from=body.effective_from,
-        effective_to=body.effective_to, source=body.source,
-        published_by=principal.principal_id)
+        body.ref,
+        body.content,
+        effective_from=body.effective_from,
+        effective_to=body.effective_to,
+        source=body.source,
+        published_by=principal.principal_id,
+    )
     return result.as_dict()

@@ -38,15 +38,24 @@ from services.access import Principal
 router = APIRouter(tags=["reports"])
 
 _ERRORS = error_responses(401, 403, 422, 503)
-_ONE_PROVINCE = ("`province` is required when the token covers more than one province "
-                 "(FIELD_INVALID province)")
-_STATS_ERRORS = error_responses(401, 403, 422, 503, rules=_ONE_PROVINCE + "; `from`/`to` "
-                                f"within {FIRST_REPORT_DAY.isoformat()} to "
-                                f"{LAST_REPORT_DAY.isoformat()}")
+_ONE_PROVINCE = (
+    "`province` is required when the token covers more than one province (FIELD_INVALID province)"
+)
+_STATS_ERRORS = error_responses(
+    401,
+    403,
+    422,
+    503,
+    rules=_ONE_PROVINCE + "; `from`/`to` "
+    f"within {FIRST_REPORT_DAY.isoformat()} to "
+    f"{LAST_REPORT_DAY.isoformat()}",
+)
 _DIMENSION = "(" + "|".join(DIMENSIONS) + ")"
 _GROUP_BY = f"^{_DIMENSION}(,{_DIMENSION})*$"
-_PROVINCE_DOC = ("Mã tỉnh; bắt buộc khi mã truy cập có nhiều tỉnh (thiếu → 422), mặc định: tỉnh "
-                 "duy nhất của mã truy cập")
+_PROVINCE_DOC = (
+    "Mã tỉnh; bắt buộc khi mã truy cập có nhiều tỉnh (thiếu → 422), mặc định: tỉnh "
+    "duy nhất của mã truy cập"
+)
 Province = Annotated[str, Path(pattern=r"^[A-Z]{2,4}$", description="Mã tỉnh, thành phố")]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -62,15 +71,20 @@ def _invalid(field: str, rule_vi: str, rule_en: str) -> InvalidEventError:
 def _province_for(principal: Principal, province: str | None) -> str:
     """The province a council or inspector may read (its only one when not given)."""
     if principal.role not in ("council", "inspector"):
-        raise _refuse("chỉ Hội đồng phối hợp liên ngành và thanh tra được xem báo cáo, số liệu",
-                      "only council and inspector principals read reports and statistics")
+        raise _refuse(
+            "chỉ Hội đồng phối hợp liên ngành và thanh tra được xem báo cáo, số liệu",
+            "only council and inspector principals read reports and statistics",
+        )
     if province is None:
         if len(principal.provinces) == 1:
             return next(iter(principal.provinces))
         raise _invalid("province", "cần chọn tỉnh, thành phố", "a province is required")
     if province not in principal.provinces:
-        raise _refuse(f"không được xem số liệu của tỉnh, thành phố «{province}»",
-                      f"province '{province}' is outside this token's scope", "province")
+        raise _refuse(
+            f"không được xem số liệu của tỉnh, thành phố «{province}»",
+            f"province '{province}' is outside this token's scope",
+            "province",
+        )
     return province
 
 
@@ -78,51 +92,79 @@ def _days(start: date | None, end: date | None) -> tuple[date | None, date | Non
     """`from` and `to` if within the days a period may name (422 naming the field if not)."""
     for name, day in (("from", start), ("to", end)):
         if day is not None and not FIRST_REPORT_DAY <= day <= LAST_REPORT_DAY:
-            raise _invalid(name, f"phải trong khoảng {FIRST_REPORT_DAY.isoformat()} đến "
-                                 f"{LAST_REPORT_DAY.isoformat()}",
-                           f"must be within {FIRST_REPORT_DAY.isoformat()} to "
-                           f"{LAST_REPORT_DAY.isoformat()}")
+            raise _invalid(
+                name,
+                f"phải trong khoảng {FIRST_REPORT_DAY.isoformat()} đến "
+                f"{LAST_REPORT_DAY.isoformat()}",
+                f"must be within {FIRST_REPORT_DAY.isoformat()} to {LAST_REPORT_DAY.isoformat()}",
+            )
     return start, end
 
 
-def _period(year: int | None, period: str | None, start: date | None,
-            end: date | None) -> tuple[date, date]:
+def _period(
+    year: int | None, period: str | None, start: date | None, end: date | None
+) -> tuple[date, date]:
     start, end = _days(start, end)
     if start is not None or end is not None:
         if start is None or end is None or end < start:
-            raise _invalid("from", "cần cả ngày bắt đầu và ngày kết thúc (không trước ngày bắt "
-                                   "đầu)", "give both from and to, to not before from")
+            raise _invalid(
+                "from",
+                "cần cả ngày bắt đầu và ngày kết thúc (không trước ngày bắt đầu)",
+                "give both from and to, to not before from",
+            )
         return start, end
     if year is None:
-        raise _invalid("year", "cần năm báo cáo (year) hoặc khoảng ngày (from, to)",
-                       "give year (and period) or from and to")
+        raise _invalid(
+            "year",
+            "cần năm báo cáo (year) hoặc khoảng ngày (from, to)",
+            "give year (and period) or from and to",
+        )
     try:
         return period_dates(year, period or "full-year")
     except ValueError:
-        raise _invalid("period", f"kỳ báo cáo phải là một trong {', '.join(PERIODS)}",
-                       f"period must be one of {', '.join(PERIODS)}") from None
+        raise _invalid(
+            "period",
+            f"kỳ báo cáo phải là một trong {', '.join(PERIODS)}",
+            f"period must be one of {', '.join(PERIODS)}",
+        ) from None
 
 
 TABLE_PATTERN = "^(agencies|compliance|cases|overdue|contacts|never_notified|timeliness)$"
 """The report's CSV tables (projections.reports.TABLES)."""
 
+
 def _iso(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in row.items()}
 
 
-@router.get("/v1/reports/{province}", responses={**error_responses(
-    401, 403, 422, 503, rules="give `year` (and `period`) or both `from` and `to` (`to` not "
-    f"before `from`, both within {FIRST_REPORT_DAY.isoformat()} to "
-    f"{LAST_REPORT_DAY.isoformat()}): neither answers 422 FIELD_INVALID year"),
-    200: {"content": {
-    XLSX: {}, "text/csv": {}, "image/png": {}, "application/json": {}}}},
-    summary="Báo cáo của Hội đồng (XLSX, CSV, PNG hoặc JSON)")
+@router.get(
+    "/v1/reports/{province}",
+    responses={
+        **error_responses(
+            401,
+            403,
+            422,
+            503,
+            rules="give `year` (and `period`) or both `from` and `to` (`to` not "
+            f"before `from`, both within {FIRST_REPORT_DAY.isoformat()} to "
+            f"{LAST_REPORT_DAY.isoformat()}): neither answers 422 FIELD_INVALID year",
+        ),
+        200: {"content": {XLSX: {}, "text/csv": {}, "image/png": {}, "application/json": {}}},
+    },
+    summary="Báo cáo của Hội đồng (XLSX, CSV, PNG hoặc JSON)",
+)
 def read_report(
     province: Province,
     principal: CurrentPrincipal,
     container: ContainerDep,
-    year: Annotated[int | None, Query(ge=2018, le=2100, description=(
-        "Năm báo cáo; cần `year` hoặc cả `from` và `to` (thiếu cả hai → 422)"))] = None,
+    year: Annotated[
+        int | None,
+        Query(
+            ge=2018,
+            le=2100,
+            description=("Năm báo cáo; cần `year` hoặc cả `from` và `to` (thiếu cả hai → 422)"),
+        ),
+    ] = None,
     period: Annotated[str | None, Query(pattern="^(jan-oct|full-year)$")] = None,
     date_from: Annotated[Day, Query(alias="from", json_schema_extra=_DAY)] = None,
     date_to: Annotated[Day, Query(alias="to", json_schema_extra=_DAY)] = None,
@@ -136,12 +178,17 @@ def read_report(
     report = build_report(container, province, start, end)
     name = report.slug()
     if format == "xlsx":
-        return Response(report_xlsx_bytes(report), media_type=XLSX, headers={
-            "Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+        return Response(
+            report_xlsx_bytes(report),
+            media_type=XLSX,
+            headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+        )
     if format == "csv":
-        return Response(report_csv_bytes(report, table), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition":
-                                 f'attachment; filename="{name}-{table}.csv"'})
+        return Response(
+            report_csv_bytes(report, table),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}-{table}.csv"'},
+        )
     if format == "png":
         kinds = chart_kinds(report)
         chosen = kind or (kinds[0] if kinds else "police")
@@ -149,8 +196,11 @@ def read_report(
     return Response(report_json_bytes(report), media_type="application/json")
 
 
-@router.post("/v1/reports/{province}/published", responses=error_responses(401, 403, 409, 422, 503),
-             summary="Công bố báo cáo (lưu để lập lại đúng từng byte)")
+@router.post(
+    "/v1/reports/{province}/published",
+    responses=error_responses(401, 403, 409, 422, 503),
+    summary="Công bố báo cáo (lưu để lập lại đúng từng byte)",
+)
 def publish_report(
     province: Province,
     principal: CurrentPrincipal,
@@ -166,18 +216,20 @@ def publish_report(
     from infra.published_reports import publish
 
     if principal.role != "council":
-        raise _refuse("chỉ Hội đồng phối hợp liên ngành được công bố báo cáo",
-                      "only council principals publish reports")
+        raise _refuse(
+            "chỉ Hội đồng phối hợp liên ngành được công bố báo cáo",
+            "only council principals publish reports",
+        )
     province = _province_for(principal, province)
     start, end = _period(year, period, date_from, date_to)
     report = build_report(container, province, start, end)
     return publish(container, report, principal.principal_id)
 
 
-@router.get("/v1/reports/{province}/published", responses=_ERRORS,
-            summary="Các báo cáo đã công bố")
-def list_published_reports(province: Province, principal: CurrentPrincipal,
-                           container: ContainerDep) -> dict[str, Any]:
+@router.get("/v1/reports/{province}/published", responses=_ERRORS, summary="Các báo cáo đã công bố")
+def list_published_reports(
+    province: Province, principal: CurrentPrincipal, container: ContainerDep
+) -> dict[str, Any]:
     """Every publication of the province, oldest first (record, checkpoint, sha256)."""
     from infra.published_reports import store_of
 
@@ -186,10 +238,14 @@ def list_published_reports(province: Province, principal: CurrentPrincipal,
     return {"province": province, "total": len(rows), "rows": rows}
 
 
-@router.get("/v1/reports/{province}/published/{report_id}",
-            responses={**error_responses(401, 403, 404, 409, 422, 503), 200: {"content": {
-                XLSX: {}, "text/csv": {}, "application/json": {}}}},
-            summary="Báo cáo đã công bố: lập lại như đã công bố, hoặc như đã đính chính")
+@router.get(
+    "/v1/reports/{province}/published/{report_id}",
+    responses={
+        **error_responses(401, 403, 404, 409, 422, 503),
+        200: {"content": {XLSX: {}, "text/csv": {}, "application/json": {}}},
+    },
+    summary="Báo cáo đã công bố: lập lại như đã công bố, hoặc như đã đính chính",
+)
 def read_published_report(
     province: Province,
     report_id: Annotated[str, Path(pattern=r"^[a-z0-9-]{1,80}$")],
@@ -214,45 +270,67 @@ def read_published_report(
     record = pr.find_published(container, province, report_id)
     published, outputs, same = pr.regenerated_outputs(container, record)
     summary: dict[str, Any] = {
-        "record": record, "as": as_, "reproduced": all(same.values()),
-        "outputs": {name: {"sha256": pr.sha256(data),
-                           "published_sha256": record["sha256"].get(name),
-                           "identical": same[name]} for name, data in outputs.items()}}
+        "record": record,
+        "as": as_,
+        "reproduced": all(same.values()),
+        "outputs": {
+            name: {
+                "sha256": pr.sha256(data),
+                "published_sha256": record["sha256"].get(name),
+                "identical": same[name],
+            }
+            for name, data in outputs.items()
+        },
+    }
     report = published
     if as_ == "corrected":
         report = pr.corrected(container, record, judge_at)
         summary["difference"] = pr.difference(container, record, published, report)
         outputs = pr.outputs_of(report)
     if format == "summary":
-        return Response(json.dumps(summary, ensure_ascii=False, default=str),
-                        media_type="application/json")
+        return Response(
+            json.dumps(summary, ensure_ascii=False, default=str), media_type="application/json"
+        )
     name = {"xlsx": "xlsx", "json": "json"}.get(format, f"csv:{table}")
     if name not in outputs:  # a table the report did not have when it was published
         from domain.errors import NotFoundError
 
-        raise NotFoundError("PUBLISHED_REPORT_NOT_FOUND", "table", value=f"{report_id}: {name}",
-                            province=province)
+        raise NotFoundError(
+            "PUBLISHED_REPORT_NOT_FOUND", "table", value=f"{report_id}: {name}", province=province
+        )
     data = outputs[name]
     if as_ == "published" and not same[name]:
         raise pr.not_reproduced(record, name, data)
     media = {"xlsx": XLSX, "json": "application/json"}.get(format, "text/csv; charset=utf-8")
     filename = pr.output_filename(report, name)
-    return Response(data, media_type=media, headers={
-        "Content-Disposition": f'attachment; filename="{filename}"',
-        "X-Report-SHA256": pr.sha256(data),
-        "X-Published-SHA256": record["sha256"].get(name, "")})
+    return Response(
+        data,
+        media_type=media,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Report-SHA256": pr.sha256(data),
+            "X-Published-SHA256": record["sha256"].get(name, ""),
+        },
+    )
 
 
 @router.get("/v1/stats/agency-counts", responses=_STATS_ERRORS, summary="Số liệu theo cơ quan")
 def read_agency_counts(
     principal: CurrentPrincipal,
     container: ContainerDep,
-    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
-                        ] = None,
+    province: Annotated[
+        str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
+    ] = None,
     date_from: Annotated[Day, Query(alias="from", json_schema_extra=_DAY)] = None,
     date_to: Annotated[Day, Query(alias="to", json_schema_extra=_DAY)] = None,
-    group_by: Annotated[str, Query(pattern=_GROUP_BY, max_length=200, description=(
-        "Các chiều, cách nhau bằng dấu phẩy: " + ", ".join(DIMENSIONS)))] = "agency_id,event_type",
+    group_by: Annotated[
+        str,
+        Query(
+            pattern=_GROUP_BY,
+            max_length=200,
+            description=("Các chiều, cách nhau bằng dấu phẩy: " + ", ".join(DIMENSIONS)),
+        ),
+    ] = "agency_id,event_type",
     agency_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
 ) -> dict[str, Any]:
     """Sums of recorded events, grouped by any of agency_id, event_type, province, category,
@@ -261,21 +339,31 @@ def read_agency_counts(
     groups = [g for g in group_by.split(",") if g]
     unknown = [g for g in groups if g not in DIMENSIONS]
     if unknown:
-        raise _invalid("group_by", f"chỉ nhóm theo: {', '.join(DIMENSIONS)}",
-                       f"group only by: {', '.join(DIMENSIONS)}")
+        raise _invalid(
+            "group_by",
+            f"chỉ nhóm theo: {', '.join(DIMENSIONS)}",
+            f"group only by: {', '.join(DIMENSIONS)}",
+        )
     date_from, date_to = _days(date_from, date_to)
     rows = container.projections.agency_counts.counts(
-        province, date_from, date_to, groups, agency_id=agency_id)
-    return {"province": province, "from": date_from, "to": date_to, "group_by": groups,
-            "rows": [_iso(r) for r in rows]}
+        province, date_from, date_to, groups, agency_id=agency_id
+    )
+    return {
+        "province": province,
+        "from": date_from,
+        "to": date_to,
+        "group_by": groups,
+        "rows": [_iso(r) for r in rows],
+    }
 
 
 @router.get("/v1/stats/compliance", responses=_STATS_ERRORS, summary="Tuân thủ thời hạn")
 def read_compliance(
     principal: CurrentPrincipal,
     container: ContainerDep,
-    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
-                        ] = None,
+    province: Annotated[
+        str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
+    ] = None,
     date_from: Annotated[Day, Query(alias="from", json_schema_extra=_DAY)] = None,
     date_to: Annotated[Day, Query(alias="to", json_schema_extra=_DAY)] = None,
     rule_id: Annotated[str | None, Query(pattern=r"^[A-Z][A-Z0-9_]{0,40}$")] = None,
@@ -286,18 +374,19 @@ def read_compliance(
     province = _province_for(principal, province)
     date_from, date_to = _days(date_from, date_to)
     now = datetime.now(timezone.utc)
-    rows = container.projections.compliance.summary(province, date_from, date_to, now=now,
-                                                    rule_id=rule_id, agency_id=agency_id)
-    return {"province": province, "from": date_from, "to": date_to, "judged_at": now,
-            "rows": rows}
+    rows = container.projections.compliance.summary(
+        province, date_from, date_to, now=now, rule_id=rule_id, agency_id=agency_id
+    )
+    return {"province": province, "from": date_from, "to": date_to, "judged_at": now, "rows": rows}
 
 
 @router.get("/v1/stats/overdue", responses=_STATS_ERRORS, summary="Thời hạn đang bị quá")
 def read_overdue(
     principal: CurrentPrincipal,
     container: ContainerDep,
-    province: Annotated[str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
-                        ] = None,
+    province: Annotated[
+        str | None, Query(pattern=r"^[A-Z]{2,4}$", description=_PROVINCE_DOC)
+    ] = None,
     agency_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
@@ -305,24 +394,37 @@ def read_overdue(
     province = _province_for(principal, province)
     now = datetime.now(timezone.utc)
     rows = container.projections.compliance.overdue(province, agency_id=agency_id, now=now)
-    return {"province": province, "judged_at": now, "total": len(rows),
-            "rows": [_iso(r) for r in rows[:limit]]}
+    return {
+        "province": province,
+        "judged_at": now,
+        "total": len(rows),
+        "rows": [_iso(r) for r in rows[:limit]],
+    }
 
 
-@router.get("/v1/projections/status", responses=error_responses(401, 403, 503),
-            summary="Trạng thái các bảng tổng hợp")
-def read_projections_status(principal: CurrentPrincipal, container: ContainerDep
-                            ) -> dict[str, Any]:
+@router.get(
+    "/v1/projections/status",
+    responses=error_responses(401, 403, 503),
+    summary="Trạng thái các bảng tổng hợp",
+)
+def read_projections_status(principal: CurrentPrincipal, container: ContainerDep) -> dict[str, Any]:
     """Position and lag (log end − position) of every projection."""
     if principal.role not in ("council", "inspector", "admin"):
-        raise _refuse("chỉ Hội đồng, thanh tra và quản trị được xem trạng thái",
-                      "only council, inspector and admin principals read the status")
-    return {"projections": [s.as_dict() for s in container.projections.status()],
-            "quarantine_url": "/v1/projections/quarantine"}
+        raise _refuse(
+            "chỉ Hội đồng, thanh tra và quản trị được xem trạng thái",
+            "only council, inspector and admin principals read the status",
+        )
+    return {
+        "projections": [s.as_dict() for s in container.projections.status()],
+        "quarantine_url": "/v1/projections/quarantine",
+    }
 
 
-@router.get("/v1/projections/quarantine", responses=_ERRORS,
-            summary="Sự kiện các bảng tổng hợp chưa áp dụng được (cách ly)")
+@router.get(
+    "/v1/projections/quarantine",
+    responses=_ERRORS,
+    summary="Sự kiện các bảng tổng hợp chưa áp dụng được (cách ly)",
+)
 def read_projections_quarantine(
     principal: CurrentPrincipal,
     container: ContainerDep,
@@ -334,15 +436,17 @@ def read_projections_quarantine(
     Council and inspectors see the events recorded by agencies of their provinces;
     administrators every one (pseudonymous ids only)."""
     if principal.role not in ("council", "inspector", "admin"):
-        raise _refuse("chỉ Hội đồng, thanh tra và quản trị được xem các sự kiện bị cách ly",
-                      "only council, inspector and admin principals read the quarantine")
+        raise _refuse(
+            "chỉ Hội đồng, thanh tra và quản trị được xem các sự kiện bị cách ly",
+            "only council, inspector and admin principals read the quarantine",
+        )
     agencies = container.reference.agencies
     rows = []
-    for row in container.projections.quarantine(include_resolved=include_resolved,
-                                                limit=limit):
+    for row in container.projections.quarantine(include_resolved=include_resolved, limit=limit):
         agency = agencies.get(row["agency_id"] or "")
         if principal.role != "admin" and (
-                agency is None or agency.province not in principal.provinces):
+            agency is None or agency.province not in principal.provinces
+        ):
             continue
         rows.append(_iso(row))
     return {"total": len(rows), "rows": rows[:limit]}

@@ -27,14 +27,26 @@ from infra.web.deps import (
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
-def _sign_in_page(request: Request, next_url: str, status: int = 200, error: str | None = None,
-                  notice: str | None = None) -> Response:
+def _sign_in_page(
+    request: Request,
+    next_url: str,
+    status: int = 200,
+    error: str | None = None,
+    notice: str | None = None,
+) -> Response:
     token = request.cookies.get(SIGN_IN_COOKIE)
     if not token or len(token) > 100:
         token = secrets.token_urlsafe(32)
-    response = renderer(request).page(request, "sign_in.html", None, status_code=status,
-                                      csrf_token=token, next_url=next_url, error=error,
-                                      notice=notice)
+    response = renderer(request).page(
+        request,
+        "sign_in.html",
+        None,
+        status_code=status,
+        csrf_token=token,
+        next_url=next_url,
+        error=error,
+        notice=notice,
+    )
     set_cookie(response, request, SIGN_IN_COOKIE, token, max_age=3600)
     return response
 
@@ -71,14 +83,20 @@ def sign_in(
     except WebError:
         return _sign_in_page(request, target, status=403, error="csrf_refused")
     try:
-        account = store.authenticate(username, password,
-                                     source=request.client.host if request.client else None)
+        account = store.authenticate(
+            username, password, source=request.client.host if request.client else None
+        )
     except SignInError:
         return _sign_in_page(request, target, status=400, error="wrong_password")
     session_id, session = store.open_session(account)
     response = redirect(target)
-    set_cookie(response, request, SESSION_COOKIE, session_id,
-               max_age=int((session.expires_at - session.created_at).total_seconds()))
+    set_cookie(
+        response,
+        request,
+        SESSION_COOKIE,
+        session_id,
+        max_age=int((session.expires_at - session.created_at).total_seconds()),
+    )
     response.delete_cookie(SIGN_IN_COOKIE, path=PREFIX)
     return response
 

@@ -40,13 +40,23 @@ def status_name(status: str | None, lang: str) -> str:
     return STATUS_NAMES_VI.get(status, status)
 
 
-def scope_agencies(container: Any, provinces: frozenset[str],
-                   kinds: tuple[str, ...] = ("police", "procuracy", "court",
-                                             "detention_facility", "legal_aid_centre")
-                   ) -> list[Any]:
+def scope_agencies(
+    container: Any,
+    provinces: frozenset[str],
+    kinds: tuple[str, ...] = (
+        "police",
+        "procuracy",
+        "court",
+        "detention_facility",
+        "legal_aid_centre",
+    ),
+) -> list[Any]:
     """Agencies of the provinces, by province then kind (the order of the reports)."""
-    agencies = [a for a in container.reference.agencies.values()
-                if a.province in provinces and a.kind in kinds]
+    agencies = [
+        a
+        for a in container.reference.agencies.values()
+        if a.province in provinces and a.kind in kinds
+    ]
     return sorted(agencies, key=lambda a: (a.province or "", kinds.index(a.kind), a.agency_id))
 
 
@@ -87,26 +97,44 @@ def search_page(
         rows = []
         for candidate in dict.fromkeys((q, q.upper())):
             row = index.get(candidate)
-            if (row is not None and row["province"] in principal.provinces
-                    and all(r["case_id"] != row["case_id"] for r in rows)):
+            if (
+                row is not None
+                and row["province"] in principal.provinces
+                and all(r["case_id"] != row["case_id"] for r in rows)
+            ):
                 rows.append(row)
         total = len(rows)
     else:
         rows, total = index.search(
-            agency_id=agency_id, province=province, provinces=sorted(principal.provinces),
-            status=status, category=category,
+            agency_id=agency_id,
+            province=province,
+            provinces=sorted(principal.provinces),
+            status=status,
+            category=category,
             occurred_from=fmt.day_start(start) if start else None,
             occurred_to=fmt.day_after(end) if end else None,
-            limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+            offset=(number - 1) * PAGE_SIZE,
         )
     lang = lang_of(request)
     pages = max(1, -(-total // PAGE_SIZE))
     return renderer(request).page(
-        request, "cases.html", session,
-        filters={"q": q or "", "province": province or "", "agency_id": agency_id or "",
-                 "category": category or "", "status": status or "",
-                 "from": start or "", "to": end or ""},
-        rows=rows, total=total, page=number, pages=pages,
+        request,
+        "cases.html",
+        session,
+        filters={
+            "q": q or "",
+            "province": province or "",
+            "agency_id": agency_id or "",
+            "category": category or "",
+            "status": status or "",
+            "from": start or "",
+            "to": end or "",
+        },
+        rows=rows,
+        total=total,
+        page=number,
+        pages=pages,
         provinces=sorted(principal.provinces),
         agencies=scope_agencies(container, principal.provinces),
         categories=list(container.reference.categories.values()),
@@ -148,8 +176,11 @@ def case_page(
     if v is not None and v.strip().isdigit():
         by_occurrence = False  # the slider steps through the recorded events
         step = min(int(v), len(history))
-        replay_at = (history[step - 1].timestamp if step > 0
-                     else history[0].timestamp - timedelta(microseconds=1))
+        replay_at = (
+            history[step - 1].timestamp
+            if step > 0
+            else history[0].timestamp - timedelta(microseconds=1)
+        )
     elif at:
         replay_at = fmt.parse_local(at)
         if replay_at is not None and fmt.names_a_whole_minute(at):
@@ -171,46 +202,86 @@ def case_page(
     if known:
         for verdict in referrals.time_limits(case_id, when, clock=clock_used):
             rule = rules.get(verdict.rule_id)
-            limits.append({
-                "rule_id": verdict.rule_id,
-                "title": (rule.title_vi if rule else verdict.rule_id),
-                "basis": verdict.legal_basis, "verified": bool(rule and rule.verified),
-                "status": verdict.status, "outstanding": verdict.outstanding,
-                "trigger_at": verdict.trigger_at, "deadline": verdict.deadline,
-                "met_at": verdict.met_at, "responsible": verdict.responsible_agency_id,
-            })
+            limits.append(
+                {
+                    "rule_id": verdict.rule_id,
+                    "title": (rule.title_vi if rule else verdict.rule_id),
+                    "basis": verdict.legal_basis,
+                    "verified": bool(rule and rule.verified),
+                    "status": verdict.status,
+                    "outstanding": verdict.outstanding,
+                    "trigger_at": verdict.trigger_at,
+                    "deadline": verdict.deadline,
+                    "met_at": verdict.met_at,
+                    "responsible": verdict.responsible_agency_id,
+                }
+            )
     lang = lang_of(request)
-    events = [{
-        "version": e.originator_version, "type": e.WIRE_TYPE, "agency_id": e.agency_id,
-        "official": e.data.get("official"), "occurred_at": e.occurred_at,
-        "recorded_at": e.timestamp, "data": fmt.describe_data(e.WIRE_TYPE, e.data, reference, lang),
-        "identity": bool(e.identity_ciphertext), "basis": _basis(e.WIRE_TYPE),
-        "held": _held(referral, e.event_id, lang),
-    } for e in known]
+    events = [
+        {
+            "version": e.originator_version,
+            "type": e.WIRE_TYPE,
+            "agency_id": e.agency_id,
+            "official": e.data.get("official"),
+            "occurred_at": e.occurred_at,
+            "recorded_at": e.timestamp,
+            "data": fmt.describe_data(e.WIRE_TYPE, e.data, reference, lang),
+            "identity": bool(e.identity_ciphertext),
+            "basis": _basis(e.WIRE_TYPE),
+            "held": _held(referral, e.event_id, lang),
+        }
+        for e in known
+    ]
     view = None
     if referral is not None:
         view = {
-            "status": referral.status, "status_name": status_name(referral.status, lang),
-            "holder": referral.holder_agency_id, "centre": referral.centre_id,
+            "status": referral.status,
+            "status_name": status_name(referral.status, lang),
+            "holder": referral.holder_agency_id,
+            "centre": referral.centre_id,
             "provider_id": referral.provider_id,
             "provider_type": fmt.code_name(reference, "provider_types", referral.provider_type),
             "aid_form": fmt.enum_name(referral.aid_form, lang),
-            "opened_at": referral.opened_at, "last_occurred_at": referral.last_occurred_at,
-            "closed_at": referral.closed_at, "person": dict(referral.person),
+            "opened_at": referral.opened_at,
+            "last_occurred_at": referral.last_occurred_at,
+            "closed_at": referral.closed_at,
+            "person": dict(referral.person),
             "kind": fmt.enum_name(referral.person.get("proceedings_kind"), lang) or "—",
         }
     return renderer(request).page(
-        request, "case.html", session, case_id=case_id, province=scope.province,
-        province_name=(reference.provinces[scope.province].name_vi
-                       if scope.province in reference.provinces else scope.province),
-        view=view, events=events, total_events=len(history), step=step,
-        replay_at=replay_at, when=when, now=now, clock=clock_used,
-        at_value=fmt.local_input(replay_at or now), limits=limits,
-        integrity=(case_integrity(container, case_id, known, as_of=replay_at)
-                   if replay_at is not None and clock_used == "recorded"
-                   else case_integrity(container, case_id, history)),
-        steps=[{"v": e.originator_version, "title": fmt.event_title(e.WIRE_TYPE, lang),
-                "recorded_at": e.timestamp} for e in history],
+        request,
+        "case.html",
+        session,
+        case_id=case_id,
+        province=scope.province,
+        province_name=(
+            reference.provinces[scope.province].name_vi
+            if scope.province in reference.provinces
+            else scope.province
+        ),
+        view=view,
+        events=events,
+        total_events=len(history),
+        step=step,
+        replay_at=replay_at,
+        when=when,
+        now=now,
+        clock=clock_used,
+        at_value=fmt.local_input(replay_at or now),
+        limits=limits,
+        integrity=(
+            case_integrity(container, case_id, known, as_of=replay_at)
+            if replay_at is not None and clock_used == "recorded"
+            else case_integrity(container, case_id, history)
+        ),
+        steps=[
+            {
+                "v": e.originator_version,
+                "title": fmt.event_title(e.WIRE_TYPE, lang),
+                "recorded_at": e.timestamp,
+            }
+            for e in history
+        ],
     )
 
 
@@ -219,9 +290,11 @@ def _held(referral: Any, event_id: str, lang: str) -> dict[str, Any] | None:
     entry = referral.standing(event_id) if referral is not None else None
     if entry is None:
         return None
-    return {"reason": entry.get("reason"),
-            "awaiting": [fmt.event_title(t, lang) for t in entry.get("awaiting") or ()],
-            "message": entry.get("message_en" if lang == "en" else "message")}
+    return {
+        "reason": entry.get("reason"),
+        "awaiting": [fmt.event_title(t, lang) for t in entry.get("awaiting") or ()],
+        "message": entry.get("message_en" if lang == "en" else "message"),
+    }
 
 
 def _basis(wire_type: str) -> str:

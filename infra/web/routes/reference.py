@@ -28,5 +28,6 @@ def reference_page(
     in_force = {r.label for r in refs.current(today)}
     names = [ref] if ref and ref in refs.refs() else refs.refs()
     documents = [(name, list(reversed(refs.history(name)))) for name in names]
-    return renderer(request).page(request, "reference.html", session, documents=documents,
-                                  in_force=in_force, today=today)
+    return renderer(request).page(
+        request, "reference.html", session, documents=documents, in_force=in_force, today=today
+    )

@@ -48,17 +48,40 @@ from services.access import Principal
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 Text = Annotated[str | None, Query()]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-KEY_EVENTS = ("NOTIFICATION_ISSUED", "AID_REQUESTED", "REQUEST_TRANSFERRED",
-              "APPOINTMENT_REQUESTED", "REQUEST_ACCEPTED", "REQUEST_REFUSED", "AID_ASSIGNED",
-              "COUNSEL_REGISTERED", "CASE_CLOSED")
+KEY_EVENTS = (
+    "NOTIFICATION_ISSUED",
+    "AID_REQUESTED",
+    "REQUEST_TRANSFERRED",
+    "APPOINTMENT_REQUESTED",
+    "REQUEST_ACCEPTED",
+    "REQUEST_REFUSED",
+    "AID_ASSIGNED",
+    "COUNSEL_REGISTERED",
+    "CASE_CLOSED",
+)
 STATUSES = ("met", "missed", "running", "cancelled")
 # The report's tables on the English page (the downloads stay the council's Vietnamese)
-REPORT_AGENCY_HEADER_EN = ("Agency code", "Agency", "Type of agency", "Level",
-                           *(fmt.event_title(t, "en") for t in EVENT_COLUMNS),
-                           "Total events")
-REPORT_COMPLIANCE_HEADER_EN = ("Limit code", "Time limit", "Responsible agency code",
-                               "Responsible agency", "On time", "Late", "Still running",
-                               "No longer due", "Total", "On-time rate (%)", "Legal basis")
+REPORT_AGENCY_HEADER_EN = (
+    "Agency code",
+    "Agency",
+    "Type of agency",
+    "Level",
+    *(fmt.event_title(t, "en") for t in EVENT_COLUMNS),
+    "Total events",
+)
+REPORT_COMPLIANCE_HEADER_EN = (
+    "Limit code",
+    "Time limit",
+    "Responsible agency code",
+    "Responsible agency",
+    "On time",
+    "Late",
+    "Still running",
+    "No longer due",
+    "Total",
+    "On-time rate (%)",
+    "Legal basis",
+)
 CONTACTS_CHART_NAME_VI = "giải thích, thông báo quyền (C2)"
 CONTACTS_CHART_NAME_EN = "rights explained and notified (C2)"
 # drill-down cells of the contacts table (rule C2): the missed ones split, and all eligible
@@ -155,31 +178,52 @@ def dashboard(
     start, end = _period(date_from, date_to, today)
     report = build_report(container, chosen, start, end, now=now)
     top = max((a.total for a in report.agencies), default=0)
-    totals = [{"agency": a, "total": a.total, "width": _bar(a.total, top)}
-              for a in report.agencies if a.total]
+    totals = [
+        {"agency": a, "total": a.total, "width": _bar(a.total, top)}
+        for a in report.agencies
+        if a.total
+    ]
     compliance = []
     for row in report.compliance:
         decided = row.total or 1
-        compliance.append({"row": row, "widths": {s: _bar(getattr(row, s), decided)
-                                                  for s in STATUSES}})
+        compliance.append(
+            {"row": row, "widths": {s: _bar(getattr(row, s), decided) for s in STATUSES}}
+        )
     lang = lang_of(request)
-    headings = {t: (fmt.event_title(t, "en") if lang == "en" else EVENT_HEADINGS_VI[t])
-                for t in KEY_EVENTS}
+    headings = {
+        t: (fmt.event_title(t, "en") if lang == "en" else EVENT_HEADINGS_VI[t]) for t in KEY_EVENTS
+    }
     contact_rule = next((r for r in container.rules if CONTACT_TYPE in r.trigger_types), None)
     return renderer(request).page(
-        request, "dashboard.html", session, province=chosen,
-        provinces=sorted(principal.provinces), start=start, end=end, report=report,
-        key_events=KEY_EVENTS, headings=headings, totals=totals, compliance=compliance,
-        overdue=report.overdue[:200], overdue_total=len(report.overdue),
+        request,
+        "dashboard.html",
+        session,
+        province=chosen,
+        provinces=sorted(principal.provinces),
+        start=start,
+        end=end,
+        report=report,
+        key_events=KEY_EVENTS,
+        headings=headings,
+        totals=totals,
+        compliance=compliance,
+        overdue=report.overdue[:200],
+        overdue_total=len(report.overdue),
         judged=report.judged_at.astimezone(VIETNAM_TZ).isoformat(timespec="seconds"),
-        presets=[("preset_year", date(today.year, 1, 1), today),
-                 ("preset_jan_oct", *period_dates(today.year, "jan-oct")),
-                 ("preset_full_year", *period_dates(today.year, "full-year"))],
-        rules={r.rule_id: r for r in container.rules}, hours_text=fmt.hours_text,
+        presets=[
+            ("preset_year", date(today.year, 1, 1), today),
+            ("preset_jan_oct", *period_dates(today.year, "jan-oct")),
+            ("preset_full_year", *period_dates(today.year, "full-year")),
+        ],
+        rules={r.rule_id: r for r in container.rules},
+        hours_text=fmt.hours_text,
         projections_status=container.projections.status(),
         quarantine=_quarantine_in_scope(container, principal),
-        contacts=report.contacts, contact_rule=contact_rule, contact_cells=CONTACT_CELLS,
-        contact_headings=CONTACT_HEADINGS_VI, timeliness=report.timeliness or [],
+        contacts=report.contacts,
+        contact_rule=contact_rule,
+        contact_cells=CONTACT_CELLS,
+        contact_headings=CONTACT_HEADINGS_VI,
+        timeliness=report.timeliness or [],
         late_hours=f"{report.late_entry_hours:g}",
         delay_text=lambda hours: fmt.delay_text(hours, lang),
         held_by_agency=_held_by_agency(container, principal, chosen),
@@ -194,8 +238,9 @@ def _held_by_agency(container: Any, principal: Principal, province: str) -> list
     for row in held_in_scope(container, principal):
         if row.get("province") != province:
             continue
-        entry = counts.setdefault(row["agency_id"], {
-            "agency_id": row["agency_id"], "held": 0, "anomalies": 0})
+        entry = counts.setdefault(
+            row["agency_id"], {"agency_id": row["agency_id"], "held": 0, "anomalies": 0}
+        )
         entry["held"] += 1
         entry["anomalies"] += int(bool(row["anomaly"]))
     return sorted(counts.values(), key=lambda e: (-e["anomalies"], -e["held"], e["agency_id"]))
@@ -227,8 +272,13 @@ def held_page(
         rows = [r for r in rows if r["anomaly"]]
     lang = lang_of(request)
     return renderer(request).page(
-        request, "held.html", session, rows=rows, agency_id=agency_id or "",
-        only_anomalies=only_anomalies, after=f"{held_anomaly_after(container):g}",
+        request,
+        "held.html",
+        session,
+        rows=rows,
+        agency_id=agency_id or "",
+        only_anomalies=only_anomalies,
+        after=f"{held_anomaly_after(container):g}",
         anomalies=sum(1 for r in rows if r["anomaly"]),
         agencies=scope_agencies(container, principal.provinces),
         awaiting=lambda types: ", ".join(fmt.event_title(t, lang) for t in types) or "—",
@@ -271,8 +321,13 @@ def drill_down(
     start, end = _period(date_from, date_to, fmt.today_vn(now))
     reference = container.reference
     lang = lang_of(request)
-    context: dict[str, Any] = {"province": chosen, "start": start, "end": end,
-                               "agency_id": agency_id, "judged": judged or ""}
+    context: dict[str, Any] = {
+        "province": chosen,
+        "start": start,
+        "end": end,
+        "agency_id": agency_id,
+        "judged": judged or "",
+    }
     if rule_id:
         if status not in (*STATUSES, *MISSED_KINDS, "eligible"):
             raise WebError(404, "not_found")
@@ -284,14 +339,25 @@ def drill_down(
         compliance = container.projections.compliance
         for row in rows:
             details[row["case_id"]] = [
-                v for v in compliance.verdicts(row["case_id"], now=now)
-                if v["rule_id"] == rule_id and _verdict_in_cell(v, status)
+                v
+                for v in compliance.verdicts(row["case_id"], now=now)
+                if v["rule_id"] == rule_id
+                and _verdict_in_cell(v, status)
                 and v["responsible_agency_id"] == responsible
-                and start <= v["trigger_day"] <= end]
+                and start <= v["trigger_day"] <= end
+            ]
         rule = next((r for r in container.rules if r.rule_id == rule_id), None)
-        context.update(kind="limits", rule=rule, rule_id=rule_id, status=status,
-                       count=_cell_count(group, status), rows=rows, hidden=hidden,
-                       details=details, responsible=responsible)
+        context.update(
+            kind="limits",
+            rule=rule,
+            rule_id=rule_id,
+            status=status,
+            count=_cell_count(group, status),
+            rows=rows,
+            hidden=hidden,
+            details=details,
+            responsible=responsible,
+        )
     else:
         agency = reference.agencies.get(agency_id or "")
         if agency is None:
@@ -299,26 +365,37 @@ def drill_down(
         if agency.province not in principal.provinces:
             raise WebError(403, "forbidden")
         types = (event_type,) if event_type else None
-        events, histories = agency_events(container, agency.agency_id, start, end,
-                                          principal.provinces, types)
+        events, histories = agency_events(
+            container, agency.agency_id, start, end, principal.provinces, types
+        )
         late_hours = float(container.settings.late_entry_hours)
         if late == "1":  # the timeliness table's "entered late" cell
             events = [(c, e) for c, e in events if entered_late(e, late_hours)]
         rows, hidden = case_rows(container, [c for c, _ in events], principal.provinces)
-        context.update(kind="events", agency=agency, event_type=event_type or "",
-                       events=events, rows={r["case_id"]: r for r in rows},
-                       cases=len({c for c, _ in events}), hidden=hidden,
-                       late_only=late == "1", late_hours=f"{late_hours:g}")
-    return renderer(request).page(request, "drilldown.html", session,
-                                  status_name=lambda s: status_name(s, lang), **context)
+        context.update(
+            kind="events",
+            agency=agency,
+            event_type=event_type or "",
+            events=events,
+            rows={r["case_id"]: r for r in rows},
+            cases=len({c for c, _ in events}),
+            hidden=hidden,
+            late_only=late == "1",
+            late_hours=f"{late_hours:g}",
+        )
+    return renderer(request).page(
+        request, "drilldown.html", session, status_name=lambda s: status_name(s, lang), **context
+    )
 
 
 # -------------------------------------------------------------------------------- reports
-def _report_period(year: str | None, period: str | None, date_from: str | None,
-                   date_to: str | None, today: date) -> tuple[int, str, date, date]:
+def _report_period(
+    year: str | None, period: str | None, date_from: str | None, date_to: str | None, today: date
+) -> tuple[int, str, date, date]:
     default_year, default_period = latest_statutory_period(today)
-    chosen_year = int(year) if year and year.isdigit() and 2018 <= int(year) <= 2100 \
-        else default_year
+    chosen_year = (
+        int(year) if year and year.isdigit() and 2018 <= int(year) <= 2100 else default_year
+    )
     chosen = period if period in (*PERIODS, "custom") else default_period
     if chosen == "custom":
         start, end = _period(date_from, date_to, today)
@@ -344,28 +421,50 @@ def report_page(
     chosen = _province(principal, province)
     now = _now(container)
     today = fmt.today_vn(now)
-    chosen_year, chosen_period, start, end = _report_period(year, period, date_from, date_to,
-                                                            today)
+    chosen_year, chosen_period, start, end = _report_period(year, period, date_from, date_to, today)
     report = build_report(container, chosen, start, end, now=now)
     query = {"province": chosen, "from": start.isoformat(), "to": end.isoformat()}
     english = lang_of(request) == "en"
     rows = agency_rows(report)
     if english:  # the agency type and level columns; names stay Vietnamese (legal terms)
-        rows = [(r[0], r[1], fmt.KIND_NAMES_EN.get(a.kind, r[2]),
-                 fmt.LEVEL_NAMES_EN.get(a.level, r[3]), *r[4:])
-                for r, a in zip(rows, report.agencies, strict=True)]
+        rows = [
+            (
+                r[0],
+                r[1],
+                fmt.KIND_NAMES_EN.get(a.kind, r[2]),
+                fmt.LEVEL_NAMES_EN.get(a.level, r[3]),
+                *r[4:],
+            )
+            for r, a in zip(rows, report.agencies, strict=True)
+        ]
     kind_names = fmt.KIND_NAMES_EN if english else KIND_NAMES_VI
     return renderer(request).page(
-        request, "report.html", session, report=report, province=chosen,
-        provinces=sorted(principal.provinces), year=chosen_year, period=chosen_period,
-        years=list(range(today.year, today.year - 5, -1)), start=start, end=end,
-        agency_header=REPORT_AGENCY_HEADER_EN if english else AGENCY_HEADER, agency_rows=rows,
+        request,
+        "report.html",
+        session,
+        report=report,
+        province=chosen,
+        provinces=sorted(principal.provinces),
+        year=chosen_year,
+        period=chosen_period,
+        years=list(range(today.year, today.year - 5, -1)),
+        start=start,
+        end=end,
+        agency_header=REPORT_AGENCY_HEADER_EN if english else AGENCY_HEADER,
+        agency_rows=rows,
         compliance_header=REPORT_COMPLIANCE_HEADER_EN if english else COMPLIANCE_HEADER,
         compliance_rows=compliance_rows(report),
-        kinds=[(k, (CONTACTS_CHART_NAME_EN if english else CONTACTS_CHART_NAME_VI)
-                if k == CONTACTS_CHART else kind_names.get(k, k))
-               for k in chart_kinds(report)],
-        tables=report_tables(report), download_query=query,
+        kinds=[
+            (
+                k,
+                (CONTACTS_CHART_NAME_EN if english else CONTACTS_CHART_NAME_VI)
+                if k == CONTACTS_CHART
+                else kind_names.get(k, k),
+            )
+            for k in chart_kinds(report)
+        ],
+        tables=report_tables(report),
+        download_query=query,
     )
 
 
@@ -388,19 +487,32 @@ def report_download(
     name = report.slug()
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
     if format == "xlsx":
-        return Response(report_xlsx_bytes(report), media_type=XLSX, headers={
-            **headers, "Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+        return Response(
+            report_xlsx_bytes(report),
+            media_type=XLSX,
+            headers={**headers, "Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+        )
     if format == "csv" and table in report_tables(report):
-        return Response(report_csv_bytes(report, table), media_type="text/csv; charset=utf-8",
-                        headers={**headers, "Content-Disposition":
-                                 f'attachment; filename="{name}-{table}.csv"'})
+        return Response(
+            report_csv_bytes(report, table),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                **headers,
+                "Content-Disposition": f'attachment; filename="{name}-{table}.csv"',
+            },
+        )
     if format in ("png", "chart"):
         kinds = chart_kinds(report)
         chosen_kind = kind if kind in kinds else (kinds[0] if kinds else "police")
         disposition = "attachment" if format == "png" else "inline"
-        return Response(report_chart_png(report, chosen_kind), media_type="image/png",
-                        headers={**headers, "Content-Disposition":
-                                 f'{disposition}; filename="{name}-{chosen_kind}.png"'})
+        return Response(
+            report_chart_png(report, chosen_kind),
+            media_type="image/png",
+            headers={
+                **headers,
+                "Content-Disposition": f'{disposition}; filename="{name}-{chosen_kind}.png"',
+            },
+        )
     raise WebError(404, "not_found")
 
 
@@ -428,7 +540,13 @@ def inspection_page(
             raise WebError(403, "forbidden")
         pack = build_pack(container, agency, start, end, now, principal.provinces)
     return renderer(request).page(
-        request, "inspection.html", session, pack=pack, agency_id=agency_id or "",
-        agencies=scope_agencies(container, principal.provinces), start=start, end=end,
+        request,
+        "inspection.html",
+        session,
+        pack=pack,
+        agency_id=agency_id or "",
+        agencies=scope_agencies(container, principal.provinces),
+        start=start,
+        end=end,
         delay_text=lambda hours: fmt.delay_text(hours, lang_of(request)),
     )

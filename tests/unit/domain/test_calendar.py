@@ -139,9 +139,18 @@ def test_fixed_holidays_are_days_off_when_the_year_is_in_the_file(year):
 
 @pytest.mark.parametrize(
     "new_year_day",
-    [date(2018, 2, 16), date(2019, 2, 5), date(2020, 1, 25), date(2021, 2, 12),
-     date(2022, 2, 1), date(2023, 1, 22), date(2024, 2, 10), date(2025, 1, 29),
-     date(2026, 2, 17), date(2027, 2, 6)],
+    [
+        date(2018, 2, 16),
+        date(2019, 2, 5),
+        date(2020, 1, 25),
+        date(2021, 2, 12),
+        date(2022, 2, 1),
+        date(2023, 1, 22),
+        date(2024, 2, 10),
+        date(2025, 1, 29),
+        date(2026, 2, 17),
+        date(2027, 2, 6),
+    ],
 )
 def test_tet_eve_and_first_three_days_are_off_when_listed(new_year_day):
     for offset in (-1, 0, 1, 2):
@@ -173,10 +182,14 @@ def _record_with(year_entry: dict) -> dict:
     [
         ({"holidays": ["2024-13-01"], "verified": False}, "2024.*'holidays'"),
         ({"holidays": ["2025-01-01"], "verified": False}, "not in year 2024"),
-        ({"holidays": [], "extra_working_days": ["2024-05-06"], "verified": False},
-         "'extra_working_days'.*weekday"),
-        ({"holidays": ["2024-05-04"], "extra_working_days": ["2024-05-04"], "verified": False},
-         "also listed as a holiday"),
+        (
+            {"holidays": [], "extra_working_days": ["2024-05-06"], "verified": False},
+            "'extra_working_days'.*weekday",
+        ),
+        (
+            {"holidays": ["2024-05-04"], "extra_working_days": ["2024-05-04"], "verified": False},
+            "also listed as a holiday",
+        ),
         ({"holidays": [], "verified": "no"}, "'verified'"),
         ({"holidays": [], "verified": False, "colour": "red"}, "unknown field"),
         ({"verified": False}, "'holidays' is required"),
@@ -189,10 +202,15 @@ def test_calendar_record_is_rejected_naming_year_and_field_when_malformed(entry,
 
 # --- properties -------------------------------------------------------------------------------
 
-ZONES = st.sampled_from([
-    UTC, VIETNAM_TZ, timezone(timedelta(hours=-5)), timezone(timedelta(hours=14)),
-    timezone(timedelta(hours=5, minutes=30)),
-])
+ZONES = st.sampled_from(
+    [
+        UTC,
+        VIETNAM_TZ,
+        timezone(timedelta(hours=-5)),
+        timezone(timedelta(hours=14)),
+        timezone(timedelta(hours=5, minutes=30)),
+    ]
+)
 STARTS = st.datetimes(
     min_value=datetime(2018, 1, 1), max_value=datetime(2027, 10, 31), timezones=ZONES
 )

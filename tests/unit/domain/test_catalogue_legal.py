@@ -27,9 +27,11 @@ def test_jc_29_2025_is_cited_as_in_force_and_its_interpreter_request_is_an_event
 
 def test_only_proceedings_agencies_may_notify_appoint_or_register_with_the_article_cited():
     assert PROCEEDINGS_AGENCY_KINDS == ("police", "procuracy", "court")
-    for wire_type, article in (("APPOINTMENT_REQUESTED", "BLTTHS Điều 76"),
-                               ("COUNSEL_REGISTERED", "BLTTHS Điều 78 khoản 4"),
-                               ("REQUEST_TRANSFERRED", "Luật TGPL Điều 31 khoản 3")):
+    for wire_type, article in (
+        ("APPOINTMENT_REQUESTED", "BLTTHS Điều 76"),
+        ("COUNSEL_REGISTERED", "BLTTHS Điều 78 khoản 4"),
+        ("REQUEST_TRANSFERRED", "Luật TGPL Điều 31 khoản 3"),
+    ):
         spec = EVENT_TYPES[wire_type]
         assert spec.actor_kinds == PROCEEDINGS_AGENCY_KINDS
         assert spec.actor_basis == article and article in spec.legal_basis

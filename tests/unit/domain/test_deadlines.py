@@ -55,8 +55,14 @@ class Case:
         self.role, self.kind, self.holder = role, kind, holder
         self.centre: str | None = None
 
-    def add(self, type_: str, at: datetime, agency: str | None = None,
-            data: dict[str, Any] | None = None, role: str | None = None) -> CaseFact:
+    def add(
+        self,
+        type_: str,
+        at: datetime,
+        agency: str | None = None,
+        data: dict[str, Any] | None = None,
+        role: str | None = None,
+    ) -> CaseFact:
         data = dict(data or {})
         if type_ in ("REQUEST_TRANSFERRED", "APPOINTMENT_REQUESTED"):
             self.centre = data.setdefault("centre_id", CENTRE)
@@ -64,15 +70,29 @@ class Case:
             self.holder = data["to_agency_id"]
         if role is not None:
             self.role = role
-        default_agency = CENTRE if type_ in (
-            "REQUEST_ACCEPTED", "AID_ASSIGNED", "REQUEST_REFUSED", "PROVIDER_CHANGED",
-            "AID_DISCONTINUED",
-        ) else self.holder
+        default_agency = (
+            CENTRE
+            if type_
+            in (
+                "REQUEST_ACCEPTED",
+                "AID_ASSIGNED",
+                "REQUEST_REFUSED",
+                "PROVIDER_CHANGED",
+                "AID_DISCONTINUED",
+            )
+            else self.holder
+        )
         fact = CaseFact(
-            version=len(self.facts) + 1, type=type_, occurred_at=at,
-            agency_id=agency or default_agency, holder_agency_id=self.holder,
-            centre_id=self.centre, procedural_role=self.role, stage="INVESTIGATION",
-            proceedings_kind=self.kind, data=data,
+            version=len(self.facts) + 1,
+            type=type_,
+            occurred_at=at,
+            agency_id=agency or default_agency,
+            holder_agency_id=self.holder,
+            centre_id=self.centre,
+            procedural_role=self.role,
+            stage="INVESTIGATION",
+            proceedings_kind=self.kind,
+            data=data,
         )
         self.facts.append(fact)
         return fact
@@ -269,8 +289,9 @@ def test_centre_is_responsible_when_no_provider_is_assigned_in_time():
 def test_assignment_is_cancelled_when_the_centre_refuses_in_time():
     case = Case(role="WITNESS")
     case.add("REQUEST_TRANSFERRED", vn(2024, 3, 5, 10))
-    case.add("REQUEST_REFUSED", vn(2024, 3, 6, 10), data={"reason": "NOT_ELIGIBLE",
-                                                         "written": True})
+    case.add(
+        "REQUEST_REFUSED", vn(2024, 3, 6, 10), data={"reason": "NOT_ELIGIBLE", "written": True}
+    )
     assert only(case.judge(vn(2024, 3, 20), "C3"), "C3").status == "cancelled"
 
 
@@ -335,8 +356,11 @@ def test_running_limit_becomes_immediate_when_an_immediate_acceptance_arrives():
 
 def test_criminal_registration_is_met_when_within_24_hours_of_complete_documents():
     case = Case(role="SUSPECT")
-    case.add("COUNSEL_REGISTERED", vn(2024, 3, 6, 8),
-             data={"documents_complete_at": "2024-03-05T09:00:00+07:00"})
+    case.add(
+        "COUNSEL_REGISTERED",
+        vn(2024, 3, 6, 8),
+        data={"documents_complete_at": "2024-03-05T09:00:00+07:00"},
+    )
     v = only(case.judge(vn(2024, 3, 20)), "C4_CRIMINAL")
     assert (v.status, v.trigger_version, v.target_version) == ("met", 1, 1)
     assert (v.trigger_at, v.deadline) == (vn(2024, 3, 5, 9), vn(2024, 3, 6, 9))
@@ -345,8 +369,11 @@ def test_criminal_registration_is_met_when_within_24_hours_of_complete_documents
 
 def test_criminal_registration_is_missed_not_outstanding_when_after_24_hours():
     case = Case(role="SUSPECT")
-    case.add("COUNSEL_REGISTERED", vn(2024, 3, 6, 10),
-             data={"documents_complete_at": "2024-03-05T02:00:00Z"})  # 09:00 in Vietnam
+    case.add(
+        "COUNSEL_REGISTERED",
+        vn(2024, 3, 6, 10),
+        data={"documents_complete_at": "2024-03-05T02:00:00Z"},
+    )  # 09:00 in Vietnam
     v = only(case.judge(vn(2024, 3, 20)), "C4_CRIMINAL")
     assert (v.status, v.outstanding, v.deadline) == ("missed", False, vn(2024, 3, 6, 9))
 
@@ -357,8 +384,11 @@ def test_civil_registration_counts_working_days_when_the_limit_spans_a_weekend()
     # registration on Wed 13/3 was rated missed by the old calendar-day clock (24:00 Mon 11).
     for kind in ("civil", "administrative"):
         case = Case(role="LITIGANT", kind=kind, holder="court-c")
-        case.add("COUNSEL_REGISTERED", vn(2024, 3, 13, 16),
-                 data={"documents_complete_at": vn(2024, 3, 8, 15)})  # Friday
+        case.add(
+            "COUNSEL_REGISTERED",
+            vn(2024, 3, 13, 16),
+            data={"documents_complete_at": vn(2024, 3, 8, 15)},
+        )  # Friday
         verdicts = case.judge(vn(2024, 3, 20))
         v = only(verdicts, "C4_CIVIL_ADMIN")
         assert (v.status, v.deadline) == ("met", vn(2024, 3, 14))
@@ -368,8 +398,9 @@ def test_civil_registration_counts_working_days_when_the_limit_spans_a_weekend()
 def test_provider_change_counts_working_days_when_requested_before_a_holiday():
     case = Case(role="SUSPECT")
     case.add("REQUEST_TRANSFERRED", vn(2024, 4, 20, 9))
-    case.add("PROVIDER_CHANGED", vn(2024, 5, 4, 17),
-             data={"requested_at": "2024-04-26T15:00:00+07:00"})
+    case.add(
+        "PROVIDER_CHANGED", vn(2024, 5, 4, 17), data={"requested_at": "2024-04-26T15:00:00+07:00"}
+    )
     v = only(case.judge(vn(2024, 5, 20), "C7"), "C7")
     assert (v.status, v.deadline, v.responsible_agency_id) == ("met", vn(2024, 5, 5), CENTRE)
 
@@ -414,8 +445,18 @@ def test_naive_evaluation_instant_is_rejected_when_judging():
 
 def test_case_fact_is_rejected_when_occurred_at_has_no_offset():
     with pytest.raises(ValueError, match="occurred_at"):
-        CaseFact(1, "AID_REQUESTED", datetime(2024, 3, 5), POLICE_A, POLICE_A, None,
-                 "ARRESTED", None, "criminal", {})
+        CaseFact(
+            1,
+            "AID_REQUESTED",
+            datetime(2024, 3, 5),
+            POLICE_A,
+            POLICE_A,
+            None,
+            "ARRESTED",
+            None,
+            "criminal",
+            {},
+        )
 
 
 def test_compute_deadline_follows_the_rule_clock_when_called_directly():
@@ -470,10 +511,14 @@ def test_rules_file_parses_with_the_expected_rules_when_loaded():
     assert RULES_DOC["version"] == "2026-12-01.2"
     limits = {r.rule_id: (r.limit, r.clock) for r in RULES}
     assert limits == {
-        "C1_12H": (12, "hours"), "C1_24H": (24, "hours"), "C2": (24, "hours"),
+        "C1_12H": (12, "hours"),
+        "C1_24H": (24, "hours"),
+        "C2": (24, "hours"),
         "C3": (3, "working_days"),
-        "C3_IMMEDIATE": (24, "hours"), "C4_CRIMINAL": (24, "hours"),
-        "C4_CIVIL_ADMIN": (3, "working_days"), "C7": (3, "working_days"),
+        "C3_IMMEDIATE": (24, "hours"),
+        "C4_CRIMINAL": (24, "hours"),
+        "C4_CIVIL_ADMIN": (3, "working_days"),
+        "C7": (3, "working_days"),
     }
     unverified = {r.rule_id for r in RULES if not r.verified}
     assert {"C1_12H", "C1_24H", "C2", "C3_IMMEDIATE"} <= unverified
@@ -574,8 +619,9 @@ def test_times_in_other_zones_give_the_same_verdict_when_judged():
 # --- issue 20: LAL Art. 31(3) notices are immediate; clocks start at the Centre's receipt ------
 
 
-@pytest.mark.parametrize("role", ["ARRESTED", "TEMPORARILY_DETAINED", "SUSPECT", "DEFENDANT",
-                                  "VICTIM"])
+@pytest.mark.parametrize(
+    "role", ["ARRESTED", "TEMPORARILY_DETAINED", "SUSPECT", "DEFENDANT", "VICTIM"]
+)
 def test_criminal_notice_for_art_31_3_roles_is_judged_immediate_when_no_flag_is_set(role):
     # LAL 2017 Art. 31(3) + Art. 30: thụ lý ngay; JC 10/2018 Art. 3(4): cử ngay. The
     # assignment two days after the notice was rated "met" by C3 (3 working days) before.
@@ -586,8 +632,15 @@ def test_criminal_notice_for_art_31_3_roles_is_judged_immediate_when_no_flag_is_
     assert [(v.rule_id, v.status) for v in verdicts] == [("C3_IMMEDIATE", "missed")]
 
 
-@pytest.mark.parametrize(("role", "kind"), [("WITNESS", "criminal"), ("EMERGENCY_HELD", "criminal"),
-                                            ("LITIGANT", "civil"), ("VICTIM", "civil")])
+@pytest.mark.parametrize(
+    ("role", "kind"),
+    [
+        ("WITNESS", "criminal"),
+        ("EMERGENCY_HELD", "criminal"),
+        ("LITIGANT", "civil"),
+        ("VICTIM", "civil"),
+    ],
+)
 def test_other_notices_keep_the_3_working_day_limit_when_not_under_art_31_3(role, kind):
     case = Case(role=role, kind=kind)
     case.add("REQUEST_TRANSFERRED", vn(2026, 3, 10, 9))
@@ -604,8 +657,11 @@ def test_arrested_persons_assignment_two_days_after_receipt_misses_the_immediate
     case = Case(role="ARRESTED")
     case.add("AID_REQUESTED", vn(2026, 3, 10, 1))
     case.add("REQUEST_TRANSFERRED", vn(2026, 3, 10, 6))
-    case.add("REQUEST_ACCEPTED", vn(2026, 3, 10, 9),
-             data={"notice_received_at": "2026-03-10T08:00:00+07:00"})
+    case.add(
+        "REQUEST_ACCEPTED",
+        vn(2026, 3, 10, 9),
+        data={"notice_received_at": "2026-03-10T08:00:00+07:00"},
+    )
     case.add("AID_ASSIGNED", vn(2026, 3, 12, 8))
     verdicts = case.judge(vn(2026, 3, 20), "C3", "C3_IMMEDIATE")
     assert [v.rule_id for v in verdicts] == ["C3_IMMEDIATE"]
@@ -620,8 +676,11 @@ def test_three_working_days_count_from_the_centres_receipt_when_it_is_recorded()
     # from the sending, 24:00 Wed 11/3; from the receipt, 24:00 Thu 12/3.
     case = Case(role="WITNESS")
     case.add("REQUEST_TRANSFERRED", vn(2026, 3, 6, 23))
-    case.add("REQUEST_ACCEPTED", vn(2026, 3, 9, 8),
-             data={"notice_received_at": "2026-03-09T07:30:00+07:00"})
+    case.add(
+        "REQUEST_ACCEPTED",
+        vn(2026, 3, 9, 8),
+        data={"notice_received_at": "2026-03-09T07:30:00+07:00"},
+    )
     case.add("AID_ASSIGNED", vn(2026, 3, 12, 15))
     v = only(case.judge(vn(2026, 3, 20), "C3"), "C3")
     assert (v.trigger_at, v.deadline, v.status) == (vn(2026, 3, 9, 7, 30), vn(2026, 3, 13), "met")
@@ -639,9 +698,15 @@ def test_clock_falls_back_to_the_notice_when_no_receipt_is_recorded():
 def test_refusal_carries_the_receipt_when_the_centre_refuses():
     case = Case(role="WITNESS")
     case.add("REQUEST_TRANSFERRED", vn(2026, 3, 6, 23))
-    case.add("REQUEST_REFUSED", vn(2026, 3, 12, 10), data={
-        "reason": "NOT_ELIGIBLE", "written": True,
-        "notice_received_at": "2026-03-09T07:30:00+07:00"})
+    case.add(
+        "REQUEST_REFUSED",
+        vn(2026, 3, 12, 10),
+        data={
+            "reason": "NOT_ELIGIBLE",
+            "written": True,
+            "notice_received_at": "2026-03-09T07:30:00+07:00",
+        },
+    )
     v = only(case.judge(vn(2026, 3, 20), "C3"), "C3")
     assert (v.deadline, v.status) == (vn(2026, 3, 13), "cancelled")
 
@@ -654,12 +719,10 @@ def test_forwarded_request_starts_the_agencys_limit_and_charges_it_when_passed_o
     case.add("AID_REQUESTED", vn(2026, 3, 10, 8))
     case.add("REQUEST_FORWARDED", vn(2026, 3, 10, 18), data={"to_agency_id": POLICE_A})
     waiting = case.judge(vn(2026, 3, 10, 17), "C1_12H")[0]  # before the forwarding
-    assert (waiting.deadline, waiting.responsible_agency_id) == (vn(2026, 3, 10, 20),
-                                                                 "detention-d")
+    assert (waiting.deadline, waiting.responsible_agency_id) == (vn(2026, 3, 10, 20), "detention-d")
     late = case.judge(vn(2026, 3, 11, 7), "C1_12H")[0]
     assert (late.trigger_at, late.deadline) == (vn(2026, 3, 10, 18), vn(2026, 3, 11, 6))
-    assert (late.status, late.outstanding, late.responsible_agency_id) == (
-        "missed", True, POLICE_A)
+    assert (late.status, late.outstanding, late.responsible_agency_id) == ("missed", True, POLICE_A)
     case.add("REQUEST_TRANSFERRED", vn(2026, 3, 11, 5))
     assert only(case.judge(vn(2026, 3, 12), "C1_12H"), "C1_12H").status == "met"
 
@@ -669,13 +732,19 @@ def test_start_from_and_immediate_grounds_are_validated_naming_the_field_when_pa
     bad = [
         ({"start_from": {"types": ["NO_SUCH"], "field": None}}, "start_from.types"),
         ({"start_from": {"types": ["AID_ASSIGNED"], "field": None}}, "start_from.types"),
-        ({"start_from": {"types": ["REQUEST_ACCEPTED"], "field": "Bad Field"}},
-         "start_from.field"),
-        ({"immediate_grounds": [{**base["immediate_grounds"][0],
-                                 "procedural_role_in": ["ARESTED"]}]},
-         "immediate_grounds[0].procedural_role_in"),
-        ({"immediate_grounds": [{"trigger_types": ["REQUEST_TRANSFERRED"]}]},
-         "immediate_grounds[0]"),
+        ({"start_from": {"types": ["REQUEST_ACCEPTED"], "field": "Bad Field"}}, "start_from.field"),
+        (
+            {
+                "immediate_grounds": [
+                    {**base["immediate_grounds"][0], "procedural_role_in": ["ARESTED"]}
+                ]
+            },
+            "immediate_grounds[0].procedural_role_in",
+        ),
+        (
+            {"immediate_grounds": [{"trigger_types": ["REQUEST_TRANSFERRED"]}]},
+            "immediate_grounds[0]",
+        ),
     ]
     for change, field_name in bad:
         with pytest.raises(ValueError) as err:
@@ -710,12 +779,19 @@ def test_the_2026_12_01_data_corrections_move_exactly_these_verdicts_when_re_jud
 
     cases: dict[str, Case] = {}
     civil = cases["civil-weekend"] = Case(role="LITIGANT", kind="civil", holder="court-c")
-    civil.add("COUNSEL_REGISTERED", vn(2026, 3, 10, 16),
-              data={"documents_complete_at": vn(2026, 3, 6, 15)})  # Fri -> Tue
-    civil_ok = cases["civil-same-week"] = Case(role="LITIGANT", kind="administrative",
-                                               holder="court-c")
-    civil_ok.add("COUNSEL_REGISTERED", vn(2026, 3, 11, 16),
-                  data={"documents_complete_at": vn(2026, 3, 9, 15)})  # Mon -> Wed
+    civil.add(
+        "COUNSEL_REGISTERED",
+        vn(2026, 3, 10, 16),
+        data={"documents_complete_at": vn(2026, 3, 6, 15)},
+    )  # Fri -> Tue
+    civil_ok = cases["civil-same-week"] = Case(
+        role="LITIGANT", kind="administrative", holder="court-c"
+    )
+    civil_ok.add(
+        "COUNSEL_REGISTERED",
+        vn(2026, 3, 11, 16),
+        data={"documents_complete_at": vn(2026, 3, 9, 15)},
+    )  # Mon -> Wed
     august = cases["c3-across-22-8"] = Case(role="WITNESS")
     august.add("REQUEST_TRANSFERRED", vn(2026, 8, 21, 20, 41))
     august.add("AID_ASSIGNED", vn(2026, 8, 26, 20, 1))
@@ -725,15 +801,19 @@ def test_the_2026_12_01_data_corrections_move_exactly_these_verdicts_when_re_jud
 
     def judge(tables: tuple) -> dict[tuple[str, str], tuple]:
         rules, cal = tables
-        return {(name, v.rule_id): (v.status, v.deadline)
-                for name, case in cases.items()
-                for v in evaluate_time_limits(case.facts, rules, cal, vn(2026, 9, 30))}
+        return {
+            (name, v.rule_id): (v.status, v.deadline)
+            for name, case in cases.items()
+            for v in evaluate_time_limits(case.facts, rules, cal, vn(2026, 9, 30))
+        }
 
     before, after = judge(old), judge(new)
     assert before.keys() == after.keys()
     moved = {key: (before[key], after[key]) for key in before if before[key] != after[key]}
     assert moved == {
-        ("civil-weekend", "C4_CIVIL_ADMIN"): (("missed", vn(2026, 3, 10)),
-                                              ("met", vn(2026, 3, 12))),
+        ("civil-weekend", "C4_CIVIL_ADMIN"): (
+            ("missed", vn(2026, 3, 10)),
+            ("met", vn(2026, 3, 12)),
+        ),
         ("c3-across-22-8", "C3"): (("met", vn(2026, 8, 27)), ("missed", vn(2026, 8, 26))),
     }

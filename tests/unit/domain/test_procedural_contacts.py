@@ -75,8 +75,11 @@ def test_contact_is_refused_when_posted_by_a_legal_aid_centre(referrals):
 
 def test_detention_facility_may_open_a_case_with_a_contact_from_its_intake_logbook(referrals):
     case = CaseScript(holder=DETENTION)
-    referrals.record_event(case.contact(role="TEMPORARILY_DETAINED", category="UNDETERMINED",
-                                        register_ref="STG/2026/117"))
+    referrals.record_event(
+        case.contact(
+            role="TEMPORARILY_DETAINED", category="UNDETERMINED", register_ref="STG/2026/117"
+        )
+    )
     assert referrals.get_case(case.case_id).person["eligible_category"] == "UNDETERMINED"
 
 
@@ -101,15 +104,18 @@ def test_undetermined_category_is_settled_by_the_next_event_carrying_one(referra
     case = CaseScript()
     referrals.record_event(case.contact(category="UNDETERMINED"))
     referrals.record_event(case.notification(category="ETHNIC_MINORITY_HARDSHIP_AREA"))
-    assert referrals.get_case(case.case_id).person["eligible_category"] == \
-        "ETHNIC_MINORITY_HARDSHIP_AREA"
+    assert (
+        referrals.get_case(case.case_id).person["eligible_category"]
+        == "ETHNIC_MINORITY_HARDSHIP_AREA"
+    )
 
 
 def test_not_eligible_determination_needs_a_reason_from_the_list(referrals):
     case = CaseScript()
     referrals.record_event(case.contact(category="UNDETERMINED"))
-    wire = case.event("NOT_ELIGIBLE_DETERMINED",
-                      data={"reason": "RICH", "article": "Luật TGPL 2017 Điều 7"})
+    wire = case.event(
+        "NOT_ELIGIBLE_DETERMINED", data={"reason": "RICH", "article": "Luật TGPL 2017 Điều 7"}
+    )
     with pytest.raises(InvalidEventError) as error:
         referrals.record_event(wire)
     assert (error.value.code, error.value.field) == ("VALUE_NOT_IN_REFERENCE", "data.reason")
@@ -118,9 +124,14 @@ def test_not_eligible_determination_needs_a_reason_from_the_list(referrals):
 def test_not_eligible_determination_is_refused_when_it_carries_a_category(referrals):
     case = CaseScript()
     referrals.record_event(case.contact(category="UNDETERMINED"))
-    wire = case.event("NOT_ELIGIBLE_DETERMINED", data={
-        "reason": "NO_CATEGORY", "article": "Luật TGPL 2017 Điều 7",
-        "eligible_category": "POOR_HOUSEHOLD"})
+    wire = case.event(
+        "NOT_ELIGIBLE_DETERMINED",
+        data={
+            "reason": "NO_CATEGORY",
+            "article": "Luật TGPL 2017 Điều 7",
+            "eligible_category": "POOR_HOUSEHOLD",
+        },
+    )
     with pytest.raises(InvalidEventError) as error:
         referrals.record_event(wire)
     assert (error.value.code, error.value.field) == ("FIELD_INVALID", "data.eligible_category")
@@ -153,8 +164,9 @@ def test_contact_never_followed_by_a_notification_is_missed_after_the_limit(refe
 def test_notification_within_the_limit_meets_c2(referrals):
     case = CaseScript()
     referrals.record_event(case.contact())
-    referrals.record_event(case.event("NOTIFICATION_ISSUED", after=timedelta(hours=2),
-                                      data={"form": "MAU_01"}))
+    referrals.record_event(
+        case.event("NOTIFICATION_ISSUED", after=timedelta(hours=2), data={"form": "MAU_01"})
+    )
     [verdict] = c2(referrals, case)
     assert (verdict.status, verdict.target_version) == ("met", 2)
 
@@ -162,8 +174,9 @@ def test_notification_within_the_limit_meets_c2(referrals):
 def test_late_notification_is_late_not_outstanding(referrals):
     case = CaseScript()
     referrals.record_event(case.contact())
-    referrals.record_event(case.event("NOTIFICATION_ISSUED", after=timedelta(hours=30),
-                                      data={"form": "MAU_01"}))
+    referrals.record_event(
+        case.event("NOTIFICATION_ISSUED", after=timedelta(hours=30), data={"form": "MAU_01"})
+    )
     [verdict] = c2(referrals, case)
     assert (verdict.status, verdict.outstanding, verdict.target_version) == ("missed", False, 2)
 
@@ -206,8 +219,9 @@ def test_witness_contact_does_not_take_the_notification_owed_for_the_arrest(refe
     case = CaseScript()
     referrals.record_event(case.contact(role="WITNESS", category="POOR_HOUSEHOLD"))
     referrals.record_event(case.contact(role="ARRESTED", category=None, after=timedelta(days=1)))
-    referrals.record_event(case.event("NOTIFICATION_ISSUED", after=timedelta(hours=1),
-                                      data={"form": "MAU_01"}))
+    referrals.record_event(
+        case.event("NOTIFICATION_ISSUED", after=timedelta(hours=1), data={"form": "MAU_01"})
+    )
     verdicts = c2(referrals, case)
     assert [(v.trigger_version, v.status) for v in verdicts] == [(2, "met")]
 
@@ -219,7 +233,9 @@ def test_each_qualifying_contact_needs_its_own_notification(referrals):
     referrals.record_event(case.contact(role="SUSPECT", category=None, after=timedelta(days=3)))
     verdicts = c2(referrals, case)
     assert [(v.trigger_version, v.status, v.outstanding) for v in verdicts] == [
-        (1, "met", False), (3, "missed", True)]
+        (1, "met", False),
+        (3, "missed", True),
+    ]
 
 
 # --- the rules table -----------------------------------------------------------------------
@@ -233,13 +249,22 @@ def test_c2_lives_in_the_table_with_its_articles_roles_and_unverified_number():
     assert "TTLT 10/2018 Điều 7" in C2_RECORD["legal_basis"]
     assert "BLTTHS 2015 Điều 71" in C2_RECORD["legal_basis"]
     assert set(C2_RECORD["conditions"]["procedural_role_in"]) == {
-        "ARRESTED", "TEMPORARILY_DETAINED", "SUSPECT", "DEFENDANT", "VICTIM", "LITIGANT"}
+        "ARRESTED",
+        "TEMPORARILY_DETAINED",
+        "SUSPECT",
+        "DEFENDANT",
+        "VICTIM",
+        "LITIGANT",
+    }
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("conditions", {"eligible_category_known": "yes"}, "conditions.eligible_category_known"),
-    ("cancels_any_time", "yes", "cancels_any_time"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("conditions", {"eligible_category_known": "yes"}, "conditions.eligible_category_known"),
+        ("cancels_any_time", "yes", "cancels_any_time"),
+    ],
+)
 def test_rule_is_refused_naming_the_field_when_a_c2_key_is_malformed(field, value, message):
     bad = copy.deepcopy(C2_RECORD)
     bad[field] = value

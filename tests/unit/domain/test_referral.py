@@ -40,8 +40,13 @@ def test_full_lifecycle_is_recorded_in_order_when_every_step_is_lawful(referrals
     assert state.centre_id == CENTRE
     assert state.provider_id == "tgv-001"
     assert [e.WIRE_TYPE for e in referrals.case_history(case.case_id)] == [
-        "NOTIFICATION_ISSUED", "AID_REQUESTED", "REQUEST_TRANSFERRED", "REQUEST_ACCEPTED",
-        "AID_ASSIGNED", "COUNSEL_REGISTERED", "CASE_CLOSED",
+        "NOTIFICATION_ISSUED",
+        "AID_REQUESTED",
+        "REQUEST_TRANSFERRED",
+        "REQUEST_ACCEPTED",
+        "AID_ASSIGNED",
+        "COUNSEL_REGISTERED",
+        "CASE_CLOSED",
     ]
 
 
@@ -51,8 +56,12 @@ def test_first_event_is_held_when_it_is_not_an_opening_event(referrals):
     opening, request, transfer = case.notification(), case.request(), case.transfer()
     held = referrals.record_event(transfer)
     assert held.held and held.awaiting["reason"] == "FIRST_EVENT_NOT_OPENING"
-    assert held.awaiting["awaiting"] == ["NOTIFICATION_ISSUED", "AID_REQUESTED",
-                                         "APPOINTMENT_REQUESTED", "PROCEDURAL_CONTACT"]
+    assert held.awaiting["awaiting"] == [
+        "NOTIFICATION_ISSUED",
+        "AID_REQUESTED",
+        "APPOINTMENT_REQUESTED",
+        "PROCEDURAL_CONTACT",
+    ]
     assert "sự kiện đầu tiên" in held.awaiting["message"]
     assert referrals.get_case(case.case_id).status is None
     assert not referrals.record_event(opening).held
@@ -102,11 +111,13 @@ def test_agency_event_is_refused_when_the_agency_does_not_hold_the_case(referral
 def test_new_holder_may_act_when_the_case_was_transferred_to_it(referrals):
     case = CaseScript()
     referrals.record_event(case.notification())
-    referrals.record_event(case.event("CASE_TRANSFERRED",
-                                      data={"to_agency_id": PROCURACY, "to_stage": "INDICTMENT"}))
+    referrals.record_event(
+        case.event("CASE_TRANSFERRED", data={"to_agency_id": PROCURACY, "to_stage": "INDICTMENT"})
+    )
     referrals.record_event(case.event("AID_REQUESTED", agency=PROCURACY))
-    held = referrals.record_event(case.event("REQUEST_TRANSFERRED", agency=POLICE,
-                                             data={"centre_id": CENTRE}))
+    held = referrals.record_event(
+        case.event("REQUEST_TRANSFERRED", agency=POLICE, data={"centre_id": CENTRE})
+    )
     assert held.awaiting["reason"] == "AGENCY_NOT_HOLDER"  # ADR 0008: held, not in effect
     state = referrals.get_case(case.case_id)
     assert state.holder_agency_id == PROCURACY
@@ -122,8 +133,9 @@ def test_only_quality_assessment_is_accepted_when_the_case_is_closed(referrals):
     assert error.value.code == "CASE_CLOSED"
     referrals.record_event(case.event("QUALITY_ASSESSED", agency=DOJ, data={"result": "GOOD"}))
     with pytest.raises(RuleViolationError) as again:
-        referrals.record_event(case.event("QUALITY_ASSESSED", agency=DOJ,
-                                          data={"result": "ACHIEVED"}))
+        referrals.record_event(
+            case.event("QUALITY_ASSESSED", agency=DOJ, data={"result": "ACHIEVED"})
+        )
     assert again.value.code == "QUALITY_ALREADY_ASSESSED"
 
 
@@ -132,8 +144,9 @@ def test_quality_assessment_is_refused_when_posted_by_a_procedural_agency(referr
     for wire in case.full_history():
         referrals.record_event(wire)
     with pytest.raises(RuleViolationError) as error:
-        referrals.record_event(case.event("QUALITY_ASSESSED", agency=COURT,
-                                          data={"result": "GOOD"}))
+        referrals.record_event(
+            case.event("QUALITY_ASSESSED", agency=COURT, data={"result": "GOOD"})
+        )
     assert codes_of(error) == ("AGENCY_WRONG_KIND", "agency_id")
 
 
@@ -161,8 +174,9 @@ def test_late_event_is_refused_when_it_would_make_a_later_fact_lawless_for_good(
     for wire in history[:6]:
         referrals.record_event(wire)
     closing = dict(history[6], occurred_at=history[4]["occurred_at"], event_id="early-close")
-    closing["occurred_at"] = (datetime.fromisoformat(history[4]["occurred_at"])
-                              + timedelta(minutes=1)).isoformat()
+    closing["occurred_at"] = (
+        datetime.fromisoformat(history[4]["occurred_at"]) + timedelta(minutes=1)
+    ).isoformat()
     with pytest.raises(RuleViolationError) as error:
         referrals.record_event(closing)
     assert codes_of(error) == ("OCCURRED_ORDER_CONFLICT", "occurred_at")
@@ -186,8 +200,9 @@ def test_timestamp_is_refused_when_it_has_no_offset(referrals):
 
 def test_category_is_refused_when_it_was_repealed_before_the_event_date(referrals):
     case = CaseScript(start=datetime(2026, 1, 5, 9, tzinfo=VIETNAM_TZ))
-    wire = case.notification(role="VICTIM", category="VICTIM_16_18", financial_hardship=True,
-                             age_band="16_TO_UNDER_18")
+    wire = case.notification(
+        role="VICTIM", category="VICTIM_16_18", financial_hardship=True, age_band="16_TO_UNDER_18"
+    )
     with pytest.raises(InvalidEventError) as error:
         referrals.record_event(wire)
     assert codes_of(error) == ("CATEGORY_NOT_VALID_ON_DATE", "data.eligible_category")
@@ -196,25 +211,36 @@ def test_category_is_refused_when_it_was_repealed_before_the_event_date(referral
 
 def test_category_is_accepted_when_it_was_in_force_on_the_event_date(referrals):
     case = CaseScript(start=datetime(2025, 12, 30, 9, tzinfo=VIETNAM_TZ))
-    referrals.record_event(case.notification(
-        role="VICTIM", category="VICTIM_16_18", financial_hardship=True,
-        age_band="16_TO_UNDER_18"))
+    referrals.record_event(
+        case.notification(
+            role="VICTIM",
+            category="VICTIM_16_18",
+            financial_hardship=True,
+            age_band="16_TO_UNDER_18",
+        )
+    )
     assert referrals.get_case(case.case_id).person["eligible_category"] == "VICTIM_16_18"
 
 
 def test_new_juvenile_category_is_refused_when_the_event_is_before_2026(referrals):
     case = CaseScript(start=datetime(2025, 12, 31, 23, 30, tzinfo=VIETNAM_TZ))
     with pytest.raises(InvalidEventError) as error:
-        referrals.record_event(case.notification(
-            role="WITNESS", category="MINOR_16_18_IN_PROCEEDINGS", age_band="16_TO_UNDER_18"))
+        referrals.record_event(
+            case.notification(
+                role="WITNESS", category="MINOR_16_18_IN_PROCEEDINGS", age_band="16_TO_UNDER_18"
+            )
+        )
     assert error.value.code == "CATEGORY_NOT_VALID_ON_DATE"
 
 
 def test_validity_is_judged_in_vietnam_time_when_the_instant_is_given_in_utc(referrals):
     # 2025-12-31T17:30Z is already 2026-01-01 00:30 in Vietnam: the new category applies.
     case = CaseScript(start=datetime.fromisoformat("2025-12-31T17:30:00+00:00"))
-    referrals.record_event(case.notification(
-        role="WITNESS", category="MINOR_16_18_IN_PROCEEDINGS", age_band="16_TO_UNDER_18"))
+    referrals.record_event(
+        case.notification(
+            role="WITNESS", category="MINOR_16_18_IN_PROCEEDINGS", age_band="16_TO_UNDER_18"
+        )
+    )
 
 
 def test_hardship_category_is_refused_when_financial_hardship_is_not_declared(referrals):
@@ -225,8 +251,9 @@ def test_hardship_category_is_refused_when_financial_hardship_is_not_declared(re
 
 def test_category_is_refused_when_the_procedural_role_does_not_fit(referrals):
     with pytest.raises(InvalidEventError) as error:
-        referrals.record_event(CaseScript().notification(role="VICTIM",
-                                                         category="ACCUSED_NEAR_POOR"))
+        referrals.record_event(
+            CaseScript().notification(role="VICTIM", category="ACCUSED_NEAR_POOR")
+        )
     assert error.value.code == "CATEGORY_ROLE_MISMATCH"
 
 
@@ -261,8 +288,12 @@ def test_district_court_is_refused_when_the_event_is_after_it_closed(referrals):
     case = CaseScript(start=datetime(2025, 7, 2, 9, tzinfo=VIETNAM_TZ))
     referrals.record_event(case.notification())
     with pytest.raises(InvalidEventError) as error:
-        referrals.record_event(case.event(
-            "CASE_TRANSFERRED", data={"to_agency_id": "lsn-court-district-1", "to_stage": "TRIAL"}))
+        referrals.record_event(
+            case.event(
+                "CASE_TRANSFERRED",
+                data={"to_agency_id": "lsn-court-district-1", "to_stage": "TRIAL"},
+            )
+        )
     assert codes_of(error) == ("AGENCY_INACTIVE", "data.to_agency_id")
 
 
@@ -282,8 +313,12 @@ def test_retry_is_recognised_when_the_json_differs_only_in_layout(referrals):
     referrals.record_event(wire)
     reordered = {k: wire[k] for k in reversed(list(wire))}
     reordered["data"] = {k: wire["data"][k] for k in reversed(list(wire["data"]))}
-    reordered["occurred_at"] = datetime.fromisoformat(wire["occurred_at"]).astimezone(
-        VIETNAM_TZ).astimezone(datetime.now().astimezone().tzinfo).isoformat()
+    reordered["occurred_at"] = (
+        datetime.fromisoformat(wire["occurred_at"])
+        .astimezone(VIETNAM_TZ)
+        .astimezone(datetime.now().astimezone().tzinfo)
+        .isoformat()
+    )
     assert referrals.record_event(reordered).duplicate is True
 
 
@@ -313,8 +348,7 @@ def test_batch_judges_each_item_on_its_own(referrals):
     note, request, transfer = case.notification(), case.request(), case.transfer()
     bad = dict(transfer, event_id="x-1", data={"centre_id": "nowhere"})
     results = referrals.record_batch([note, bad, request, request, transfer, "not json"])
-    kinds = [type(r).__name__ + (":dup" if getattr(r, "duplicate", False) else "")
-             for r in results]
+    kinds = [type(r).__name__ + (":dup" if getattr(r, "duplicate", False) else "") for r in results]
     assert kinds == ["Recorded", "Rejected", "Recorded", "Recorded:dup", "Recorded", "Rejected"]
     assert results[1].error.code == "AGENCY_UNKNOWN"
     assert referrals.get_case(case.case_id).version == 3
@@ -344,14 +378,21 @@ def _data_for(wire_type: str, case: CaseScript, pick: int) -> dict:
         "CASE_TRANSFERRED": {"to_agency_id": [PROCURACY, COURT, POLICE][pick % 3]},
         "REQUEST_ACCEPTED": {},
         "REQUEST_REFUSED": {"reason": "NOT_ELIGIBLE", "written": True},
-        "AID_ASSIGNED": {"provider_id": f"p{pick}", "provider_type": "LEGAL_AID_OFFICER",
-                         "aid_form": "DEFENCE"},
+        "AID_ASSIGNED": {
+            "provider_id": f"p{pick}",
+            "provider_type": "LEGAL_AID_OFFICER",
+            "aid_form": "DEFENCE",
+        },
         "COUNSEL_REGISTERED": {"documents_complete_at": case.at.isoformat()},
         "AID_DECLINED": {"three_party_record": True},
         "REQUEST_FORWARDED": {"to_agency_id": [PROCURACY, COURT, POLICE][pick % 3]},
         "INTERPRETER_REQUESTED": {"language": ["km", "hmn", "en"][pick % 3]},
-        "PROVIDER_CHANGED": {"provider_id": f"q{pick}", "provider_type": "CONTRACTED_LAWYER",
-                             "requested_at": case.at.isoformat(), "grounds": "PERSON_REQUEST"},
+        "PROVIDER_CHANGED": {
+            "provider_id": f"q{pick}",
+            "provider_type": "CONTRACTED_LAWYER",
+            "requested_at": case.at.isoformat(),
+            "grounds": "PERSON_REQUEST",
+        },
         "AID_DISCONTINUED": {"grounds": "PERSON_WITHDREW"},
         "CASE_CLOSED": {"close_reason": "OTHER"},
         "QUALITY_ASSESSED": {"result": "GOOD"},
@@ -359,18 +400,25 @@ def _data_for(wire_type: str, case: CaseScript, pick: int) -> dict:
     return data.get(wire_type, {})
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from(WIRE_TYPES), st.sampled_from(AGENCIES),
-                          st.integers(0, 5)), min_size=1, max_size=25))
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(WIRE_TYPES), st.sampled_from(AGENCIES), st.integers(0, 5)),
+        min_size=1,
+        max_size=25,
+    )
+)
 def test_any_sequence_keeps_the_lifecycle_invariants(referrals, steps):
     case = CaseScript()
     referrals.record_event(case.notification())
     accepted = ["NOTIFICATION_ISSUED"]
     for wire_type, agency, pick in steps:
         case.at += timedelta(minutes=30)
-        wire = case.event(wire_type, agency=agency, after=timedelta(0),
-                          data=_data_for(wire_type, case, pick))
+        wire = case.event(
+            wire_type, agency=agency, after=timedelta(0), data=_data_for(wire_type, case, pick)
+        )
         before = referrals.get_case(case.case_id).version
         try:
             referrals.record_event(wire)
@@ -382,7 +430,7 @@ def test_any_sequence_keeps_the_lifecycle_invariants(referrals, steps):
     # the invariants hold for the facts in effect, in occurred order
     history = [e.WIRE_TYPE for e in effective_history(referrals.case_history(case.case_id))]
     if "CASE_CLOSED" in history:
-        assert set(history[history.index("CASE_CLOSED") + 1:]) <= {"QUALITY_ASSESSED"}
+        assert set(history[history.index("CASE_CLOSED") + 1 :]) <= {"QUALITY_ASSESSED"}
     assert history.count("QUALITY_ASSESSED") <= 1
     for i, wire_type in enumerate(history):
         if wire_type in ("AID_ASSIGNED", "REQUEST_ACCEPTED", "REQUEST_REFUSED"):
@@ -413,8 +461,13 @@ def test_non_holder_learns_nothing_of_the_case_state_when_it_posts(referrals):
     case = CaseScript()
     referrals.record_event(case.notification())
     # out of order AND from a non-holder: held (ADR 0008), the answer naming no one
-    held = referrals.record_event(case.event("COUNSEL_REGISTERED", agency=PROCURACY,
-                                             data={"documents_complete_at": case.at.isoformat()}))
+    held = referrals.record_event(
+        case.event(
+            "COUNSEL_REGISTERED",
+            agency=PROCURACY,
+            data={"documents_complete_at": case.at.isoformat()},
+        )
+    )
     assert held.awaiting["reason"] == "AGENCY_NOT_HOLDER"
     assert POLICE not in str(held.awaiting)
 
@@ -424,8 +477,9 @@ def test_quality_assessment_is_refused_when_the_assessor_is_of_another_province(
     for wire in case.full_history():
         referrals.record_event(wire)
     with pytest.raises(RuleViolationError) as error:
-        referrals.record_event(case.event("QUALITY_ASSESSED", agency="vlg-doj",
-                                          data={"result": "GOOD"}))
+        referrals.record_event(
+            case.event("QUALITY_ASSESSED", agency="vlg-doj", data={"result": "GOOD"})
+        )
     assert codes_of(error) == ("AGENCY_OTHER_PROVINCE", "agency_id")
 
 
@@ -450,10 +504,17 @@ def _detention_case(referrals) -> CaseScript:
 def test_detention_facility_is_refused_when_it_requests_an_appointment(referrals):
     # CPC 2015 Art. 76: only a proceedings agency asks the Centre to appoint counsel.
     case = CaseScript(holder=DETENTION)
-    wire = case.event("APPOINTMENT_REQUESTED", data={
-        "person_id": case.person_id, "proceedings_kind": "criminal",
-        "procedural_role": "SUSPECT", "stage": "INVESTIGATION", "centre_id": CENTRE,
-        "ground": "UNDER_18"})
+    wire = case.event(
+        "APPOINTMENT_REQUESTED",
+        data={
+            "person_id": case.person_id,
+            "proceedings_kind": "criminal",
+            "procedural_role": "SUSPECT",
+            "stage": "INVESTIGATION",
+            "centre_id": CENTRE,
+            "ground": "UNDER_18",
+        },
+    )
     with pytest.raises(RuleViolationError) as error:
         referrals.record_event(wire)  # as the opening event
     assert codes_of(error) == ("AGENCY_KIND_NOT_PERMITTED", "agency_id")
@@ -461,8 +522,11 @@ def test_detention_facility_is_refused_when_it_requests_an_appointment(referrals
     assert "cơ sở giam giữ" in error.value.message_vi.lower()
     detained = _detention_case(referrals)
     with pytest.raises(RuleViolationError) as error:
-        referrals.record_event(detained.event("APPOINTMENT_REQUESTED", data={
-            "centre_id": CENTRE, "ground": "UNDER_18"}))
+        referrals.record_event(
+            detained.event(
+                "APPOINTMENT_REQUESTED", data={"centre_id": CENTRE, "ground": "UNDER_18"}
+            )
+        )
     assert codes_of(error) == ("AGENCY_KIND_NOT_PERMITTED", "agency_id")
 
 
@@ -472,8 +536,9 @@ def test_detention_facility_is_refused_when_it_registers_counsel(referrals):
     referrals.record_event(case.event("REQUEST_FORWARDED", data={"to_agency_id": POLICE}))
     for wire in (case.transfer(agency=POLICE), case.accept(), case.assign()):
         referrals.record_event(wire)
-    referrals.record_event(case.event("CASE_TRANSFERRED", agency=POLICE,
-                                      data={"to_agency_id": DETENTION}))
+    referrals.record_event(
+        case.event("CASE_TRANSFERRED", agency=POLICE, data={"to_agency_id": DETENTION})
+    )
     with pytest.raises(RuleViolationError) as error:
         referrals.record_event(case.register(agency=DETENTION))
     assert codes_of(error) == ("AGENCY_KIND_NOT_PERMITTED", "agency_id")
@@ -490,10 +555,14 @@ def test_detention_facility_passes_the_request_on_and_the_agency_notifies_the_ce
     assert codes_of(error) == ("AGENCY_KIND_NOT_PERMITTED", "agency_id")
     assert "Luật TGPL Điều 31 khoản 3" in error.value.message_vi
     forwarded = referrals.record_event(
-        case.event("REQUEST_FORWARDED", data={"to_agency_id": POLICE}))
+        case.event("REQUEST_FORWARDED", data={"to_agency_id": POLICE})
+    )
     state = referrals.get_case(case.case_id)
     assert (forwarded.version, state.holder_agency_id, state.status) == (
-        3, POLICE, Status.REQUESTED)
+        3,
+        POLICE,
+        Status.REQUESTED,
+    )
     with pytest.raises(RuleViolationError) as error:  # no longer the holder
         referrals.record_event(case.transfer(agency=DETENTION))
     assert error.value.code in ("AGENCY_KIND_NOT_PERMITTED", "AGENCY_NOT_HOLDER")
@@ -501,8 +570,10 @@ def test_detention_facility_passes_the_request_on_and_the_agency_notifies_the_ce
     now = referrals.case_history(case.case_id)[-1].timestamp
     c1 = [v for v in referrals.time_limits(case.case_id, now) if v.rule_id == "C1_12H"]
     assert [(v.status, v.responsible_agency_id) for v in c1] == [("met", POLICE)]
-    assert c1[0].trigger_at.isoformat() == referrals.case_history(case.case_id)[2].occurred_at \
-        .isoformat()  # the clock starts when the agency received the request
+    assert (
+        c1[0].trigger_at.isoformat()
+        == referrals.case_history(case.case_id)[2].occurred_at.isoformat()
+    )  # the clock starts when the agency received the request
 
 
 def test_forwarding_is_refused_when_recorded_by_a_proceedings_agency_or_to_a_centre(referrals):
@@ -514,8 +585,7 @@ def test_forwarding_is_refused_when_recorded_by_a_proceedings_agency_or_to_a_cen
     assert codes_of(error) == ("AGENCY_KIND_NOT_PERMITTED", "agency_id")
     detained = _detention_case(referrals)
     with pytest.raises(InvalidEventError) as error:
-        referrals.record_event(detained.event("REQUEST_FORWARDED",
-                                              data={"to_agency_id": CENTRE}))
+        referrals.record_event(detained.event("REQUEST_FORWARDED", data={"to_agency_id": CENTRE}))
     assert codes_of(error) == ("AGENCY_WRONG_KIND", "data.to_agency_id")
 
 
@@ -526,20 +596,32 @@ def test_centre_records_the_receipt_of_the_notice_on_its_acceptance(referrals):
     sent = case.at
     too_early = (sent - timedelta(minutes=1)).isoformat()
     with pytest.raises(InvalidEventError) as error:
-        referrals.record_event(case.event("REQUEST_ACCEPTED", agency=CENTRE,
-                                          data={"notice_received_at": too_early}))
+        referrals.record_event(
+            case.event("REQUEST_ACCEPTED", agency=CENTRE, data={"notice_received_at": too_early})
+        )
     assert codes_of(error) == ("FIELD_INVALID", "data.notice_received_at")
     case.count -= 1
     later = (case.at + timedelta(hours=2)).isoformat()
     with pytest.raises(InvalidEventError) as error:
-        referrals.record_event(case.event("REQUEST_ACCEPTED", agency=CENTRE, after=timedelta(0),
-                                          data={"notice_received_at": later}))
+        referrals.record_event(
+            case.event(
+                "REQUEST_ACCEPTED",
+                agency=CENTRE,
+                after=timedelta(0),
+                data={"notice_received_at": later},
+            )
+        )
     assert codes_of(error) == ("FIELD_INVALID", "data.notice_received_at")
     case.count -= 1
     received = (sent + timedelta(minutes=20)).isoformat()
-    recorded = referrals.record_event(case.event(
-        "REQUEST_ACCEPTED", agency=CENTRE, after=timedelta(0),
-        data={"notice_received_at": received}))
+    recorded = referrals.record_event(
+        case.event(
+            "REQUEST_ACCEPTED",
+            agency=CENTRE,
+            after=timedelta(0),
+            data={"notice_received_at": received},
+        )
+    )
     assert recorded.version == 4
     history = referrals.case_history(case.case_id)
     assert history[-1].data["notice_received_at"] == received
@@ -554,12 +636,14 @@ def test_centre_asks_the_agency_for_an_interpreter_when_the_case_is_at_the_centr
     assert error.value.code in ("AGENCY_NOT_ADDRESSED_CENTRE", "AGENCY_KIND_NOT_PERMITTED")
     case.count -= 1
     with pytest.raises(InvalidEventError) as error:
-        referrals.record_event(case.event("INTERPRETER_REQUESTED", agency=CENTRE,
-                                          data={"language": "Khmer"}))
+        referrals.record_event(
+            case.event("INTERPRETER_REQUESTED", agency=CENTRE, data={"language": "Khmer"})
+        )
     assert codes_of(error) == ("FIELD_INVALID", "data.language")
     case.count -= 1
-    done = referrals.record_event(case.event("INTERPRETER_REQUESTED", agency=CENTRE,
-                                             data={"language": "km"}))
+    done = referrals.record_event(
+        case.event("INTERPRETER_REQUESTED", agency=CENTRE, data={"language": "km"})
+    )
     assert done.version == 4
     assert referrals.get_case(case.case_id).status == Status.AT_CENTRE
     assert referrals.case_history(case.case_id)[-1].TOPIC == "referral.InterpreterRequested.v1"
@@ -568,8 +652,13 @@ def test_centre_asks_the_agency_for_an_interpreter_when_the_case_is_at_the_centr
 # ----------------------------------------------- issue 13 item 6: documents after assignment
 def _assigned_case(referrals):
     case = CaseScript()
-    for wire in (case.notification(), case.request(), case.transfer(), case.accept(),
-                 case.assign()):
+    for wire in (
+        case.notification(),
+        case.request(),
+        case.transfer(),
+        case.accept(),
+        case.assign(),
+    ):
         referrals.record_event(wire)
     return case
 
@@ -581,50 +670,78 @@ def test_registration_is_refused_when_its_documents_precede_the_assignment(refer
     assigned_at = case.at
     early = (assigned_at - timedelta(days=2)).isoformat()
     with pytest.raises(RuleViolationError) as error:
-        referrals.record_event(case.event("COUNSEL_REGISTERED",
-                                          data={"documents_complete_at": early}))
+        referrals.record_event(
+            case.event("COUNSEL_REGISTERED", data={"documents_complete_at": early})
+        )
     assert codes_of(error) == ("DOCUMENTS_BEFORE_ASSIGNMENT", "data.documents_complete_at")
     assert "BLTTHS Điều 78" in error.value.message_vi
     assert "documents_complete_at" in error.value.message_en
     assert assigned_at.isoformat() in error.value.message_en
     assert referrals.get_case(case.case_id).status == Status.ASSIGNED
     case.count -= 1
-    done = referrals.record_event(case.event(
-        "COUNSEL_REGISTERED", after=timedelta(0),
-        data={"documents_complete_at": assigned_at.isoformat()}))  # the same instant: lawful
+    done = referrals.record_event(
+        case.event(
+            "COUNSEL_REGISTERED",
+            after=timedelta(0),
+            data={"documents_complete_at": assigned_at.isoformat()},
+        )
+    )  # the same instant: lawful
     assert done.version == 6
 
 
 def test_re_registration_is_refused_when_its_documents_precede_the_provider_change(referrals):
     case = _assigned_case(referrals)
     referrals.record_event(case.register())
-    referrals.record_event(case.event("PROVIDER_CHANGED", agency=CENTRE, data={
-        "provider_id": "ls-002", "provider_type": "CONTRACTED_LAWYER",
-        "requested_at": case.at.isoformat(), "grounds": "PERSON_REQUEST"}))
+    referrals.record_event(
+        case.event(
+            "PROVIDER_CHANGED",
+            agency=CENTRE,
+            data={
+                "provider_id": "ls-002",
+                "provider_type": "CONTRACTED_LAWYER",
+                "requested_at": case.at.isoformat(),
+                "grounds": "PERSON_REQUEST",
+            },
+        )
+    )
     changed_at = case.at
     stale = (changed_at - timedelta(minutes=1)).isoformat()
     with pytest.raises(RuleViolationError) as error:
-        referrals.record_event(case.event("COUNSEL_REGISTERED",
-                                          data={"documents_complete_at": stale}))
+        referrals.record_event(
+            case.event("COUNSEL_REGISTERED", data={"documents_complete_at": stale})
+        )
     assert codes_of(error) == ("DOCUMENTS_BEFORE_ASSIGNMENT", "data.documents_complete_at")
     case.count -= 1
-    assert referrals.record_event(case.event(
-        "COUNSEL_REGISTERED", after=timedelta(0),
-        data={"documents_complete_at": (changed_at + timedelta(minutes=5)).isoformat()})
-    ).version == 8
+    assert (
+        referrals.record_event(
+            case.event(
+                "COUNSEL_REGISTERED",
+                after=timedelta(0),
+                data={"documents_complete_at": (changed_at + timedelta(minutes=5)).isoformat()},
+            )
+        ).version
+        == 8
+    )
 
 
 # ------------------------------------- issue 13 item 7: the ledger's rules, re-applied later
-def _forge(referrals, case_id: str, wire_type: str, agency: str, occurred_at, data,
-           n: int = 1) -> None:
+def _forge(
+    referrals, case_id: str, wire_type: str, agency: str, occurred_at, data, n: int = 1
+) -> None:
     """Appends an event past the rules, as an insider with write access to the store would."""
     from domain.referral import EVENT_CLASSES
 
     referral = referrals.get_case(case_id)
-    referral.trigger_event(EVENT_CLASSES[wire_type], case_id=case_id,
-                           event_id=f"{case_id}-forged-{n}", agency_id=agency,
-                           occurred_at=occurred_at, data=data, content_digest="0" * 64,
-                           identity_ciphertext=None)
+    referral.trigger_event(
+        EVENT_CLASSES[wire_type],
+        case_id=case_id,
+        event_id=f"{case_id}-forged-{n}",
+        agency_id=agency,
+        occurred_at=occurred_at,
+        data=data,
+        content_digest="0" * 64,
+        identity_ciphertext=None,
+    )
     referrals.save(referral)
 
 
@@ -634,19 +751,26 @@ def test_replaying_the_rules_names_a_registration_appended_after_closure(referra
     case = CaseScript()
     for wire in case.full_history():
         referrals.record_event(wire)
-    lawful, refusals = judge_history(case.case_id, referrals.case_history(case.case_id),
-                                     reference)
+    lawful, refusals = judge_history(case.case_id, referrals.case_history(case.case_id), reference)
     assert refusals == [] and lawful.status == Status.CLOSED
     later = case.at + timedelta(hours=1)
-    _forge(referrals, case.case_id, "COUNSEL_REGISTERED", POLICE, later,
-           {"documents_complete_at": later.isoformat()})
+    _forge(
+        referrals,
+        case.case_id,
+        "COUNSEL_REGISTERED",
+        POLICE,
+        later,
+        {"documents_complete_at": later.isoformat()},
+    )
     forged = referrals.get_case(case.case_id)  # the store took it; the derivation holds it
-    assert forged.status == Status.CLOSED and forged.held[f"{case.case_id}-forged-1"][
-        "reason"] == "CASE_CLOSED"
-    lawful, refusals = judge_history(case.case_id, referrals.case_history(case.case_id),
-                                     reference)
+    assert (
+        forged.status == Status.CLOSED
+        and forged.held[f"{case.case_id}-forged-1"]["reason"] == "CASE_CLOSED"
+    )
+    lawful, refusals = judge_history(case.case_id, referrals.case_history(case.case_id), reference)
     assert [(r.version, r.wire_type, r.error.code, r.in_force) for r in refusals] == [
-        (8, "COUNSEL_REGISTERED", "CASE_CLOSED", True)]
+        (8, "COUNSEL_REGISTERED", "CASE_CLOSED", True)
+    ]
     assert lawful.status == Status.CLOSED and lawful.version == 7
 
 
@@ -654,18 +778,36 @@ def test_replaying_the_rules_names_early_documents_and_an_unknown_agency(referra
     from domain.referral import judge_history
 
     case = CaseScript()
-    for wire in (case.notification(), case.request(), case.transfer(), case.accept(),
-                 case.assign()):
+    for wire in (
+        case.notification(),
+        case.request(),
+        case.transfer(),
+        case.accept(),
+        case.assign(),
+    ):
         referrals.record_event(wire)
-    _forge(referrals, case.case_id, "COUNSEL_REGISTERED", POLICE, case.at + timedelta(hours=1),
-           {"documents_complete_at": (case.at - timedelta(days=3)).isoformat()})
-    _forge(referrals, case.case_id, "INTERPRETER_REQUESTED", "no-such-centre",
-           case.at + timedelta(hours=2), {"language": "km"}, n=2)
+    _forge(
+        referrals,
+        case.case_id,
+        "COUNSEL_REGISTERED",
+        POLICE,
+        case.at + timedelta(hours=1),
+        {"documents_complete_at": (case.at - timedelta(days=3)).isoformat()},
+    )
+    _forge(
+        referrals,
+        case.case_id,
+        "INTERPRETER_REQUESTED",
+        "no-such-centre",
+        case.at + timedelta(hours=2),
+        {"language": "km"},
+        n=2,
+    )
     _, refusals = judge_history(case.case_id, referrals.case_history(case.case_id), reference)
     assert [(r.version, r.error.code, r.error.field) for r in refusals] == [
         (6, "DOCUMENTS_BEFORE_ASSIGNMENT", "data.documents_complete_at"),
-        (7, "AGENCY_UNKNOWN", "agency_id")]
-
+        (7, "AGENCY_UNKNOWN", "agency_id"),
+    ]
 
 
 # ------------------------------- issue 13: arrival order does not change what the facts say
@@ -678,21 +820,43 @@ def _valid_history(case: CaseScript, template: int, gaps: list[int]) -> list[dic
 
     out = [case.notification(), case.request(after=gap()), case.transfer(after=gap())]
     if template == 1:  # refused, asked again, accepted
-        out += [case.event("REQUEST_REFUSED", agency=CENTRE, after=gap(),
-                           data={"reason": "NOT_ELIGIBLE", "written": True}),
-                case.request(after=gap()), case.transfer(after=gap())]
+        out += [
+            case.event(
+                "REQUEST_REFUSED",
+                agency=CENTRE,
+                after=gap(),
+                data={"reason": "NOT_ELIGIBLE", "written": True},
+            ),
+            case.request(after=gap()),
+            case.transfer(after=gap()),
+        ]
     out += [case.accept(after=gap()), case.assign(after=gap())]
     if template == 2:  # moved to the procuracy, which registers
-        out += [case.event("CASE_TRANSFERRED", after=gap(),
-                           data={"to_agency_id": PROCURACY, "to_stage": "INDICTMENT"})]
+        out += [
+            case.event(
+                "CASE_TRANSFERRED",
+                after=gap(),
+                data={"to_agency_id": PROCURACY, "to_stage": "INDICTMENT"},
+            )
+        ]
         out += [case.register(agency=PROCURACY, after=gap())]
     else:
         out += [case.register(after=gap())]
     if template == 3:  # provider changed, registered again
-        out += [case.event("PROVIDER_CHANGED", agency=CENTRE, after=gap(), data={
-            "provider_id": "ls-009", "provider_type": "CONTRACTED_LAWYER",
-            "requested_at": case.at.isoformat(), "grounds": "PERSON_REQUEST"}),
-            case.register(after=gap())]
+        out += [
+            case.event(
+                "PROVIDER_CHANGED",
+                agency=CENTRE,
+                after=gap(),
+                data={
+                    "provider_id": "ls-009",
+                    "provider_type": "CONTRACTED_LAWYER",
+                    "requested_at": case.at.isoformat(),
+                    "grounds": "PERSON_REQUEST",
+                },
+            ),
+            case.register(after=gap()),
+        ]
     out += [case.close(after=gap())]
     return out
 
@@ -701,15 +865,22 @@ def _outcome(referrals, case_id: str) -> tuple:
     state = referrals.get_case(case_id).snapshot_view()
     state.pop("case_id"), state.pop("version")
     now = referrals.case_history(case_id)[-1].timestamp
-    verdicts = sorted((v.rule_id, v.trigger_at, v.deadline, v.status, v.met_at,
-                       v.responsible_agency_id) for v in referrals.time_limits(case_id, now))
+    verdicts = sorted(
+        (v.rule_id, v.trigger_at, v.deadline, v.status, v.met_at, v.responsible_agency_id)
+        for v in referrals.time_limits(case_id, now)
+    )
     return state, verdicts
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.integers(0, 3), st.lists(st.integers(31, 600), min_size=12, max_size=12),
-       st.randoms(use_true_random=False), st.booleans())
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.integers(0, 3),
+    st.lists(st.integers(31, 600), min_size=12, max_size=12),
+    st.randoms(use_true_random=False),
+    st.booleans(),
+)
 def test_every_arrival_order_ends_as_in_order_arrival_when_the_history_is_lawful(
     referrals, template, gaps, rng, as_batch
 ):

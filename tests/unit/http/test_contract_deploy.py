@@ -24,7 +24,8 @@ def client(sqlite_container: Container) -> Iterator[TestClient]:
 @pytest.fixture
 def inspector(sqlite_container: Container) -> dict[str, str]:
     secret, _ = sqlite_container.tokens.create(  # type: ignore[union-attr]
-        "inspector", "Thanh tra", provinces=["LSN"], reference=sqlite_container.reference)
+        "inspector", "Thanh tra", provinces=["LSN"], reference=sqlite_container.reference
+    )
     return {"Authorization": f"Bearer {secret}"}
 
 
@@ -46,8 +47,9 @@ def test_at_is_read_the_same_way_by_bundle_and_as_of(
 ) -> None:
     answers: list[dict[str, Any]] = []
     for route in ("as-of", "bundle"):
-        response = client.get(f"/v1/cases/LSN-2026-000001/{route}", params={"at": value},
-                              headers=inspector)
+        response = client.get(
+            f"/v1/cases/LSN-2026-000001/{route}", params={"at": value}, headers=inspector
+        )
         assert response.status_code == 422, (route, response.text)
         body = response.json()
         assert body["field"] == "at"

@@ -48,9 +48,16 @@ def test_identity_model_has_the_vault_fields() -> None:
 def test_validation_errors_name_the_wire_field_path() -> None:
     model = EVENT_MODELS["REQUEST_TRANSFERRED"]
     with pytest.raises(ValidationError) as caught:
-        model.model_validate({"event_id": "e", "case_id": "c", "type": "REQUEST_TRANSFERRED",
-                              "agency_id": "a", "occurred_at": "2026-01-01T00:00:00Z",
-                              "data": {}})
+        model.model_validate(
+            {
+                "event_id": "e",
+                "case_id": "c",
+                "type": "REQUEST_TRANSFERRED",
+                "agency_id": "a",
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "data": {},
+            }
+        )
     error = validation_error(caught.value.errors())
     assert (error.code, error.field) == ("FIELD_REQUIRED", "data.centre_id")
     assert field_path(("body", "AID_ASSIGNED", "data", "provider_id")) == "data.provider_id"

@@ -29,8 +29,9 @@ ADMIN = Principal("a", "admin", "QT")
 
 
 def _event(agency: str, data: dict | None = None, identity: bool = False) -> SimpleNamespace:
-    return SimpleNamespace(agency_id=agency, data=data or {},
-                           identity_ciphertext="x" if identity else None)
+    return SimpleNamespace(
+        agency_id=agency, data=data or {}, identity_ciphertext="x" if identity else None
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +60,22 @@ def test_agency_posts_only_as_itself() -> None:
             may_post(principal, "lsn-police-investigation")
 
 
-@pytest.mark.parametrize(("principal", "allowed"), [
-    (POLICE, True), (CENTRE, True), (COURT, True), (INSPECTOR, True), (COUNCIL, True),
-    (INSPECTOR_VLG, False), (ADMIN, False),
-    (Principal("d", "agency", "VKS", "lsn-procuracy", frozenset({"LSN"})), False),
-])
-def test_read_case_when_touched_or_in_province(scope: CaseScope, principal: Principal,
-                                               allowed: bool) -> None:
+@pytest.mark.parametrize(
+    ("principal", "allowed"),
+    [
+        (POLICE, True),
+        (CENTRE, True),
+        (COURT, True),
+        (INSPECTOR, True),
+        (COUNCIL, True),
+        (INSPECTOR_VLG, False),
+        (ADMIN, False),
+        (Principal("d", "agency", "VKS", "lsn-procuracy", frozenset({"LSN"})), False),
+    ],
+)
+def test_read_case_when_touched_or_in_province(
+    scope: CaseScope, principal: Principal, allowed: bool
+) -> None:
     if allowed:
         may_read_case(principal, scope)
     else:
@@ -73,10 +83,18 @@ def test_read_case_when_touched_or_in_province(scope: CaseScope, principal: Prin
             may_read_case(principal, scope)
 
 
-@pytest.mark.parametrize(("principal", "allowed"), [
-    (COURT, True), (CENTRE, True), (INSPECTOR, True),
-    (POLICE, False), (COUNCIL, False), (INSPECTOR_VLG, False), (ADMIN, False),
-])
+@pytest.mark.parametrize(
+    ("principal", "allowed"),
+    [
+        (COURT, True),
+        (CENTRE, True),
+        (INSPECTOR, True),
+        (POLICE, False),
+        (COUNCIL, False),
+        (INSPECTOR_VLG, False),
+        (ADMIN, False),
+    ],
+)
 def test_identity_for_the_holder_the_addressed_centre_and_province_inspectors(
     scope: CaseScope, principal: Principal, allowed: bool
 ) -> None:

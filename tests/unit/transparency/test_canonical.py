@@ -17,7 +17,9 @@ from services.transparency.canonical import (
 SAFE_INT = st.integers(-(2**53) + 1, 2**53 - 1)
 LEAF_VALUES = st.recursive(
     st.none() | st.booleans() | SAFE_INT | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -41,7 +43,17 @@ def test_output_round_trips_and_ignores_key_order_when_value_is_leaf_safe(value)
 
 @pytest.mark.parametrize(
     "value",
-    [1.0, {"amount": 0.5}, [1, [2, float("nan")]], {1: "x"}, b"bytes", {"a": {1, 2}}, 2**53, -(2**53), "\ud800"],
+    [
+        1.0,
+        {"amount": 0.5},
+        [1, [2, float("nan")]],
+        {1: "x"},
+        b"bytes",
+        {"a": {1, 2}},
+        2**53,
+        -(2**53),
+        "\ud800",
+    ],
 )
 def test_canonical_json_raises_when_value_is_not_leaf_safe(value):
     with pytest.raises(CanonicalJsonError):
@@ -51,9 +63,12 @@ def test_canonical_json_raises_when_value_is_not_leaf_safe(value):
 WIDE_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
 WIDE_VALUES = st.recursive(
     st.none() | st.booleans() | SAFE_INT | WIDE_TEXT,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(WIDE_TEXT | st.text(alphabet=st.characters(max_codepoint=127)), children,
-                      max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            WIDE_TEXT | st.text(alphabet=st.characters(max_codepoint=127)), children, max_size=4
+        )
+    ),
     max_leaves=20,
 )
 

@@ -54,13 +54,18 @@ def cosigner():
 def test_body_has_origin_size_and_base64_root_lines_when_formatted():
     body = Checkpoint(ORIGIN, 20852163, ROOT).body()
     assert body == f"{ORIGIN}\n20852163\n{base64.b64encode(ROOT).decode()}\n"
-    assert Checkpoint(ORIGIN, 0, ROOT, ("ext one", "ext two")).body().endswith("\next one\next two\n")
+    assert (
+        Checkpoint(ORIGIN, 0, ROOT, ("ext one", "ext two")).body().endswith("\next one\next two\n")
+    )
 
 
 @given(
     size=st.integers(0, 2**64),
     root=st.binary(min_size=32, max_size=32),
-    extensions=st.lists(st.text(st.characters(min_codepoint=0x20, exclude_categories=["Cs"]), min_size=1), max_size=3),
+    extensions=st.lists(
+        st.text(st.characters(min_codepoint=0x20, exclude_categories=["Cs"]), min_size=1),
+        max_size=3,
+    ),
 )
 def test_parse_returns_same_checkpoint_when_body_round_trips(size, root, extensions):
     checkpoint = Checkpoint(ORIGIN, size, root, tuple(extensions))
@@ -91,7 +96,13 @@ def test_parse_raises_malformed_checkpoint_when_body_breaks_format(body):
 
 @pytest.mark.parametrize(
     "fields",
-    [("", 1, ROOT), ("a\nb", 1, ROOT), (ORIGIN, -1, ROOT), (ORIGIN, True, ROOT), (ORIGIN, 1, ROOT[:16])],
+    [
+        ("", 1, ROOT),
+        ("a\nb", 1, ROOT),
+        (ORIGIN, -1, ROOT),
+        (ORIGIN, True, ROOT),
+        (ORIGIN, 1, ROOT[:16]),
+    ],
 )
 def test_checkpoint_raises_malformed_when_fields_are_invalid(fields):
     with pytest.raises(MalformedCheckpointError):
@@ -100,7 +111,10 @@ def test_checkpoint_raises_malformed_when_fields_are_invalid(fields):
 
 def test_open_checkpoint_returns_checkpoint_when_log_signature_verifies(log_signer):
     checkpoint = Checkpoint(ORIGIN, 7, ROOT)
-    assert open_checkpoint(sign_checkpoint(checkpoint, log_signer), log_signer.verifier()) == checkpoint
+    assert (
+        open_checkpoint(sign_checkpoint(checkpoint, log_signer), log_signer.verifier())
+        == checkpoint
+    )
 
 
 def test_open_checkpoint_raises_when_signed_by_another_key(log_signer):
@@ -113,7 +127,9 @@ def test_cosignature_signs_header_time_and_whole_body_when_produced(cosigner):
     body = Checkpoint(ORIGIN, 5, ROOT, ("ext",)).body()
     line = cosigner.cosign(body, 1679315147)
     _, (signature,) = split_note("x\n\n" + line)
-    expected_key_id = hashlib.sha256(cosigner.name.encode() + b"\n\x04" + cosigner.public_key).digest()[:4]
+    expected_key_id = hashlib.sha256(
+        cosigner.name.encode() + b"\n\x04" + cosigner.public_key
+    ).digest()[:4]
     assert signature.key_hash == expected_key_id
     assert signature.signature[:8] == (1679315147).to_bytes(8, "big")
     assert cosignature_timestamp(signature) == 1679315147
@@ -125,7 +141,10 @@ def test_cosignature_opens_beside_log_signature_when_appended_to_checkpoint(log_
     note = sign_checkpoint(Checkpoint(ORIGIN, 5, ROOT), log_signer)
     text, _ = open_note(note, [log_signer.verifier()])
     cosigned = add_signature_lines(note, [cosigner.cosign(text, 1_700_000_000)])
-    assert open_note(cosigned, [log_signer.verifier(), cosigner.verifier()])[1] == [ORIGIN, cosigner.name]
+    assert open_note(cosigned, [log_signer.verifier(), cosigner.verifier()])[1] == [
+        ORIGIN,
+        cosigner.name,
+    ]
     assert open_checkpoint(cosigned, log_signer.verifier()).size == 5
 
 

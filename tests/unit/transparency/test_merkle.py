@@ -246,14 +246,33 @@ def test_consistency_fails_when_proof_is_empty_or_sizes_shrink():
 
 
 GOOD_HASH = _sha256(b"x")
-GARBAGE_VALUES = [None, "text", -1, True, 1.5, b"short", bytes(33), [1, 2], [b"short"], {"a": 1}, 2**70, object()]
+GARBAGE_VALUES = [
+    None,
+    "text",
+    -1,
+    True,
+    1.5,
+    b"short",
+    bytes(33),
+    [1, 2],
+    [b"short"],
+    {"a": 1},
+    2**70,
+    object(),
+]
 
 
 @pytest.mark.parametrize("garbage", GARBAGE_VALUES)
 def test_verifiers_return_false_when_any_argument_is_garbage(garbage):
     proof = SHARED_TREE.inclusion_proof(2, 5)
     inclusion_args = [leaf_hash(ENTRIES[2]), 2, 5, proof, SHARED_TREE.root(5)]
-    consistency_args = [3, 5, SHARED_TREE.root(3), SHARED_TREE.root(5), SHARED_TREE.consistency_proof(3, 5)]
+    consistency_args = [
+        3,
+        5,
+        SHARED_TREE.root(3),
+        SHARED_TREE.root(5),
+        SHARED_TREE.consistency_proof(3, 5),
+    ]
     assert verify_inclusion(*inclusion_args)
     assert verify_consistency(*consistency_args)
     for position in range(5):
@@ -284,7 +303,7 @@ def test_batched_appends_store_same_nodes_when_batch_sizes_vary(batch_sizes):
     returned: dict[NodeKey, bytes] = {}
     position = 0
     for batch_size in batch_sizes:
-        new_nodes = tree.append_leaves(ENTRIES[position:position + batch_size])
+        new_nodes = tree.append_leaves(ENTRIES[position : position + batch_size])
         assert not set(new_nodes) & set(returned)
         returned.update(new_nodes)
         position += batch_size

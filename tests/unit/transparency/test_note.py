@@ -45,7 +45,10 @@ def test_note_matches_go_reference_when_signed_with_published_example_key():
     assert signer.key_text == GO_SIGNER_KEY
     assert signer.verifier().key_text == GO_VERIFIER_KEY
     assert sign_note(GO_TEXT, signer) == GO_NOTE
-    assert open_note(GO_NOTE, [verifier_from_key_text(GO_VERIFIER_KEY)]) == (GO_TEXT, ["PeterNeumann"])
+    assert open_note(GO_NOTE, [verifier_from_key_text(GO_VERIFIER_KEY)]) == (
+        GO_TEXT,
+        ["PeterNeumann"],
+    )
 
 
 def test_key_hash_is_truncated_sha256_of_name_newline_type_and_key_when_computed(signer):
@@ -130,7 +133,9 @@ def test_open_ignores_unknown_signatures_when_a_known_one_verifies(signer):
         lambda note: note.replace("42", "4\t2"),  # control character
         lambda note: note + "\n",  # trailing blank line
         lambda note: note.split("\n\n")[0] + "\n\n",  # empty signature block
-        lambda note: note + "".join(note.split("\n\n")[1] for _ in range(100)),  # too many signatures
+        lambda note: (
+            note + "".join(note.split("\n\n")[1] for _ in range(100))
+        ),  # too many signatures
     ],
 )
 def test_open_raises_malformed_when_note_breaks_format(signer, mangle):
@@ -190,6 +195,9 @@ def test_add_signature_lines_appends_verifiable_lines_when_lines_are_well_formed
     other = generate_signer("witness.example/w1")
     other_line = sign_note(TEXT, other).split("\n\n", 1)[1]
     combined = add_signature_lines(sign_note(TEXT, signer), [other_line])
-    assert open_note(combined, [signer.verifier(), other.verifier()])[1] == [signer.name, other.name]
+    assert open_note(combined, [signer.verifier(), other.verifier()])[1] == [
+        signer.name,
+        other.name,
+    ]
     with pytest.raises(MalformedNoteError):
         add_signature_lines(combined, ["not a signature line\n"])

@@ -37,8 +37,12 @@ POSITION_OFFSET = 100  # log positions differ from tree indexes (gaps in notific
 
 def _receipt_for(index: int, signer=LOG_SIGNER, origin: str = ORIGIN) -> str:
     return issue_receipt(
-        signer, origin=origin, position=index + POSITION_OFFSET, leaf_hash=leaf_hash(ENTRIES[index]),
-        event_id=f"evt-{index}", time=ACCEPTED_AT,
+        signer,
+        origin=origin,
+        position=index + POSITION_OFFSET,
+        leaf_hash=leaf_hash(ENTRIES[index]),
+        event_id=f"evt-{index}",
+        time=ACCEPTED_AT,
     )
 
 
@@ -103,8 +107,12 @@ def test_receipt_check_fails_when_leaf_index_is_not_below_checkpoint_size():
 def test_receipt_check_fails_when_answer_gives_another_leaf_index():
     log = _tree(ENTRIES)
     receipt = _receipt_for(10)
-    assert not check_receipt_against_checkpoint(receipt, _checkpoint(log), 11, log.inclusion_proof(11), TRUSTED)
-    assert check_receipt_against_checkpoint(receipt, _checkpoint(log), 10, log.inclusion_proof(10), TRUSTED)
+    assert not check_receipt_against_checkpoint(
+        receipt, _checkpoint(log), 11, log.inclusion_proof(11), TRUSTED
+    )
+    assert check_receipt_against_checkpoint(
+        receipt, _checkpoint(log), 10, log.inclusion_proof(10), TRUSTED
+    )
 
 
 def test_receipt_check_fails_when_receipt_signature_is_untrusted_or_altered():
@@ -121,7 +129,9 @@ def test_receipt_check_fails_when_checkpoint_is_untrusted_or_for_another_origin(
     proof = log.inclusion_proof(3, 30)
     untrusted_checkpoint = sign_checkpoint(_checkpoint(log), generate_signer(ORIGIN))
     other_origin = Checkpoint("other.example/log", 30, log.root())
-    assert not check_receipt_against_checkpoint(_receipt_for(3), untrusted_checkpoint, 3, proof, TRUSTED)
+    assert not check_receipt_against_checkpoint(
+        _receipt_for(3), untrusted_checkpoint, 3, proof, TRUSTED
+    )
     assert not check_receipt_against_checkpoint(_receipt_for(3), other_origin, 3, proof, TRUSTED)
     assert not check_receipt_against_checkpoint(_receipt_for(3), "not a note", 3, proof, TRUSTED)
 
@@ -129,7 +139,9 @@ def test_receipt_check_fails_when_checkpoint_is_untrusted_or_for_another_origin(
 @pytest.mark.parametrize("proof", [[], None, "x", [b"short"], [bytes(32)] * 5])
 def test_receipt_check_fails_when_proof_is_garbage(proof):
     log = _tree(ENTRIES)
-    assert not check_receipt_against_checkpoint(_receipt_for(3), _checkpoint(log), 3, proof, TRUSTED)
+    assert not check_receipt_against_checkpoint(
+        _receipt_for(3), _checkpoint(log), 3, proof, TRUSTED
+    )
 
 
 GOOD_BODY = Receipt(ORIGIN, 3, leaf_hash(b"x"), "evt-3", ACCEPTED_AT).body()
@@ -174,7 +186,9 @@ def test_open_receipt_raises_note_error_when_note_is_not_a_receipt():
     ],
 )
 def test_issue_receipt_raises_when_fields_are_invalid(fields):
-    arguments = dict(origin=ORIGIN, position=1, leaf_hash=leaf_hash(b"x"), event_id="evt-1", time=ACCEPTED_AT)
+    arguments = dict(
+        origin=ORIGIN, position=1, leaf_hash=leaf_hash(b"x"), event_id="evt-1", time=ACCEPTED_AT
+    )
     arguments.update(fields)
     with pytest.raises(MalformedReceiptError):
         issue_receipt(LOG_SIGNER, **arguments)
@@ -185,8 +199,15 @@ def _leaf(position: int, event_id: str) -> bytes:
     from services.transparency.leaves import LEAF_FIELDS
 
     record = dict.fromkeys(LEAF_FIELDS)
-    record.update(position=position, event_id=event_id, originator_id="o", version=1, type="T",
-                  recorded_at="2024-05-01T08:30:00.000000Z", data={})
+    record.update(
+        position=position,
+        event_id=event_id,
+        originator_id="o",
+        version=1,
+        type="T",
+        recorded_at="2024-05-01T08:30:00.000000Z",
+        data={},
+    )
     return canonical_json(record)
 
 
@@ -194,11 +215,29 @@ def test_receipt_binds_its_position_through_the_leaf_bytes_when_they_are_given()
     leaves = [_leaf(100 + 2 * n, f"evt-{n}") for n in range(5)]  # positions with gaps
     log = MerkleTree(InMemoryNodeStore())
     log.append_leaves(leaves)
-    receipt = issue_receipt(LOG_SIGNER, origin=ORIGIN, position=104, leaf_hash=leaf_hash(leaves[2]),
-                            event_id="evt-2", time=ACCEPTED_AT)
+    receipt = issue_receipt(
+        LOG_SIGNER,
+        origin=ORIGIN,
+        position=104,
+        leaf_hash=leaf_hash(leaves[2]),
+        event_id="evt-2",
+        time=ACCEPTED_AT,
+    )
     proof = log.inclusion_proof(2)
-    assert check_receipt_against_checkpoint(receipt, _checkpoint(log), 2, proof, TRUSTED, leaf=leaves[2])
-    assert not check_receipt_against_checkpoint(receipt, _checkpoint(log), 2, proof, TRUSTED, leaf=leaves[3])
-    lying = issue_receipt(LOG_SIGNER, origin=ORIGIN, position=2, leaf_hash=leaf_hash(leaves[2]),
-                          event_id="evt-2", time=ACCEPTED_AT)
-    assert not check_receipt_against_checkpoint(lying, _checkpoint(log), 2, proof, TRUSTED, leaf=leaves[2])
+    assert check_receipt_against_checkpoint(
+        receipt, _checkpoint(log), 2, proof, TRUSTED, leaf=leaves[2]
+    )
+    assert not check_receipt_against_checkpoint(
+        receipt, _checkpoint(log), 2, proof, TRUSTED, leaf=leaves[3]
+    )
+    lying = issue_receipt(
+        LOG_SIGNER,
+        origin=ORIGIN,
+        position=2,
+        leaf_hash=leaf_hash(leaves[2]),
+        event_id="evt-2",
+        time=ACCEPTED_AT,
+    )
+    assert not check_receipt_against_checkpoint(
+        lying, _checkpoint(log), 2, proof, TRUSTED, leaf=leaves[2]
+    )

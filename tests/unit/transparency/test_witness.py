@@ -42,7 +42,10 @@ def honest_log() -> MerkleTree:
 @pytest.fixture
 def witness(tmp_path) -> Witness:
     return Witness(
-        WITNESS_NAME, generate_signer(WITNESS_NAME), LOG_SIGNER.verifier().key_text, tmp_path / "state.json",
+        WITNESS_NAME,
+        generate_signer(WITNESS_NAME),
+        LOG_SIGNER.verifier().key_text,
+        tmp_path / "state.json",
         clock=lambda: NOW + 0.9,
     )
 
@@ -57,7 +60,10 @@ def test_first_checkpoint_is_cosigned_and_recorded_when_state_is_empty(witness, 
     note = _checkpoint_note(honest_log, 10)
     line = witness.cosign(note, [])
     cosigned = add_signature_lines(note, [line])
-    assert open_note(cosigned, [LOG_SIGNER.verifier(), witness.verifier])[1] == [ORIGIN, WITNESS_NAME]
+    assert open_note(cosigned, [LOG_SIGNER.verifier(), witness.verifier])[1] == [
+        ORIGIN,
+        WITNESS_NAME,
+    ]
     assert split_note("x\n\n" + line)[1][0].signature[:8] == NOW.to_bytes(8, "big")
     state = witness.state()
     assert (state.origin, state.size, state.root_hash) == (ORIGIN, 10, honest_log.root(10))
@@ -66,7 +72,9 @@ def test_first_checkpoint_is_cosigned_and_recorded_when_state_is_empty(witness, 
 def test_witness_cosigns_when_log_grows_consistently(witness, honest_log):
     witness.cosign(_checkpoint_note(honest_log, 10), [])
     for old_size, new_size in [(10, 11), (11, 27), (27, 40)]:
-        line = witness.cosign(_checkpoint_note(honest_log, new_size), honest_log.consistency_proof(old_size, new_size))
+        line = witness.cosign(
+            _checkpoint_note(honest_log, new_size), honest_log.consistency_proof(old_size, new_size)
+        )
         assert line.startswith(f"— {WITNESS_NAME} ")
     assert witness.state().size == 40
 
@@ -110,12 +118,18 @@ def test_witness_refuses_inconsistent_when_proof_is_missing_or_garbage(witness, 
 def test_witness_refuses_fork_when_same_size_has_different_root(witness, honest_log):
     witness.cosign(_checkpoint_note(honest_log, 20), [])
     forked = _tree(ENTRIES[:19] + [b"fork"])
-    assert _refusal(witness, _checkpoint_note(forked, 20), []) is RefusalReason.SAME_SIZE_DIFFERENT_ROOT
+    assert (
+        _refusal(witness, _checkpoint_note(forked, 20), [])
+        is RefusalReason.SAME_SIZE_DIFFERENT_ROOT
+    )
 
 
 def test_witness_refuses_bad_signature_when_signed_by_another_key(witness, honest_log):
     impostor = generate_signer(ORIGIN)
-    assert _refusal(witness, _checkpoint_note(honest_log, 10, impostor), []) is RefusalReason.BAD_SIGNATURE
+    assert (
+        _refusal(witness, _checkpoint_note(honest_log, 10, impostor), [])
+        is RefusalReason.BAD_SIGNATURE
+    )
     assert witness.state() is None
 
 
@@ -137,10 +151,14 @@ def test_witness_refuses_malformed_checkpoint_when_body_is_not_a_checkpoint(witn
 
 def test_new_witness_instance_refuses_truncation_when_state_file_persists(tmp_path, honest_log):
     def make_witness() -> Witness:
-        return Witness(WITNESS_NAME, generate_signer(WITNESS_NAME), LOG_SIGNER.verifier(), tmp_path / "w.json")
+        return Witness(
+            WITNESS_NAME, generate_signer(WITNESS_NAME), LOG_SIGNER.verifier(), tmp_path / "w.json"
+        )
 
     make_witness().cosign(_checkpoint_note(honest_log, 25), [])
-    assert _refusal(make_witness(), _checkpoint_note(honest_log, 24), []) is RefusalReason.SMALLER_TREE
+    assert (
+        _refusal(make_witness(), _checkpoint_note(honest_log, 24), []) is RefusalReason.SMALLER_TREE
+    )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["w.json"]
     assert set(json.loads((tmp_path / "w.json").read_text())) == {"origin", "size", "root"}
 
@@ -148,11 +166,18 @@ def test_new_witness_instance_refuses_truncation_when_state_file_persists(tmp_pa
 @pytest.mark.parametrize("content", ["{", "{}", '{"origin": "o", "size": -1, "root": ""}', "[]"])
 def test_witness_raises_state_error_when_state_file_is_corrupt(tmp_path, honest_log, content):
     (tmp_path / "state.json").write_text(content)
-    witness = Witness(WITNESS_NAME, generate_signer(WITNESS_NAME), LOG_SIGNER.verifier(), tmp_path / "state.json")
+    witness = Witness(
+        WITNESS_NAME, generate_signer(WITNESS_NAME), LOG_SIGNER.verifier(), tmp_path / "state.json"
+    )
     with pytest.raises(WitnessStateError):
         witness.cosign(_checkpoint_note(honest_log, 10), [])
 
 
 def test_witness_raises_value_error_when_name_differs_from_key_name(tmp_path):
     with pytest.raises(ValueError):
-        Witness("other.example/w", generate_signer(WITNESS_NAME), LOG_SIGNER.verifier(), tmp_path / "s.json")
+        Witness(
+            "other.example/w",
+            generate_signer(WITNESS_NAME),
+            LOG_SIGNER.verifier(),
+            tmp_path / "s.json",
+        )

@@ -32,6 +32,8 @@ def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     from infra.web import accounts
 
     monkeypatch.setattr(accounts, "SCRYPT_N", 2**12)
+
+
 SECRET_NAME = "Nguyễn Văn Bảo Mật"
 
 
@@ -46,9 +48,16 @@ class Web:
 
     def sign_in(self, username: str = "tt-lsn", password: str = PASSWORD) -> httpx.Response:
         token = self.sign_in_token()
-        return self.client.post("/web/sign-in", data={
-            "username": username, "password": password, "csrf_token": token,
-            "next": "/web/cases"}, follow_redirects=False)
+        return self.client.post(
+            "/web/sign-in",
+            data={
+                "username": username,
+                "password": password,
+                "csrf_token": token,
+                "next": "/web/cases",
+            },
+            follow_redirects=False,
+        )
 
     def sign_in_token(self) -> str:
         page = self.client.get("/web/sign-in")
@@ -71,18 +80,39 @@ def web(tmp_path: Path) -> Iterator[Web]:
     opening = full.notification()
     opening["identity"] = {"full_name": SECRET_NAME, "date_of_birth": "1990-05-01"}
     other = CaseScript(case_id="VLG-T-web-0001", start=start, holder=VLG_POLICE)
-    wires = [opening, full.request(), full.transfer(), full.accept(), full.assign(),
-             full.register(), full.close(), other.notification(), other.request()]
+    wires = [
+        opening,
+        full.request(),
+        full.transfer(),
+        full.accept(),
+        full.assign(),
+        full.register(),
+        full.close(),
+        other.notification(),
+        other.request(),
+    ]
     results = container.referrals.record_batch(wires)
     assert all(not hasattr(r, "error") for r in results), results
     container.projections.catch_up(timeout=30)
     app = create_app(container)
     install(app, container)
     store = app.state.web_accounts
-    store.create_account("tt-lsn", PASSWORD, "inspector", "Thanh tra Lạng Sơn",
-                         provinces=["LSN"], reference=container.reference)
-    store.create_account("tt-vlg", PASSWORD, "inspector", "Thanh tra Vĩnh Long",
-                         provinces=["VLG"], reference=container.reference)
+    store.create_account(
+        "tt-lsn",
+        PASSWORD,
+        "inspector",
+        "Thanh tra Lạng Sơn",
+        provinces=["LSN"],
+        reference=container.reference,
+    )
+    store.create_account(
+        "tt-vlg",
+        PASSWORD,
+        "inspector",
+        "Thanh tra Vĩnh Long",
+        provinces=["VLG"],
+        reference=container.reference,
+    )
     with TestClient(app, base_url="http://testserver") as client:
         yield Web(container, client, store, {"full": full, "other": other})
     container.close()

@@ -33,8 +33,14 @@ def clock() -> FixedClock:
 @pytest.fixture
 def store(tmp_path: Path, clock: FixedClock, reference) -> SqliteAccountStore:  # type: ignore[no-untyped-def]
     accounts = SqliteAccountStore(tmp_path / "web.sqlite", clock=clock)
-    accounts.create_account("thanhtra", PASSWORD, "inspector", "Thanh tra", provinces=["LSN", "VLG"],
-                            reference=reference)
+    accounts.create_account(
+        "thanhtra",
+        PASSWORD,
+        "inspector",
+        "Thanh tra",
+        provinces=["LSN", "VLG"],
+        reference=reference,
+    )
     yield accounts
     accounts.close()
 
@@ -55,22 +61,31 @@ def test_account_is_bound_to_a_principal_like_an_api_token(store: SqliteAccountS
     assert account.principal.provinces == frozenset({"LSN", "VLG"})
 
 
-@pytest.mark.parametrize(("username", "role", "provinces", "password", "message"), [
-    ("ab", "inspector", ["LSN"], PASSWORD, "username"),
-    ("hoidong", "agency", ["LSN"], PASSWORD, "role"),
-    ("hoidong", "council", ["LSN", "VLG"], PASSWORD, "exactly one province"),
-    ("hoidong", "inspector", [], PASSWORD, "at least one province"),
-    ("hoidong", "inspector", ["XXX"], PASSWORD, "unknown province"),
-    ("hoidong", "council", ["LSN"], "short", "at least 10"),
-    ("thanhtra", "inspector", ["LSN"], PASSWORD, "taken"),
-])
+@pytest.mark.parametrize(
+    ("username", "role", "provinces", "password", "message"),
+    [
+        ("ab", "inspector", ["LSN"], PASSWORD, "username"),
+        ("hoidong", "agency", ["LSN"], PASSWORD, "role"),
+        ("hoidong", "council", ["LSN", "VLG"], PASSWORD, "exactly one province"),
+        ("hoidong", "inspector", [], PASSWORD, "at least one province"),
+        ("hoidong", "inspector", ["XXX"], PASSWORD, "unknown province"),
+        ("hoidong", "council", ["LSN"], "short", "at least 10"),
+        ("thanhtra", "inspector", ["LSN"], PASSWORD, "taken"),
+    ],
+)
 def test_create_account_refused_when_binding_or_password_invalid(
-    store: SqliteAccountStore, reference, username: str, role: str,  # type: ignore[no-untyped-def]
-    provinces: list[str], password: str, message: str,
+    store: SqliteAccountStore,
+    reference,
+    username: str,
+    role: str,  # type: ignore[no-untyped-def]
+    provinces: list[str],
+    password: str,
+    message: str,
 ) -> None:
     with pytest.raises(AccountError, match=message):
-        store.create_account(username, password, role, "x", provinces=provinces,
-                             reference=reference)
+        store.create_account(
+            username, password, role, "x", provinces=provinces, reference=reference
+        )
 
 
 def test_sign_in_fails_when_password_wrong_or_user_unknown(store: SqliteAccountStore) -> None:

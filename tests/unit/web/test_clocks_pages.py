@@ -22,8 +22,7 @@ def _held_case(web: Web) -> tuple[CaseScript, datetime]:
     accept = script.accept()
     script.assign()  # never posted: the registration awaits it
     register = script.register()
-    results = web.container.referrals.record_batch([opening, request, transfer, accept,
-                                                    register])
+    results = web.container.referrals.record_batch([opening, request, transfer, accept, register])
     assert all(not hasattr(r, "error") for r in results), results
     assert getattr(results[-1], "held", False), results[-1]
     web.container.projections.catch_up(timeout=30)
@@ -40,8 +39,9 @@ def test_case_page_replays_as_it_happened_and_as_known(web: Web) -> None:
     at = fmt.local_input(start + timedelta(minutes=90))  # after the request, before the transfer
     assert re.fullmatch(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}", at)
 
-    happened = web.client.get(f"/web/cases/{script.case_id}", params={"at": at,
-                                                                      "clock": "occurred"})
+    happened = web.client.get(
+        f"/web/cases/{script.case_id}", params={"at": at, "clock": "occurred"}
+    )
     assert happened.status_code == 200
     assert len(_rows(happened.text)) == 2
     assert 'data-testid="replay-banner"' in happened.text
@@ -57,8 +57,9 @@ def test_case_page_replays_as_it_happened_and_as_known(web: Web) -> None:
     assert 'data-clock="recorded"' in known.text
     assert re.search(r'name="clock" value="recorded"[^>]*checked', known.text)
 
-    english = web.client.get(f"/web/cases/{script.case_id}",
-                             params={"at": at, "clock": "occurred", "lang": "en"})
+    english = web.client.get(
+        f"/web/cases/{script.case_id}", params={"at": at, "clock": "occurred", "lang": "en"}
+    )
     assert "as it happened by" in english.text and "As it happened" in english.text
     assert len(_rows(english.text)) == 2
     web.client.get("/web/cases", params={"lang": "vi"})
@@ -68,10 +69,10 @@ def test_as_it_happened_status_and_limits_are_judged_on_the_law_clock(web: Web) 
     script, start = _held_case(web)
     web.sign_in()
     at = fmt.local_input(start + timedelta(minutes=90))
-    page = web.client.get(f"/web/cases/{script.case_id}", params={"at": at,
-                                                                  "clock": "occurred"})
+    page = web.client.get(f"/web/cases/{script.case_id}", params={"at": at, "clock": "occurred"})
     referral, _ = web.container.referrals.case_as_happened(
-        script.case_id, fmt.parse_local(at) + timedelta(seconds=59, microseconds=999_999))
+        script.case_id, fmt.parse_local(at) + timedelta(seconds=59, microseconds=999_999)
+    )
     assert referral is not None and referral.status == "REQUESTED"
     assert 'data-testid="summary-status">' in page.text
     status = page.text.split('data-testid="summary-status">')[1].split("<")[0]
@@ -124,8 +125,10 @@ def test_held_events_page_lists_held_events_with_age_and_anomaly(web: Web) -> No
     web.sign_in("tt-vlg")
     other = web.client.get("/web/held")
     assert other.status_code == 200 and script.case_id not in other.text
-    assert web.client.get("/web/held", params={"agency_id": "lsn-police-investigation"}
-                          ).status_code == 403
+    assert (
+        web.client.get("/web/held", params={"agency_id": "lsn-police-investigation"}).status_code
+        == 403
+    )
 
 
 def _csrf(page: object) -> str:
@@ -149,8 +152,12 @@ def test_held_anomaly_on_the_held_page_the_dashboard_and_the_inspection_pack(web
     assert 'data-testid="held-anomaly"' in row and "96" in row
     dashboard = web.client.get("/web/dashboard")
     section = dashboard.text.split('data-testid="held-anomalies"')[1].split("</section>")[0]
-    found = re.search(rf'data-agency="{agency}".*?<a href="([^"]+)" data-testid="held-anomaly-link"'
-                      rf' data-count="(\d+)"', section, re.S)
+    found = re.search(
+        rf'data-agency="{agency}".*?<a href="([^"]+)" data-testid="held-anomaly-link"'
+        rf' data-count="(\d+)"',
+        section,
+        re.S,
+    )
     assert found is not None, section
     assert found.group(2) == "1"
     listed = web.client.get(found.group(1).replace("&amp;", "&"))

@@ -15,8 +15,11 @@ def _record_contacts(web: Web) -> tuple[str, str]:
     start = datetime.now(VIETNAM_TZ).replace(microsecond=0) - timedelta(days=5)
     never = CaseScript(start=start)
     late = CaseScript(start=start)
-    wires = [never.contact(), late.contact(),
-             late.event("NOTIFICATION_ISSUED", after=timedelta(hours=30), data={"form": "MAU_01"})]
+    wires = [
+        never.contact(),
+        late.contact(),
+        late.event("NOTIFICATION_ISSUED", after=timedelta(hours=30), data={"form": "MAU_01"}),
+    ]
     results = web.container.referrals.record_batch(wires)
     assert all(not hasattr(r, "error") for r in results), results
     web.container.projections.catch_up(timeout=30)
@@ -55,7 +58,7 @@ def test_inspection_pack_lists_the_never_notified_persons_of_the_agency(web: Web
     web.sign_in()
     page = web.client.get(f"/web/inspection?agency_id={POLICE}")
     assert page.status_code == 200
-    section = page.text[page.text.index('data-testid="never-notified"'):]
+    section = page.text[page.text.index('data-testid="never-notified"') :]
     assert never in section.split("</section>")[0]
     assert late not in section.split("</section>")[0]
     assert 'data-testid="check-NOTIFIED"' in page.text

@@ -19,8 +19,21 @@ from infra.web.i18n import EN
 from tests.unit.web.conftest import Web
 
 # Text of these elements (and these attributes) is a label: a word of the page, not data.
-LABEL_TAGS = {"title", "h1", "h2", "h3", "th", "dt", "label", "legend", "button",
-              "figcaption", "caption", "summary", "a"}
+LABEL_TAGS = {
+    "title",
+    "h1",
+    "h2",
+    "h3",
+    "th",
+    "dt",
+    "label",
+    "legend",
+    "button",
+    "figcaption",
+    "caption",
+    "summary",
+    "a",
+}
 LABEL_ATTRIBUTES = ("alt", "title", "aria-label", "placeholder")
 # letters that only Vietnamese (of the two languages) writes
 VIETNAMESE = re.compile(r"[À-ÃÈ-ÊÌÍÒ-ÕÙÚÝà-ãè-êìíò-õùúýĂăĐđĨĩŨũƠơƯưẠ-ỹ]")
@@ -108,16 +121,25 @@ def _get_routes(routes: Any, prefix: str = "") -> Iterator[str]:
                 yield prefix + route.path
         elif hasattr(route, "original_router"):  # an included router
             context = getattr(route, "include_context", None)
-            yield from _get_routes(route.original_router.routes,
-                                   prefix + (getattr(context, "prefix", "") or ""))
+            yield from _get_routes(
+                route.original_router.routes, prefix + (getattr(context, "prefix", "") or "")
+            )
 
 
 def test_every_web_page_is_walked(web: Web) -> None:
-    pages = {p for p in _get_routes(web.client.app.routes)  # type: ignore[attr-defined]
-             if p.startswith("/web")}
+    pages = {
+        p
+        for p in _get_routes(web.client.app.routes)  # type: ignore[attr-defined]
+        if p.startswith("/web")
+    }
     assert len(pages) >= 10, pages  # the walk sees the pages (not an empty set that proves nothing)
-    not_pages = {"/web", "/web/", "/web/reports/download", "/web/sign-in",
-                 "/web/{rest:path}"}  # the catch-all answering unknown pages with 404
+    not_pages = {
+        "/web",
+        "/web/",
+        "/web/reports/download",
+        "/web/sign-in",
+        "/web/{rest:path}",
+    }  # the catch-all answering unknown pages with 404
     assert pages - not_pages <= set(every_page(web)), pages - not_pages - set(every_page(web))
 
 
@@ -224,26 +246,35 @@ def test_as_of_typed_dd_mm_yyyy_hh_mm_replays_like_iso(web: Web) -> None:
     # as-of is recording time: these events were recorded minutes ago, so a day ago the
     # ledger knew nothing of them
     after_two = (datetime.now(VIETNAM_TZ) - timedelta(days=1)).replace(second=0, microsecond=0)
-    typed = web.client.get(f"/web/cases/{case_id}",
-                           params={"at": after_two.strftime("%d/%m/%Y %H:%M")}).text
-    linked = web.client.get(f"/web/cases/{case_id}",
-                            params={"at": after_two.strftime("%Y-%m-%dT%H:%M")}).text
+    typed = web.client.get(
+        f"/web/cases/{case_id}", params={"at": after_two.strftime("%d/%m/%Y %H:%M")}
+    ).text
+    linked = web.client.get(
+        f"/web/cases/{case_id}", params={"at": after_two.strftime("%Y-%m-%dT%H:%M")}
+    ).text
     assert 'data-testid="replay-banner"' in typed
     banner = re.compile(r'data-testid="replay-banner">([^<]+)<')
     assert banner.search(typed).group(1) == banner.search(linked).group(1)  # type: ignore[union-attr]
     assert f'value="{after_two:%d/%m/%Y %H:%M}"' in typed
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("01/12/2026 20:46", datetime(2026, 12, 1, 20, 46, tzinfo=VIETNAM_TZ)),
-    ("1/2/2026 8:05", datetime(2026, 2, 1, 8, 5, tzinfo=VIETNAM_TZ)),
-    ("01/12/2026", datetime(2026, 12, 1, 23, 59, 59, 999999, tzinfo=VIETNAM_TZ)),
-    ("2026-12-01T20:46", datetime(2026, 12, 1, 20, 46, tzinfo=VIETNAM_TZ)),
-    ("2026-12-01T13:46:00+00:00", datetime(2026, 12, 1, 20, 46, tzinfo=VIETNAM_TZ)),
-    ("12/01/2026, 08:48 PM", None), ("31/02/2026", None), ("", None), ("hôm qua", None),
-])
-def test_parse_local_reads_dd_mm_yyyy_24_hours_and_iso(text: str, expected: datetime | None
-                                                       ) -> None:
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("01/12/2026 20:46", datetime(2026, 12, 1, 20, 46, tzinfo=VIETNAM_TZ)),
+        ("1/2/2026 8:05", datetime(2026, 2, 1, 8, 5, tzinfo=VIETNAM_TZ)),
+        ("01/12/2026", datetime(2026, 12, 1, 23, 59, 59, 999999, tzinfo=VIETNAM_TZ)),
+        ("2026-12-01T20:46", datetime(2026, 12, 1, 20, 46, tzinfo=VIETNAM_TZ)),
+        ("2026-12-01T13:46:00+00:00", datetime(2026, 12, 1, 20, 46, tzinfo=VIETNAM_TZ)),
+        ("12/01/2026, 08:48 PM", None),
+        ("31/02/2026", None),
+        ("", None),
+        ("hôm qua", None),
+    ],
+)
+def test_parse_local_reads_dd_mm_yyyy_24_hours_and_iso(
+    text: str, expected: datetime | None
+) -> None:
     assert fmt.parse_local(text) == expected
 
 

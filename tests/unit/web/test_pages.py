@@ -35,8 +35,9 @@ def test_sign_in_fails_when_password_wrong(web: Web) -> None:
 def test_sign_in_sets_an_http_only_lax_cookie_when_password_right(web: Web) -> None:
     response = web.sign_in()
     assert response.status_code == 303 and response.headers["location"] == "/web/cases"
-    cookie = next(h for h in response.headers.get_list("set-cookie")
-                  if h.startswith(SESSION_COOKIE + "="))
+    cookie = next(
+        h for h in response.headers.get_list("set-cookie") if h.startswith(SESSION_COOKIE + "=")
+    )
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/web" in cookie
     page = web.client.get("/web/cases")
     assert page.status_code == 200 and "Thanh tra Lạng Sơn" in page.text
@@ -44,9 +45,11 @@ def test_sign_in_sets_an_http_only_lax_cookie_when_password_right(web: Web) -> N
 
 def test_sign_in_refused_when_csrf_token_wrong(web: Web) -> None:
     web.sign_in_token()
-    response = web.client.post("/web/sign-in", data={
-        "username": "tt-lsn", "password": PASSWORD, "csrf_token": "forged"},
-        follow_redirects=False)
+    response = web.client.post(
+        "/web/sign-in",
+        data={"username": "tt-lsn", "password": PASSWORD, "csrf_token": "forged"},
+        follow_redirects=False,
+    )
     assert response.status_code == 403
     assert "Biểu mẫu đã hết hiệu lực" in response.text
     assert SESSION_COOKIE not in response.cookies
@@ -54,9 +57,12 @@ def test_sign_in_refused_when_csrf_token_wrong(web: Web) -> None:
 
 def test_sign_in_refused_when_posted_from_another_site(web: Web) -> None:
     token = web.sign_in_token()
-    response = web.client.post("/web/sign-in", data={
-        "username": "tt-lsn", "password": PASSWORD, "csrf_token": token},
-        headers={"Origin": "https://evil.example"}, follow_redirects=False)
+    response = web.client.post(
+        "/web/sign-in",
+        data={"username": "tt-lsn", "password": PASSWORD, "csrf_token": token},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
     assert response.status_code == 403
     assert SESSION_COOKIE not in response.cookies
 
@@ -67,8 +73,9 @@ def test_sign_out_refused_when_csrf_token_missing_and_done_with_it(web: Web) -> 
     assert refused.status_code == 403 and "Biểu mẫu đã hết hiệu lực" in refused.text
     page = web.client.get("/web/cases")
     assert page.status_code == 200  # still signed in
-    done = web.client.post("/web/sign-out", data={"csrf_token": csrf_of(page.text)},
-                           follow_redirects=False)
+    done = web.client.post(
+        "/web/sign-out", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False
+    )
     assert done.status_code == 303 and done.headers["location"] == "/web/sign-in?signed_out=1"
     assert web.client.get("/web/cases", follow_redirects=False).status_code == 303
 
@@ -91,8 +98,13 @@ def test_case_page_never_shows_clear_identity(web: Web) -> None:
     case_id = web.cases["full"].case_id
     page = web.client.get(f"/web/cases/{case_id}")
     assert page.status_code == 200
-    for label in ("Diễn biến vụ việc", "Thời hạn luật định", "Tính toàn vẹn của chuỗi sự kiện",
-                  "Giải thích, thông báo về quyền được trợ giúp pháp lý", "đã kết thúc"):
+    for label in (
+        "Diễn biến vụ việc",
+        "Thời hạn luật định",
+        "Tính toàn vẹn của chuỗi sự kiện",
+        "Giải thích, thông báo về quyền được trợ giúp pháp lý",
+        "đã kết thúc",
+    ):
         assert label in page.text
     assert SECRET_NAME not in page.text and "1990-05-01" not in page.text
     assert "Có kèm thông tin định danh (đã mã hoá)" in page.text
@@ -118,8 +130,12 @@ def test_other_province_inspector_sees_nothing_of_this_one(web: Web) -> None:
     listing = web.client.get("/web/cases")
     assert case_id not in listing.text and web.cases["other"].case_id in listing.text
     assert web.client.get("/web/dashboard", params={"province": "LSN"}).status_code == 403
-    assert web.client.get("/web/inspection",
-                          params={"agency_id": "lsn-police-investigation"}).status_code == 403
+    assert (
+        web.client.get(
+            "/web/inspection", params={"agency_id": "lsn-police-investigation"}
+        ).status_code
+        == 403
+    )
 
 
 def test_case_page_shows_the_chain_broken_when_a_stored_event_is_altered(web: Web) -> None:
@@ -130,7 +146,9 @@ def test_case_page_shows_the_chain_broken_when_a_stored_event_is_altered(web: We
         changed = conn.execute(
             "UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), "
             "'\"lsn-centre\"', '\"vlg-centre\"') AS BLOB) "
-            "WHERE CAST(state AS TEXT) LIKE ?", (f'%"event_id":"{case_id}-003"%',)).rowcount
+            "WHERE CAST(state AS TEXT) LIKE ?",
+            (f'%"event_id":"{case_id}-003"%',),
+        ).rowcount
     assert changed == 1
     page = web.client.get(f"/web/cases/{case_id}").text
     assert "Bị phá vỡ" in page
@@ -168,8 +186,14 @@ def test_demo_accounts_keep_their_password_across_starts(web: Web) -> None:
 
 @pytest.mark.parametrize("path", ["/web/dashboard", "/web/reports"])
 def test_council_reads_only_its_province(web: Web, path: str) -> None:
-    web.store.create_account("hd-lsn", PASSWORD, "council", "Hội đồng Lạng Sơn",
-                             provinces=["LSN"], reference=web.container.reference)
+    web.store.create_account(
+        "hd-lsn",
+        PASSWORD,
+        "council",
+        "Hội đồng Lạng Sơn",
+        provinces=["LSN"],
+        reference=web.container.reference,
+    )
     web.sign_in("hd-lsn")
     assert web.client.get(path).status_code == 200
     assert web.client.get(path, params={"province": "VLG"}).status_code == 403

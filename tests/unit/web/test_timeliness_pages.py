@@ -30,8 +30,8 @@ def _link(html: str, testid: str) -> tuple[str, int]:
 
 
 def _row(html: str, agency_id: str) -> str:
-    table = html[html.index('data-testid="timeliness-table"'):]
-    return table[table.index(f'data-agency="{agency_id}"'):].split("</tr>")[0]
+    table = html[html.index('data-testid="timeliness-table"') :]
+    return table[table.index(f'data-agency="{agency_id}"') :].split("</tr>")[0]
 
 
 def test_dashboard_shows_late_entries_and_links_them_to_their_cases(web: Web) -> None:
@@ -63,8 +63,8 @@ def test_inspection_pack_lists_the_agency_late_entries(web: Web) -> None:
     web.sign_in()
     page = web.client.get(f"/web/inspection?agency_id={POLICE_2}")
     assert page.status_code == 200
-    section = page.text[page.text.index('data-testid="timeliness"'):].split("</section>")[0]
+    section = page.text[page.text.index('data-testid="timeliness"') :].split("</section>")[0]
     assert 'data-testid="timeliness-late" data-count="1"' in section
-    listed = section[section.index('data-testid="timeliness-late-list"'):]
+    listed = section[section.index('data-testid="timeliness-late-list"') :]
     assert late in listed and on_time not in listed
     assert "37,0 giờ" in section
