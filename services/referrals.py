@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import (
@@ -189,7 +189,7 @@ class Referrals(Application[UUID]):
         self.case_cache.put(pending)
         return _recorded(
             outcome,
-            recordings[-1].domain_event.timestamp,
+            cast(Referral.Event, recordings[-1].domain_event).timestamp,
             recordings[-1].notification.id,
             recordings[-1].notification,
         )
@@ -298,7 +298,7 @@ class Referrals(Application[UUID]):
         affected = {
             case_id
             for case_id in touched
-            if (cases[case_id] is not None and cases[case_id].person.get("person_id") in lost)
+            if (case := cases[case_id]) is not None and case.person.get("person_id") in lost
         }
         again = sorted(i for i, case_id in case_of.items() if case_id in affected)
         for case_id in affected:
@@ -312,7 +312,7 @@ class Referrals(Application[UUID]):
 
     def _with_original_time(self, duplicate: Recorded) -> Recorded:
         """A duplicate's answer carries the time the original was recorded."""
-        original = next(
+        original: Any = next(
             iter(
                 self.events.get(
                     referral_id(duplicate.case_id), gt=duplicate.version - 1, lte=duplicate.version
@@ -466,12 +466,14 @@ class Referrals(Application[UUID]):
         def seal() -> tuple[str | None, str]:
             if identity is None:
                 return None, digest if digest is not None else event.content_digest(None)
-            ciphertext, sealed = keys.seal(person_id, identity, event.case_id, event.event_id)
+            ciphertext, sealed = keys.seal(
+                cast(str, person_id), identity, event.case_id, event.event_id
+            )
             if digest is not None and sealed == identity_digest:
                 return ciphertext, digest
             return ciphertext, event.content_digest(sealed)
 
-        common = {
+        common: dict[str, Any] = {
             "wire_type": event.wire_type,
             "event_id": event.event_id,
             "agency_id": event.agency_id,
@@ -511,7 +513,7 @@ class Referrals(Application[UUID]):
         if known is None or referral is None:
             return None
         version = known[0]
-        stored = next(iter(self.events.get(referral.id, gt=version - 1, lte=version)), None)
+        stored: Any = next(iter(self.events.get(referral.id, gt=version - 1, lte=version)), None)
         retried = WireEvent(
             event.event_id,
             event.case_id,
@@ -719,7 +721,7 @@ class Referrals(Application[UUID]):
                 rule_en="must be one of " + ", ".join(ERASURE_REASONS),
             )
         try:
-            record = self.repository.get(person_record_id(person_id))
+            record: PersonRecord = self.repository.get(person_record_id(person_id))
         except AggregateNotFoundError:
             record = PersonRecord.create(person_id)
         record.erase(reason=reason, rule=rule, requested_by=requested_by)
@@ -745,7 +747,7 @@ class Referrals(Application[UUID]):
             if not notifications:
                 return
             for notification in notifications:
-                event = self.mapper.to_domain_event(notification)
+                event: Any = self.mapper.to_domain_event(notification)
                 referral = self.get_case(event.case_id)
                 yield event.case_id, event.occurred_at, referral.person.get("eligible_category")
             start = notifications[-1].id + 1
@@ -832,5 +834,5 @@ def _identity_person_ids(wires: Sequence[Any]) -> list[str]:
 
 def _event_id_of(wire: Any) -> str | None:
     if isinstance(wire, Mapping) and isinstance(wire.get("event_id"), str):
-        return wire["event_id"][:128]
+        return str(wire["event_id"])[:128]
     return None
