@@ -287,8 +287,9 @@ def test_every_free_text_field_is_one_of_the_eight_references() -> None:
         "record_ref",
         "provider_id",
         "reviewer",
-        "register_ref",
-    }  # + PROCEDURAL_CONTACT's
+        "register_ref",  # PROCEDURAL_CONTACT's
+        "reason",  # EVENT_CORRECTED's / EVENT_WITHDRAWN's short reason (issue 13)
+    }
 
 
 @pytest.mark.parametrize(("wire_type", "name"), FREE_TEXT)
