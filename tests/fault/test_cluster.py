@@ -61,12 +61,14 @@ def _in_transaction(settings: Settings, name: str) -> int:
 
 
 def _stuck_mid_pipeline(settings: Settings, name: str, idle_timeout: float) -> bool:
-    """Whether a session of `name` has stayed 'idle in transaction' longer than the idle
-    timeout: the server did not end it, so the client froze mid-pipeline (no Sync sent)."""
+    """Whether a session of `name` has stayed idle in transaction, or active but waiting for its
+    client (a COPY's rows, a pipeline's Sync), far longer than the session timeouts: the server
+    did not end it, so the client froze in the middle of the protocol."""
     with psycopg.connect(settings.pg_conninfo(), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT extract(epoch FROM now() - state_change) FROM pg_stat_activity "
-            "WHERE application_name = %s AND state = 'idle in transaction'",
+            "WHERE application_name = %s AND (state = 'idle in transaction' "
+            "OR (state = 'active' AND wait_event = 'ClientRead'))",
             (name,),
         ).fetchall()
     return any(float(age) > idle_timeout * 3 for (age,) in rows)
