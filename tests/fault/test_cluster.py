@@ -188,13 +188,14 @@ def test_a_frozen_projection_worker_stalls_neither_the_other_worker_nor_api_read
                             ).fetchall()
                         )
                 if code != 0 and _stuck_mid_pipeline(base, a_settings.application_name, 8.0):
-                    # Known gap (issue 19, open): A was frozen between a pipelined statement and
-                    # its Sync, so PostgreSQL 15 arms neither idle_in_transaction_session_timeout
-                    # nor statement_timeout and its row locks stay until TCP keepalives notice a
-                    # dead peer (a frozen one never is). The API reads above do not wait on it.
+                    # Known gap (issue 19, open): A froze in the middle of the protocol (a COPY
+                    # waiting for its rows, or a pipeline before its Sync); PostgreSQL 15 ends such
+                    # a session on neither idle_in_transaction_session_timeout nor
+                    # statement_timeout, and TCP keepalives never fire for a live, frozen peer, so
+                    # its row locks stay. The API reads above do not wait on it.
                     pytest.xfail(
-                        "worker A froze mid-pipeline: its locks outlive every PG15 "
-                        "session timeout (issue 19, see the closing note)"
+                        "worker A froze mid-protocol (COPY or pipeline): its locks outlive "
+                        "every PG15 session timeout (issue 19, see the closing note)"
                     )
                 assert code == 0, b_log.read_text()[-6000:] + "\n" + activity
             finally:
