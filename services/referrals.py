@@ -395,7 +395,11 @@ class Referrals(Application[UUID]):
                 # judged without the case's state; what would need that state (a version to
                 # expect, an identity block) is refused with the same scope answer
                 known = referral.recorded_event(event.event_id) is not None
-                if known and referral.recorded_by(event.event_id) == event.agency_id:
+                if (
+                    known
+                    and referral.recorded_by(event.event_id) == event.agency_id
+                    and event.identity is None  # an identity block would look the person up
+                ):
                     scope_only = True  # a retry of its own held fact: answered as any retry
                     # is, below, but still with nothing of the case
                 elif (
