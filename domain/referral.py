@@ -163,6 +163,10 @@ class Recorded:
     # the stored record as this process wrote it (id, topic, state bytes), when it wrote it:
     # receipts hash it without reading it back; not part of the outcome's value
     stored: Any = field(default=None, compare=False, repr=False)
+    # the poster has no part in the case (ADR 0008 addendum: held without the case's state
+    # being compared, or a retry of such a fact): its answer carries nothing of the case — no
+    # version, a receipt binding no leaf hash (the leaf holds the version)
+    scope_only: bool = False
 
     @property
     def held(self) -> bool:

@@ -234,7 +234,17 @@ class CaseIndexView(ProjectionView):
             row["awaiting"] = [t for t in (row["awaiting"] or "").split(",") if t]
         return rows
 
-    def save(self, tx: Any, rows: Iterable[dict[str, Any]], touched: set[tuple[str, str]]) -> None:
+    def save(
+        self,
+        tx: Any,
+        rows: Iterable[dict[str, Any]],
+        touched: set[tuple[str, str]],
+        replaced: Sequence[str] = (),
+    ) -> None:
+        """Upserts the case rows and adds the agencies in `touched`; the agencies of the cases
+        in `replaced` (derived again as a whole) are exactly their pairs in `touched`."""
+        if replaced:
+            tx.delete_in("case_index_agency", "case_id", list(replaced))
         tx.upsert(
             "case_index",
             COLUMNS,
@@ -407,6 +417,7 @@ class CaseIndex(Projection[CaseIndexView]):
             agencies: dict[str, frozenset[str]] = {}
             touched: set[tuple[str, str]] = set()
             held_cases: dict[str, Any] = {}  # cases whose held facts are (or were) not none
+            replaced: set[str] = set()  # cases whose agencies are derived again as a whole
             for item in batch.items:
                 event = item.event
                 case_id = event.case_id
@@ -418,13 +429,28 @@ class CaseIndex(Projection[CaseIndexView]):
                     row = derived_row(state, reference)
                     held_cases[case_id] = state
                 rows[case_id] = row
+                if not simple:
+                    # a late fact, correction or withdrawal can also take a part away (a
+                    # withdrawn transfer's addressee): the agencies are the derived case's, as
+                    # a rebuild from zero gives them
+                    replaced.add(case_id)
+                    scope = state.posters_in_scope()
+                    touched.difference_update({p for p in touched if p[0] == case_id})
+                    touched.update((case_id, a) for a in scope)
+                    agencies[case_id] = scope
+                    continue
                 before = agencies.get(case_id, known.get(case_id, frozenset()))
                 new = set(state.posters_in_scope()) - before
                 if new:
                     touched.update((case_id, a) for a in new)
                     agencies[case_id] = before | new
             if case_ids:
-                view.save(tx, (rows[c] for c in case_ids if rows[c] is not None), touched)
+                view.save(
+                    tx,
+                    (rows[c] for c in case_ids if rows[c] is not None),
+                    touched,
+                    sorted(replaced),
+                )
             if held_cases:
                 view.save_held(
                     tx,

@@ -25,8 +25,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.catalogue import AMENDMENT_TYPES
 from domain.errors import DomainError, NotAuthorisedError
 from domain.reference import ReferenceData
+from domain.referral import amended_facts
 
 ROLES = ("agency", "inspector", "council", "admin")
 ROLE_NAMES_VI = {
@@ -85,11 +87,12 @@ class CaseScope:
 
 def case_scope(case_id: str, history: Iterable[Any], reference: ReferenceData) -> CaseScope:
     """The access facts of a case from its recorded events (in order). A held event (ADR
-    0008) gives its poster no part in the case until it takes effect."""
+    0008) gives its poster no part in the case until it takes effect; a withdrawn one gives
+    none any more (nor does the withdrawal itself: its poster recorded the target)."""
     history = list(history)
-    held = _held_event_ids(history)
-    if held:
-        history = [e for e in history if e.event_id not in held]
+    left_out = _held_event_ids(history)
+    if left_out:
+        history = [e for e in history if e.event_id not in left_out]
     touched: set[str] = set()
     identity: set[str] = set()
     holders: list[str] = []
@@ -124,15 +127,21 @@ def case_scope(case_id: str, history: Iterable[Any], reference: ReferenceData) -
 
 
 def _held_event_ids(history: Sequence[Any]) -> set[str]:
-    """The client ids of the held events of a case's stored events (none if they cannot be
-    folded, e.g. plain records)."""
+    """The client ids of the events of a case's stored events that give no part in it: the
+    held ones, the withdrawn ones and the amendments (none if they cannot be folded, e.g.
+    plain records)."""
     referral = None
     try:
         for event in history:
             referral = event.mutate(referral)
     except AttributeError:
         return set()
-    return set(getattr(referral, "held", None) or ())
+    out = set(getattr(referral, "held", None) or ())
+    facts = getattr(referral, "facts", None)
+    if facts and any(f["type"] in AMENDMENT_TYPES for f in facts):
+        standing = {f["event_id"] for f in amended_facts(facts)}
+        out.update(f["event_id"] for f in facts if f["event_id"] not in standing)
+    return out
 
 
 def _refuse(rule_vi: str, rule_en: str, field_name: str | None = None) -> NotAuthorisedError:

@@ -38,19 +38,31 @@ def held_scope(principal: Principal, agency_id: str | None) -> dict[str, Any]:
     )
 
 
+# held for the scope rule: the poster has no part in the case (ADR 0008 addendum)
+SCOPE_REASONS = frozenset({"AGENCY_NOT_HOLDER", "AGENCY_NOT_ADDRESSED_CENTRE"})
+
+
 def held_listing(
-    rows: Iterable[Mapping[str, Any]], now: datetime, anomaly_after_hours: float
+    rows: Iterable[Mapping[str, Any]],
+    now: datetime,
+    anomaly_after_hours: float,
+    principal: Principal | None = None,
 ) -> list[dict[str, Any]]:
     """Each held event with `age_hours` (since it was recorded) and `anomaly` (held longer than
-    the setting)."""
+    the setting). An agency listing its own events held for the scope rule does not see their
+    `version` (None): it would tell it how many events a case it has no part in holds."""
     limit = timedelta(hours=anomaly_after_hours)
     out = []
+    hide = principal is not None and principal.role == "agency"
     for row in rows:
         recorded = row.get("recorded_at")
         age = now - recorded if isinstance(recorded, datetime) else None
         out.append(
             {
                 **row,
+                "version": (
+                    None if hide and row.get("reason") in SCOPE_REASONS else row.get("version")
+                ),
                 "age_hours": round(age.total_seconds() / 3600, 1) if age is not None else None,
                 "anomaly": age is not None and age > limit,
             }

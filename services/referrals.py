@@ -10,7 +10,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 from uuid import UUID
@@ -377,13 +377,16 @@ class Referrals(Application[UUID]):
         # scope first: a poster with no part in an existing case learns nothing of it (not its
         # version, status, last occurred_at, event ids, nor whether its person was erased)
         prospective = False
+        scope_only = False  # the poster has no part in the case: answered without its state
         amendment = event.wire_type in AMENDMENT_TYPES
         if (
             amendment
             and referral is not None
             and referral.recorded_by(event.data["target_event_id"]) == event.agency_id
         ):
-            pass  # a poster amends its own fact (held ones too: they give no scope)
+            # a poster amends its own fact (held ones too: they give no scope, and then the
+            # answer tells it nothing of the case either)
+            scope_only = event.agency_id not in referral.posters_in_scope()
         elif referral is not None:
             try:
                 referral.check_poster_in_scope(event.agency_id, self.reference, event.wire_type)
@@ -392,8 +395,13 @@ class Referrals(Application[UUID]):
                 # judged without the case's state; what would need that state (a version to
                 # expect, an identity block) is refused with the same scope answer
                 known = referral.recorded_event(event.event_id) is not None
-                if known and referral.recorded_by(event.event_id) == event.agency_id:
-                    pass  # a retry of its own held fact: answered as any retry is, below
+                if (
+                    known
+                    and referral.recorded_by(event.event_id) == event.agency_id
+                    and event.identity is None  # an identity block would look the person up
+                ):
+                    scope_only = True  # a retry of its own held fact: answered as any retry
+                    # is, below, but still with nothing of the case
                 elif (
                     amendment
                     or not referral.may_hold_for(event.agency_id, error, self.reference)
@@ -403,7 +411,7 @@ class Referrals(Application[UUID]):
                 ):
                     raise
                 else:
-                    prospective = True
+                    prospective = scope_only = True
         keys = keys or self.vault.session()
         data = dict(event.data)
         if amendment and referral is not None and "target_version" not in data:
@@ -453,7 +461,7 @@ class Referrals(Application[UUID]):
             digest = event.content_digest(identity_digest)
             duplicate = referral.check_not_conflicting(event.event_id, digest)
             if duplicate is not None:
-                return duplicate, None
+                return replace(duplicate, scope_only=scope_only), None
         current = referral.version if referral is not None else 0
         if event.expected_version is not None and event.expected_version != current:
             raise ConflictError(
@@ -495,6 +503,7 @@ class Referrals(Application[UUID]):
             referral.version,
             duplicate=False,
             awaiting=referral.standing(event.event_id),
+            scope_only=scope_only,
         ), referral
 
     def _retry_after_erasure(
@@ -811,6 +820,7 @@ def _recorded(
         position,
         awaiting=outcome.awaiting,
         stored=stored,
+        scope_only=outcome.scope_only,
     )
 
 

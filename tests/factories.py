@@ -164,3 +164,55 @@ class CaseScript:
             self.register(),
             self.close(),
         ]
+
+
+def lawful_history(case: CaseScript, template: int, gaps: list[int]) -> list[dict[str, Any]]:
+    """A lawful case history of one of four shapes (`template` 0–3: plain; refused, asked
+    again, accepted; moved to the procuracy, which registers; provider changed) with the given
+    gaps (minutes, at least 12) between its facts: what the arrival-order properties shuffle."""
+    steps = iter(gaps)
+
+    def gap() -> timedelta:
+        return timedelta(minutes=next(steps))
+
+    out = [case.notification(), case.request(after=gap()), case.transfer(after=gap())]
+    if template == 1:  # refused, asked again, accepted
+        out += [
+            case.event(
+                "REQUEST_REFUSED",
+                agency=CENTRE,
+                after=gap(),
+                data={"reason": "NOT_ELIGIBLE", "written": True},
+            ),
+            case.request(after=gap()),
+            case.transfer(after=gap()),
+        ]
+    out += [case.accept(after=gap()), case.assign(after=gap())]
+    if template == 2:  # moved to the procuracy, which registers
+        out += [
+            case.event(
+                "CASE_TRANSFERRED",
+                after=gap(),
+                data={"to_agency_id": PROCURACY, "to_stage": "INDICTMENT"},
+            )
+        ]
+        out += [case.register(agency=PROCURACY, after=gap())]
+    else:
+        out += [case.register(after=gap())]
+    if template == 3:  # provider changed, registered again
+        out += [
+            case.event(
+                "PROVIDER_CHANGED",
+                agency=CENTRE,
+                after=gap(),
+                data={
+                    "provider_id": "ls-009",
+                    "provider_type": "CONTRACTED_LAWYER",
+                    "requested_at": case.at.isoformat(),
+                    "grounds": "PERSON_REQUEST",
+                },
+            ),
+            case.register(after=gap()),
+        ]
+    out += [case.close(after=gap())]
+    return out

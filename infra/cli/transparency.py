@@ -407,6 +407,10 @@ def register(app: typer.Typer) -> None:
             answer = json.loads(proof_file.read_text(encoding="utf-8"))
             proof = [unb64(h) for h in answer["proof"]]
             index, checkpoint = int(answer["leaf_index"]), answer["checkpoint"]
+            # the leaf's bytes (answers since held-receipt/v1): checked against the receipt
+            leaf = unb64(answer["leaf"]) if answer.get("leaf") is not None else None
+            if promised.held and leaf is None:
+                raise KeyError("leaf (a held-receipt/v1 is checked against the leaf's bytes)")
             if not isinstance(checkpoint, str):
                 raise TypeError("checkpoint must be the signed note text")
             try:  # a note that is not even a checkpoint is bad input; a bad signature is not
@@ -428,7 +432,9 @@ def register(app: typer.Typer) -> None:
                 f"{type(error).__name__}: {error}"
             )
             raise typer.Exit(code=EXIT_USAGE) from None
-        if check_receipt_against_checkpoint(receipt, checkpoint, index, proof, [verifier]):
+        if check_receipt_against_checkpoint(
+            receipt, checkpoint, index, proof, [verifier], leaf=leaf
+        ):
             _out(
                 f"HỢP LỆ: sự kiện {promised.event_id} (vị trí {promised.position}) nằm ở chỉ số "
                 f"lá {index} của điểm kiểm kích thước {answer.get('tree_size')}."

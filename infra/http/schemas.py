@@ -424,7 +424,11 @@ class RecordedOut(BaseModel):
         default=None,
         description="Với status held (hoặc duplicate của sự kiện đang chờ): sự kiện đang chờ",
     )
-    version: int = Field(description="Phiên bản của vụ việc sau sự kiện này")
+    version: int | None = Field(
+        description="Phiên bản của vụ việc sau sự kiện này; null khi cơ quan gửi chưa có phần "
+        "trong vụ việc (sự kiện được giữ mà không so với trạng thái vụ việc: câu trả lời "
+        "không cho biết gì về vụ việc, ADR 0008)"
+    )
     recorded_at: datetime | None = Field(description="Thời điểm sổ ghi nhận sự kiện")
     duplicate: bool = Field(description="true: sự kiện này đã được ghi trước đó, không ghi lại")
     position: int | None = Field(default=None, description="Vị trí của sự kiện trong sổ")

@@ -45,6 +45,7 @@ from services.transparency.leaves import (
     chain_extension,
     leaf_bytes,
     leaf_entry,
+    leaf_of_notification,
     rfc3339,
 )
 from services.transparency.merkle import leaf_hash
@@ -57,7 +58,12 @@ from services.transparency.note import (
     signer_from_key_text,
     split_note,
 )
-from services.transparency.receipt import Receipt, issue_batch_receipts, issue_receipt
+from services.transparency.receipt import (
+    Receipt,
+    issue_batch_receipts,
+    issue_held_receipt,
+    issue_receipt,
+)
 from services.worker_health import ConnectionWatch, is_connection_error, status_path
 
 if TYPE_CHECKING:
@@ -410,15 +416,21 @@ class TransparencyLog:
                     f"{item.position}.",
                 )
             event = self.app.mapper.to_domain_event(notification)
-            leaf = leaf_bytes(item.position, event)
-            promised.append(
-                (
-                    len(out),
-                    Receipt(
-                        self.origin, item.position, leaf_hash(leaf), event.event_id, event.timestamp
-                    ),
+            if item.scope_only:  # no leaf hash: it would tell the case's version (ADR 0008)
+                receipt = Receipt(
+                    self.origin,
+                    item.position,
+                    None,
+                    event.event_id,
+                    event.timestamp,
+                    event.content_digest,
                 )
-            )
+            else:
+                leaf = leaf_bytes(item.position, event)
+                receipt = Receipt(
+                    self.origin, item.position, leaf_hash(leaf), event.event_id, event.timestamp
+                )
+            promised.append((len(out), receipt))
             out.append(None)
         if len(promised) == 1 or not one_signature:  # receipt/v1, as ever
             for place, receipt in promised:
@@ -436,6 +448,27 @@ class TransparencyLog:
         row = self.view.entry(recorded.case_id, recorded.version)
         if row is None:
             return None
+        if recorded.scope_only:  # the held-receipt/v1 its first answer carried
+            event: Any = next(
+                iter(
+                    self.app.events.get(
+                        referral_id(recorded.case_id),
+                        gt=recorded.version - 1,
+                        lte=recorded.version,
+                    )
+                ),
+                None,
+            )
+            if event is None:
+                return None
+            return issue_held_receipt(
+                self.signer,
+                origin=self.origin,
+                position=row["position"],
+                content_digest=event.content_digest,
+                event_id=row["event_id"],
+                time=row["recorded_at"],
+            )
         return issue_receipt(
             self.signer,
             origin=self.origin,
@@ -443,6 +476,19 @@ class TransparencyLog:
             leaf_hash=row["leaf_hash"],
             event_id=row["event_id"],
             time=row["recorded_at"],
+        )
+
+    def _leaf_at(self, position: int) -> bytes:
+        """The canonical leaf bytes of the stored event at log `position`."""
+        for notification in self.app.recorder.select_notifications(
+            start=position, limit=1, stop=position
+        ):
+            return leaf_of_notification(self.app.mapper, notification)
+        raise LogEntryNotFoundError(
+            "EVENT_NOT_IN_LOG",
+            "position",
+            f"Không tìm thấy sự kiện ở vị trí {position}.",
+            f"No event at position {position}.",
         )
 
     def _entry_or_404(self, case_id: str, version: int) -> dict[str, Any]:
@@ -505,6 +551,8 @@ class TransparencyLog:
             "position": row["position"],
             "leaf_index": row["leaf_index"],
             "leaf_hash": b64(row["leaf_hash"]),
+            # the leaf's bytes: a held-receipt/v1 (no leaf hash) is checked against them
+            "leaf": b64(self._leaf_at(row["position"])),
             "tree_size": stored.size,
             "root": b64(stored.root),
             "proof": [b64(h) for h in self.view.inclusion_proof(row["leaf_index"], stored.size)],

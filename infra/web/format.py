@@ -337,3 +337,38 @@ def _value(spec: Any, value: Any, reference: ReferenceData, lang: str = "vi") ->
     if kind == "enum":
         return str(enum_name(value, lang))
     return str(value)
+
+
+def describe_changes(
+    target: Any,
+    changes: Mapping[str, Any],
+    reference: ReferenceData,
+    lang: str = "vi",
+    occurred_label: str = "occurred_at",
+) -> list[tuple[str, str, str]]:
+    """(label, recorded value, corrected value) of each field a correction changes on its
+    target event (ADR 0008 addendum), names resolved as `describe_data` resolves them."""
+    specs = field_specs(target.WIRE_TYPE) if target.WIRE_TYPE in EVENT_TYPES else {}
+    out: list[tuple[str, str, str]] = []
+    for key, value in changes.items():
+        if key == "occurred_at":
+            label = occurred_label
+            try:
+                out.append((label, vn_time(target.occurred_at), vn_time(value)))
+            except (TypeError, ValueError):
+                out.append((label, vn_time(target.occurred_at), str(value)))
+            continue
+        name = key.removeprefix("data.")
+        spec = specs.get(name)
+        before = target.data.get(name)
+        if spec is None:
+            out.append((name, "—" if before is None else str(before), str(value)))
+            continue
+        out.append(
+            (
+                field_title(spec.title_vi, lang) or name,
+                "—" if before is None else _value(spec, before, reference, lang),
+                _value(spec, value, reference, lang),
+            )
+        )
+    return out

@@ -132,7 +132,7 @@ def held_in_scope(
     `anomaly` (held longer than the setting `held_anomaly_after_hours`). From the case index."""
     scope = held_scope(principal, agency_id)
     rows = container.projections.case_index.held(limit=limit, **scope)
-    return held_listing(rows, container.referrals.clock(), held_anomaly_after(container))
+    return held_listing(rows, container.referrals.clock(), held_anomaly_after(container), principal)
 
 
 def held_anomaly_after(container: Any) -> float:

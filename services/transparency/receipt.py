@@ -27,6 +27,22 @@ A batch of receipts costs one signature (ADR 0011): `issue_batch_receipts` gives
 batch-receipt/v1 text — its receipt/v1 body, its inclusion path in an RFC 9162 tree whose
 leaves are the batch's receipt/v1 bodies, and the signed note of that tree's size and root.
 `open_receipt` verifies both kinds and answers the same `Receipt`.
+
+A poster with no part in the case whose fact is held without the case's state being compared
+(ADR 0008 addendum) gets a held-receipt/v1 instead, which binds no leaf hash: the leaf contains
+the case version, and everything else in it is the poster's own, so the leaf hash would tell
+the version to whoever tries 1, 2, 3 …. Its text is
+
+    legal-aid-ledger held-receipt/v1
+    <origin>
+    position <n>
+    content <the event's content digest, 64 lowercase hex>
+    event <event_id>
+    time <RFC 3339 UTC>
+
+and it is checked against the leaf bytes (given with the inclusion proof): the leaf must carry
+the receipt's position, content digest, event id and recording time, and its hash must be at
+the proof's index. A batch's held receipts travel in batch-receipt/v1 texts as receipt/v1 do.
 """
 
 from __future__ import annotations
@@ -49,10 +65,12 @@ from services.transparency.note import (
 )
 
 RECEIPT_HEADER = "legal-aid-ledger receipt/v1"
+HELD_RECEIPT_HEADER = "legal-aid-ledger held-receipt/v1"
 BATCH_RECEIPT_HEADER = "legal-aid-ledger batch-receipt/v1"
 BATCH_NOTE_HEADER = "legal-aid-ledger receipt-batch/v1"
 MAX_PATH = 64
 _DECIMAL_PATTERN = re.compile(r"0|[1-9][0-9]*")
+_DIGEST_PATTERN = re.compile(r"[0-9a-f]{64}")
 _TIME_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?Z")
 
 
@@ -62,21 +80,31 @@ class MalformedReceiptError(NoteError):
 
 @dataclass(frozen=True)
 class Receipt:
-    """The log's signed promise that event ``event_id`` at log ``position`` is leaf ``leaf_hash``."""
+    """The log's signed promise that event ``event_id`` at log ``position`` is leaf ``leaf_hash``
+    (receipt/v1), or, for a held-receipt/v1 (``leaf_hash`` None), the leaf whose position, event
+    id, recording time and content digest are these."""
 
     origin: str
     position: int
-    leaf_hash: bytes
+    leaf_hash: bytes | None
     event_id: str
     time: datetime
+    content_digest: str | None = None
 
     def __post_init__(self) -> None:
         if not _is_token_line(self.origin, allow_spaces=True):
             raise MalformedReceiptError("origin must be one non-empty line")
         if type(self.position) is not int or self.position < 0:
             raise MalformedReceiptError("position must be a non-negative integer")
-        if not isinstance(self.leaf_hash, bytes) or len(self.leaf_hash) != HASH_SIZE:
+        if self.leaf_hash is None:
+            if not isinstance(self.content_digest, str) or not _DIGEST_PATTERN.fullmatch(
+                self.content_digest
+            ):
+                raise MalformedReceiptError("content digest must be 64 lowercase hex digits")
+        elif not isinstance(self.leaf_hash, bytes) or len(self.leaf_hash) != HASH_SIZE:
             raise MalformedReceiptError("leaf hash must be 32 bytes")
+        elif self.content_digest is not None:
+            raise MalformedReceiptError("a receipt binds a leaf hash or a content digest")
         if not _is_token_line(self.event_id, allow_spaces=False):
             raise MalformedReceiptError(
                 "event id must be non-empty, without spaces or control characters"
@@ -84,8 +112,19 @@ class Receipt:
         if not isinstance(self.time, datetime) or self.time.utcoffset() is None:
             raise MalformedReceiptError("time must be a timezone-aware datetime")
 
+    @property
+    def held(self) -> bool:
+        """Whether this is a held-receipt/v1 (no leaf hash: checked against the leaf bytes)."""
+        return self.leaf_hash is None
+
     def body(self) -> str:
-        """Return the receipt/v1 note text."""
+        """Return the receipt/v1 (or held-receipt/v1) note text."""
+        if self.leaf_hash is None:
+            return (
+                f"{HELD_RECEIPT_HEADER}\n{self.origin}\nposition {self.position}\n"
+                f"content {self.content_digest}\nevent {self.event_id}\n"
+                f"time {format_rfc3339_utc(self.time)}\n"
+            )
         leaf = base64.b64encode(self.leaf_hash).decode("ascii")
         return (
             f"{RECEIPT_HEADER}\n{self.origin}\nposition {self.position}\nleaf {leaf}\n"
@@ -115,6 +154,20 @@ def issue_receipt(
     return sign_note(Receipt(origin, position, leaf_hash, event_id, time).body(), signer)
 
 
+def issue_held_receipt(
+    signer: NoteSigner,
+    *,
+    origin: str,
+    position: int,
+    content_digest: str,
+    event_id: str,
+    time: datetime,
+) -> str:
+    """Return a signed held-receipt/v1 note: for a poster with no part in the case (no leaf
+    hash, which would tell it the case's version)."""
+    return sign_note(Receipt(origin, position, None, event_id, time, content_digest).body(), signer)
+
+
 def parse_receipt(body: str) -> Receipt:
     """Parse a receipt/v1 note text (already verified) into a Receipt, or raise MalformedReceiptError."""
     try:
@@ -122,26 +175,31 @@ def parse_receipt(body: str) -> Receipt:
     except NoteError as error:
         raise MalformedReceiptError(str(error)) from None
     lines = body[:-1].split("\n")
-    if len(lines) != 6 or lines[0] != RECEIPT_HEADER:
+    if len(lines) != 6 or lines[0] not in (RECEIPT_HEADER, HELD_RECEIPT_HEADER):
         raise MalformedReceiptError(f"receipt must be six lines starting {RECEIPT_HEADER!r}")
+    held = lines[0] == HELD_RECEIPT_HEADER
     origin = lines[1]
     position_text = _field(lines[2], "position")
-    leaf_text = _field(lines[3], "leaf")
+    leaf_text = _field(lines[3], "content" if held else "leaf")
     event_id = _field(lines[4], "event")
     time_text = _field(lines[5], "time")
     if not _DECIMAL_PATTERN.fullmatch(position_text):
         raise MalformedReceiptError("position is not a canonical decimal")
-    try:
-        leaf_hash = base64.b64decode(leaf_text, validate=True)
-    except ValueError:
-        raise MalformedReceiptError("leaf is not base64") from None
+    leaf_hash: bytes | None = None
+    if not held:
+        try:
+            leaf_hash = base64.b64decode(leaf_text, validate=True)
+        except ValueError:
+            raise MalformedReceiptError("leaf is not base64") from None
     if not _TIME_PATTERN.fullmatch(time_text):
         raise MalformedReceiptError("time is not RFC 3339 UTC")
     try:
         moment = datetime.fromisoformat(time_text.replace("Z", "+00:00"))
     except ValueError:
         raise MalformedReceiptError("time is not a valid date") from None
-    receipt = Receipt(origin, int(position_text), leaf_hash, event_id, moment)
+    receipt = Receipt(
+        origin, int(position_text), leaf_hash, event_id, moment, leaf_text if held else None
+    )
     if receipt.body() != body:
         raise MalformedReceiptError("receipt is not in canonical form")
     return receipt
@@ -258,7 +316,9 @@ def check_receipt_against_checkpoint(
     ``leaf_index`` and ``inclusion_proof`` come from the log's inclusion-proof answer (RFC 9162
     §2.1.3.2); the receipt's position needs no relation to the index because the leaf bytes
     hashed into the tree contain it. When the leaf bytes are given too, they must hash to the
-    receipt's leaf hash and carry the receipt's position and event id.
+    receipt's leaf hash and carry the receipt's position and event id. A held-receipt/v1 needs
+    the leaf bytes (the answer's `leaf`): they must carry its position, event id, content
+    digest and recording time, and their hash is the one checked.
 
     A checkpoint given as a Checkpoint object is taken as already verified; given as note
     text, it must be signed by one of ``verifiers``.
@@ -273,25 +333,40 @@ def check_receipt_against_checkpoint(
             return False
         if leaf is not None and not _leaf_matches(promised, bytes(leaf)):
             return False
+        promised_hash = promised.leaf_hash
+        if promised_hash is None:  # held-receipt/v1: the leaf bytes are what it promised
+            if leaf is None:
+                return False
+            promised_hash = leaf_hash(bytes(leaf))
     except (NoteError, ValueError, TypeError):
         return False
     if type(leaf_index) is not int or not 0 <= leaf_index < checkpoint.size:
         return False
     return verify_inclusion(
-        promised.leaf_hash, leaf_index, checkpoint.size, inclusion_proof, checkpoint.root_hash
+        promised_hash, leaf_index, checkpoint.size, inclusion_proof, checkpoint.root_hash
     )
 
 
 def _leaf_matches(promised: Receipt, leaf: bytes) -> bool:
-    from services.transparency.leaves import LeafError, parse_leaf
+    from services.transparency.leaves import LeafError, parse_leaf, parse_rfc3339
 
-    if leaf_hash(leaf) != promised.leaf_hash:
+    if promised.leaf_hash is not None and leaf_hash(leaf) != promised.leaf_hash:
         return False
     try:
         record = parse_leaf(leaf)
     except LeafError:
         return False
-    return bool(record["position"] == promised.position and record["event_id"] == promised.event_id)
+    if record["position"] != promised.position or record["event_id"] != promised.event_id:
+        return False
+    if promised.leaf_hash is not None:
+        return True
+    try:
+        recorded_at = parse_rfc3339(str(record["recorded_at"]))
+    except ValueError:
+        return False
+    return bool(
+        record["content_digest"] == promised.content_digest and recorded_at == promised.time
+    )
 
 
 def _field(line: str, name: str) -> str:

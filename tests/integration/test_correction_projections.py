@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from infra.bootstrap import Container
+from services.access import case_scope
 from tests.factories import CENTRE, POLICE, CaseScript
 
 YEAR = (date(2018, 1, 1), date(2030, 12, 31))
@@ -74,3 +75,34 @@ def test_views_follow_a_corrected_instant_and_a_withdrawal_and_rebuild_reproduce
     paged = {name: p.view.dump() for name, p in projections.projections.items()}
     projections.rebuild()  # from the log, all at once: the same views
     assert {name: p.view.dump() for name, p in projections.projections.items()} == paged
+
+
+def test_a_withdrawal_takes_away_the_read_scope_its_fact_gave_as_a_rebuild_does(
+    any_container: Container,
+) -> None:
+    # the Centre's only part in the case is the transfer addressed to it; the police withdraw
+    # it as posted on the wrong case: the Centre no longer has a part (case_index_agency, the
+    # case search and the read scope), exactly as a rebuild from zero gives
+    app = any_container.referrals
+    projections = any_container.projections
+    case = CaseScript()
+    notification, request, transfer = case.notification(), case.request(), case.transfer()
+    for wire in (notification, request, transfer):
+        app.record_event(wire)
+    projections.process_pending()
+    index = projections.case_index
+    assert index.touched_agencies(case.case_id) == sorted({POLICE, CENTRE})
+
+    app.record_event(_amend(case, "EVENT_WITHDRAWN", transfer, reason_code="WRONG_CASE"))
+    projections.process_pending(batch_size=1)
+    derived = sorted(app.get_case(case.case_id).posters_in_scope())
+    assert derived == [POLICE]
+    assert index.touched_agencies(case.case_id) == derived
+    assert index.search(touched_by=CENTRE)[1] == 0
+    scope = case_scope(case.case_id, app.case_history(case.case_id), app.reference)
+    assert scope.touched_by == {POLICE} and scope.centre is None
+
+    paged = {name: p.view.dump() for name, p in projections.projections.items()}
+    projections.rebuild()
+    assert {name: p.view.dump() for name, p in projections.projections.items()} == paged
+    assert index.touched_agencies(case.case_id) == derived

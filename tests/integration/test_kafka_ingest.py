@@ -21,7 +21,7 @@ from infra.kafka.clients import ensure_ledger_topics, inbound_topic
 from infra.kafka.ingest import IngestWorker
 from infra.sample_data import generate_events
 from infra.settings import Settings
-from tests.factories import CENTRE, POLICE, POLICE_2, VLG_POLICE, CaseScript
+from tests.factories import CENTRE, POLICE, POLICE_2, PROCURACY, VLG_POLICE, CaseScript
 from tests.integration.kafka_support import (
     FILTER_KAFKA_WARNINGS,
     count_events,
@@ -395,6 +395,31 @@ def test_every_streamed_event_gets_a_signed_receipt_on_its_agency_topic(
         awaiting = json.loads(headers_of(held[0])["awaiting"])
         assert awaiting["reason"] == "ORDER_VIOLATION" and "AID_ASSIGNED" in awaiting["types"]
         assert worker.stats.held == 1 and worker.stats.dead_lettered == 0
+
+        # ADR 0008 addendum: the procuracy has no part in the case; its fact is held without
+        # the case's state, and its receipt binds no leaf hash (the leaf holds the version)
+        stranger = case.event("NOTIFICATION_ISSUED", agency=PROCURACY, data={"form": "MAU_03"})
+        produce(ingest_settings.kafka_bootstrap_servers, [message(ingest_settings, stranger)])
+        found = wait_for(
+            lambda: [
+                r
+                for r in read_topic(
+                    ingest_settings.kafka_bootstrap_servers,
+                    receipts_topic(ingest_settings, PROCURACY),
+                    settle=0.2,
+                )
+                if headers_of(r)["event_id"] == stranger["event_id"]
+            ],
+            60,
+            message="the procuracy's receipt",
+        )
+        headers = headers_of(found[0])
+        assert headers["status"] == "held" and "version" not in headers
+        assert json.loads(headers["awaiting"])["reason"] == "AGENCY_NOT_HOLDER"
+        note = found[0].value.decode()
+        assert note.startswith("legal-aid-ledger held-receipt/v1\n")
+        promised = open_receipt(note, [verifier])
+        assert promised.held and promised.position == int(headers["position"])
     finally:
         worker.stop()
         thread.join(timeout=30)

@@ -22,7 +22,10 @@ class HeldEventOut(BaseModel):
 
     case_id: str
     event_id: str
-    version: int = Field(description="Phiên bản của vụ việc khi ghi sự kiện này")
+    version: int | None = Field(
+        description="Phiên bản của vụ việc khi ghi sự kiện này; null cho cơ quan xem sự kiện "
+        "của mình đang chờ vì chưa có phần trong vụ việc (ADR 0008)"
+    )
     event_type: str
     agency_id: str = Field(description="Cơ quan đã gửi sự kiện")
     province: str | None
@@ -66,7 +69,7 @@ def list_held(
         raise StoreUnavailableError("STORE_UNAVAILABLE")
     rows = projections.case_index.held(limit=limit, **scope)
     after = container.settings.held_anomaly_after_hours
-    listed = held_listing(rows, container.referrals.clock(), after)
+    listed = held_listing(rows, container.referrals.clock(), after, principal)
     return HeldEventsOut(
         anomaly_after_hours=after,
         anomalies=sum(1 for r in listed if r["anomaly"]),

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from domain.catalogue import EVENT_TYPES
+from domain.catalogue import AMENDMENT_TYPES, EVENT_TYPES
 from domain.errors import NotAuthorisedError, NotFoundError
 from domain.referral import STATUS_NAMES_VI
 from infra.web import format as fmt
@@ -23,7 +23,7 @@ from infra.web.deps import (
     redirect,
     renderer,
 )
-from infra.web.i18n import STATUS_NAMES_EN
+from infra.web.i18n import STATUS_NAMES_EN, translator
 from infra.web.integrity import case_integrity
 from services.access import case_scope, may_read_case, may_search_cases
 
@@ -217,6 +217,7 @@ def case_page(
                 }
             )
     lang = lang_of(request)
+    amended, amends = _amendments(known, reference, lang)
     events = [
         {
             "version": e.originator_version,
@@ -229,6 +230,8 @@ def case_page(
             "identity": bool(e.identity_ciphertext),
             "basis": _basis(e.WIRE_TYPE),
             "held": _held(referral, e.event_id, lang),
+            "amended_by": amended.get(int(e.originator_version), []),
+            "amends": amends.get(int(e.originator_version)),
         }
         for e in known
     ]
@@ -283,6 +286,50 @@ def case_page(
             for e in history
         ],
     )
+
+
+def _amendments(
+    known: list[Any], reference: Any, lang: str
+) -> tuple[dict[int, list[dict[str, Any]]], dict[int, dict[str, Any]]]:
+    """The corrections and withdrawals among the shown events (ADR 0008 addendum): by target
+    version, who amended it, when, why and which fields changed (recorded → corrected); and
+    by amendment version, the event it amends. A replay as known at T shows only those known."""
+    by_version = {int(e.originator_version): e for e in known}
+    amended: dict[int, list[dict[str, Any]]] = {}
+    amends: dict[int, dict[str, Any]] = {}
+    occurred = translator(lang)("event_occurred")
+    for event in known:
+        if event.WIRE_TYPE not in AMENDMENT_TYPES:
+            continue
+        data = event.data
+        target_version = data.get("target_version")
+        target = by_version.get(target_version) if isinstance(target_version, int) else None
+        withdrawn = event.WIRE_TYPE == "EVENT_WITHDRAWN"
+        entry = {
+            "kind": "withdrawn" if withdrawn else "corrected",
+            "version": int(event.originator_version),
+            "event_id": event.event_id,
+            "agency_id": event.agency_id,
+            "recorded_at": event.timestamp,
+            "reason_code": data.get("reason_code"),
+            "reason_name": fmt.code_name(reference, "correction_reasons", data.get("reason_code")),
+            "reason": data.get("reason"),
+            "changes": (
+                fmt.describe_changes(target, data.get("changes") or {}, reference, lang, occurred)
+                if target is not None and not withdrawn
+                else []
+            ),
+        }
+        if isinstance(target_version, int):
+            amended.setdefault(target_version, []).append(entry)
+        amends[int(event.originator_version)] = {
+            "kind": entry["kind"],
+            "version": target_version,
+            "event_id": data.get("target_event_id"),
+            "title": fmt.event_title(target.WIRE_TYPE, lang) if target is not None else None,
+            "changes": entry["changes"],
+        }
+    return amended, amends
 
 
 def _held(referral: Any, event_id: str, lang: str) -> dict[str, Any] | None:

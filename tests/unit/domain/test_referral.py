@@ -24,6 +24,7 @@ from tests.factories import (
     T0,
     VLG_POLICE,
     CaseScript,
+    lawful_history,
 )
 
 
@@ -811,56 +812,6 @@ def test_replaying_the_rules_names_early_documents_and_an_unknown_agency(referra
 
 
 # ------------------------------- issue 13: arrival order does not change what the facts say
-def _valid_history(case: CaseScript, template: int, gaps: list[int]) -> list[dict]:
-    """A lawful case history with the given gaps (minutes) between its facts."""
-    steps = iter(gaps)
-
-    def gap() -> timedelta:
-        return timedelta(minutes=next(steps))
-
-    out = [case.notification(), case.request(after=gap()), case.transfer(after=gap())]
-    if template == 1:  # refused, asked again, accepted
-        out += [
-            case.event(
-                "REQUEST_REFUSED",
-                agency=CENTRE,
-                after=gap(),
-                data={"reason": "NOT_ELIGIBLE", "written": True},
-            ),
-            case.request(after=gap()),
-            case.transfer(after=gap()),
-        ]
-    out += [case.accept(after=gap()), case.assign(after=gap())]
-    if template == 2:  # moved to the procuracy, which registers
-        out += [
-            case.event(
-                "CASE_TRANSFERRED",
-                after=gap(),
-                data={"to_agency_id": PROCURACY, "to_stage": "INDICTMENT"},
-            )
-        ]
-        out += [case.register(agency=PROCURACY, after=gap())]
-    else:
-        out += [case.register(after=gap())]
-    if template == 3:  # provider changed, registered again
-        out += [
-            case.event(
-                "PROVIDER_CHANGED",
-                agency=CENTRE,
-                after=gap(),
-                data={
-                    "provider_id": "ls-009",
-                    "provider_type": "CONTRACTED_LAWYER",
-                    "requested_at": case.at.isoformat(),
-                    "grounds": "PERSON_REQUEST",
-                },
-            ),
-            case.register(after=gap()),
-        ]
-    out += [case.close(after=gap())]
-    return out
-
-
 def _outcome(referrals, case_id: str) -> tuple:
     state = referrals.get_case(case_id).snapshot_view()
     state.pop("case_id"), state.pop("version")
@@ -887,8 +838,8 @@ def test_every_arrival_order_ends_as_in_order_arrival_when_the_history_is_lawful
     person = CaseScript().person_id
     in_order = CaseScript(person_id=person)
     shuffled = CaseScript(person_id=person)
-    first = _valid_history(in_order, template, gaps)
-    second = _valid_history(shuffled, template, gaps)
+    first = lawful_history(in_order, template, gaps)
+    second = lawful_history(shuffled, template, gaps)
     for wire in first:
         assert not referrals.record_event(wire).held
     rng.shuffle(second)

@@ -241,3 +241,74 @@ def test_receipt_binds_its_position_through_the_leaf_bytes_when_they_are_given()
     assert not check_receipt_against_checkpoint(
         lying, _checkpoint(log), 2, proof, TRUSTED, leaf=leaves[2]
     )
+
+
+# ---------------------------------------------------------- held-receipt/v1 (ADR 0008 addendum)
+def _held_leaf(position: int, digest: str, moment: datetime = ACCEPTED_AT) -> bytes:
+    from services.transparency.canonical import canonical_json
+    from services.transparency.leaves import LEAF_FIELDS, rfc3339
+
+    record = dict.fromkeys(LEAF_FIELDS)
+    record.update(
+        position=position,
+        originator_id="x",
+        event_id="evt-held",
+        case_id="LSN-1",
+        version=7,
+        type="NOTIFICATION_ISSUED",
+        recorded_at=rfc3339(moment),
+        data={},
+        content_digest=digest,
+    )
+    return canonical_json(record)
+
+
+def test_held_receipt_binds_no_leaf_hash_and_verifies_against_the_leaf_bytes():
+    from services.transparency.receipt import issue_batch_receipts, issue_held_receipt
+
+    digest = "ab" * 32
+    leaf = _held_leaf(POSITION_OFFSET + 30, digest)
+    tree = _tree([*ENTRIES, leaf])
+    receipt = issue_held_receipt(
+        LOG_SIGNER,
+        origin=ORIGIN,
+        position=POSITION_OFFSET + 30,
+        content_digest=digest,
+        event_id="evt-held",
+        time=ACCEPTED_AT,
+    )
+    assert receipt.startswith(
+        f"legal-aid-ledger held-receipt/v1\n{ORIGIN}\nposition 130\ncontent {digest}\n"
+        "event evt-held\ntime 2024-05-01T08:30:00Z\n\n"
+    )
+    promised = open_receipt(receipt, TRUSTED)
+    assert promised.held and promised.leaf_hash is None and promised.content_digest == digest
+    checkpoint = _checkpoint(tree)
+    proof = tree.inclusion_proof(30, tree.size)
+    assert check_receipt_against_checkpoint(receipt, checkpoint, 30, proof, TRUSTED, leaf=leaf)
+    assert not check_receipt_against_checkpoint(receipt, checkpoint, 30, proof, TRUSTED)
+    for other in (
+        _held_leaf(POSITION_OFFSET + 30, "cd" * 32),  # another content
+        _held_leaf(POSITION_OFFSET + 31, digest),  # another position
+        _held_leaf(POSITION_OFFSET + 30, digest, ACCEPTED_AT + timedelta(seconds=1)),
+    ):
+        assert not check_receipt_against_checkpoint(
+            receipt, checkpoint, 30, proof, TRUSTED, leaf=other
+        )
+    # in a batch (one signature, ADR 0011) as receipt/v1 bodies are
+    texts = issue_batch_receipts(
+        LOG_SIGNER,
+        [
+            Receipt(ORIGIN, 130, None, "evt-held", ACCEPTED_AT, digest),
+            parse_receipt(open_receipt(_receipt_for(3), TRUSTED).body()),
+        ],
+    )
+    assert open_receipt(texts[0], TRUSTED) == promised
+
+
+@pytest.mark.parametrize("digest", ["AB" * 32, "ab" * 31, "zz" * 32])
+def test_held_receipt_refuses_a_content_digest_that_is_not_64_lowercase_hex(digest: str):
+    with pytest.raises(MalformedReceiptError):
+        Receipt(ORIGIN, 1, None, "evt", ACCEPTED_AT, digest)
+    with pytest.raises(MalformedReceiptError):
+        Receipt(ORIGIN, 1, bytes(32), "evt", ACCEPTED_AT, "ab" * 32)  # one or the other

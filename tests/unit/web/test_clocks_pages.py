@@ -174,3 +174,78 @@ def test_held_anomaly_on_the_held_page_the_dashboard_and_the_inspection_pack(web
     held_en = web.client.get("/web/held", params={"lang": "en"})
     assert "Held events" in held_en.text and "Anomaly" in held_en.text
     web.client.get("/web/cases", params={"lang": "vi"})
+
+
+def test_the_timeline_shows_a_corrected_and_a_withdrawn_event_with_who_when_and_why(
+    web: Web,
+) -> None:
+    # issue 13 item 3: "the audit trail and timeline show both, with who and when": the original
+    # row says it was corrected (who, when, reason, recorded → corrected value) or withdrawn,
+    # and the amendment's own row names the event it amends; in Vietnamese and in English
+    start = datetime.now(VIETNAM_TZ).replace(second=0, microsecond=0) - timedelta(days=20)
+    script = CaseScript(start=start)
+    opening, request, transfer, accept = (
+        script.notification(),
+        script.request(),
+        script.transfer(),
+        script.accept(),
+    )
+    right = datetime.fromisoformat(request["occurred_at"]) - timedelta(minutes=30)
+    correction = script.event(
+        "EVENT_CORRECTED",
+        after=timedelta(minutes=1),
+        data={
+            "target_event_id": request["event_id"],
+            "changes": {"occurred_at": right.isoformat()},
+            "reason_code": "WRONG_OCCURRED_AT",
+            "reason": "CV-12/2026",
+        },
+    )
+    withdrawal = script.event(
+        "EVENT_WITHDRAWN",
+        agency=accept["agency_id"],
+        after=timedelta(minutes=1),
+        data={"target_event_id": accept["event_id"], "reason_code": "ENTERED_TWICE"},
+    )
+    app = web.container.referrals
+    for wire in (opening, request, transfer, accept, correction, withdrawal):
+        app.record_event(wire)
+    web.container.projections.catch_up(timeout=30)
+    web.sign_in()
+    page = web.client.get(f"/web/cases/{script.case_id}")
+    rows = _rows(page.text)
+    assert len(rows) == 6
+    police = fmt.agency_name(app.reference, request["agency_id"])
+    centre = fmt.agency_name(app.reference, accept["agency_id"])
+
+    corrected = rows[1]
+    assert 'data-testid="event-corrected"' in corrected and "Đã đính chính" in corrected
+    assert 'data-testid="event-withdrawn"' not in corrected
+    assert f"Đính chính bởi {police} (sự kiện thứ 5)" in corrected
+    assert "Ghi sai thời điểm xảy ra" in corrected and "CV-12/2026" in corrected
+    change = corrected.split('data-testid="amendment-change">')[1].split("</span>")[0]
+    assert change == (
+        f"Xảy ra: {fmt.vn_time(request['occurred_at'])} → {fmt.vn_time(right.isoformat())}"
+    )
+    recorded_at = app.case_history(script.case_id)[4].timestamp
+    assert fmt.vn_time(recorded_at) in corrected  # when the ledger learned of the correction
+
+    withdrawn = rows[3]
+    assert 'data-testid="event-withdrawn"' in withdrawn and "Đã rút" in withdrawn
+    assert f"Rút bởi {centre} (sự kiện thứ 6)" in withdrawn and "Ghi trùng" in withdrawn
+
+    assert 'data-testid="event-amends" data-target="2"' in rows[4]
+    assert f"Đính chính sự kiện thứ 2: {fmt.event_title('AID_REQUESTED')}" in rows[4]
+    assert 'data-testid="event-amends" data-target="4"' in rows[5]
+    assert f"Rút sự kiện thứ 4: {fmt.event_title('REQUEST_ACCEPTED')}" in rows[5]
+
+    english = _rows(web.client.get(f"/web/cases/{script.case_id}", params={"lang": "en"}).text)
+    assert "Corrected" in english[1] and f"Corrected by {police} (event 5)" in english[1]
+    assert "Withdrawn" in english[3] and f"Withdrawn by {centre} (event 6)" in english[3]
+    assert f"Corrects event 2: {fmt.event_title('AID_REQUESTED', 'en')}" in english[4]
+    web.client.get("/web/cases", params={"lang": "vi"})
+
+    # as known before the correction was recorded: the original without the mark
+    before = web.client.get(f"/web/cases/{script.case_id}", params={"v": "4"})
+    assert 'data-testid="event-corrected"' not in before.text
+    assert 'data-testid="event-withdrawn"' not in before.text
