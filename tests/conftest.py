@@ -13,11 +13,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from infra.bootstrap import Container, build_container
 from infra.settings import Settings
 
 pytest_plugins = ["tests.kafka_fixtures"]
+
+# Property tests check behaviour, never speed (speed is for bench/): no per-example deadline and
+# no "too slow" health check, which fail at random on a loaded shared machine (CI runs on one).
+# A test's own @settings still sets what it names (max_examples...) over this profile.
+hypothesis_settings.register_profile(
+    "ledger", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("ledger")
 
 PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("TEST_PG_PORT", "5432"))
