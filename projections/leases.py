@@ -25,7 +25,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from projections.framework import is_lock_busy
+
 log = logging.getLogger(__name__)
+
+LOCK_WAIT = 1.0
+"""Seconds a refresh waits for a lease row another worker's refresh holds."""
 
 DDL = (
     (
@@ -59,9 +64,24 @@ class ViewLeases:
                 cursor.execute(statement.replace("{schema}", schema))
 
     def refresh(self) -> set[str]:
-        """Renews, releases beyond this worker's share, claims up to it; the views held."""
+        """Renews, releases beyond this worker's share, claims up to it; the views held.
+
+        Never waits long on a lease row another worker holds inside its own refresh (it may
+        have frozen there, until `idle_in_transaction_session_timeout` ends it): after
+        `LOCK_WAIT` the refresh is skipped and the views held so far are kept (each page's
+        position check still guards them)."""
+        try:
+            return self._refresh()
+        except Exception as error:
+            if not is_lock_busy(error):
+                raise
+            log.info("projection leases busy (%s); keeping %s for now", error, sorted(self.held))
+            return self.held
+
+    def _refresh(self) -> set[str]:
         ttl = f"{self.seconds} seconds"
         with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{int(LOCK_WAIT * 1000)}ms'")
             cursor.execute(
                 f"INSERT INTO {self.workers} (worker_id, expires_at) VALUES "
                 "(%s, now() + %s::interval) ON CONFLICT (worker_id) DO UPDATE SET "
