@@ -36,6 +36,7 @@ from projections.framework import (
 from projections.framework import (
     PositionMismatchError as _PositionMismatch,
 )
+from projections.leases import VIEW_COST, balanced_groups
 from projections.quarantine import QuarantineEntry
 from services.worker_health import (
     ConnectionWatch,
@@ -56,9 +57,16 @@ PROJECTION_CLASSES = (
 """Registered projections, in the order each page is applied. A missing module is skipped."""
 
 REBUILD_BATCH_SIZE = 5000
-REBUILD_COST = {"audit_trail": 47, "compliance": 36, "agency_counts": 20, "case_index": 16}
+PARTIAL_BATCH_SIZE = 500
+"""Page size of `process_pending(names=…)` (the API's own catch-up): bounds how far past its
+timeout a read applying pages can run."""
+UNSETTLED_REFRESH = 0.25
+"""Seconds between lease refreshes while a worker does not hold exactly its share of the
+views (workers joining or leaving); otherwise a third of the lease time."""
+REBUILD_COST = VIEW_COST
 """CPU µs per event of each view's rebuild, read and decode included (measured on 50,000
-events, issue 16): how `rebuild(processes=True)` shares the views between its processes."""
+events, issue 16): how `rebuild(processes=True)` shares the views between its processes, and
+how leases share them between workers (projections.leases)."""
 
 
 def registered_projection_classes(paths: Sequence[str] = PROJECTION_CLASSES) -> list[type]:
@@ -267,7 +275,10 @@ class Projections:
         in-process runner is running, waits for it instead.
 
         Never waits on another runner (a worker) beyond `timeout`: a view whose position row
-        it holds is left to it (NOWAIT), and TimeoutError says the view has not got there."""
+        it holds is left to it (NOWAIT), and TimeoutError says the view has not got there.
+        With `names` (the API's catch-up of the audit trail) pages are of at most
+        `PARTIAL_BATCH_SIZE` events and no page starts after `timeout`: the caller is back
+        within about its timeout even when it applies the backlog itself."""
         target = self.max_notification_id() if until is None else until
         if self.runner.running:
             self.wait_for(target, timeout)
@@ -295,14 +306,20 @@ class Projections:
                     self.app,
                     [self.projections[n] for n in chosen],
                     self._reader(),
-                    self.batch_size,
+                    min(self.batch_size, PARTIAL_BATCH_SIZE),
                     busy_backoff=min(self._busy_backoff, 0.2),
                 )
             )
             follower.reload_positions()
             try:
                 while stop is None or not stop.is_set():
-                    total += follower.run_until_caught_up(stop, progress, batch_size, pause)
+                    total += follower.run_until_caught_up(
+                        stop,
+                        progress,
+                        batch_size,
+                        pause,
+                        deadline=deadline if names is not None else None,
+                    )
                     if reached():
                         break
                     if time.monotonic() > deadline:
@@ -339,11 +356,20 @@ class Projections:
                 follower.batch_size = batch_size
         self._retry_at_start()  # swallows a store that is down: the loop below reports it
         leases = self._leases() if self.store == "postgres" else None
+        if leases is not None:
+            leases.start_heartbeat()  # a long page keeps its leases (a frozen process does not)
         with self._lock:
             listen = self._listener() if self.store == "postgres" else None
             wake = threading.Event()
             reload = True
             renew_every = (leases.seconds / 3) if leases is not None else 0.0
+
+            def refresh_every() -> float:
+                # until this worker holds exactly its share, between every page (0.25 s at most)
+                if leases is None:
+                    return 0.0
+                return renew_every if leases.settled else min(renew_every, UNSETTLED_REFRESH)
+
             renewed = 0.0
             try:
                 while not stop.is_set():
@@ -351,11 +377,13 @@ class Projections:
                         if reload:
                             follower.reload_positions()
                             reload = False
-                        if leases is not None and time.monotonic() - renewed >= renew_every:
+                        if leases is not None and time.monotonic() - renewed >= refresh_every():
                             follower.only = leases.refresh()  # between pages, never inside one
                             renewed = time.monotonic()
                         read = follower.run_until_caught_up(
-                            stop, pause=pause, deadline=renewed + renew_every if leases else None
+                            stop,
+                            pause=pause,
+                            deadline=renewed + refresh_every() if leases else None,
                         )
                         if until_caught_up and min(self.positions().values(), default=0) >= (
                             self.max_notification_id()
@@ -366,7 +394,7 @@ class Projections:
                         if read:
                             continue
                         if listen is not None:
-                            listen(wake, min(1.0, renew_every) if leases else 1.0)
+                            listen(wake, min(1.0, refresh_every()) if leases else 1.0)
                         else:
                             stop.wait(self.poll_interval)
                     except Exception as error:
@@ -390,7 +418,7 @@ class Projections:
 
         seconds = float(getattr(self.settings, "projection_lease_seconds", 10.0))
         name = getattr(self.settings, "application_name", "referrals-project")
-        return ViewLeases(self.datastore, list(self.projections), name, seconds)
+        return ViewLeases(self.datastore, list(self.projections), name, seconds, REBUILD_COST)
 
     def wait_for(self, position: int | None, timeout: float = 5.0) -> None:
         """Blocks until every view has applied the log up to `position`.
@@ -666,13 +694,7 @@ def rebuild_groups(names: Sequence[str], workers: int) -> list[tuple[str, ...]]:
     """`names` shared between at most `workers` groups of about equal cost (REBUILD_COST;
     20 for a view not measured): the costliest first, each to the cheapest group so far."""
     count = max(1, min(workers, len(names)))
-    groups: list[list[str]] = [[] for _ in range(count)]
-    costs = [0] * count
-    for name in sorted(names, key=lambda n: (-REBUILD_COST.get(n, 20), list(names).index(n))):
-        cheapest = costs.index(min(costs))
-        groups[cheapest].append(name)
-        costs[cheapest] += REBUILD_COST.get(name, 20)
-    return [tuple(g) for g in groups if g]
+    return [g for g in balanced_groups(names, count, REBUILD_COST) if g]
 
 
 def _wait_any(futures: Sequence[Any], timeout: float) -> None:

@@ -111,6 +111,9 @@ class _TxNodeStore:
         self._size = size
 
 
+CHECKPOINT_LOCK_WAIT_MS = 1000
+
+
 class AuditTrailView(ProjectionView):
     """The audit trail tables, the Merkle node table, the checkpoints, and their queries."""
 
@@ -357,8 +360,13 @@ class AuditTrailView(ProjectionView):
 
     # -- checkpoints -------------------------------------------------------------------------------
     def add_checkpoint(self, head: TreeHead, note: str, created_at: datetime) -> None:
-        """Stores a signed checkpoint (a second one at the same size is ignored)."""
+        """Stores a signed checkpoint (a second one at the same size is ignored).
+
+        Waits at most CHECKPOINT_LOCK_WAIT_MS for another process storing the same size (a
+        worker frozen in that transaction keeps its row locked until its session ends)."""
         with self._write() as cursor:
+            if self.dialect == "postgres":
+                cursor.execute(f"SET LOCAL lock_timeout = '{CHECKPOINT_LOCK_WAIT_MS}ms'")
             tx = _tx(self, cursor)
             tx.upsert(
                 "audit_trail_checkpoints",

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from domain.calendar import VIETNAM_TZ
 from domain.errors import DomainError, InvalidEventError, LogIntegrityError, NotFoundError
 from domain.referral import Recorded, referral_id
+from projections.framework import is_lock_busy
 from services.transparency.bundle import (
     BUNDLE_FORMAT,
     b64,
@@ -290,8 +291,18 @@ class TransparencyLog:
         return self.publish_checkpoint()
 
     def fresh_checkpoint(self) -> Any:
-        """A checkpoint of the whole audit trail as it stands (published if the tree grew)."""
-        return self.publish_if_grown() or self.latest_checkpoint()
+        """A checkpoint of the whole audit trail as it stands (published if the tree grew).
+
+        If another process is storing that checkpoint and holds its row (a worker frozen
+        inside that transaction, issue 19), the latest stored one: a read never waits on it."""
+        try:
+            grown = self.publish_if_grown()
+        except Exception as error:
+            if not is_lock_busy(error):
+                raise
+            log.warning("a checkpoint is being stored elsewhere (%s): using the latest", error)
+            grown = None
+        return grown or self.latest_checkpoint()
 
     def checkpoint(self, size: int) -> Any:
         """The stored checkpoint of one size, or LogEntryNotFoundError."""
