@@ -131,6 +131,9 @@ class ProjectionContext:
     # case id -> its stored events in version order (ADR 0008: a case a late or held fact
     # touches is derived again from its facts; read once per case and process, on a miss)
     history: Any = None
+    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Per-process work the projections of this context share (e.g. the derived cases folded
+    once per page for every view that needs them: `projections.derived.PageDerivation`)."""
 
 
 # ------------------------------------------------------------------------------------- views
@@ -831,6 +834,11 @@ class Projection(LibraryProjection[TView], Generic[TView]):
     def wants(self, topic: str) -> bool:
         return not self.topics or topic in self.topics
 
+    def prepare(self, items: Sequence[Item]) -> None:
+        """Called by the follower with every page it read (in log order, before any view
+        applies it, in the follower's own thread): work that several views of the process
+        share is done here once (nothing by default)."""
+
     def forget(self) -> None:
         """Drops whatever the projection caches in memory (after a failed or foreign write,
         and before a rebuild)."""
@@ -1148,6 +1156,8 @@ class LogFollower:
         if more:  # read and decode the next page while the projections write this one
             self._prefetch = ((end, size), self._pool().submit(self._read_page, end, size))
         behind = [s for s in active if s.position is None or s.position < end]
+        for state in behind:
+            state.projection.prepare(everything)
         topics = {i.topic for i in everything}
         work: list[tuple[ProjectionState, Batch]] = []
         for state in behind:
