@@ -1007,6 +1007,22 @@ def _holds_float(value: Any) -> bool:
     return False
 
 
+_ZONES: dict[Any, Any] = {}
+
+
+def _shared_zone(instant: datetime) -> datetime:
+    """The same instant with one `tzinfo` object per UTC offset. Each parsed instant has a
+    fixed-offset zone object of its own, and comparing two aware datetimes whose zones are
+    different objects calls `utcoffset()` on both (≈ 1.4 µs against ≈ 0.05 µs for the same
+    object): the views compare `occurred_at`s many times per event. Equal values, same
+    offset, same text: nothing a view stores or hashes changes."""
+    zone = instant.tzinfo
+    shared = _ZONES.get(zone)
+    if shared is None:
+        shared = _ZONES.setdefault(zone, zone)
+    return instant if shared is zone else instant.replace(tzinfo=shared)
+
+
 class EventDecoder:
     """Turns stored notifications into domain events, like the application's mapper.
 
@@ -1048,7 +1064,10 @@ class EventDecoder:
                 transcoding = self.names.get(value["_type_"])
                 if transcoding is None or "_data_" not in value:
                     return self.mapper.to_domain_event(notification)
-                state_dict[key] = transcoding.decode(value["_data_"])
+                decoded = transcoding.decode(value["_data_"])
+                if type(decoded) is datetime and decoded.tzinfo is not None:
+                    decoded = _shared_zone(decoded)
+                state_dict[key] = decoded
                 typed += 1
         if state.count(b'"_type_"') != typed:
             return self.mapper.to_domain_event(notification)
