@@ -555,8 +555,11 @@ class Compliance(Projection[ComplianceView]):
                 view.set_settled(tx, batch.position)
         self.known.update(updated)
 
-    def judge(self, case_id: str, facts: list[StoredFact]) -> list[tuple]:
-        """The case's verdict rows: decided ones with their status, undecided as 'open'."""
+    def judge(self, case_id: str, facts: list[StoredFact], shared: bool = True) -> list[tuple]:
+        """The case's verdict rows: decided ones with their status, undecided as 'open'.
+
+        `shared`: the held facts may be taken from the process's shared fold (only from the
+        follower's own page, when no other thread folds the next one)."""
         rows = []
         if not facts:
             return rows
@@ -568,9 +571,8 @@ class Compliance(Projection[ComplianceView]):
         )
         opening = agencies.get(facts[0].agency_id)
         province = opening.province if opening is not None else None
-        facts = _in_effect(
-            case_id, facts, self.shared.case(case_id) if self.shared is not None else None
-        )
+        derived = self.shared.case(case_id) if shared and self.shared is not None else None
+        facts = _in_effect(case_id, facts, derived)
         if refs is not None and refs.records:
             judged = judge_with_basis(case_facts(facts), refs, FAR_FUTURE)
         else:
@@ -672,7 +674,7 @@ class Compliance(Projection[ComplianceView]):
             histories = view.load_facts(tx, cases)
             rows: list[tuple] = []
             for case_id in cases:
-                rows.extend(self.judge(case_id, histories[case_id]))
+                rows.extend(self.judge(case_id, histories[case_id], shared=False))
             view.replace_verdicts(tx, cases, rows)
             new = {(r[0], r[1], r[2]): dict(zip(VERDICT_COLUMNS, r, strict=True)) for r in rows}
             for key in sorted(set(old) | set(new)):
