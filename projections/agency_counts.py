@@ -20,9 +20,10 @@ from typing import Any, ClassVar
 
 from domain.calendar import VIETNAM_TZ
 from projections.case_index import REFERRAL_TOPICS
-from projections.derived import DerivedCases, effective_facts_of, is_simple
+from projections.derived import DerivedCases, PageDerivation, effective_facts_of
 from projections.framework import (
     Batch,
+    Item,
     Projection,
     ProjectionView,
     StateCache,
@@ -162,10 +163,15 @@ class AgencyCounts(Projection[AgencyCountsView]):
         super().__init__(view, context)
         self.cache = StateCache()
         self.derived = DerivedCases(context)  # ADR 0008: held events count once in effect
+        self.shared = PageDerivation.of(context)  # the same, folded once for the process's views
 
     def forget(self) -> None:
         self.cache.clear()
         self.derived.forget()
+
+    def prepare(self, items: Sequence[Item]) -> None:
+        if self.shared is not None:
+            self.shared.prepare(items)
 
     def process_batch(self, batch: Batch) -> None:
         try:
@@ -179,6 +185,7 @@ class AgencyCounts(Projection[AgencyCountsView]):
         agencies = reference.agencies if reference is not None else {}
         provinces = {a: (x.province or "") for a, x in agencies.items()}
         view = self.view
+        shared = self.shared
         with view.transaction(batch) as tx:
             case_ids = list(dict.fromkeys(item.event.case_id for item in batch.items))
             states, missing = self.cache.split(case_ids)
@@ -199,10 +206,11 @@ class AgencyCounts(Projection[AgencyCountsView]):
                     or states.get(case_id)
                     or {"case_id": case_id, "category": "", "procedural_role": "", "stage": ""}
                 )
-                derived = self.derived.before(event)
-                if is_simple(derived, event):
-                    derived = self.derived.apply(derived, event)
-                    if derived.held:  # the new fact is held: nothing counts until it takes effect
+                step = shared.step(item.position) if shared is not None else None
+                if step is None:
+                    step = self.derived.step(event)
+                if step.simple:
+                    if step.held:  # the new fact is held: nothing counts until it takes effect
                         continue
                     new = _updated(state, event.data)
                     if new is not state:
@@ -221,9 +229,8 @@ class AgencyCounts(Projection[AgencyCountsView]):
                     continue
                 # a late fact, or one on a case with held facts: the case is counted again as
                 # a whole, its facts in effect in occurred order (what moved, moves)
-                old, _ = _contribution(case_id, derived, provinces)
-                derived = self.derived.apply(derived, event)
-                now, final = _contribution(case_id, derived, provinces)
+                old, _ = _contribution(case_id, step.before_facts or [], provinces)
+                now, final = _contribution(case_id, effective_facts_of(step.state), provinces)
                 counts.update(now)
                 counts.subtract(old)
                 if final != state:
@@ -235,13 +242,14 @@ class AgencyCounts(Projection[AgencyCountsView]):
 
 
 def _contribution(
-    case_id: str, derived: Any, provinces: dict[str, str]
+    case_id: str, facts: list[dict[str, Any]], provinces: dict[str, str]
 ) -> tuple[Counter[tuple], dict[str, Any]]:
-    """What a case adds to the counts: its facts in effect, in occurred order, each with the
-    case's attributes as they stand after it; and the attributes after the last one."""
+    """What a case adds to the counts: its facts in effect (`effective_facts_of`, in occurred
+    order), each with the case's attributes as they stand after it; and the attributes after
+    the last one."""
     state: dict[str, Any] = {"case_id": case_id, "category": "", "procedural_role": "", "stage": ""}
     counts: Counter[tuple] = Counter()
-    for fact in effective_facts_of(derived):
+    for fact in facts:
         state = _updated(state, fact["data"])
         counts[
             (

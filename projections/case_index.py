@@ -23,9 +23,10 @@ from typing import Any, ClassVar
 
 from domain.catalogue import AMENDMENT_TYPES
 from domain.referral import Referral, next_status
-from projections.derived import DerivedCases, is_simple
+from projections.derived import DerivedCases, PageDerivation
 from projections.framework import (
     Batch,
+    Item,
     Projection,
     ProjectionView,
     StateCache,
@@ -392,11 +393,16 @@ class CaseIndex(Projection[CaseIndexView]):
         self.cache = StateCache()
         self.known_agencies = StateCache()  # case id -> agencies already stored
         self.derived = DerivedCases(context)  # ADR 0008: the case as its facts in effect make it
+        self.shared = PageDerivation.of(context)  # the same, folded once for the process's views
 
     def forget(self) -> None:
         self.cache.clear()
         self.known_agencies.clear()
         self.derived.forget()
+
+    def prepare(self, items: Sequence[Item]) -> None:
+        if self.shared is not None:
+            self.shared.prepare(items)
 
     def process_batch(self, batch: Batch) -> None:
         try:
@@ -408,6 +414,7 @@ class CaseIndex(Projection[CaseIndexView]):
     def _process_batch(self, batch: Batch) -> None:
         reference = self.context.reference if self.context is not None else None
         view = self.view
+        shared = self.shared
         with view.transaction(batch) as tx:
             case_ids = list(dict.fromkeys(item.event.case_id for item in batch.items))
             rows, missing = self.cache.split(case_ids)
@@ -422,25 +429,28 @@ class CaseIndex(Projection[CaseIndexView]):
                 event = item.event
                 case_id = event.case_id
                 row = fold_case(rows.get(case_id), event, reference)
-                state = self.derived.before(event)
-                simple = is_simple(state, event)
-                state = self.derived.apply(state, event)
-                if not simple or state.held:  # late, or something held: derived as a whole
+                step = shared.step(item.position) if shared is not None else None
+                if step is None:
+                    step = self.derived.step(event)
+                before = agencies.get(case_id, known.get(case_id, frozenset()))
+                if not step.simple or step.held:  # late, or something held: derived as a whole
+                    state = step.state
                     row = derived_row(state, reference)
                     held_cases[case_id] = state
+                    new = set(state.posters_in_scope()) - before
+                else:  # the next fact, in effect: it adds its own agencies to the case's scope
+                    new = touched_by(event) - before
                 rows[case_id] = row
-                if not simple:
+                if not step.simple:
                     # a late fact, correction or withdrawal can also take a part away (a
                     # withdrawn transfer's addressee): the agencies are the derived case's, as
                     # a rebuild from zero gives them
                     replaced.add(case_id)
-                    scope = state.posters_in_scope()
+                    scope = step.state.posters_in_scope()
                     touched.difference_update({p for p in touched if p[0] == case_id})
                     touched.update((case_id, a) for a in scope)
                     agencies[case_id] = scope
                     continue
-                before = agencies.get(case_id, known.get(case_id, frozenset()))
-                new = set(state.posters_in_scope()) - before
                 if new:
                     touched.update((case_id, a) for a in new)
                     agencies[case_id] = before | new

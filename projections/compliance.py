@@ -40,10 +40,12 @@ from domain.calendar import VIETNAM_TZ
 from domain.catalogue import AMENDMENT_TYPES, OPENING_TYPES
 from domain.deadlines import evaluate_time_limits
 from domain.reference_versions import judge_with_basis
-from domain.referral import effective_facts
+from domain.referral import Referral, effective_facts
 from projections.case_index import REFERRAL_TOPICS
+from projections.derived import PageDerivation
 from projections.framework import (
     Batch,
+    Item,
     Projection,
     ProjectionView,
     StateCache,
@@ -134,10 +136,16 @@ class StoredFact:
         return cls(version, wire, datetime.fromisoformat(at), agency, data)
 
 
-def _in_effect(case_id: str, facts: list[StoredFact]) -> list[StoredFact]:
+def _in_effect(
+    case_id: str, facts: list[StoredFact], derived: Referral | None = None
+) -> list[StoredFact]:
     """The facts in effect, in occurred order (ADR 0008): a held fact is judged only once it
     takes effect. Facts stored before the view kept the lifecycle fields (no `person_id` on
-    an opening) are judged as recorded, in version order, until `referrals rebuild`."""
+    an opening) are judged as recorded, in version order, until `referrals rebuild`.
+
+    `derived`: the case as the process's shared derivation left it (`PageDerivation`); when
+    it was derived from exactly these facts' events and none is an amendment, its held facts
+    say which are in effect, and the facts are not derived a second time."""
     facts = sorted(facts, key=lambda f: f.originator_version)
     if (
         facts
@@ -145,6 +153,19 @@ def _in_effect(case_id: str, facts: list[StoredFact]) -> list[StoredFact]:
         and not any("person_id" in f.data for f in facts)
     ):
         return facts
+    if (
+        derived is not None
+        and facts
+        and derived.version == len(facts) == facts[-1].originator_version
+        and derived.facts is not None
+        and len(derived.facts) == len(facts)
+        and not any(f.WIRE_TYPE in AMENDMENT_TYPES for f in facts)
+    ):
+        held = {int(h["version"]) for h in derived.held.values()}
+        return sorted(
+            (f for f in facts if f.originator_version not in held),
+            key=lambda f: (f.occurred_at, f.originator_version),
+        )
     return effective_facts(facts, case_id)
 
 
@@ -471,10 +492,15 @@ class Compliance(Projection[ComplianceView]):
             )
         )
         self.known = StateCache()  # case id -> its complete facts, as committed
+        self.shared = PageDerivation.of(context)  # the derived cases of the process's views
         self.references = getattr(context, "references", None)  # the recorded versions
 
     def forget(self) -> None:
         self.known.clear()
+
+    def prepare(self, items: Sequence[Item]) -> None:
+        if self.shared is not None:
+            self.shared.prepare(items)
 
     def process_batch(self, batch: Batch) -> None:
         if self.references is not None:
@@ -529,8 +555,11 @@ class Compliance(Projection[ComplianceView]):
                 view.set_settled(tx, batch.position)
         self.known.update(updated)
 
-    def judge(self, case_id: str, facts: list[StoredFact]) -> list[tuple]:
-        """The case's verdict rows: decided ones with their status, undecided as 'open'."""
+    def judge(self, case_id: str, facts: list[StoredFact], shared: bool = True) -> list[tuple]:
+        """The case's verdict rows: decided ones with their status, undecided as 'open'.
+
+        `shared`: the held facts may be taken from the process's shared fold (only from the
+        follower's own page, when no other thread folds the next one)."""
         rows = []
         if not facts:
             return rows
@@ -542,7 +571,8 @@ class Compliance(Projection[ComplianceView]):
         )
         opening = agencies.get(facts[0].agency_id)
         province = opening.province if opening is not None else None
-        facts = _in_effect(case_id, facts)
+        derived = self.shared.case(case_id) if shared and self.shared is not None else None
+        facts = _in_effect(case_id, facts, derived)
         if refs is not None and refs.records:
             judged = judge_with_basis(case_facts(facts), refs, FAR_FUTURE)
         else:
@@ -644,7 +674,7 @@ class Compliance(Projection[ComplianceView]):
             histories = view.load_facts(tx, cases)
             rows: list[tuple] = []
             for case_id in cases:
-                rows.extend(self.judge(case_id, histories[case_id]))
+                rows.extend(self.judge(case_id, histories[case_id], shared=False))
             view.replace_verdicts(tx, cases, rows)
             new = {(r[0], r[1], r[2]): dict(zip(VERDICT_COLUMNS, r, strict=True)) for r in rows}
             for key in sorted(set(old) | set(new)):

@@ -132,6 +132,9 @@ class ProjectionContext:
     # case id -> its stored events in version order (ADR 0008: a case a late or held fact
     # touches is derived again from its facts; read once per case and process, on a miss)
     history: Any = None
+    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Per-process work the projections of this context share (e.g. the derived cases folded
+    once per page for every view that needs them: `projections.derived.PageDerivation`)."""
 
 
 # ------------------------------------------------------------------------------------- views
@@ -874,6 +877,11 @@ class Projection(LibraryProjection[TView], Generic[TView]):
     def wants(self, topic: str) -> bool:
         return not self.topics or topic in self.topics
 
+    def prepare(self, items: Sequence[Item]) -> None:
+        """Called by the follower with every page it read (in log order, before any view
+        applies it, in the follower's own thread): work that several views of the process
+        share is done here once (nothing by default)."""
+
     def forget(self) -> None:
         """Drops whatever the projection caches in memory (after a failed or foreign write,
         and before a rebuild)."""
@@ -1042,6 +1050,22 @@ def _holds_float(value: Any) -> bool:
     return False
 
 
+_ZONES: dict[Any, Any] = {}
+
+
+def _shared_zone(instant: datetime) -> datetime:
+    """The same instant with one `tzinfo` object per UTC offset. Each parsed instant has a
+    fixed-offset zone object of its own, and comparing two aware datetimes whose zones are
+    different objects calls `utcoffset()` on both (≈ 1.4 µs against ≈ 0.05 µs for the same
+    object): the views compare `occurred_at`s many times per event. Equal values, same
+    offset, same text: nothing a view stores or hashes changes."""
+    zone = instant.tzinfo
+    shared = _ZONES.get(zone)
+    if shared is None:
+        shared = _ZONES.setdefault(zone, zone)
+    return instant if shared is zone else instant.replace(tzinfo=shared)
+
+
 class EventDecoder:
     """Turns stored notifications into domain events, like the application's mapper.
 
@@ -1083,7 +1107,10 @@ class EventDecoder:
                 transcoding = self.names.get(value["_type_"])
                 if transcoding is None or "_data_" not in value:
                     return self.mapper.to_domain_event(notification)
-                state_dict[key] = transcoding.decode(value["_data_"])
+                decoded = transcoding.decode(value["_data_"])
+                if type(decoded) is datetime and decoded.tzinfo is not None:
+                    decoded = _shared_zone(decoded)
+                state_dict[key] = decoded
                 typed += 1
         if state.count(b'"_type_"') != typed:
             return self.mapper.to_domain_event(notification)
@@ -1191,6 +1218,8 @@ class LogFollower:
         if more:  # read and decode the next page while the projections write this one
             self._prefetch = ((end, size), self._pool().submit(self._read_page, end, size))
         behind = [s for s in active if s.position is None or s.position < end]
+        for state in behind:
+            state.projection.prepare(everything)
         topics = {i.topic for i in everything}
         work: list[tuple[ProjectionState, Batch]] = []
         for state in behind:

@@ -127,3 +127,48 @@ def test_the_views_end_as_with_in_order_arrival_whatever_the_arrival_order(
     paged = {name: p.view.dump() for name, p in projections.projections.items()}
     projections.rebuild()  # all at once, from the log: the same views
     assert {name: p.view.dump() for name, p in projections.projections.items()} == paged
+
+
+def test_the_views_folded_once_per_process_equal_each_view_folding_alone(
+    any_container: Container,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The derived cases are folded once per page for every view of the process
+    (`PageDerivation`); a view folding its events itself (an event the shared fold did not
+    prepare), or a fold that evicts cases and reads them again from the store, gives the
+    same views."""
+    from projections.derived import DerivedCases, PageDerivation
+
+    app = any_container.referrals
+    projections = any_container.projections
+    scripts = [CaseScript() for _ in range(3)]
+    orders = [(0, 1, 2, 3, 4, 5, 6), (6, 5, 4, 3, 2, 1, 0), (0, 1, 2, 5, 4, 3, 6)]
+    histories = [s.full_history() for s in scripts]
+    for k in range(7):  # the cases interleaved in the log
+        for wires, order in zip(histories, orders, strict=True):
+            app.record_event(wires[order[k]])
+    projections.process_pending(batch_size=3)
+    shared = {name: p.view.dump() for name, p in projections.projections.items()}
+
+    projections.rebuild()  # one fold for all the views of the process
+    assert {name: p.view.dump() for name, p in projections.projections.items()} == shared
+
+    context = projections.projections["case_index"].context
+    derivation = PageDerivation.of(context)
+    assert derivation is not None
+    monkeypatch.setattr(derivation.cases, "max_size", 1)  # every other case read again
+    reads = derivation.cases.reads
+    derivation.forget()
+    projections.rebuild()
+    assert {name: p.view.dump() for name, p in projections.projections.items()} == shared
+    assert derivation.cases.reads > reads
+
+    monkeypatch.setattr(PageDerivation, "prepare", lambda self, items: None)
+    monkeypatch.setattr(PageDerivation, "step", lambda self, position: None)
+    monkeypatch.setattr(PageDerivation, "case", lambda self, case_id: None)
+    for projection in projections.projections.values():  # each view's own fold: tiny too
+        derived = getattr(projection, "derived", None)
+        if isinstance(derived, DerivedCases):
+            monkeypatch.setattr(derived, "max_size", 1)
+    projections.rebuild()  # each view folds alone
+    assert {name: p.view.dump() for name, p in projections.projections.items()} == shared
