@@ -349,7 +349,7 @@ def test_a_failure_that_is_not_an_events_stops_the_view_and_is_reported(
 
     record(container, CaseScript(start=T0).full_history()[:3])
 
-    def broken(self: Any, tx: Any, rows: Any, touched: Any) -> None:
+    def broken(self: Any, tx: Any, *rows_and_agencies: Any) -> None:
         raise ProgrammingError('relation "case_index" does not exist')
 
     monkeypatch.setattr(type(container.projections.case_index), "save", broken)
