@@ -32,6 +32,7 @@ from pydantic_core import PydanticCustomError
 from domain.calendar import FIRST_REPORT_DAY, LAST_REPORT_DAY
 from domain.catalogue import (
     AMENDMENT_TYPES,
+    CITATION_TEXT,
     COMMON_FIELDS,
     CORRECTABLE_FIELDS,
     EVENT_TYPES,
@@ -52,6 +53,18 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
 _REFERENCE_CHAR = r"[A-Za-z0-9\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u1E00-\u1EFF/\-._:]"
 REFERENCE_TEXT_PATTERN = f"^{_REFERENCE_CHAR}*[0-9]{_REFERENCE_CHAR}*$"
 _REFERENCE_WIRE = re.compile(REFERENCE_TEXT_PATTERN)
+# domain.catalogue.CITATION_TEXT alike (a legal article: a letter or digit first, then letters,
+# digits, spaces and / ( ) . , ; - _, with a digit and an article word "Điều"/"Art" somewhere),
+# in the same portable form: the two orders of the digit and the word, no look-ahead
+_CITATION_FIRST = r"[A-Za-z0-9\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u1E00-\u1EFF]"
+_CITATION_CHAR = r"[A-Za-z0-9\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u1E00-\u1EFF /().,;_\-]"
+_ARTICLE_WORD = r"(?:[Đđ][Ii][Ềề][Uu]|[Aa][Rr][Tt])"
+CITATION_PATTERN = (
+    f"^(?:(?:{_CITATION_FIRST}{_CITATION_CHAR}*)?{_ARTICLE_WORD}{_CITATION_CHAR}*[0-9]"
+    f"|(?:{_CITATION_FIRST}{_CITATION_CHAR}*)?[0-9]{_CITATION_CHAR}*{_ARTICLE_WORD})"
+    f"{_CITATION_CHAR}*$"
+)
+_CITATION_WIRE = re.compile(CITATION_PATTERN)
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 MAX_BATCH = 1000
 
@@ -101,6 +114,19 @@ def _checked(kind: str) -> AfterValidator:
             REFERENCE_TEXT.fullmatch(value) and _REFERENCE_WIRE.fullmatch(value)
         ):
             raise _refuse(InvalidEventError("REFERENCE_FORMAT_INVALID", "value"))
+        if kind == "citation" and not (
+            CITATION_TEXT.fullmatch(value) and _CITATION_WIRE.fullmatch(value)
+        ):
+            raise _refuse(
+                InvalidEventError(
+                    "FIELD_INVALID",
+                    "value",
+                    rule_vi="phải là trích dẫn điều luật, ví dụ «Luật TGPL 2017 Điều 7» (có số "
+                    "điều)",
+                    rule_en="must cite a legal article, e.g. 'Luật TGPL 2017 Điều 7' (with its "
+                    "number)",
+                )
+            )
         if kind == "uuid" and not re.fullmatch(UUID_PATTERN, value):
             raise _refuse(
                 InvalidEventError(
@@ -163,6 +189,16 @@ def _annotation(spec: FieldSpec) -> Any:
                 min_length=1,
                 json_schema_extra={"propertyNames": {"enum": list(CORRECTABLE_FIELDS)}},
             ),
+        ]
+    if spec.kind == "citation":  # a legal article (spaces allowed), not a reference number
+        return Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=spec.max_length,
+                json_schema_extra={"pattern": CITATION_PATTERN},
+            ),
+            _checked("citation"),
         ]
     if spec.kind == "language":
         return Annotated[

@@ -329,3 +329,44 @@ def test_contacts_streamed_on_the_agency_topic_are_recorded_once(
         "PROCEDURAL_CONTACT",
         "NOT_ELIGIBLE_DETERMINED",
     ]
+
+
+def test_a_legal_citation_with_spaces_is_accepted_over_http_as_by_the_domain(
+    pg_container: Container,
+) -> None:
+    """`data.article` is a citation ("Luật TGPL 2017 Điều 7"), not a reference number: HTTP
+    refused what `load` and Kafka accept (the bench's batches lost every such event)."""
+    from infra.http.app import create_app
+
+    token = pg_container.tokens.create(
+        "agency", "Công an", agency_id="lsn-police", reference=pg_container.reference
+    )[0]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def not_eligible(case: str, article: str) -> dict[str, Any]:
+        return then(
+            case,
+            2,
+            "NOT_ELIGIBLE_DETERMINED",
+            "lsn-police",
+            "2026-03-02 09:00",
+            {"reason": "NO_CATEGORY", "article": article},
+        )
+
+    with TestClient(create_app(pg_container)) as http:
+        for case in ("C1", "C2"):
+            opened = http.post(
+                "/v1/events", json=contact(case, "lsn-police", "2026-03-02 08:00"), headers=headers
+            )
+            assert opened.status_code == 201, opened.text
+        accepted = http.post(
+            "/v1/events", json=not_eligible("C1", "Luật TGPL 2017 Điều 7"), headers=headers
+        )
+        named = http.post("/v1/events", json=not_eligible("C2", "Nguyễn Văn An"), headers=headers)
+        schema = http.get("/openapi.json").json()
+    assert accepted.status_code == 201, accepted.text
+    assert named.status_code == 422
+    assert (named.json()["code"], named.json()["field"]) == ("FIELD_INVALID", "data.article")
+    assert "Điều 7" in named.json()["message"]
+    # the OpenAPI document says the same: data.article has a citation's pattern
+    assert "[Đđ][Ii][Ềề][Uu]" in json.dumps(schema, ensure_ascii=False)
