@@ -275,6 +275,9 @@ def timeliness_figures(
     occurred_from = datetime.combine(start, time(0), VIETNAM_TZ)
     occurred_to = datetime.combine(end + timedelta(days=1), time(0), VIETNAM_TZ)
     delays: dict[str, list[float]] = {a: [] for a in ids}
+    # the late cases already listed per agency (the list keeps their order): a membership test
+    # on the list was quadratic, hours on a province-year loaded from paper (every event late)
+    late_listed: dict[str, set[str]] = {a: set() for a in ids}
     audit = projections.view("audit_trail")
     for entry in audit.recording_delays(ids, occurred_from, occurred_to, max_position):
         row = rows[entry["agency_id"]]
@@ -300,7 +303,8 @@ def timeliness_figures(
                     "delay_hours": round(hours, 2),
                 }
             )
-            if entry["case_id"] not in row.late_cases:
+            if entry["case_id"] not in late_listed[row.agency_id]:
+                late_listed[row.agency_id].add(entry["case_id"])
                 row.late_cases.append(entry["case_id"])
     for agency_id, n in held_counts(projections, ids, start, end, max_position).items():
         if agency_id in rows:
