@@ -742,6 +742,16 @@ def normalise_data(
     return out
 
 
+def citation_refused(path: str) -> InvalidEventError:
+    """The error for a field of kind "citation" that does not cite a legal article."""
+    return InvalidEventError(
+        "FIELD_INVALID",
+        path,
+        rule_vi="phải là trích dẫn điều luật, ví dụ «Luật TGPL 2017 Điều 7» (có số điều)",
+        rule_en="must cite a legal article, e.g. 'Luật TGPL 2017 Điều 7' (with its number)",
+    )
+
+
 def _check_value(
     spec: FieldSpec,
     value: Any,
@@ -758,12 +768,7 @@ def _check_value(
     if kind == "citation":
         text = clean_text(value, path, spec.max_length)
         if not CITATION_TEXT.fullmatch(text):
-            raise InvalidEventError(
-                "FIELD_INVALID",
-                path,
-                rule_vi="phải là trích dẫn điều luật, ví dụ «Luật TGPL 2017 Điều 7» (có số điều)",
-                rule_en="must cite a legal article, e.g. 'Luật TGPL 2017 Điều 7' (with its number)",
-            )
+            raise citation_refused(path)
         return text
     if kind == "language":
         code = clean_text(value, path, spec.max_length)

@@ -40,6 +40,7 @@ from domain.catalogue import (
     OPENING_TYPES,
     REFERENCE_TEXT,
     FieldSpec,
+    citation_refused,
     has_instant_shape,
     parse_instant,
 )
@@ -117,16 +118,7 @@ def _checked(kind: str) -> AfterValidator:
         if kind == "citation" and not (
             CITATION_TEXT.fullmatch(value) and _CITATION_WIRE.fullmatch(value)
         ):
-            raise _refuse(
-                InvalidEventError(
-                    "FIELD_INVALID",
-                    "value",
-                    rule_vi="phải là trích dẫn điều luật, ví dụ «Luật TGPL 2017 Điều 7» (có số "
-                    "điều)",
-                    rule_en="must cite a legal article, e.g. 'Luật TGPL 2017 Điều 7' (with its "
-                    "number)",
-                )
-            )
+            raise _refuse(citation_refused("value"))
         if kind == "uuid" and not re.fullmatch(UUID_PATTERN, value):
             raise _refuse(
                 InvalidEventError(
@@ -191,15 +183,7 @@ def _annotation(spec: FieldSpec) -> Any:
             ),
         ]
     if spec.kind == "citation":  # a legal article (spaces allowed), not a reference number
-        return Annotated[
-            str,
-            Field(
-                min_length=1,
-                max_length=spec.max_length,
-                json_schema_extra={"pattern": CITATION_PATTERN},
-            ),
-            _checked("citation"),
-        ]
+        return _patterned_text(spec, CITATION_PATTERN, "citation")
     if spec.kind == "language":
         return Annotated[
             str,
@@ -209,14 +193,15 @@ def _annotation(spec: FieldSpec) -> Any:
                 pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
             ),
         ]
+    return _patterned_text(spec, REFERENCE_TEXT_PATTERN, "text")
+
+
+def _patterned_text(spec: FieldSpec, pattern: str, kind: str) -> Any:
+    """Free text with the portable pattern in the document and the domain's check behind it."""
     return Annotated[
         str,
-        Field(
-            min_length=1,
-            max_length=spec.max_length,
-            json_schema_extra={"pattern": REFERENCE_TEXT_PATTERN},
-        ),
-        _checked("text"),
+        Field(min_length=1, max_length=spec.max_length, json_schema_extra={"pattern": pattern}),
+        _checked(kind),
     ]
 
 
