@@ -25,7 +25,7 @@ Query API (stable; infra.transparency uses it):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -112,6 +112,39 @@ class _TxNodeStore:
 
 
 CHECKPOINT_LOCK_WAIT_MS = 1000
+
+
+def delay_ranks(count: int) -> tuple[int, ...]:
+    """The 1-based ranks of the sorted delays that the median and the nearest-rank 90th
+    percentile of `count` delays read (`projections.reports.delay_percentile`)."""
+    if count <= 0:
+        return ()
+    middle = (count // 2 + 1,) if count % 2 else (count // 2, count // 2 + 1)
+    return (*middle, max(1, -(-900 * count // 1000)))
+
+
+@dataclass
+class DelayFigures:
+    """`AuditTrailView.recording_delay_figures`: what the timeliness table counts, without a
+    row per event. Delays are integer microseconds (negative ones as 0)."""
+
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    """agency → type → events."""
+    judged: dict[str, int] = field(default_factory=dict)
+    """agency → events whose delay counts (all but the amendments)."""
+    late: dict[str, int] = field(default_factory=dict)
+    """agency → events among those whose delay is at least the late bound."""
+    ranked: dict[str, dict[int, int]] = field(default_factory=dict)
+    """agency → rank (1-based, by delay) → delay, for the ranks of `delay_ranks`."""
+    up_to: int | None = None
+    """The last log position counted (what `late_entries` reads up to, to list the same)."""
+    entries: list[tuple[Any, ...]] | None = None
+    """The late entries when they were at hand anyway (SQLite), as `late_entries` gives them."""
+
+
+def _delay_micro(recorded_at: datetime, occurred_at: datetime) -> int:
+    delta = recorded_at - occurred_at
+    return max(0, (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
 
 
 class AuditTrailView(ProjectionView):
@@ -335,6 +368,120 @@ class AuditTrailView(ProjectionView):
             }
             for row in rows
         ]
+
+    def _delay_where(
+        self,
+        agency_ids: Sequence[str],
+        occurred_from: datetime,
+        occurred_to: datetime,
+        max_position: int | None,
+    ) -> tuple[str, list[Any]]:
+        cond, params = self.in_list("agency_id", list(agency_ids))
+        where = f"case_id IS NOT NULL AND {cond} AND occurred_at >= %s AND occurred_at < %s"
+        params = [*params, self.p_ts(occurred_from), self.p_ts(occurred_to)]
+        if max_position is not None:
+            where += " AND position <= %s"
+            params.append(max_position)
+        return where, params
+
+    # microseconds exactly: EXTRACT(epoch …) of an interval is numeric (PostgreSQL 14+)
+    _DELAY_US = "GREATEST(0, (EXTRACT(epoch FROM recorded_at - occurred_at) * 1000000)::bigint)"
+
+    def recording_delay_figures(
+        self,
+        agency_ids: Sequence[str],
+        occurred_from: datetime,
+        occurred_to: datetime,
+        max_position: int | None,
+        amendment_types: Sequence[str],
+        late_from_us: int,
+    ) -> DelayFigures:
+        """The figures of `recording_delays` without a row per event (issue 13 item 5 at a
+        province-year entered from paper, where every event is late): per agency and type the
+        events; per agency, among its events of no type in `amendment_types`, how many have
+        a delay of at least `late_from_us` and the delays at the ranks `delay_ranks` names.
+        PostgreSQL: one statement, one scan; SQLite: from the rows, in Python (the same
+        figures: `tests/integration/test_timeliness.py`)."""
+        figures = DelayFigures()
+        if not agency_ids:
+            return figures
+        amend = set(amendment_types)
+        if self.dialect != "postgres":
+            delays: dict[str, list[int]] = {}
+            figures.entries = []
+            for row in self.recording_delays(agency_ids, occurred_from, occurred_to, max_position):
+                agency_id, kind = row["agency_id"], row["type"]
+                by_type = figures.counts.setdefault(agency_id, {})
+                by_type[kind] = by_type.get(kind, 0) + 1
+                figures.up_to = max(figures.up_to or 0, row["position"])
+                if kind in amend:
+                    continue
+                micro = _delay_micro(row["recorded_at"], row["occurred_at"])
+                delays.setdefault(agency_id, []).append(micro)
+                if micro >= late_from_us:
+                    figures.late[agency_id] = figures.late.get(agency_id, 0) + 1
+                    figures.entries.append(
+                        (agency_id, row["case_id"], row["version"], kind, row["position"])
+                        + (row["occurred_at"], row["recorded_at"], micro)
+                    )
+            for agency_id, values in delays.items():
+                values.sort()
+                figures.judged[agency_id] = len(values)
+                figures.ranked[agency_id] = {r: values[r - 1] for r in delay_ranks(len(values))}
+            return figures
+        where, params = self._delay_where(agency_ids, occurred_from, occurred_to, max_position)
+        statement = (
+            f"WITH d AS MATERIALIZED (SELECT agency_id, type, position, {self._DELAY_US} AS us, "
+            f"type <> ALL(%s) AS judged FROM {self.t('audit_trail')} WHERE {where}), "
+            "j AS (SELECT agency_id, us, row_number() OVER (PARTITION BY agency_id ORDER BY us) "
+            "AS r, count(*) OVER (PARTITION BY agency_id) AS n FROM d WHERE judged) "
+            "SELECT agency_id, type, count(*), count(*) FILTER (WHERE judged AND us >= %s), "
+            "max(position) FROM d GROUP BY agency_id, type "
+            "UNION ALL SELECT agency_id, NULL, n, r, us FROM j "
+            "WHERE r = n / 2 OR r = n / 2 + 1 OR r = GREATEST(1, (900 * n + 999) / 1000)"
+        )
+        with self.read() as tx:
+            rows = tx.rows(statement, [sorted(amend), *params, late_from_us])
+        for agency_id, kind, count, second, third in rows:
+            if kind is None:  # a ranked delay: (agency, -, judged events, rank, delay)
+                if int(second) in delay_ranks(int(count)):
+                    figures.ranked.setdefault(agency_id, {})[int(second)] = int(third)
+                figures.judged[agency_id] = int(count)
+                continue
+            figures.counts.setdefault(agency_id, {})[kind] = int(count)
+            figures.late[agency_id] = figures.late.get(agency_id, 0) + int(second)
+            figures.up_to = max(figures.up_to or 0, int(third))
+        return figures
+
+    def late_entries(
+        self,
+        agency_ids: Sequence[str],
+        occurred_from: datetime,
+        occurred_to: datetime,
+        up_to: int | None,
+        amendment_types: Sequence[str],
+        late_from_us: int,
+    ) -> list[tuple[Any, ...]]:
+        """The entries `recording_delay_figures` counted as late, in log order: (agency,
+        case, version, type, position, occurred_at, recorded_at, delay µs)."""
+        if not agency_ids or up_to is None:
+            return []
+        if self.dialect != "postgres":
+            figures = self.recording_delay_figures(
+                agency_ids, occurred_from, occurred_to, up_to, amendment_types, late_from_us
+            )
+            return figures.entries or []
+        where, params = self._delay_where(agency_ids, occurred_from, occurred_to, up_to)
+        with self.read() as tx:
+            return [
+                (*row[:7], int(row[7]))
+                for row in tx.rows(
+                    "SELECT agency_id, case_id, version, type, position, occurred_at, "
+                    f"recorded_at, {self._DELAY_US} FROM {self.t('audit_trail')} WHERE {where} "
+                    f"AND type <> ALL(%s) AND {self._DELAY_US} >= %s ORDER BY leaf_index",
+                    [*params, sorted(set(amendment_types)), late_from_us],
+                )
+            ]
 
     def opening_agencies(self, case_ids: Sequence[str]) -> dict[str, str]:
         """The agency that recorded version 1 of each case."""

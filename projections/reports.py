@@ -17,7 +17,8 @@ import base64
 import csv
 import io
 import re
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -205,6 +206,25 @@ WITHDRAWAL_TYPES = ("EVENT_WITHDRAWN",)
 recorded them."""
 
 
+class LateEntries:
+    """The late entries of a timeliness table, read from the audit trail when first asked
+    (the report's JSON, CSV and workbook list them; its figures do not need them): those the
+    table counted, as of the log position it counted up to, whatever was recorded since."""
+
+    def __init__(self, read: Callable[[], list[tuple[Any, ...]]]) -> None:
+        self._read: Callable[[], list[tuple[Any, ...]]] | None = read
+        self._by_agency: dict[str, list[tuple[Any, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, agency_id: str) -> list[tuple[Any, ...]]:
+        with self._lock:
+            if self._read is not None:
+                for entry in self._read():
+                    self._by_agency.setdefault(entry[0], []).append(entry)
+                self._read = None
+        return self._by_agency.get(agency_id, [])
+
+
 @dataclass
 class TimelinessRow:
     """Timeliness of one agency's entries in the period (issue 13 item 5): the facts it
@@ -221,8 +241,36 @@ class TimelinessRow:
     corrections: int = 0
     withdrawals: int = 0
     held: int = 0
-    late_cases: list[str] = field(default_factory=list)
-    late_events: list[dict[str, Any]] = field(default_factory=list)  # the late entries
+    entries: LateEntries | None = field(default=None, repr=False, compare=False)
+    """Where its late entries are read from (None: it has none)."""
+
+    @property
+    def late_entries(self) -> list[tuple[Any, ...]]:
+        """(agency, case, version, type, position, occurred_at, recorded_at, delay µs), in
+        log order."""
+        return self.entries.of(self.agency_id) if self.entries is not None else []
+
+    @property
+    def late_cases(self) -> list[str]:
+        """The cases of its late entries, each once, in the order of their first one."""
+        return list(dict.fromkeys(e[1] for e in self.late_entries))
+
+    @property
+    def late_events(self) -> list[dict[str, Any]]:
+        """The late entries (case, version, type, position, both clocks in UTC, delay in
+        hours to 2 decimals), in log order."""
+        return [
+            {
+                "case_id": e[1],
+                "version": e[2],
+                "type": e[3],
+                "position": e[4],
+                "occurred_at": e[5].astimezone(timezone.utc),
+                "recorded_at": e[6].astimezone(timezone.utc),
+                "delay_hours": round(_hours(e[7]), 2),
+            }
+            for e in self.late_entries
+        ]
 
 
 def delay_percentile(delays: Sequence[float], fraction: float) -> float | None:
@@ -267,53 +315,88 @@ def timeliness_figures(
     clocks of every event; see docs/projections.md), counting the events that occurred on
     the days `start`..`end` (Vietnam-local) and were recorded at positions <= `max_position`
     (the report's checkpoint) when given. A delay is recorded − occurred, 0 if negative
-    (the wire's future tolerance)."""
+    (the wire's future tolerance).
+
+    The view counts and picks the delays the percentiles read in SQL
+    (`AuditTrailView.recording_delay_figures`); the late entries themselves are read only
+    when a table lists them (`LateEntries`): a province-year entered from paper has every
+    event late. Delays travel as integer microseconds and become hours here exactly as
+    `timedelta.total_seconds() / 3600` did, so every figure, and every published report's
+    bytes, stay the same."""
     from datetime import time, timedelta
 
     ids = [a for a, _ in agencies]
-    rows = {a: TimelinessRow(a, name) for a, name in agencies}
     occurred_from = datetime.combine(start, time(0), VIETNAM_TZ)
     occurred_to = datetime.combine(end + timedelta(days=1), time(0), VIETNAM_TZ)
-    delays: dict[str, list[float]] = {a: [] for a in ids}
-    # the late cases already listed per agency (the list keeps their order): a membership test
-    # on the list was quadratic, hours on a province-year loaded from paper (every event late)
-    late_listed: dict[str, set[str]] = {a: set() for a in ids}
+    late_from = late_bound_us(late_hours)
+    amendments = (*CORRECTION_TYPES, *WITHDRAWAL_TYPES)
     audit = projections.view("audit_trail")
-    for entry in audit.recording_delays(ids, occurred_from, occurred_to, max_position):
-        row = rows[entry["agency_id"]]
-        if entry["type"] in CORRECTION_TYPES:
-            row.corrections += 1
-            continue
-        if entry["type"] in WITHDRAWAL_TYPES:
-            row.withdrawals += 1
-            continue
-        hours = max(0.0, (entry["recorded_at"] - entry["occurred_at"]).total_seconds() / 3600)
-        row.events += 1
-        delays[row.agency_id].append(hours)
-        if hours > late_hours:
-            row.late += 1
-            row.late_events.append(
-                {
-                    "case_id": entry["case_id"],
-                    "version": entry["version"],
-                    "type": entry["type"],
-                    "position": entry["position"],
-                    "occurred_at": entry["occurred_at"],
-                    "recorded_at": entry["recorded_at"],
-                    "delay_hours": round(hours, 2),
-                }
+    figures = audit.recording_delay_figures(
+        ids, occurred_from, occurred_to, max_position, amendments, late_from
+    )
+    known = figures.entries
+    entries = LateEntries(
+        (lambda: known)
+        if known is not None
+        else lambda: audit.late_entries(
+            ids, occurred_from, occurred_to, figures.up_to, amendments, late_from
+        )
+    )
+    held = held_counts(projections, ids, start, end, max_position)
+    rows = []
+    for agency_id, name in agencies:
+        by_type = figures.counts.get(agency_id, {})
+        judged = figures.judged.get(agency_id, 0)
+        ranked = _RankedDelays(judged, figures.ranked.get(agency_id, {}))
+        rows.append(
+            TimelinessRow(
+                agency_id,
+                name,
+                events=judged,
+                late=figures.late.get(agency_id, 0),
+                median_hours=delay_percentile(ranked, 0.5),
+                p90_hours=delay_percentile(ranked, 0.9),
+                corrections=sum(by_type.get(t, 0) for t in CORRECTION_TYPES),
+                withdrawals=sum(by_type.get(t, 0) for t in WITHDRAWAL_TYPES),
+                held=held.get(agency_id, 0),
+                entries=entries if figures.late.get(agency_id) else None,
             )
-            if entry["case_id"] not in late_listed[row.agency_id]:
-                late_listed[row.agency_id].add(entry["case_id"])
-                row.late_cases.append(entry["case_id"])
-    for agency_id, n in held_counts(projections, ids, start, end, max_position).items():
-        if agency_id in rows:
-            rows[agency_id].held = n
-    for agency_id, values in delays.items():
-        values.sort()
-        rows[agency_id].median_hours = delay_percentile(values, 0.5)
-        rows[agency_id].p90_hours = delay_percentile(values, 0.9)
-    return [rows[a] for a in ids]
+        )
+    return rows
+
+
+def late_bound_us(late_hours: float) -> int:
+    """The smallest delay in microseconds that is late: `_hours(µs) > late_hours` exactly
+    (a monotonic test, so every larger delay is late too)."""
+    bound = max(0, int(late_hours * 3_600_000_000))
+    for _ in range(64):  # a float's error is a few units here: bounded
+        if bound > 0 and _hours(bound - 1) > late_hours:
+            bound -= 1
+        elif _hours(bound) <= late_hours:
+            bound += 1
+        else:
+            break
+    return bound
+
+
+def _hours(micro: int) -> float:
+    """A delay in hours, as `timedelta(microseconds=micro).total_seconds() / 3600`."""
+    return micro / 1_000_000 / 3600
+
+
+class _RankedDelays(Sequence[float]):
+    """The sorted delays (hours) of `count` events, of which only the ranks the percentiles
+    read are known (`projections.audit_trail.delay_ranks`)."""
+
+    def __init__(self, count: int, ranked: dict[int, int]) -> None:
+        self.count = count
+        self.ranked = ranked
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: Any) -> Any:
+        return _hours(self.ranked[index + 1])
 
 
 @dataclass

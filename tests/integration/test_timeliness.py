@@ -13,6 +13,7 @@ import csv
 import io
 import json
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from domain.calendar import VIETNAM_TZ
 from infra.bootstrap import Container, build_container
@@ -23,6 +24,7 @@ from projections.reports import (
     report_csv_bytes,
     report_json_bytes,
     report_xlsx_bytes,
+    timeliness_figures,
 )
 from tests.factories import POLICE, POLICE_2, CaseScript
 
@@ -175,3 +177,183 @@ def test_the_timeliness_table_over_http(any_container: Container) -> None:
     assert answer.status_code == 200, answer.text
     text = answer.content.decode("utf-8-sig")
     assert "Số sự kiện ghi muộn" in text and cases[72] in text and cases[1] not in text
+
+
+def _row_by_row(
+    container: Container, agency_ids: list[str], start: date, end: date, late_hours: float
+) -> dict[str, dict[str, Any]]:
+    """The timeliness figures as the first version computed them (one Python step per
+    event, issue 13 item 5): what the set-based figures must equal, to the byte."""
+    from datetime import time
+
+    occurred_from = datetime.combine(start, time(0), VIETNAM_TZ)
+    occurred_to = datetime.combine(end + timedelta(days=1), time(0), VIETNAM_TZ)
+    out: dict[str, dict[str, Any]] = {
+        a: {
+            "events": 0,
+            "late": 0,
+            "corrections": 0,
+            "withdrawals": 0,
+            "cases": [],
+            "late_events": [],
+        }
+        for a in agency_ids
+    }
+    delays: dict[str, list[float]] = {a: [] for a in agency_ids}
+    audit = container.projections.view("audit_trail")
+    for entry in audit.recording_delays(agency_ids, occurred_from, occurred_to, None):
+        row = out[entry["agency_id"]]
+        if entry["type"] == "EVENT_CORRECTED":
+            row["corrections"] += 1
+            continue
+        if entry["type"] == "EVENT_WITHDRAWN":
+            row["withdrawals"] += 1
+            continue
+        hours = max(0.0, (entry["recorded_at"] - entry["occurred_at"]).total_seconds() / 3600)
+        row["events"] += 1
+        delays[entry["agency_id"]].append(hours)
+        if hours > late_hours:
+            row["late"] += 1
+            row["late_events"].append(
+                {
+                    "case_id": entry["case_id"],
+                    "version": entry["version"],
+                    "type": entry["type"],
+                    "position": entry["position"],
+                    "occurred_at": entry["occurred_at"],
+                    "recorded_at": entry["recorded_at"],
+                    "delay_hours": round(hours, 2),
+                }
+            )
+            if entry["case_id"] not in row["cases"]:
+                row["cases"].append(entry["case_id"])
+    for agency_id, values in delays.items():
+        values.sort()
+        out[agency_id]["median"] = delay_percentile(values, 0.5)
+        out[agency_id]["p90"] = delay_percentile(values, 0.9)
+    return out
+
+
+def test_the_set_based_figures_equal_the_row_by_row_reckoning(any_container: Container) -> None:
+    """Random delays to the microsecond (some negative: posted "from the future" within the
+    wire's tolerance), corrections and withdrawals, and thresholds on an event's exact delay:
+    the counts, the late entries (and their order), the late cases, the median and the 90th
+    percentile are those of the per-event reckoning, on SQLite and PostgreSQL."""
+    import random
+
+    from tests.integration.test_correction_projections import _amend
+
+    rng = random.Random(13)
+    now = datetime.now(VIETNAM_TZ)
+    wires: list[dict[str, Any]] = []
+    amendments: list[dict[str, Any]] = []
+    for n in range(60):
+        hours = rng.choice([rng.uniform(0, 2), rng.uniform(20, 30), rng.uniform(40, 400)])
+        start = now - timedelta(hours=hours, microseconds=rng.randrange(1_000_000))
+        if n % 17 == 0:
+            start = now + timedelta(seconds=rng.uniform(1, 60))  # within the 5-minute tolerance
+        script = CaseScript(start=start, holder=rng.choice([POLICE, POLICE_2]))
+        contact = script.contact(after=timedelta(0))
+        wires.append(contact)
+        if n % 9 == 0:
+            amendments.append(
+                _amend(script, "EVENT_WITHDRAWN", contact, reason_code="ENTERED_TWICE")
+            )
+    for wire in wires + amendments:
+        any_container.referrals.record_event(wire)
+    any_container.projections.process_pending()
+    period = (now.date() - timedelta(days=30), now.date() + timedelta(days=1))
+    agencies = [(POLICE, "police"), (POLICE_2, "commune police")]
+    police = _row_by_row(any_container, [POLICE], *period, 0.0)[POLICE]["late_events"]
+    exact = sorted(e["recorded_at"] - e["occurred_at"] for e in police)[len(police) // 2]
+    exact_hours = exact.total_seconds() / 3600  # that event is late below it, not at it
+    for late_hours in (24.0, 1.0, exact_hours, exact_hours - 1e-9, 0.0):
+        got = {
+            t.agency_id: t
+            for t in timeliness_figures(any_container.projections, agencies, *period, late_hours)
+        }
+        expected = _row_by_row(any_container, [POLICE, POLICE_2], *period, late_hours)
+        for agency_id in (POLICE, POLICE_2):
+            want, have = expected[agency_id], got[agency_id]
+            assert (have.events, have.late, have.corrections, have.withdrawals) == (
+                want["events"],
+                want["late"],
+                want["corrections"],
+                want["withdrawals"],
+            ), (late_hours, agency_id)
+            assert have.late_cases == want["cases"]
+            assert have.late_events == want["late_events"]
+            assert (have.median_hours, have.p90_hours) == (want["median"], want["p90"])
+        assert sum(t.late for t in got.values()) > 0
+    late_at = {
+        h: sum(t.late for t in timeliness_figures(any_container.projections, agencies, *period, h))
+        for h in (exact_hours, exact_hours - 1e-9)
+    }
+    assert late_at[exact_hours - 1e-9] == late_at[exact_hours] + 1  # the boundary itself
+    assert expected[POLICE]["withdrawals"] + expected[POLICE_2]["withdrawals"] == len(amendments)
+
+
+def test_the_ranks_the_percentiles_read_give_the_percentiles_of_every_delay() -> None:
+    import random
+
+    from projections.audit_trail import delay_ranks
+    from projections.reports import _hours, _RankedDelays
+
+    rng = random.Random(16)
+    for count in [*range(1, 60), 99, 100, 101, 999, 1000, 1001]:
+        micro = sorted(rng.randrange(0, 10**12) for _ in range(count))
+        ranked = _RankedDelays(count, {r: micro[r - 1] for r in delay_ranks(count)})
+        hours = [_hours(m) for m in micro]
+        for fraction in (0.5, 0.9):
+            assert delay_percentile(ranked, fraction) == delay_percentile(hours, fraction)
+    assert delay_percentile(_RankedDelays(0, {}), 0.5) is None
+
+
+def test_a_delay_in_microseconds_is_the_delay_in_hours_of_timedelta() -> None:
+    import random
+
+    from projections.reports import _hours
+
+    rng = random.Random(24)
+    for _ in range(20_000):
+        micro = rng.choice([rng.randrange(10**13), 24 * 3_600_000_000 + rng.randrange(-3, 4)])
+        assert _hours(micro) == timedelta(microseconds=micro).total_seconds() / 3600
+
+
+def test_the_late_bound_is_the_first_late_microsecond() -> None:
+    import random
+
+    from projections.reports import _hours, late_bound_us
+
+    rng = random.Random(5)
+    for late_hours in [
+        0.0,
+        1e-9,
+        24.0,
+        72.0,
+        0.1,
+        1 / 3,
+        *(rng.uniform(0, 10_000) for _ in range(500)),
+    ]:
+        bound = late_bound_us(late_hours)
+        assert _hours(bound) > late_hours
+        assert bound == 0 or _hours(bound - 1) <= late_hours
+
+
+def test_the_late_entries_are_those_counted_when_the_table_was_built(
+    any_container: Container,
+) -> None:
+    """The entries are read when a table lists them: those recorded after the report was
+    built are not in it (its counts and its lists stay one consistent picture)."""
+    cases, _, period = _record(any_container)
+    report = build_report(any_container, "LSN", *period)
+    late = CaseScript(start=datetime.now(VIETNAM_TZ) - timedelta(hours=50), holder=POLICE)
+    any_container.referrals.record_event(late.contact())
+    any_container.projections.process_pending()
+    police = next(t for t in report.timeliness or () if t.agency_id == POLICE)
+    assert police.late == 2 and sorted(police.late_cases) == sorted([cases[30], cases[72]])
+    assert late.case_id not in {e["case_id"] for e in police.late_events}
+    again = build_report(any_container, "LSN", *period)
+    assert (
+        late.case_id in next(t for t in again.timeliness or () if t.agency_id == POLICE).late_cases
+    )
