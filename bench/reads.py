@@ -73,6 +73,7 @@ def rebuild(
         conn.execute(f'ANALYZE "{target.dataset}".case_index')  # report's and replay's plans
         conn.execute(f'ANALYZE "{target.dataset}".agency_counts')
         conn.execute(f'ANALYZE "{target.dataset}".compliance_verdict')
+        conn.execute(f'ANALYZE "{target.dataset}".audit_trail')  # the timeliness table's scan
     log(
         f"rebuild: {result['events']:,} events in {result['seconds']:.0f}s "
         f"({result['events_per_second']:,.0f}/s) {result.get('by_view', '')}"

@@ -430,27 +430,30 @@ class AuditTrailView(ProjectionView):
                 figures.ranked[agency_id] = {r: values[r - 1] for r in delay_ranks(len(values))}
             return figures
         where, params = self._delay_where(agency_ids, occurred_from, occurred_to, max_position)
-        statement = (
-            f"WITH d AS MATERIALIZED (SELECT agency_id, type, position, {self._DELAY_US} AS us, "
-            f"type <> ALL(%s) AS judged FROM {self.t('audit_trail')} WHERE {where}), "
-            "j AS (SELECT agency_id, us, row_number() OVER (PARTITION BY agency_id ORDER BY us) "
-            "AS r, count(*) OVER (PARTITION BY agency_id) AS n FROM d WHERE judged) "
-            "SELECT agency_id, type, count(*), count(*) FILTER (WHERE judged AND us >= %s), "
-            "max(position) FROM d GROUP BY agency_id, type "
-            "UNION ALL SELECT agency_id, NULL, n, r, us FROM j "
-            "WHERE r = n / 2 OR r = n / 2 + 1 OR r = GREATEST(1, (900 * n + 999) / 1000)"
-        )
-        with self.read() as tx:
-            rows = tx.rows(statement, [sorted(amend), *params, late_from_us])
-        for agency_id, kind, count, second, third in rows:
-            if kind is None:  # a ranked delay: (agency, -, judged events, rank, delay)
-                if int(second) in delay_ranks(int(count)):
-                    figures.ranked.setdefault(agency_id, {})[int(second)] = int(third)
-                figures.judged[agency_id] = int(count)
-                continue
+        table, judged = self.t("audit_trail"), "type <> ALL(%s)"
+        with self.read() as tx:  # one snapshot; each statement one (parallel) scan
+            counts = tx.rows(
+                f"SELECT agency_id, type, count(*), count(*) FILTER (WHERE {judged} AND "
+                f"{self._DELAY_US} >= %s), max(position) FROM {table} WHERE {where} "
+                "GROUP BY agency_id, type",
+                [sorted(amend), late_from_us, *params],
+            )
+            ranked = tx.rows(
+                "SELECT agency_id, n, d[n / 2], d[n / 2 + 1], d[GREATEST(1, (900 * n + 999) "
+                f"/ 1000)] FROM (SELECT agency_id, count(*) AS n, array_agg({self._DELAY_US} "
+                f"ORDER BY {self._DELAY_US}) AS d FROM {table} WHERE {where} AND {judged} "
+                "GROUP BY agency_id) sorted",
+                [*params, sorted(amend)],
+            )
+        for agency_id, kind, count, late, last in counts:
             figures.counts.setdefault(agency_id, {})[kind] = int(count)
-            figures.late[agency_id] = figures.late.get(agency_id, 0) + int(second)
-            figures.up_to = max(figures.up_to or 0, int(third))
+            figures.late[agency_id] = figures.late.get(agency_id, 0) + int(late)
+            figures.up_to = max(figures.up_to or 0, int(last))
+        for agency_id, count, lower, upper, p90 in ranked:
+            n = int(count)
+            at = {n // 2: lower, n // 2 + 1: upper, max(1, -(-900 * n // 1000)): p90}
+            figures.judged[agency_id] = n
+            figures.ranked[agency_id] = {r: int(at[r]) for r in delay_ranks(n)}
         return figures
 
     def late_entries(
