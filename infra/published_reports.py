@@ -220,6 +220,8 @@ def publish(container: Any, report: Report, published_by: str) -> dict[str, Any]
         "reference_labels": labels,
         "reference_versions": report.reference_versions,
         "late_entry_hours": report.late_entry_hours,
+        # held is derived state (what the case index listed then): kept, not re-derived
+        "held_counts": {t.agency_id: t.held for t in report.timeliness or () if t.held},
         "sha256": {name: sha256(data) for name, data in outputs_of(report).items()},
     }
     store_of(container).add(record)
@@ -395,7 +397,14 @@ def regenerate(container: Any, record: dict[str, Any]) -> Report:
         # the audit trail is append-only in log order: its rows up to the checkpoint's
         # position are the same today as at publication
         timeliness = report_timeliness(
-            container.projections, agencies, start, end, late_hours, int(checkpoint["position"])
+            container.projections,
+            agencies,
+            start,
+            end,
+            late_hours,
+            int(checkpoint["position"]),
+            # as published (none held in a record from before held counts: the hook gave 0)
+            held=record.get("held_counts") or {},
         )
     return Report(
         province=province,

@@ -486,6 +486,22 @@ class AuditTrailView(ProjectionView):
                 )
             ]
 
+    def positions_of(self, events: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The log position of each (case, version) the audit trail holds."""
+        wanted = set(events)
+        out: dict[tuple[str, int], int] = {}
+        cases = sorted({case_id for case_id, _ in wanted})
+        with self.read() as tx:
+            for start in range(0, len(cases), 500):
+                cond, params = self.in_list("case_id", cases[start : start + 500])
+                for case_id, version, position in tx.rows(
+                    f"SELECT case_id, version, position FROM {self.t('audit_trail')} WHERE {cond}",
+                    params,
+                ):
+                    if (case_id, int(version)) in wanted:
+                        out[(case_id, int(version))] = int(position)
+        return out
+
     def opening_agencies(self, case_ids: Sequence[str]) -> dict[str, str]:
         """The agency that recorded version 1 of each case."""
         out: dict[str, str] = {}

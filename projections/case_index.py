@@ -235,6 +235,22 @@ class CaseIndexView(ProjectionView):
             row["awaiting"] = [t for t in (row["awaiting"] or "").split(",") if t]
         return rows
 
+    def held_of_agencies(
+        self, agency_ids: Sequence[str], occurred_from: datetime, occurred_to: datetime
+    ) -> list[tuple[str, str, int]]:
+        """(agency, case, version) of the facts these agencies recorded that occurred in
+        [from, to) and are held now (the timeliness table's held events)."""
+        if not agency_ids:
+            return []
+        cond, params = self.in_list("agency_id", list(agency_ids))
+        with self.read() as tx:
+            rows = tx.rows(
+                f"SELECT agency_id, case_id, version FROM {self.t('case_index_held')} "
+                f"WHERE {cond} AND occurred_at >= %s AND occurred_at < %s",
+                [*params, self.p_ts(occurred_from), self.p_ts(occurred_to)],
+            )
+        return [(str(a), str(c), int(v)) for a, c, v in rows]
+
     def save(
         self,
         tx: Any,

@@ -18,7 +18,7 @@ import csv
 import io
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -296,11 +296,26 @@ def held_counts(
     end: date,
     max_position: int | None = None,
 ) -> dict[str, int]:
-    """Held events per agency (issue 13 item 2: events accepted and held until their
-    predecessor arrives). HOOK: no event is held yet, so every agency has 0; once held events
-    exist, count here those each agency posted that occurred in the period and are still held
-    (as known at `max_position` when given)."""
-    return {}
+    """Held events per agency (issue 13 item 2: facts recorded but not in effect, awaiting a
+    predecessor): those each agency recorded that occurred on the days `start`..`end`
+    (Vietnam-local) and that the case index lists as held when the report is built; with
+    `max_position`, only those recorded at positions up to it (the report's checkpoint).
+    Held is derived state, not a fact of the log: a published report keeps these counts in
+    its record and regenerates with them (`infra.published_reports`)."""
+    from datetime import time, timedelta
+
+    if "case_index" not in projections:
+        return {}
+    occurred_from = datetime.combine(start, time(0), VIETNAM_TZ)
+    occurred_to = datetime.combine(end + timedelta(days=1), time(0), VIETNAM_TZ)
+    held = projections.view("case_index").held_of_agencies(agency_ids, occurred_from, occurred_to)
+    if max_position is not None and held and "audit_trail" in projections:
+        positions = projections.view("audit_trail").positions_of([(c, v) for _, c, v in held])
+        held = [h for h in held if positions.get((h[1], h[2]), max_position + 1) <= max_position]
+    counts: dict[str, int] = {}
+    for agency_id, _, _ in held:
+        counts[agency_id] = counts.get(agency_id, 0) + 1
+    return counts
 
 
 def timeliness_figures(
@@ -310,6 +325,7 @@ def timeliness_figures(
     end: date,
     late_hours: float = LATE_ENTRY_HOURS,
     max_position: int | None = None,
+    held: Mapping[str, int] | None = None,
 ) -> list[TimelinessRow]:
     """One TimelinessRow per (agency id, name) in `agencies`, from the audit trail (both
     clocks of every event; see docs/projections.md), counting the events that occurred on
@@ -342,7 +358,8 @@ def timeliness_figures(
             ids, occurred_from, occurred_to, figures.up_to, amendments, late_from
         )
     )
-    held = held_counts(projections, ids, start, end, max_position)
+    if held is None:  # `held`: the counts a published report recorded (regeneration)
+        held = held_counts(projections, ids, start, end, max_position)
     rows = []
     for agency_id, name in agencies:
         by_type = figures.counts.get(agency_id, {})
@@ -552,6 +569,7 @@ def report_timeliness(
     end: date,
     late_hours: float,
     max_position: int | None,
+    held: Mapping[str, int] | None = None,
 ) -> list[TimelinessRow]:
     """The timeliness table of a report: one row per agency of its agency table."""
     return timeliness_figures(
@@ -561,6 +579,7 @@ def report_timeliness(
         end,
         late_hours,
         max_position,
+        held,
     )
 
 

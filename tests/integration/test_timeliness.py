@@ -357,3 +357,40 @@ def test_the_late_entries_are_those_counted_when_the_table_was_built(
     assert (
         late.case_id in next(t for t in again.timeliness or () if t.agency_id == POLICE).late_cases
     )
+
+
+def test_held_events_are_counted_for_the_agency_that_recorded_them(
+    any_container: Container,
+) -> None:
+    """Issue 13 item 5: the held column counts the facts each agency recorded in the period
+    that are held (awaiting a predecessor); a published report keeps the count it had (held
+    is derived state), the report as corrected now shows the fact taking effect."""
+    from infra import published_reports as pr
+    from tests.factories import CENTRE
+
+    app = any_container.referrals
+    case = CaseScript(start=datetime.now(VIETNAM_TZ) - timedelta(days=2), holder=POLICE)
+    for wire in (case.notification(), case.request(), case.transfer(), case.accept()):
+        app.record_event(wire)
+    assign, register = case.assign(), case.register()
+    assert app.record_event(register).held  # posted before the assignment it follows
+    any_container.projections.process_pending()
+    period = (date.today() - timedelta(days=10), date.today())
+
+    report = build_report(any_container, "LSN", *period)
+    rows = {t.agency_id: t for t in report.timeliness or ()}
+    assert rows[POLICE].held == 1 and rows[CENTRE].held == 0
+    assert rows[POLICE].events == 4  # recorded, so its recording delay counts too
+    record = pr.publish(any_container, report, "test")
+    assert record["held_counts"] == {POLICE: 1}
+
+    assert not app.record_event(assign).held  # the predecessor arrives: both take effect
+    any_container.projections.process_pending()
+    now = build_report(any_container, "LSN", *period)
+    assert next(t for t in now.timeliness or () if t.agency_id == POLICE).held == 0
+    again, _, same = pr.regenerated_outputs(any_container, record)
+    assert all(same.values()), same  # as published: held 1
+    assert next(t for t in again.timeliness or () if t.agency_id == POLICE).held == 1
+    moved = {tuple(c["key"]): c for c in pr.difference(any_container, record, again, now)["moved"]}
+    cell = moved[("timeliness", POLICE, "held")]
+    assert (cell["published"], cell["corrected"]) == (1, 0)
