@@ -348,12 +348,7 @@ class AuditTrailView(ProjectionView):
         <= `max_position` when given (a report's checkpoint: the figures as known then)."""
         if not agency_ids:
             return []
-        cond, params = self.in_list("agency_id", list(agency_ids))
-        where = f"case_id IS NOT NULL AND {cond} AND occurred_at >= %s AND occurred_at < %s"
-        params = [*params, self.p_ts(occurred_from), self.p_ts(occurred_to)]
-        if max_position is not None:
-            where += " AND position <= %s"
-            params.append(max_position)
+        where, params = self._delay_where(agency_ids, occurred_from, occurred_to, max_position)
         with self.read() as tx:
             rows = tx.execute(
                 "SELECT agency_id, case_id, version, type, position, occurred_at, recorded_at "
