@@ -114,13 +114,18 @@ class _TxNodeStore:
 CHECKPOINT_LOCK_WAIT_MS = 1000
 
 
+def p90_rank(count: int) -> int:
+    """The nearest rank of the 90th percentile of `count` delays: ⌈0.9 × count⌉ (at least 1)."""
+    return max(1, -(-900 * count // 1000))
+
+
 def delay_ranks(count: int) -> tuple[int, ...]:
     """The 1-based ranks of the sorted delays that the median and the nearest-rank 90th
     percentile of `count` delays read (`projections.reports.delay_percentile`)."""
     if count <= 0:
         return ()
     middle = (count // 2 + 1,) if count % 2 else (count // 2, count // 2 + 1)
-    return (*middle, max(1, -(-900 * count // 1000)))
+    return (*middle, p90_rank(count))
 
 
 @dataclass
@@ -446,7 +451,7 @@ class AuditTrailView(ProjectionView):
             figures.up_to = max(figures.up_to or 0, int(last))
         for agency_id, count, lower, upper, p90 in ranked:
             n = int(count)
-            at = {n // 2: lower, n // 2 + 1: upper, max(1, -(-900 * n // 1000)): p90}
+            at = {n // 2: lower, n // 2 + 1: upper, p90_rank(n): p90}
             figures.judged[agency_id] = n
             figures.ranked[agency_id] = {r: int(at[r]) for r in delay_ranks(n)}
         return figures
