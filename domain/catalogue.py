@@ -614,18 +614,59 @@ def parse_instant(value: Any, field_name: str, allowed: InstantRange | None = No
     Every store and view must be able to hold what passes: the offset is whole minutes within
     ±14:00, the instant converts to UTC and to any offset without overflow, and, when
     `allowed` is given, lies within it (OCCURRED_TOO_EARLY / OCCURRED_IN_FUTURE otherwise)."""
+    shaped = isinstance(value, str) and 10 <= len(value) <= 40 and _INSTANT_SHAPE.fullmatch(value)
+    if shaped:  # the one format (the common case): its offset is whole minutes within ±14:00
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise _not_an_instant(field_name) from None
+    else:
+        parsed = _parsed_unshaped(value, field_name)
+    try:
+        utc = parsed.astimezone(timezone.utc)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        utc = _SAFE_MIN - timedelta(days=1) if parsed.year < 5000 else _SAFE_MAX + timedelta(days=1)
+    if allowed is not None:
+        if utc < allowed.earliest:
+            raise InvalidEventError(
+                "OCCURRED_TOO_EARLY",
+                field_name,
+                value=parsed.isoformat(),
+                earliest=allowed.earliest.date().isoformat(),
+            )
+        if utc > allowed.latest:
+            raise InvalidEventError("OCCURRED_IN_FUTURE", field_name, value=parsed.isoformat())
+    if not _SAFE_MIN <= utc <= _SAFE_MAX or (
+        isinstance(value, str) and not FIRST_YEAR <= parsed.year <= LAST_YEAR
+    ):
+        raise InvalidEventError(
+            "FIELD_INVALID",
+            field_name,
+            rule_vi=f"thời điểm nằm ngoài khoảng năm {FIRST_YEAR}–{LAST_YEAR} mà sổ nhận",
+            rule_en=f"the instant is outside the years {FIRST_YEAR}–{LAST_YEAR} the ledger takes",
+        )
+    return parsed
+
+
+def _not_an_instant(field_name: str) -> InvalidEventError:
+    return InvalidEventError(
+        "FIELD_INVALID",
+        field_name,
+        rule_vi="phải là thời điểm theo ISO 8601, ví dụ 2026-01-05T09:30:00+07:00",
+        rule_en="must be an ISO 8601 instant, e.g. 2026-01-05T09:30:00+07:00",
+    )
+
+
+def _parsed_unshaped(value: Any, field_name: str) -> datetime:
+    """`parse_instant` of a value not in the one format: a datetime (from a trusted caller),
+    or the first rule a string breaks, in the order the errors are answered."""
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str) and 10 <= len(value) <= 40:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidEventError(
-                "FIELD_INVALID",
-                field_name,
-                rule_vi="phải là thời điểm theo ISO 8601, ví dụ 2026-01-05T09:30:00+07:00",
-                rule_en="must be an ISO 8601 instant, e.g. 2026-01-05T09:30:00+07:00",
-            ) from None
+            raise _not_an_instant(field_name) from None
     else:
         raise InvalidEventError(
             "FIELD_INVALID",
@@ -647,7 +688,7 @@ def parse_instant(value: Any, field_name: str, allowed: InstantRange | None = No
             rule_vi="múi giờ phải nằm trong khoảng -14:00 đến +14:00, tính bằng giờ và phút",
             rule_en="the UTC offset must be within -14:00 to +14:00, in hours and minutes",
         )
-    if isinstance(value, str) and not _INSTANT_SHAPE.fullmatch(value):  # one format everywhere
+    if isinstance(value, str):  # one format everywhere
         raise InvalidEventError(
             "FIELD_INVALID",
             field_name,
@@ -655,30 +696,6 @@ def parse_instant(value: Any, field_name: str, allowed: InstantRange | None = No
             "ví dụ 2026-01-05T09:30:00+07:00",
             rule_en="must be an RFC 3339 instant (with seconds, offset as +07:00 or Z), "
             "e.g. 2026-01-05T09:30:00+07:00",
-        )
-    shown = parsed.isoformat()
-    try:
-        utc = parsed.astimezone(timezone.utc)
-    except OverflowError:  # year 1 east of UTC, year 9999 west of it
-        utc = _SAFE_MIN - timedelta(days=1) if parsed.year < 5000 else _SAFE_MAX + timedelta(days=1)
-    if allowed is not None:
-        if utc < allowed.earliest:
-            raise InvalidEventError(
-                "OCCURRED_TOO_EARLY",
-                field_name,
-                value=shown,
-                earliest=allowed.earliest.date().isoformat(),
-            )
-        if utc > allowed.latest:
-            raise InvalidEventError("OCCURRED_IN_FUTURE", field_name, value=shown)
-    if not _SAFE_MIN <= utc <= _SAFE_MAX or (
-        isinstance(value, str) and not FIRST_YEAR <= parsed.year <= LAST_YEAR
-    ):
-        raise InvalidEventError(
-            "FIELD_INVALID",
-            field_name,
-            rule_vi=f"thời điểm nằm ngoài khoảng năm {FIRST_YEAR}–{LAST_YEAR} mà sổ nhận",
-            rule_en=f"the instant is outside the years {FIRST_YEAR}–{LAST_YEAR} the ledger takes",
         )
     return parsed
 

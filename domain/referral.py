@@ -378,9 +378,12 @@ class Referral(Aggregate):
                 self._effect(fact)
             return
         self.facts.append(fact)
+        checked = self.__dict__.pop("_fits_next", None) == (fact["event_id"], fact["version"])
         if fact["type"] in AMENDMENT_TYPES:
             self._derive()  # a correction or withdrawal: the case derived again as a whole
-        elif not self.held and self._fits_at_end(fact) and self._lifecycle_error(fact) is None:
+        elif checked or (
+            not self.held and self._fits_at_end(fact) and self._lifecycle_error(fact) is None
+        ):
             self._effect(fact)  # the common case: the next fact, in time and in order
         else:
             self._derive()
@@ -504,7 +507,11 @@ class Referral(Aggregate):
         agency = reference.agencies.get(agency_id)
         if agency is None:
             raise InvalidEventError("AGENCY_UNKNOWN", "agency_id", value=agency_id)
-        if agency_id in self.posters_in_scope():
+        if agency_id in (self.__dict__.get("touched") or ()) or agency_id in (
+            self.opened_by,
+            self.holder_agency_id,
+            self.centre_id,
+        ):  # `posters_in_scope`, without building the set (every post asks)
             return
         if agency.kind in OVERSIGHT_KINDS:
             if agency.province == self.province(reference):
@@ -697,17 +704,20 @@ class Referral(Aggregate):
                 earliest,
                 prospective,
             )
-        identity_ciphertext, content_digest = seal()
-        self.trigger_event(
-            EVENT_CLASSES[wire_type],
-            case_id=self.case_id,
-            event_id=event_id,
-            agency_id=agency_id,
-            occurred_at=occurred_at,
-            data=dict(data),
-            content_digest=content_digest,
-            identity_ciphertext=identity_ciphertext,
-        )
+        try:
+            identity_ciphertext, content_digest = seal()
+            self.trigger_event(
+                EVENT_CLASSES[wire_type],
+                case_id=self.case_id,
+                event_id=event_id,
+                agency_id=agency_id,
+                occurred_at=occurred_at,
+                data=dict(data),
+                content_digest=content_digest,
+                identity_ciphertext=identity_ciphertext,
+            )
+        finally:
+            self.__dict__.pop("_fits_next", None)  # never left in the state (nor a snapshot)
 
     def check_not_conflicting(self, event_id: str, content_digest: str) -> Recorded | None:
         """A Recorded(duplicate) for a retry of a known event id; ConflictError if it differs."""
@@ -776,6 +786,8 @@ class Referral(Aggregate):
             error = self._lifecycle_error(fact)
             if error is not None and not self._curable(error, wire_type, agency, reference):
                 raise error
+            if error is None:  # `_apply` of the event about to be triggered need not judge it
+                self._fits_next = (event_id, fact["version"])  # again: nothing changes between
             return
         scratch = Referral.__new__(Referral)
         scratch.case_id = self.case_id

@@ -54,6 +54,10 @@ ROW_COLUMNS = (
     "case_chain_hash",
     "global_chain_hash",
 )
+WRITE_COLUMNS = (*ROW_COLUMNS, "recording_delay_us")
+"""What a page writes: the row and its recording delay (`_delay_micro`, NULL without an
+occurred instant the store can hold), which the timeliness figures count and rank instead of
+computing `recorded_at - occurred_at` as a numeric for every row of a period."""
 _TIMES = ("occurred_at", "recorded_at")
 _HASHES = ("leaf_hash", "case_chain_hash", "global_chain_hash")
 
@@ -162,6 +166,28 @@ class AuditTrailView(ProjectionView):
         "audit_trail_case_heads",
     )
     """Dropped by a rebuild. Not the checkpoint tables: signed history survives a rebuild."""
+
+    def _create_view_tables(self) -> None:
+        super()._create_view_tables()  # type: ignore[misc]  # the store's base (PostgreSQL/SQLite)
+        # a trail made before the column gains it; its rows (NULL) are reckoned from both clocks
+        with self._write() as cursor:  # type: ignore[attr-defined]
+            if self.dialect == "postgres":
+                cursor.execute(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND "
+                    "table_name = 'audit_trail' AND column_name = 'recording_delay_us'",
+                    (self._schema,),  # type: ignore[attr-defined]
+                )
+                if cursor.fetchone() is None:
+                    cursor.execute(
+                        f"ALTER TABLE {self.t('audit_trail')} "
+                        "ADD COLUMN IF NOT EXISTS recording_delay_us BIGINT"
+                    )
+            else:
+                columns = {
+                    row[1] for row in cursor.execute("PRAGMA table_info(audit_trail)").fetchall()
+                }
+                if "recording_delay_us" not in columns:
+                    cursor.execute("ALTER TABLE audit_trail ADD COLUMN recording_delay_us BIGINT")
 
     # -- writes (inside the projection's transaction) -------------------------------------------
     def load_head(self, tx: Any) -> tuple[int, bytes, int | None]:
@@ -384,8 +410,12 @@ class AuditTrailView(ProjectionView):
             params.append(max_position)
         return where, params
 
-    # microseconds exactly: EXTRACT(epoch …) of an interval is numeric (PostgreSQL 14+)
-    _DELAY_US = "GREATEST(0, (EXTRACT(epoch FROM recorded_at - occurred_at) * 1000000)::bigint)"
+    # microseconds: stored with the row; for rows written before the column existed, exactly
+    # the same from both clocks (EXTRACT(epoch …) of an interval is numeric, PostgreSQL 14+)
+    _DELAY_US = (
+        "COALESCE(recording_delay_us, "
+        "GREATEST(0, (EXTRACT(epoch FROM recorded_at - occurred_at) * 1000000)::bigint))"
+    )
 
     def recording_delay_figures(
         self,
@@ -635,7 +665,7 @@ _DDL = (
     " originator_id TEXT NOT NULL, case_id TEXT, version INTEGER NOT NULL, event_id TEXT,"
     " type TEXT NOT NULL, agency_id TEXT, occurred_at %(ts)s, recorded_at %(ts)s NOT NULL,"
     " leaf_hash %(bytes)s NOT NULL, case_chain_hash %(bytes)s NOT NULL,"
-    " global_chain_hash %(bytes)s NOT NULL)",
+    " global_chain_hash %(bytes)s NOT NULL, recording_delay_us BIGINT)",
     "CREATE INDEX IF NOT EXISTS audit_trail_case ON {schema}audit_trail (case_id, version)",
     "CREATE INDEX IF NOT EXISTS audit_trail_agency ON {schema}audit_trail (agency_id, leaf_index)",
     "CREATE INDEX IF NOT EXISTS audit_trail_occurred ON {schema}audit_trail (occurred_at)",
@@ -670,7 +700,7 @@ class AuditTrail(Projection[AuditTrailView]):
             if not batch.items:
                 return
             size, global_chain, last_position = view.load_head(tx)
-            rows = []
+            rows: list[tuple[Any, ...]] = []
             hashes = []
             case_chains: dict[str, bytes] = {}
             case_versions: dict[str, int] = {}
@@ -690,6 +720,7 @@ class AuditTrail(Projection[AuditTrailView]):
                     occurred_value = view.p_ts(occurred)
                 except (OverflowError, ValueError):  # beyond the store's range: the leaf (the
                     occurred_value = None  # stored bytes) keeps the exact value
+                recorded = item.event.timestamp
                 rows.append(
                     (
                         size + len(rows),
@@ -701,15 +732,18 @@ class AuditTrail(Projection[AuditTrailView]):
                         record["type"],
                         record["agency_id"],
                         occurred_value,
-                        view.p_ts(item.event.timestamp),
+                        view.p_ts(recorded),
                         digest,
                         case_chain,
                         global_chain,
+                        None
+                        if occurred is None or occurred_value is None
+                        else _delay_micro(recorded, occurred),
                     )
                 )
                 last_position = item.position
             view._tree(tx, size).append_leaf_hashes(hashes)
-            tx.insert("audit_trail", ROW_COLUMNS, rows)
+            tx.insert("audit_trail", WRITE_COLUMNS, rows)
             tx.upsert(
                 "audit_trail_case_heads",
                 ("originator_id", "chain_hash", "version"),

@@ -394,3 +394,49 @@ def test_held_events_are_counted_for_the_agency_that_recorded_them(
     moved = {tuple(c["key"]): c for c in pr.difference(any_container, record, again, now)["moved"]}
     cell = moved[("timeliness", POLICE, "held")]
     assert (cell["published"], cell["corrected"]) == (1, 0)
+
+
+def test_the_stored_recording_delay_is_the_delay_of_both_clocks(any_container: Container) -> None:
+    """Each audit-trail row keeps its recording delay in microseconds (what the timeliness
+    figures count and rank); rows written before that column existed (NULL) are reckoned from
+    both clocks, giving the same figures."""
+    import random
+
+    rng = random.Random(7)
+    now = datetime.now(VIETNAM_TZ)
+    for n in range(40):
+        hours = rng.choice([rng.uniform(0, 2), rng.uniform(20, 30), rng.uniform(40, 400)])
+        start = now - timedelta(hours=hours, microseconds=rng.randrange(1_000_000))
+        if n % 13 == 0:
+            start = now + timedelta(seconds=rng.uniform(1, 60))  # a negative delay counts as 0
+        script = CaseScript(start=start, holder=rng.choice([POLICE, POLICE_2]))
+        any_container.referrals.record_event(script.contact(after=timedelta(0)))
+    any_container.projections.process_pending()
+    audit = any_container.projections.view("audit_trail")
+    with audit.read() as tx:
+        rows = tx.execute(
+            f"SELECT occurred_at, recorded_at, recording_delay_us FROM {audit.t('audit_trail')}"
+        )
+    reckoned = [
+        max(0, (audit.v_ts(r["recorded_at"]) - audit.v_ts(r["occurred_at"])) // timedelta.resolution)
+        if r["occurred_at"] is not None
+        else None
+        for r in rows
+    ]
+    assert [r["recording_delay_us"] for r in rows] == reckoned
+    assert sum(1 for d in reckoned if d == 0) >= 1 and len(set(reckoned)) > 30
+    period = (now.date() - timedelta(days=30), now.date() + timedelta(days=1))
+    agencies = [(POLICE, "police"), (POLICE_2, "commune police")]
+
+    def figures() -> list[tuple[Any, ...]]:
+        return [
+            (t.agency_id, t.events, t.late, t.median_hours, t.p90_hours, t.late_events)
+            for late_hours in (24.0, 1.0)
+            for t in timeliness_figures(any_container.projections, agencies, *period, late_hours)
+        ]
+
+    stored = figures()
+    with audit._write() as cursor:  # as a trail made before the column
+        cursor.execute(f"UPDATE {audit.t('audit_trail')} SET recording_delay_us = NULL")
+    assert figures() == stored
+    assert any(row[2] for row in stored)
