@@ -418,7 +418,9 @@ def test_the_stored_recording_delay_is_the_delay_of_both_clocks(any_container: C
             f"SELECT occurred_at, recorded_at, recording_delay_us FROM {audit.t('audit_trail')}"
         )
     reckoned = [
-        max(0, (audit.v_ts(r["recorded_at"]) - audit.v_ts(r["occurred_at"])) // timedelta.resolution)
+        max(
+            0, (audit.v_ts(r["recorded_at"]) - audit.v_ts(r["occurred_at"])) // timedelta.resolution
+        )
         if r["occurred_at"] is not None
         else None
         for r in rows
