@@ -167,9 +167,10 @@ class AuditTrailView(ProjectionView):
     )
     """Dropped by a rebuild. Not the checkpoint tables: signed history survives a rebuild."""
 
-    def _create_view_tables(self) -> None:
-        super()._create_view_tables()  # type: ignore[misc]  # the store's base (PostgreSQL/SQLite)
+    def create_table(self) -> None:
+        super().create_table()  # the store's base: tracking and view tables (IF NOT EXISTS)
         # a trail made before the column gains it; its rows (NULL) are reckoned from both clocks
+        # (a reset creates the tables again, with the column)
         with self._write() as cursor:  # type: ignore[attr-defined]
             if self.dialect == "postgres":
                 cursor.execute(

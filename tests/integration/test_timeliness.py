@@ -398,8 +398,8 @@ def test_held_events_are_counted_for_the_agency_that_recorded_them(
 
 def test_the_stored_recording_delay_is_the_delay_of_both_clocks(any_container: Container) -> None:
     """Each audit-trail row keeps its recording delay in microseconds (what the timeliness
-    figures count and rank); rows written before that column existed (NULL) are reckoned from
-    both clocks, giving the same figures."""
+    figures count and rank); a trail made before that column gains it at start, and its rows
+    (NULL) are reckoned from both clocks, giving the same figures."""
     import random
 
     rng = random.Random(7)
@@ -438,7 +438,13 @@ def test_the_stored_recording_delay_is_the_delay_of_both_clocks(any_container: C
         ]
 
     stored = figures()
-    with audit._write() as cursor:  # as a trail made before the column
-        cursor.execute(f"UPDATE {audit.t('audit_trail')} SET recording_delay_us = NULL")
+    with audit._write() as cursor:  # a trail made before the column, opened by this code
+        cursor.execute(f"ALTER TABLE {audit.t('audit_trail')} DROP COLUMN recording_delay_us")
+    audit.create_table()
+    with audit.read() as tx:
+        assert {
+            r["recording_delay_us"]
+            for r in tx.execute(f"SELECT recording_delay_us FROM {audit.t('audit_trail')}")
+        } == {None}
     assert figures() == stored
     assert any(row[2] for row in stored)
