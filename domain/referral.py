@@ -492,9 +492,16 @@ class Referral(Aggregate):
         """The agencies that touched the case: recorded an event, held it or were addressed
         (a snapshot taken before `touched` existed knows only the opener, holder and Centre)."""
         known = self.__dict__.get("touched") or []
-        return frozenset(
-            a for a in (*known, self.opened_by, self.holder_agency_id, self.centre_id) if a
+        return frozenset(a for a in (*known, *self._named_posters()) if a)
+
+    def _has_part(self, agency_id: str) -> bool:
+        """`agency_id in posters_in_scope()`, without building the set (every post asks)."""
+        return agency_id in (self.__dict__.get("touched") or ()) or (
+            agency_id in self._named_posters()
         )
+
+    def _named_posters(self) -> tuple[str | None, ...]:
+        return (self.opened_by, self.holder_agency_id, self.centre_id)
 
     def check_poster_in_scope(
         self, agency_id: str, reference: ReferenceData, wire_type: str | None = None
@@ -507,11 +514,7 @@ class Referral(Aggregate):
         agency = reference.agencies.get(agency_id)
         if agency is None:
             raise InvalidEventError("AGENCY_UNKNOWN", "agency_id", value=agency_id)
-        if agency_id in (self.__dict__.get("touched") or ()) or agency_id in (
-            self.opened_by,
-            self.holder_agency_id,
-            self.centre_id,
-        ):  # `posters_in_scope`, without building the set (every post asks)
+        if self._has_part(agency_id):
             return
         if agency.kind in OVERSIGHT_KINDS:
             if agency.province == self.province(reference):

@@ -171,24 +171,7 @@ class AuditTrailView(ProjectionView):
         super().create_table()  # the store's base: tracking and view tables (IF NOT EXISTS)
         # a trail made before the column gains it; its rows (NULL) are reckoned from both clocks
         # (a reset creates the tables again, with the column)
-        with self._write() as cursor:  # type: ignore[attr-defined]
-            if self.dialect == "postgres":
-                cursor.execute(
-                    "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND "
-                    "table_name = 'audit_trail' AND column_name = 'recording_delay_us'",
-                    (self._schema,),  # type: ignore[attr-defined]
-                )
-                if cursor.fetchone() is None:
-                    cursor.execute(
-                        f"ALTER TABLE {self.t('audit_trail')} "
-                        "ADD COLUMN IF NOT EXISTS recording_delay_us BIGINT"
-                    )
-            else:
-                columns = {
-                    row[1] for row in cursor.execute("PRAGMA table_info(audit_trail)").fetchall()
-                }
-                if "recording_delay_us" not in columns:
-                    cursor.execute("ALTER TABLE audit_trail ADD COLUMN recording_delay_us BIGINT")
+        self._add_column_if_missing("audit_trail", "recording_delay_us", "BIGINT")
 
     # -- writes (inside the projection's transaction) -------------------------------------------
     def load_head(self, tx: Any) -> tuple[int, bytes, int | None]:
@@ -732,9 +715,7 @@ class AuditTrail(Projection[AuditTrailView]):
                         digest,
                         case_chain,
                         global_chain,
-                        None
-                        if occurred is None or occurred_value is None
-                        else _delay_micro(recorded, occurred),
+                        None if occurred_value is None else _delay_micro(recorded, occurred),
                     )
                 )
                 last_position = item.position

@@ -195,25 +195,7 @@ class ComplianceView(ProjectionView):
     def _create_view_tables(self) -> None:
         super()._create_view_tables()  # type: ignore[misc]  # the store's base (PostgreSQL/SQLite)
         # a view made before issue 14 gains the `basis` column (its rows: basis unknown, NULL)
-        with self._write() as cursor:  # type: ignore[attr-defined]
-            if self.dialect == "postgres":
-                cursor.execute(
-                    "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND "
-                    "table_name = 'compliance_verdict' AND column_name = 'basis'",
-                    (self._schema,),
-                )  # type: ignore[attr-defined]
-                if cursor.fetchone() is None:
-                    cursor.execute(
-                        f"ALTER TABLE {self.t('compliance_verdict')} "
-                        "ADD COLUMN IF NOT EXISTS basis TEXT"
-                    )
-            else:
-                columns = {
-                    row[1]
-                    for row in cursor.execute("PRAGMA table_info(compliance_verdict)").fetchall()
-                }
-                if "basis" not in columns:
-                    cursor.execute("ALTER TABLE compliance_verdict ADD COLUMN basis TEXT")
+        self._add_column_if_missing("compliance_verdict", "basis", "TEXT")
 
     # -- writes -------------------------------------------------------------------------------
     def add_facts(self, tx: Any, facts: list[tuple[str, StoredFact]]) -> None:

@@ -342,6 +342,26 @@ class ProjectionView(TrackingRecorder, ABC):
 
     _for_update: ClassVar[str] = ""
 
+    def _add_column_if_missing(self, table: str, column: str, sql_type: str) -> None:
+        """A column added after the view's first release, for a store made before it (its
+        rows get NULL). Looked up first: even with IF NOT EXISTS, PostgreSQL's ALTER takes a
+        lock on the table and would wait behind another worker's open page (issue 19)."""
+        with self._write() as cursor:
+            if self.dialect == "postgres":
+                cursor.execute(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND "
+                    "table_name = %s AND column_name = %s",
+                    (getattr(self, "_schema", None), table, column),
+                )
+                if cursor.fetchone() is None:
+                    cursor.execute(
+                        f"ALTER TABLE {self.t(table)} ADD COLUMN IF NOT EXISTS {column} {sql_type}"
+                    )
+            else:
+                found = {row[1] for row in cursor.execute(f"PRAGMA table_info({table})").fetchall()}
+                if column not in found:
+                    cursor.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+
     # -- quarantine (see projections/quarantine.py) ---------------------------------------------
     def _quarantine_ddl(self) -> tuple[str, ...]:
         ts = "TIMESTAMPTZ" if self.dialect == "postgres" else "TEXT"
@@ -521,6 +541,7 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
         self.tracking_table = f"{name}_tracking"
         super().__init__(datastore, tracking_table_name=self.tracking_table, **kwargs)
         self._schema = datastore.schema
+        self._column_type_cache: dict[str, dict[str, str]] = {}  # table -> column -> type
 
     def t(self, table: str) -> str:
         return f'"{self._schema}"."{table}"'
@@ -615,8 +636,7 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
 
     def _column_types(self, cursor: Any, table: str, again: bool = False) -> dict[str, str]:
         """The table's column types as PostgreSQL writes them (read once per table)."""
-        cache: dict[str, dict[str, str]] = self.__dict__.setdefault("_column_type_cache", {})
-        found = None if again else cache.get(table)
+        found = None if again else self._column_type_cache.get(table)
         if found is None:
             with cursor.connection.cursor(row_factory=tuple_row) as tuples:
                 tuples.execute(
@@ -624,7 +644,8 @@ class PostgresProjectionView(ProjectionView, PostgresTrackingRecorder):
                     "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
                     (self.t(table),),
                 )
-                found = cache[table] = {name: kind for name, kind in tuples.fetchall()}
+                found = {name: kind for name, kind in tuples.fetchall()}
+                self._column_type_cache[table] = found
         return found
 
     def _insert(
